@@ -1,0 +1,94 @@
+// Command-line options of the side-by-side comparison.
+
+import { TARGETS, type TargetName } from "./cluster.ts";
+import { WORKLOADS, type Workload } from "./workloads.ts";
+
+export interface Options {
+  repeats: number;
+  seconds: number;
+  /** Seconds per warm-up run (also calibrates redis-benchmark's -n). */
+  warmSeconds: number;
+  quick: boolean;
+  workloads: Workload[];
+  targets: TargetName[];
+  mcloadProcs: number;
+  /** Where RESULTS.md and results.svg go; null = bench/ for a full run, the run folder otherwise. */
+  out: string | null;
+}
+
+export const USAGE = `usage: bun run bench:compare [options]
+  --repeats N        repeats of every (workload, target) run (default 3; --quick: 1)
+  --duration S       seconds per run (default 3; --quick: 1)
+  --quick            smoke test: the quick workloads, 1 repeat, 1 s runs (under 2 minutes)
+  --only A,B         only these workloads (names or prefixes, e.g. redis-get-p16,mc-)
+  --targets A,B      among ${TARGETS.join(",")} (default all; buncracker is skipped when it cannot start)
+  --gen-procs N      Bun processes per mcload run (default 1)
+  --out DIR          write RESULTS.md and results.svg there (default: bench/ for a full run of
+                     every workload, the run's temporary folder otherwise)
+  --list             list the workloads and exit
+workloads: ${WORKLOADS.map((w) => w.name).join(" ")}`;
+
+function positive(name: string, value: string | undefined): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isFinite(n) || n <= 0) throw new Error(`${name} needs a positive number, got ${value ?? "nothing"}`);
+  return n;
+}
+
+export function parseOptions(argv: string[]): Options | "list" {
+  let repeats: number | null = null;
+  let seconds: number | null = null;
+  let quick = false;
+  let only: string[] | null = null;
+  let targets: TargetName[] = [...TARGETS];
+  let mcloadProcs = 1;
+  let out: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string | undefined => argv[++i];
+    switch (arg) {
+      case "--repeats":
+        repeats = Math.round(positive(arg, value()));
+        break;
+      case "--duration":
+        seconds = positive(arg, value());
+        break;
+      case "--quick":
+        quick = true;
+        break;
+      case "--only":
+        only = (value() ?? "").split(",").filter(Boolean);
+        break;
+      case "--targets": {
+        const names = (value() ?? "").split(",").filter(Boolean);
+        const unknown = names.filter((n) => !TARGETS.includes(n as TargetName));
+        if (unknown.length > 0 || names.length === 0) throw new Error(`--targets: unknown target(s) ${unknown.join(",")}`);
+        targets = TARGETS.filter((t) => names.includes(t));
+        break;
+      }
+      case "--gen-procs":
+        mcloadProcs = Math.round(positive(arg, value()));
+        break;
+      case "--out":
+        out = value() ?? null;
+        break;
+      case "--list":
+        return "list";
+      default:
+        throw new Error(`unknown option ${arg}`);
+    }
+  }
+  const workloads = WORKLOADS.filter((w) =>
+    only !== null ? only.some((o) => w.name === o || w.name.startsWith(o)) : !quick || w.quick,
+  );
+  if (workloads.length === 0) throw new Error(`--only ${only?.join(",")}: no such workload`);
+  return {
+    repeats: repeats ?? (quick ? 1 : 3),
+    seconds: seconds ?? (quick ? 1 : 3),
+    warmSeconds: quick ? 0.5 : 1,
+    quick,
+    workloads,
+    targets,
+    mcloadProcs,
+    out,
+  };
+}

@@ -1,0 +1,96 @@
+// RESP codec microbenchmarks (mitata): parsing typical requests and replies (16-byte keys,
+// 32-byte values), and a 10-key MGET split over 4 servers and merged. Reports only.
+//   bun bench/micro/redis.bench.ts
+
+import { bench, do_not_optimize, group, run } from "mitata";
+import { ByteWriter } from "../../src/core/bytes.ts";
+import { Req, Rsp, type Split } from "../../src/proto/codec.ts";
+import { redisCodec } from "../../src/proto/redis/index.ts";
+
+const enc = new TextEncoder();
+const SERVERS = 4;
+const VALUE = "v".repeat(32);
+const key = (i: number): string => `key:${String(i).padStart(12, "0")}`;
+
+function command(...args: string[]): Uint8Array {
+  return enc.encode(`*${args.length}\r\n${args.map((a) => `$${a.length}\r\n${a}\r\n`).join("")}`);
+}
+
+const bulk = (v: string): string => `$${v.length}\r\n${v}\r\n`;
+
+const GET = command("GET", key(1));
+const SET = command("SET", key(1), VALUE);
+const PIPELINE = enc.encode(Array.from({ length: 16 }, (_, i) => new TextDecoder().decode(command("GET", key(i)))).join(""));
+const MGET = command("MGET", ...Array.from({ length: 10 }, (_, i) => key(i)));
+
+const REPLIES: Record<string, Uint8Array> = {
+  "+OK": enc.encode("+OK\r\n"),
+  ":1": enc.encode(":1\r\n"),
+  "$-1 (miss)": enc.encode("$-1\r\n"),
+  "$32 (hit)": enc.encode(bulk(VALUE)),
+  "*10 of $32 (MGET)": enc.encode(`*10\r\n${bulk(VALUE).repeat(10)}`),
+};
+
+const req = new Req();
+const rsp = new Rsp();
+const out = new ByteWriter(4096);
+
+/** The 10-key MGET split like the core splits it: key i to server i % 4, one fragment each. */
+function splitMget(): { split: Split; fragKeys: Int32Array[] } {
+  redisCodec.parseRequest(MGET, 0, MGET.length, req);
+  const n = req.nkeys;
+  const keyFrag = Int32Array.from({ length: n }, (_, i) => i % SERVERS);
+  const fragKeys = Array.from({ length: SERVERS }, (_, f) => Int32Array.from({ length: n }, (_, i) => i).filter((i) => i % SERVERS === f));
+  const frags = fragKeys.map((keys) => enc.encode(`*${keys.length}\r\n${bulk(VALUE).repeat(keys.length)}`));
+  const split: Split = {
+    route: req.command!.route,
+    bytes: MGET,
+    argStart: req.argStart.slice(0, req.nargs),
+    argEnd: req.argEnd.slice(0, req.nargs),
+    keyArg: req.keyArg.slice(0, n),
+    nkeys: n,
+    keyFrag,
+    frags,
+  };
+  return { split, fragKeys };
+}
+
+const { split, fragKeys } = splitMget();
+
+group("parse one request", () => {
+  bench("GET (16 B key)", () => do_not_optimize(redisCodec.parseRequest(GET, 0, GET.length, req)));
+  bench("SET (16 B key, 32 B value)", () => do_not_optimize(redisCodec.parseRequest(SET, 0, SET.length, req)));
+  bench("MGET of 10 keys", () => do_not_optimize(redisCodec.parseRequest(MGET, 0, MGET.length, req)));
+  bench("pipeline of 16 GETs (all 16)", () => {
+    for (let p = 0; p < PIPELINE.length; ) p = redisCodec.parseRequest(PIPELINE, p, PIPELINE.length, req);
+  });
+});
+
+group("parse one reply", () => {
+  for (const [name, bytes] of Object.entries(REPLIES)) {
+    bench(name, () => do_not_optimize(redisCodec.parseResponse(bytes, 0, bytes.length, rsp)));
+  }
+});
+
+group("MGET of 10 keys over 4 servers", () => {
+  bench("build the 4 fragments", () => {
+    out.reset();
+    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, keys.length, out);
+  });
+  bench("merge the 4 replies", () => do_not_optimize(redisCodec.merge(split)));
+  bench("parse + build + parse 4 replies + merge", () => {
+    redisCodec.parseRequest(MGET, 0, MGET.length, req);
+    out.reset();
+    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, keys.length, out);
+    for (const reply of split.frags) redisCodec.parseResponse(reply, 0, reply.length, rsp);
+    do_not_optimize(redisCodec.merge(split));
+  });
+});
+
+const { benchmarks } = await run();
+
+// Medians, as a markdown table for bench/README.md.
+const rows: string[] = ["", "| step | median | p99 |", "|---|---|---|"];
+const fmt = (t: number): string => (t >= 1e3 ? `${(t / 1e3).toFixed(2)} µs` : `${t.toFixed(1)} ns`);
+for (const trial of benchmarks) for (const r of trial.runs) if (r.stats) rows.push(`| ${r.name} | ${fmt(r.stats.p50)} | ${fmt(r.stats.p99)} |`);
+console.log(rows.join("\n"));

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what buncracker's tests, demo and benchmarks need and a fresh Debian machine lacks:
+# the Debian packages (real backends and the reference nutcracker), the npm packages (Bun is one)
+# and the WASM build. Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v memcached >/dev/null || need+=(memcached)
+command -v memcaslap >/dev/null || need+=(libmemcached-tools)
+[ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  # Debian starts packaged daemons on install; the project runs its own on free ports.
+  for svc in redis-server memcached nutcracker; do
+    $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+
+[ -x node_modules/.bin/bun ] && [ -d node_modules/yaml ] || npm install --no-audit --no-fund
+[ build/hashkit.wasm -nt assembly ] 2>/dev/null && [ -z "$(find assembly -newer build/hashkit.wasm)" ] \
+  || node_modules/.bin/bun run build:wasm

@@ -1,0 +1,72 @@
+// The typed, frozen configuration the proxy runs on. Produced only by src/conf/load.ts;
+// nothing else in the proxy reads raw YAML.
+
+export const HASH_NAMES = [
+  "one_at_a_time", "md5", "crc16", "crc32", "crc32a", "fnv1_64",
+  "fnv1a_64", "fnv1_32", "fnv1a_32", "hsieh", "murmur", "jenkins",
+] as const; // twemproxy's hash_type_t enum order: the index is the WASM hash id
+export type HashName = (typeof HASH_NAMES)[number];
+
+export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name"] as const;
+export type Distribution = (typeof DISTRIBUTIONS)[number];
+
+/** Where a pool listens or a server lives: TCP host:port or a unix socket path. */
+export interface Address {
+  /** The text as written in the config (e.g. "127.0.0.1:22121", "/tmp/x.sock 0666"). */
+  readonly spec: string;
+  /** Host name or IP (IPv6 without brackets) for TCP; the socket path for unix. */
+  readonly host: string;
+  /** TCP port; 0 for unix sockets. */
+  readonly port: number;
+  readonly unix: boolean;
+  /** Unix listen sockets only: file mode (e.g. 0o666), or null when not given. */
+  readonly perm: number | null;
+}
+
+export interface ServerConfig {
+  readonly addr: Address;
+  readonly weight: number;
+  /** The name given after the weight, or null. */
+  readonly name: string | null;
+  /** Name hashed into the ketama ring and used for sorting: name, else "host:port" as written,
+   *  else "host" when the port is 11211. */
+  readonly effectiveName: string;
+  /** The key of this server in stats output (as twemproxy keys it). */
+  readonly statsName: string;
+  /** "host:port:weight" as written (twemproxy's pname), for logs. */
+  readonly pname: string;
+}
+
+export interface PoolConfig {
+  readonly name: string;
+  readonly listen: Address;
+  readonly hash: HashName;
+  /** Exactly two characters, or null. */
+  readonly hashTag: string | null;
+  readonly distribution: Distribution;
+  /** Request timeout in ms; null waits forever. */
+  readonly timeout: number | null;
+  readonly backlog: number;
+  /** 0 = unlimited. Enforced (twemproxy 0.5.0 ignores it). */
+  readonly clientConnections: number;
+  readonly redis: boolean;
+  readonly redisAuth: string | null;
+  readonly redisDb: number;
+  readonly preconnect: boolean;
+  readonly autoEjectHosts: boolean;
+  readonly serverConnections: number;
+  readonly serverRetryTimeout: number;
+  readonly serverFailureLimit: number;
+  readonly tcpkeepalive: boolean;
+  readonly reuseport: boolean;
+  /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
+   *  Every server index in the proxy (routing, stats, connections) is an index into this array. */
+  readonly servers: readonly ServerConfig[];
+}
+
+export interface Config {
+  /** The file the config was read from (for messages and reload). */
+  readonly file: string;
+  /** In the order they appear in the file. */
+  readonly pools: readonly PoolConfig[];
+}

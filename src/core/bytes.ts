@@ -1,0 +1,137 @@
+// A growable byte buffer: the one way the proxy builds or accumulates bytes
+// (coalesced socket output, split fragments, merged replies).
+//
+// Connection buffers come from a pool of fixed-size chunks (twemproxy's mbufs; `-m` sets the
+// size) and go back to it when emptied, so idle connections hold no buffer and memory falls
+// back after a burst of large values.
+
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+export const bufferPool = {
+  /** Size of a pooled chunk (`-m`, nutcracker's mbuf size). */
+  size: 16384,
+  /** Chunks kept for reuse at most. */
+  max: 4096,
+  free: [] as Uint8Array[],
+
+  get(): Uint8Array {
+    return this.free.pop() ?? new Uint8Array(this.size);
+  },
+
+  put(b: Uint8Array): void {
+    if (b.length === this.size && this.free.length < this.max) this.free.push(b);
+  },
+
+  setSize(size: number): void {
+    this.size = size;
+    this.free.length = 0;
+  },
+};
+
+export class ByteWriter {
+  buf: Uint8Array;
+  len = 0;
+
+  /** capacity 0: start empty and take chunks from the pool on first use. */
+  constructor(capacity = 0) {
+    this.buf = capacity === 0 ? EMPTY : new Uint8Array(capacity);
+  }
+
+  /** Make room for n more bytes. */
+  reserve(n: number): void {
+    const need = this.len + n;
+    if (need <= this.buf.length) return;
+    if (this.buf.length === 0 && need <= bufferPool.size) {
+      this.buf = bufferPool.get();
+      return;
+    }
+    let cap = Math.max(this.buf.length * 2, bufferPool.size);
+    while (cap < need) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    bufferPool.put(this.buf);
+    this.buf = next;
+  }
+
+  /** Drop the first n bytes (after a partial socket write). */
+  consume(n: number): void {
+    if (n >= this.len) {
+      this.len = 0;
+      return;
+    }
+    this.buf.copyWithin(0, n, this.len);
+    this.len -= n;
+  }
+
+  /** When empty, give the buffer back to the pool (or to the GC when oversized). */
+  release(): void {
+    if (this.len !== 0 || this.buf.length === 0) return;
+    bufferPool.put(this.buf);
+    this.buf = EMPTY;
+  }
+
+  bytes(src: Uint8Array, start = 0, end = src.length): void {
+    const n = end - start;
+    this.reserve(n);
+    this.buf.set(n === src.length ? src : src.subarray(start, end), this.len);
+    this.len += n;
+  }
+
+  byte(b: number): void {
+    this.reserve(1);
+    this.buf[this.len++] = b;
+  }
+
+  /** ASCII/UTF-8 text: for headers and proxy-made replies, never for payloads. */
+  text(s: string): void {
+    this.reserve(s.length * 3);
+    this.len += encoder.encodeInto(s, this.buf.subarray(this.len)).written;
+  }
+
+  /** A non-negative or negative integer in decimal, without allocating a string. */
+  int(n: number): void {
+    if (n < 0) {
+      this.byte(45);
+      n = -n;
+    }
+    if (n < 10) {
+      this.byte(48 + n);
+      return;
+    }
+    let digits = 0;
+    for (let t = n; t >= 1; t = Math.floor(t / 10)) digits++;
+    this.reserve(digits);
+    let p = this.len + digits;
+    this.len = p;
+    while (digits-- > 0) {
+      this.buf[--p] = 48 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+  }
+
+  crlf(): void {
+    this.reserve(2);
+    this.buf[this.len++] = 13;
+    this.buf[this.len++] = 10;
+  }
+
+  /** A copy of the content (the writer may then be reset and reused). */
+  take(): Uint8Array {
+    const out = this.buf.slice(0, this.len);
+    this.len = 0;
+    return out;
+  }
+
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+
+  reset(): void {
+    this.len = 0;
+  }
+}
+
+export function ascii(s: string): Uint8Array {
+  return encoder.encode(s);
+}

@@ -1,0 +1,140 @@
+// One client connection: parses its requests, owns its reply queue (one slot per request, in
+// request order) and writes the filled prefix of that queue, coalesced per loop turn.
+
+import type { Socket } from "bun";
+import { FATAL, NEED_MORE, Req } from "../proto/codec.ts";
+import { ByteWriter } from "./bytes.ts";
+import { markDirty, writeOut, type Flushable } from "./flush.ts";
+import { MSG_CLOSE, Msg } from "./msg.ts";
+import type { Pool } from "./pool.ts";
+import { StreamReader } from "./reader.ts";
+
+/** Backpressure: stop reading from a client with this many requests waiting for replies, or
+ *  this many reply bytes it has not read yet; resume below half. */
+export const CLIENT_MAX_QUEUED = 8192;
+export const CLIENT_MAX_OUT_BYTES = 8 << 20;
+
+export class ClientConn extends StreamReader implements Flushable {
+  readonly req = new Req();
+  readonly out = new ByteWriter();
+  dirty = false;
+  /** The socket pushed back: wait for drain before writing again. */
+  blocked = false;
+  paused = false;
+  /** QUIT or a fatal error was read: ignore further input, close after the last reply. */
+  closing = false;
+  closed = false;
+  authed: boolean;
+  /** Reply queue. */
+  first: Msg | null = null;
+  last: Msg | null = null;
+  queued = 0;
+
+  constructor(
+    readonly pool: Pool,
+    readonly socket: Socket<ClientConn>,
+  ) {
+    super();
+    this.authed = pool.cfg.redisAuth === null;
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.closing) return;
+    this.feed(chunk);
+    if (!this.paused && (this.queued > CLIENT_MAX_QUEUED || this.out.len > CLIENT_MAX_OUT_BYTES)) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  protected parse(buf: Uint8Array, pos: number, end: number): number {
+    const codec = this.pool.codec;
+    const req = this.req;
+    while (pos < end) {
+      const next = codec.parseRequest(buf, pos, end, req);
+      if (next === NEED_MORE) {
+        this.need = req.need;
+        return pos;
+      }
+      if (next === FATAL) {
+        this.pool.rejectFatal(this, req.error);
+        return FATAL;
+      }
+      this.pool.dispatch(this, buf, req);
+      if (this.closing) return FATAL;
+      pos = next;
+    }
+    this.need = 0;
+    return pos;
+  }
+
+  /** Append a new reply slot. */
+  enqueue(msg: Msg): void {
+    if (this.last === null) this.first = msg;
+    else this.last.cnext = msg;
+    this.last = msg;
+    this.queued++;
+  }
+
+  /** A slot was filled: write out every filled slot at the head of the queue. */
+  advance(): void {
+    if (this.closed) return;
+    let m = this.first;
+    if (m === null || !m.done) return;
+    const out = this.out;
+    const pool = this.pool;
+    const now = performance.now();
+    do {
+      if (m.reply !== null) out.bytes(m.reply);
+      pool.completed(m, now);
+      this.queued--;
+      if ((m.flags & MSG_CLOSE) !== 0) {
+        // Nothing after a close slot is answered (parsing stopped there).
+        this.closing = true;
+        m = null;
+        break;
+      }
+      m = m.cnext;
+    } while (m !== null && m.done);
+    this.first = m;
+    if (m === null) this.last = null;
+    markDirty(this);
+  }
+
+  /** Fast path: the head slot's reply is buf[start, end): copy it straight to the output. */
+  writeHead(msg: Msg, buf: Uint8Array, start: number, end: number): void {
+    msg.done = true;
+    if (this.closed) return;
+    this.out.bytes(buf, start, end);
+    this.pool.completed(msg, performance.now());
+    this.queued--;
+    const next = msg.cnext;
+    this.first = next;
+    if (next === null) {
+      this.last = null;
+      markDirty(this);
+    } else if (next.done) this.advance();
+    else markDirty(this);
+  }
+
+  flush(): void {
+    if (this.closed || this.blocked) return;
+    if (!writeOut(this.socket, this.out)) {
+      this.blocked = true;
+      return;
+    }
+    if (this.closing && this.first === null) {
+      this.socket.end();
+      return;
+    }
+    if (this.paused && this.queued < CLIENT_MAX_QUEUED / 2) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  onDrain(): void {
+    this.blocked = false;
+    this.flush();
+  }
+}

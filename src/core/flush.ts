@@ -1,0 +1,50 @@
+// Write coalescing. Each Bun socket.write() is one syscall, so connections only append to their
+// output buffer and mark themselves dirty; one flush per event-loop turn writes every dirty
+// connection's buffer with a single write.
+
+import type { Socket } from "bun";
+import type { ByteWriter } from "./bytes.ts";
+
+export interface Flushable {
+  dirty: boolean;
+  flush(): void;
+}
+
+const dirty: Flushable[] = [];
+let scheduled = false;
+
+function flushAll(): void {
+  scheduled = false;
+  // flush() may mark more connections dirty (error replies): the loop sees them too.
+  for (let i = 0; i < dirty.length; i++) {
+    const c = dirty[i]!;
+    c.dirty = false;
+    c.flush();
+  }
+  dirty.length = 0;
+}
+
+export function markDirty(c: Flushable): void {
+  if (c.dirty) return;
+  c.dirty = true;
+  dirty.push(c);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flushAll);
+  }
+}
+
+/** Write out as much of `out` as the socket takes. Returns false when the socket pushed back
+ *  (the rest stays in `out`; the caller waits for `drain`) or is closed. */
+export function writeOut(socket: Socket<any>, out: ByteWriter): boolean {
+  const len = out.len;
+  if (len === 0) return true;
+  const n = socket.write(out.buf, 0, len);
+  if (n === len) {
+    out.len = 0;
+    out.release();
+    return true;
+  }
+  if (n > 0) out.consume(n);
+  return false;
+}

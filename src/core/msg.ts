@@ -1,0 +1,60 @@
+// A request in flight. Every request owns a reply slot in its client's queue from the moment it
+// is parsed; replies fill slots in any order and the client writes out the filled prefix. A
+// split request is a parent slot whose fragments travel to servers as child messages.
+
+import type { Route } from "../proto/codec.ts";
+import type { ClientConn } from "./client.ts";
+import type { Server } from "./server.ts";
+
+/** What a parent remembers to merge its fragments' replies (see Codec.merge). */
+export class SplitState {
+  /** Fragments still waiting for a reply. */
+  pending: number;
+  /** First proxy-made error of any fragment: the whole request gets it. */
+  error: string | null = null;
+  readonly frags: Uint8Array[];
+
+  constructor(
+    readonly route: Route,
+    readonly bytes: Uint8Array,
+    readonly argStart: Int32Array,
+    readonly argEnd: Int32Array,
+    readonly keyArg: Int32Array,
+    readonly nkeys: number,
+    readonly keyFrag: Int32Array,
+    nfrags: number,
+  ) {
+    this.pending = nfrags;
+    this.frags = new Array<Uint8Array>(nfrags);
+  }
+}
+
+export const MSG_SILENT = 1; // memcached noreply: the reply is dropped
+export const MSG_CLOSE = 2; // QUIT or a fatal protocol error: close the client after this reply
+
+export class Msg {
+  /** Next in the client's reply queue. */
+  cnext: Msg | null = null;
+  /** Next in a server connection's queue. */
+  snext: Msg | null = null;
+  done = false;
+  reply: Uint8Array | null = null;
+  flags = 0;
+  /** The split parent of a fragment. */
+  parent: Msg | null = null;
+  fragIndex = 0;
+  split: SplitState | null = null;
+  /** The server the request (or fragment) went to. */
+  server: Server | null = null;
+  /** Request bytes sent upstream (queue stats). */
+  bytes = 0;
+  /** performance.now() when parsed: latency and timeouts. */
+  readonly t0: number;
+
+  constructor(
+    readonly client: ClientConn,
+    t0: number,
+  ) {
+    this.t0 = t0;
+  }
+}

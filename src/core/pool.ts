@@ -1,0 +1,441 @@
+// A server pool: its listener, its clients, its servers and the routing between them. This is
+// where a parsed request becomes a forwarded message, a set of fragments, or a local reply.
+
+import { chmodSync, unlinkSync } from "node:fs";
+import type { Socket, SocketListener } from "bun";
+import type { PoolConfig } from "../conf/types.ts";
+import { LOG_INFO, log } from "../log.ts";
+import { Route, type Codec, type Req } from "../proto/codec.ts";
+import { Router } from "../route/router.ts";
+import type { PoolStats, ProxyStats } from "../stats/store.ts";
+import { P, S } from "../stats/table.ts";
+import { ascii } from "./bytes.ts";
+import { ClientConn } from "./client.ts";
+import { MSG_CLOSE, MSG_SILENT, Msg, SplitState } from "./msg.ts";
+import { Server } from "./server.ts";
+
+const CRLF = "\r\n";
+
+export class Pool {
+  readonly servers: Server[];
+  readonly router: Router;
+  readonly clients = new Set<ClientConn>();
+  private listener: SocketListener<ClientConn> | null = null;
+  private readonly authBytes: Uint8Array | null;
+  /** Proxy-made error replies by reason (a handful of distinct texts). */
+  private readonly errorReplies = new Map<string, Uint8Array>();
+  // Split scratch, reused by every request of the pool.
+  private keyServer = new Int32Array(64);
+  private fragKeys = new Int32Array(64);
+  private readonly fragOf: Int32Array;
+  private readonly fragServer: Int32Array;
+
+  constructor(
+    readonly cfg: PoolConfig,
+    readonly codec: Codec,
+    readonly stats: PoolStats,
+    private readonly proxyStats: ProxyStats,
+  ) {
+    this.router = new Router(cfg);
+    this.servers = cfg.servers.map((s, i) => new Server(this, i, s, stats.servers[i]!));
+    this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
+    this.fragOf = new Int32Array(cfg.servers.length);
+    this.fragServer = new Int32Array(cfg.servers.length);
+  }
+
+  // ---- listening and clients ----
+
+  listen(reusePort: boolean): void {
+    const pool = this;
+    const socket = {
+      binaryType: "uint8array" as const,
+      open(s: Socket<ClientConn>) {
+        pool.accept(s);
+      },
+      data(s: Socket<ClientConn>, chunk: Uint8Array) {
+        s.data?.onData(chunk);
+      },
+      drain(s: Socket<ClientConn>) {
+        s.data?.onDrain();
+      },
+      close(s: Socket<ClientConn>, err?: Error) {
+        if (s.data !== undefined) pool.disconnected(s.data, err);
+      },
+      error(s: Socket<ClientConn>, err: Error) {
+        if (s.data !== undefined) pool.disconnected(s.data, err);
+      },
+    };
+    const l = this.cfg.listen;
+    if (l.unix) {
+      try {
+        unlinkSync(l.host);
+      } catch {
+        // no stale socket file
+      }
+      this.listener = Bun.listen<ClientConn>({ unix: l.host, socket });
+      if (l.perm !== null) chmodSync(l.host, l.perm);
+    } else {
+      this.listener = Bun.listen<ClientConn>({
+        hostname: l.host,
+        port: l.port,
+        socket,
+        ...(reusePort || this.cfg.reuseport ? { reusePort: true } : {}),
+      } as Parameters<typeof Bun.listen<ClientConn>>[0]);
+    }
+    log.notice(`pool '${this.cfg.name}' listening on ${l.spec}`);
+  }
+
+  get listening(): boolean {
+    return this.listener !== null;
+  }
+
+  /** Stop accepting new clients (drain, shutdown). */
+  stopListening(): void {
+    this.listener?.stop(false);
+    this.listener = null;
+    if (this.cfg.listen.unix) {
+      try {
+        unlinkSync(this.cfg.listen.host);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  preconnect(): void {
+    for (const s of this.servers) for (let i = 0; i < s.conns.length; i++) s.open(i);
+  }
+
+  private accept(s: Socket<ClientConn>): void {
+    const limit = this.cfg.clientConnections;
+    if (limit > 0 && this.clients.size >= limit) {
+      this.stats.counters[P.client_refused]!++;
+      s.write(this.errorReply("max client connections reached"));
+      s.end();
+      return;
+    }
+    const c = new ClientConn(this, s);
+    s.data = c;
+    s.setNoDelay(true);
+    this.clients.add(c);
+    this.stats.counters[P.client_connections]!++;
+    this.proxyStats.totalConnections++;
+    this.proxyStats.currConnections++;
+  }
+
+  private disconnected(c: ClientConn, err?: Error): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.clients.delete(c);
+    c.out.len = 0;
+    c.out.release();
+    const counters = this.stats.counters;
+    counters[P.client_connections]!--;
+    if (err === undefined) counters[P.client_eof]!++;
+    else counters[P.client_err]!++;
+    this.proxyStats.currConnections--;
+  }
+
+  // ---- requests ----
+
+  dispatch(c: ClientConn, buf: Uint8Array, req: Req): void {
+    const msg = new Msg(c, performance.now());
+    c.enqueue(msg);
+    if (req.error !== null) {
+      this.stats.counters[P.request_errors]!++;
+      this.local(msg, ascii(req.error + CRLF));
+      return;
+    }
+    const route = req.command!.route;
+    if (!c.authed && route !== Route.Auth && route !== Route.Quit) {
+      this.local(msg, this.codec.noAuth);
+      return;
+    }
+    switch (route) {
+      case Route.Key:
+        this.forward(msg, this.routeKey(buf, req, 0), buf, req);
+        return;
+      case Route.Get:
+      case Route.Sum:
+      case Route.Set:
+        if (req.nkeys === 1) this.forward(msg, this.routeKey(buf, req, 0), buf, req);
+        else this.split(msg, buf, req, route);
+        return;
+      case Route.Any:
+        this.forward(msg, this.anyLiveServer(), buf, req);
+        return;
+      case Route.Ping:
+        this.local(msg, this.codec.pong);
+        return;
+      case Route.Quit:
+        msg.flags |= MSG_CLOSE;
+        c.closing = true;
+        this.local(msg, null);
+        return;
+      case Route.Auth:
+        this.auth(c, msg, buf, req);
+        return;
+    }
+  }
+
+  /** A request the stream cannot recover from: reply, then close after earlier replies. */
+  rejectFatal(c: ClientConn, error: string | null): void {
+    const msg = new Msg(c, performance.now());
+    c.enqueue(msg);
+    msg.flags |= MSG_CLOSE;
+    c.closing = true;
+    this.stats.counters[P.request_errors]!++;
+    this.local(msg, error === null ? null : ascii(error + CRLF));
+  }
+
+  private auth(c: ClientConn, msg: Msg, buf: Uint8Array, req: Req): void {
+    const want = this.authBytes;
+    if (want === null) {
+      this.local(msg, this.codec.authNotSet);
+      return;
+    }
+    const s = req.argStart[1]!;
+    const n = req.argEnd[1]! - s;
+    let ok = n === want.length;
+    for (let i = 0; ok && i < n; i++) ok = buf[s + i] === want[i];
+    if (ok) c.authed = true;
+    this.local(msg, ok ? this.codec.authOk : this.codec.authInvalid);
+  }
+
+  private local(msg: Msg, reply: Uint8Array | null): void {
+    this.stats.counters[P.requests_local]!++;
+    msg.reply = reply;
+    msg.done = true;
+    msg.client.advance();
+  }
+
+  /** Server index for key i, -1 when none. */
+  private routeKey(buf: Uint8Array, req: Req, i: number): number {
+    return this.router.route(buf, req.keyStart(i), req.keyEnd(i));
+  }
+
+  private anyLiveServer(): number {
+    const servers = this.servers;
+    for (let i = 0; i < servers.length; i++) if (!servers[i]!.ejected) return i;
+    return -1;
+  }
+
+  /** Forward the whole request to server `index`. */
+  private forward(msg: Msg, index: number, buf: Uint8Array, req: Req): void {
+    const server = this.target(msg, index, buf, req, 0);
+    if (server === null) return;
+    const conn = server.conn();
+    const out = conn.out;
+    const before = out.len;
+    if (req.noreply) {
+      msg.flags |= MSG_SILENT;
+      this.codec.buildForward(buf, req, out);
+    } else out.bytes(buf, req.start, req.end);
+    msg.bytes = out.len - before;
+    msg.server = server;
+    conn.push(msg);
+  }
+
+  /** The live server at `index`, or null after failing msg with the reason there is none. */
+  private target(msg: Msg, index: number, buf: Uint8Array, req: Req, key: number): Server | null {
+    if (index >= 0) {
+      const server = this.servers[index]!;
+      if (!server.ejected) return server;
+    } else if (this.cfg.distribution === "server_name") {
+      const part = this.router.routingPart(buf, req.keyStart(key), req.keyEnd(key));
+      this.fail(
+        msg,
+        `no server named '${new TextDecoder().decode(part)}' in pool '${this.cfg.name}'`,
+      );
+      return null;
+    }
+    this.fail(msg, "Connection refused");
+    return null;
+  }
+
+  /** Route every key; forward whole when they share a server, else one fragment per server. */
+  private split(msg: Msg, buf: Uint8Array, req: Req, route: Route): void {
+    const n = req.nkeys;
+    if (this.keyServer.length < n) {
+      this.keyServer = new Int32Array(n * 2);
+      this.fragKeys = new Int32Array(n * 2);
+    }
+    const keyServer = this.keyServer;
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      const idx = this.routeKey(buf, req, i);
+      if (idx < 0 || this.servers[idx]!.ejected) {
+        this.target(msg, idx, buf, req, i);
+        return;
+      }
+      keyServer[i] = idx;
+      if (idx !== keyServer[0]) same = false;
+    }
+    if (same) {
+      this.forward(msg, keyServer[0]!, buf, req);
+      return;
+    }
+    const fragOf = this.fragOf;
+    fragOf.fill(-1);
+    const keyFrag = new Int32Array(n);
+    let nfrags = 0;
+    for (let i = 0; i < n; i++) {
+      const s = keyServer[i]!;
+      let f = fragOf[s]!;
+      if (f < 0) {
+        f = fragOf[s] = nfrags++;
+        this.fragServer[f] = s;
+      }
+      keyFrag[i] = f;
+    }
+    const base = req.start;
+    const argStart = req.argStart.slice(0, req.nargs);
+    const argEnd = req.argEnd.slice(0, req.nargs);
+    for (let i = 0; i < req.nargs; i++) {
+      argStart[i]! -= base;
+      argEnd[i]! -= base;
+    }
+    msg.split = new SplitState(
+      route,
+      buf.subarray(req.start, req.end),
+      argStart,
+      argEnd,
+      req.keyArg.slice(0, n),
+      n,
+      keyFrag,
+      nfrags,
+    );
+    this.stats.counters[P.fragments]! += nfrags;
+    const keys = this.fragKeys;
+    for (let f = 0; f < nfrags; f++) {
+      let m = 0;
+      for (let i = 0; i < n; i++) if (keyFrag[i] === f) keys[m++] = i;
+      const server = this.servers[this.fragServer[f]!]!;
+      const child = new Msg(msg.client, msg.t0);
+      child.parent = msg;
+      child.fragIndex = f;
+      child.server = server;
+      const conn = server.conn();
+      const before = conn.out.len;
+      this.codec.buildFragment(buf, req, keys, m, conn.out);
+      child.bytes = conn.out.len - before;
+      conn.push(child);
+    }
+  }
+
+  // ---- replies ----
+
+  /** buf[start, end) is the server's complete reply to msg. */
+  reply(msg: Msg, buf: Uint8Array, start: number, end: number): void {
+    const parent = msg.parent;
+    if (parent !== null) {
+      const split = parent.split!;
+      split.frags[msg.fragIndex] = buf.subarray(start, end);
+      if (--split.pending === 0) this.finishSplit(parent);
+      return;
+    }
+    const c = msg.client;
+    if ((msg.flags & MSG_SILENT) !== 0) {
+      msg.done = true;
+      c.advance();
+    } else if (c.first === msg) {
+      c.writeHead(msg, buf, start, end);
+    } else {
+      msg.reply = buf.subarray(start, end);
+      msg.done = true;
+    }
+  }
+
+  /** msg (or fragment) gets a proxy-made error instead of a server reply. */
+  fail(msg: Msg, reason: string): void {
+    this.stats.counters[P.forward_error]!++;
+    const parent = msg.parent;
+    if (parent !== null) {
+      const split = parent.split!;
+      split.error ??= reason;
+      if (--split.pending === 0) this.finishSplit(parent);
+      return;
+    }
+    msg.reply = (msg.flags & MSG_SILENT) !== 0 ? null : this.errorReply(reason);
+    msg.done = true;
+    msg.client.advance();
+  }
+
+  private finishSplit(parent: Msg): void {
+    const split = parent.split!;
+    parent.reply = split.error !== null ? this.errorReply(split.error) : this.codec.merge(split);
+    parent.split = null;
+    parent.done = true;
+    parent.client.advance();
+  }
+
+  private errorReply(reason: string): Uint8Array {
+    let r = this.errorReplies.get(reason);
+    if (r === undefined) {
+      r = this.codec.errorReply(reason);
+      if (this.errorReplies.size < 64) this.errorReplies.set(reason, r);
+    }
+    return r;
+  }
+
+  /** A reply slot was written to its client. */
+  completed(msg: Msg, now: number): void {
+    void msg;
+    void now;
+  }
+
+  // ---- server health ----
+
+  /** A connection error, EOF, timeout or failure reply (auto_eject_hosts). */
+  serverFailed(server: Server): void {
+    const cfg = this.cfg;
+    if (!cfg.autoEjectHosts || server.ejected) return;
+    if (++server.failures < cfg.serverFailureLimit) return;
+    server.failures = 0;
+    server.ejected = true;
+    this.stats.counters[P.server_ejects]!++;
+    server.stats.counters[S.server_ejected_at] = Date.now() * 1000;
+    log.warn(
+      `server ${server.cfg.pname} of pool '${cfg.name}' ejected for ${cfg.serverRetryTimeout} ms`,
+    );
+    this.rebuild();
+    setTimeout(() => this.retry(server), cfg.serverRetryTimeout).unref();
+  }
+
+  private retry(server: Server): void {
+    server.ejected = false;
+    if (log.level >= LOG_INFO) log.info(`server ${server.cfg.pname} back in pool '${this.cfg.name}'`);
+    this.rebuild();
+  }
+
+  private rebuild(): void {
+    const live = new Uint8Array(this.servers.length);
+    for (let i = 0; i < live.length; i++) live[i] = this.servers[i]!.ejected ? 0 : 1;
+    this.router.setLive(live);
+  }
+
+  /** Requests with no reply after `timeout` ms close their server connection. */
+  checkTimeouts(now: number): void {
+    const timeout = this.cfg.timeout;
+    if (timeout === null) return;
+    for (const server of this.servers) {
+      for (const conn of server.conns) {
+        const head = conn?.first;
+        if (head != null && now - head.t0 > timeout) conn!.timedOut();
+      }
+    }
+  }
+
+  /** Requests still waiting for replies, over all clients. */
+  get inFlight(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.queued;
+    return n;
+  }
+
+  close(): void {
+    this.stopListening();
+    for (const c of this.clients) c.socket.end();
+    for (const s of this.servers) s.closeAll("Connection closed by proxy");
+  }
+}

@@ -1,0 +1,95 @@
+// Incremental reading shared by client and server connections.
+//
+// Bun hands every `data` callback a freshly allocated buffer, and this reader never writes into
+// bytes it has already handed to the parser: a partial message is carried over into a new
+// buffer, and appends only go past the parsed region. So a subarray of a parsed message stays
+// valid for as long as anyone holds it, and replies can be kept as views instead of copies.
+
+import { FATAL } from "../proto/codec.ts";
+
+/** A peer may announce a huge message; reserve at most this much before its bytes arrive. */
+const MAX_PREALLOCATION = 32 << 20;
+
+function preallocation(need: number): number {
+  return need < MAX_PREALLOCATION ? need : MAX_PREALLOCATION;
+}
+
+export abstract class StreamReader {
+  /** Carried-over bytes of an incomplete message: pending[pendStart, pendEnd). */
+  private pending: Uint8Array | null = null;
+  private pendStart = 0;
+  private pendEnd = 0;
+  /** Absolute size pendStart + need below which parsing cannot progress. */
+  protected need = 0;
+
+  /** Parse complete messages in buf[pos, end); return the position reached. On an incomplete
+   *  message set `this.need` (bytes from the returned position) and return its start. Return
+   *  FATAL when the stream is broken (the connection is then closed by the implementation). */
+  protected abstract parse(buf: Uint8Array, pos: number, end: number): number;
+
+  /** Bytes waiting in the carry-over buffer (for backpressure accounting). */
+  get buffered(): number {
+    return this.pendEnd - this.pendStart;
+  }
+
+  protected feed(chunk: Uint8Array): void {
+    let buf: Uint8Array;
+    let pos: number;
+    let end: number;
+    const pending = this.pending;
+    if (pending === null) {
+      buf = chunk;
+      pos = 0;
+      end = chunk.length;
+    } else {
+      const have = this.pendEnd - this.pendStart;
+      const total = have + chunk.length;
+      if (this.pendStart + total <= pending.length) {
+        pending.set(chunk, this.pendEnd);
+        buf = pending;
+        pos = this.pendStart;
+      } else {
+        // Never move bytes inside a buffer that views may point into: take a new one.
+        const next = new Uint8Array(Math.max(total * 2, preallocation(this.need), 16384));
+        next.set(pending.subarray(this.pendStart, this.pendEnd));
+        next.set(chunk, have);
+        buf = next;
+        pos = 0;
+      }
+      end = pos + total;
+      if (total < this.need) {
+        this.pending = buf;
+        this.pendStart = pos;
+        this.pendEnd = end;
+        return;
+      }
+    }
+    const reached = this.parse(buf, pos, end);
+    if (reached === FATAL) {
+      this.pending = null;
+      return;
+    }
+    if (reached === end) {
+      this.pending = null;
+      this.need = 0;
+      return;
+    }
+    const left = end - reached;
+    if (buf === chunk) {
+      const carry = new Uint8Array(Math.max(left * 2, preallocation(this.need), 16384));
+      carry.set(chunk.subarray(reached, end));
+      this.pending = carry;
+      this.pendStart = 0;
+      this.pendEnd = left;
+    } else {
+      this.pending = buf;
+      this.pendStart = reached;
+      this.pendEnd = end;
+    }
+  }
+
+  protected dropPending(): void {
+    this.pending = null;
+    this.need = 0;
+  }
+}

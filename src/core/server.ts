@@ -1,0 +1,273 @@
+// A backend server and its connections. A connection carries requests of many clients; the
+// backend answers in order, so replies are matched to the queue of messages sent on it.
+
+import type { Socket } from "bun";
+import type { ServerConfig } from "../conf/types.ts";
+import { FATAL, NEED_MORE, Rsp } from "../proto/codec.ts";
+import { LOG_INFO, log } from "../log.ts";
+import { S } from "../stats/table.ts";
+import type { ServerStats } from "../stats/store.ts";
+import { ByteWriter } from "./bytes.ts";
+import { describeError } from "./errors.ts";
+import { markDirty, writeOut, type Flushable } from "./flush.ts";
+import type { Msg } from "./msg.ts";
+import type { Pool } from "./pool.ts";
+import { StreamReader } from "./reader.ts";
+
+export class Server {
+  readonly conns: (ServerConn | null)[];
+  private next = 0;
+  /** Consecutive failures (auto_eject_hosts). */
+  failures = 0;
+  ejected = false;
+
+  constructor(
+    readonly pool: Pool,
+    readonly index: number,
+    readonly cfg: ServerConfig,
+    readonly stats: ServerStats,
+  ) {
+    this.conns = new Array<ServerConnOrNull>(pool.cfg.serverConnections).fill(null);
+  }
+
+  /** A connection for the next request: round robin over server_connections slots, opening
+   *  one when a slot is empty. */
+  conn(): ServerConn {
+    const i = this.next;
+    this.next = i + 1 === this.conns.length ? 0 : i + 1;
+    return this.conns[i] ?? this.open(i);
+  }
+
+  open(slot: number): ServerConn {
+    const c = new ServerConn(this, slot);
+    this.conns[slot] = c;
+    c.connect();
+    return c;
+  }
+
+  closeAll(reason: string): void {
+    for (const c of this.conns) c?.close(reason);
+  }
+}
+
+type ServerConnOrNull = ServerConn | null;
+
+const serverHandlers = {
+  binaryType: "uint8array" as const,
+  open(s: Socket<ServerConn>) {
+    s.data.onOpen(s);
+  },
+  data(s: Socket<ServerConn>, chunk: Uint8Array) {
+    s.data.onData(chunk);
+  },
+  drain(s: Socket<ServerConn>) {
+    s.data.onDrain();
+  },
+  close(s: Socket<ServerConn>, err?: Error) {
+    s.data.onClosed(err);
+  },
+  connectError(s: Socket<ServerConn>, err: Error) {
+    s.data.onClosed(err);
+  },
+  error(s: Socket<ServerConn>, err: Error) {
+    s.data.onClosed(err);
+  },
+};
+
+export class ServerConn extends StreamReader implements Flushable {
+  private socket: Socket<ServerConn> | null = null;
+  readonly out = new ByteWriter();
+  private readonly rsp = new Rsp();
+  dirty = false;
+  private blocked = false;
+  closed = false;
+  /** Messages sent (or queued to send) on this connection, oldest first. */
+  first: Msg | null = null;
+  private last: Msg | null = null;
+  /** Handshake replies (AUTH/SELECT) still to swallow. */
+  private handshake = 0;
+  /** Requests appended since the last complete write (in_queue stats). */
+  private unsent = 0;
+  private unsentBytes = 0;
+
+  constructor(
+    readonly server: Server,
+    private readonly slot: number,
+  ) {
+    super();
+  }
+
+  connect(): void {
+    const pool = this.server.pool;
+    const hs = pool.codec.handshake(pool.cfg);
+    if (hs !== null) {
+      this.out.bytes(hs.bytes);
+      this.handshake = hs.replies;
+    }
+    const addr = this.server.cfg.addr;
+    const opts = addr.unix
+      ? { unix: addr.host, socket: serverHandlers, data: this }
+      : { hostname: addr.host, port: addr.port, socket: serverHandlers, data: this };
+    Bun.connect<ServerConn>(opts as Parameters<typeof Bun.connect<ServerConn>>[0]).catch(
+      (err: Error) => this.onClosed(err),
+    );
+  }
+
+  onOpen(s: Socket<ServerConn>): void {
+    if (this.closed) {
+      s.end();
+      return;
+    }
+    this.socket = s;
+    s.setNoDelay(true);
+    if (this.server.pool.cfg.tcpkeepalive) s.setKeepAlive(true);
+    this.server.stats.counters[S.server_connections]!++;
+    if (log.level >= LOG_INFO) log.info(`connected to server ${this.server.cfg.pname}`);
+    this.flush();
+  }
+
+  /** Queue a request whose bytes were appended to `out`. */
+  push(msg: Msg): void {
+    if (this.last === null) this.first = msg;
+    else this.last.snext = msg;
+    this.last = msg;
+    const c = this.server.stats.counters;
+    c[S.requests]!++;
+    c[S.request_bytes]! += msg.bytes;
+    c[S.in_queue]!++;
+    c[S.in_queue_bytes]! += msg.bytes;
+    this.unsent++;
+    this.unsentBytes += msg.bytes;
+    markDirty(this);
+  }
+
+  flush(): void {
+    const s = this.socket;
+    if (s === null || this.blocked || this.closed) return;
+    if (!writeOut(s, this.out)) {
+      this.blocked = true;
+      return;
+    }
+    if (this.unsent !== 0) {
+      const c = this.server.stats.counters;
+      c[S.in_queue]! -= this.unsent;
+      c[S.in_queue_bytes]! -= this.unsentBytes;
+      c[S.out_queue]! += this.unsent;
+      c[S.out_queue_bytes]! += this.unsentBytes;
+      this.unsent = 0;
+      this.unsentBytes = 0;
+    }
+  }
+
+  onDrain(): void {
+    this.blocked = false;
+    this.flush();
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (!this.closed) this.feed(chunk);
+  }
+
+  protected parse(buf: Uint8Array, pos: number, end: number): number {
+    const codec = this.server.pool.codec;
+    const rsp = this.rsp;
+    const pool = this.server.pool;
+    const counters = this.server.stats.counters;
+    while (pos < end) {
+      const next = codec.parseResponse(buf, pos, end, rsp);
+      if (next === NEED_MORE) {
+        this.need = rsp.need;
+        return pos;
+      }
+      if (next === FATAL) {
+        log.error(`server ${this.server.cfg.pname} sent a malformed reply: ${rsp.error}`);
+        counters[S.server_err]!++;
+        this.close("Invalid response from server", true);
+        return FATAL;
+      }
+      pos = next;
+      if (this.handshake > 0) {
+        this.handshake--;
+        if (rsp.isError) {
+          log.error(
+            `server ${this.server.cfg.pname} refused the connection handshake: ` +
+              new TextDecoder().decode(buf.subarray(rsp.start, next)).trim(),
+          );
+        }
+        continue;
+      }
+      const msg = this.first;
+      if (msg === null) {
+        log.error(`server ${this.server.cfg.pname} sent a reply nobody asked for`);
+        counters[S.server_err]!++;
+        this.close("Invalid response from server", true);
+        return FATAL;
+      }
+      this.first = msg.snext;
+      if (this.first === null) this.last = null;
+      msg.snext = null;
+      counters[S.responses]!++;
+      counters[S.response_bytes]! += next - rsp.start;
+      counters[S.out_queue]!--;
+      counters[S.out_queue_bytes]! -= msg.bytes;
+      if (rsp.failure) pool.serverFailed(this.server);
+      else this.server.failures = 0;
+      pool.reply(msg, buf, rsp.start, next);
+    }
+    this.need = 0;
+    return pos;
+  }
+
+  onClosed(err?: Error): void {
+    if (this.closed) return;
+    const reason = err === undefined ? "Connection reset by peer" : describeError(err);
+    const counters = this.server.stats.counters;
+    if (err === undefined) counters[S.server_eof]!++;
+    else counters[S.server_err]!++;
+    this.close(reason, true);
+  }
+
+  /** A request on this connection got no reply in time. */
+  timedOut(): void {
+    this.server.stats.counters[S.server_timedout]!++;
+    this.close("Connection timed out", true);
+  }
+
+  /** Close the connection; every message still on it gets `reason`. A failure counts toward
+   *  ejection. */
+  close(reason: string, failure = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.server.conns[this.slot] === this) this.server.conns[this.slot] = null;
+    const s = this.socket;
+    this.socket = null;
+    if (s !== null) {
+      this.server.stats.counters[S.server_connections]!--;
+      s.terminate();
+    }
+    if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);
+    this.dropPending();
+    this.out.len = 0;
+    this.out.release();
+    const counters = this.server.stats.counters;
+    counters[S.in_queue]! -= this.unsent;
+    counters[S.in_queue_bytes]! -= this.unsentBytes;
+    let m = this.first;
+    this.first = this.last = null;
+    const pool = this.server.pool;
+    let sentCount = 0;
+    let sentBytes = 0;
+    while (m !== null) {
+      const next = m.snext;
+      m.snext = null;
+      sentCount++;
+      sentBytes += m.bytes;
+      pool.fail(m, reason);
+      m = next;
+    }
+    counters[S.out_queue]! -= sentCount - this.unsent;
+    counters[S.out_queue_bytes]! -= sentBytes - this.unsentBytes;
+    this.unsent = this.unsentBytes = 0;
+    if (failure) pool.serverFailed(this.server);
+  }
+}

@@ -1,0 +1,184 @@
+// The one interface every wire protocol implements (twemproxy's proto/ split): the core
+// (src/core) moves bytes and messages and never looks inside them; a Codec parses requests
+// and responses in place, says how each request is routed, builds split fragments and merges
+// their replies. Parsers are pure functions of bytes: no sockets, no allocation per message
+// beyond the reused Req/Rsp scratch objects.
+
+import type { PoolConfig } from "../conf/types.ts";
+import type { ByteWriter } from "../core/bytes.ts";
+
+/** parseRequest / parseResponse: the message is incomplete; retry when more bytes arrive
+ *  (`need` says how many bytes from the message start are needed at least). */
+export const NEED_MORE = -1;
+/** The stream cannot be trusted any more (broken framing): reply `error` and close. */
+export const FATAL = -2;
+
+/** How the core dispatches a request. One value per command in each protocol's command table. */
+export const Route = {
+  /** Forward the original bytes to the server of key 0 (single-key commands, and multi-key
+   *  commands that twemproxy sends to the first key's server). */
+  Key: 0,
+  /** Split by server; the reply is the values in key order (redis MGET, memcached get/gets/gat/gats). */
+  Get: 1,
+  /** Split by server; the reply sums the integer replies (DEL, UNLINK, TOUCH, EXISTS). */
+  Sum: 2,
+  /** Split key/value pairs by server; the reply is +OK (MSET). */
+  Set: 3,
+  /** No key: forward to any live server (memcached `version`). */
+  Any: 4,
+  /** Answered by the proxy. */
+  Ping: 5,
+  Quit: 6,
+  Auth: 7,
+} as const;
+export type Route = (typeof Route)[keyof typeof Route];
+
+export interface CommandSpec {
+  /** Lowercase command name. */
+  readonly name: string;
+  readonly route: Route;
+}
+
+function grow(a: Int32Array, n: number): Int32Array {
+  if (n < a.length) return a;
+  const b = new Int32Array(Math.max(n + 1, a.length * 2));
+  b.set(a);
+  return b;
+}
+
+/** Scratch result of parseRequest, reused for every request of a connection. All offsets are
+ *  absolute positions in the buffer that was parsed. */
+export class Req {
+  /** The whole request is buf[start, end). */
+  start = 0;
+  end = 0;
+  command: CommandSpec | null = null;
+  /** Arguments: redis: every bulk string, the command name is arg 0. memcached: every token of
+   *  the command line, the command name is arg 0; a storage command's data block is `data`. */
+  nargs = 0;
+  argStart = new Int32Array(16);
+  argEnd = new Int32Array(16);
+  /** Keys, as indexes into the arguments. */
+  nkeys = 0;
+  keyArg = new Int32Array(16);
+  /** memcached storage commands: the data block, without its trailing CRLF. */
+  dataStart = 0;
+  dataEnd = 0;
+  /** memcached: the request carried `noreply` (the core forwards it without, via
+   *  Codec.buildForward, and drops the reply, so the server's reply stream stays in step). */
+  noreply = false;
+  /** With NEED_MORE: bytes from `start` needed before the parse can progress. */
+  need = 0;
+  /** A well-framed request the proxy rejects: the full reply line without CRLF, in the
+   *  protocol's own form ("-ERR unknown command 'x'", "CLIENT_ERROR bad data chunk", "ERROR").
+   *  With FATAL: the reply line sent before the connection is closed. */
+  error: string | null = null;
+
+  reset(start: number): void {
+    this.start = start;
+    this.end = start;
+    this.command = null;
+    this.nargs = 0;
+    this.nkeys = 0;
+    this.noreply = false;
+    this.need = 0;
+    this.error = null;
+  }
+
+  pushArg(start: number, end: number): void {
+    if (this.nargs >= this.argStart.length) {
+      this.argStart = grow(this.argStart, this.nargs);
+      this.argEnd = grow(this.argEnd, this.nargs);
+    }
+    this.argStart[this.nargs] = start;
+    this.argEnd[this.nargs++] = end;
+  }
+
+  pushKey(arg: number): void {
+    if (this.nkeys >= this.keyArg.length) this.keyArg = grow(this.keyArg, this.nkeys);
+    this.keyArg[this.nkeys++] = arg;
+  }
+
+  keyStart(i: number): number {
+    return this.argStart[this.keyArg[i]!]!;
+  }
+
+  keyEnd(i: number): number {
+    return this.argEnd[this.keyArg[i]!]!;
+  }
+}
+
+/** Scratch result of parseResponse. */
+export class Rsp {
+  start = 0;
+  end = 0;
+  need = 0;
+  /** The reply is an error reply (redis `-...`, memcached ERROR / CLIENT_ERROR / SERVER_ERROR). */
+  isError = false;
+  /** The reply says the server is failing (redis -OOM, -BUSY, -LOADING): counts toward ejection. */
+  failure = false;
+  /** With FATAL: what was wrong with the server's bytes (for the log). */
+  error: string | null = null;
+
+  reset(start: number): void {
+    this.start = start;
+    this.end = start;
+    this.need = 0;
+    this.isError = false;
+    this.failure = false;
+    this.error = null;
+  }
+}
+
+/** What the core hands to Codec.merge once every fragment of a split request has replied.
+ *  `bytes` is the original request (copied: it outlives the read buffer), and the offsets in
+ *  argStart/argEnd/keyArg are relative to it. */
+export interface Split {
+  readonly route: Route;
+  readonly bytes: Uint8Array;
+  readonly argStart: Int32Array;
+  readonly argEnd: Int32Array;
+  readonly keyArg: Int32Array;
+  readonly nkeys: number;
+  /** keyFrag[i]: the fragment that carried key i. */
+  readonly keyFrag: Int32Array;
+  /** frags[f]: fragment f's complete reply. None is a proxy-made error (the core answers the
+   *  whole request with that error itself). */
+  readonly frags: Uint8Array[];
+}
+
+export interface Codec {
+  readonly name: "redis" | "memcache";
+
+  /** Parse one request at buf[pos, end). Returns the position after it (req filled; if
+   *  req.error is set the core replies with it and keeps the connection), NEED_MORE or FATAL. */
+  parseRequest(buf: Uint8Array, pos: number, end: number, req: Req): number;
+
+  /** Parse one complete reply at buf[pos, end). Returns the position after it, NEED_MORE or FATAL. */
+  parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number;
+
+  /** Write the sub-request carrying keys keys[0..n) (indexes into req's key list, ascending) of a
+   *  split request. */
+  buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void;
+
+  /** Write the request as it must go upstream when it cannot be forwarded byte for byte
+   *  (a memcached request with `noreply`: sent without it). */
+  buildForward(buf: Uint8Array, req: Req, w: ByteWriter): void;
+
+  /** The client's reply for a split request whose fragments all replied. */
+  merge(split: Split): Uint8Array;
+
+  /** A proxy-made error reply: redis "-ERR <reason>\r\n", memcached "SERVER_ERROR <reason>\r\n". */
+  errorReply(reason: string): Uint8Array;
+
+  /** Bytes to send on every new server connection before any client request (redis AUTH and
+   *  SELECT), and how many replies they produce; null when none. */
+  handshake(pool: PoolConfig): { bytes: Uint8Array; replies: number } | null;
+
+  /** Local replies (redis only; memcached never routes to Ping/Auth). */
+  readonly pong: Uint8Array;
+  readonly authOk: Uint8Array;
+  readonly authInvalid: Uint8Array;
+  readonly authNotSet: Uint8Array;
+  readonly noAuth: Uint8Array;
+}

@@ -1,0 +1,348 @@
+// The redis command table: the one source of truth for every command the proxy knows, its
+// arity, where its keys are, and how it is routed. Arity and key positions follow redis's own
+// `COMMAND` conventions (test/unit/redis-commands.test.ts checks them against a real
+// redis-server): arity N means exactly N arguments counting the name, -N at least N; keys are
+// the arguments firstKey..lastKey (a negative lastKey counts from the end) every keyStep, plus,
+// when numkeysAt > 0, the `numkeys` keys that follow the argument numkeysAt.
+//
+// The commands are twemproxy 0.5.0's plus the newer redis 7 ones. Route Key sends the request to
+// the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
+// must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
+// not serve (it replies "-ERR unsupported command"); a name missing here is unknown.
+
+import { Route, type CommandSpec } from "../codec.ts";
+
+interface KeyPositions {
+  readonly arity: number;
+  readonly firstKey: number;
+  readonly lastKey: number;
+  readonly keyStep: number;
+  readonly numkeysAt: number;
+}
+
+/** A command the proxy serves. */
+export interface SupportedCommand extends CommandSpec, KeyPositions {
+  /** The reply to a call with the wrong number of arguments (redis's own text). */
+  readonly arityError: string;
+}
+
+/** A command the proxy knows but does not serve. */
+export interface UnsupportedCommand extends KeyPositions {
+  readonly name: string;
+  readonly route: null;
+}
+
+export type RedisCommand = SupportedCommand | UnsupportedCommand;
+
+type Row = readonly [name: string, arity: number, route: Route | null, firstKey: number, lastKey: number, keyStep: number, numkeysAt?: number];
+
+const { Key, Get, Sum, Any, Ping, Quit, Auth } = Route;
+const No = null;
+
+// AUTH takes exactly the password here (redis also accepts `AUTH username password`; the
+// proxy has no users). COMMAND and LOLWUT have no key: any server answers them alike.
+const TABLE: readonly Row[] = [
+  // name                 arity route first last step numkeysAt
+  ["acl",                   -2, No,    0,  0, 0],
+  ["append",                 3, Key,   1,  1, 1],
+  ["asking",                 1, No,    0,  0, 0],
+  ["auth",                   2, Auth,  0,  0, 0],
+  ["bgrewriteaof",           1, No,    0,  0, 0],
+  ["bgsave",                -1, No,    0,  0, 0],
+  ["bitcount",              -2, Key,   1,  1, 1],
+  ["bitfield",              -2, Key,   1,  1, 1],
+  ["bitfield_ro",           -2, Key,   1,  1, 1],
+  ["bitop",                 -4, No,    2, -1, 1],
+  ["bitpos",                -3, Key,   1,  1, 1],
+  ["blmove",                 6, No,    1,  2, 1],
+  ["blmpop",                -5, No,    0,  0, 0, 2],
+  ["blpop",                 -3, No,    1, -2, 1],
+  ["brpop",                 -3, No,    1, -2, 1],
+  ["brpoplpush",             4, No,    1,  2, 1],
+  ["bzmpop",                -5, No,    0,  0, 0, 2],
+  ["bzpopmax",              -3, No,    1, -2, 1],
+  ["bzpopmin",              -3, No,    1, -2, 1],
+  ["client",                -2, No,    0,  0, 0],
+  ["cluster",               -2, No,    0,  0, 0],
+  ["command",               -1, Any,   0,  0, 0],
+  ["config",                -2, No,    0,  0, 0],
+  ["copy",                  -3, Key,   1,  2, 1],
+  ["dbsize",                 1, No,    0,  0, 0],
+  ["debug",                 -2, No,    0,  0, 0],
+  ["decr",                   2, Key,   1,  1, 1],
+  ["decrby",                 3, Key,   1,  1, 1],
+  ["del",                   -2, Sum,   1, -1, 1],
+  ["discard",                1, No,    0,  0, 0],
+  ["dump",                   2, Key,   1,  1, 1],
+  ["echo",                   2, No,    0,  0, 0],
+  ["eval",                  -3, Key,   0,  0, 0, 2],
+  ["eval_ro",               -3, Key,   0,  0, 0, 2],
+  ["evalsha",               -3, Key,   0,  0, 0, 2],
+  ["evalsha_ro",            -3, Key,   0,  0, 0, 2],
+  ["exec",                   1, No,    0,  0, 0],
+  ["exists",                -2, Sum,   1, -1, 1],
+  ["expire",                -3, Key,   1,  1, 1],
+  ["expireat",              -3, Key,   1,  1, 1],
+  ["expiretime",             2, Key,   1,  1, 1],
+  ["failover",              -1, No,    0,  0, 0],
+  ["fcall",                 -3, Key,   0,  0, 0, 2],
+  ["fcall_ro",              -3, Key,   0,  0, 0, 2],
+  ["flushall",              -1, No,    0,  0, 0],
+  ["flushdb",               -1, No,    0,  0, 0],
+  ["function",              -2, No,    0,  0, 0],
+  ["geoadd",                -5, Key,   1,  1, 1],
+  ["geodist",               -4, Key,   1,  1, 1],
+  ["geohash",               -2, Key,   1,  1, 1],
+  ["geopos",                -2, Key,   1,  1, 1],
+  ["georadius",             -6, Key,   1,  1, 1],
+  ["georadius_ro",          -6, Key,   1,  1, 1],
+  ["georadiusbymember",     -5, Key,   1,  1, 1],
+  ["georadiusbymember_ro",  -5, Key,   1,  1, 1],
+  ["geosearch",             -7, Key,   1,  1, 1],
+  ["geosearchstore",        -8, Key,   1,  2, 1],
+  ["get",                    2, Key,   1,  1, 1],
+  ["getbit",                 3, Key,   1,  1, 1],
+  ["getdel",                 2, Key,   1,  1, 1],
+  ["getex",                 -2, Key,   1,  1, 1],
+  ["getrange",               4, Key,   1,  1, 1],
+  ["getset",                 3, Key,   1,  1, 1],
+  ["hdel",                  -3, Key,   1,  1, 1],
+  ["hello",                 -1, No,    0,  0, 0],
+  ["hexists",                3, Key,   1,  1, 1],
+  ["hget",                   3, Key,   1,  1, 1],
+  ["hgetall",                2, Key,   1,  1, 1],
+  ["hincrby",                4, Key,   1,  1, 1],
+  ["hincrbyfloat",           4, Key,   1,  1, 1],
+  ["hkeys",                  2, Key,   1,  1, 1],
+  ["hlen",                   2, Key,   1,  1, 1],
+  ["hmget",                 -3, Key,   1,  1, 1],
+  ["hmset",                 -4, Key,   1,  1, 1],
+  ["hrandfield",            -2, Key,   1,  1, 1],
+  ["hscan",                 -3, Key,   1,  1, 1],
+  ["hset",                  -4, Key,   1,  1, 1],
+  ["hsetnx",                 4, Key,   1,  1, 1],
+  ["hstrlen",                3, Key,   1,  1, 1],
+  ["hvals",                  2, Key,   1,  1, 1],
+  ["incr",                   2, Key,   1,  1, 1],
+  ["incrby",                 3, Key,   1,  1, 1],
+  ["incrbyfloat",            3, Key,   1,  1, 1],
+  ["info",                  -1, No,    0,  0, 0],
+  ["keys",                   2, No,    0,  0, 0],
+  ["lastsave",               1, No,    0,  0, 0],
+  ["latency",               -2, No,    0,  0, 0],
+  ["lcs",                   -3, Key,   1,  2, 1],
+  ["lindex",                 3, Key,   1,  1, 1],
+  ["linsert",                5, Key,   1,  1, 1],
+  ["llen",                   2, Key,   1,  1, 1],
+  ["lmove",                  5, Key,   1,  2, 1],
+  ["lmpop",                 -4, Key,   0,  0, 0, 1],
+  ["lolwut",                -1, Any,   0,  0, 0],
+  ["lpop",                  -2, Key,   1,  1, 1],
+  ["lpos",                  -3, Key,   1,  1, 1],
+  ["lpush",                 -3, Key,   1,  1, 1],
+  ["lpushx",                -3, Key,   1,  1, 1],
+  ["lrange",                 4, Key,   1,  1, 1],
+  ["lrem",                   4, Key,   1,  1, 1],
+  ["lset",                   4, Key,   1,  1, 1],
+  ["ltrim",                  4, Key,   1,  1, 1],
+  ["memory",                -2, No,    0,  0, 0],
+  ["mget",                  -2, Get,   1, -1, 1],
+  ["migrate",               -6, No,    3,  3, 1],
+  ["module",                -2, No,    0,  0, 0],
+  ["monitor",                1, No,    0,  0, 0],
+  ["move",                   3, No,    1,  1, 1],
+  ["mset",                  -3, Route.Set, 1, -1, 2],
+  ["msetnx",                -3, No,    1, -1, 2],
+  ["multi",                  1, No,    0,  0, 0],
+  ["object",                -2, No,    0,  0, 0],
+  ["persist",                2, Key,   1,  1, 1],
+  ["pexpire",               -3, Key,   1,  1, 1],
+  ["pexpireat",             -3, Key,   1,  1, 1],
+  ["pexpiretime",            2, Key,   1,  1, 1],
+  ["pfadd",                 -2, Key,   1,  1, 1],
+  ["pfcount",               -2, Key,   1, -1, 1],
+  ["pfdebug",                3, No,    2,  2, 1],
+  ["pfmerge",               -2, Key,   1, -1, 1],
+  ["pfselftest",             1, No,    0,  0, 0],
+  ["ping",                  -1, Ping,  0,  0, 0],
+  ["psetex",                 4, Key,   1,  1, 1],
+  ["psubscribe",            -2, No,    0,  0, 0],
+  ["psync",                 -3, No,    0,  0, 0],
+  ["pttl",                   2, Key,   1,  1, 1],
+  ["publish",                3, No,    0,  0, 0],
+  ["pubsub",                -2, No,    0,  0, 0],
+  ["punsubscribe",          -1, No,    0,  0, 0],
+  ["quit",                  -1, Quit,  0,  0, 0],
+  ["randomkey",              1, No,    0,  0, 0],
+  ["readonly",               1, No,    0,  0, 0],
+  ["readwrite",              1, No,    0,  0, 0],
+  ["rename",                 3, No,    1,  2, 1],
+  ["renamenx",               3, No,    1,  2, 1],
+  ["replconf",              -1, No,    0,  0, 0],
+  ["replicaof",              3, No,    0,  0, 0],
+  ["reset",                  1, No,    0,  0, 0],
+  ["restore",               -4, Key,   1,  1, 1],
+  ["restore-asking",        -4, No,    1,  1, 1],
+  ["role",                   1, No,    0,  0, 0],
+  ["rpop",                  -2, Key,   1,  1, 1],
+  ["rpoplpush",              3, Key,   1,  2, 1],
+  ["rpush",                 -3, Key,   1,  1, 1],
+  ["rpushx",                -3, Key,   1,  1, 1],
+  ["sadd",                  -3, Key,   1,  1, 1],
+  ["save",                   1, No,    0,  0, 0],
+  ["scan",                  -2, No,    0,  0, 0],
+  ["scard",                  2, Key,   1,  1, 1],
+  ["script",                -2, No,    0,  0, 0],
+  ["sdiff",                 -2, Key,   1, -1, 1],
+  ["sdiffstore",            -3, Key,   1, -1, 1],
+  ["select",                 2, No,    0,  0, 0],
+  ["set",                   -3, Key,   1,  1, 1],
+  ["setbit",                 4, Key,   1,  1, 1],
+  ["setex",                  4, Key,   1,  1, 1],
+  ["setnx",                  3, Key,   1,  1, 1],
+  ["setrange",               4, Key,   1,  1, 1],
+  ["shutdown",              -1, No,    0,  0, 0],
+  ["sinter",                -2, Key,   1, -1, 1],
+  ["sintercard",            -3, Key,   0,  0, 0, 1],
+  ["sinterstore",           -3, Key,   1, -1, 1],
+  ["sismember",              3, Key,   1,  1, 1],
+  ["slaveof",                3, No,    0,  0, 0],
+  ["slowlog",               -2, No,    0,  0, 0],
+  ["smembers",               2, Key,   1,  1, 1],
+  ["smismember",            -3, Key,   1,  1, 1],
+  ["smove",                  4, Key,   1,  2, 1],
+  ["sort",                  -2, Key,   1,  1, 1],
+  ["sort_ro",               -2, Key,   1,  1, 1],
+  ["spop",                  -2, Key,   1,  1, 1],
+  ["spublish",               3, No,    1,  1, 1],
+  ["srandmember",           -2, Key,   1,  1, 1],
+  ["srem",                  -3, Key,   1,  1, 1],
+  ["sscan",                 -3, Key,   1,  1, 1],
+  ["ssubscribe",            -2, No,    1, -1, 1],
+  ["stralgo",               -2, No,    0,  0, 0],
+  ["strlen",                 2, Key,   1,  1, 1],
+  ["subscribe",             -2, No,    0,  0, 0],
+  ["substr",                 4, Key,   1,  1, 1],
+  ["sunion",                -2, Key,   1, -1, 1],
+  ["sunionstore",           -3, Key,   1, -1, 1],
+  ["sunsubscribe",          -1, No,    1, -1, 1],
+  ["swapdb",                 3, No,    0,  0, 0],
+  ["sync",                   1, No,    0,  0, 0],
+  ["time",                   1, No,    0,  0, 0],
+  ["touch",                 -2, Sum,   1, -1, 1],
+  ["ttl",                    2, Key,   1,  1, 1],
+  ["type",                   2, Key,   1,  1, 1],
+  ["unlink",                -2, Sum,   1, -1, 1],
+  ["unsubscribe",           -1, No,    0,  0, 0],
+  ["unwatch",                1, No,    0,  0, 0],
+  ["wait",                   3, No,    0,  0, 0],
+  ["watch",                 -2, No,    1, -1, 1],
+  ["xack",                  -4, Key,   1,  1, 1],
+  ["xadd",                  -5, Key,   1,  1, 1],
+  ["xautoclaim",            -6, Key,   1,  1, 1],
+  ["xclaim",                -6, Key,   1,  1, 1],
+  ["xdel",                  -3, Key,   1,  1, 1],
+  ["xgroup",                -2, No,    0,  0, 0],
+  ["xinfo",                 -2, No,    0,  0, 0],
+  ["xlen",                   2, Key,   1,  1, 1],
+  ["xpending",              -3, Key,   1,  1, 1],
+  ["xrange",                -4, Key,   1,  1, 1],
+  ["xread",                 -4, No,    0,  0, 0],
+  ["xreadgroup",            -7, No,    0,  0, 0],
+  ["xrevrange",             -4, Key,   1,  1, 1],
+  ["xsetid",                -3, Key,   1,  1, 1],
+  ["xtrim",                 -4, Key,   1,  1, 1],
+  ["zadd",                  -4, Key,   1,  1, 1],
+  ["zcard",                  2, Key,   1,  1, 1],
+  ["zcount",                 4, Key,   1,  1, 1],
+  ["zdiff",                 -3, Key,   0,  0, 0, 1],
+  ["zdiffstore",            -4, Key,   1,  1, 1, 2],
+  ["zincrby",                4, Key,   1,  1, 1],
+  ["zinter",                -3, Key,   0,  0, 0, 1],
+  ["zintercard",            -3, Key,   0,  0, 0, 1],
+  ["zinterstore",           -4, Key,   1,  1, 1, 2],
+  ["zlexcount",              4, Key,   1,  1, 1],
+  ["zmpop",                 -4, Key,   0,  0, 0, 1],
+  ["zmscore",               -3, Key,   1,  1, 1],
+  ["zpopmax",               -2, Key,   1,  1, 1],
+  ["zpopmin",               -2, Key,   1,  1, 1],
+  ["zrandmember",           -2, Key,   1,  1, 1],
+  ["zrange",                -4, Key,   1,  1, 1],
+  ["zrangebylex",           -4, Key,   1,  1, 1],
+  ["zrangebyscore",         -4, Key,   1,  1, 1],
+  ["zrangestore",           -5, Key,   1,  2, 1],
+  ["zrank",                  3, Key,   1,  1, 1],
+  ["zrem",                  -3, Key,   1,  1, 1],
+  ["zremrangebylex",         4, Key,   1,  1, 1],
+  ["zremrangebyrank",        4, Key,   1,  1, 1],
+  ["zremrangebyscore",       4, Key,   1,  1, 1],
+  ["zrevrange",             -4, Key,   1,  1, 1],
+  ["zrevrangebylex",        -4, Key,   1,  1, 1],
+  ["zrevrangebyscore",      -4, Key,   1,  1, 1],
+  ["zrevrank",               3, Key,   1,  1, 1],
+  ["zscan",                 -3, Key,   1,  1, 1],
+  ["zscore",                 3, Key,   1,  1, 1],
+  ["zunion",                -3, Key,   0,  0, 0, 1],
+  ["zunionstore",           -4, Key,   1,  1, 1, 2],
+];
+
+export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0]) =>
+  route === null
+    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt }
+    : {
+        name,
+        route,
+        arity,
+        firstKey,
+        lastKey,
+        keyStep,
+        numkeysAt,
+        arityError: `-ERR wrong number of arguments for '${name}' command`,
+      },
+);
+
+function supported(name: string): SupportedCommand {
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined || command.route === null) throw new Error(`${name} is not a supported command`);
+  return command;
+}
+
+/** PING with a message: redis echoes the message, so any server answers it. */
+export const PING_MESSAGE: SupportedCommand = { ...supported("ping"), route: Route.Any };
+
+// ---- lookup: case-insensitive, no string per request ----
+
+const SLOTS = 1024; // a power of two, > 4x the number of commands
+const slotCommand = new Int16Array(SLOTS).fill(-1);
+const names: Uint8Array[] = COMMANDS.map((c) => new TextEncoder().encode(c.name));
+const MAX_NAME = Math.max(...names.map((n) => n.length));
+
+const lower = (b: number): number => (b >= 65 && b <= 90 ? b + 32 : b);
+
+/** FNV-1a of the lowercased bytes. */
+function hashName(buf: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ lower(buf[i]!), 0x01000193);
+  return h >>> 0;
+}
+
+for (let i = 0; i < COMMANDS.length; i++) {
+  let slot = hashName(names[i]!, 0, names[i]!.length) & (SLOTS - 1);
+  while (slotCommand[slot] !== -1) slot = (slot + 1) & (SLOTS - 1);
+  slotCommand[slot] = i;
+}
+
+/** The command named by buf[start, end) in any letter case, or null when unknown. */
+export function lookupCommand(buf: Uint8Array, start: number, end: number): RedisCommand | null {
+  const len = end - start;
+  if (len === 0 || len > MAX_NAME) return null;
+  for (let slot = hashName(buf, start, end) & (SLOTS - 1); ; slot = (slot + 1) & (SLOTS - 1)) {
+    const index = slotCommand[slot]!;
+    if (index < 0) return null;
+    const name = names[index]!;
+    if (name.length !== len) continue;
+    let i = 0;
+    while (i < len && lower(buf[start + i]!) === name[i]) i++;
+    if (i === len) return COMMANDS[index]!;
+  }
+}

@@ -1,0 +1,216 @@
+// The request parser: one RESP array of bulk strings at buf[pos, end), parsed in place. It keeps
+// no state between calls: on incomplete input it says in `need` how many bytes from `pos` must
+// be there before another attempt can get further (a 16 MB value arriving in 64 KB chunks is
+// parsed twice, not 256 times; the arguments not seen yet count as 6 bytes each).
+//
+// Framing is checked at least as strictly as redis-server checks it, so bytes the proxy forwards
+// can never desynchronise a server connection shared with other clients. Only broken framing is
+// FATAL; a well-framed request the proxy will not serve gets an error reply and the connection
+// stays open.
+
+import { ByteWriter } from "../../core/bytes.ts";
+import { FATAL, NEED_MORE, Route, type Req } from "../codec.ts";
+import { lookupCommand, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
+import {
+  CR,
+  DOLLAR,
+  LF,
+  MAX_BULK,
+  MAX_COUNT,
+  NUMBER_INCOMPLETE,
+  NUMBER_INVALID,
+  NUMBER_OK,
+  numberNext,
+  numberValue,
+  readNumber,
+  STAR,
+} from "./resp.ts";
+
+/** Redis's limit for a line without its newline (inline requests). */
+const INLINE_MAX = 64 * 1024;
+/** The smallest possible argument, `$0\r\n\r\n`. */
+const MIN_ARG = 6;
+
+// Broken framing (FATAL), in redis-server's words where it has them.
+const PROTOCOL_ERROR = "-ERR Protocol error: ";
+const INVALID_MULTIBULK = PROTOCOL_ERROR + "invalid multibulk length";
+const INVALID_BULK = PROTOCOL_ERROR + "invalid bulk length";
+const TOO_BIG_INLINE = PROTOCOL_ERROR + "too big inline request";
+const MISSING_CRLF = PROTOCOL_ERROR + "expected CRLF after bulk data";
+const TOO_MANY_EMPTY = PROTOCOL_ERROR + "too many empty requests";
+
+// Well-framed requests the proxy answers with an error. Twemproxy only speaks RESP arrays; an
+// inline command is still a well-framed line, so it gets a reply and the stream stays usable.
+const INLINE_UNSUPPORTED = "-ERR unsupported inline command: send commands as RESP arrays of bulk strings";
+const NOT_INTEGER = "-ERR value is not an integer or out of range";
+const NEGATIVE_NUMKEYS = "-ERR Number of keys can't be negative";
+const TOO_MANY_NUMKEYS = "-ERR Number of keys can't be greater than number of args";
+
+export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req): number {
+  req.reset(pos);
+  let p = pos;
+  let nargs: number;
+  // Redis ignores blank lines and arrays of zero (or negative) length without a reply: skip them.
+  for (;;) {
+    if (p - pos > INLINE_MAX) return fatal(req, TOO_MANY_EMPTY);
+    if (p >= end) return needMore(req, pos, p + 1);
+    if (buf[p] !== STAR) {
+      const next = inlineRequest(buf, pos, p, end, req);
+      if (next !== BLANK) return next;
+      p = afterBlank;
+      continue;
+    }
+    const status = readNumber(buf, p + 1, end);
+    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, end + 1);
+    if (status === NUMBER_INVALID || numberValue > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
+    if (numberValue > 0) {
+      nargs = numberValue;
+      break;
+    }
+    p = numberNext;
+  }
+  req.start = p;
+  p = numberNext;
+  for (let i = 0; i < nargs; i++) {
+    const later = (nargs - i - 1) * MIN_ARG;
+    if (p >= end) return needMore(req, pos, p + MIN_ARG + later);
+    if (buf[p] !== DOLLAR) return fatal(req, `${PROTOCOL_ERROR}expected '$', got '${shown(buf[p]!)}'`);
+    const status = readNumber(buf, p + 1, end);
+    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + later);
+    if (status === NUMBER_INVALID || numberValue < 0 || numberValue > MAX_BULK) return fatal(req, INVALID_BULK);
+    const start = numberNext;
+    const stop = start + numberValue;
+    if (stop + 2 > end) return needMore(req, pos, stop + 2 + later);
+    if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(req, MISSING_CRLF);
+    req.pushArg(start, stop);
+    p = stop + 2;
+  }
+  req.end = p;
+  resolveCommand(buf, req);
+  return p;
+}
+
+function needMore(req: Req, pos: number, upTo: number): number {
+  req.need = upTo - pos;
+  return NEED_MORE;
+}
+
+function fatal(req: Req, error: string): number {
+  req.error = error;
+  return FATAL;
+}
+
+/** A byte in an error line: printable ASCII as is, anything else as '?'. */
+function shown(b: number): string {
+  return b >= 32 && b < 127 ? String.fromCharCode(b) : "?";
+}
+
+// ---- lines that are not RESP arrays ----
+
+const BLANK = 0; // never a position: a parsed request ends after at least one byte
+/** With BLANK: the position after the blank line. */
+let afterBlank = 0;
+
+/**
+ * The line at buf[p] (not a RESP array): BLANK for a whitespace-only line (afterBlank is set),
+ * the position after any other line (answered with INLINE_UNSUPPORTED), NEED_MORE or FATAL.
+ */
+function inlineRequest(buf: Uint8Array, pos: number, p: number, end: number, req: Req): number {
+  const limit = end - p > INLINE_MAX ? p + INLINE_MAX : end;
+  let blank = true;
+  let q = p;
+  for (; q < limit; q++) {
+    const c = buf[q]!;
+    if (c === LF) break;
+    if (c !== 32 && c !== CR && (c < 9 || c > 12)) blank = false; // isspace()
+  }
+  if (q === limit) return limit === end ? needMore(req, pos, end + 1) : fatal(req, TOO_BIG_INLINE);
+  if (blank) {
+    afterBlank = q + 1;
+    return BLANK;
+  }
+  req.start = p;
+  req.end = q + 1;
+  req.error = INLINE_UNSUPPORTED;
+  return q + 1;
+}
+
+// ---- the command and its keys ----
+
+function resolveCommand(buf: Uint8Array, req: Req): void {
+  const command = lookupCommand(buf, req.argStart[0]!, req.argEnd[0]!);
+  if (command === null) {
+    req.error = unknownCommand(buf, req);
+    return;
+  }
+  if (command.route === null) {
+    req.error = `-ERR unsupported command '${command.name}'`;
+    return;
+  }
+  req.command = command;
+  const n = req.nargs;
+  if (command.arity >= 0 ? n !== command.arity : n < -command.arity) {
+    req.error = command.arityError;
+    return;
+  }
+  if (command.route === Route.Ping && n > 1) {
+    if (n === 2) req.command = PING_MESSAGE;
+    else req.error = command.arityError;
+    return;
+  }
+  req.error = findKeys(buf, req, command);
+}
+
+/** Pushes the command's key arguments; returns an error line when they cannot be found. */
+function findKeys(buf: Uint8Array, req: Req, command: SupportedCommand): string | null {
+  const n = req.nargs;
+  if (command.firstKey > 0) {
+    const step = command.keyStep;
+    // Key/value pairs (MSET): the arguments after the name must come in whole groups.
+    if (step > 1 && (n - command.firstKey) % step !== 0) return command.arityError;
+    const last = command.lastKey < 0 ? n + command.lastKey : command.lastKey;
+    for (let a = command.firstKey; a <= last; a += step) req.pushKey(a);
+  }
+  const at = command.numkeysAt;
+  if (at > 0) {
+    const start = req.argStart[at]!;
+    const stop = req.argEnd[at]!;
+    // The argument is followed by CRLF in buf, so it reads as a CRLF-terminated number.
+    if (readNumber(buf, start, stop + 2) !== NUMBER_OK || numberNext !== stop + 2) return NOT_INTEGER;
+    const count = numberValue;
+    if (count < 0) return NEGATIVE_NUMKEYS;
+    if (count > n - at - 1) return TOO_MANY_NUMKEYS;
+    for (let a = at + 1; a <= at + count; a++) req.pushKey(a);
+    if (req.nkeys === 0) return `-ERR unsupported command '${command.name}' without keys`;
+  }
+  return null;
+}
+
+const textOf = new TextDecoder();
+const unknownText = new ByteWriter(512);
+
+/** Redis-server's reply to an unknown command, byte for byte: the name as sent and the start
+ *  of the arguments, each cut at 128 bytes (and at a NUL, as C's %s), CR and LF as spaces. */
+function unknownCommand(buf: Uint8Array, req: Req): string {
+  const w = unknownText;
+  w.reset();
+  w.text("-ERR unknown command '");
+  quoted(w, buf, req.argStart[0]!, req.argEnd[0]!, 128);
+  w.text("', with args beginning with: ");
+  const argsFrom = w.len;
+  for (let i = 1; i < req.nargs && w.len - argsFrom < 128; i++) {
+    w.byte(39);
+    quoted(w, buf, req.argStart[i]!, req.argEnd[i]!, 128 - (w.len - argsFrom - 1));
+    w.text("' ");
+  }
+  return textOf.decode(w.view());
+}
+
+function quoted(w: ByteWriter, buf: Uint8Array, start: number, end: number, max: number): void {
+  const stop = Math.min(end, start + max);
+  for (let i = start; i < stop; i++) {
+    const b = buf[i]!;
+    if (b === 0) return;
+    w.byte(b === CR || b === LF ? 32 : b);
+  }
+}

@@ -1,0 +1,101 @@
+// The response parser: one complete RESP2 reply at buf[pos, end), of any type, arrays nested to
+// any depth. Iterative: instead of recursing into arrays it counts the values still to read
+// (an array of N adds N), so depth costs nothing. On incomplete input `need` is a lower bound of
+// the reply's size from `pos` (every value not seen yet counts as 3 bytes, the smallest one).
+
+import { FATAL, NEED_MORE, type Rsp } from "../codec.ts";
+import {
+  COLON,
+  CR,
+  DOLLAR,
+  LF,
+  MAX_BULK,
+  MAX_COUNT,
+  MINUS,
+  NUMBER_INCOMPLETE,
+  NUMBER_INVALID,
+  numberNext,
+  numberValue,
+  PLUS,
+  readNumber,
+  STAR,
+} from "./resp.ts";
+
+/** The smallest value, `+\r\n`. */
+const MIN_VALUE = 3;
+
+export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
+  rsp.reset(pos);
+  let p = pos;
+  let pending = 1; // values still to read, the one at p included
+  while (pending > 0) {
+    const later = (pending - 1) * MIN_VALUE;
+    if (p >= end) return needMore(rsp, pos, p + MIN_VALUE + later);
+    const type = buf[p]!;
+    if (type === PLUS || type === MINUS) {
+      let q = p + 1;
+      const limit = end - q > MAX_BULK ? q + MAX_BULK : end;
+      while (q < limit && buf[q] !== CR) q++;
+      if (q === limit && limit !== end) return fatal(rsp, "line too long");
+      if (q + 1 >= end) return needMore(rsp, pos, Math.max(q + 2, p + MIN_VALUE) + later);
+      if (buf[q + 1] !== LF) return fatal(rsp, "CR without LF in a line");
+      if (type === MINUS && p === pos) {
+        rsp.isError = true;
+        rsp.failure = isFailure(buf, p + 1, q);
+      }
+      p = q + 2;
+    } else if (type === COLON) {
+      const status = readNumber(buf, p + 1, end);
+      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + later);
+      if (status === NUMBER_INVALID) return fatal(rsp, "invalid integer");
+      p = numberNext;
+    } else if (type === DOLLAR) {
+      const status = readNumber(buf, p + 1, end);
+      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 5) + later);
+      if (status === NUMBER_INVALID || numberValue < -1 || numberValue > MAX_BULK) return fatal(rsp, "invalid bulk length");
+      p = numberNext;
+      if (numberValue >= 0) {
+        const stop = p + numberValue;
+        if (stop + 2 > end) return needMore(rsp, pos, stop + 2 + later);
+        if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(rsp, "bulk data not followed by CRLF");
+        p = stop + 2;
+      }
+    } else if (type === STAR) {
+      const status = readNumber(buf, p + 1, end);
+      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + later);
+      if (status === NUMBER_INVALID || numberValue < -1 || numberValue > MAX_COUNT) return fatal(rsp, "invalid array length");
+      p = numberNext;
+      if (numberValue > 0) pending += numberValue;
+    } else {
+      return fatal(rsp, `unknown reply type byte ${type}`);
+    }
+    pending--;
+  }
+  rsp.end = p;
+  return p;
+}
+
+function needMore(rsp: Rsp, pos: number, upTo: number): number {
+  rsp.need = upTo - pos;
+  return NEED_MORE;
+}
+
+function fatal(rsp: Rsp, error: string): number {
+  rsp.error = error;
+  return FATAL;
+}
+
+// Replies that say the server itself is failing (twemproxy counts them toward ejection):
+// the error's first word is OOM, BUSY or LOADING (not BUSYKEY).
+const FAILURES = ["OOM", "BUSY", "LOADING"].map((word) => new TextEncoder().encode(word));
+
+function isFailure(buf: Uint8Array, start: number, end: number): boolean {
+  for (const word of FAILURES) {
+    const stop = start + word.length;
+    if (stop > end || (stop < end && buf[stop] !== 32)) continue;
+    let i = 0;
+    while (i < word.length && buf[start + i] === word[i]) i++;
+    if (i === word.length) return true;
+  }
+  return false;
+}

@@ -1,0 +1,83 @@
+// The WASM hashkit (assembly/, built to build/hashkit.wasm): compiled once per process, one
+// instance (and so one linear memory) per user. Hashkit owns the key buffer in that memory.
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const WASM_FILE = fileURLToPath(new URL("../../build/hashkit.wasm", import.meta.url));
+
+/** Keys up to this length are copied with a loop; longer ones with one set() on a subarray view
+ *  (a view allocation that only pays off for long keys). */
+const SHORT_KEY = 64;
+
+/** The exports of assembly/index.ts; addresses are byte offsets into `memory`. */
+interface HashkitExports {
+  readonly memory: WebAssembly.Memory;
+  /** Bytes that must stay addressable after a key in the key buffer. */
+  readonly keySlack: WebAssembly.Global;
+  reserveServers(count: number, nameBytes: number): number;
+  configure(distribution: number, hash: number, tagOpen: number, tagClose: number, seed: number): void;
+  build(): number;
+  reserveKey(len: number): number;
+  route(len: number): number;
+  hash(id: number, len: number): number;
+  routingPartOffset(len: number): number;
+  routingPartLength(): number;
+}
+
+let compiled: WebAssembly.Module | null = null;
+
+function hashkitModule(): WebAssembly.Module {
+  if (compiled) return compiled;
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = readFileSync(WASM_FILE);
+  } catch {
+    throw new Error(`the WASM hashkit ${WASM_FILE} is missing: run \`bun run build:wasm\``);
+  }
+  compiled = new WebAssembly.Module(bytes);
+  return compiled;
+}
+
+export class Hashkit {
+  readonly wasm: HashkitExports;
+  private bytes: Uint8Array;
+  private keyAt: number;
+  /** Bytes available at keyAt before memory must grow. */
+  private keyRoom: number;
+
+  constructor() {
+    this.wasm = new WebAssembly.Instance(hashkitModule(), {}).exports as unknown as HashkitExports;
+    this.bytes = new Uint8Array(this.wasm.memory.buffer);
+    this.keyAt = 0;
+    this.keyRoom = 0;
+    this.keyBufferAt(this.wasm.reserveKey(0));
+  }
+
+  /** The instance's memory as bytes; a new view after memory grew. */
+  memory(): Uint8Array {
+    if (this.bytes.buffer !== this.wasm.memory.buffer) this.bytes = new Uint8Array(this.wasm.memory.buffer);
+    return this.bytes;
+  }
+
+  /** Records where the key buffer is after a build or reserveKey (0 = out of memory). */
+  keyBufferAt(address: number): void {
+    if (address === 0) throw new Error("hashkit: out of WASM memory");
+    this.keyAt = address;
+    this.keyRoom = this.memory().length - address - (this.wasm.keySlack.value as number);
+  }
+
+  /** Copies buf[start, end) into the key buffer; returns the key length. */
+  putKey(buf: Uint8Array, start: number, end: number): number {
+    const len = end - start;
+    if (len > this.keyRoom) this.keyBufferAt(this.wasm.reserveKey(len));
+    const bytes = this.bytes;
+    const at = this.keyAt;
+    if (len <= SHORT_KEY) {
+      for (let i = 0; i < len; i++) bytes[at + i] = buf[start + i]!;
+    } else {
+      bytes.set(buf.subarray(start, end), at);
+    }
+    return len;
+  }
+}

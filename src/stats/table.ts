@@ -1,0 +1,63 @@
+// The stats table: the single source of every counter the proxy keeps. The hot path counts
+// into preallocated Float64Arrays indexed by the constants derived below; the stats JSON,
+// `-D`, and the Prometheus exposition are all generated from this table.
+
+export type StatKind = "counter" | "gauge" | "timestamp";
+
+export interface StatSpec {
+  readonly name: string;
+  readonly kind: StatKind;
+  readonly description: string;
+  /** false: ours only (Prometheus and /healthz), kept out of the twemproxy-shaped JSON. */
+  readonly json: boolean;
+}
+
+const s = (name: string, kind: StatKind, description: string, json = true): StatSpec => ({
+  name,
+  kind,
+  description,
+  json,
+});
+
+/** Per pool, in nutcracker's order. */
+export const POOL_STATS = [
+  s("client_eof", "counter", "# eof on client connections"),
+  s("client_err", "counter", "# errors on client connections"),
+  s("client_connections", "gauge", "# active client connections"),
+  s("server_ejects", "counter", "# times backend server was ejected"),
+  s("forward_error", "counter", "# times we encountered a forwarding error"),
+  s("fragments", "counter", "# fragments created from a multi-vector request"),
+  s("client_refused", "counter", "# client connections refused over client_connections", false),
+  s("requests_local", "counter", "# requests answered by the proxy itself", false),
+  s("request_errors", "counter", "# requests rejected with an error reply by the proxy", false),
+] as const satisfies readonly StatSpec[];
+
+/** Per server, in nutcracker's order. */
+export const SERVER_STATS = [
+  s("server_eof", "counter", "# eof on server connections"),
+  s("server_err", "counter", "# errors on server connections"),
+  s("server_timedout", "counter", "# timeouts on server connections"),
+  s("server_connections", "gauge", "# active server connections"),
+  s("server_ejected_at", "timestamp", "timestamp when server was ejected in usec since epoch"),
+  s("requests", "counter", "# requests"),
+  s("request_bytes", "counter", "total request bytes"),
+  s("responses", "counter", "# responses"),
+  s("response_bytes", "counter", "total response bytes"),
+  s("in_queue", "gauge", "# requests in incoming queue"),
+  s("in_queue_bytes", "gauge", "current request bytes in incoming queue"),
+  s("out_queue", "gauge", "# requests in outgoing queue"),
+  s("out_queue_bytes", "gauge", "current request bytes in outgoing queue"),
+] as const satisfies readonly StatSpec[];
+
+type Names<T extends readonly StatSpec[]> = T[number]["name"];
+
+function indexOf<T extends readonly StatSpec[]>(table: T): { readonly [K in Names<T>]: number } {
+  const out: Record<string, number> = {};
+  table.forEach((spec, i) => (out[spec.name] = i));
+  return Object.freeze(out) as { readonly [K in Names<T>]: number };
+}
+
+/** Slot of each pool stat: `poolStats[P.forward_error]++`. */
+export const P = indexOf(POOL_STATS);
+/** Slot of each server stat: `serverStats[S.requests]++`. */
+export const S = indexOf(SERVER_STATS);

@@ -1,0 +1,140 @@
+// Real redis-server and memcached processes on free loopback ports.
+
+import { freePort, waitForPort, waitForUnixSocket } from "./ports.ts";
+import { spawnManaged, type ManagedProcess } from "./process.ts";
+import { makeTempDir, type TempDir } from "./tmp.ts";
+
+export interface Backend {
+  readonly kind: "redis" | "memcached";
+  readonly host: string;
+  /** The TCP port (fixed across restart()). */
+  readonly port: number;
+  /** The unix socket path when one was asked for, else null. */
+  readonly unixPath: string | null;
+  /** "host:port", as written in a proxy's `servers:` list. */
+  readonly address: string;
+  /** The running process (replaced by restart()). */
+  readonly process: ManagedProcess;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash, as far as the proxy can tell) and wait for exit. */
+  kill(): Promise<void>;
+  /** Starts again on the same port (and socket), after stop() or kill(); empty. */
+  restart(): Promise<void>;
+}
+
+export interface RedisOptions {
+  host?: string;
+  /** A fixed port; default a free one. */
+  port?: number;
+  /** Also listen on a unix socket (its path is in `unixPath`). */
+  unixSocket?: boolean;
+  /** Sets `requirepass`. */
+  password?: string;
+  /** More `--name value` arguments for redis-server. */
+  args?: string[];
+}
+
+export interface MemcachedOptions {
+  host?: string;
+  port?: number;
+  /** Memory limit in MB (`-m`); default 64. */
+  memoryMb?: number;
+  /** Largest item (`-I`), e.g. "2m"; default memcached's 1m. */
+  maxItemSize?: string;
+  args?: string[];
+}
+
+const STARTUP_MS = 5000;
+const isRoot = process.getuid?.() === 0;
+
+export function startRedis(opts: RedisOptions = {}): Promise<Backend> {
+  const host = opts.host ?? "127.0.0.1";
+  return startBackend("redis", host, opts.port, (port, dir) => {
+    const argv = [
+      "redis-server",
+      "--port", String(port),
+      "--bind", host,
+      "--save", "",
+      "--appendonly", "no",
+      "--dir", dir.path,
+      "--daemonize", "no",
+      "--protected-mode", "no",
+      "--logfile", "",
+    ];
+    if (opts.unixSocket) argv.push("--unixsocket", dir.file("redis.sock"), "--unixsocketperm", "700");
+    if (opts.password !== undefined) argv.push("--requirepass", opts.password);
+    argv.push(...(opts.args ?? []));
+    return { argv, unixPath: opts.unixSocket ? dir.file("redis.sock") : null };
+  });
+}
+
+export function startMemcached(opts: MemcachedOptions = {}): Promise<Backend> {
+  const host = opts.host ?? "127.0.0.1";
+  return startBackend("memcached", host, opts.port, (port) => {
+    const argv = ["memcached", "-l", host, "-p", String(port), "-U", "0", "-t", "1"];
+    argv.push("-m", String(opts.memoryMb ?? 64));
+    if (opts.maxItemSize !== undefined) argv.push("-I", opts.maxItemSize);
+    if (isRoot) argv.push("-u", "root");
+    argv.push(...(opts.args ?? []));
+    return { argv, unixPath: null };
+  });
+}
+
+type CommandLine = (port: number, dir: TempDir) => { argv: string[]; unixPath: string | null };
+
+async function startBackend(
+  kind: Backend["kind"],
+  host: string,
+  fixedPort: number | undefined,
+  commandLine: CommandLine,
+): Promise<Backend> {
+  const dir = makeTempDir(`bc-${kind}-`);
+  // A free port can be taken by someone else before the server binds it: retry with another.
+  for (let attempt = 1; ; attempt++) {
+    const port = fixedPort ?? freePort(host);
+    const { argv, unixPath } = commandLine(port, dir);
+    const started = await launch(argv, host, port, unixPath).catch((error: Error) => error);
+    if (started instanceof Error) {
+      if (fixedPort === undefined && attempt < 5) continue;
+      dir.remove();
+      throw started;
+    }
+    let current = started;
+    const backend: Backend = {
+      kind,
+      host,
+      port,
+      unixPath,
+      address: `${host}:${port}`,
+      get process() {
+        return current;
+      },
+      async stop() {
+        await current.stop();
+      },
+      async kill() {
+        await current.kill();
+      },
+      async restart() {
+        await current.kill();
+        current = await launch(argv, host, port, unixPath);
+      },
+    };
+    return backend;
+  }
+}
+
+async function launch(argv: string[], host: string, port: number, unixPath: string | null): Promise<ManagedProcess> {
+  const proc = spawnManaged(argv);
+  const alive = () => proc.running;
+  try {
+    await waitForPort(host, port, STARTUP_MS, alive);
+    if (unixPath) await waitForUnixSocket(unixPath, STARTUP_MS, alive);
+  } catch (error) {
+    await proc.kill();
+    await proc.drained;
+    throw new Error(`${argv[0]} did not start (${(error as Error).message}): ${proc.stdout()}${proc.stderr()}`);
+  }
+  return proc;
+}

@@ -1,0 +1,105 @@
+// The replies the proxy makes itself, byte for byte as nutcracker 0.5.0 makes them (run in front
+// of real redis-servers), and the AUTH/SELECT handshake, checked against a real redis-server.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import type { PoolConfig } from "../../src/conf/types.ts";
+import { redisCodec } from "../../src/proto/redis/index.ts";
+import { startRedis, type Backend } from "../helpers/backends.ts";
+import { RawClient, type Endpoint } from "../helpers/client.ts";
+import { poolYaml, serverLine } from "../helpers/config.ts";
+import { endpointOf } from "../helpers/direct.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startProxy, type RunningProxy } from "../helpers/proxy.ts";
+import { command, respFrame, type Bytes } from "../helpers/resp.ts";
+
+const PASSWORD = "sekret";
+const text = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
+
+/** Sends each request on one connection and returns each reply. */
+async function replies(endpoint: Endpoint, requests: Bytes[][]): Promise<string[]> {
+  const client = await RawClient.connect(endpoint);
+  try {
+    const out: string[] = [];
+    for (const args of requests) {
+      await client.send(command(...args));
+      out.push(text(await client.readReply(respFrame)));
+    }
+    return out;
+  } finally {
+    client.close();
+  }
+}
+
+describe.skipIf(!existsSync("/usr/sbin/nutcracker"))("local replies, as nutcracker 0.5.0 sends them", () => {
+  let locked: Backend;
+  let open: Backend;
+  let nutcracker: RunningProxy;
+
+  beforeAll(async () => {
+    [locked, open] = await Promise.all([startRedis({ password: PASSWORD }), startRedis()]);
+    const listen = () => `127.0.0.1:${freePort()}`;
+    nutcracker = await startProxy(
+      "nutcracker",
+      poolYaml("locked", { listen: listen(), redis: true, redis_auth: PASSWORD }, [serverLine(locked.address)]) +
+        poolYaml("open", { listen: listen(), redis: true }, [serverLine(open.address)]) +
+        poolYaml("refused", { listen: listen(), redis: true }, [serverLine(`127.0.0.1:${freePort()}`)]),
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all([nutcracker?.stop(), locked?.stop(), open?.stop()]);
+  });
+
+  test("PING, NOAUTH, AUTH with a wrong and a right password", async () => {
+    const got = await replies(nutcracker.pools["locked"]!, [["PING"], ["GET", "k"], ["AUTH", "wrong"], ["AUTH", PASSWORD], ["PING"]]);
+    const { pong, noAuth, authInvalid, authOk } = redisCodec;
+    expect(got).toEqual([noAuth, noAuth, authInvalid, authOk, pong].map(text));
+  });
+
+  test("PING, and AUTH on a pool without a password", async () => {
+    const got = await replies(nutcracker.pools["open"]!, [["PING"], ["AUTH", "x"]]);
+    expect(got).toEqual([redisCodec.pong, redisCodec.authNotSet].map(text));
+  });
+
+  test("a proxy-made error", async () => {
+    const [got] = await replies(nutcracker.pools["refused"]!, [["GET", "k"]]);
+    expect(got).toBe(text(redisCodec.errorReply("Connection refused")));
+  });
+});
+
+describe("the server handshake", () => {
+  let redis: Backend;
+  beforeAll(async () => {
+    redis = await startRedis({ password: PASSWORD });
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  const pool = (redisAuth: string | null, redisDb: number): PoolConfig => ({ ...({} as PoolConfig), redisAuth, redisDb });
+
+  test("nothing to send without a password or a database", () => {
+    expect(redisCodec.handshake(pool(null, 0))).toBeNull();
+  });
+
+  test("AUTH and SELECT are accepted, and requests then land in that database", async () => {
+    const hs = redisCodec.handshake(pool(PASSWORD, 3))!;
+    expect(hs.replies).toBe(2);
+    const client = await RawClient.connect(endpointOf(redis));
+    try {
+      await client.send(Buffer.concat([hs.bytes, command("SET", "handshake", "db3")]));
+      expect((await client.readReplies(3, respFrame)).map(text)).toEqual(["+OK\r\n", "+OK\r\n", "+OK\r\n"]);
+    } finally {
+      client.close();
+    }
+    const check = await replies(endpointOf(redis), [["AUTH", PASSWORD], ["GET", "handshake"], ["SELECT", "3"], ["GET", "handshake"]]);
+    expect(check).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "$3\r\ndb3\r\n"]);
+  });
+
+  test("a password with non-ASCII characters is sent as UTF-8", async () => {
+    const hs = redisCodec.handshake(pool("pässwörd", 0))!;
+    expect(hs.replies).toBe(1);
+    expect(text(hs.bytes)).toBe(text(command("AUTH", Buffer.from("pässwörd"))));
+  });
+});

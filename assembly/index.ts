@@ -44,7 +44,7 @@ export const keySlack: u32 = <u32>KEY_SLACK;
 /** Makes room for a `len`-byte key and its slack; returns the key buffer's address, or 0 when out
  *  of memory. */
 export function reserveKey(len: u32): usize {
-  return ensureMemory(keyBuffer + len + KEY_SLACK) ? keyBuffer : 0;
+  return ensureMemory(<u64>keyBuffer + len + KEY_SLACK) ? keyBuffer : 0;
 }
 
 /** The server index for the `len`-byte key in the key buffer; -1 when no server takes it. */

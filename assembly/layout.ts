@@ -10,9 +10,12 @@ export const KEY_SLACK: usize = 8;
   return (p + 15) & ~(<usize>15);
 }
 
+const MAX_PAGES: u64 = 65536; // 4 GiB, all a 32-bit address space holds
+
 /** Grows linear memory until [0, end) is addressable; false when it cannot grow. */
-export function ensureMemory(end: usize): bool {
-  const have = <usize>memory.size() << 16;
+export function ensureMemory(end: u64): bool {
+  const have = <u64>memory.size() << 16;
   if (end <= have) return true;
-  return memory.grow(<i32>((end - have + 0xffff) >>> 16)) >= 0;
+  const pages = (end - have + 0xffff) >>> 16;
+  return pages <= MAX_PAGES && memory.grow(<i32>pages) >= 0;
 }

@@ -1,30 +1,90 @@
-// buncracker: flags -> config -> proxy, or one of -h / -V / -D / -t.
+// buncracker: flags -> config -> proxy (or a supervisor of worker proxies), or one of
+// -h / -V / -D / -t.
 
 import { parseArgs } from "./cli/args.ts";
 import type { Options } from "./cli/options.ts";
 import { testConf } from "./cli/testconf.ts";
-import { infoText, usage } from "./cli/usage.ts";
+import { infoText, usage, versionBanner } from "./cli/usage.ts";
+import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor } from "./cluster/supervisor.ts";
+import { takeSnapshot } from "./cluster/snapshot.ts";
 import { ConfigError, loadConfig } from "./conf/load.ts";
-import type { Config } from "./conf/types.ts";
 import { bufferPool } from "./core/bytes.ts";
 import { Proxy } from "./core/proxy.ts";
 import { log } from "./log.ts";
+import { daemonChannel, daemonize } from "./ops/daemon.ts";
+import { writePidFile } from "./ops/pidfile.ts";
+import { installSignals } from "./ops/signals.ts";
+import { startMetricsServer } from "./stats/http.ts";
+import { startStatsServer } from "./stats/server.ts";
 
 function fail(message: string): never {
   process.stderr.write(message + "\n");
   process.exit(1);
 }
 
-function readConfig(opts: Options): Config {
-  try {
-    return loadConfig(opts.confFile);
-  } catch (err) {
-    if (err instanceof ConfigError) fail(`buncracker: ${err.message}`);
-    throw err;
+/** SIGUSR1 / POST /reload: re-read the config and apply it; an invalid file changes nothing. */
+function reloader(proxy: Proxy, opts: Options): () => void {
+  return () => {
+    let next;
+    try {
+      next = loadConfig(opts.confFile);
+    } catch (err) {
+      const reason = err instanceof ConfigError ? err.message : (err as Error).message;
+      log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
+      throw new Error(reason);
+    }
+    const summary = proxy.reload(next, opts.drainTimeout);
+    log.notice(`reloaded '${opts.confFile}' (generation ${proxy.generation}): ${summary}`);
+  };
+}
+
+/** Run the proxy in this process (alone, as the daemon, or as one of the supervisor's workers). */
+function serve(opts: Options, worker: number | null): void {
+  const config = loadConfig(opts.confFile);
+  bufferPool.setSize(opts.mbufSize);
+  const proxy = new Proxy(config, {
+    reusePort: worker !== null,
+    // A unix socket path cannot be shared: worker 0 alone serves unix-socket pools.
+    listenUnix: worker === null || worker === 0,
+  });
+  proxy.start();
+  const reload = reloader(proxy, opts);
+  process.on("SIGUSR1", () => {
+    try {
+      reload();
+    } catch {
+      // logged by the reloader; the old configuration keeps running
+    }
+  });
+  installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
+  if (worker !== null) {
+    // The supervisor serves stats and metrics for all workers from these reports.
+    setInterval(
+      () => process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation)),
+      REPORT_INTERVAL_MS,
+    ).unref();
+    return;
+  }
+  if (opts.pidFile !== null) writePidFile(opts.pidFile);
+  startStatsServer({
+    hostname: opts.statsAddr,
+    port: opts.statsPort,
+    intervalMs: opts.statsInterval,
+    stats: proxy.stats,
+  });
+  if (opts.metricsPort > 0) {
+    startMetricsServer({
+      hostname: opts.statsAddr,
+      port: opts.metricsPort,
+      stats: proxy.stats,
+      health: proxy,
+      reload,
+      configGeneration: () => proxy.generation,
+    });
   }
 }
 
-function main(argv: readonly string[]): void {
+async function main(argv: readonly string[]): Promise<void> {
   const opts = parseArgs(argv);
   if ("error" in opts) fail(`buncracker: ${opts.error}\n${usage()}`);
   const info = infoText(opts);
@@ -34,21 +94,30 @@ function main(argv: readonly string[]): void {
   }
   if (opts.testConf) process.exit(testConf(opts.confFile));
 
-  log.level = opts.verbosity;
-  const config = readConfig(opts);
-  bufferPool.setSize(opts.mbufSize);
-  const proxy = new Proxy(config, opts.workers > 1);
-  proxy.start();
-
-  let draining = false;
-  process.on("SIGTERM", () => {
-    if (draining) process.exit(0);
-    draining = true;
-    log.notice("SIGTERM: draining");
-    void proxy.drain(opts.drainTimeout).then(() => process.exit(0));
-  });
-  process.on("SIGINT", () => process.exit(0));
-  process.on("SIGPIPE", () => {});
+  const workerEnv = process.env[WORKER_ENV];
+  const worker = workerEnv === undefined ? null : Number(workerEnv);
+  const daemon = daemonChannel();
+  try {
+    if (opts.daemonize && daemon === null && worker === null) {
+      loadConfig(opts.confFile); // config errors are shown in the foreground
+      process.exit(await daemonize());
+    }
+    log.level = opts.verbosity;
+    log.open(opts.output);
+    if (worker === null) log.always(versionBanner().trimEnd().replaceAll("\n", ", "));
+    if (worker === null && opts.workers > 1) {
+      loadConfig(opts.confFile);
+      if (opts.pidFile !== null) writePidFile(opts.pidFile);
+      runSupervisor(opts, process.argv[1]!, argv);
+    } else {
+      serve(opts, worker);
+    }
+    daemon?.ready();
+  } catch (err) {
+    const message = `buncracker: ${(err as Error).message}`;
+    daemon?.fail(message);
+    fail(message);
+  }
 }
 
-main(process.argv.slice(2));
+await main(process.argv.slice(2));

@@ -11,7 +11,7 @@ import { type Pool, isRedis } from "./workloads.ts";
 
 export type TargetName = "direct" | "nutcracker" | "buncracker";
 export const TARGETS: readonly TargetName[] = ["direct", "nutcracker", "buncracker"];
-export const POOLS: readonly Pool[] = ["redis4", "redis1", "mc4", "mc1"];
+const POOLS: readonly Pool[] = ["redis4", "redis1", "mc4", "mc1"];
 
 export interface Backend {
   name: string;
@@ -102,7 +102,7 @@ function proxyConfig(cluster: Pick<Cluster, "redis" | "memcached">, listen: Reco
   ].join("\n") + "\n";
 }
 
-export interface ProxyLaunch {
+interface ProxyLaunch {
   target: Exclude<TargetName, "direct">;
   /** Command without -c/-s/-a/-v (added here, nutcracker-compatible). */
   command: string[];

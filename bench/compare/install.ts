@@ -14,7 +14,7 @@ const TOOLS: Record<string, string> = {
 const SEARCH_PATH = `${process.env.PATH ?? ""}:/usr/sbin:/usr/bin:/sbin:/bin`;
 
 /** Absolute path of `binary`, or null. */
-export const locate = (binary: string): string | null => Bun.which(binary, { PATH: SEARCH_PATH });
+const locate = (binary: string): string | null => Bun.which(binary, { PATH: SEARCH_PATH });
 
 async function aptGet(args: string[]): Promise<void> {
   const run = await runTool(["apt-get", ...args], 600_000);

@@ -26,7 +26,7 @@ export interface ReportInput {
   notes: string[];
 }
 
-export function machine(): Record<string, string> {
+function machine(): Record<string, string> {
   const kernel = readFileSync("/proc/version", "utf8").split(" ").slice(0, 3).join(" ");
   return {
     nproc: String(navigator.hardwareConcurrency),

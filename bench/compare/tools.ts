@@ -123,6 +123,9 @@ async function memaslap(w: Workload, port: number, seconds: number, paths: ToolP
   );
   const total = /Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)/.exec(run.stdout);
   if (run.code !== 0 || total === null) throw new Error(`memaslap exit ${run.code}: ${(run.stderr || run.stdout).slice(-500).trim()}`);
+  // memaslap counts rejected requests as operations; a run with error replies measured nothing.
+  const rejected = /^<\d+ ((?:CLIENT_|SERVER_)?ERROR.*)$/m.exec(run.stdout);
+  if (rejected !== null) throw new Error(`memaslap got error replies, first: ${rejected[1]!.trim()}`);
   const section = new RegExp(`${w.op === "get" ? "Get" : "Set"} Statistics \\(\\d+ events\\)[\\s\\S]*?Log2 Dist:\\n((?:\\s+\\d+:.*\\n)+)`).exec(run.stdout);
   const elapsed = Number(total[1]);
   const misses = /get_misses: (\d+)/.exec(run.stdout);

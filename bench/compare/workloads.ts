@@ -21,8 +21,8 @@ export interface Workload {
   quick: boolean;
 }
 
-export const SMALL = { prefix: "key:", keyspace: 100_000, valueSize: 32 } as const;
-export const LARGE = { prefix: "big:", keyspace: 1_000, valueSize: 100 * 1024 } as const;
+const SMALL = { prefix: "key:", keyspace: 100_000, valueSize: 32 } as const;
+const LARGE = { prefix: "big:", keyspace: 1_000, valueSize: 100 * 1024 } as const;
 
 type Shape = Omit<Workload, "name" | "quick">;
 const shape = (pool: Pool, tool: Tool, op: "get" | "set", more: Partial<Shape> = {}): Shape => ({

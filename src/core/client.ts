@@ -9,9 +9,11 @@ import { MSG_CLOSE, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
-/** Backpressure: stop reading from a client with this many requests waiting for replies, or
- *  this many reply bytes it has not read yet; resume below half. */
+/** Backpressure: stop reading from a client with this many requests waiting for replies, this
+ *  many bytes of such requests (a backend that stops reading), or this many reply bytes it has
+ *  not read yet; resume once its replies are written and it is below half. */
 export const CLIENT_MAX_QUEUED = 8192;
+export const CLIENT_MAX_IN_BYTES = 8 << 20;
 export const CLIENT_MAX_OUT_BYTES = 8 << 20;
 
 export class ClientConn extends StreamReader implements Flushable {
@@ -29,6 +31,8 @@ export class ClientConn extends StreamReader implements Flushable {
   first: Msg | null = null;
   last: Msg | null = null;
   queued = 0;
+  /** Request bytes of the queued requests. */
+  inBytes = 0;
 
   constructor(
     readonly pool: Pool,
@@ -41,7 +45,12 @@ export class ClientConn extends StreamReader implements Flushable {
   onData(chunk: Uint8Array): void {
     if (this.closing) return;
     this.feed(chunk);
-    if (!this.paused && (this.queued > CLIENT_MAX_QUEUED || this.out.len > CLIENT_MAX_OUT_BYTES)) {
+    if (
+      !this.paused &&
+      (this.queued > CLIENT_MAX_QUEUED ||
+        this.inBytes > CLIENT_MAX_IN_BYTES ||
+        this.out.len > CLIENT_MAX_OUT_BYTES)
+    ) {
       this.paused = true;
       this.socket.pause();
     }
@@ -74,6 +83,9 @@ export class ClientConn extends StreamReader implements Flushable {
     else this.last.cnext = msg;
     this.last = msg;
     this.queued++;
+    // Called as each request is parsed: this.req is the request of msg.
+    msg.inBytes = this.req.end - this.req.start;
+    this.inBytes += msg.inBytes;
   }
 
   /** A slot was filled: write out every filled slot at the head of the queue. */
@@ -88,6 +100,7 @@ export class ClientConn extends StreamReader implements Flushable {
       if (m.reply !== null) out.bytes(m.reply);
       pool.completed(m, now);
       this.queued--;
+      this.inBytes -= m.inBytes;
       if ((m.flags & MSG_CLOSE) !== 0) {
         // Nothing after a close slot is answered (parsing stopped there).
         this.closing = true;
@@ -108,6 +121,7 @@ export class ClientConn extends StreamReader implements Flushable {
     this.out.bytes(buf, start, end);
     this.pool.completed(msg, performance.now());
     this.queued--;
+    this.inBytes -= msg.inBytes;
     const next = msg.cnext;
     this.first = next;
     if (next === null) {
@@ -127,7 +141,7 @@ export class ClientConn extends StreamReader implements Flushable {
       this.socket.end();
       return;
     }
-    if (this.paused && this.queued < CLIENT_MAX_QUEUED / 2) {
+    if (this.paused && this.queued < CLIENT_MAX_QUEUED / 2 && this.inBytes < CLIENT_MAX_IN_BYTES / 2) {
       this.paused = false;
       this.socket.resume();
     }

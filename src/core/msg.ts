@@ -48,6 +48,8 @@ export class Msg {
   server: Server | null = null;
   /** Request bytes sent upstream (queue stats). */
   bytes = 0;
+  /** Request bytes read from the client (client backpressure). */
+  inBytes = 0;
   /** performance.now() when parsed: latency and timeouts. */
   readonly t0: number;
 

@@ -3,39 +3,57 @@
 
 import { chmodSync, unlinkSync } from "node:fs";
 import type { Socket, SocketListener } from "bun";
-import type { PoolConfig } from "../conf/types.ts";
+import type { PoolConfig, ServerConfig } from "../conf/types.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { Route, type Codec, type Req } from "../proto/codec.ts";
 import { Router } from "../route/router.ts";
-import type { PoolStats, ProxyStats } from "../stats/store.ts";
+import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
 import { P, S } from "../stats/table.ts";
 import { ascii } from "./bytes.ts";
 import { ClientConn } from "./client.ts";
+import { fdBudget } from "./fdlimit.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg, SplitState } from "./msg.ts";
 import { Server } from "./server.ts";
 
 const CRLF = "\r\n";
 
+function removeSocketFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // no such file
+  }
+}
+
+/** A server stays the same server across a reload when its name and address do. */
+function serverIdentity(s: ServerConfig): string {
+  return `${s.effectiveName}\n${s.addr.spec}`;
+}
+
 export class Pool {
-  readonly servers: Server[];
-  readonly router: Router;
+  /** Replaced as a whole by reconfigure() (hot reload); in-flight messages keep their servers. */
+  cfg: PoolConfig;
+  servers: Server[];
+  router: Router;
   readonly clients = new Set<ClientConn>();
   private listener: SocketListener<ClientConn> | null = null;
-  private readonly authBytes: Uint8Array | null;
+  private reusePort = false;
+  private authBytes: Uint8Array | null;
   /** Proxy-made error replies by reason (a handful of distinct texts). */
   private readonly errorReplies = new Map<string, Uint8Array>();
   // Split scratch, reused by every request of the pool.
   private keyServer = new Int32Array(64);
   private fragKeys = new Int32Array(64);
-  private readonly fragOf: Int32Array;
-  private readonly fragServer: Int32Array;
+  private fragOf: Int32Array;
+  private fragServer: Int32Array;
 
   constructor(
-    readonly cfg: PoolConfig,
+    cfg: PoolConfig,
     readonly codec: Codec,
     readonly stats: PoolStats,
-    private readonly proxyStats: ProxyStats,
+    readonly proxyStats: ProxyStats,
   ) {
+    this.cfg = cfg;
     this.router = new Router(cfg);
     this.servers = cfg.servers.map((s, i) => new Server(this, i, s, stats.servers[i]!));
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
@@ -43,9 +61,58 @@ export class Pool {
     this.fragServer = new Int32Array(cfg.servers.length);
   }
 
+  /** Hot reload: apply a changed config of this pool. Servers that stay (same name and address)
+   *  keep their connections and stats; servers that left close once idle; the routing table is
+   *  swapped at once. Returns what changed, for the log. */
+  reconfigure(cfg: PoolConfig): string[] {
+    const old = this.cfg;
+    const changes: string[] = [];
+    const kept = new Map(this.servers.map((s) => [serverIdentity(s.cfg), s]));
+    const servers = cfg.servers.map((sc, i) => {
+      const id = serverIdentity(sc);
+      const s = kept.get(id);
+      if (s === undefined) {
+        changes.push(`+server ${sc.pname}`);
+        return new Server(this, i, sc, new ServerStats(sc.statsName));
+      }
+      kept.delete(id);
+      if (s.cfg.weight !== sc.weight) changes.push(`~server ${sc.pname}`);
+      s.reconfigure(i, sc);
+      return s;
+    });
+    for (const s of kept.values()) {
+      changes.push(`-server ${s.cfg.pname}`);
+      s.retire();
+    }
+    this.cfg = cfg;
+    this.servers = servers;
+    this.stats.servers = servers.map((s) => s.stats);
+    this.router = new Router(cfg);
+    this.fragOf = new Int32Array(servers.length);
+    this.fragServer = new Int32Array(servers.length);
+    this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
+    this.rebuild();
+    for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
+      if (key !== "servers" && key !== "listen" && old[key] !== cfg[key]) changes.push(key);
+    }
+    if (old.listen.spec !== cfg.listen.spec && this.listener !== null) {
+      // Bind the new address first; clients of the old listener stay connected.
+      const previous = this.listener;
+      this.listener = null;
+      this.listen(this.reusePort);
+      previous.stop(false);
+      this.proxyStats.currConnections--;
+      if (old.listen.unix) removeSocketFile(old.listen.host);
+      changes.push(`listen ${old.listen.spec} -> ${cfg.listen.spec}`);
+    }
+    if (cfg.preconnect) this.preconnect();
+    return changes;
+  }
+
   // ---- listening and clients ----
 
   listen(reusePort: boolean): void {
+    this.reusePort = reusePort;
     const pool = this;
     const socket = {
       binaryType: "uint8array" as const,
@@ -67,11 +134,7 @@ export class Pool {
     };
     const l = this.cfg.listen;
     if (l.unix) {
-      try {
-        unlinkSync(l.host);
-      } catch {
-        // no stale socket file
-      }
+      removeSocketFile(l.host);
       this.listener = Bun.listen<ClientConn>({ unix: l.host, socket });
       if (l.perm !== null) chmodSync(l.host, l.perm);
     } else {
@@ -80,8 +143,10 @@ export class Pool {
         port: l.port,
         socket,
         ...(reusePort || this.cfg.reuseport ? { reusePort: true } : {}),
-      } as Parameters<typeof Bun.listen<ClientConn>>[0]);
+      } as Bun.TCPSocketListenOptions<ClientConn>);
     }
+    this.proxyStats.totalConnections++;
+    this.proxyStats.currConnections++;
     log.notice(`pool '${this.cfg.name}' listening on ${l.spec}`);
   }
 
@@ -91,24 +156,23 @@ export class Pool {
 
   /** Stop accepting new clients (drain, shutdown). */
   stopListening(): void {
-    this.listener?.stop(false);
+    if (this.listener === null) return;
+    this.listener.stop(false);
     this.listener = null;
-    if (this.cfg.listen.unix) {
-      try {
-        unlinkSync(this.cfg.listen.host);
-      } catch {
-        // already gone
-      }
-    }
+    this.proxyStats.currConnections--;
+    if (this.cfg.listen.unix) removeSocketFile(this.cfg.listen.host);
   }
 
   preconnect(): void {
-    for (const s of this.servers) for (let i = 0; i < s.conns.length; i++) s.open(i);
+    for (const s of this.servers) {
+      for (let i = 0; i < s.conns.length; i++) if (s.conns[i] === null) s.open(i);
+    }
   }
 
   private accept(s: Socket<ClientConn>): void {
     const limit = this.cfg.clientConnections;
-    if (limit > 0 && this.clients.size >= limit) {
+    const full = limit > 0 && this.clients.size >= limit;
+    if (full || this.proxyStats.currConnections >= fdBudget.clients) {
       this.stats.counters[P.client_refused]!++;
       s.write(this.errorReply("max client connections reached"));
       s.end();
@@ -327,6 +391,7 @@ export class Pool {
 
   /** buf[start, end) is the server's complete reply to msg. */
   reply(msg: Msg, buf: Uint8Array, start: number, end: number): void {
+    msg.server!.stats.observe((performance.now() - msg.t0) * 1000);
     const parent = msg.parent;
     if (parent !== null) {
       const split = parent.split!;
@@ -378,10 +443,9 @@ export class Pool {
     return r;
   }
 
-  /** A reply slot was written to its client. */
+  /** A reply slot was written to its client: client-visible latency. */
   completed(msg: Msg, now: number): void {
-    void msg;
-    void now;
+    this.stats.observe((now - msg.t0) * 1000);
   }
 
   // ---- server health ----
@@ -437,5 +501,17 @@ export class Pool {
     this.stopListening();
     for (const c of this.clients) c.socket.end();
     for (const s of this.servers) s.closeAll("Connection closed by proxy");
+  }
+
+  /** Removed by a reload: stop accepting, let in-flight requests finish (at most
+   *  `timeoutMs`), then close clients and servers. */
+  retire(timeoutMs: number): void {
+    this.stopListening();
+    const deadline = performance.now() + timeoutMs;
+    const check = setInterval(() => {
+      if (this.inFlight > 0 && performance.now() < deadline) return;
+      clearInterval(check);
+      this.close();
+    }, 20);
   }
 }

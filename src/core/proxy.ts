@@ -4,9 +4,11 @@
 import type { Config, PoolConfig } from "../conf/types.ts";
 import { log } from "../log.ts";
 import type { Codec } from "../proto/codec.ts";
+import type { PoolHealth } from "../stats/http.ts";
 import { memcacheCodec } from "../proto/memcache/index.ts";
 import { redisCodec } from "../proto/redis/index.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
+import { fdBudget } from "./fdlimit.ts";
 import { Pool } from "./pool.ts";
 
 export function codecFor(cfg: PoolConfig): Codec {
@@ -20,35 +22,99 @@ function tickFor(config: Config): number | null {
   return min === Infinity ? null : Math.min(100, Math.max(5, Math.floor(min / 10)));
 }
 
+export interface ListenOptions {
+  /** SO_REUSEPORT on every TCP listener (workers share the ports). */
+  readonly reusePort: boolean;
+  /** false in workers other than the first: a unix socket path cannot be shared. */
+  readonly listenUnix: boolean;
+}
+
 export class Proxy {
-  readonly pools: Pool[];
+  pools: Pool[];
   readonly stats: ProxyStats;
+  /** Config generation: 1 at start, +1 per applied reload. */
+  generation = 1;
+  loadedAt = Date.now();
   private ticker: Timer | null = null;
 
   constructor(
-    readonly config: Config,
-    private readonly reusePort = false,
+    public config: Config,
+    private readonly listenOpts: ListenOptions = { reusePort: false, listenUnix: true },
   ) {
-    const poolStats = config.pools.map(
-      (p) => new PoolStats(p.name, p.servers.map((s) => new ServerStats(s.statsName))),
-    );
-    this.stats = new ProxyStats(poolStats);
-    this.pools = config.pools.map((p, i) => new Pool(p, codecFor(p), poolStats[i]!, this.stats));
+    this.stats = new ProxyStats([]);
+    this.pools = config.pools.map((p) => this.createPool(p));
+    this.stats.pools = this.pools.map((p) => p.stats);
+  }
+
+  private createPool(cfg: PoolConfig): Pool {
+    const stats = new PoolStats(cfg.name, cfg.servers.map((s) => new ServerStats(s.statsName)));
+    return new Pool(cfg, codecFor(cfg), stats, this.stats);
+  }
+
+  private startPool(pool: Pool): void {
+    if (!pool.cfg.listen.unix || this.listenOpts.listenUnix) pool.listen(this.listenOpts.reusePort);
+    if (pool.cfg.preconnect) pool.preconnect();
+  }
+
+  /** /healthz: the pools as they are now. */
+  health(): PoolHealth[] {
+    return this.pools.map((p) => ({
+      name: p.cfg.name,
+      listening: p.listening,
+      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected })),
+    }));
   }
 
   start(): void {
-    for (const pool of this.pools) {
-      pool.listen(this.reusePort);
-      if (pool.cfg.preconnect) pool.preconnect();
-    }
+    fdBudget.plan(this.config);
+    for (const pool of this.pools) this.startPool(pool);
+    this.startTicker();
+  }
+
+  private startTicker(): void {
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
     const tick = tickFor(this.config);
-    if (tick !== null) {
-      this.ticker = setInterval(() => {
-        const now = performance.now();
-        for (const pool of this.pools) pool.checkTimeouts(now);
-      }, tick);
-      this.ticker.unref();
+    if (tick === null) return;
+    this.ticker = setInterval(() => {
+      const now = performance.now();
+      for (const pool of this.pools) pool.checkTimeouts(now);
+    }, tick);
+    this.ticker.unref();
+  }
+
+  /** Hot reload: apply `next` as a diff against the running pools (see Pool.reconfigure).
+   *  Pools are matched by name; a pool that changes protocol is replaced. Returns the diff. */
+  reload(next: Config, retireTimeoutMs: number): string {
+    const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
+    const changes: string[] = [];
+    const pools = next.pools.map((cfg) => {
+      const pool = running.get(cfg.name);
+      if (pool !== undefined && pool.cfg.redis === cfg.redis) {
+        running.delete(cfg.name);
+        const diff = pool.reconfigure(cfg);
+        if (diff.length > 0) changes.push(`pool ${cfg.name}: ${diff.join(", ")}`);
+        return pool;
+      }
+      const fresh = this.createPool(cfg);
+      this.startPool(fresh);
+      changes.push(`+pool ${cfg.name}`);
+      return fresh;
+    });
+    for (const pool of running.values()) {
+      if (!pools.includes(pool)) {
+        pool.retire(retireTimeoutMs);
+        changes.push(`-pool ${pool.cfg.name}`);
+      }
     }
+    this.pools = pools;
+    this.stats.pools = pools.map((p) => p.stats);
+    this.config = next;
+    this.generation++;
+    this.loadedAt = Date.now();
+    fdBudget.plan(next);
+    this.startTicker();
+    return changes.length === 0 ? "no changes" : changes.join("; ");
   }
 
   get inFlight(): number {

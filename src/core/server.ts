@@ -15,7 +15,7 @@ import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
 export class Server {
-  readonly conns: (ServerConn | null)[];
+  conns: (ServerConn | null)[];
   private next = 0;
   /** Consecutive failures (auto_eject_hosts). */
   failures = 0;
@@ -23,11 +23,28 @@ export class Server {
 
   constructor(
     readonly pool: Pool,
-    readonly index: number,
-    readonly cfg: ServerConfig,
+    public index: number,
+    public cfg: ServerConfig,
     readonly stats: ServerStats,
   ) {
     this.conns = new Array<ServerConnOrNull>(pool.cfg.serverConnections).fill(null);
+  }
+
+  /** Hot reload: the server stays, at a new index, maybe with a new weight or connection count. */
+  reconfigure(index: number, cfg: ServerConfig): void {
+    this.index = index;
+    this.cfg = cfg;
+    const want = this.pool.cfg.serverConnections;
+    if (want === this.conns.length) return;
+    for (let i = want; i < this.conns.length; i++) this.conns[i]?.retire();
+    this.conns.length = want;
+    for (let i = 0; i < want; i++) this.conns[i] ??= null;
+    this.next = 0;
+  }
+
+  /** Left the pool in a reload: close each connection once its requests are answered. */
+  retire(): void {
+    for (const c of this.conns) c?.retire();
   }
 
   /** A connection for the next request: round robin over server_connections slots, opening
@@ -81,9 +98,13 @@ export class ServerConn extends StreamReader implements Flushable {
   dirty = false;
   private blocked = false;
   closed = false;
+  /** Why it closed: the reply of a request pushed after that (a connect that failed at once). */
+  private closeReason = "";
   /** Messages sent (or queued to send) on this connection, oldest first. */
   first: Msg | null = null;
   private last: Msg | null = null;
+  /** Close once every request on it is answered (its server left the pool). */
+  private retiring = false;
   /** Handshake replies (AUTH/SELECT) still to swallow. */
   private handshake = 0;
   /** Requests appended since the last complete write (in_queue stats). */
@@ -122,12 +143,19 @@ export class ServerConn extends StreamReader implements Flushable {
     s.setNoDelay(true);
     if (this.server.pool.cfg.tcpkeepalive) s.setKeepAlive(true);
     this.server.stats.counters[S.server_connections]!++;
+    const proxyStats = this.server.pool.proxyStats;
+    proxyStats.totalConnections++;
+    proxyStats.currConnections++;
     if (log.level >= LOG_INFO) log.info(`connected to server ${this.server.cfg.pname}`);
     this.flush();
   }
 
   /** Queue a request whose bytes were appended to `out`. */
   push(msg: Msg): void {
+    if (this.closed) {
+      this.server.pool.fail(msg, this.closeReason);
+      return;
+    }
     if (this.last === null) this.first = msg;
     else this.last.snext = msg;
     this.last = msg;
@@ -215,7 +243,17 @@ export class ServerConn extends StreamReader implements Flushable {
       pool.reply(msg, buf, rsp.start, next);
     }
     this.need = 0;
+    if (this.retiring && this.first === null) {
+      this.close("server left the pool");
+      return FATAL;
+    }
     return pos;
+  }
+
+  retire(): void {
+    if (this.server.conns[this.slot] === this) this.server.conns[this.slot] = null;
+    if (this.first === null) this.close("server left the pool");
+    else this.retiring = true;
   }
 
   onClosed(err?: Error): void {
@@ -238,11 +276,13 @@ export class ServerConn extends StreamReader implements Flushable {
   close(reason: string, failure = false): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeReason = reason;
     if (this.server.conns[this.slot] === this) this.server.conns[this.slot] = null;
     const s = this.socket;
     this.socket = null;
     if (s !== null) {
       this.server.stats.counters[S.server_connections]!--;
+      this.server.pool.proxyStats.currConnections--;
       s.terminate();
     }
     if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);

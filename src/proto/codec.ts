@@ -39,7 +39,7 @@ export interface CommandSpec {
   readonly route: Route;
 }
 
-function grow(a: Int32Array, n: number): Int32Array {
+function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   if (n < a.length) return a;
   const b = new Int32Array(Math.max(n + 1, a.length * 2));
   b.set(a);

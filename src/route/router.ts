@@ -42,7 +42,7 @@ export class Router {
     this.kit = new Hashkit();
     const wasm = this.kit.wasm;
     this.serverCount = pool.servers.length;
-    this.records = wasm.reserveServers(this.serverCount, names.reduce((sum, n) => sum + n.length, 0));
+    this.records = wasm.reserveServers(this.serverCount, names.reduce((sum, n) => sum + n.length, 0)) >>> 0;
     if (this.records === 0) throw new Error(`pool ${pool.name}: out of WASM memory`);
     const memory = this.kit.memory();
     const view = new DataView(memory.buffer);

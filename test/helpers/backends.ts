@@ -1,5 +1,6 @@
 // Real redis-server and memcached processes on free loopback ports.
 
+import { mkdirSync } from "node:fs";
 import { freePort, waitForPort, waitForUnixSocket } from "./ports.ts";
 import { spawnManaged, type ManagedProcess } from "./process.ts";
 import { makeTempDir, type TempDir } from "./tmp.ts";
@@ -15,9 +16,9 @@ export interface Backend {
   readonly address: string;
   /** The running process (replaced by restart()). */
   readonly process: ManagedProcess;
-  /** SIGTERM and wait for exit. */
+  /** SIGTERM and wait for exit (then removes its temp dir). */
   stop(): Promise<void>;
-  /** SIGKILL (a crash, as far as the proxy can tell) and wait for exit. */
+  /** SIGKILL (a crash, as far as the proxy can tell) and wait for exit (then removes its temp dir). */
   kill(): Promise<void>;
   /** Starts again on the same port (and socket), after stop() or kill(); empty. */
   restart(): Promise<void>;
@@ -89,7 +90,7 @@ async function startBackend(
   fixedPort: number | undefined,
   commandLine: CommandLine,
 ): Promise<Backend> {
-  const dir = makeTempDir(`bc-${kind}-`);
+  const dir = makeTempDir(`bct-${kind}-`);
   // A free port can be taken by someone else before the server binds it: retry with another.
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? freePort(host);
@@ -112,12 +113,15 @@ async function startBackend(
       },
       async stop() {
         await current.stop();
+        dir.remove();
       },
       async kill() {
         await current.kill();
+        dir.remove();
       },
       async restart() {
         await current.kill();
+        mkdirSync(dir.path, { recursive: true });
         current = await launch(argv, host, port, unixPath);
       },
     };

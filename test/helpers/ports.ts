@@ -39,7 +39,7 @@ export function freePort(host = "127.0.0.1"): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Resolves once a connection to the TCP `host:port` or unix socket `path` succeeds. */
+/** True when a connection to the endpoint succeeds now. */
 async function canConnect(target: Endpoint): Promise<boolean> {
   try {
     const socket = await connectSocket(target, { data() {} });

@@ -1,7 +1,11 @@
-// Child processes started by tests. Every process started here is tracked; whatever a test
-// forgot to stop is SIGKILLed when the test process exits, is interrupted or is terminated.
+// Child processes started by tests. Every test stops what it starts (afterAll); as a safety net,
+// children are started under `setpriv --pdeathsig SIGKILL`, so the kernel kills whatever is left
+// when the test process dies, however it dies (`bun test` runs no "exit" handlers, and an
+// interrupted or SIGKILLed runner runs nothing at all). Plain scripts (`bun run`) also kill
+// them in an "exit" handler. A daemon that a child forks is not covered: its test must stop it.
 
 import type { Subprocess } from "bun";
+import { existsSync } from "node:fs";
 
 const OUTPUT_LIMIT = 256 * 1024; // keep at most this much of each stream (the tail)
 
@@ -40,18 +44,15 @@ function killAll(): void {
 }
 
 process.on("exit", killAll);
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.once(sig, () => {
-    killAll();
-    process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
-  });
-}
+
+const SETPRIV = "/usr/bin/setpriv"; // util-linux, present on every Debian system
+const dieWithUs = existsSync(SETPRIV) ? [SETPRIV, "--pdeathsig", "SIGKILL"] : [];
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15 };
 
 /** Starts `argv` with stdout and stderr captured, tracked for clean-up. */
 export function spawnManaged(argv: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): ManagedProcess {
-  const proc = Bun.spawn(argv, {
+  const proc = Bun.spawn([...dieWithUs, ...argv], {
     cwd: opts.cwd,
     env: opts.env ?? (process.env as Record<string, string>),
     stdin: "ignore",

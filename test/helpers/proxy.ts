@@ -54,7 +54,7 @@ export interface RunningProxy {
   stdout(): string;
   stderr(): string;
   signal(sig: NodeJS.Signals): void;
-  /** SIGTERM (SIGKILL after a grace period); resolves with the exit code. */
+  /** SIGTERM (SIGKILL after a grace period), removes the config; resolves with the exit code. */
   stop(): Promise<number>;
 }
 
@@ -64,7 +64,7 @@ export interface RunningProxy {
  * with the proxy's output if it exits or does not listen in time.
  */
 export async function startProxy(kind: ProxyKind, yamlText: string, opts: ProxyOptions = {}): Promise<RunningProxy> {
-  const dir = makeTempDir(`bc-${kind}-`);
+  const dir = makeTempDir(`bct-${kind}-`);
   const configPath = dir.file("proxy.yml");
   writeFileSync(configPath, yamlText);
   const pools = listenEndpoints(yamlText);
@@ -99,7 +99,11 @@ export async function startProxy(kind: ProxyKind, yamlText: string, opts: ProxyO
     stdout: () => proc.stdout(),
     stderr: () => proc.stderr(),
     signal: (sig) => proc.signal(sig),
-    stop: () => proc.stop(),
+    async stop() {
+      const code = await proc.stop();
+      dir.remove();
+      return code;
+    },
   };
 }
 
@@ -108,7 +112,7 @@ export async function testConfig(
   kind: ProxyKind,
   yamlText: string,
 ): Promise<{ code: number; stdout: string; stderr: string; configPath: string }> {
-  const dir = makeTempDir(`bc-conf-`);
+  const dir = makeTempDir("bct-conf-");
   const configPath = dir.file("proxy.yml");
   writeFileSync(configPath, yamlText);
   const result = await runToEnd([...proxyCommand(kind), "-t", "-c", configPath]);

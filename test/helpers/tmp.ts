@@ -1,5 +1,6 @@
-// Temporary directories for configs, unix sockets and backend data. Each is removed when the
-// test process exits (or earlier by its own remove()).
+// Temporary directories for configs, unix sockets and backend data. Whoever makes one removes
+// it (backends and proxies do when stopped; suites in afterAll). `bun test` runs no "exit"
+// handlers, so the exit clean-up below only helps plain scripts.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,7 +20,7 @@ process.on("exit", () => {
 });
 
 /** A new empty directory under the system temp dir. Short, so unix socket paths fit in 108 bytes. */
-export function makeTempDir(prefix = "bc-test-"): TempDir {
+export function makeTempDir(prefix = "bct-"): TempDir {
   const path = mkdtempSync(join(tmpdir(), prefix));
   live.add(path);
   return {

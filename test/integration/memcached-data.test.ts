@@ -2,7 +2,7 @@
 // processes. Expected replies come from memcached's protocol and semantics (or from memcached
 // itself), never from the proxy under test. Run against nutcracker with BC_TARGET=nutcracker.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { expectReplies, latin1 } from "../helpers/assertions.ts";
 import { startMemcached, type Backend } from "../helpers/backends.ts";
 import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
@@ -14,6 +14,9 @@ import { memcacheWorkload, type MemcacheWorkload } from "../helpers/memcache-wor
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
+
+// Real processes and large payloads: allow more than bun's 5 s default per test and hook.
+setDefaultTimeout(60_000);
 
 const STORED = Buffer.from("STORED\r\n");
 const END = Buffer.from("END\r\n");
@@ -163,8 +166,8 @@ describe("keys and values", () => {
     expectReplies(await roundTrip([line("get", ...keys)], 1), [retrieval(keys.map((k, i) => valueBlock(k, values[i]!, 4294967295)))]);
   });
 
-  test("keys with bytes above 0x7f and control characters are carried as they are", async () => {
-    const keys = [Buffer.from([0x61, 0xff, 0x80, 0x62]), Buffer.from("a\x01b"), Buffer.from("k".repeat(250))];
+  test("keys with bytes above 0x7f, and of 250 bytes, are carried as they are", async () => {
+    const keys = [Buffer.from([0x61, 0xff, 0x80, 0x62]), Buffer.from("k".repeat(250))];
     const requests = keys.flatMap((k, i) => [storage("set", k, `v${i}`), line("get", k)]);
     expectReplies(await roundTrip(requests, requests.length), keys.flatMap((k, i) => [STORED, retrieval([valueBlock(k, `v${i}`)])]));
   });
@@ -269,6 +272,20 @@ describe("deliberate differences from nutcracker", () => {
       expectReplies(await roundTrip([line("bogus", "a", "b"), line("get", "nope")], 2), [fromMemcached!, END]);
     },
     nutcracker: closesSilently("bogus a b\r\n"),
+  });
+
+  testDeliberate("a control character in a key gets CLIENT_ERROR, the data block is swallowed", {
+    buncracker: async () => {
+      const replies = await roundTrip([storage("set", "a\x01b", "v"), line("get", "a\x01b"), line("get", "nope")], 3);
+      expect(latin1(replies[0]!)).toStartWith("CLIENT_ERROR ");
+      expect(latin1(replies[1]!)).toStartWith("CLIENT_ERROR ");
+      expectReplies([replies[2]!], [END]);
+    },
+    nutcracker: async () => {
+      // 0.5.0 (like memcached) takes them.
+      const replies = await roundTrip([storage("set", "a\x01b", "v"), line("get", "a\x01b")], 2);
+      expectReplies(replies, [STORED, retrieval([valueBlock("a\x01b", "v")])]);
+    },
   });
 
   testDeliberate("a key over 250 bytes gets CLIENT_ERROR and the connection stays open", {

@@ -6,7 +6,7 @@
 // (named servers, modula with order-preserving ports, single servers) still run on other ports,
 // and the rest are skipped with a message.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
@@ -17,6 +17,9 @@ import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { command, OK, respFrame } from "../helpers/resp.ts";
 import { expectReplies } from "../helpers/assertions.ts";
 import { addressesMatter, loadDistribution, rewritePoolYaml, type VectorPool } from "../helpers/vectors.ts";
+
+// Real processes and large payloads: allow more than bun's 5 s default per test and hook.
+setDefaultTimeout(60_000);
 
 const vectors = loadDistribution();
 const VECTOR_PORTS = Array.from({ length: 25 }, (_, i) => 30501 + i);
@@ -34,7 +37,7 @@ function portMapFor(backends: Backend[]): Map<number, number> {
 }
 
 /** The servers[] index of the backend each key was found on (-1: nowhere, -2: on several). */
-function toPlacements(pool: VectorPool, backends: Backend[], holders: Map<string, number[]>, keys: Buffer[]): number[] {
+function toPlacements(pool: VectorPool, holders: Map<string, number[]>, keys: Buffer[]): number[] {
   return keys.map((key) => {
     const found = holders.get(key.toString("hex")) ?? [];
     if (found.length !== 1) return found.length === 0 ? -1 : -2;
@@ -81,7 +84,7 @@ describe("redis", () => {
       for (const [i, backend] of backends.entries()) {
         for (const key of await redisKeys(backend, db)) holders.set(key.toString("hex"), [...(holders.get(key.toString("hex")) ?? []), i]);
       }
-      expectPlacements(pool, toPlacements(pool, backends, holders, vectors.keys), vectors.keys, pool.placements);
+      expectPlacements(pool, toPlacements(pool, holders, vectors.keys), vectors.keys, pool.placements);
     });
   }
 });
@@ -111,7 +114,7 @@ describe("redis, 25 servers", () => {
       for (const [i, backend] of backends.entries()) {
         for (const key of await redisKeys(backend, db)) holders.set(key.toString("hex"), [...(holders.get(key.toString("hex")) ?? []), i]);
       }
-      expectPlacements(pool, toPlacements(pool, backends, holders, vectors.keys), vectors.keys, pool.placements);
+      expectPlacements(pool, toPlacements(pool, holders, vectors.keys), vectors.keys, pool.placements);
     });
   }
 });
@@ -164,7 +167,7 @@ describe("memcached", () => {
     test.skipIf(!runnable(pool, EXACT5))(`${pool.name}: ${memcachedKeys.length} keys land on the vector's servers`, async () => {
       await flushBackends(backends);
       await storeThrough(proxy.pools[pool.name]!, keys);
-      const actual = toPlacements(pool, backends, await memcachedHolders(backends, keys), keys);
+      const actual = toPlacements(pool, await memcachedHolders(backends, keys), keys);
       expectPlacements(pool, actual, keys, memcachedKeys.map(({ index }) => pool.placements[index]!));
     });
   }

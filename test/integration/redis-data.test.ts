@@ -2,7 +2,7 @@
 // Expected replies come from redis's protocol and semantics (or from redis itself), never from
 // the proxy under test. Run against nutcracker with BC_TARGET=nutcracker.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { expectReplies, latin1 } from "../helpers/assertions.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
@@ -14,6 +14,9 @@ import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
 import { redisWorkload } from "../helpers/redis-workload.ts";
 import { array, bulk, command, decode, error, integer, OK, pipeline, respFrame, simple } from "../helpers/resp.ts";
+
+// Real processes and large payloads: allow more than bun's 5 s default per test and hook.
+setDefaultTimeout(60_000);
 
 let backends: Backend[] = [];
 let proxy: RunningProxy;

@@ -1,7 +1,7 @@
 // Redis pool settings seen end to end: redis_auth (against a redis-server with requirepass),
 // redis_db (SELECT upstream), and a unix-socket listener with its perm.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { statSync } from "node:fs";
 import { expectReplies, latin1 } from "../helpers/assertions.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
@@ -13,8 +13,11 @@ import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { bulk, command, error, integer, OK, pipeline, respFrame, simple } from "../helpers/resp.ts";
 import { makeTempDir } from "../helpers/tmp.ts";
 
+// Real processes and large payloads: allow more than bun's 5 s default per test and hook.
+setDefaultTimeout(60_000);
+
 const PASSWORD = "s3cret pass";
-const socketDir = makeTempDir("bc-sock-");
+const socketDir = makeTempDir("bct-sock-");
 let plain: Backend[] = [];
 let guarded: Backend[] = [];
 let proxy: RunningProxy;
@@ -38,6 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.stop();
   await stopAll([...plain, ...guarded]);
+  socketDir.remove();
 });
 
 async function session(endpoint: Endpoint, requests: Buffer[]): Promise<Buffer[]> {

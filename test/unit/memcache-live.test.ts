@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ByteWriter } from "../../src/core/bytes.ts";
-import { NEED_MORE, Req, Route, Rsp, type Split } from "../../src/proto/codec.ts";
+import { FATAL, NEED_MORE, Req, Route, Rsp, type Split } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { startMemcached, type Backend } from "../helpers/backends.ts";
 import { exchange, RawClient, type Framer } from "../helpers/client.ts";
@@ -90,6 +90,7 @@ describe("bad lines get memcached's own reply", () => {
     ["touch a\r\n"],
     [`touch ${LONG_KEY} 1\r\n`],
     ["gat x a\r\n"],
+    ["gats x\r\n"],
     [`gat 10 ${LONG_KEY}\r\n`],
     [`get a ${LONG_KEY}\r\n`],
     [`gets ${LONG_KEY}\r\n`],
@@ -181,6 +182,45 @@ describe("deliberate differences from memcached", () => {
     const req = ourVerdict(line);
     expect(req.error).toBe("CLIENT_ERROR bad command line format");
     expect(req.end).toBe(line.length);
+  });
+});
+
+describe("line limits are memcached's", () => {
+  const keys = Array.from({ length: 4000 }, (_, i) => `key:${i}`.padEnd(250, "x")).join(" ");
+
+  /** Sends `line` in two reads (a 2500-byte head first); the reply, or null if memcached closed. */
+  async function sendInTwoReads(line: string): Promise<string | null> {
+    const client = await RawClient.connect(endpointOf(reference));
+    try {
+      await client.send(line.slice(0, 2500));
+      await Bun.sleep(50);
+      if (client.closed) return null;
+      await client.send(line.slice(2500));
+      const { replies, closed } = await client.readRepliesOrClose(1, memcacheFrame);
+      return closed ? null : latin1(replies[0]!);
+    } finally {
+      client.close();
+    }
+  }
+
+  test("a 1 MB get line is served by memcached, and accepted", async () => {
+    const line = `get ${keys}\r\n`;
+    expect(await sendInTwoReads(line)).toBe("END\r\n");
+    expect(ourVerdict(line).error).toBeNull();
+  });
+
+  test("a gat line over 2048 bytes makes memcached drop the connection; we refuse it as fatal", async () => {
+    const line = `gat 0 ${keys.slice(0, 3000)}\r\n`;
+    expect(await sendInTwoReads(line)).toBeNull();
+    const b = bytes(line);
+    expect(codec.parseRequest(b, 0, b.length, new Req())).toBe(FATAL);
+  });
+
+  test("so does a long get line after over 100 spaces", async () => {
+    const line = `${" ".repeat(101)}get ${keys.slice(0, 3000)}\r\n`;
+    expect(await sendInTwoReads(line)).toBeNull();
+    const b = bytes(line);
+    expect(codec.parseRequest(b, 0, b.length, new Req())).toBe(FATAL);
   });
 });
 

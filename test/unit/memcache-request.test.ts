@@ -227,16 +227,25 @@ describe("line limits", () => {
     expect(parse("x".repeat(MAX_LINE + 2))).toBe(FATAL);
   });
 
-  test(`retrieval lines may be ${MAX_GET_LINE} bytes (many keys)`, () => {
+  test(`get/gets lines may be ${MAX_GET_LINE} bytes (many keys)`, () => {
     const keys = Array.from({ length: 4000 }, (_, i) => `key:${i}`.padEnd(250, "x")).join(" ");
     const line = `get ${keys}`;
     expect(line.length).toBeLessThanOrEqual(MAX_GET_LINE);
     expect(parse(line + "\r\n")).toBe(line.length + 2);
     expect(req.nkeys).toBe(4000);
     expect(parse(line)).toBe(NEED_MORE);
-    expect(parse(padded("gat 0 k", MAX_GET_LINE) + "\n")).toBe(MAX_GET_LINE + 1);
+    expect(parse(padded("gets k", MAX_GET_LINE) + "\n")).toBe(MAX_GET_LINE + 1);
     expect(parse(padded("gets k", MAX_GET_LINE + 1) + "\n")).toBe(FATAL);
     expect(parse(padded("gets k", MAX_GET_LINE + 2))).toBe(FATAL);
+  });
+
+  test("but not gat/gats, nor a get after over 100 spaces (memcached drops those past 2048 bytes)", () => {
+    expect(parse(padded("gat 0 k", MAX_LINE) + "\n")).toBe(MAX_LINE + 1);
+    expect(parse(padded("gat 0 k", MAX_LINE + 1) + "\n")).toBe(FATAL);
+    expect(parse(padded("gats 0 k", MAX_LINE + 2))).toBe(FATAL);
+    expect(parse(padded(" ".repeat(100) + "get k", MAX_LINE + 1) + "\n")).toBe(MAX_LINE + 2);
+    expect(parse(padded(" ".repeat(101) + "get k", MAX_LINE + 1) + "\n")).toBe(FATAL);
+    expect(parse(padded(" ".repeat(101) + "get k", MAX_LINE + 2))).toBe(FATAL);
   });
 
   test("keys: 250 bytes at most, no control characters", () => {

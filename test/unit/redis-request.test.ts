@@ -173,6 +173,26 @@ describe("requests", () => {
     expect(req.need).toBeGreaterThan(11);
   });
 
+  test("a made-up argument count cannot inflate need (the reader reserves that much)", () => {
+    const { result, req } = parseOne("*2147483647\r\n");
+    expect(result).toBe(NEED_MORE);
+    expect(req.need).toBeLessThanOrEqual(13 + 6 + 64 * 1024);
+  });
+
+  test("the commands the proxy answers itself", () => {
+    const route = (...args: string[]) => {
+      const { parsed } = parseOne(command(...args));
+      return [parsed.route, parsed.error];
+    };
+    expect(route("PING")).toEqual([Route.Ping, null]);
+    expect(route("QUIT")).toEqual([Route.Quit, null]);
+    expect(route("QUIT", "now")).toEqual([Route.Quit, null]); // redis's QUIT takes anything too
+    expect(route("AUTH", "secret")).toEqual([Route.Auth, null]);
+    // The proxy checks the password alone: AUTH with a user name is refused, not mistaken.
+    expect(route("AUTH")).toEqual([Route.Auth, "-ERR wrong number of arguments for 'auth' command"]);
+    expect(route("AUTH", "default", "secret")).toEqual([Route.Auth, "-ERR wrong number of arguments for 'auth' command"]);
+  });
+
   test("command names in any letter case, and no false matches", () => {
     for (const name of ["get", "GET", "gEt", "Get"]) expect(parseOne(command(name, "k")).parsed.command).toBe("get");
     for (const name of ["EVAL_RO", "eval_ro"]) expect(parseOne(command(name, "s", "1", "k")).parsed.command).toBe("eval_ro");

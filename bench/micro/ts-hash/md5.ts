@@ -6,13 +6,14 @@ let C = 0;
 let D = 0;
 const TAIL = new Uint8Array(128);
 
+// The same round functions and sum order as the WASM md5 (assembly/hash/md5.ts).
 function F(x: number, y: number, z: number): number { return z ^ (x & (y ^ z)); }
-function G(x: number, y: number, z: number): number { return y ^ (z & (x ^ y)); }
-function H(x: number, y: number, z: number): number { return x ^ y ^ z; }
+function G(x: number, y: number, z: number): number { return (y & ~z) + (x & z); }
+function H(x: number, y: number, z: number): number { return x ^ (y ^ z); }
 function I(x: number, y: number, z: number): number { return y ^ (x | ~z); }
 
 function step(f: number, a: number, b: number, x: number, t: number, s: number): number {
-  const v = (a + f + x + t) | 0;
+  const v = (a + x + t + f) | 0;
   return (((v << s) | (v >>> (32 - s))) + b) | 0;
 }
 
@@ -111,7 +112,7 @@ export function md5(key: Uint8Array): number {
   for (let p = 0; p < full; p += 64) block(key, p);
   const rest = len - full;
   TAIL.fill(0);
-  TAIL.set(key.subarray(full), 0);
+  for (let i = 0; i < rest; i++) TAIL[i] = key[full + i]!;
   TAIL[rest] = 0x80;
   const end = rest < 56 ? 64 : 128;
   const bits = len * 8;

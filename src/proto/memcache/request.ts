@@ -23,7 +23,7 @@ import {
   tokenEquals,
 } from "./scan.ts";
 
-// Reply lines (without CRLF). The first five are memcached 1.6's own texts.
+// Reply lines (without CRLF). The first six are memcached 1.6's own texts.
 const ERROR = "ERROR";
 const BAD_FORMAT = "CLIENT_ERROR bad command line format";
 const BAD_DATA_CHUNK = "CLIENT_ERROR bad data chunk";
@@ -56,7 +56,7 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
   const nameStart = skipSpaces(buf, pos, lineEnd);
   const nameEnd = tokenEnd(buf, nameStart, lineEnd);
   const command = lookupCommand(buf, nameStart, nameEnd);
-  if (lineEnd - pos > lineLimit(command)) {
+  if (lineEnd - pos > lineLimit(command, nameStart - pos)) {
     req.error = LINE_TOO_LONG;
     return FATAL;
   }
@@ -98,7 +98,7 @@ function incompleteLine(buf: Uint8Array, pos: number, end: number, req: Req): nu
     const nameStart = skipSpaces(buf, pos, end);
     const nameEnd = tokenEnd(buf, nameStart, end);
     const command = nameEnd < end ? lookupCommand(buf, nameStart, nameEnd) : null;
-    if (avail >= lineLimit(command) + 2) {
+    if (avail >= lineLimit(command, nameStart - pos) + 2) {
       req.error = LINE_TOO_LONG;
       return FATAL;
     }
@@ -107,10 +107,11 @@ function incompleteLine(buf: Uint8Array, pos: number, end: number, req: Req): nu
   return NEED_MORE;
 }
 
-function lineLimit(command: MemcacheCommand | null): number {
-  return command !== null && (command.shape === Shape.Retrieval || command.shape === Shape.Gat)
-    ? MAX_GET_LINE
-    : MAX_LINE;
+/** memcached's own rule, which the proxy must not break on the lines it forwards: past 2048
+ *  bytes without a line end, memcached drops the connection unless the line is a get/gets
+ *  (not gat/gats) with at most 100 leading spaces. */
+function lineLimit(command: MemcacheCommand | null, leadingSpaces: number): number {
+  return command !== null && command.shape === Shape.Retrieval && leadingSpaces <= 100 ? MAX_GET_LINE : MAX_LINE;
 }
 
 function skipSpaces(buf: Uint8Array, i: number, end: number): number {
@@ -214,12 +215,13 @@ function swallowData(buf: Uint8Array, end: number, req: Req, length: number): nu
 /** get/gets (keys from token 1) and gat/gats (exptime, then keys from token 2). */
 function retrieval(buf: Uint8Array, req: Req, control: boolean, firstKey: number): number {
   const nargs = req.nargs;
-  if (nargs <= firstKey) {
-    req.error = ERROR;
+  // memcached checks gat's exptime before it looks for keys.
+  if (firstKey === 2 && nargs >= 2 && !isInt64(buf, req.argStart[1]!, req.argEnd[1]!)) {
+    req.error = INVALID_EXPTIME;
     return req.end;
   }
-  if (firstKey === 2 && !isInt64(buf, req.argStart[1]!, req.argEnd[1]!)) {
-    req.error = INVALID_EXPTIME;
+  if (nargs <= firstKey) {
+    req.error = ERROR;
     return req.end;
   }
   for (let arg = firstKey; arg < nargs; arg++) {

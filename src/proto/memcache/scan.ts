@@ -6,10 +6,10 @@ export const CR = 0x0d;
 export const LF = 0x0a;
 
 /** Longest line (without its end) memcached reads before it drops a client (its 2048-byte
- *  read check); also the cap for a reply line. Multi-key retrieval lines get MAX_GET_LINE. */
+ *  read check); also the cap for a reply line. get/gets lines get MAX_GET_LINE. */
 export const MAX_LINE = 2048;
-/** Longest get/gets/gat/gats line (memcached has no limit; the proxy must bound what it
- *  buffers per client): 1 MiB, about 4,000 keys of 250 bytes. */
+/** Longest get/gets line (memcached has no limit; the proxy must bound what it buffers per
+ *  client): 1 MiB, about 4,000 keys of 250 bytes. */
 export const MAX_GET_LINE = 1 << 20;
 export const MAX_KEY_LENGTH = 250;
 /** memcached rejects a data block length above INT_MAX - 2 (it adds the CRLF in an int). */

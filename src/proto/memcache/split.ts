@@ -4,7 +4,7 @@
 import type { Req, Split } from "../codec.ts";
 import { ByteWriter } from "../../core/bytes.ts";
 import { classifyLine, Line, valueLength } from "./response.ts";
-import { findLF, lineContentEnd, SP } from "./scan.ts";
+import { findLF, LF, lineContentEnd, SP, startsWith } from "./scan.ts";
 
 /** `<cmd> [<exptime>] <key>...` with the request's command (and gat's exptime) and the given keys. */
 export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void {
@@ -23,6 +23,7 @@ export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: nu
 }
 
 const END = new TextEncoder().encode("END\r\n");
+const VALUE = new TextEncoder().encode("VALUE ");
 const merged = new ByteWriter(4096);
 /** Per fragment: where its next unconsumed item starts. */
 let cursors = new Int32Array(16);
@@ -33,7 +34,7 @@ let cursors = new Int32Array(16);
 export function merge(split: Split): Uint8Array {
   const { frags, bytes, argStart, argEnd, keyArg, keyFrag } = split;
   if (cursors.length < frags.length) cursors = new Int32Array(frags.length * 2);
-  cursors.fill(0, 0, frags.length);
+  for (let f = 0; f < frags.length; f++) cursors[f] = 0;
   merged.reset();
   for (let i = 0; i < split.nkeys; i++) {
     const f = keyFrag[i]!;
@@ -41,7 +42,7 @@ export function merge(split: Split): Uint8Array {
     const at = cursors[f]!;
     const itemEnd = valueFor(frag, at, bytes, argStart[keyArg[i]!]!, argEnd[keyArg[i]!]!);
     if (itemEnd < 0) continue;
-    merged.bytes(frag, at, itemEnd);
+    append(frag, at, itemEnd);
     cursors[f] = itemEnd;
   }
   // A fragment that failed ends in an error line instead of END: that error is the reply.
@@ -53,22 +54,41 @@ export function merge(split: Split): Uint8Array {
   return merged.take();
 }
 
-/** End of the VALUE item at frag[at] if it is for key bytes[keyStart, keyEnd), else -1. */
+/** End of the VALUE item at frag[at] if it is for key bytes[keyStart, keyEnd), else -1. One
+ *  pass over the line: the fragment already passed parseResponse, so its items are well formed. */
 function valueFor(frag: Uint8Array, at: number, bytes: Uint8Array, keyStart: number, keyEnd: number): number {
-  const lf = findLF(frag, at, frag.length);
-  if (lf < 0) return -1;
-  const lineEnd = lineContentEnd(frag, at, lf);
-  if (classifyLine(frag, at, lineEnd) !== Line.Value) return -1;
-  let k = at + 6; // after "VALUE "
-  while (frag[k] === SP) k++;
-  const n = keyEnd - keyStart;
-  if (k + n >= lineEnd || frag[k + n] !== SP) return -1;
-  for (let i = 0; i < n; i++) if (frag[k + i] !== bytes[keyStart + i]) return -1;
-  return lf + 1 + valueLength(frag, at, lineEnd) + 2;
+  if (!startsWith(frag, at, frag.length, VALUE)) return -1;
+  let i = at + VALUE.length;
+  while (frag[i] === SP) i++;
+  for (let k = keyStart; k < keyEnd; k++, i++) if (frag[i] !== bytes[k]) return -1;
+  if (frag[i] !== SP) return -1;
+  const end = frag.length;
+  while (frag[i] === SP) i++;
+  while (i < end && frag[i] !== SP) i++; // flags
+  while (frag[i] === SP) i++;
+  let length = 0;
+  for (let d = frag[i]! - 0x30; d >= 0 && d <= 9; d = frag[++i]! - 0x30) length = length * 10 + d;
+  while (i < end && frag[i] !== LF) i++; // the optional cas unique, CR
+  return i + 1 + length + 2;
+}
+
+/** frag[start, end) into the merged reply: small items byte by byte (cheaper than a view). */
+function append(frag: Uint8Array, start: number, end: number): void {
+  const n = end - start;
+  if (n > 256) {
+    merged.bytes(frag, start, end);
+    return;
+  }
+  merged.reserve(n);
+  const out = merged.buf;
+  let o = merged.len;
+  for (let i = start; i < end; i++) out[o++] = frag[i]!;
+  merged.len = o;
 }
 
 /** Start of the error line that ends the fragment (after any items left at `at`), or -1. */
 function errorLineFrom(frag: Uint8Array, at: number): number {
+  if (startsWith(frag, at, frag.length, END)) return -1;
   for (;;) {
     const lf = findLF(frag, at, frag.length);
     if (lf < 0) return -1;

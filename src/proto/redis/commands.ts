@@ -289,16 +289,7 @@ const TABLE: readonly Row[] = [
 export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0]) =>
   route === null
     ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt }
-    : {
-        name,
-        route,
-        arity,
-        firstKey,
-        lastKey,
-        keyStep,
-        numkeysAt,
-        arityError: `-ERR wrong number of arguments for '${name}' command`,
-      },
+    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, arityError: `-ERR wrong number of arguments for '${name}' command` },
 );
 
 function supported(name: string): SupportedCommand {
@@ -312,22 +303,25 @@ export const PING_MESSAGE: SupportedCommand = { ...supported("ping"), route: Rou
 
 // ---- lookup: case-insensitive, no string per request ----
 
+const LOWER = Uint8Array.from({ length: 256 }, (_, b) => (b >= 65 && b <= 90 ? b + 32 : b));
+/** Every name, lowercase, back to back: command i's is NAMES[nameAt[i], nameAt[i + 1]). */
+const NAMES = new TextEncoder().encode(COMMANDS.map((c) => c.name).join(""));
+const nameAt = new Int32Array(COMMANDS.length + 1);
+for (let i = 0; i < COMMANDS.length; i++) nameAt[i + 1] = nameAt[i]! + COMMANDS[i]!.name.length;
+const MAX_NAME = Math.max(...COMMANDS.map((c) => c.name.length));
+
 const SLOTS = 1024; // a power of two, > 4x the number of commands
 const slotCommand = new Int16Array(SLOTS).fill(-1);
-const names: Uint8Array[] = COMMANDS.map((c) => new TextEncoder().encode(c.name));
-const MAX_NAME = Math.max(...names.map((n) => n.length));
-
-const lower = (b: number): number => (b >= 65 && b <= 90 ? b + 32 : b);
 
 /** FNV-1a of the lowercased bytes. */
 function hashName(buf: Uint8Array, start: number, end: number): number {
   let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ lower(buf[i]!), 0x01000193);
-  return h >>> 0;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ LOWER[buf[i]!]!, 0x01000193);
+  return h;
 }
 
 for (let i = 0; i < COMMANDS.length; i++) {
-  let slot = hashName(names[i]!, 0, names[i]!.length) & (SLOTS - 1);
+  let slot = hashName(NAMES, nameAt[i]!, nameAt[i + 1]!) & (SLOTS - 1);
   while (slotCommand[slot] !== -1) slot = (slot + 1) & (SLOTS - 1);
   slotCommand[slot] = i;
 }
@@ -339,10 +333,10 @@ export function lookupCommand(buf: Uint8Array, start: number, end: number): Redi
   for (let slot = hashName(buf, start, end) & (SLOTS - 1); ; slot = (slot + 1) & (SLOTS - 1)) {
     const index = slotCommand[slot]!;
     if (index < 0) return null;
-    const name = names[index]!;
-    if (name.length !== len) continue;
+    const at = nameAt[index]!;
+    if (nameAt[index + 1]! - at !== len) continue;
     let i = 0;
-    while (i < len && lower(buf[start + i]!) === name[i]) i++;
+    while (i < len && LOWER[buf[start + i]!] === NAMES[at + i]) i++;
     if (i === len) return COMMANDS[index]!;
   }
 }

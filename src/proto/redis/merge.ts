@@ -2,19 +2,18 @@
 // original key order, DEL/UNLINK/TOUCH/EXISTS -> the sum, MSET -> +OK. If a fragment's reply is
 // an error, the whole request gets the first such error.
 
-import { ByteWriter } from "../../core/bytes.ts";
-import { NUMBER_OK, numberNext, numberValue, readNumber, COLON, MINUS, STAR } from "./resp.ts";
+import { ascii } from "../../core/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
-import { parseResponse } from "./response.ts";
 import { errorReply, OK } from "./replies.ts";
+import { COLON, copyBytes, DOLLAR, headerSize, MINUS, number, NUMBER_OK, putHeader, readNumber, STAR } from "./resp.ts";
+import { parseResponse } from "./response.ts";
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a split request");
 
-const out = new ByteWriter(4096);
 const rsp = new Rsp();
-/** Per fragment: where its next value starts, then how many keys it carried. */
-let cursor = new Int32Array(64);
+/** Per fragment: how many keys it carried, and where its next value starts. */
 let carried = new Int32Array(64);
+let cursor = new Int32Array(64);
 
 export function merge(split: Split): Uint8Array {
   const frags = split.frags;
@@ -42,42 +41,50 @@ function mergeValues(split: Split): Uint8Array {
   for (let i = 0; i < nkeys; i++) carried[keyFrag[i]!]!++;
   for (let f = 0; f < frags.length; f++) {
     const reply = frags[f]!;
-    if (reply[0] !== STAR || readNumber(reply, 1, reply.length) !== NUMBER_OK || numberValue !== carried[f]) {
+    if (reply[0] !== STAR || readNumber(reply, 1, reply.length) !== NUMBER_OK || number.value !== carried[f]) {
       return UNEXPECTED;
     }
-    cursor[f] = numberNext;
+    cursor[f] = number.next;
   }
-  out.reset();
-  out.byte(STAR);
-  out.int(nkeys);
-  out.crlf();
+  // The values of all fragments, each used once: the merged reply's size is known up front.
+  let size = headerSize(nkeys);
+  for (let f = 0; f < frags.length; f++) size += frags[f]!.length - cursor[f]!;
+  const merged = new Uint8Array(size);
+  let at = putHeader(merged, 0, STAR, nkeys);
   for (let i = 0; i < nkeys; i++) {
     const f = keyFrag[i]!;
     const reply = frags[f]!;
     const start = cursor[f]!;
-    const next = parseResponse(reply, start, reply.length, rsp);
+    const next = valueEnd(reply, start);
     if (next < 0) return UNEXPECTED;
-    out.bytes(reply, start, next);
+    at = copyBytes(merged, at, reply, start, next);
     cursor[f] = next;
   }
-  return out.take();
+  return at === size ? merged : UNEXPECTED;
+}
+
+/** The end of the value at reply[start]: MGET's are bulk strings or nulls; anything else is
+ *  parsed in full. */
+function valueEnd(reply: Uint8Array, start: number): number {
+  if (reply[start] !== DOLLAR) return parseResponse(reply, start, reply.length, rsp);
+  if (readNumber(reply, start + 1, reply.length) !== NUMBER_OK || number.value < -1) return -1;
+  const end = number.value < 0 ? number.next : number.next + number.value + 2;
+  return end <= reply.length ? end : -1;
 }
 
 function mergeSum(frags: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const reply of frags) {
-    if (reply[0] !== COLON || readNumber(reply, 1, reply.length) !== NUMBER_OK || numberNext !== reply.length) {
+    if (reply[0] !== COLON || readNumber(reply, 1, reply.length) !== NUMBER_OK || number.next !== reply.length) {
       return UNEXPECTED;
     }
-    total += numberValue;
+    total += number.value;
   }
-  out.reset();
-  out.byte(COLON);
-  out.int(total);
-  out.crlf();
-  return out.take();
+  return ascii(`:${total}\r\n`);
 }
 
 function isOk(reply: Uint8Array): boolean {
-  return reply.length === OK.length && reply.every((b, i) => b === OK[i]);
+  if (reply.length !== OK.length) return false;
+  for (let i = 0; i < OK.length; i++) if (reply[i] !== OK[i]) return false;
+  return true;
 }

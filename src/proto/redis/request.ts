@@ -1,7 +1,7 @@
 // The request parser: one RESP array of bulk strings at buf[pos, end), parsed in place. It keeps
 // no state between calls: on incomplete input it says in `need` how many bytes from `pos` must
 // be there before another attempt can get further (a 16 MB value arriving in 64 KB chunks is
-// parsed twice, not 256 times; the arguments not seen yet count as 6 bytes each).
+// parsed twice, not 256 times; the arguments not seen yet count as 6 bytes each, see MAX_UNSEEN).
 //
 // Framing is checked at least as strictly as redis-server checks it, so bytes the proxy forwards
 // can never desynchronise a server connection shared with other clients. Only broken framing is
@@ -17,11 +17,11 @@ import {
   LF,
   MAX_BULK,
   MAX_COUNT,
+  MAX_UNSEEN,
   NUMBER_INCOMPLETE,
   NUMBER_INVALID,
+  number,
   NUMBER_OK,
-  numberNext,
-  numberValue,
   readNumber,
   STAR,
 } from "./resp.ts";
@@ -62,25 +62,24 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
     }
     const status = readNumber(buf, p + 1, end);
     if (status === NUMBER_INCOMPLETE) return needMore(req, pos, end + 1);
-    if (status === NUMBER_INVALID || numberValue > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
-    if (numberValue > 0) {
-      nargs = numberValue;
+    if (status === NUMBER_INVALID || number.value > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
+    if (number.value > 0) {
+      nargs = number.value;
       break;
     }
-    p = numberNext;
+    p = number.next;
   }
   req.start = p;
-  p = numberNext;
+  p = number.next;
   for (let i = 0; i < nargs; i++) {
-    const later = (nargs - i - 1) * MIN_ARG;
-    if (p >= end) return needMore(req, pos, p + MIN_ARG + later);
+    if (p >= end) return needMore(req, pos, p + MIN_ARG + unseen(nargs - i - 1));
     if (buf[p] !== DOLLAR) return fatal(req, `${PROTOCOL_ERROR}expected '$', got '${shown(buf[p]!)}'`);
     const status = readNumber(buf, p + 1, end);
-    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + later);
-    if (status === NUMBER_INVALID || numberValue < 0 || numberValue > MAX_BULK) return fatal(req, INVALID_BULK);
-    const start = numberNext;
-    const stop = start + numberValue;
-    if (stop + 2 > end) return needMore(req, pos, stop + 2 + later);
+    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + unseen(nargs - i - 1));
+    if (status === NUMBER_INVALID || number.value < 0 || number.value > MAX_BULK) return fatal(req, INVALID_BULK);
+    const start = number.next;
+    const stop = start + number.value;
+    if (stop + 2 > end) return needMore(req, pos, stop + 2 + unseen(nargs - i - 1));
     if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(req, MISSING_CRLF);
     req.pushArg(start, stop);
     p = stop + 2;
@@ -88,6 +87,11 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
   req.end = p;
   resolveCommand(buf, req);
   return p;
+}
+
+/** The least size of `count` arguments not seen yet (see MAX_UNSEEN). */
+function unseen(count: number): number {
+  return Math.min(count * MIN_ARG, MAX_UNSEEN);
 }
 
 function needMore(req: Req, pos: number, upTo: number): number {
@@ -176,8 +180,8 @@ function findKeys(buf: Uint8Array, req: Req, command: SupportedCommand): string 
     const start = req.argStart[at]!;
     const stop = req.argEnd[at]!;
     // The argument is followed by CRLF in buf, so it reads as a CRLF-terminated number.
-    if (readNumber(buf, start, stop + 2) !== NUMBER_OK || numberNext !== stop + 2) return NOT_INTEGER;
-    const count = numberValue;
+    if (readNumber(buf, start, stop + 2) !== NUMBER_OK || number.next !== stop + 2) return NOT_INTEGER;
+    const count = number.value;
     if (count < 0) return NEGATIVE_NUMKEYS;
     if (count > n - at - 1) return TOO_MANY_NUMKEYS;
     for (let a = at + 1; a <= at + count; a++) req.pushKey(a);

@@ -1,4 +1,4 @@
-// RESP2 bytes and the strict number reader shared by the request and response parsers.
+// RESP2 bytes, the strict number reader both parsers share, and small writers for merged replies.
 
 export const CR = 13;
 export const LF = 10;
@@ -13,44 +13,91 @@ export const MAX_BULK = 512 * 1024 * 1024;
 /** Largest element count of an array (redis: INT_MAX). */
 export const MAX_COUNT = 0x7fffffff;
 
+/** `need` counts the values not seen yet at their smallest size, but at most this much in all:
+ *  the reader reserves `need` bytes, and a made-up element count must not make it reserve much. */
+export const MAX_UNSEEN = 64 * 1024;
+
 export const NUMBER_OK = 0;
 export const NUMBER_INCOMPLETE = 1;
 export const NUMBER_INVALID = 2;
 
-/** Results of readNumber (module state instead of an object per call). */
-export let numberValue = 0;
-/** The position after the number's CRLF. */
-export let numberNext = 0;
+/** What readNumber read (one shared scratch object, not one per call). */
+export const number = {
+  value: 0,
+  /** The position after the number's CRLF. */
+  next: 0,
+};
 
 /**
  * Reads the decimal integer at buf[p, end) that ends with CRLF, as strictly as redis's
  * string2ll: an optional '-', then "0" alone or a non-zero digit followed by digits, at most
- * 19 digits. Sets numberValue and numberNext on NUMBER_OK.
+ * 19 digits. Fills `number` on NUMBER_OK.
  */
 export function readNumber(buf: Uint8Array, p: number, end: number): number {
-  let negative = false;
-  if (p < end && buf[p] === MINUS) {
-    negative = true;
-    p++;
-  }
   if (p >= end) return NUMBER_INCOMPLETE;
   let c = buf[p]!;
-  if (c < 48 || c > 57 || (c === 48 && negative)) return NUMBER_INVALID;
+  const negative = c === MINUS;
+  if (negative) {
+    if (++p >= end) return NUMBER_INCOMPLETE;
+    c = buf[p]!;
+    if (c === 48) return NUMBER_INVALID;
+  }
+  if (c < 48 || c > 57) return NUMBER_INVALID;
   let value = c - 48;
-  let digits = 1;
+  const last = p + 19; // the 19th digit
   p++;
   if (value !== 0) {
-    while (p < end && (c = buf[p]!) >= 48 && c <= 57) {
-      if (++digits > 19) return NUMBER_INVALID;
+    for (; p < end; p++) {
+      c = buf[p]!;
+      if (c < 48 || c > 57) break;
+      if (p === last) return NUMBER_INVALID;
       value = value * 10 + (c - 48);
-      p++;
     }
   }
-  if (p >= end) return NUMBER_INCOMPLETE;
-  if (buf[p] !== CR) return NUMBER_INVALID;
-  if (p + 1 >= end) return NUMBER_INCOMPLETE;
-  if (buf[p + 1] !== LF) return NUMBER_INVALID;
-  numberValue = negative ? -value : value;
-  numberNext = p + 2;
+  if (p + 1 >= end) return p >= end || buf[p] === CR ? NUMBER_INCOMPLETE : NUMBER_INVALID;
+  if (buf[p] !== CR || buf[p + 1] !== LF) return NUMBER_INVALID;
+  number.value = negative ? -value : value;
+  number.next = p + 2;
   return NUMBER_OK;
 }
+
+/** Below this many bytes a loop copies faster than set(subarray()), whose view costs more
+ *  than the copy itself. */
+const SHORT_COPY = 128;
+
+/** Copies src[start, end) to dst at `at`; returns the position after it. */
+export function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
+  if (end - start > SHORT_COPY) {
+    dst.set(src.subarray(start, end), at);
+    return at + end - start;
+  }
+  for (let i = start; i < end; i++) dst[at++] = src[i]!;
+  return at;
+}
+
+/** Decimal digits of a non-negative integer. */
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Writes `<type><n>\r\n` (n >= 0) at dst[at]; returns the position after it. */
+export function putHeader(dst: Uint8Array, at: number, type: number, n: number): number {
+  dst[at] = type;
+  let p = at + 1 + digits(n);
+  const next = p + 2;
+  do {
+    dst[--p] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  dst[next - 2] = CR;
+  dst[next - 1] = LF;
+  return next;
+}
+
+/** The size of putHeader's output. */
+export const headerSize = (n: number): number => digits(n) + 3;

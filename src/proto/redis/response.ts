@@ -1,7 +1,8 @@
 // The response parser: one complete RESP2 reply at buf[pos, end), of any type, arrays nested to
 // any depth. Iterative: instead of recursing into arrays it counts the values still to read
 // (an array of N adds N), so depth costs nothing. On incomplete input `need` is a lower bound of
-// the reply's size from `pos` (every value not seen yet counts as 3 bytes, the smallest one).
+// the reply's size from `pos` (every value not seen yet counts as 3 bytes, the smallest one; see
+// MAX_UNSEEN).
 
 import { FATAL, NEED_MORE, type Rsp } from "../codec.ts";
 import {
@@ -11,11 +12,11 @@ import {
   LF,
   MAX_BULK,
   MAX_COUNT,
+  MAX_UNSEEN,
   MINUS,
   NUMBER_INCOMPLETE,
+  number,
   NUMBER_INVALID,
-  numberNext,
-  numberValue,
   PLUS,
   readNumber,
   STAR,
@@ -29,15 +30,14 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
   let p = pos;
   let pending = 1; // values still to read, the one at p included
   while (pending > 0) {
-    const later = (pending - 1) * MIN_VALUE;
-    if (p >= end) return needMore(rsp, pos, p + MIN_VALUE + later);
+    if (p >= end) return needMore(rsp, pos, p + MIN_VALUE + unseen(pending - 1));
     const type = buf[p]!;
     if (type === PLUS || type === MINUS) {
       let q = p + 1;
       const limit = end - q > MAX_BULK ? q + MAX_BULK : end;
       while (q < limit && buf[q] !== CR) q++;
       if (q === limit && limit !== end) return fatal(rsp, "line too long");
-      if (q + 1 >= end) return needMore(rsp, pos, Math.max(q + 2, p + MIN_VALUE) + later);
+      if (q + 1 >= end) return needMore(rsp, pos, Math.max(q + 2, p + MIN_VALUE) + unseen(pending - 1));
       if (buf[q + 1] !== LF) return fatal(rsp, "CR without LF in a line");
       if (type === MINUS && p === pos) {
         rsp.isError = true;
@@ -46,26 +46,26 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       p = q + 2;
     } else if (type === COLON) {
       const status = readNumber(buf, p + 1, end);
-      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + later);
+      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + unseen(pending - 1));
       if (status === NUMBER_INVALID) return fatal(rsp, "invalid integer");
-      p = numberNext;
+      p = number.next;
     } else if (type === DOLLAR) {
       const status = readNumber(buf, p + 1, end);
-      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 5) + later);
-      if (status === NUMBER_INVALID || numberValue < -1 || numberValue > MAX_BULK) return fatal(rsp, "invalid bulk length");
-      p = numberNext;
-      if (numberValue >= 0) {
-        const stop = p + numberValue;
-        if (stop + 2 > end) return needMore(rsp, pos, stop + 2 + later);
+      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 5) + unseen(pending - 1));
+      if (status === NUMBER_INVALID || number.value < -1 || number.value > MAX_BULK) return fatal(rsp, "invalid bulk length");
+      p = number.next;
+      if (number.value >= 0) {
+        const stop = p + number.value;
+        if (stop + 2 > end) return needMore(rsp, pos, stop + 2 + unseen(pending - 1));
         if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(rsp, "bulk data not followed by CRLF");
         p = stop + 2;
       }
     } else if (type === STAR) {
       const status = readNumber(buf, p + 1, end);
-      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + later);
-      if (status === NUMBER_INVALID || numberValue < -1 || numberValue > MAX_COUNT) return fatal(rsp, "invalid array length");
-      p = numberNext;
-      if (numberValue > 0) pending += numberValue;
+      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + unseen(pending - 1));
+      if (status === NUMBER_INVALID || number.value < -1 || number.value > MAX_COUNT) return fatal(rsp, "invalid array length");
+      p = number.next;
+      if (number.value > 0) pending += number.value;
     } else {
       return fatal(rsp, `unknown reply type byte ${type}`);
     }
@@ -73,6 +73,11 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
   }
   rsp.end = p;
   return p;
+}
+
+/** The least size of `count` values not seen yet (see MAX_UNSEEN). */
+function unseen(count: number): number {
+  return Math.min(count * MIN_VALUE, MAX_UNSEEN);
 }
 
 function needMore(rsp: Rsp, pos: number, upTo: number): number {

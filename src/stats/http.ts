@@ -1,0 +1,123 @@
+// The HTTP side port (--metrics-port): GET /metrics (Prometheus), GET /healthz, POST /reload.
+
+import { renderMetrics } from "./prometheus.ts";
+import { EventLoopLag } from "./loop-lag.ts";
+import type { RunningServer } from "./server.ts";
+import type { ProxyStats } from "./store.ts";
+
+export interface ServerHealth {
+  /** The server's stats name. */
+  readonly name: string;
+  readonly ejected: boolean;
+}
+
+export interface PoolHealth {
+  readonly name: string;
+  /** false before the listener is bound, or once it stopped (drain). */
+  readonly listening: boolean;
+  readonly servers: readonly ServerHealth[];
+}
+
+/** Implemented by the core (Proxy): the pools as they are now. */
+export interface HealthSource {
+  health(): readonly PoolHealth[];
+}
+
+export interface MetricsServerOptions {
+  readonly hostname: string;
+  /** 0 picks a free port (tests); the proxy does not start this server for --metrics-port 0. */
+  readonly port: number;
+  readonly stats: ProxyStats;
+  readonly health: HealthSource;
+  /** POST /reload: re-read the config; rejects with the reason when it cannot be applied.
+   *  Absent: the route answers 501. */
+  readonly reload?: () => Promise<void> | void;
+  /** 1 until reloads exist. */
+  readonly configGeneration?: () => number;
+}
+
+const TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8";
+
+const json = (status: number, body: unknown): Response =>
+  new Response(`${JSON.stringify(body)}\n`, {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+
+function healthz(source: HealthSource): Response {
+  const pools = source.health().map((p) => ({
+    name: p.name,
+    listening: p.listening,
+    live: p.servers.filter((s) => !s.ejected).map((s) => s.name),
+    ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
+  }));
+  const ok = pools.every((p) => p.listening);
+  return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", pools });
+}
+
+async function reload(run: MetricsServerOptions["reload"]): Promise<Response> {
+  if (run === undefined) return json(501, { error: "reload is not supported" });
+  try {
+    await run();
+    return json(200, { status: "reloaded" });
+  } catch (err) {
+    return json(500, { error: (err as Error).message });
+  }
+}
+
+interface Route {
+  readonly method: "GET" | "POST";
+  handle(): Response | Promise<Response>;
+}
+
+/** Starts serving; throws when the address cannot be bound. */
+export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
+  const lag = new EventLoopLag();
+  const generation = opts.configGeneration ?? (() => 1);
+  const metrics = (): Response => {
+    const cpu = process.cpuUsage();
+    const body = renderMetrics(opts.stats, {
+      residentBytes: process.memoryUsage.rss(),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      eventLoopLagSeconds: lag.seconds,
+      configGeneration: generation(),
+    });
+    return new Response(body, { headers: { "content-type": TEXT_0_0_4 } });
+  };
+  const routes: Readonly<Record<string, Route>> = {
+    "/metrics": { method: "GET", handle: metrics },
+    "/healthz": { method: "GET", handle: () => healthz(opts.health) },
+    "/reload": { method: "POST", handle: () => reload(opts.reload) },
+  };
+
+  let server;
+  try {
+    server = Bun.serve({
+      hostname: opts.hostname,
+      port: opts.port,
+      development: false,
+      fetch(req) {
+        const path = new URL(req.url).pathname;
+        const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+        if (route === undefined) return json(404, { error: `no route ${path}` });
+        if (req.method !== route.method) {
+          return new Response(null, { status: 405, headers: { allow: route.method } });
+        }
+        return route.handle();
+      },
+    });
+  } catch (err) {
+    throw new Error(
+      `metrics: cannot listen on ${opts.hostname}:${opts.port}: ${(err as Error).message}`,
+    );
+  }
+  lag.start();
+  const running = server;
+  return {
+    port: running.port ?? opts.port,
+    stop() {
+      lag.stop();
+      void running.stop(true);
+    },
+  };
+}

@@ -1,0 +1,26 @@
+// Event-loop lag probe: a timer that should fire every PROBE_MS; how late it fires is how long
+// the loop was busy. Unref'd, so it never keeps the process alive.
+
+const PROBE_MS = 500;
+
+export class EventLoopLag {
+  /** How late the last probe fired, seconds. */
+  seconds = 0;
+  private timer: Timer | null = null;
+
+  start(): void {
+    if (this.timer !== null) return;
+    let expected = performance.now() + PROBE_MS;
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      this.seconds = Math.round(Math.max(0, now - expected) * 1000) / 1e6; // whole µs
+      expected = now + PROBE_MS;
+    }, PROBE_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,135 @@
+// Prometheus text exposition (format 0.0.4) of the stats table, the latency histograms and a few
+// process metrics. Names derive from the table: a pool stat `x` is `buncracker_pool_x`, a server
+// stat `server_x` or `x` is `buncracker_server_x`; counters end in `_total`, gauges do not, and
+// the µs timestamp becomes `_seconds`. Values are live (Prometheus has its own scrape interval).
+
+import pkg from "../../package.json" with { type: "json" };
+import { TWEMPROXY_VERSION } from "../cli/usage.ts";
+import { type Histogram, LATENCY_BOUNDS_US } from "./histogram.ts";
+import type { ProxyStats } from "./store.ts";
+import { POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
+
+/** Process-wide values measured outside the stats store. */
+export interface RuntimeMetrics {
+  readonly residentBytes: number;
+  readonly cpuSeconds: number;
+  readonly eventLoopLagSeconds: number;
+  readonly configGeneration: number;
+}
+
+export function metricName(scope: "pool" | "server", spec: StatSpec): string {
+  const name = spec.name.startsWith(`${scope}_`) ? spec.name.slice(scope.length + 1) : spec.name;
+  const base = `buncracker_${scope}_${name}`;
+  if (spec.kind === "counter") return `${base}_total`;
+  return spec.kind === "timestamp" ? `${base}_seconds` : base;
+}
+
+/** nutcracker's "# x" reads "number of x"; timestamps are exposed in seconds, not µs. */
+function help(spec: StatSpec): string {
+  return spec.description.replace(/^# /, "Number of ").replace(" in usec ", " in seconds ");
+}
+
+const labelValue = (value: string): string =>
+  value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+const sampleValue = (spec: StatSpec, raw: number): number =>
+  spec.kind === "timestamp" ? raw / 1e6 : raw;
+
+const typeOf = (spec: StatSpec): string => (spec.kind === "counter" ? "counter" : "gauge");
+
+const LE_LABELS = LATENCY_BOUNDS_US.map((us) => String(us / 1e6));
+
+class Exposition {
+  readonly lines: string[] = [];
+
+  family(name: string, type: string, helpText: string): void {
+    this.lines.push(`# HELP ${name} ${helpText}`, `# TYPE ${name} ${type}`);
+  }
+
+  sample(name: string, labels: string, value: number): void {
+    this.lines.push(labels === "" ? `${name} ${value}` : `${name}{${labels}} ${value}`);
+  }
+
+  single(name: string, type: string, helpText: string, value: number): void {
+    this.family(name, type, helpText);
+    this.sample(name, "", value);
+  }
+
+  histogram(name: string, labels: string, h: Histogram): void {
+    let cumulative = 0;
+    LE_LABELS.forEach((le, i) => {
+      cumulative += h.buckets[i]!;
+      this.sample(`${name}_bucket`, `${labels},le="${le}"`, cumulative);
+    });
+    this.sample(`${name}_bucket`, `${labels},le="+Inf"`, h.count);
+    this.sample(`${name}_sum`, labels, h.sumMicros / 1e6);
+    this.sample(`${name}_count`, labels, h.count);
+  }
+}
+
+const POOL_LATENCY = "buncracker_pool_request_duration_seconds";
+const SERVER_LATENCY = "buncracker_request_duration_seconds";
+
+/** The whole /metrics body. */
+export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): string {
+  const x = new Exposition();
+  const { pools } = stats;
+  const poolLabels = pools.map((p) => `pool="${labelValue(p.name)}"`);
+  const serverLabels = pools.map((p, i) =>
+    p.servers.map((s) => `${poolLabels[i]},server="${labelValue(s.name)}"`),
+  );
+
+  POOL_STATS.forEach((spec, slot) => {
+    const name = metricName("pool", spec);
+    x.family(name, typeOf(spec), help(spec));
+    pools.forEach((pool, p) =>
+      x.sample(name, poolLabels[p]!, sampleValue(spec, pool.counters[slot]!)),
+    );
+  });
+  SERVER_STATS.forEach((spec, slot) => {
+    const name = metricName("server", spec);
+    x.family(name, typeOf(spec), help(spec));
+    pools.forEach((pool, p) =>
+      pool.servers.forEach((server, s) =>
+        x.sample(name, serverLabels[p]![s]!, sampleValue(spec, server.counters[slot]!)),
+      ),
+    );
+  });
+
+  x.family(POOL_LATENCY, "histogram",
+    "Client-visible request latency: request parsed to reply ready (fragments merged).");
+  pools.forEach((pool, p) => x.histogram(POOL_LATENCY, poolLabels[p]!, pool.latency));
+  x.family(SERVER_LATENCY, "histogram",
+    "Server round trip of each request or fragment: forwarded to reply parsed.");
+  pools.forEach((pool, p) =>
+    pool.servers.forEach((server, s) =>
+      x.histogram(SERVER_LATENCY, serverLabels[p]![s]!, server.latency),
+    ),
+  );
+
+  x.single("buncracker_connections_total", "counter",
+    "Connections ever opened (listeners, clients, servers): the stats total_connections.",
+    stats.totalConnections);
+  x.single("buncracker_connections", "gauge",
+    "Connections open now (listeners, clients, servers): the stats curr_connections.",
+    stats.currConnections);
+  x.single("buncracker_uptime_seconds", "gauge", "Seconds since the proxy started.",
+    (Date.now() - stats.startedAt) / 1000);
+  x.single("buncracker_event_loop_lag_seconds", "gauge",
+    "How late the last event-loop probe timer fired, in seconds.", runtime.eventLoopLagSeconds);
+  x.single("buncracker_config_generation", "gauge",
+    "Configuration generation: 1 at start, plus one per successful reload.",
+    runtime.configGeneration);
+  x.family("buncracker_build_info", "gauge",
+    "Versions of buncracker and of the twemproxy it is compatible with (always 1).");
+  x.sample("buncracker_build_info",
+    `version="${labelValue(pkg.version)}",twemproxy="${TWEMPROXY_VERSION}"`, 1);
+  x.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+    runtime.residentBytes);
+  x.single("process_cpu_seconds_total", "counter",
+    "Total user and system CPU time spent in seconds.", runtime.cpuSeconds);
+  x.single("process_start_time_seconds", "gauge",
+    "Start time of the process since unix epoch in seconds.", stats.startedAt / 1000);
+  x.lines.push("");
+  return x.lines.join("\n");
+}

@@ -1,0 +1,315 @@
+// /metrics, /healthz and /reload: the exposition is read back by a small parser of the
+// Prometheus text format 0.0.4 (HELP/TYPE before samples, name and label syntax, one series
+// once, cumulative histogram buckets), and its values checked against what was counted.
+
+import { describe, expect, test } from "bun:test";
+import { LATENCY_BOUNDS_US } from "../../src/stats/histogram.ts";
+import { type HealthSource, type PoolHealth, startMetricsServer } from "../../src/stats/http.ts";
+import { metricName, renderMetrics } from "../../src/stats/prometheus.ts";
+import { PoolStats, ProxyStats, ServerStats } from "../../src/stats/store.ts";
+import { P, POOL_STATS, S, SERVER_STATS } from "../../src/stats/table.ts";
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+interface Family {
+  readonly name: string;
+  help: string | null;
+  type: string | null;
+  readonly samples: Sample[];
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
+
+/** Parses `{a="x",b="y\"z"}` strictly; returns the labels and the index after `}`. */
+function parseLabels(line: string, at: number): [Record<string, string>, number] {
+  const labels: Record<string, string> = {};
+  let i = at + 1;
+  while (line[i] !== "}") {
+    const eq = line.indexOf("=", i);
+    if (eq < 0) throw new Error(`no '=' in labels: ${line}`);
+    const name = line.slice(i, eq);
+    if (!LABEL_NAME.test(name)) throw new Error(`bad label name ${JSON.stringify(name)}: ${line}`);
+    if (name in labels) throw new Error(`label ${name} twice: ${line}`);
+    if (line[eq + 1] !== '"') throw new Error(`label value not quoted: ${line}`);
+    let value = "";
+    for (i = eq + 2; line[i] !== '"'; i++) {
+      if (i >= line.length) throw new Error(`unterminated label value: ${line}`);
+      if (line[i] === "\\") {
+        const next = line[++i];
+        if (next === "n") value += "\n";
+        else if (next === "\\" || next === '"') value += next;
+        else throw new Error(`bad escape \\${next}: ${line}`);
+      } else value += line[i];
+    }
+    labels[name] = value;
+    i++;
+    if (line[i] === ",") i++;
+    else if (line[i] !== "}") throw new Error(`expected ',' or '}' at ${i}: ${line}`);
+  }
+  return [labels, i + 1];
+}
+
+function parseValue(text: string, line: string): number {
+  if (text === "+Inf") return Infinity;
+  if (text === "-Inf") return -Infinity;
+  if (text === "NaN") return NaN;
+  if (!/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text)) throw new Error(`bad value: ${line}`);
+  return Number(text);
+}
+
+/** The base family name a sample belongs to (histogram series carry suffixes). */
+const familyOf = (sample: string, families: Map<string, Family>): Family | undefined =>
+  families.get(sample) ?? families.get(sample.replace(/_(bucket|sum|count)$/, ""));
+
+function parseExposition(text: string): Map<string, Family> {
+  if (!text.endsWith("\n")) throw new Error("exposition does not end with a newline");
+  const families = new Map<string, Family>();
+  const seen = new Set<string>();
+  let current: Family | null = null;
+  for (const line of text.slice(0, -1).split("\n")) {
+    const comment = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+    if (comment !== null) {
+      const [, kind, name, rest] = comment as unknown as [string, string, string, string];
+      if (!NAME.test(name)) throw new Error(`bad metric name: ${line}`);
+      let family = families.get(name);
+      if (family === undefined) {
+        family = { name, help: null, type: null, samples: [] };
+        families.set(name, family);
+      } else if (family !== current) throw new Error(`family ${name} is not contiguous`);
+      if (family.samples.length > 0) throw new Error(`${kind} after samples: ${line}`);
+      if (kind === "HELP") {
+        if (family.help !== null) throw new Error(`second HELP: ${line}`);
+        family.help = rest;
+      } else {
+        if (family.type !== null || !TYPES.has(rest)) throw new Error(`bad TYPE: ${line}`);
+        family.type = rest;
+      }
+      current = family;
+      continue;
+    }
+    if (line.startsWith("#") || line === "") throw new Error(`unexpected line: ${JSON.stringify(line)}`);
+    const nameEnd = line.search(/[{ ]/);
+    const name = line.slice(0, nameEnd);
+    if (!NAME.test(name)) throw new Error(`bad sample name: ${line}`);
+    let labels: Record<string, string> = {};
+    let at = nameEnd;
+    if (line[at] === "{") [labels, at] = parseLabels(line, at);
+    if (line[at] !== " ") throw new Error(`no space before value: ${line}`);
+    const value = parseValue(line.slice(at + 1), line);
+    const family = familyOf(name, families);
+    if (family === undefined || family !== current) throw new Error(`sample outside its family: ${line}`);
+    const key = `${name}${JSON.stringify(Object.entries(labels).sort())}`;
+    if (seen.has(key)) throw new Error(`series twice: ${line}`);
+    seen.add(key);
+    family.samples.push({ name, labels, value });
+  }
+  for (const f of families.values()) {
+    if (f.help === null || f.type === null) throw new Error(`${f.name} lacks HELP or TYPE`);
+    if (f.type === "counter" && !f.name.endsWith("_total")) throw new Error(`counter ${f.name} lacks _total`);
+    if (f.type !== "counter" && f.name.endsWith("_total")) throw new Error(`${f.type} ${f.name} ends in _total`);
+    if (f.type === "histogram") checkHistogram(f);
+  }
+  return families;
+}
+
+/** Per series: `le` ascending ending with +Inf, counts non-decreasing, +Inf equals _count. */
+function checkHistogram(f: Family): void {
+  const series = new Map<string, { les: number[]; counts: number[]; count?: number; sum?: number }>();
+  for (const s of f.samples) {
+    const { le, ...rest } = s.labels;
+    const key = JSON.stringify(Object.entries(rest).sort());
+    const entry = series.get(key) ?? { les: [], counts: [] };
+    series.set(key, entry);
+    if (s.name === `${f.name}_bucket`) {
+      if (le === undefined) throw new Error(`${f.name} bucket without le`);
+      entry.les.push(parseValue(le, le));
+      entry.counts.push(s.value);
+    } else if (s.name === `${f.name}_count`) entry.count = s.value;
+    else if (s.name === `${f.name}_sum`) entry.sum = s.value;
+    else throw new Error(`${s.name} in histogram ${f.name}`);
+  }
+  for (const [key, e] of series) {
+    if (e.les.at(-1) !== Infinity) throw new Error(`${f.name}${key}: last bucket is not +Inf`);
+    for (let i = 1; i < e.les.length; i++) {
+      if (!(e.les[i]! > e.les[i - 1]!)) throw new Error(`${f.name}${key}: le not ascending`);
+      if (e.counts[i]! < e.counts[i - 1]!) throw new Error(`${f.name}${key}: buckets not cumulative`);
+    }
+    if (e.count !== e.counts.at(-1) || e.sum === undefined) throw new Error(`${f.name}${key}: _count/_sum`);
+  }
+}
+
+const value = (families: Map<string, Family>, family: string, labels: Record<string, string>, sample = family) =>
+  families
+    .get(family)
+    ?.samples.find((s) => s.name === sample && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    ?.value;
+
+const RUNTIME = { residentBytes: 12345678, cpuSeconds: 1.5, eventLoopLagSeconds: 0.002, configGeneration: 1 };
+
+function sampleStats(): ProxyStats {
+  const stats = new ProxyStats([
+    new PoolStats("alpha", [new ServerStats("127.0.0.1:6379"), new ServerStats('we"ird\\name')]),
+    new PoolStats("beta", [new ServerStats("127.0.0.1")]),
+  ]);
+  const alpha = stats.pools[0]!;
+  alpha.counters[P.client_eof] = 4;
+  alpha.counters[P.client_connections] = 2;
+  alpha.counters[P.server_ejects] = 1;
+  alpha.servers[0]!.counters[S.requests] = 10;
+  alpha.servers[0]!.counters[S.request_bytes] = 1234;
+  alpha.servers[1]!.counters[S.server_ejected_at] = 1_795_651_485_250_000;
+  stats.totalConnections = 9;
+  stats.currConnections = 5;
+  return stats;
+}
+
+describe("exposition", () => {
+  test("parses as Prometheus text 0.0.4, with every stat of the table", () => {
+    const families = parseExposition(renderMetrics(sampleStats(), RUNTIME));
+    for (const spec of POOL_STATS) {
+      const f = families.get(metricName("pool", spec));
+      expect(f?.type).toBe(spec.kind === "counter" ? "counter" : "gauge");
+      expect(f?.samples.map((s) => s.labels)).toEqual([{ pool: "alpha" }, { pool: "beta" }]);
+    }
+    for (const spec of SERVER_STATS) {
+      const f = families.get(metricName("server", spec));
+      expect(f?.samples.map((s) => s.labels)).toEqual([
+        { pool: "alpha", server: "127.0.0.1:6379" },
+        { pool: "alpha", server: 'we"ird\\name' },
+        { pool: "beta", server: "127.0.0.1" },
+      ]);
+    }
+  });
+
+  test("names follow the conventions, values are the counted ones", () => {
+    const f = parseExposition(renderMetrics(sampleStats(), RUNTIME));
+    expect(value(f, "buncracker_pool_client_eof_total", { pool: "alpha" })).toBe(4);
+    expect(value(f, "buncracker_pool_client_connections", { pool: "alpha" })).toBe(2);
+    expect(value(f, "buncracker_server_requests_total", { server: "127.0.0.1:6379" })).toBe(10);
+    expect(value(f, "buncracker_server_request_bytes_total", { server: "127.0.0.1:6379" })).toBe(1234);
+    expect(value(f, "buncracker_pool_server_ejects_total", { pool: "alpha" })).toBe(1);
+    expect(value(f, "buncracker_server_eof_total", { pool: "beta" })).toBe(0);
+    expect(value(f, "buncracker_server_connections", { pool: "beta" })).toBe(0);
+    // µs since the epoch in the table, seconds here
+    expect(value(f, "buncracker_server_ejected_at_seconds", { server: 'we"ird\\name' })).toBe(1_795_651_485.25);
+    expect(value(f, "buncracker_connections_total", {})).toBe(9);
+    expect(value(f, "buncracker_connections", {})).toBe(5);
+    expect(value(f, "process_resident_memory_bytes", {})).toBe(RUNTIME.residentBytes);
+    expect(value(f, "buncracker_event_loop_lag_seconds", {})).toBe(RUNTIME.eventLoopLagSeconds);
+    expect(value(f, "buncracker_config_generation", {})).toBe(1);
+    expect(f.get("buncracker_uptime_seconds")?.type).toBe("gauge");
+  });
+
+  test("latency histograms per pool and per server count each observation in its bucket", () => {
+    const stats = sampleStats();
+    const server = stats.pools[0]!.servers[0]!;
+    const observed = [3, 16, 16.5, 250, 1_000, 40_000, 2_500_000, 1e12];
+    for (const us of observed) server.observe(us);
+    stats.pools[1]!.observe(700);
+
+    const f = parseExposition(renderMetrics(stats, RUNTIME));
+    const family = "buncracker_request_duration_seconds";
+    const labels = { pool: "alpha", server: "127.0.0.1:6379" };
+    const buckets = f.get(family)!.samples.filter(
+      (s) => s.name === `${family}_bucket` && s.labels.server === labels.server,
+    );
+    const le = (b: Sample): number => parseValue(b.labels.le!, "");
+    expect(buckets.map(le)).toEqual([...LATENCY_BOUNDS_US.map((us) => us / 1e6), Infinity]);
+    for (const b of buckets) {
+      expect(b.value).toBe(observed.filter((us) => us / 1e6 <= le(b)).length);
+    }
+    expect(value(f, family, labels, `${family}_count`)).toBe(observed.length);
+    expect(value(f, family, labels, `${family}_sum`)).toBeCloseTo(observed.reduce((a, b) => a + b) / 1e6, 6);
+    expect(value(f, family, { server: "127.0.0.1" }, `${family}_count`)).toBe(0);
+
+    const pool = "buncracker_pool_request_duration_seconds";
+    expect(value(f, pool, { pool: "beta" }, `${pool}_count`)).toBe(1);
+    expect(value(f, pool, { pool: "beta", le: "0.001024" }, `${pool}_bucket`)).toBe(1);
+    expect(value(f, pool, { pool: "beta", le: "0.000512" }, `${pool}_bucket`)).toBe(0);
+    expect(value(f, pool, { pool: "alpha" }, `${pool}_count`)).toBe(0);
+  });
+});
+
+describe("metrics HTTP server", () => {
+  const pools: PoolHealth[] = [
+    { name: "alpha", listening: true, servers: [{ name: "a1", ejected: false }, { name: "a2", ejected: true }] },
+    { name: "beta", listening: true, servers: [{ name: "b1", ejected: false }] },
+  ];
+  const health: HealthSource = { health: () => pools };
+
+  async function withServer(
+    extra: { reload?: () => Promise<void> },
+    run: (base: string) => Promise<void>,
+  ): Promise<void> {
+    const server = startMetricsServer({ hostname: "127.0.0.1", port: 0, stats: sampleStats(), health, ...extra });
+    try {
+      await run(`http://127.0.0.1:${server.port}`);
+    } finally {
+      server.stop();
+    }
+  }
+
+  test("GET /metrics serves the exposition as text 0.0.4", async () => {
+    await withServer({}, async (base) => {
+      const res = await fetch(`${base}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+      const f = parseExposition(await res.text());
+      expect(value(f, "buncracker_pool_client_eof_total", { pool: "alpha" })).toBe(4);
+      expect(value(f, "process_resident_memory_bytes", {})).toBeGreaterThan(0);
+    });
+  });
+
+  test("GET /healthz: 200 with live and ejected servers while every pool listens, else 503", async () => {
+    await withServer({}, async (base) => {
+      let res = await fetch(`${base}/healthz`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        status: "ok",
+        pools: [
+          { name: "alpha", listening: true, live: ["a1"], ejected: ["a2"] },
+          { name: "beta", listening: true, live: ["b1"], ejected: [] },
+        ],
+      });
+      pools[1] = { ...pools[1]!, listening: false };
+      res = await fetch(`${base}/healthz`);
+      expect(res.status).toBe(503);
+      expect((await res.json()).status).toBe("unavailable");
+      pools[1] = { ...pools[1]!, listening: true };
+    });
+  });
+
+  test("POST /reload runs the callback and reports its outcome; 501 without one", async () => {
+    await withServer({}, async (base) => {
+      expect((await fetch(`${base}/reload`, { method: "POST" })).status).toBe(501);
+    });
+    let calls = 0;
+    await withServer({ reload: async () => void calls++ }, async (base) => {
+      const res = await fetch(`${base}/reload`, { method: "POST" });
+      expect([res.status, calls]).toEqual([200, 1]);
+    });
+    const failing = async () => {
+      throw new Error("conf/x.yml: pool 'a': directive \"bogus\" is unknown");
+    };
+    await withServer({ reload: failing }, async (base) => {
+      const res = await fetch(`${base}/reload`, { method: "POST" });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: "conf/x.yml: pool 'a': directive \"bogus\" is unknown" });
+    });
+  });
+
+  test("wrong method is 405 with Allow, unknown path 404", async () => {
+    await withServer({}, async (base) => {
+      const wrong = await fetch(`${base}/reload`);
+      expect([wrong.status, wrong.headers.get("allow")]).toEqual([405, "POST"]);
+      expect((await fetch(`${base}/metrics`, { method: "POST" })).status).toBe(405);
+      expect((await fetch(`${base}/nope`)).status).toBe(404);
+    });
+  });
+});

@@ -80,6 +80,7 @@ function serve(opts: Options, worker: number | null): void {
       health: proxy,
       reload,
       configGeneration: () => proxy.generation,
+      configLoadedAt: () => proxy.loadedAt,
     });
   }
 }

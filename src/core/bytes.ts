@@ -7,6 +7,8 @@
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+/** Copies up to this size are done byte by byte (measured: faster than set(subarray())). */
+const SMALL_COPY = 48;
 
 export const bufferPool = {
   /** Size of a pooled chunk (`-m`, nutcracker's mbuf size). */
@@ -74,7 +76,14 @@ export class ByteWriter {
   bytes(src: Uint8Array, start = 0, end = src.length): void {
     const n = end - start;
     this.reserve(n);
-    this.buf.set(n === src.length ? src : src.subarray(start, end), this.len);
+    const buf = this.buf;
+    let at = this.len;
+    if (n <= SMALL_COPY) {
+      // A loop beats creating a subarray view for the typical small request or reply.
+      for (let i = start; i < end; i++) buf[at++] = src[i]!;
+    } else {
+      buf.set(n === src.length ? src : src.subarray(start, end), at);
+    }
     this.len += n;
   }
 

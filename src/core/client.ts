@@ -59,6 +59,7 @@ export class ClientConn extends StreamReader implements Flushable {
   protected parse(buf: Uint8Array, pos: number, end: number): number {
     const codec = this.pool.codec;
     const req = this.req;
+    const now = performance.now();
     while (pos < end) {
       const next = codec.parseRequest(buf, pos, end, req);
       if (next === NEED_MORE) {
@@ -69,7 +70,7 @@ export class ClientConn extends StreamReader implements Flushable {
         this.pool.rejectFatal(this, req.error);
         return FATAL;
       }
-      this.pool.dispatch(this, buf, req);
+      this.pool.dispatch(this, buf, req, now);
       if (this.closing) return FATAL;
       pos = next;
     }
@@ -115,11 +116,11 @@ export class ClientConn extends StreamReader implements Flushable {
   }
 
   /** Fast path: the head slot's reply is buf[start, end): copy it straight to the output. */
-  writeHead(msg: Msg, buf: Uint8Array, start: number, end: number): void {
+  writeHead(msg: Msg, buf: Uint8Array, start: number, end: number, now: number): void {
     msg.done = true;
     if (this.closed) return;
     this.out.bytes(buf, start, end);
-    this.pool.completed(msg, performance.now());
+    this.pool.completed(msg, now);
     this.queued--;
     this.inBytes -= msg.inBytes;
     const next = msg.cnext;

@@ -21,13 +21,15 @@ function openFileLimit(): number {
 }
 
 export const fdBudget = {
+  /** Client connections open now, over all pools. */
+  clients: 0,
   /** Client connections the process can hold, over all pools. */
-  clients: Infinity,
+  maxClients: Infinity,
 
   /** Recompute for `config` (at start and after a reload). */
   plan(config: Config): void {
     let servers = 0;
     for (const p of config.pools) servers += p.servers.length * p.serverConnections;
-    this.clients = Math.max(0, openFileLimit() - servers - config.pools.length - RESERVED_FDS);
+    this.maxClients = Math.max(0, openFileLimit() - servers - config.pools.length - RESERVED_FDS);
   },
 };

@@ -37,7 +37,6 @@ export class Pool {
   router: Router;
   readonly clients = new Set<ClientConn>();
   private listener: SocketListener<ClientConn> | null = null;
-  private reusePort = false;
   private authBytes: Uint8Array | null;
   /** Proxy-made error replies by reason (a handful of distinct texts). */
   private readonly errorReplies = new Map<string, Uint8Array>();
@@ -63,9 +62,13 @@ export class Pool {
 
   /** Hot reload: apply a changed config of this pool. Servers that stay (same name and address)
    *  keep their connections and stats; servers that left close once idle; the routing table is
-   *  swapped at once. Returns what changed, for the log. */
-  reconfigure(cfg: PoolConfig): string[] {
+   *  swapped at once. When the listen address changed, `listener` is the one bound on it by the
+   *  caller (null: this process does not serve it); clients of the old one stay connected.
+   *  Returns what changed, for the log. */
+  reconfigure(cfg: PoolConfig, listener: SocketListener<ClientConn> | null): string[] {
     const old = this.cfg;
+    // First: servers read their connection count from it.
+    this.cfg = cfg;
     const changes: string[] = [];
     const kept = new Map(this.servers.map((s) => [serverIdentity(s.cfg), s]));
     const servers = cfg.servers.map((sc, i) => {
@@ -84,7 +87,13 @@ export class Pool {
       changes.push(`-server ${s.cfg.pname}`);
       s.retire();
     }
-    this.cfg = cfg;
+    if (old.redisDb !== cfg.redisDb || old.redisAuth !== cfg.redisAuth) {
+      // Open connections were set up (AUTH, SELECT) for the old settings: later requests go to
+      // new connections, the old ones close once they have answered theirs.
+      for (const s of servers) s.retire();
+    }
+    // Without redis_auth nobody has to authenticate, clients that never did included.
+    if (cfg.redisAuth === null) for (const c of this.clients) c.authed = true;
     this.servers = servers;
     this.stats.servers = servers.map((s) => s.stats);
     this.router = new Router(cfg);
@@ -93,16 +102,21 @@ export class Pool {
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
     this.rebuild();
     for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
-      if (key !== "servers" && key !== "listen" && old[key] !== cfg[key]) changes.push(key);
+      // Named as in the config file: redisAuth -> redis_auth.
+      if (key !== "servers" && key !== "listen" && old[key] !== cfg[key]) {
+        changes.push(key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+      }
     }
-    if (old.listen.spec !== cfg.listen.spec && this.listener !== null) {
-      // Bind the new address first; clients of the old listener stay connected.
+    if (old.listen.spec !== cfg.listen.spec) {
       const previous = this.listener;
       this.listener = null;
-      this.listen(this.reusePort);
-      previous.stop(false);
-      this.proxyStats.currConnections--;
-      if (old.listen.unix) removeSocketFile(old.listen.host);
+      if (previous !== null) {
+        previous.stop(false);
+        this.proxyStats.currConnections--;
+        // The new listener may have re-created the same path (a changed perm).
+        if (old.listen.unix && old.listen.host !== cfg.listen.host) removeSocketFile(old.listen.host);
+      }
+      if (listener !== null) this.adopt(listener);
       changes.push(`listen ${old.listen.spec} -> ${cfg.listen.spec}`);
     }
     if (cfg.preconnect) this.preconnect();
@@ -112,7 +126,12 @@ export class Pool {
   // ---- listening and clients ----
 
   listen(reusePort: boolean): void {
-    this.reusePort = reusePort;
+    this.adopt(this.bind(this.cfg, reusePort));
+  }
+
+  /** A listener on cfg.listen for this pool's clients (a reload binds the next address before
+   *  it changes anything). Throws, naming the pool and the address, when it cannot bind. */
+  bind(cfg: PoolConfig, reusePort: boolean): SocketListener<ClientConn> {
     const pool = this;
     const socket = {
       binaryType: "uint8array" as const,
@@ -132,22 +151,30 @@ export class Pool {
         if (s.data !== undefined) pool.disconnected(s.data, err);
       },
     };
-    const l = this.cfg.listen;
-    if (l.unix) {
-      removeSocketFile(l.host);
-      this.listener = Bun.listen<ClientConn>({ unix: l.host, socket });
-      if (l.perm !== null) chmodSync(l.host, l.perm);
-    } else {
-      this.listener = Bun.listen<ClientConn>({
+    const l = cfg.listen;
+    try {
+      if (l.unix) {
+        removeSocketFile(l.host);
+        const listener = Bun.listen<ClientConn>({ unix: l.host, socket });
+        if (l.perm !== null) chmodSync(l.host, l.perm);
+        return listener;
+      }
+      return Bun.listen<ClientConn>({
         hostname: l.host,
         port: l.port,
         socket,
-        ...(reusePort || this.cfg.reuseport ? { reusePort: true } : {}),
+        ...(reusePort || cfg.reuseport ? { reusePort: true } : {}),
       } as Bun.TCPSocketListenOptions<ClientConn>);
+    } catch (err) {
+      throw new Error(`pool '${cfg.name}': cannot listen on ${l.spec}: ${(err as Error).message}`);
     }
+  }
+
+  private adopt(listener: SocketListener<ClientConn>): void {
+    this.listener = listener;
     this.proxyStats.totalConnections++;
     this.proxyStats.currConnections++;
-    log.notice(`pool '${this.cfg.name}' listening on ${l.spec}`);
+    log.notice(`pool '${this.cfg.name}' listening on ${this.cfg.listen.spec}`);
   }
 
   get listening(): boolean {
@@ -172,7 +199,7 @@ export class Pool {
   private accept(s: Socket<ClientConn>): void {
     const limit = this.cfg.clientConnections;
     const full = limit > 0 && this.clients.size >= limit;
-    if (full || this.proxyStats.currConnections >= fdBudget.clients) {
+    if (full || fdBudget.clients >= fdBudget.maxClients) {
       this.stats.counters[P.client_refused]!++;
       s.write(this.errorReply("max client connections reached"));
       s.end();
@@ -182,6 +209,7 @@ export class Pool {
     s.data = c;
     s.setNoDelay(true);
     this.clients.add(c);
+    fdBudget.clients++;
     this.stats.counters[P.client_connections]!++;
     this.proxyStats.totalConnections++;
     this.proxyStats.currConnections++;
@@ -191,6 +219,7 @@ export class Pool {
     if (c.closed) return;
     c.closed = true;
     this.clients.delete(c);
+    fdBudget.clients--;
     c.out.len = 0;
     c.out.release();
     const counters = this.stats.counters;
@@ -202,8 +231,9 @@ export class Pool {
 
   // ---- requests ----
 
-  dispatch(c: ClientConn, buf: Uint8Array, req: Req): void {
-    const msg = new Msg(c, performance.now());
+  /** A request parsed at `now` (performance.now()). */
+  dispatch(c: ClientConn, buf: Uint8Array, req: Req, now: number): void {
+    const msg = new Msg(c, now);
     c.enqueue(msg);
     if (req.error !== null) {
       this.stats.counters[P.request_errors]!++;
@@ -390,8 +420,8 @@ export class Pool {
   // ---- replies ----
 
   /** buf[start, end) is the server's complete reply to msg. */
-  reply(msg: Msg, buf: Uint8Array, start: number, end: number): void {
-    msg.server!.stats.observe((performance.now() - msg.t0) * 1000);
+  reply(msg: Msg, buf: Uint8Array, start: number, end: number, now: number): void {
+    msg.server!.stats.observe((now - msg.t0) * 1000);
     const parent = msg.parent;
     if (parent !== null) {
       const split = parent.split!;
@@ -404,7 +434,7 @@ export class Pool {
       msg.done = true;
       c.advance();
     } else if (c.first === msg) {
-      c.writeHead(msg, buf, start, end);
+      c.writeHead(msg, buf, start, end, now);
     } else {
       msg.reply = buf.subarray(start, end);
       msg.done = true;

@@ -201,6 +201,7 @@ export class ServerConn extends StreamReader implements Flushable {
     const rsp = this.rsp;
     const pool = this.server.pool;
     const counters = this.server.stats.counters;
+    const now = performance.now();
     while (pos < end) {
       const next = codec.parseResponse(buf, pos, end, rsp);
       if (next === NEED_MORE) {
@@ -240,7 +241,7 @@ export class ServerConn extends StreamReader implements Flushable {
       counters[S.out_queue_bytes]! -= msg.bytes;
       if (rsp.failure) pool.serverFailed(this.server);
       else this.server.failures = 0;
-      pool.reply(msg, buf, rsp.start, next);
+      pool.reply(msg, buf, rsp.start, next, now);
     }
     this.need = 0;
     if (this.retiring && this.first === null) {

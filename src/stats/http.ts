@@ -34,6 +34,8 @@ export interface MetricsServerOptions {
   readonly reload?: () => Promise<void> | void;
   /** 1 until reloads exist. */
   readonly configGeneration?: () => number;
+  /** When the running configuration was loaded (ms since epoch), for /healthz. */
+  readonly configLoadedAt?: () => number;
 }
 
 const TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8";
@@ -44,7 +46,13 @@ const json = (status: number, body: unknown): Response =>
     headers: { "content-type": "application/json" },
   });
 
-function healthz(source: HealthSource): Response {
+/** The running configuration, for /healthz: its generation and, when known, its load time. */
+interface ConfigInfo {
+  readonly generation: number;
+  readonly loaded_at?: string;
+}
+
+function healthz(source: HealthSource, config: ConfigInfo): Response {
   const pools = source.health().map((p) => ({
     name: p.name,
     listening: p.listening,
@@ -52,7 +60,7 @@ function healthz(source: HealthSource): Response {
     ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
   }));
   const ok = pools.every((p) => p.listening);
-  return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", pools });
+  return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", config, pools });
 }
 
 async function reload(run: MetricsServerOptions["reload"]): Promise<Response> {
@@ -74,6 +82,12 @@ interface Route {
 export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
   const lag = new EventLoopLag();
   const generation = opts.configGeneration ?? (() => 1);
+  const configInfo = (): ConfigInfo => {
+    const loadedAt = opts.configLoadedAt?.();
+    return loadedAt === undefined
+      ? { generation: generation() }
+      : { generation: generation(), loaded_at: new Date(loadedAt).toISOString() };
+  };
   const metrics = (): Response => {
     const cpu = process.cpuUsage();
     const body = renderMetrics(opts.stats, {
@@ -86,7 +100,7 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
   };
   const routes: Readonly<Record<string, Route>> = {
     "/metrics": { method: "GET", handle: metrics },
-    "/healthz": { method: "GET", handle: () => healthz(opts.health) },
+    "/healthz": { method: "GET", handle: () => healthz(opts.health, configInfo()) },
     "/reload": { method: "POST", handle: () => reload(opts.reload) },
   };
 

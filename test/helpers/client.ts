@@ -63,6 +63,11 @@ export class RawClient {
     return client;
   }
 
+  /** Our side's TCP port (which proxy process accepted us: procfs.ts connectionOwner). */
+  get localPort(): number {
+    return this.socket?.localPort ?? 0;
+  }
+
   get closed(): boolean {
     return this.isClosed;
   }

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
-export const VECTORS_DIR = join(import.meta.dir, "..", "..", "..", "shared", "vectors");
+const VECTORS_DIR = join(import.meta.dir, "..", "..", "..", "shared", "vectors");
 
 export interface VectorServer {
   spec: string;

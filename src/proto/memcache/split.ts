@@ -4,20 +4,20 @@
 import type { Req, Split } from "../codec.ts";
 import { ByteWriter } from "../../core/bytes.ts";
 import { classifyLine, Line, valueLength } from "./response.ts";
-import { findLF, LF, lineContentEnd, SP, startsWith } from "./scan.ts";
+import { findLF, LF, lineContentEnd, SP, startsWith, writeBytes } from "./scan.ts";
 
 /** `<cmd> [<exptime>] <key>...` with the request's command (and gat's exptime) and the given keys. */
 export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void {
   // Every token before the first key: the command name, and gat/gats' exptime.
   const firstKeyArg = req.keyArg[0]!;
   for (let i = 0; i < firstKeyArg; i++) {
-    w.bytes(buf, req.argStart[i]!, req.argEnd[i]!);
+    writeBytes(w, buf, req.argStart[i]!, req.argEnd[i]!);
     w.byte(SP);
   }
   for (let j = 0; j < n; j++) {
     if (j > 0) w.byte(SP);
     const k = keys[j]!;
-    w.bytes(buf, req.keyStart(k), req.keyEnd(k));
+    writeBytes(w, buf, req.keyStart(k), req.keyEnd(k));
   }
   w.crlf();
 }
@@ -42,7 +42,7 @@ export function merge(split: Split): Uint8Array {
     const at = cursors[f]!;
     const itemEnd = valueFor(frag, at, bytes, argStart[keyArg[i]!]!, argEnd[keyArg[i]!]!);
     if (itemEnd < 0) continue;
-    append(frag, at, itemEnd);
+    writeBytes(merged, frag, at, itemEnd);
     cursors[f] = itemEnd;
   }
   // A fragment that failed ends in an error line instead of END: that error is the reply.
@@ -70,20 +70,6 @@ function valueFor(frag: Uint8Array, at: number, bytes: Uint8Array, keyStart: num
   for (let d = frag[i]! - 0x30; d >= 0 && d <= 9; d = frag[++i]! - 0x30) length = length * 10 + d;
   while (i < end && frag[i] !== LF) i++; // the optional cas unique, CR
   return i + 1 + length + 2;
-}
-
-/** frag[start, end) into the merged reply: small items byte by byte (cheaper than a view). */
-function append(frag: Uint8Array, start: number, end: number): void {
-  const n = end - start;
-  if (n > 256) {
-    merged.bytes(frag, start, end);
-    return;
-  }
-  merged.reserve(n);
-  const out = merged.buf;
-  let o = merged.len;
-  for (let i = start; i < end; i++) out[o++] = frag[i]!;
-  merged.len = o;
 }
 
 /** Start of the error line that ends the fragment (after any items left at `at`), or -1. */

@@ -5,7 +5,7 @@
 // Lookup is O(1) on average instead of a binary search (whose chain of dependent loads through a
 // ring of 16,000 points for 100 servers costs more than the hash): the hash's top bits pick one
 // of 2^k buckets (2^k >= the number of points), `firstInBucket` gives the first point at or above
-// the bucket's start, and a scan of the one or two points in the bucket finds the answer.
+// the bucket's start, and a scan of the bucket's points (rarely more than one) finds the answer.
 
 import { md5, md5A, md5B, md5C, md5D } from "./hash/md5";
 import { align16, ensureMemory } from "./layout";
@@ -18,7 +18,7 @@ import {
 const POINTS_PER_SERVER: f32 = 160;
 const POINTS_PER_HASH: u32 = 4;
 const MAX_DECIMAL_DIGITS: usize = 10;
-const MAX_BUCKET_BITS: u32 = 20; // 4 MB of bucket starts at most (6,500+ servers)
+const MAX_BUCKET_BITS: u32 = 20; // 4 MB of bucket starts at most (reached near 3,300 servers)
 
 let ring: usize = 0; // sorted [server u32][value u32] points
 let ringSize: u32 = 0;

@@ -5,7 +5,7 @@ import { parseArgs } from "./cli/args.ts";
 import type { Options } from "./cli/options.ts";
 import { testConf } from "./cli/testconf.ts";
 import { infoText, usage, versionBanner } from "./cli/usage.ts";
-import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor } from "./cluster/supervisor.ts";
+import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
 import { ConfigError, loadConfig } from "./conf/load.ts";
 import { bufferPool } from "./core/bytes.ts";
@@ -33,7 +33,14 @@ function reloader(proxy: Proxy, opts: Options): () => void {
       log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
       throw new Error(reason);
     }
-    const summary = proxy.reload(next, opts.drainTimeout);
+    let summary;
+    try {
+      summary = proxy.reload(next, opts.drainTimeout);
+    } catch (err) {
+      // A listen address that cannot be bound: Proxy.reload changed nothing.
+      log.error(`reload rejected, the running configuration is unchanged: ${(err as Error).message}`);
+      throw err;
+    }
     log.notice(`reloaded '${opts.confFile}' (generation ${proxy.generation}): ${summary}`);
   };
 }
@@ -47,7 +54,10 @@ function serve(opts: Options, worker: number | null): void {
     // A unix socket path cannot be shared: worker 0 alone serves unix-socket pools.
     listenUnix: worker === null || worker === 0,
   });
-  proxy.start();
+  // The pid file, signal handlers, stats and metrics are all in place before the pools listen
+  // (as nutcracker binds its stats port before its pools): whoever sees a pool listening can
+  // rely on them.
+  if (worker === null && opts.pidFile !== null) writePidFile(opts.pidFile);
   const reload = reloader(proxy, opts);
   process.on("SIGUSR1", () => {
     try {
@@ -58,14 +68,18 @@ function serve(opts: Options, worker: number | null): void {
   });
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
-    // The supervisor serves stats and metrics for all workers from these reports.
-    setInterval(
-      () => process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation)),
-      REPORT_INTERVAL_MS,
-    ).unref();
+    proxy.start();
+    // The supervisor serves stats and metrics for all workers from these reports; the first,
+    // sent now, also tells it this worker listens.
+    const report = (): void => {
+      process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt) satisfies WorkerReport);
+    };
+    report();
+    setInterval(report, REPORT_INTERVAL_MS).unref();
+    // The supervisor is gone (killed): drain and exit rather than serve on unsupervised.
+    process.on("disconnect", () => process.kill(process.pid, "SIGTERM"));
     return;
   }
-  if (opts.pidFile !== null) writePidFile(opts.pidFile);
   startStatsServer({
     hostname: opts.statsAddr,
     port: opts.statsPort,
@@ -83,6 +97,7 @@ function serve(opts: Options, worker: number | null): void {
       configLoadedAt: () => proxy.loadedAt,
     });
   }
+  proxy.start();
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -107,16 +122,21 @@ async function main(argv: readonly string[]): Promise<void> {
     log.open(opts.output);
     if (worker === null) log.always(versionBanner().trimEnd().replaceAll("\n", ", "));
     if (worker === null && opts.workers > 1) {
-      loadConfig(opts.confFile);
+      const config = loadConfig(opts.confFile);
       if (opts.pidFile !== null) writePidFile(opts.pidFile);
-      runSupervisor(opts, process.argv[1]!, argv);
+      // Ready (for the daemon's parent) once every worker listens.
+      runSupervisor(opts, config, process.argv[1]!, argv, {
+        ready: () => daemon?.ready(),
+        failed: (message) => daemon?.fail(`buncracker: ${message}`),
+      });
     } else {
       serve(opts, worker);
+      daemon?.ready();
     }
-    daemon?.ready();
   } catch (err) {
     const message = `buncracker: ${(err as Error).message}`;
     daemon?.fail(message);
+    if (worker !== null) process.send?.({ startError: (err as Error).message } satisfies WorkerReport);
     fail(message);
   }
 }

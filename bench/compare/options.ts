@@ -12,6 +12,8 @@ export interface Options {
   workloads: Workload[];
   targets: TargetName[];
   mcloadProcs: number;
+  /** Nice value for every started process (0 = unchanged). */
+  nice: number;
   /** Where RESULTS.md and results.svg go; null = bench/ for a full run, the run folder otherwise. */
   out: string | null;
 }
@@ -23,6 +25,8 @@ export const USAGE = `usage: bun run bench:compare [options]
   --only A,B         only these workloads (names or prefixes, e.g. redis-get-p16,mc-)
   --targets A,B      among ${TARGETS.join(",")} (default all; buncracker is skipped when it cannot start)
   --gen-procs N      Bun processes per mcload run (default 1)
+  --nice N           run backends, proxies and load tools at this nice value (default 0); on a
+                     machine busy with other work, e.g. -10 keeps that work from skewing the runs
   --out DIR          write RESULTS.md and results.svg there (default: bench/ for a full run of
                      every workload, the run's temporary folder otherwise)
   --list             list the workloads and exit
@@ -41,6 +45,7 @@ export function parseOptions(argv: string[]): Options | "list" {
   let only: string[] | null = null;
   let targets: TargetName[] = [...TARGETS];
   let mcloadProcs = 1;
+  let nice = 0;
   let out: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -68,6 +73,12 @@ export function parseOptions(argv: string[]): Options | "list" {
       case "--gen-procs":
         mcloadProcs = Math.round(positive(arg, value()));
         break;
+      case "--nice": {
+        const raw = value();
+        nice = Number(raw);
+        if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new Error(`--nice needs an integer in -20..19, got ${raw}`);
+        break;
+      }
       case "--out":
         out = value() ?? null;
         break;
@@ -89,6 +100,7 @@ export function parseOptions(argv: string[]): Options | "list" {
     workloads,
     targets,
     mcloadProcs,
+    nice,
     out,
   };
 }

@@ -7,10 +7,17 @@ import type { Subprocess } from "bun";
 import { closeSync, openSync } from "node:fs";
 
 const running = new Set<Subprocess>();
+let niceness = 0;
+
+/** Scheduling priority of every process started from now on (negative: ahead of other work). */
+export function setNiceness(value: number): void {
+  niceness = value;
+}
 
 /** Prefix that keeps the pid (everything execs) while adding the guards described above. */
 function guarded(cmd: string[]): string[] {
-  return ["setpriv", "--pdeathsig", "KILL", "--", "sh", "-c", 'ulimit -n "$(ulimit -Hn)"; exec "$@"', "sh", ...cmd];
+  const nice = niceness === 0 ? [] : ["nice", "-n", String(niceness)];
+  return ["setpriv", "--pdeathsig", "KILL", "--", "sh", "-c", 'ulimit -n "$(ulimit -Hn)"; exec "$@"', "sh", ...nice, ...cmd];
 }
 
 /** A long-running service (backend or proxy); stdout and stderr go to `logPath`. */

@@ -3,7 +3,7 @@
 import { cpus, totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { TARGETS, type TargetName } from "./cluster.ts";
-import { type Cell, type Run, type Spread, cell, cpuOf, opsOf, p99Of, ratio } from "./summary.ts";
+import { type Cell, type Run, type Spread, cell, cpuOf, opsOf, p99Of, ratio, spread } from "./summary.ts";
 import { compact } from "./svg.ts";
 import { type Workload, describe } from "./workloads.ts";
 
@@ -13,6 +13,7 @@ export interface ReportInput {
   repeats: number;
   seconds: number;
   mcloadProcs: number;
+  nice: number;
   versions: Record<string, string>;
   loadAverage: { start: string; end: string };
   workloads: readonly Workload[];
@@ -25,6 +26,9 @@ export interface ReportInput {
   /** Extra findings to print under "Notes". */
   notes: string[];
 }
+
+/** Median CPU of unrelated processes above which the report warns (% of one core). */
+const BUSY_PCT = 25;
 
 function machine(): Record<string, string> {
   const kernel = readFileSync("/proc/version", "utf8").split(" ").slice(0, 3).join(" ");
@@ -127,6 +131,15 @@ export function markdown(input: ReportInput): string {
   if (skipped.length > 0) {
     out.push("**Not measured:**", "", ...skipped.map(([t, why]) => `- ${t}: ${why}`), "");
   }
+  const busy = spread(input.runs.flatMap((r) => (r.otherCpuPct === undefined ? [] : [r.otherCpuPct])));
+  if (busy !== null && busy.median > BUSY_PCT) {
+    out.push(
+      `**Caution:** unrelated processes used a median ${busy.median.toFixed(0)}% of a core (of ${navigator.hardwareConcurrency * 100}%) during the runs ` +
+        `[${busy.min.toFixed(0)}..${busy.max.toFixed(0)}]: the targets competed with that work for CPU. Absolute numbers are depressed and ` +
+        "noisy; only large, consistent ratios are meaningful.",
+      "",
+    );
+  }
   out.push(
     "## Results",
     "",
@@ -153,6 +166,9 @@ export function markdown(input: ReportInput): string {
       "Before measuring, every key a workload reads is written through each target, so gets hit.",
     `- Load tools: redis-benchmark (run length set with -n from the target's rate in the warm-up), memaslap (memcaslap; -T 2, window 1k), ` +
       `and bench/compare/mcload.ts, a pipelined closed-loop memcached generator in Bun (${input.mcloadProcs} process(es) per run).`,
+    ...(input.nice === 0
+      ? []
+      : [`- Backends, proxies and load tools ran at nice ${input.nice}, ahead of the unrelated work on this shared machine (all targets alike).`]),
     "",
     "| workload | what |",
     "|---|---|",

@@ -21,7 +21,7 @@ import { cpuMicros } from "./cpu.ts";
 import { ensureTools, toolVersions } from "./install.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
 import { prefill } from "./prefill.ts";
-import { installSignalHandlers, runTool, stopAll } from "./procs.ts";
+import { installSignalHandlers, runTool, setNiceness, stopAll } from "./procs.ts";
 import { markdown } from "./report.ts";
 import { type Run, cell } from "./summary.ts";
 import { barChart } from "./svg.ts";
@@ -39,8 +39,12 @@ const NOTES = [
   "*direct* pipeline-1 numbers are bounded by the load tool itself (generator CPU near 100% of a core) rather than by the backend.",
   "memaslap reports latency only as a log2 histogram: its p50/p99 are bucket upper bounds (marked ≤) and are left out of the ratios. " +
     "For get workloads memaslap first fills its key window with sets (50 connections × 1k keys), and counts them in its ops/s.",
+  "memaslap's keys start with 8 bytes of 0x10 (a control character): memcached and nutcracker accept them; a proxy that " +
+    "rejects control characters in keys answers CLIENT_ERROR, and such runs are recorded as failed.",
+  "memcached 1.6 sends one write per reply to pipelined gets (sets are batched), so pipelining gets helps direct memcached " +
+    "little; a proxy reads those replies from one multiplexed server connection.",
   "redis-benchmark prints `WARNING: Could not fetch server CONFIG` through a proxy (CONFIG is not proxied); that does not affect the run.",
-  "nutcracker runs at `-v 4`: at Debian's default `-v 5` its per-request logging checks cost it about 60% more CPU per request.",
+  "nutcracker runs with `-v 4`, not Debian's default `-v 5`, whose extra log-level checks are reported to cost it CPU per request.",
 ];
 
 function machineBusyMicros(): number {
@@ -163,6 +167,7 @@ async function prefillAll(cluster: Cluster, workloads: Workload[]): Promise<void
 
 async function benchmark(options: Options, dir: string, command: string): Promise<void> {
   const tools = await ensureTools();
+  setNiceness(options.nice);
   const versions = await toolVersions(tools, BUN);
   const loadStart = loadAverage();
   const cluster: Cluster = { ...(await startBackends(tools, dir)), proxies: {}, skipped: {}, brokenPools: {} };
@@ -183,10 +188,10 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     mcloadProcs: options.mcloadProcs,
   });
 
-  // Warm-up: every redis-benchmark workload (its rate sizes -n later) and the first workload of
-  // each other tool, on every target. Not recorded.
+  // Warm-up, not recorded: every redis-benchmark workload (its rate sizes -n later) and the
+  // first mcload workload (which also warms the memcached paths for memaslap), on every target.
   const warmups = options.workloads.filter(
-    (w, i, all) => w.tool === "redis-benchmark" || all.findIndex((o) => o.tool === w.tool) === i,
+    (w) => w.tool === "redis-benchmark" || w === options.workloads.find((o) => o.tool === "mcload"),
   );
   for (const w of warmups) {
     for (const target of targets) progress("[warm-up]", await bench.once(w, target, options.warmSeconds, -1));
@@ -221,6 +226,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     repeats: options.repeats,
     seconds: options.seconds,
     mcloadProcs: options.mcloadProcs,
+    nice: options.nice,
     versions,
     loadAverage: { start: loadStart, end: loadAverage() },
     workloads: options.workloads,
@@ -259,6 +265,7 @@ async function main(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), "buncracker-compare-"));
   console.log(`run folder: ${dir}`);
+  const started = performance.now();
   const command = ["bun run bench:compare", ...argv].join(" ");
   try {
     await benchmark(options, dir, command);
@@ -267,6 +274,7 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   } finally {
     await stopAll();
+    console.log(`bench:compare took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
 }
 

@@ -23,7 +23,7 @@ export interface Spread {
   count: number;
 }
 
-function spread(values: number[]): Spread | null {
+export function spread(values: number[]): Spread | null {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (finite.length === 0) return null;
   const mid = finite.length >> 1;

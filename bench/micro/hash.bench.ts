@@ -2,6 +2,7 @@
 // whole routing step, and ketama builds. Reports only; targets are printed, never asserted.
 //   bun bench/micro/hash.bench.ts
 
+import { availableParallelism, loadavg } from "node:os";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { parseConfig } from "../../src/conf/load.ts";
 import { HASH_NAMES, type PoolConfig } from "../../src/conf/types.ts";
@@ -58,14 +59,17 @@ for (const size of KEY_SIZES) {
   }
 }
 
+const routeOneKey = new Map<number, () => void>();
 group("route one key: hash tag + fnv1a_64 + ketama lookup", () => {
   for (const servers of POOL_SIZES) {
     const router = new Router(ketamaPool(servers));
     let i = 0;
-    bench(`route ${servers} servers`, () => {
+    const step = (): void => {
       const key = routeKeys[i++ & (ROTATION - 1)]!;
       do_not_optimize(router.route(key, 0, key.length));
-    });
+    };
+    routeOneKey.set(servers, step);
+    bench(`route ${servers} servers`, step);
   }
 });
 
@@ -79,30 +83,59 @@ group("ketama build: the ring rebuild that follows an ejection or return", () =>
 
 const { benchmarks } = await run();
 
-// Medians, as a markdown summary for bench/README.md.
-const median = new Map<string, number>();
-for (const trial of benchmarks) for (const r of trial.runs) if (r.stats) median.set(r.name, r.stats.p50);
-const ns = (name: string): number => median.get(name) ?? NaN;
+/** CPU time per call (getrusage), best of 10 batches: unlike wall-clock samples, it does not
+ *  count the time other processes hold the core, which on a shared machine is most of it. */
+function cpuNanosPerCall(fn: () => void, calls = 200_000): number {
+  let best = Infinity;
+  for (let batch = 0; batch < 10; batch++) {
+    const start = process.cpuUsage();
+    for (let i = 0; i < calls; i++) fn();
+    const used = process.cpuUsage(start);
+    best = Math.min(best, ((used.user + used.system) * 1000) / calls);
+  }
+  return best;
+}
+const md5Keys = keysOf(32, ROTATION);
+let md5Turn = 0;
+const cpuRoute100 = cpuNanosPerCall(routeOneKey.get(100)!);
+const cpuWasmMd5 = cpuNanosPerCall(() => do_not_optimize(hashKey("md5", md5Keys[md5Turn++ & (ROTATION - 1)]!)));
+const cpuTsMd5 = cpuNanosPerCall(() => do_not_optimize(TS_HASHES.md5(md5Keys[md5Turn++ & (ROTATION - 1)]!)));
+
+// A markdown summary for bench/README.md: medians (the targets' measure) and minimums (the best
+// sample, which is what an idle machine shows when other processes compete for the cores).
+const stats = new Map<string, { p50: number; min: number }>();
+for (const trial of benchmarks) for (const r of trial.runs) if (r.stats) stats.set(r.name, r.stats);
+type Measure = "p50" | "min";
+const time = (name: string, m: Measure): number => stats.get(name)?.[m] ?? NaN;
 const fmt = (t: number): string => (t >= 1e6 ? `${(t / 1e6).toFixed(2)} ms` : t >= 1e3 ? `${(t / 1e3).toFixed(2)} µs` : `${t.toFixed(1)} ns`);
 
-const out: string[] = ["", "### Hash functions: median per call, WASM (TS) and TS/WASM speed-up", ""];
-out.push(`| hash | ${KEY_SIZES.map((s) => `${s} B`).join(" | ")} |`, `|---|${KEY_SIZES.map(() => "---").join("|")}|`);
-for (const name of HASH_NAMES) {
-  const cells = KEY_SIZES.map((s) => {
-    const w = ns(`wasm ${name} ${s}B`);
-    const t = ns(`ts ${name} ${s}B`);
-    return `${fmt(w)} (${fmt(t)}) ${(t / w).toFixed(2)}x`;
-  });
-  out.push(`| ${name} | ${cells.join(" | ")} |`);
+const out: string[] = [];
+for (const [m, title] of [["p50", "median"], ["min", "minimum"]] as const) {
+  out.push("", `### Hash functions, ${title} per call: WASM (TS), TS/WASM`, "");
+  out.push(`| hash | ${KEY_SIZES.map((s) => `${s} B`).join(" | ")} |`, `|---|${KEY_SIZES.map(() => "---").join("|")}|`);
+  for (const name of HASH_NAMES) {
+    const cells = KEY_SIZES.map((s) => {
+      const w = time(`wasm ${name} ${s}B`, m);
+      const t = time(`ts ${name} ${s}B`, m);
+      return `${fmt(w)} (${fmt(t)}) ${(t / w).toFixed(2)}x`;
+    });
+    out.push(`| ${name} | ${cells.join(" | ")} |`);
+  }
 }
-out.push("", "### Routing and ketama builds (median)", "", "| step | 1 | 10 | 100 | 1000 |", "|---|---|---|---|---|");
-out.push(`| route one 16-32 B key (tag + fnv1a_64 + ketama) | ${POOL_SIZES.map((n) => fmt(ns(`route ${n} servers`))).join(" | ")} |`);
-out.push(`| ketama rebuild (setLive) | - | ${BUILD_SIZES.map((n) => fmt(ns(`rebuild (setLive) ${n} servers`))).join(" | ")} |`);
-const route100 = ns("route 100 servers");
-const md5Ratio = ns("ts md5 32B") / ns("wasm md5 32B");
+out.push("", "### Routing and ketama builds: median (minimum)", "", "| servers | 1 | 10 | 100 | 1000 |", "|---|---|---|---|---|");
+const both = (name: string): string => `${fmt(time(name, "p50"))} (${fmt(time(name, "min"))})`;
+out.push(`| route one 16-32 B key (tag + fnv1a_64 + ketama) | ${POOL_SIZES.map((n) => both(`route ${n} servers`)).join(" | ")} |`);
+out.push(`| ketama rebuild (setLive) | - | ${BUILD_SIZES.map((n) => both(`rebuild (setLive) ${n} servers`)).join(" | ")} |`);
+const route100 = time("route 100 servers", "p50");
+const md5Ratio = time("ts md5 32B", "p50") / time("wasm md5 32B", "p50");
 out.push(
   "",
   `Target: route one 16-32 B key on a 100-server ketama pool <= 100 ns median: ${fmt(route100)} (${route100 <= 100 ? "met" : "missed"}).`,
-  `Target: WASM md5 >= 2x TS md5 on 32 B keys: ${md5Ratio.toFixed(2)}x (${md5Ratio >= 2 ? "met" : "missed"}).`,
+  `Target: WASM md5 >= 2x TS md5 on 32 B keys (medians): ${md5Ratio.toFixed(2)}x (${md5Ratio >= 2 ? "met" : "missed"}).`,
+);
+out.push(
+  "",
+  `CPU-time cross-check (best of 10 batches): route on 100 servers ${fmt(cpuRoute100)}; md5 32 B WASM ${fmt(cpuWasmMd5)}, TS ${fmt(cpuTsMd5)} = ${(cpuTsMd5 / cpuWasmMd5).toFixed(2)}x.`,
+  `Machine load while running: ${loadavg().map((l) => l.toFixed(1)).join(", ")} (1, 5, 15 min) on ${availableParallelism()} cores.`,
 );
 console.log(out.join("\n"));

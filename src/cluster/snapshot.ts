@@ -3,8 +3,8 @@
 
 import type { PoolHealth } from "../stats/http.ts";
 import type { Histogram } from "../stats/histogram.ts";
-import { PoolStats, ServerStats, type ProxyStats } from "../stats/store.ts";
-import { S } from "../stats/table.ts";
+import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
+import { POOL_STATS, S, SERVER_STATS, type StatSpec } from "../stats/table.ts";
 
 interface HistogramSnapshot {
   readonly buckets: number[];
@@ -31,6 +31,8 @@ export interface StatsSnapshot {
   readonly totalConnections: number;
   readonly currConnections: number;
   readonly generation: number;
+  /** When the worker's config generation was loaded (ms since the epoch). */
+  readonly loadedAt: number;
   readonly pools: PoolSnapshot[];
 }
 
@@ -51,11 +53,13 @@ export function takeSnapshot(
   stats: ProxyStats,
   pools: readonly PoolView[],
   generation: number,
+  loadedAt: number,
 ): StatsSnapshot {
   return {
     totalConnections: stats.totalConnections,
     currConnections: stats.currConnections,
     generation,
+    loadedAt,
     pools: pools.map((p) => ({
       name: p.stats.name,
       listening: p.listening,
@@ -84,9 +88,31 @@ function addCounters(into: Float64Array, from: number[], timestampSlot: number):
   }
 }
 
-/** Replace `target`'s pools with the sum of the snapshots (pools and servers matched by name,
- *  in the order the first snapshot that has them lists them). */
-export function sumSnapshots(target: ProxyStats, snapshots: Iterable<StatsSnapshot>): void {
+/** Adds one pool's snapshot into `pool`; `serverFor` names where each server's counters go
+ *  (undefined: nowhere). */
+function addPool(
+  pool: PoolStats,
+  p: PoolSnapshot,
+  serverFor: (name: string) => ServerStats | undefined,
+): void {
+  addCounters(pool.counters, p.counters, -1);
+  addHistogram(pool.latency, p.latency);
+  for (const s of p.servers) {
+    const server = serverFor(s.name);
+    if (server === undefined) continue;
+    addCounters(server.counters, s.counters, S.server_ejected_at);
+    addHistogram(server.latency, s.latency);
+  }
+}
+
+/** Replace `target`'s pools with the sum of the live workers' snapshots (pools and servers
+ *  matched by name, in the order the first snapshot that has them lists them), plus what workers
+ *  that died had counted (`retired`) for the pools and servers that still exist. */
+export function sumSnapshots(
+  target: ProxyStats,
+  snapshots: Iterable<StatsSnapshot>,
+  retired: StatsSnapshot | null = null,
+): void {
   const pools = new Map<string, PoolStats>();
   const servers = new Map<string, ServerStats>();
   let total = 0;
@@ -100,19 +126,25 @@ export function sumSnapshots(target: ProxyStats, snapshots: Iterable<StatsSnapsh
         pool = new PoolStats(p.name, []);
         pools.set(p.name, pool);
       }
-      addCounters(pool.counters, p.counters, -1);
-      addHistogram(pool.latency, p.latency);
-      for (const s of p.servers) {
-        const key = `${p.name}\n${s.name}`;
+      const owner = pool;
+      addPool(owner, p, (name) => {
+        const key = `${p.name}\n${name}`;
         let server = servers.get(key);
         if (server === undefined) {
-          server = new ServerStats(s.name);
+          server = new ServerStats(name);
           servers.set(key, server);
-          pool.servers.push(server);
+          owner.servers.push(server);
         }
-        addCounters(server.counters, s.counters, S.server_ejected_at);
-        addHistogram(server.latency, s.latency);
-      }
+        return server;
+      });
+    }
+  }
+  if (retired !== null) {
+    total += retired.totalConnections;
+    for (const p of retired.pools) {
+      const pool = pools.get(p.name);
+      // Pools and servers a reload removed since are not brought back.
+      if (pool !== undefined) addPool(pool, p, (name) => servers.get(`${p.name}\n${name}`));
     }
   }
   // The workers' reports are the aggregation: serve them as they arrive (every second).
@@ -123,6 +155,40 @@ export function sumSnapshots(target: ProxyStats, snapshots: Iterable<StatsSnapsh
   target.totalConnections = total;
   target.currConnections = curr;
   target.pools = [...pools.values()];
+}
+
+/** A worker's counters without its gauges (its connections and queues died with it). */
+const countersOnly = (table: readonly StatSpec[], counters: readonly number[]): number[] =>
+  counters.map((v, i) => (table[i]?.kind === "gauge" ? 0 : v));
+
+/** Adds the last report of a worker that died to `base` (null at first): counters and
+ *  histograms are kept, gauges dropped, so the sum over workers never goes back. */
+export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSnapshot {
+  const dead: StatsSnapshot = {
+    totalConnections: last.totalConnections,
+    currConnections: 0,
+    generation: last.generation,
+    loadedAt: last.loadedAt,
+    pools: last.pools.map((p) => ({
+      ...p,
+      listening: false,
+      counters: countersOnly(POOL_STATS, p.counters),
+      servers: p.servers.map((s) => ({
+        ...s,
+        ejected: false,
+        counters: countersOnly(SERVER_STATS, s.counters),
+      })),
+    })),
+  };
+  if (base === null) return dead;
+  const sum = new ProxyStats([]);
+  sumSnapshots(sum, [base, dead]);
+  const views = sum.pools.map((stats) => ({
+    stats,
+    listening: false,
+    servers: stats.servers.map((server) => ({ stats: server, ejected: false })),
+  }));
+  return takeSnapshot(sum, views, last.generation, last.loadedAt);
 }
 
 /** /healthz over all workers: a pool listens when any worker listens on it; a server is

@@ -4,60 +4,119 @@
 
 import type { Subprocess } from "bun";
 import type { Options } from "../cli/options.ts";
+import type { Config } from "../conf/types.ts";
+import { loadConfig } from "../conf/load.ts";
 import { log } from "../log.ts";
-import { startMetricsServer } from "../stats/http.ts";
+import { startMetricsServer, type PoolHealth } from "../stats/http.ts";
 import { startStatsServer, type RunningServer } from "../stats/server.ts";
 import { ProxyStats } from "../stats/store.ts";
-import { sumHealth, sumSnapshots, type StatsSnapshot } from "./snapshot.ts";
+import { retire, sumHealth, sumSnapshots, type StatsSnapshot } from "./snapshot.ts";
 
 /** Set in a worker's environment to its index (0..N-1). */
 export const WORKER_ENV = "BUNCRACKER_WORKER";
-/** How often a worker reports its counters. */
+/** How often a worker reports its counters (it also reports once as soon as it listens). */
 export const REPORT_INTERVAL_MS = 1000;
+
+/** What a worker sends over IPC: its counters, or why it could not start. */
+export type WorkerReport = StatsSnapshot | { readonly startError: string };
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** A worker that ran this long before dying is restarted without waiting. */
 const HEALTHY_RUN_MS = 60_000;
-const FORWARDED = ["SIGHUP", "SIGTTIN", "SIGTTOU", "SIGUSR1"] as const;
+
+export interface SupervisorEvents {
+  /** Every worker has started and listens (the daemon's parent may exit 0). */
+  ready(): void;
+  /** A worker failed before every worker had started: the supervisor exits 1 after this. */
+  failed(message: string): void;
+}
 
 interface Worker {
   proc: Subprocess | null;
   startedAt: number;
   restarts: number;
+  /** Reported at least once since its last start (so it listens). */
+  reported: boolean;
 }
 
-export function runSupervisor(opts: Options, mainPath: string, argv: readonly string[]): void {
+export function runSupervisor(
+  opts: Options,
+  config: Config,
+  mainPath: string,
+  argv: readonly string[],
+  events: SupervisorEvents,
+): void {
   const workers: Worker[] = [];
   const snapshots = new Map<number, StatsSnapshot>();
+  /** What workers that died had counted: added to the sum so counters never go back. */
+  let retired: StatsSnapshot | null = null;
   const stats = new ProxyStats([]);
+  let started = false;
   let stopping = false;
-  let servers: RunningServer[] = [];
+  const servers: RunningServer[] = [];
+
+  const each = (signal: NodeJS.Signals): void => {
+    for (const w of workers) w.proc?.kill(signal);
+  };
+
+  const refresh = (): void => sumSnapshots(stats, snapshots.values(), retired);
+
+  const received = (i: number, report: WorkerReport): void => {
+    const w = workers[i]!;
+    if ("startError" in report) {
+      log.error(`worker ${i}: ${report.startError}`);
+      if (!started) startFailed(`worker ${i} could not start: ${report.startError}`);
+      return;
+    }
+    snapshots.set(i, report);
+    if (w.reported) return;
+    w.reported = true;
+    refresh();
+    if (!started && workers.every((x) => x.reported)) {
+      started = true;
+      log.notice(`all ${workers.length} workers listening`);
+      events.ready();
+    }
+  };
+
+  const startFailed = (message: string): void => {
+    stopping = true;
+    each("SIGKILL");
+    events.failed(message);
+    log.error(message);
+    log.flush();
+    process.exit(1);
+  };
 
   const spawn = (i: number): void => {
     const w = workers[i]!;
     w.startedAt = Date.now();
+    w.reported = false;
     w.proc = Bun.spawn({
       cmd: [process.execPath, mainPath, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
       stdio: ["ignore", "inherit", "inherit"],
-      ipc(message: StatsSnapshot) {
-        snapshots.set(i, message);
-      },
+      ipc: (report: WorkerReport) => received(i, report),
       onExit(_proc, code, signal) {
         w.proc = null;
+        const last = snapshots.get(i);
         snapshots.delete(i);
+        if (last !== undefined) retired = retire(retired, last);
         if (stopping) {
           if (workers.every((x) => x.proc === null)) finish();
+          return;
+        }
+        const how = signal ?? `code ${code}`;
+        if (!started) {
+          startFailed(`worker ${i} exited (${how}) before it was listening`);
           return;
         }
         const ranFor = Date.now() - w.startedAt;
         w.restarts = ranFor > HEALTHY_RUN_MS ? 0 : w.restarts + 1;
         const delay =
           w.restarts === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (w.restarts - 1));
-        log.error(
-          `worker ${i} exited (${signal ?? `code ${code}`}); restarting it in ${delay} ms`,
-        );
+        log.error(`worker ${i} exited (${how}); restarting it in ${delay} ms`);
         setTimeout(() => spawn(i), delay);
       },
     });
@@ -69,17 +128,18 @@ export function runSupervisor(opts: Options, mainPath: string, argv: readonly st
     process.exit(0);
   };
 
-  const each = (signal: NodeJS.Signals): void => {
-    for (const w of workers) w.proc?.kill(signal);
-  };
-
   for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0 });
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false });
     spawn(i);
   }
   log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);
 
-  const refresh = (): void => sumSnapshots(stats, snapshots.values());
+  // Until the first report, every configured pool is known but not yet listening.
+  const starting: PoolHealth[] = config.pools.map((p) => ({
+    name: p.name,
+    listening: false,
+    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false })),
+  }));
   setInterval(refresh, REPORT_INTERVAL_MS).unref();
   servers.push(
     startStatsServer({
@@ -95,14 +155,39 @@ export function runSupervisor(opts: Options, mainPath: string, argv: readonly st
         hostname: opts.statsAddr,
         port: opts.metricsPort,
         stats,
-        health: { health: () => sumHealth(snapshots.values()) },
-        reload: () => each("SIGUSR1"),
+        health: {
+          health: () => (snapshots.size === 0 ? starting : sumHealth(snapshots.values())),
+        },
+        reload: () => {
+          // Validate here so an invalid file answers 500; the workers then re-read it.
+          try {
+            loadConfig(opts.confFile);
+          } catch (err) {
+            log.error(`reload rejected, the running configuration is unchanged: ${(err as Error).message}`);
+            throw err;
+          }
+          each("SIGUSR1");
+        },
         configGeneration: () => Math.max(1, ...[...snapshots.values()].map((s) => s.generation)),
+        configLoadedAt: () => Math.max(0, ...[...snapshots.values()].map((s) => s.loadedAt)),
       }),
     );
   }
 
-  for (const signal of FORWARDED) process.on(signal, () => each(signal));
+  // The supervisor logs too (worker exits): it reopens its own log and moves its own level.
+  process.on("SIGHUP", () => {
+    log.reopen();
+    each("SIGHUP");
+  });
+  process.on("SIGTTIN", () => {
+    log.levelUp();
+    each("SIGTTIN");
+  });
+  process.on("SIGTTOU", () => {
+    log.levelDown();
+    each("SIGTTOU");
+  });
+  process.on("SIGUSR1", () => each("SIGUSR1"));
   process.on("SIGPIPE", () => {});
   process.on("SIGTERM", () => {
     if (stopping) {
@@ -119,5 +204,4 @@ export function runSupervisor(opts: Options, mainPath: string, argv: readonly st
     each("SIGKILL");
     process.exit(1);
   });
-  servers = servers.slice();
 }

@@ -13,7 +13,7 @@ import { ascii } from "./bytes.ts";
 import { ClientConn } from "./client.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg, SplitState } from "./msg.ts";
-import { Server } from "./server.ts";
+import { Server, type ServerConn } from "./server.ts";
 
 const CRLF = "\r\n";
 
@@ -36,6 +36,8 @@ export class Pool {
   servers: Server[];
   router: Router;
   readonly clients = new Set<ClientConn>();
+  /** Connections a reload took out of service that still wait for replies (ServerConn.retire). */
+  readonly retiringConns = new Set<ServerConn>();
   private listener: SocketListener<ClientConn> | null = null;
   private authBytes: Uint8Array | null;
   /** Proxy-made error replies by reason (a handful of distinct texts). */
@@ -237,7 +239,8 @@ export class Pool {
     c.enqueue(msg);
     if (req.error !== null) {
       this.stats.counters[P.request_errors]!++;
-      this.local(msg, ascii(req.error + CRLF));
+      // A rejected noreply request stays silent, as memcached keeps it.
+      this.local(msg, req.noreply ? null : ascii(req.error + CRLF));
       return;
     }
     const route = req.command!.route;
@@ -518,12 +521,18 @@ export class Pool {
         if (head != null && now - head.t0 > timeout) conn!.timedOut();
       }
     }
+    for (const conn of this.retiringConns) {
+      const head = conn.first;
+      if (head !== null && now - head.t0 > timeout) conn.timedOut();
+    }
   }
 
-  /** Requests still waiting for replies, over all clients. */
+  /** Requests still waiting for replies, over all clients; a reply ready but not yet written
+   *  (coalesced until the end of the turn, or held back by a full socket) counts too, so a
+   *  drain or retire never closes a client before its last reply is out. */
   get inFlight(): number {
     let n = 0;
-    for (const c of this.clients) n += c.queued;
+    for (const c of this.clients) n += c.queued + (c.out.len > 0 ? 1 : 0);
     return n;
   }
 

@@ -1,6 +1,7 @@
 // The running proxy: one Pool per configured pool, their stats, the request-timeout ticker, and
 // the graceful drain.
 
+import type { SocketListener } from "bun";
 import type { Config, PoolConfig } from "../conf/types.ts";
 import { log } from "../log.ts";
 import type { Codec } from "../proto/codec.ts";
@@ -8,6 +9,7 @@ import type { PoolHealth } from "../stats/http.ts";
 import { memcacheCodec } from "../proto/memcache/index.ts";
 import { redisCodec } from "../proto/redis/index.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
+import type { ClientConn } from "./client.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { Pool } from "./pool.ts";
 
@@ -52,7 +54,7 @@ export class Proxy {
   }
 
   private startPool(pool: Pool): void {
-    if (!pool.cfg.listen.unix || this.listenOpts.listenUnix) pool.listen(this.listenOpts.reusePort);
+    if (this.serves(pool.cfg)) pool.listen(this.listenOpts.reusePort);
     if (pool.cfg.preconnect) pool.preconnect();
   }
 
@@ -83,32 +85,64 @@ export class Proxy {
     this.ticker.unref();
   }
 
+  /** Whether this process serves cfg's listen address (a unix path is served by one worker). */
+  private serves(cfg: PoolConfig): boolean {
+    return !cfg.listen.unix || this.listenOpts.listenUnix;
+  }
+
   /** Hot reload: apply `next` as a diff against the running pools (see Pool.reconfigure).
-   *  Pools are matched by name; a pool that changes protocol is replaced. Returns the diff. */
+   *  Pools are matched by name; a pool that changes protocol is replaced. Every new listen
+   *  address is bound first: when one cannot be, nothing changes and this throws. Returns the
+   *  diff. */
   reload(next: Config, retireTimeoutMs: number): string {
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
-    const changes: string[] = [];
-    const pools = next.pools.map((cfg) => {
+    const plan = next.pools.map((cfg) => {
       const pool = running.get(cfg.name);
-      if (pool !== undefined && pool.cfg.redis === cfg.redis) {
-        running.delete(cfg.name);
-        const diff = pool.reconfigure(cfg);
-        if (diff.length > 0) changes.push(`pool ${cfg.name}: ${diff.join(", ")}`);
-        return pool;
-      }
-      const fresh = this.createPool(cfg);
-      this.startPool(fresh);
-      changes.push(`+pool ${cfg.name}`);
-      return fresh;
+      const kept = pool !== undefined && pool.cfg.redis === cfg.redis;
+      return { cfg, pool: kept ? pool : this.createPool(cfg), kept };
     });
-    for (const pool of running.values()) {
-      if (!pools.includes(pool)) {
-        pool.retire(retireTimeoutMs);
-        changes.push(`-pool ${pool.cfg.name}`);
+    const leaving = this.pools.filter((p) => !plan.some((x) => x.pool === p));
+    // Leaving pools stop accepting first: a renamed pool, or one that switched protocol, may
+    // take over their address.
+    const wasListening = leaving.filter((p) => p.listening);
+    for (const pool of leaving) pool.stopListening();
+    const listeners = new Map<Pool, SocketListener<ClientConn> | null>();
+    try {
+      for (const { cfg, pool, kept } of plan) {
+        if (!kept) {
+          if (this.serves(cfg)) pool.listen(this.listenOpts.reusePort);
+        } else if (pool.cfg.listen.spec !== cfg.listen.spec) {
+          listeners.set(pool, this.serves(cfg) ? pool.bind(cfg, this.listenOpts.reusePort) : null);
+        }
       }
+    } catch (err) {
+      for (const { pool, kept } of plan) if (!kept) pool.close();
+      for (const listener of listeners.values()) listener?.stop(true);
+      for (const pool of wasListening) {
+        try {
+          pool.listen(this.listenOpts.reusePort);
+        } catch (again) {
+          log.error((again as Error).message);
+        }
+      }
+      throw err;
     }
-    this.pools = pools;
-    this.stats.pools = pools.map((p) => p.stats);
+    const changes: string[] = [];
+    for (const { cfg, pool, kept } of plan) {
+      if (!kept) {
+        if (cfg.preconnect) pool.preconnect();
+        changes.push(`+pool ${cfg.name}`);
+        continue;
+      }
+      const diff = pool.reconfigure(cfg, listeners.get(pool) ?? null);
+      if (diff.length > 0) changes.push(`pool ${cfg.name}: ${diff.join(", ")}`);
+    }
+    for (const pool of leaving) {
+      pool.retire(retireTimeoutMs);
+      changes.push(`-pool ${pool.cfg.name}`);
+    }
+    this.pools = plan.map((x) => x.pool);
+    this.stats.pools = this.pools.map((p) => p.stats);
     this.config = next;
     this.generation++;
     this.loadedAt = Date.now();

@@ -42,7 +42,8 @@ export class Server {
     this.next = 0;
   }
 
-  /** Left the pool in a reload: close each connection once its requests are answered. */
+  /** Left the pool in a reload, or its connections' handshake (AUTH, SELECT) is stale: close
+   *  each connection once its requests are answered; the next request opens a new one. */
   retire(): void {
     for (const c of this.conns) c?.retire();
   }
@@ -245,7 +246,7 @@ export class ServerConn extends StreamReader implements Flushable {
     }
     this.need = 0;
     if (this.retiring && this.first === null) {
-      this.close("server left the pool");
+      this.close("retired by a reload");
       return FATAL;
     }
     return pos;
@@ -253,8 +254,13 @@ export class ServerConn extends StreamReader implements Flushable {
 
   retire(): void {
     if (this.server.conns[this.slot] === this) this.server.conns[this.slot] = null;
-    if (this.first === null) this.close("server left the pool");
-    else this.retiring = true;
+    if (this.first === null) {
+      this.close("retired by a reload");
+      return;
+    }
+    this.retiring = true;
+    // Out of its server's slots, so the pool checks its requests for timeouts here.
+    this.server.pool.retiringConns.add(this);
   }
 
   onClosed(err?: Error): void {
@@ -278,6 +284,7 @@ export class ServerConn extends StreamReader implements Flushable {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    if (this.retiring) this.server.pool.retiringConns.delete(this);
     if (this.server.conns[this.slot] === this) this.server.conns[this.slot] = null;
     const s = this.socket;
     this.socket = null;

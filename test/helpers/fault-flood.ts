@@ -38,6 +38,7 @@ export class Flood {
     });
     return f;
   }
+
   get closed(): boolean {
     return this.isClosed;
   }

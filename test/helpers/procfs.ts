@@ -107,3 +107,25 @@ export function connectionOwner(serverPort: number, clientPort: number, candidat
   if (entry === undefined) return null;
   return candidates.find((pid) => socketInodes(pid).has(entry.inode)) ?? null;
 }
+
+/** Which of `candidates` holds the listening unix socket bound to `path`, or null. */
+export function unixListenerOwner(path: string, candidates: readonly number[]): number | null {
+  const UNIX_LISTENING = "00010000"; // __SO_ACCEPTCON in /proc/net/unix's Flags
+  const inodes = new Set<string>();
+  for (const line of readFileSync("/proc/net/unix", "latin1").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[7] === path && f[3] === UNIX_LISTENING) inodes.add(f[6]!);
+  }
+  return candidates.find((pid) => [...socketInodes(pid)].some((inode) => inodes.has(inode))) ?? null;
+}
+
+/** One variable of `pid`'s environment (as it was started), or undefined. */
+export function environOf(pid: number, name: string): string | undefined {
+  try {
+    const vars = readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
+    const entry = vars.find((v) => v.startsWith(`${name}=`));
+    return entry?.slice(name.length + 1);
+  } catch {
+    return undefined;
+  }
+}

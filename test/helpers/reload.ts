@@ -16,7 +16,7 @@ import { listenEndpoints, startProxy, type ProxyOptions, type RunningProxy } fro
 import { command, decode, respFrame, RespError, type RespValue } from "./resp.ts";
 
 /** The proxy's log line for a reload it applied or rejected. */
-const OUTCOME = /reloaded '[^']*' \(generation (\d+)\): .*|reload rejected, the running configuration is unchanged: .*/g;
+const OUTCOME = /reloaded '[^']*' \(generation \d+\): .*|reload rejected, the running configuration is unchanged: .*/g;
 
 /** Polls `check` until it returns a value other than undefined; throws `what` after `timeoutMs`. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 10_000): Promise<T> {
@@ -63,20 +63,33 @@ export class ReloadableProxy {
     const before = this.outcomes().length;
     writeFileSync(this.proxy.configPath, yaml);
     this.proxy.signal("SIGUSR1");
-    const logged = await eventually(`${lines} reload log line(s) after SIGUSR1`, () => {
-      const all = this.outcomes();
-      return all.length >= before + lines ? all.slice(before) : undefined;
-    });
+    const logged = await this.newOutcomes(before, lines, "SIGUSR1");
     if (logged.every((l) => l.startsWith("reloaded"))) this.running = yaml;
     return logged;
   }
 
-  /** Writes `yaml` to the config file and POSTs /reload: the HTTP status and JSON body. */
-  async postReload(yaml: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  /** Writes `yaml` to the config file and POSTs /reload: the HTTP status, the JSON body and the
+   *  `lines` outcome lines logged (0: do not wait for any). */
+  async postReload(yaml: string, lines = 1): Promise<{ status: number; body: Record<string, unknown>; logged: string[] }> {
+    const before = this.outcomes().length;
     writeFileSync(this.proxy.configPath, yaml);
     const res = await fetch(`http://127.0.0.1:${this.metricsPort}/reload`, { method: "POST" });
+    const body = (await res.json()) as Record<string, unknown>;
+    const logged = await this.newOutcomes(before, lines, "POST /reload");
     if (res.status === 200) this.running = yaml;
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    return { status: res.status, body, logged };
+  }
+
+  /** The outcome lines after the first `before`, once there are `lines` of them (the log is read
+   *  from a pipe: it can lag behind the HTTP answer). */
+  private newOutcomes(before: number, lines: number, after: string): Promise<string[]> {
+    return eventually(`${lines} reload log line(s) after ${after}`, () => {
+      const all = this.outcomes();
+      return all.length >= before + lines ? all.slice(before) : undefined;
+    }).catch((err: Error) => {
+      const state = this.proxy.process.running ? "runs" : "exited";
+      throw new Error(`${err.message}; the proxy ${state}, its log ends:\n${this.proxy.stderr().slice(-2000)}`);
+    });
   }
 
   async healthz(): Promise<{ status: number; body: Healthz }> {
@@ -173,6 +186,17 @@ export async function clientIds(backend: Backend): Promise<string[]> {
     .map((l) => /(?:^|\s)id=(\d+)/.exec(l)![1]!);
 }
 
+/** Pipelines `count` GETs of keys `${prefix}${spread(i)}` through `endpoint` and reads the replies. */
+export async function pipelineGets(endpoint: Endpoint, prefix: string, count: number): Promise<void> {
+  const client = await RawClient.connect(endpoint);
+  try {
+    await client.send(Buffer.concat(Array.from({ length: count }, (_, i) => command("GET", `${prefix}${spread(i)}`))));
+    await client.readReplies(count, respFrame);
+  } finally {
+    client.close();
+  }
+}
+
 /** Holds every write (and whatever a connection pipelined after it) on `backend` until unpause(). */
 export async function pauseWrites(backend: Backend): Promise<void> {
   expectSimpleOk(await redisCall(backend, "CLIENT", "PAUSE", "30000", "WRITE"));
@@ -191,13 +215,14 @@ function expectSimpleOk(reply: RespValue): void {
 export interface TrafficOptions {
   /** Client connections, each pipelining its own batches; default 4. */
   connections?: number;
-  /** SET/GET pairs per batch (plus one 3-key MSET and its MGET); default 16. */
-  pairs?: number;
   /** Sent with AUTH first on each connection (a pool with redis_auth). */
   password?: string;
   /** The key for connection c, batch b, item i (default `${prefix}${c}.${b}.${spread(i)}`), e.g. with a hash tag. */
   key?: (c: number, b: number, i: number) => string;
 }
+
+/** SET/GET pairs per batch (plus one 3-key MSET and its MGET). */
+const PAIRS = 16;
 
 /** Where a batch ran relative to the reload. */
 const enum Phase {
@@ -219,13 +244,13 @@ export class RedisTraffic {
   /** Keys of batches that ran wholly before the reload signal / wholly after it was applied. */
   readonly before: string[] = [];
   readonly after: string[] = [];
+  /** Batches completed, by the phase they started in. */
   private readonly done = [0, 0, 0];
   private phase = Phase.Before;
   private moved: (key: string) => boolean = () => false;
   private stopping = false;
   private readonly loops: Promise<void>[] = [];
   private readonly nonce = Math.random().toString(36).slice(2, 8);
-  private readonly pairs: number;
   private readonly key: (c: number, b: number, i: number) => string;
   private readonly password: string | undefined;
 
@@ -234,16 +259,10 @@ export class RedisTraffic {
     prefix: string,
     opts: TrafficOptions = {},
   ) {
-    this.pairs = opts.pairs ?? 16;
     this.password = opts.password;
     this.key = opts.key ?? ((c, b, i) => `${prefix}${c}.${b}.${spread(i)}`);
     const connections = opts.connections ?? 4;
     for (let c = 0; c < connections; c++) this.loops.push(this.run(c));
-  }
-
-  /** Batches completed that started in each phase. */
-  get completedAfter(): number {
-    return this.done[Phase.After]!;
   }
 
   /** The reload is about to be requested; `moved` says which keys it re-routes. */
@@ -303,12 +322,12 @@ export class RedisTraffic {
     const keys: string[] = [];
     const requests: Buffer[] = [];
     const value = (key: string) => `${key}=${this.nonce}`;
-    for (let i = 0; i < this.pairs; i++) {
+    for (let i = 0; i < PAIRS; i++) {
       const key = this.key(c, b, i);
       keys.push(key);
       requests.push(command("SET", key, value(key)), command("GET", key));
     }
-    const multi = [0, 1, 2].map((j) => this.key(c, b, this.pairs + j));
+    const multi = [0, 1, 2].map((j) => this.key(c, b, PAIRS + j));
     keys.push(...multi);
     requests.push(command("MSET", ...multi.flatMap((k) => [k, value(k)])), command("MGET", ...multi));
     await client.send(Buffer.concat(requests));
@@ -321,14 +340,14 @@ export class RedisTraffic {
       if (got === null && mayMiss(key)) return;
       this.problems.push(`connection ${c} batch ${b}: ${where} ${key} gave ${describe(got)}`);
     };
-    for (let i = 0; i < this.pairs; i++) {
+    for (let i = 0; i < PAIRS; i++) {
       const set = decode(replies[2 * i]!);
       if (set !== "OK") this.problems.push(`connection ${c} batch ${b}: SET ${keys[i]} gave ${describe(set)}`);
       read(keys[i]!, decode(replies[2 * i + 1]!), "GET");
     }
-    const mset = decode(replies[2 * this.pairs]!);
+    const mset = decode(replies[2 * PAIRS]!);
     if (mset !== "OK") this.problems.push(`connection ${c} batch ${b}: MSET gave ${describe(mset)}`);
-    const mget = decode(replies[2 * this.pairs + 1]!);
+    const mget = decode(replies[2 * PAIRS + 1]!);
     if (!Array.isArray(mget) || mget.length !== 3) {
       this.problems.push(`connection ${c} batch ${b}: MGET gave ${describe(mget)}`);
     } else multi.forEach((k, j) => read(k, mget[j]!, "MGET"));

@@ -5,7 +5,7 @@
 // (SIGKILL) and restarted; the expected error texts are twemproxy's (REFERENCE.md, checked with
 // BC_TARGET=nutcracker), the expected placements come from the ring over the live servers.
 
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { expectReplies, latin1 } from "../helpers/assertions.ts";
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
@@ -13,7 +13,7 @@ import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
 import { endpointOf, redisCall, redisHolders } from "../helpers/direct.ts";
 import { eventually, readStats, startBlackhole, type Blackhole } from "../helpers/fault.ts";
 import { placement } from "../helpers/fault-ring.ts";
-import { line, memcacheFrame, storage, valueBlock, retrieval } from "../helpers/memcache.ts";
+import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { spread } from "../helpers/random.ts";
@@ -26,9 +26,6 @@ const holes: Blackhole[] = [];
 afterEach(async () => {
   await Promise.all(started.splice(0).map((p) => p.stop()));
   for (const h of holes.splice(0)) h.stop();
-});
-afterAll(async () => {
-  await Promise.all(started.splice(0).map((p) => p.stop()));
 });
 
 async function redis(args?: string[]): Promise<Backend> {
@@ -79,16 +76,12 @@ async function proxyConnections(b: Backend): Promise<string[]> {
     .map((l) => /addr=(\S+)/.exec(l)![1]!);
 }
 
-/**
- * Waits until the stats document satisfies `check` (counters are aggregated every -i ms). When
- * the proxy serves no stats port yet, says so and skips the check.
- */
+/** Waits until the stats document satisfies `check` (counters are aggregated every -i ms). */
 async function expectStats(proxy: RunningProxy, what: string, check: (doc: Record<string, any>) => boolean): Promise<void> {
-  if ((await readStats(proxy.statsPort)) === null) {
-    console.warn(`stats port ${proxy.statsPort} does not answer: "${what}" pending`);
-    return;
-  }
-  await eventually(async () => check((await readStats(proxy.statsPort)) as Record<string, any>), 3000, `stats: ${what}`);
+  await eventually(async () => {
+    const doc = await readStats(proxy.statsPort);
+    return doc !== null && check(doc as Record<string, any>);
+  }, 3000, `stats: ${what}`);
 }
 
 /**

@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { FATAL, NEED_MORE, Req, Route } from "../../src/proto/codec.ts";
+import { COMMANDS } from "../../src/proto/redis/commands.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
@@ -297,7 +298,6 @@ describe("replies to bad requests, compared with redis-server's", () => {
 
   test("wrong argument counts: redis's own text for every served command", async () => {
     const local = new Set(["ping", "quit", "auth"]);
-    const { COMMANDS } = await import("../../src/proto/redis/commands.ts");
     for (const c of COMMANDS) {
       if (c.route === null || local.has(c.name) || c.arity === -1) continue; // -1: any count will do
       const count = c.arity > 0 ? (c.arity === 1 ? 2 : c.arity - 1) : -c.arity - 1;

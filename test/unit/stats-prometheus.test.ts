@@ -8,7 +8,7 @@ import { type HealthSource, type PoolHealth, startMetricsServer } from "../../sr
 import { metricName, renderMetrics } from "../../src/stats/prometheus.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../../src/stats/store.ts";
 import { P, POOL_STATS, S, SERVER_STATS } from "../../src/stats/table.ts";
-import { parseExposition, parseValue, value } from "../helpers/prometheus.ts";
+import { parseExposition, parseValue, type Sample, value } from "../helpers/prometheus.ts";
 
 const RUNTIME = { residentBytes: 12345678, cpuSeconds: 1.5, eventLoopLagSeconds: 0.002, configGeneration: 1 };
 

@@ -3,7 +3,7 @@
 
 import type { ByteWriter } from "../../core/bytes.ts";
 import { Route, type Req } from "../codec.ts";
-import { copyBytes, DOLLAR, STAR } from "./resp.ts";
+import { DOLLAR, STAR } from "./resp.ts";
 
 /** Writes the command name (as the client sent it) and keys[0..n) (indexes into req's keys). */
 export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void {
@@ -23,7 +23,6 @@ function bulk(w: ByteWriter, buf: Uint8Array, start: number, end: number): void 
   w.byte(DOLLAR);
   w.int(end - start);
   w.crlf();
-  w.reserve(end - start);
-  w.len = copyBytes(w.buf, w.len, buf, start, end);
+  w.bytes(buf, start, end);
   w.crlf();
 }

@@ -2,10 +2,10 @@
 // original key order, DEL/UNLINK/TOUCH/EXISTS -> the sum, MSET -> +OK. If a fragment's reply is
 // an error, the whole request gets the first such error.
 
-import { ascii } from "../../core/bytes.ts";
+import { ascii, ByteWriter } from "../../core/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
 import { errorReply, OK } from "./replies.ts";
-import { COLON, copyBytes, DOLLAR, headerSize, MINUS, number, NUMBER_OK, putHeader, readNumber, STAR } from "./resp.ts";
+import { COLON, DOLLAR, MINUS, number, NUMBER_OK, readNumber, STAR } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a split request");
@@ -47,20 +47,22 @@ function mergeValues(split: Split): Uint8Array {
     cursor[f] = number.next;
   }
   // The values of all fragments, each used once: the merged reply's size is known up front.
-  let size = headerSize(nkeys);
+  let size = String(nkeys).length + 3;
   for (let f = 0; f < frags.length; f++) size += frags[f]!.length - cursor[f]!;
-  const merged = new Uint8Array(size);
-  let at = putHeader(merged, 0, STAR, nkeys);
+  const merged = new ByteWriter(size);
+  merged.byte(STAR);
+  merged.int(nkeys);
+  merged.crlf();
   for (let i = 0; i < nkeys; i++) {
     const f = keyFrag[i]!;
     const reply = frags[f]!;
     const start = cursor[f]!;
     const next = valueEnd(reply, start);
     if (next < 0) return UNEXPECTED;
-    at = copyBytes(merged, at, reply, start, next);
+    merged.bytes(reply, start, next);
     cursor[f] = next;
   }
-  return at === size ? merged : UNEXPECTED;
+  return merged.len === size ? merged.buf : UNEXPECTED;
 }
 
 /** The end of the value at reply[start]: MGET's are bulk strings or nulls; anything else is

@@ -1,4 +1,4 @@
-// RESP2 bytes, the strict number reader both parsers share, and small writers for merged replies.
+// RESP2 bytes and the strict number reader shared by the request and response parsers.
 
 export const CR = 13;
 export const LF = 10;
@@ -60,44 +60,3 @@ export function readNumber(buf: Uint8Array, p: number, end: number): number {
   number.next = p + 2;
   return NUMBER_OK;
 }
-
-/** Below this many bytes a loop copies faster than set(subarray()), whose view costs more
- *  than the copy itself. */
-const SHORT_COPY = 128;
-
-/** Copies src[start, end) to dst at `at`; returns the position after it. */
-export function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
-  if (end - start > SHORT_COPY) {
-    dst.set(src.subarray(start, end), at);
-    return at + end - start;
-  }
-  for (let i = start; i < end; i++) dst[at++] = src[i]!;
-  return at;
-}
-
-/** Decimal digits of a non-negative integer. */
-function digits(n: number): number {
-  let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
-  return d;
-}
-
-/** Writes `<type><n>\r\n` (n >= 0) at dst[at]; returns the position after it. */
-export function putHeader(dst: Uint8Array, at: number, type: number, n: number): number {
-  dst[at] = type;
-  let p = at + 1 + digits(n);
-  const next = p + 2;
-  do {
-    dst[--p] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  dst[next - 2] = CR;
-  dst[next - 1] = LF;
-  return next;
-}
-
-/** The size of putHeader's output. */
-export const headerSize = (n: number): number => digits(n) + 3;

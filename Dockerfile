@@ -1,7 +1,8 @@
 # buncracker's image: the Bun runtime, src/, the built WASM hashkit and the production
 # dependencies (yaml) only. Build:  docker build -t buncracker .
 # Where no registry is reachable, build the base locally and pass it in (deploy/offline/base.sh):
-#   podman build --build-arg BUN_IMAGE=localhost/bun:1.4.5-slim -t buncracker .
+#   podman build --format docker --build-arg BUN_IMAGE=localhost/bun:1.4.5-slim -t buncracker .
+# (podman's default OCI format drops HEALTHCHECK; --format docker keeps it.)
 # Run: the config is read from /etc/buncracker/buncracker.yml (mount yours there); pools listen
 # on the ports the config names, stats JSON on 22222, /metrics and /healthz on 22223.
 

@@ -33,6 +33,8 @@ export const bufferPool = {
 
 export class ByteWriter {
   buf: Uint8Array;
+  /** The content is buf[head, len); head moves forward as a socket takes part of it. */
+  head = 0;
   len = 0;
 
   /** capacity 0: start empty and take chunks from the pool on first use. */
@@ -48,27 +50,44 @@ export class ByteWriter {
       this.buf = bufferPool.get();
       return;
     }
-    let cap = Math.max(this.buf.length * 2, bufferPool.size);
-    while (cap < need) cap *= 2;
-    const next = new Uint8Array(cap);
-    next.set(this.buf.subarray(0, this.len));
-    bufferPool.put(this.buf);
-    this.buf = next;
-  }
-
-  /** Drop the first n bytes (after a partial socket write). */
-  consume(n: number): void {
-    if (n >= this.len) {
-      this.len = 0;
+    const size = this.len - this.head;
+    if (this.head > 0 && size + n <= this.buf.length) {
+      // Room at the front, left by partial writes: move the content there once.
+      this.buf.copyWithin(0, this.head, this.len);
+      this.head = 0;
+      this.len = size;
       return;
     }
-    this.buf.copyWithin(0, n, this.len);
-    this.len -= n;
+    let cap = Math.max(this.buf.length * 2, bufferPool.size);
+    while (cap < size + n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(this.head, this.len));
+    bufferPool.put(this.buf);
+    this.buf = next;
+    this.head = 0;
+    this.len = size;
+  }
+
+  /** Bytes held. */
+  get size(): number {
+    return this.len - this.head;
+  }
+
+  /** Drop the first n bytes (a socket took them): O(1), no copying. */
+  consume(n: number): void {
+    this.head += n;
+    if (this.head >= this.len) this.head = this.len = 0;
+  }
+
+  /** Drop everything. */
+  clear(): void {
+    this.head = this.len = 0;
   }
 
   /** When empty, give the buffer back to the pool (or to the GC when oversized). */
   release(): void {
-    if (this.len !== 0 || this.buf.length === 0) return;
+    if (this.len !== this.head || this.buf.length === 0) return;
+    this.head = this.len = 0;
     bufferPool.put(this.buf);
     this.buf = EMPTY;
   }
@@ -127,17 +146,17 @@ export class ByteWriter {
 
   /** A copy of the content (the writer may then be reset and reused). */
   take(): Uint8Array {
-    const out = this.buf.slice(0, this.len);
-    this.len = 0;
+    const out = this.buf.slice(this.head, this.len);
+    this.head = this.len = 0;
     return out;
   }
 
   view(): Uint8Array {
-    return this.buf.subarray(0, this.len);
+    return this.buf.subarray(this.head, this.len);
   }
 
   reset(): void {
-    this.len = 0;
+    this.head = this.len = 0;
   }
 }
 

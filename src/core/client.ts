@@ -49,7 +49,7 @@ export class ClientConn extends StreamReader implements Flushable {
       !this.paused &&
       (this.queued > CLIENT_MAX_QUEUED ||
         this.inBytes > CLIENT_MAX_IN_BYTES ||
-        this.out.len > CLIENT_MAX_OUT_BYTES)
+        this.out.size > CLIENT_MAX_OUT_BYTES)
     ) {
       this.paused = true;
       this.socket.pause();

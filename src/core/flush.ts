@@ -37,11 +37,11 @@ export function markDirty(c: Flushable): void {
 /** Write out as much of `out` as the socket takes. Returns false when the socket pushed back
  *  (the rest stays in `out`; the caller waits for `drain`) or is closed. */
 export function writeOut(socket: Socket<any>, out: ByteWriter): boolean {
-  const len = out.len;
-  if (len === 0) return true;
-  const n = socket.write(out.buf, 0, len);
-  if (n === len) {
-    out.len = 0;
+  const size = out.len - out.head;
+  if (size === 0) return true;
+  const n = socket.write(out.buf, out.head, size);
+  if (n === size) {
+    out.clear();
     out.release();
     return true;
   }

@@ -222,7 +222,7 @@ export class Pool {
     c.closed = true;
     this.clients.delete(c);
     fdBudget.clients--;
-    c.out.len = 0;
+    c.out.clear();
     c.out.release();
     const counters = this.stats.counters;
     counters[P.client_connections]!--;
@@ -532,7 +532,7 @@ export class Pool {
    *  drain or retire never closes a client before its last reply is out. */
   get inFlight(): number {
     let n = 0;
-    for (const c of this.clients) n += c.queued + (c.out.len > 0 ? 1 : 0);
+    for (const c of this.clients) n += c.queued + (c.out.size > 0 ? 1 : 0);
     return n;
   }
 

@@ -295,7 +295,7 @@ export class ServerConn extends StreamReader implements Flushable {
     }
     if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);
     this.dropPending();
-    this.out.len = 0;
+    this.out.clear();
     this.out.release();
     const counters = this.server.stats.counters;
     counters[S.in_queue]! -= this.unsent;

@@ -12,9 +12,9 @@ import { StreamReader } from "./reader.ts";
 /** Backpressure: stop reading from a client with this many requests waiting for replies, this
  *  many bytes of such requests (a backend that stops reading), or this many reply bytes it has
  *  not read yet; resume once its replies are written and it is below half. */
-export const CLIENT_MAX_QUEUED = 8192;
+export const CLIENT_MAX_QUEUED = 4096;
 export const CLIENT_MAX_IN_BYTES = 8 << 20;
-export const CLIENT_MAX_OUT_BYTES = 8 << 20;
+export const CLIENT_MAX_OUT_BYTES = 4 << 20;
 
 export class ClientConn extends StreamReader implements Flushable {
   readonly req = new Req();

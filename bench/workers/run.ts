@@ -136,6 +136,15 @@ function report(results: Map<Setup, Map<string, Sample>[]>, machine: string): st
       );
     }
   }
+  lines.push("", "## Reading these numbers", "");
+  lines.push(
+    "- On 2 cores, a second worker competes with redis-benchmark (itself about as costly per request as the " +
+      "proxy at pipeline 1), the 4 redis-servers and whatever else runs: 2x is not reachable here. When the load " +
+      "average printed above is far over 2, the ranges overlap and a ratio near 1 means no measurable difference.",
+    "- Proxy CPU per request is the steadier figure. With 2 workers the same load is split over two event loops, " +
+      "so each read/write system call carries fewer requests: CPU per request can rise even though no work is " +
+      "shared between workers (the supervisor only sums a report per worker per second).",
+  );
   lines.push("", "## Estimate for a 16-core host", "");
   lines.push(
     "CPU per request is what carries over to a bigger machine; ops/s here does not (the load generator, the 4 " +

@@ -121,6 +121,9 @@ export class ServerConn extends StreamReader implements Flushable {
 
   connect(): void {
     const pool = this.server.pool;
+    // nutcracker counts a server connection from the attempt on, refused or not.
+    pool.proxyStats.totalConnections++;
+    pool.proxyStats.currConnections++;
     const hs = pool.codec.handshake(pool.cfg);
     if (hs !== null) {
       this.out.bytes(hs.bytes);
@@ -144,9 +147,6 @@ export class ServerConn extends StreamReader implements Flushable {
     s.setNoDelay(true);
     if (this.server.pool.cfg.tcpkeepalive) s.setKeepAlive(true);
     this.server.stats.counters[S.server_connections]!++;
-    const proxyStats = this.server.pool.proxyStats;
-    proxyStats.totalConnections++;
-    proxyStats.currConnections++;
     if (log.level >= LOG_INFO) log.info(`connected to server ${this.server.cfg.pname}`);
     this.flush();
   }
@@ -288,9 +288,9 @@ export class ServerConn extends StreamReader implements Flushable {
     if (this.server.conns[this.slot] === this) this.server.conns[this.slot] = null;
     const s = this.socket;
     this.socket = null;
+    this.server.pool.proxyStats.currConnections--;
     if (s !== null) {
       this.server.stats.counters[S.server_connections]!--;
-      this.server.pool.proxyStats.currConnections--;
       s.terminate();
     }
     if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);

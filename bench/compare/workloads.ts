@@ -58,7 +58,6 @@ const TABLE: Array<[name: string, quick: boolean, shape: Shape]> = [
   ["mc-get-100k", false, shape("mc4", "mcload", "get", { ...LARGE })],
   ["mc-set-100k", false, shape("mc4", "mcload", "set", { ...LARGE })],
   ["memaslap-get-p1", true, shape("mc4", "memaslap", "get")],
-  ["memaslap-set-p1", false, shape("mc4", "memaslap", "set")],
   ["memaslap-mget10-p1", false, shape("mc4", "memaslap", "get", { keys: 10 })],
 ];
 

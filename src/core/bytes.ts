@@ -18,7 +18,7 @@ export const bufferPool = {
   free: [] as Uint8Array[],
 
   get(): Uint8Array {
-    return this.free.pop() ?? new Uint8Array(this.size);
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
   },
 
   put(b: Uint8Array): void {
@@ -32,6 +32,9 @@ export const bufferPool = {
 };
 
 export class ByteWriter {
+  /** release() keeps a buffer up to this size instead of giving it back (server connections,
+   *  few and busy, keep theirs; clients, many and mostly idle, give theirs back). */
+  keep = 0;
   buf: Uint8Array;
   /** The content is buf[head, len); head moves forward as a socket takes part of it. */
   head = 0;
@@ -60,7 +63,8 @@ export class ByteWriter {
     }
     let cap = Math.max(this.buf.length * 2, bufferPool.size);
     while (cap < size + n) cap *= 2;
-    const next = new Uint8Array(cap);
+    // Unzeroed: every byte up to len is written before it is read.
+    const next = Buffer.allocUnsafe(cap);
     next.set(this.buf.subarray(this.head, this.len));
     bufferPool.put(this.buf);
     this.buf = next;
@@ -86,7 +90,7 @@ export class ByteWriter {
 
   /** When empty, give the buffer back to the pool (or to the GC when oversized). */
   release(): void {
-    if (this.len !== this.head || this.buf.length === 0) return;
+    if (this.len !== this.head || this.buf.length <= this.keep) return;
     this.head = this.len = 0;
     bufferPool.put(this.buf);
     this.buf = EMPTY;

@@ -4,7 +4,7 @@
 import type { Socket } from "bun";
 import { FATAL, NEED_MORE, Req } from "../proto/codec.ts";
 import { ByteWriter } from "./bytes.ts";
-import { markDirty, writeOut, type Flushable } from "./flush.ts";
+import { markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import { MSG_CLOSE, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
@@ -98,7 +98,9 @@ export class ClientConn extends StreamReader implements Flushable {
     const pool = this.pool;
     const now = performance.now();
     do {
-      if (m.reply !== null) out.bytes(m.reply);
+      if (m.reply !== null && send(this.socket, this.blocked, out, m.reply, 0, m.reply.length)) {
+        this.blocked = true;
+      }
       pool.completed(m, now);
       this.queued--;
       this.inBytes -= m.inBytes;
@@ -119,7 +121,7 @@ export class ClientConn extends StreamReader implements Flushable {
   writeHead(msg: Msg, buf: Uint8Array, start: number, end: number, now: number): void {
     msg.done = true;
     if (this.closed) return;
-    this.out.bytes(buf, start, end);
+    if (send(this.socket, this.blocked, this.out, buf, start, end)) this.blocked = true;
     this.pool.completed(msg, now);
     this.queued--;
     this.inBytes -= msg.inBytes;

@@ -34,6 +34,30 @@ export function markDirty(c: Flushable): void {
   }
 }
 
+/** From this size on, a payload with nothing queued before it skips the output buffer. */
+const WRITE_THROUGH_MIN = 16384;
+
+/** Append buf[start, end) to a connection's output, or, when it is large and nothing waits
+ *  before it, write it straight from where it was read (only what the socket does not take is
+ *  copied). Returns true when the socket pushed back (wait for `drain`). */
+export function send(
+  socket: Socket<any> | null,
+  blocked: boolean,
+  out: ByteWriter,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+): boolean {
+  if (socket === null || blocked || end - start < WRITE_THROUGH_MIN || out.len !== out.head) {
+    out.bytes(buf, start, end);
+    return false;
+  }
+  const n = socket.write(buf, start, end - start);
+  if (n === end - start) return false;
+  out.bytes(buf, n > 0 ? start + n : start, end);
+  return n >= 0;
+}
+
 /** Write out as much of `out` as the socket takes. Returns false when the socket pushed back
  *  (the rest stays in `out`; the caller waits for `drain`) or is closed. */
 export function writeOut(socket: Socket<any>, out: ByteWriter): boolean {

@@ -322,13 +322,16 @@ export class Pool {
     const server = this.target(msg, index, buf, req, 0);
     if (server === null) return;
     const conn = server.conn();
-    const out = conn.out;
-    const before = out.len;
     if (req.noreply) {
+      const out = conn.out;
+      const before = out.len;
       msg.flags |= MSG_SILENT;
       this.codec.buildForward(buf, req, out);
-    } else out.bytes(buf, req.start, req.end);
-    msg.bytes = out.len - before;
+      msg.bytes = out.len - before;
+    } else {
+      conn.send(buf, req.start, req.end);
+      msg.bytes = req.end - req.start;
+    }
     msg.server = server;
     conn.push(msg);
   }

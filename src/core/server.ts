@@ -9,7 +9,7 @@ import { S } from "../stats/table.ts";
 import type { ServerStats } from "../stats/store.ts";
 import { ByteWriter } from "./bytes.ts";
 import { describeError } from "./errors.ts";
-import { markDirty, writeOut, type Flushable } from "./flush.ts";
+import { markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
@@ -95,6 +95,8 @@ const serverHandlers = {
 export class ServerConn extends StreamReader implements Flushable {
   private socket: Socket<ServerConn> | null = null;
   readonly out = new ByteWriter();
+  /** Requests of many clients are coalesced here every loop turn: keep the buffer warm. */
+  private static readonly KEEP_OUT_BYTES = 1 << 20;
   private readonly rsp = new Rsp();
   dirty = false;
   private blocked = false;
@@ -117,6 +119,7 @@ export class ServerConn extends StreamReader implements Flushable {
     private readonly slot: number,
   ) {
     super();
+    this.out.keep = ServerConn.KEEP_OUT_BYTES;
   }
 
   connect(): void {
@@ -151,7 +154,12 @@ export class ServerConn extends StreamReader implements Flushable {
     this.flush();
   }
 
-  /** Queue a request whose bytes were appended to `out`. */
+  /** Send request bytes (coalesced, or written through when large). */
+  send(buf: Uint8Array, start: number, end: number): void {
+    if (send(this.socket, this.blocked, this.out, buf, start, end)) this.blocked = true;
+  }
+
+  /** Queue a request whose bytes were sent or appended to `out`. */
   push(msg: Msg): void {
     if (this.closed) {
       this.server.pool.fail(msg, this.closeReason);

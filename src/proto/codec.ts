@@ -13,6 +13,18 @@ export const NEED_MORE = -1;
 /** The stream cannot be trusted any more (broken framing): reply `error` and close. */
 export const FATAL = -2;
 
+/** Return NEED_MORE for a message that started at `pos` and needs bytes up to `upTo`. */
+export function needMore(m: Req | Rsp, pos: number, upTo: number): number {
+  m.need = upTo - pos;
+  return NEED_MORE;
+}
+
+/** Return FATAL with the reason. */
+export function fatal(m: Req | Rsp, error: string): number {
+  m.error = error;
+  return FATAL;
+}
+
 /** How the core dispatches a request. One value per command in each protocol's command table. */
 export const Route = {
   /** Forward the original bytes to the server of key 0 (single-key commands, and multi-key

@@ -9,7 +9,7 @@
 // stays open.
 
 import { ByteWriter } from "../../core/bytes.ts";
-import { FATAL, NEED_MORE, Route, type Req } from "../codec.ts";
+import { fatal, needMore, Route, type Req } from "../codec.ts";
 import { lookupCommand, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
 import {
   CR,
@@ -94,15 +94,6 @@ function unseen(count: number): number {
   return Math.min(count * MIN_ARG, MAX_UNSEEN);
 }
 
-function needMore(req: Req, pos: number, upTo: number): number {
-  req.need = upTo - pos;
-  return NEED_MORE;
-}
-
-function fatal(req: Req, error: string): number {
-  req.error = error;
-  return FATAL;
-}
 
 /** A byte in an error line: printable ASCII as is, anything else as '?'. */
 function shown(b: number): string {

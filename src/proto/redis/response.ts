@@ -4,7 +4,7 @@
 // the reply's size from `pos` (every value not seen yet counts as 3 bytes, the smallest one; see
 // MAX_UNSEEN).
 
-import { FATAL, NEED_MORE, type Rsp } from "../codec.ts";
+import { fatal, needMore, type Rsp } from "../codec.ts";
 import {
   COLON,
   CR,
@@ -80,15 +80,6 @@ function unseen(count: number): number {
   return Math.min(count * MIN_VALUE, MAX_UNSEEN);
 }
 
-function needMore(rsp: Rsp, pos: number, upTo: number): number {
-  rsp.need = upTo - pos;
-  return NEED_MORE;
-}
-
-function fatal(rsp: Rsp, error: string): number {
-  rsp.error = error;
-  return FATAL;
-}
 
 // Replies that say the server itself is failing (twemproxy counts them toward ejection):
 // the error's first word is OOM, BUSY or LOADING (not BUSYKEY).

@@ -117,7 +117,9 @@ export function runSupervisor(
         const delay =
           w.restarts === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (w.restarts - 1));
         log.error(`worker ${i} exited (${how}); restarting it in ${delay} ms`);
-        setTimeout(() => spawn(i), delay);
+        setTimeout(() => {
+          if (!stopping) spawn(i);
+        }, delay);
       },
     });
   };

@@ -213,6 +213,11 @@ class ConfigReader {
         throw this.errorOnLine(unnamed.line, `${pool}: server ${quote(unnamed.server.pname)} has no name; ${needs}`);
       }
     }
+    // Ketama and modula count weights in 32 bits (twemproxy's uint32_t total_weight).
+    const totalWeight = entries.reduce((sum, e) => sum + e.server.weight, 0);
+    if (totalWeight > 0xffffffff) {
+      throw this.error(at("servers"), `${pool}: the servers' weights add up to ${totalWeight}, over 4294967295`);
+    }
     entries.sort((a, b) => compareServers(a.server, b.server));
     for (let i = 1; i < entries.length; i++) {
       const a = entries[i - 1]!;

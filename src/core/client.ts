@@ -153,6 +153,13 @@ export class ClientConn extends StreamReader implements Flushable {
     }
   }
 
+  /** The client sent FIN: read nothing more, close once every reply is written. */
+  onEnd(): void {
+    this.closing = true;
+    this.dropPending();
+    markDirty(this);
+  }
+
   onDrain(): void {
     this.blocked = false;
     this.flush();

@@ -69,6 +69,8 @@ export class Pool {
    *  Returns what changed, for the log. */
   reconfigure(cfg: PoolConfig, listener: SocketListener<ClientConn> | null): string[] {
     const old = this.cfg;
+    // Before anything changes: the only step that can fail.
+    const router = new Router(cfg);
     // First: servers read their connection count from it.
     this.cfg = cfg;
     const changes: string[] = [];
@@ -95,10 +97,12 @@ export class Pool {
       for (const s of servers) s.retire();
     }
     // Without redis_auth nobody has to authenticate, clients that never did included.
+    // Without redis_auth nobody has to authenticate, clients that never did included. A new
+    // password applies to new connections: connected clients keep working (issue 10).
     if (cfg.redisAuth === null) for (const c of this.clients) c.authed = true;
     this.servers = servers;
     this.stats.servers = servers.map((s) => s.stats);
-    this.router = new Router(cfg);
+    this.router = router;
     this.fragOf = new Int32Array(servers.length);
     this.fragServer = new Int32Array(servers.length);
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
@@ -146,6 +150,10 @@ export class Pool {
       drain(s: Socket<ClientConn>) {
         s.data?.onDrain();
       },
+      // A client that half-closes (sends FIN) still gets the replies it is owed, as twemproxy.
+      end(s: Socket<ClientConn>) {
+        s.data?.onEnd();
+      },
       close(s: Socket<ClientConn>, err?: Error) {
         if (s.data !== undefined) pool.disconnected(s.data, err);
       },
@@ -157,7 +165,7 @@ export class Pool {
     try {
       if (l.unix) {
         removeSocketFile(l.host);
-        const listener = Bun.listen<ClientConn>({ unix: l.host, socket });
+        const listener = Bun.listen<ClientConn>({ unix: l.host, socket, allowHalfOpen: true });
         if (l.perm !== null) chmodSync(l.host, l.perm);
         return listener;
       }
@@ -165,6 +173,7 @@ export class Pool {
         hostname: l.host,
         port: l.port,
         socket,
+        allowHalfOpen: true,
         ...(reusePort || cfg.reuseport ? { reusePort: true } : {}),
       } as Bun.TCPSocketListenOptions<ClientConn>);
     } catch (err) {
@@ -221,6 +230,7 @@ export class Pool {
     if (c.closed) return;
     c.closed = true;
     this.clients.delete(c);
+    c.dropPending();
     fdBudget.clients--;
     c.out.clear();
     c.out.release();
@@ -258,9 +268,12 @@ export class Pool {
         if (req.nkeys === 1) this.forward(msg, this.routeKey(buf, req, 0), buf, req);
         else this.split(msg, buf, req, route);
         return;
-      case Route.Any:
-        this.forward(msg, this.anyLiveServer(), buf, req);
+      case Route.Any: {
+        const index = this.anyLiveServer();
+        if (index < 0) this.fail(msg, "Connection refused");
+        else this.forward(msg, index, buf, req);
         return;
+      }
       case Route.Ping:
         this.local(msg, this.codec.pong);
         return;
@@ -543,6 +556,8 @@ export class Pool {
     this.stopListening();
     for (const c of this.clients) c.socket.end();
     for (const s of this.servers) s.closeAll("Connection closed by proxy");
+    // Nothing checks their timeouts once the pool is gone.
+    for (const c of [...this.retiringConns]) c.close("Connection closed by proxy");
   }
 
   /** Removed by a reload: stop accepting, let in-flight requests finish (at most

@@ -88,7 +88,7 @@ export abstract class StreamReader {
     }
   }
 
-  protected dropPending(): void {
+  dropPending(): void {
     this.pending = null;
     this.need = 0;
   }

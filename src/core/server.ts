@@ -110,7 +110,9 @@ export class ServerConn extends StreamReader implements Flushable {
   private retiring = false;
   /** Handshake replies (AUTH/SELECT) still to swallow. */
   private handshake = 0;
-  /** Requests appended since the last complete write (in_queue stats). */
+  /** Messages on this connection: the first `queued - unsent` are written (out_queue), the
+   *  last `unsent` were appended since the last complete write (in_queue). */
+  private queued = 0;
   private unsent = 0;
   private unsentBytes = 0;
 
@@ -173,6 +175,7 @@ export class ServerConn extends StreamReader implements Flushable {
     c[S.request_bytes]! += msg.bytes;
     c[S.in_queue]!++;
     c[S.in_queue_bytes]! += msg.bytes;
+    this.queued++;
     this.unsent++;
     this.unsentBytes += msg.bytes;
     markDirty(this);
@@ -246,8 +249,16 @@ export class ServerConn extends StreamReader implements Flushable {
       msg.snext = null;
       counters[S.responses]!++;
       counters[S.response_bytes]! += next - rsp.start;
-      counters[S.out_queue]!--;
-      counters[S.out_queue_bytes]! -= msg.bytes;
+      if (this.queued-- > this.unsent) {
+        counters[S.out_queue]!--;
+        counters[S.out_queue_bytes]! -= msg.bytes;
+      } else {
+        // Answered before the write it went out in completed (a partial write).
+        this.unsent--;
+        this.unsentBytes -= msg.bytes;
+        counters[S.in_queue]!--;
+        counters[S.in_queue_bytes]! -= msg.bytes;
+      }
       if (rsp.failure) pool.serverFailed(this.server);
       else this.server.failures = 0;
       pool.reply(msg, buf, rsp.start, next, now);
@@ -311,19 +322,17 @@ export class ServerConn extends StreamReader implements Flushable {
     let m = this.first;
     this.first = this.last = null;
     const pool = this.server.pool;
-    let sentCount = 0;
-    let sentBytes = 0;
+    let allBytes = 0;
     while (m !== null) {
       const next = m.snext;
       m.snext = null;
-      sentCount++;
-      sentBytes += m.bytes;
+      allBytes += m.bytes;
       pool.fail(m, reason);
       m = next;
     }
-    counters[S.out_queue]! -= sentCount - this.unsent;
-    counters[S.out_queue_bytes]! -= sentBytes - this.unsentBytes;
-    this.unsent = this.unsentBytes = 0;
+    counters[S.out_queue]! -= this.queued - this.unsent;
+    counters[S.out_queue_bytes]! -= allBytes - this.unsentBytes;
+    this.queued = this.unsent = this.unsentBytes = 0;
     if (failure) pool.serverFailed(this.server);
   }
 }

@@ -24,7 +24,9 @@ export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: nu
 
 const END = new TextEncoder().encode("END\r\n");
 const VALUE = new TextEncoder().encode("VALUE ");
-const merged = new ByteWriter(4096);
+/** Reused for every merge; a buffer grown past MERGED_KEEP by a huge multi-get is dropped. */
+let merged = new ByteWriter(4096);
+const MERGED_KEEP = 1 << 20;
 /** Per fragment: where its next unconsumed item starts. */
 let cursors = new Int32Array(16);
 
@@ -51,7 +53,9 @@ export function merge(split: Split): Uint8Array {
     if (error >= 0) return frags[f]!.slice(error);
   }
   merged.bytes(END);
-  return merged.take();
+  const reply = merged.take();
+  if (merged.buf.length > MERGED_KEEP) merged = new ByteWriter(4096);
+  return reply;
 }
 
 /** End of the VALUE item at frag[at] if it is for key bytes[keyStart, keyEnd), else -1. One

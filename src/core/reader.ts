@@ -19,7 +19,7 @@ export abstract class StreamReader {
   private pending: Uint8Array | null = null;
   private pendStart = 0;
   private pendEnd = 0;
-  /** Absolute size pendStart + need below which parsing cannot progress. */
+  /** Bytes, counted from the start of the incomplete message, below which parsing cannot progress. */
   protected need = 0;
 
   /** Parse complete messages in buf[pos, end); return the position reached. On an incomplete

@@ -143,8 +143,8 @@ export class Rsp {
 }
 
 /** What the core hands to Codec.merge once every fragment of a split request has replied.
- *  `bytes` is the original request (copied: it outlives the read buffer), and the offsets in
- *  argStart/argEnd/keyArg are relative to it. */
+ *  `bytes` is the original request (a view: read buffers are never reused, see
+ *  core/reader.ts), and the offsets in argStart/argEnd/keyArg are relative to it. */
 export interface Split {
   readonly route: Route;
   readonly bytes: Uint8Array;

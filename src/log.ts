@@ -4,7 +4,7 @@
 //
 // A line is `[YYYY-MM-DD HH:MM:SS.mmm] <level> <message>` in local time, as nutcracker stamps its
 // lines; where nutcracker prints its source file:line we print the level name. Lines are
-// buffered and written once per callback (a microtask), and at exit,, to stderr or the -o file.
+// buffered and written once per callback (a microtask) and at exit, to stderr or the -o file.
 
 import { closeSync, openSync, writeSync } from "node:fs";
 import { systemErrorText } from "./ops/system-error.ts";

@@ -8,7 +8,7 @@
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 /** Copies up to this size are done byte by byte (measured: faster than set(subarray())). */
-const SMALL_COPY = 48;
+const SMALL_COPY = 128;
 
 export const bufferPool = {
   /** Size of a pooled chunk (`-m`, nutcracker's mbuf size). */

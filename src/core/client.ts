@@ -82,14 +82,14 @@ export class ClientConn extends StreamReader implements Flushable {
   }
 
   /** Append a new reply slot. */
-  enqueue(msg: Msg): void {
+  /** Append the reply slot of a request of `inBytes` bytes. */
+  enqueue(msg: Msg, inBytes: number): void {
     if (this.last === null) this.first = msg;
     else this.last.cnext = msg;
     this.last = msg;
     this.queued++;
-    // Called as each request is parsed: the scratch Req is the request of msg.
-    msg.inBytes = scratch.end - scratch.start;
-    this.inBytes += msg.inBytes;
+    msg.inBytes = inBytes;
+    this.inBytes += inBytes;
   }
 
   /** A slot was filled: write out every filled slot at the head of the queue. */

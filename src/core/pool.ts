@@ -246,7 +246,7 @@ export class Pool {
   /** A request parsed at `now` (performance.now()). */
   dispatch(c: ClientConn, buf: Uint8Array, req: Req, now: number): void {
     const msg = new Msg(c, now);
-    c.enqueue(msg);
+    c.enqueue(msg, req.end - req.start);
     if (req.error !== null) {
       this.stats.counters[P.request_errors]!++;
       // A rejected noreply request stays silent, as memcached keeps it.
@@ -291,7 +291,7 @@ export class Pool {
   /** A request the stream cannot recover from: reply, then close after earlier replies. */
   rejectFatal(c: ClientConn, error: string | null): void {
     const msg = new Msg(c, performance.now());
-    c.enqueue(msg);
+    c.enqueue(msg, 0);
     msg.flags |= MSG_CLOSE;
     c.closing = true;
     this.stats.counters[P.request_errors]!++;

@@ -21,7 +21,6 @@ import {
   parseLength,
   SP,
   tokenEquals,
-  writeBytes,
 } from "./scan.ts";
 
 // Reply lines (without CRLF). The first six are memcached 1.6's own texts.
@@ -293,12 +292,12 @@ export function buildForward(buf: Uint8Array, req: Req, w: ByteWriter): void {
   const nargs = req.noreply ? req.nargs - 1 : req.nargs;
   for (let i = 0; i < nargs; i++) {
     if (i > 0) w.byte(SP);
-    writeBytes(w, buf, req.argStart[i]!, req.argEnd[i]!);
+    w.bytes(buf, req.argStart[i]!, req.argEnd[i]!);
   }
   w.crlf();
   const command = req.command;
   if (isMemcacheCommand(command) && (command.shape === Shape.Storage || command.shape === Shape.Cas)) {
-    writeBytes(w, buf, req.dataStart, req.dataEnd);
+    w.bytes(buf, req.dataStart, req.dataEnd);
     w.crlf();
   }
 }

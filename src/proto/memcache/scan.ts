@@ -1,7 +1,6 @@
 // Byte-level helpers shared by the memcached request and response parsers: line ends, token
 // comparison and number syntax, all on Uint8Array offsets without building strings.
 
-import type { ByteWriter } from "../../core/bytes.ts";
 
 export const SP = 0x20;
 export const CR = 0x0d;
@@ -97,17 +96,3 @@ export function parseLength(buf: Uint8Array, start: number, end: number): number
   return n <= MAX_DATA_LENGTH ? n : -1;
 }
 
-/** src[start, end) onto w. Short runs (tokens, small items) are copied byte by byte: cheaper
- *  than the subarray view ByteWriter.bytes makes for each call. */
-export function writeBytes(w: ByteWriter, src: Uint8Array, start: number, end: number): void {
-  const n = end - start;
-  if (n > 256) {
-    w.bytes(src, start, end);
-    return;
-  }
-  w.reserve(n);
-  const out = w.buf;
-  let o = w.len;
-  for (let i = start; i < end; i++) out[o++] = src[i]!;
-  w.len = o;
-}

@@ -4,20 +4,20 @@
 import type { Req, Split } from "../codec.ts";
 import { ByteWriter } from "../../core/bytes.ts";
 import { classifyLine, Line, valueLength } from "./response.ts";
-import { findLF, LF, lineContentEnd, SP, startsWith, writeBytes } from "./scan.ts";
+import { findLF, LF, lineContentEnd, SP, startsWith } from "./scan.ts";
 
 /** `<cmd> [<exptime>] <key>...` with the request's command (and gat's exptime) and the given keys. */
 export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void {
   // Every token before the first key: the command name, and gat/gats' exptime.
   const firstKeyArg = req.keyArg[0]!;
   for (let i = 0; i < firstKeyArg; i++) {
-    writeBytes(w, buf, req.argStart[i]!, req.argEnd[i]!);
+    w.bytes(buf, req.argStart[i]!, req.argEnd[i]!);
     w.byte(SP);
   }
   for (let j = 0; j < n; j++) {
     if (j > 0) w.byte(SP);
     const k = keys[j]!;
-    writeBytes(w, buf, req.keyStart(k), req.keyEnd(k));
+    w.bytes(buf, req.keyStart(k), req.keyEnd(k));
   }
   w.crlf();
 }
@@ -44,7 +44,7 @@ export function merge(split: Split): Uint8Array {
     const at = cursors[f]!;
     const itemEnd = valueFor(frag, at, bytes, argStart[keyArg[i]!]!, argEnd[keyArg[i]!]!);
     if (itemEnd < 0) continue;
-    writeBytes(merged, frag, at, itemEnd);
+    merged.bytes(frag, at, itemEnd);
     cursors[f] = itemEnd;
   }
   // A fragment that failed ends in an error line instead of END: that error is the reply.

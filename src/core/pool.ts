@@ -47,6 +47,7 @@ export class Pool {
   private fragKeys = new Int32Array(64);
   private fragOf: Int32Array;
   private fragServer: Int32Array;
+  private fragStart: Int32Array;
 
   constructor(
     cfg: PoolConfig,
@@ -60,6 +61,7 @@ export class Pool {
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
     this.fragOf = new Int32Array(cfg.servers.length);
     this.fragServer = new Int32Array(cfg.servers.length);
+    this.fragStart = new Int32Array(cfg.servers.length);
   }
 
   /** Hot reload: apply a changed config of this pool. Servers that stay (same name and address)
@@ -105,6 +107,7 @@ export class Pool {
     this.router = router;
     this.fragOf = new Int32Array(servers.length);
     this.fragServer = new Int32Array(servers.length);
+    this.fragStart = new Int32Array(servers.length);
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
     this.rebuild();
     for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
@@ -419,10 +422,18 @@ export class Pool {
       nfrags,
     );
     this.stats.counters[P.fragments]! += nfrags;
+    // Group the keys by fragment in one pass (a counting sort; keys keep their order).
+    // Counts, then their running sums (each fragment's end), then each key placed from the end:
+    // fragStart[f] ends as the start of fragment f's keys in `keys`.
     const keys = this.fragKeys;
+    const fragStart = this.fragStart;
+    fragStart.fill(0, 0, nfrags);
+    for (let i = 0; i < n; i++) fragStart[keyFrag[i]!]!++;
+    for (let f = 1; f < nfrags; f++) fragStart[f]! += fragStart[f - 1]!;
+    for (let i = n - 1; i >= 0; i--) keys[--fragStart[keyFrag[i]!]!] = i;
     for (let f = 0; f < nfrags; f++) {
-      let m = 0;
-      for (let i = 0; i < n; i++) if (keyFrag[i] === f) keys[m++] = i;
+      const first = fragStart[f]!;
+      const m = (f + 1 < nfrags ? fragStart[f + 1]! : n) - first;
       const server = this.servers[this.fragServer[f]!]!;
       const child = new Msg(msg.client, msg.t0);
       child.parent = msg;
@@ -430,7 +441,7 @@ export class Pool {
       child.server = server;
       const conn = server.conn();
       const before = conn.out.len;
-      this.codec.buildFragment(buf, req, keys, m, conn.out);
+      this.codec.buildFragment(buf, req, first === 0 ? keys : keys.subarray(first), m, conn.out);
       child.bytes = conn.out.len - before;
       conn.push(child);
     }

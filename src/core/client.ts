@@ -26,7 +26,8 @@ export class ClientConn extends StreamReader implements Flushable {
   /** The socket pushed back: wait for drain before writing again. */
   blocked = false;
   paused = false;
-  /** QUIT or a fatal error was read: ignore further input, close after the last reply. */
+  /** QUIT, a fatal error or the client's FIN was read: ignore further input, close after the
+   *  last reply. */
   closing = false;
   closed = false;
   authed: boolean;
@@ -81,7 +82,6 @@ export class ClientConn extends StreamReader implements Flushable {
     return pos;
   }
 
-  /** Append a new reply slot. */
   /** Append the reply slot of a request of `inBytes` bytes. */
   enqueue(msg: Msg, inBytes: number): void {
     if (this.last === null) this.first = msg;

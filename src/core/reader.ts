@@ -50,7 +50,7 @@ export abstract class StreamReader {
         pos = this.pendStart;
       } else {
         // Never move bytes inside a buffer that views may point into: take a new one.
-        const next = Buffer.allocUnsafe(Math.max(total * 2, preallocation(this.need), 16384));
+        const next = new Uint8Array(Math.max(total * 2, preallocation(this.need), 16384));
         next.set(pending.subarray(this.pendStart, this.pendEnd));
         next.set(chunk, have);
         buf = next;
@@ -76,7 +76,7 @@ export abstract class StreamReader {
     }
     const left = end - reached;
     if (buf === chunk) {
-      const carry = Buffer.allocUnsafe(Math.max(left * 2, preallocation(this.need), 16384));
+      const carry = new Uint8Array(Math.max(left * 2, preallocation(this.need), 16384));
       carry.set(chunk.subarray(reached, end));
       this.pending = carry;
       this.pendStart = 0;

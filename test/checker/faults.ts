@@ -48,7 +48,7 @@ export class Faults {
         await b.restart();
       } else {
         this.report.fault(`stop ${b.kind}`);
-        b.process.signal("SIGSTOP");
+        await b.process.freeze();
         await Bun.sleep(this.between([200, 2000]));
         b.process.signal("SIGCONT");
       }

@@ -5,7 +5,7 @@
 // them in an "exit" handler. A daemon that a child forks is not covered: its test must stop it.
 
 import type { Subprocess } from "bun";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 const OUTPUT_LIMIT = 256 * 1024; // keep at most this much of each stream (the tail)
 
@@ -24,6 +24,9 @@ export interface ManagedProcess {
   readonly drained: Promise<void>;
   /** Sends a signal without waiting. */
   signal(sig: NodeJS.Signals): void;
+  /** SIGSTOP, then waits until the kernel reports the process stopped (state T), so that no
+   *  byte sent after this resolves can still be served by it. */
+  freeze(): Promise<void>;
   /** SIGTERM, then SIGKILL if still running after `graceMs`; resolves with the exit code. */
   stop(graceMs?: number): Promise<number>;
   /** SIGKILL; resolves with the exit code. */
@@ -88,6 +91,11 @@ export function spawnManaged(argv: string[], opts: { cwd?: string; env?: Record<
     drained: Promise.all([out.done, err.done]).then(() => {}),
     stderr: () => err.text(),
     signal: (sig) => proc.kill(sig),
+    async freeze() {
+      proc.kill("SIGSTOP");
+      const deadline = Date.now() + 5000;
+      while (processState(proc.pid) !== "T" && Date.now() < deadline) await Bun.sleep(2);
+    },
     stop(graceMs = 3000) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
       return waitOrKill(graceMs);
@@ -131,3 +139,14 @@ function capture(stream: ReadableStream<Uint8Array>): { text(): string; done: Pr
     },
   };
 }
+
+/** The state letter of /proc/<pid>/stat (R, S, T, Z, ...), or "" when it cannot be read. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "";
+  }
+}
+

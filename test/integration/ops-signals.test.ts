@@ -134,7 +134,7 @@ describe("SIGTERM", () => {
   /** A proxy with a GET in flight to the stopped `redis`: forwarded (the stats say so), unanswered. */
   async function requestInFlight(args: string[] = []): Promise<{ proxy: RunningProxy; client: RawClient; log: () => string }> {
     const { proxy, log } = await startLogged(["-i", "50", ...args]);
-    redis.process.signal("SIGSTOP");
+    await redis.process.freeze();
     const client = await RawClient.connect(proxy.pools.alpha!);
     await client.send(command("GET", "slow-key"));
     await waitFor("the GET to be forwarded", async () => {

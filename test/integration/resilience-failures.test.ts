@@ -112,7 +112,7 @@ describe("request timeout", () => {
     const before = await proxyConnections(a);
     expect(before.length).toBe(1);
 
-    a.process.signal("SIGSTOP");
+    await a.process.freeze();
     try {
       const requests = [...keys.map((k) => command("GET", k)), command("PING")];
       const expected = [...keys.map((k) => (onA.has(k) ? ERR_TIMEOUT : bulk(`v-${k}`))), simple("PONG")];
@@ -153,7 +153,7 @@ describe("request timeout", () => {
     const proxy = await proxyFor([memcachePool("m", [m.address], { timeout: 300 })]);
     let c = await RawClient.connect(proxy.pools.m!);
     expectReplies(await pipelineReplies(c, [storage("set", "k", "v1")], memcacheFrame), [Buffer.from("STORED\r\n")]);
-    m.process.signal("SIGSTOP");
+    await m.process.freeze();
     try {
       const timedOut = Buffer.from("SERVER_ERROR Connection timed out\r\n");
       expectReplies(await pipelineReplies(c, [line("get", "k"), line("get", "k", "q")], memcacheFrame), [timedOut, timedOut]);
@@ -177,7 +177,7 @@ describe("backend killed mid-pipeline", () => {
     expect(onA.size).toBeGreaterThan(0);
 
     // Stopped, the backend leaves the requests unread in its socket; killed, it resets them.
-    a.process.signal("SIGSTOP");
+    await a.process.freeze();
     const requests: Buffer[] = [];
     const expected: Buffer[][] = [];
     for (let round = 0; round < 5; round++) {
@@ -221,7 +221,7 @@ describe("backend killed mid-pipeline", () => {
     const onA = new Set(keys.filter((_, i) => hits[i]!.length > 5));
     expect(onA.size).toBeGreaterThan(0);
 
-    a.process.signal("SIGSTOP");
+    await a.process.freeze();
     const requests = keys.flatMap((k) => [line("get", k), storage("set", k, "new")]);
     const reset = Buffer.from("SERVER_ERROR Connection reset by peer\r\n");
     const refused = Buffer.from("SERVER_ERROR Connection refused\r\n");

@@ -193,7 +193,7 @@ describe("slow consumers", () => {
       const flood = await Flood.connect(proxy.pools.r!, OK);
       await redisCall(r, "PING");
       const base = rssBytes(proxy.pid);
-      r.process.signal("SIGSTOP");
+      await r.process.freeze();
       try {
         // The proxy stops taking requests long before 512 MB: it holds what it forwarded.
         expect(await flood.pushUntilStalled(() => command("SET", `slow:${n++}`, value), 1000, 512 * MB)).toBe(true);

@@ -141,7 +141,7 @@ describe.skipIf(TARGET !== "buncracker")("stopping", () => {
       const workers = await sup.workers();
       clients = await ownedClients(port, 16, workers);
       expect(new Set(clients.map((c) => c.owner))).toEqual(new Set(workers));
-      redis.process.signal("SIGSTOP");
+      await redis.process.freeze();
       for (const c of clients) await c.client.send(command("GET", "k"));
       await waitFor("every GET forwarded", async () => requestsOf(await readStats(sup.proxy.statsPort)) === 16);
       sup.proxy.signal("SIGTERM");

@@ -18,7 +18,7 @@ export const bufferPool = {
   free: [] as Uint8Array[],
 
   get(): Uint8Array {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    return this.free.pop() ?? new Uint8Array(this.size);
   },
 
   put(b: Uint8Array): void {
@@ -63,8 +63,9 @@ export class ByteWriter {
     }
     let cap = Math.max(this.buf.length * 2, bufferPool.size);
     while (cap < size + n) cap *= 2;
-    // Unzeroed: every byte up to len is written before it is read.
-    const next = Buffer.allocUnsafe(cap);
+    // A plain Uint8Array, never a Buffer: Buffer#slice returns a view, and take() relies on
+    // slice() copying (a merged reply must not change when the writer is reused).
+    const next = new Uint8Array(cap);
     next.set(this.buf.subarray(this.head, this.len));
     bufferPool.put(this.buf);
     this.buf = next;

@@ -1,0 +1,53 @@
+// ByteWriter: what the data path relies on. take() must hand out an independent copy even after
+// the writer grew (a merged reply held for an out-of-order slot must not change when the writer
+// is reused for the next merge; Buffer#slice would share memory), and consume()/reserve() must
+// keep the unwritten tail intact after partial socket writes.
+
+import { expect, test } from "bun:test";
+import { ByteWriter, bufferPool } from "../../src/core/bytes.ts";
+
+const fill = (n: number, byte: number) => new Uint8Array(n).fill(byte);
+
+test("take() returns a copy that later writes never change, before and after growth", () => {
+  for (const size of [10, 4096, 70_000]) {
+    const w = new ByteWriter(16);
+    w.bytes(fill(size, 0x61));
+    const first = w.take();
+    w.bytes(fill(size, 0x62));
+    const second = w.take();
+    expect(first.every((b) => b === 0x61)).toBe(true);
+    expect(second.every((b) => b === 0x62)).toBe(true);
+    expect(first.length).toBe(size);
+  }
+});
+
+test("pooled and grown buffers are plain Uint8Arrays (slice copies)", () => {
+  const w = new ByteWriter();
+  w.bytes(fill(100, 1));
+  expect(Object.getPrototypeOf(w.buf)).toBe(Uint8Array.prototype);
+  w.bytes(fill(bufferPool.size * 3, 2));
+  expect(Object.getPrototypeOf(w.buf)).toBe(Uint8Array.prototype);
+  w.clear();
+  w.release();
+  expect(Object.getPrototypeOf(bufferPool.get())).toBe(Uint8Array.prototype);
+});
+
+test("consume() then more writes keep the unwritten tail, in order", () => {
+  const w = new ByteWriter();
+  const input = Uint8Array.from({ length: 40_000 }, (_, i) => i % 251);
+  w.bytes(input);
+  let out: number[] = [];
+  // A socket that takes 7,001 bytes at a time, while more is appended between writes.
+  const extra = Uint8Array.from({ length: 30_000 }, (_, i) => (i * 7) % 253);
+  let appended = 0;
+  while (w.size > 0) {
+    const n = Math.min(7001, w.size);
+    out = out.concat(Array.from(w.buf.subarray(w.head, w.head + n)));
+    w.consume(n);
+    if (appended < extra.length) {
+      w.bytes(extra, appended, appended + 5000);
+      appended += 5000;
+    }
+  }
+  expect(out).toEqual([...input, ...extra]);
+});

@@ -2,13 +2,11 @@
 // started under a chosen open-file limit, a process's memory and descriptors from /proc, the
 // stats port, and waiting for a condition.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import type { Socket } from "bun";
 import { connectSocket } from "./client.ts";
-import { freePort, waitForPort } from "./ports.ts";
-import { spawnManaged } from "./process.ts";
-import { listenEndpoints, proxyCommand, type ProxyKind, type RunningProxy } from "./proxy.ts";
-import { makeTempDir } from "./tmp.ts";
+import { freePort } from "./ports.ts";
+import { startProxy, type ProxyKind, type RunningProxy } from "./proxy.ts";
 
 /** A TCP server that accepts connections, reads and discards everything, and never replies. */
 export interface Blackhole {
@@ -80,45 +78,14 @@ export function limitedArgv(nofile: number, argv: readonly string[]): string[] {
   return ["sh", "-c", `ulimit -n ${nofile} && exec ${quoted}`];
 }
 
-/**
- * startProxy() with a soft open-file limit of `nofile` (and the same flags): writes the config,
- * starts `kind` with a free stats port and waits until every pool listens.
- */
-export async function startLimitedProxy(
+/** startProxy() with a soft open-file limit of `nofile` (and the given extra flags). */
+export function startLimitedProxy(
   kind: ProxyKind,
   yamlText: string,
   nofile: number,
   extraArgs: string[] = [],
 ): Promise<RunningProxy> {
-  const dir = makeTempDir(`bc-${kind}-`);
-  const configPath = dir.file("proxy.yml");
-  writeFileSync(configPath, yamlText);
-  const pools = listenEndpoints(yamlText);
-  const statsPort = freePort();
-  const argv = [...proxyCommand(kind), "-c", configPath, "-s", String(statsPort), "-a", "127.0.0.1", ...extraArgs];
-  const proc = spawnManaged(limitedArgv(nofile, argv));
-  try {
-    for (const e of Object.values(pools)) {
-      if ("path" in e) throw new Error("startLimitedProxy: TCP listeners only");
-      await waitForPort(e.host, e.port, 10000, () => proc.running);
-    }
-  } catch (error) {
-    await proc.kill();
-    await proc.drained;
-    throw new Error(`${kind} did not start: ${(error as Error).message}\n${proc.stdout()}${proc.stderr()}`);
-  }
-  return {
-    kind,
-    pid: proc.pid,
-    statsPort,
-    configPath,
-    pools,
-    process: proc,
-    stdout: () => proc.stdout(),
-    stderr: () => proc.stderr(),
-    signal: (sig) => proc.signal(sig),
-    stop: () => proc.stop(),
-  };
+  return startProxy(kind, yamlText, { args: extraArgs, wrap: (argv) => limitedArgv(nofile, argv) });
 }
 
 export type StatsDoc = Record<string, unknown>;

@@ -39,6 +39,8 @@ export interface ProxyOptions {
   args?: string[];
   /** How long to wait for every listener; default 10 s. */
   startupMs?: number;
+  /** Wraps the command line (e.g. to start it with a lower open-file limit). */
+  wrap?: (argv: string[]) => string[];
 }
 
 export interface RunningProxy {
@@ -74,7 +76,7 @@ export async function startProxy(kind: ProxyKind, yamlText: string, opts: ProxyO
   if (opts.mbufSize !== undefined) argv.push("-m", String(opts.mbufSize));
   argv.push(...(opts.args ?? []));
 
-  const proc = spawnManaged(argv, { cwd: REPO });
+  const proc = spawnManaged(opts.wrap === undefined ? argv : opts.wrap(argv), { cwd: REPO });
   const alive = () => proc.running;
   const startupMs = opts.startupMs ?? 10000;
   try {

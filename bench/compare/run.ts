@@ -3,7 +3,7 @@
 // repeated, order rotated per repeat), writes RESULTS.md and results.svg, and stops every process
 // it started, whatever happens. Options: `bun run bench:compare --help`.
 
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
@@ -211,6 +211,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
 
   const fullRun = !options.quick && options.workloads.length === WORKLOADS.length;
   const outDir = options.out ?? (fullRun ? join(REPO, "bench") : dir);
+  mkdirSync(outDir, { recursive: true });
   const svgName = "results.svg";
   const groups = options.workloads.map((w) => ({
     name: w.name,

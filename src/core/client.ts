@@ -137,6 +137,22 @@ export class ClientConn extends StreamReader implements Flushable {
     else markDirty(this);
   }
 
+  /** Part of the reply to the head slot, passed on as it arrives (a large reply, streamed by
+   *  its server connection; the last part comes through writeHead). */
+  writePart(buf: Uint8Array, start: number, end: number): void {
+    if (this.closed) return;
+    if (send(this.socket, this.blocked, this.out, buf, start, end)) this.blocked = true;
+    markDirty(this);
+  }
+
+  /** The server failed after part of a reply was written: the stream cannot be repaired, so the
+   *  connection is cut (as a backend's own failure mid-reply would cut a direct client). */
+  abort(): void {
+    if (this.closed) return;
+    this.socket.terminate();
+    this.pool.disconnected(this, new Error("server failed mid-reply"));
+  }
+
   flush(): void {
     if (this.closed || this.blocked) return;
     if (!writeOut(this.socket, this.out)) {

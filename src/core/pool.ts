@@ -229,7 +229,7 @@ export class Pool {
     this.proxyStats.currConnections++;
   }
 
-  private disconnected(c: ClientConn, err?: Error): void {
+  disconnected(c: ClientConn, err?: Error): void {
     if (c.closed) return;
     c.closed = true;
     this.clients.delete(c);

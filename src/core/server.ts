@@ -10,7 +10,7 @@ import type { ServerStats } from "../stats/store.ts";
 import { ByteWriter } from "./bytes.ts";
 import { describeError } from "./errors.ts";
 import { markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import type { Msg } from "./msg.ts";
+import { MSG_SILENT, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
@@ -70,6 +70,10 @@ export class Server {
 
 type ServerConnOrNull = ServerConn | null;
 
+/** A reply whose known-size part (Rsp.opaque) is at least this large is passed on to its client
+ *  as its bytes arrive, when that client waits for it next, instead of being gathered first. */
+const STREAM_MIN = 32768;
+
 const serverHandlers = {
   binaryType: "uint8array" as const,
   open(s: Socket<ServerConn>) {
@@ -115,6 +119,12 @@ export class ServerConn extends StreamReader implements Flushable {
   private queued = 0;
   private unsent = 0;
   private unsentBytes = 0;
+  /** Streaming the reply of `first` to its client: bytes still to pass on before parsing resumes. */
+  private streamLeft = 0;
+  /** The parser's state for the rest of that reply (Rsp.resume); 0 when not streaming. */
+  private resume = 0;
+  /** Bytes of that reply passed on so far. */
+  private streamed = 0;
 
   constructor(
     readonly server: Server,
@@ -215,8 +225,22 @@ export class ServerConn extends StreamReader implements Flushable {
     const counters = this.server.stats.counters;
     const now = performance.now();
     while (pos < end) {
+      if (this.streamLeft > 0) {
+        const n = this.streamLeft < end - pos ? this.streamLeft : end - pos;
+        this.first!.client.writePart(buf, pos, pos + n);
+        this.streamLeft -= n;
+        this.streamed += n;
+        pos += n;
+        continue;
+      }
+      rsp.resume = this.resume;
       const next = codec.parseResponse(buf, pos, end, rsp);
       if (next === NEED_MORE) {
+        if (rsp.opaque >= STREAM_MIN && this.streamable()) {
+          this.streamLeft = rsp.opaque;
+          this.resume = rsp.next;
+          continue;
+        }
         this.need = rsp.need;
         return pos;
       }
@@ -248,7 +272,9 @@ export class ServerConn extends StreamReader implements Flushable {
       if (this.first === null) this.last = null;
       msg.snext = null;
       counters[S.responses]!++;
-      counters[S.response_bytes]! += next - rsp.start;
+      counters[S.response_bytes]! += next - rsp.start + this.streamed;
+      this.resume = 0;
+      this.streamed = 0;
       if (this.queued-- > this.unsent) {
         counters[S.out_queue]!--;
         counters[S.out_queue_bytes]! -= msg.bytes;
@@ -269,6 +295,21 @@ export class ServerConn extends StreamReader implements Flushable {
       return FATAL;
     }
     return pos;
+  }
+
+  /** May the reply now being parsed go to its client before it is complete? Only when it is
+   *  the whole reply to the request its client waits for next (not a fragment to merge, not
+   *  dropped, not a handshake reply), or when it is already streaming. */
+  private streamable(): boolean {
+    if (this.resume !== 0) return true;
+    const msg = this.first;
+    return (
+      this.handshake === 0 &&
+      msg !== null &&
+      msg.parent === null &&
+      (msg.flags & MSG_SILENT) === 0 &&
+      msg.client.first === msg
+    );
   }
 
   retire(): void {
@@ -316,6 +357,11 @@ export class ServerConn extends StreamReader implements Flushable {
     this.dropPending();
     this.out.clear();
     this.out.release();
+    if (this.resume !== 0) {
+      // Part of a reply was passed on: its client's stream cannot be completed.
+      this.first!.client.abort();
+      this.streamLeft = this.resume = this.streamed = 0;
+    }
     const counters = this.server.stats.counters;
     counters[S.in_queue]! -= this.unsent;
     counters[S.in_queue_bytes]! -= this.unsentBytes;

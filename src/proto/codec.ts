@@ -131,6 +131,14 @@ export class Rsp {
   failure = false;
   /** With FATAL: what was wrong with the server's bytes (for the log). */
   error: string | null = null;
+  /** With NEED_MORE: the first `opaque` bytes from `start` are final whatever follows (complete
+   *  values, then the data of a block whose length is known but whose bytes have not all
+   *  arrived), so a large reply can be passed on before it is complete; 0 when there are none.
+   *  The rest of the reply is then parsed from where they end with `resume = next`. */
+  opaque = 0;
+  next = 0;
+  /** Input, kept by reset(): 0 to parse a reply from its start, or an earlier `next`. */
+  resume = 0;
 
   reset(start: number): void {
     this.start = start;
@@ -139,6 +147,8 @@ export class Rsp {
     this.isError = false;
     this.failure = false;
     this.error = null;
+    this.opaque = 0;
+    this.next = 0;
   }
 }
 

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { FATAL, NEED_MORE, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { makeRng } from "../helpers/random.ts";
+import { parseStreamed } from "../helpers/streamed-parse.ts";
 
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
 
@@ -104,5 +105,35 @@ describe("memcached reply parser", () => {
       expect(codec.parseResponse(b, 0, b.length, rsp)).toBe(FATAL);
       expect(rsp.error).toStartWith("invalid memcached reply: ");
     }
+  });
+});
+
+describe("streaming large values (Rsp.opaque / resume)", () => {
+  const data = (n: number, seed: number): Buffer => makeRng(seed).bytes(n);
+  const item = (key: string, value: Buffer): Buffer => Buffer.concat([Buffer.from(`VALUE ${key} 0 ${value.length}\r\n`), value, Buffer.from("\r\n")]);
+  const replies = [
+    Buffer.concat([item("a", data(5000, 1)), Buffer.from("END\r\n")]),
+    Buffer.from("STORED\r\n"),
+    Buffer.concat([item("b", data(3000, 2)), item("c", Buffer.from("END\r\n")), item("d", data(2000, 3)), Buffer.from("END\r\n")]),
+    Buffer.concat([item("e", data(4000, 4)), Buffer.from("SERVER_ERROR out of memory writing get response\r\n")]),
+    Buffer.from("END\r\n"),
+  ];
+  const stream = new Uint8Array(Buffer.concat(replies));
+  const whole: [number, number][] = [];
+  for (let at = 0, i = 0; i < replies.length; at += replies[i]!.length, i++) whole.push([at, at + replies[i]!.length]);
+
+  test("the same reply boundaries as parsing whole replies, whatever the chunking", () => {
+    for (const sizes of [[1], [2], [3], [7], [64], [999], [4096], [1, 5000, 3, 17]]) {
+      const got = parseStreamed(codec, stream, sizes);
+      expect({ sizes, fatal: got.fatal, replies: got.replies }).toEqual({ sizes, fatal: null, replies: whole });
+      expect(got.passed).toBeGreaterThan(10_000);
+    }
+  });
+
+  test("after streamed data: a missing CRLF, or a status line instead of END, is FATAL", () => {
+    const noCrlf = new Uint8Array(Buffer.from(`VALUE a 0 10\r\n${"x".repeat(10)}!!END\r\n`));
+    expect(parseStreamed(codec, noCrlf, [8]).fatal).toStartWith("invalid memcached reply: VALUE data not followed by CRLF");
+    const status = new Uint8Array(Buffer.from(`VALUE a 0 10\r\n${"x".repeat(10)}\r\nSTORED\r\n`));
+    expect(parseStreamed(codec, status, [8]).fatal).toStartWith("invalid memcached reply: unexpected reply line");
   });
 });

@@ -7,6 +7,7 @@ import { redisCodec } from "../../src/proto/redis/index.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange } from "../helpers/client.ts";
 import { pipeline, respFrame } from "../helpers/resp.ts";
+import { parseStreamed } from "../helpers/streamed-parse.ts";
 
 const bytes = (s: string): Uint8Array => Buffer.from(s, "latin1");
 
@@ -168,6 +169,49 @@ describe("responses", () => {
       expect([g, result]).toEqual([g, FATAL]);
       expect(rsp.error).toBeString();
     }
+  });
+});
+
+describe("streaming large replies (Rsp.opaque / resume)", () => {
+  const big = (n: number, seed: number): string => {
+    let s = "";
+    for (let i = 0; i < n; i++) s += String.fromCharCode((i * 31 + seed) % 256);
+    return s;
+  };
+  const bulkOf = (s: string): string => `$${s.length}\r\n${s}\r\n`;
+  const REPLIES = [
+    bulkOf(big(5000, 1)),
+    "+OK\r\n",
+    // A bulk in the middle of an array, nested arrays after it, and one that ends the reply.
+    `*4\r\n:1\r\n${bulkOf(big(3000, 2))}*2\r\n$-1\r\n${bulkOf("xy")}${bulkOf(big(2000, 3))}`,
+    bulkOf(""),
+    `*2\r\n${bulkOf(big(1000, 4))}${bulkOf(big(1500, 5))}`,
+    "-ERR after\r\n",
+  ];
+  const stream = bytes(REPLIES.join(""));
+  const whole = parseWhole(stream).replies.map((r): [number, number] => [r.start, r.end]);
+
+  test("the same reply boundaries as parsing whole replies, whatever the chunking", () => {
+    expect(whole.length).toBe(REPLIES.length);
+    for (const sizes of [[1], [2], [3], [7], [64], [999], [4096], [1, 5000, 3, 17]]) {
+      const got = parseStreamed(redisCodec, stream, sizes);
+      expect({ sizes, fatal: got.fatal, replies: got.replies }).toEqual({ sizes, fatal: null, replies: whole });
+      expect(got.passed).toBeGreaterThan(10_000);
+    }
+  });
+
+  test("the opaque part never runs past the bulk's data", () => {
+    const rsp = new Rsp();
+    const reply = bytes(`*3\r\n:7\r\n${bulkOf(big(100, 6))}+x\r\n`);
+    // "*3\r\n" ":7\r\n" "$100\r\n": the data is reply[14, 114); cut inside it.
+    expect(redisCodec.parseResponse(reply, 0, 20, rsp)).toBe(NEED_MORE);
+    expect(rsp.opaque).toBe(114);
+    expect(rsp.next).toBe(2); // its CRLF and one more value
+  });
+
+  test("a streamed bulk not followed by CRLF is FATAL", () => {
+    const bad = bytes(`$10\r\n${"x".repeat(10)}!!+OK\r\n`);
+    expect(parseStreamed(redisCodec, bad, [8]).fatal).toBe("bulk data not followed by CRLF");
   });
 });
 

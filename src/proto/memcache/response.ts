@@ -49,9 +49,21 @@ export function classifyLine(buf: Uint8Array, start: number, end: number): Line 
 /** The smallest line that can follow a VALUE item's data (`END\n`): a safe lower bound for need. */
 const MIN_NEXT_LINE = 4;
 
+/** Rsp.next after a VALUE item's data (streamed): its CRLF, then END, a VALUE item or an error line. */
+const AFTER_DATA = 1;
+
 export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
+  const resume = rsp.resume;
   rsp.reset(pos);
   let p = pos;
+  if (resume === AFTER_DATA) {
+    if (p + 2 > end) {
+      rsp.need = 2 + MIN_NEXT_LINE;
+      return NEED_MORE;
+    }
+    if (buf[p] !== CR || buf[p + 1] !== LF) return invalid(rsp, "VALUE data not followed by CRLF", buf, p, p + 2);
+    p += 2;
+  }
   for (;;) {
     const lf = findLF(buf, p, end);
     if (lf < 0) {
@@ -67,6 +79,8 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       if (length < 0) return invalid(rsp, "bad VALUE line", buf, p, lineEnd);
       const dataEnd = lf + 1 + length;
       if (dataEnd + 2 > end) {
+        rsp.opaque = dataEnd - pos;
+        rsp.next = AFTER_DATA;
         rsp.need = dataEnd + 2 + MIN_NEXT_LINE - pos;
         return NEED_MORE;
       }

@@ -2,7 +2,8 @@
 // any depth. Iterative: instead of recursing into arrays it counts the values still to read
 // (an array of N adds N), so depth costs nothing. On incomplete input `need` is a lower bound of
 // the reply's size from `pos` (every value not seen yet counts as 3 bytes, the smallest one; see
-// MAX_UNSEEN).
+// MAX_UNSEEN). The data of a bulk string that has not fully arrived ends an opaque prefix
+// (Rsp.opaque); `next` then counts what is left: its CRLF, then the values still to read.
 
 import { fatal, needMore, type Rsp } from "../codec.ts";
 import {
@@ -26,9 +27,17 @@ import {
 const MIN_VALUE = 3;
 
 export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
+  const resume = rsp.resume;
   rsp.reset(pos);
   let p = pos;
   let pending = 1; // values still to read, the one at p included
+  if (resume !== 0) {
+    // After the streamed data of a bulk string: its CRLF, then the values that followed it.
+    if (p + 2 > end) return needMore(rsp, pos, p + 2 + unseen(resume - 1));
+    if (buf[p] !== CR || buf[p + 1] !== LF) return fatal(rsp, "bulk data not followed by CRLF");
+    p += 2;
+    pending = resume - 1;
+  }
   while (pending > 0) {
     if (p >= end) return needMore(rsp, pos, p + MIN_VALUE + unseen(pending - 1));
     const type = buf[p]!;
@@ -56,7 +65,11 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       p = number.next;
       if (number.value >= 0) {
         const stop = p + number.value;
-        if (stop + 2 > end) return needMore(rsp, pos, stop + 2 + unseen(pending - 1));
+        if (stop + 2 > end) {
+          rsp.opaque = stop - pos;
+          rsp.next = pending; // this bulk's CRLF, then pending - 1 values
+          return needMore(rsp, pos, stop + 2 + unseen(pending - 1));
+        }
         if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(rsp, "bulk data not followed by CRLF");
         p = stop + 2;
       }

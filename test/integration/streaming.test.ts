@@ -1,0 +1,151 @@
+// Large replies are passed on as they arrive (ServerConn streaming, Rsp.opaque) when their client
+// waits for them next, and gathered whole otherwise. Either way the client must get exactly the
+// backend's bytes, in request order; a reply cut short by its server cuts the client's
+// connection instead of splicing an error reply into the middle of it.
+
+import { afterEach, describe, expect, test } from "bun:test";
+import { expectReplies } from "../helpers/assertions.ts";
+import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
+import { RawClient } from "../helpers/client.ts";
+import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
+import { testDeliberate } from "../helpers/deliberate.ts";
+import { redisCall, redisHolders } from "../helpers/direct.ts";
+import { eventually } from "../helpers/fault.ts";
+import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startProxy, TARGET } from "../helpers/proxy.ts";
+import { makeRng } from "../helpers/random.ts";
+import { bulk, command, OK, respFrame } from "../helpers/resp.ts";
+
+const started: { stop(): Promise<unknown> }[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => p.stop()));
+});
+
+async function track<T extends { stop(): Promise<unknown> }>(thing: Promise<T>): Promise<T> {
+  const t = await thing;
+  started.push(t);
+  return t;
+}
+
+const pool = (name: string, redis: boolean, servers: Backend[], settings: Record<string, Setting> = {}): string =>
+  poolYaml(name, { listen: `127.0.0.1:${freePort()}`, redis, ...settings }, servers.map((s) => serverLine(s.address)));
+
+/** Pseudo-random bytes, so a reordered or spliced chunk cannot match. */
+const value = (size: number, seed: number): Buffer => makeRng(seed).bytes(size);
+
+/** A key of `prefix` that the pool puts on `backend` (of `all`). */
+async function keyOn(prefix: string, backend: Backend, all: Backend[], client: RawClient): Promise<string> {
+  for (let i = 0; ; i++) {
+    const key = `${prefix}-${i}`;
+    expect(await client.send(command("SET", key, "probe")).then(() => client.readReply(respFrame))).toEqual(OK);
+    const holders = await redisHolders(all, key);
+    if (all[holders[0]!] === backend) return key;
+  }
+}
+
+describe("redis", () => {
+  test("large replies, pipelined by clients sharing one server connection, arrive whole and in order", async () => {
+    const servers = await Promise.all([track(startRedis()), track(startRedis())]);
+    const proxy = await track(startProxy(TARGET, pool("r", true, servers, { server_connections: 1 })));
+    const sizes = [40_000, 3, 700_000, 0, 65_536, 2_500_000, 100];
+    const writer = await RawClient.connect(proxy.pools.r!);
+    const keys = sizes.map((_, i) => `stream-${i}`);
+    const values = sizes.map((n, i) => value(n, i));
+    await writer.send(Buffer.concat(keys.map((k, i) => command("SET", k, values[i]!))));
+    expectReplies(await writer.readReplies(keys.length, respFrame), keys.map(() => OK));
+    writer.close();
+
+    // Each client asks for every value in its own order, with a multi-key MGET in between.
+    const clients = await Promise.all([0, 1, 2, 3].map(() => RawClient.connect(proxy.pools.r!)));
+    const orders = clients.map((_, c) => keys.map((_, i) => (i * (c + 3)) % keys.length));
+    const mget = command("MGET", ...keys);
+    const mgetReply = Buffer.concat([Buffer.from(`*${keys.length}\r\n`), ...values.map((v) => bulk(v))]);
+    await Promise.all(
+      clients.map((c, ci) => c.send(Buffer.concat([...orders[ci]!.map((i) => command("GET", keys[i]!)), mget]))),
+    );
+    const replies = await Promise.all(clients.map((c) => c.readReplies(keys.length + 1, respFrame, 30_000)));
+    for (const [ci, got] of replies.entries()) {
+      expectReplies(got, [...orders[ci]!.map((i) => bulk(values[i]!)), mgetReply]);
+    }
+    for (const c of clients) c.close();
+  }, 60_000);
+
+  test("a large reply behind a slower one waits for it, then both arrive in order", async () => {
+    const servers = await Promise.all([track(startRedis()), track(startRedis())]);
+    const [slow, fast] = servers as [Backend, Backend];
+    const proxy = await track(startProxy(TARGET, pool("r", true, servers, { server_connections: 1 })));
+    const c = await RawClient.connect(proxy.pools.r!);
+    const small = await keyOn("small", slow, servers, c);
+    const large = await keyOn("large", fast, servers, c);
+    const big = value(1_000_000, 7);
+    await c.send(command("SET", large, big));
+    expect(await c.readReply(respFrame)).toEqual(OK);
+
+    await slow.process.freeze();
+    try {
+      await c.send(Buffer.concat([command("GET", small), command("GET", large)]));
+      // The large reply is complete at the proxy, and must not be written before the first one.
+      await Bun.sleep(300);
+      expect(c.buffered.length).toBe(0);
+    } finally {
+      slow.process.signal("SIGCONT");
+    }
+    expectReplies(await c.readReplies(2, respFrame), [bulk("probe"), bulk(big)]);
+    c.close();
+  }, 30_000);
+
+  testDeliberate("a server that stops mid-reply: the part already sent stays, then the client is disconnected", {
+    buncracker: async () => {
+      const r = await track(startRedis());
+      const size = 128 << 20;
+      // A 128 MB string made in place (no transfer): SETRANGE pads with zero bytes.
+      await redisCall(r, "SETRANGE", "huge", String(size - 1), "x");
+      await redisCall(r, "SET", "small", "ok");
+      const proxy = await track(startProxy(TARGET, pool("r", true, [r], { timeout: 1000 })));
+      const c = await RawClient.connect(proxy.pools.r!);
+      await c.send(command("GET", "huge"));
+      // Streaming: the first bytes reach the client while the backend is still writing.
+      await eventually(() => c.buffered.length > 0, 10_000, "the start of the reply");
+      await r.process.freeze();
+      try {
+        await eventually(() => c.closed, 10_000, "the client disconnected after the timeout");
+        const got = c.buffered;
+        expect(got.subarray(0, 12).toString("latin1")).toBe(`$${size}\r\n`);
+        expect(got.length).toBeLessThan(size);
+      } finally {
+        r.process.signal("SIGCONT");
+      }
+      // Other clients are unaffected.
+      const other = await RawClient.connect(proxy.pools.r!);
+      await other.send(command("GET", "small"));
+      expect(await other.readReply(respFrame)).toEqual(bulk("ok"));
+      other.close();
+    },
+  }, 60_000);
+});
+
+describe("memcached", () => {
+  test("large values, single and multi-key gets from one server, pipelined by several clients", async () => {
+    const m = await track(startMemcached({ maxItemSize: "4m", memoryMb: 256 }));
+    const proxy = await track(startProxy(TARGET, pool("m", false, [m], { server_connections: 1 })));
+    const sizes = [90_000, 1, 1_500_000, 0, 300_000];
+    const keys = sizes.map((_, i) => `mstream-${i}`);
+    const values = sizes.map((n, i) => value(n, 100 + i));
+    const writer = await RawClient.connect(proxy.pools.m!);
+    await writer.send(Buffer.concat(keys.map((k, i) => storage("set", k, values[i]!))));
+    expectReplies(await writer.readReplies(keys.length, memcacheFrame), keys.map(() => Buffer.from("STORED\r\n")));
+    writer.close();
+
+    const clients = await Promise.all([0, 1, 2].map(() => RawClient.connect(proxy.pools.m!)));
+    const requests = [...keys.map((k) => line("get", k)), line("get", ...keys), line("get", "missing")];
+    const expected = [
+      ...keys.map((k, i) => retrieval([valueBlock(k, values[i]!)])),
+      retrieval(keys.map((k, i) => valueBlock(k, values[i]!))),
+      retrieval([]),
+    ];
+    await Promise.all(clients.map((c) => c.send(Buffer.concat(requests))));
+    for (const c of clients) expectReplies(await c.readReplies(requests.length, memcacheFrame, 30_000), expected);
+    for (const c of clients) c.close();
+  }, 60_000);
+});

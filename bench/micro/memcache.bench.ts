@@ -4,8 +4,9 @@
 
 import { bench, do_not_optimize, group, run } from "mitata";
 import { ByteWriter } from "../../src/core/bytes.ts";
-import { Req, Route, Rsp, type Split } from "../../src/proto/codec.ts";
+import { Req, Route, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
+import { splitOf } from "../../test/helpers/split.ts";
 
 const te = new TextEncoder();
 const key = (i: number) => `user:${i * 7919}:session:${i}`; // 16-32 bytes
@@ -60,23 +61,17 @@ group("10-key multi-get over 4 servers", () => {
   );
   const w = new ByteWriter(4096);
   codec.parseRequest(line, 0, line.length, req);
-  const split: Split = {
-    route: Route.Get,
-    bytes: line,
-    argStart: req.argStart.slice(),
-    argEnd: req.argEnd.slice(),
-    keyArg: req.keyArg.slice(),
-    nkeys: req.nkeys,
-    keyFrag,
-    frags,
-  };
+  const split = splitOf(Route.Get, line, req, keyFrag, frags);
   bench("split: parse + build 4 fragments", () => {
     codec.parseRequest(line, 0, line.length, req);
     w.reset();
-    for (const keys of fragKeys) codec.buildFragment(line, req, keys, keys.length, w);
+    for (const keys of fragKeys) codec.buildFragment(line, req, keys, 0, keys.length, w);
     return do_not_optimize(w.len);
   });
-  bench("merge 4 fragment replies", () => do_not_optimize(codec.merge(split)));
+  bench("merge 4 fragment replies", () => {
+    w.reset();
+    return do_not_optimize(codec.merge(split, w));
+  });
 });
 
 await run();

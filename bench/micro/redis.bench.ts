@@ -6,6 +6,7 @@ import { bench, do_not_optimize, group, run } from "mitata";
 import { ByteWriter } from "../../src/core/bytes.ts";
 import { Req, Rsp, type Split } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
+import { splitOf } from "../../test/helpers/split.ts";
 
 const enc = new TextEncoder();
 const SERVERS = 4;
@@ -42,16 +43,7 @@ function splitMget(): { split: Split; fragKeys: Int32Array[] } {
   const keyFrag = Int32Array.from({ length: n }, (_, i) => i % SERVERS);
   const fragKeys = Array.from({ length: SERVERS }, (_, f) => Int32Array.from({ length: n }, (_, i) => i).filter((i) => i % SERVERS === f));
   const frags = fragKeys.map((keys) => enc.encode(`*${keys.length}\r\n${bulk(VALUE).repeat(keys.length)}`));
-  const split: Split = {
-    route: req.command!.route,
-    bytes: MGET,
-    argStart: req.argStart.slice(0, req.nargs),
-    argEnd: req.argEnd.slice(0, req.nargs),
-    keyArg: req.keyArg.slice(0, n),
-    nkeys: n,
-    keyFrag,
-    frags,
-  };
+  const split = splitOf(req.command!.route, MGET, req, keyFrag, frags);
   return { split, fragKeys };
 }
 
@@ -62,15 +54,19 @@ const { split, fragKeys } = splitMget();
 group("MGET of 10 keys over 4 servers", () => {
   bench("build the 4 fragments", () => {
     out.reset();
-    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, keys.length, out);
+    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, 0, keys.length, out);
   });
-  bench("merge the 4 replies", () => do_not_optimize(redisCodec.merge(split)));
+  bench("merge the 4 replies", () => {
+    out.reset();
+    do_not_optimize(redisCodec.merge(split, out));
+  });
   bench("parse + build + parse 4 replies + merge", () => {
     redisCodec.parseRequest(MGET, 0, MGET.length, req);
     out.reset();
-    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, keys.length, out);
-    for (const reply of split.frags) redisCodec.parseResponse(reply, 0, reply.length, rsp);
-    do_not_optimize(redisCodec.merge(split));
+    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, 0, keys.length, out);
+    for (let f = 0; f < split.nfrags; f++) redisCodec.parseResponse(split.fragBuf[f]!, split.fragPos[2 * f]!, split.fragPos[2 * f + 1]!, rsp);
+    out.reset();
+    do_not_optimize(redisCodec.merge(split, out));
   });
 });
 

@@ -84,6 +84,11 @@ export class ByteWriter {
     if (this.head >= this.len) this.head = this.len = 0;
   }
 
+  /** Keep only the first `size` bytes of the content (undo appends after a `size` mark). */
+  truncate(size: number): void {
+    this.len = this.head + size;
+  }
+
   /** Drop everything. */
   clear(): void {
     this.head = this.len = 0;

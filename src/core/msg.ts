@@ -2,30 +2,29 @@
 // is parsed; replies fill slots in any order and the client writes out the filled prefix. A
 // split request is a parent slot whose fragments travel to servers as child messages.
 
-import type { Route } from "../proto/codec.ts";
+import type { Route, Split } from "../proto/codec.ts";
 import type { ClientConn } from "./client.ts";
 import type { Server } from "./server.ts";
 
 /** What a parent remembers to merge its fragments' replies (see Codec.merge). */
-export class SplitState {
+export class SplitState implements Split {
   /** Fragments still waiting for a reply. */
   pending: number;
   /** First proxy-made error of any fragment: the whole request gets it. */
   error: string | null = null;
-  readonly frags: Uint8Array[];
+  readonly fragBuf: Uint8Array[];
+  readonly fragPos: Int32Array;
 
   constructor(
     readonly route: Route,
     readonly bytes: Uint8Array,
-    readonly argStart: Int32Array,
-    readonly argEnd: Int32Array,
-    readonly keyArg: Int32Array,
     readonly nkeys: number,
-    readonly keyFrag: Int32Array,
-    nfrags: number,
+    readonly keys: Int32Array,
+    readonly nfrags: number,
   ) {
     this.pending = nfrags;
-    this.frags = new Array<Uint8Array>(nfrags);
+    this.fragBuf = new Array<Uint8Array>(nfrags);
+    this.fragPos = new Int32Array(2 * nfrags);
   }
 }
 

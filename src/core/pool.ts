@@ -9,13 +9,19 @@ import { Route, type Codec, type Req } from "../proto/codec.ts";
 import { Router } from "../route/router.ts";
 import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
 import { P, S } from "../stats/table.ts";
-import { ascii } from "./bytes.ts";
+import { ascii, ByteWriter } from "./bytes.ts";
 import { ClientConn } from "./client.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg, SplitState } from "./msg.ts";
 import { Server, type ServerConn } from "./server.ts";
 
 const CRLF = "\r\n";
+
+/** Merged replies that must wait for earlier ones are built here, then copied out (take()). A
+ *  buffer grown past MERGE_SCRATCH_KEEP by a huge multi-get is dropped after use. */
+let mergeScratch = new ByteWriter(4096);
+const MERGE_SCRATCH_KEEP = 1 << 20;
+const NOTHING = new Uint8Array(0);
 
 function removeSocketFile(path: string): void {
   try {
@@ -393,7 +399,8 @@ export class Pool {
     }
     const fragOf = this.fragOf;
     fragOf.fill(-1);
-    const keyFrag = new Int32Array(n);
+    // Key i: its bytes' start and end, and its fragment (Split.keys).
+    const keys = new Int32Array(3 * n);
     let nfrags = 0;
     for (let i = 0; i < n; i++) {
       const s = keyServer[i]!;
@@ -402,35 +409,21 @@ export class Pool {
         f = fragOf[s] = nfrags++;
         this.fragServer[f] = s;
       }
-      keyFrag[i] = f;
+      keys[3 * i] = req.keyStart(i);
+      keys[3 * i + 1] = req.keyEnd(i);
+      keys[3 * i + 2] = f;
     }
-    const base = req.start;
-    const argStart = req.argStart.slice(0, req.nargs);
-    const argEnd = req.argEnd.slice(0, req.nargs);
-    for (let i = 0; i < req.nargs; i++) {
-      argStart[i]! -= base;
-      argEnd[i]! -= base;
-    }
-    msg.split = new SplitState(
-      route,
-      buf.subarray(req.start, req.end),
-      argStart,
-      argEnd,
-      req.keyArg.slice(0, n),
-      n,
-      keyFrag,
-      nfrags,
-    );
+    msg.split = new SplitState(route, buf, n, keys, nfrags);
     this.stats.counters[P.fragments]! += nfrags;
     // Group the keys by fragment in one pass (a counting sort; keys keep their order).
     // Counts, then their running sums (each fragment's end), then each key placed from the end:
-    // fragStart[f] ends as the start of fragment f's keys in `keys`.
-    const keys = this.fragKeys;
+    // fragStart[f] ends as the start of fragment f's keys in `order`.
+    const order = this.fragKeys;
     const fragStart = this.fragStart;
     fragStart.fill(0, 0, nfrags);
-    for (let i = 0; i < n; i++) fragStart[keyFrag[i]!]!++;
+    for (let i = 0; i < n; i++) fragStart[keys[3 * i + 2]!]!++;
     for (let f = 1; f < nfrags; f++) fragStart[f]! += fragStart[f - 1]!;
-    for (let i = n - 1; i >= 0; i--) keys[--fragStart[keyFrag[i]!]!] = i;
+    for (let i = n - 1; i >= 0; i--) order[--fragStart[keys[3 * i + 2]!]!] = i;
     for (let f = 0; f < nfrags; f++) {
       const first = fragStart[f]!;
       const m = (f + 1 < nfrags ? fragStart[f + 1]! : n) - first;
@@ -441,7 +434,7 @@ export class Pool {
       child.server = server;
       const conn = server.conn();
       const before = conn.out.len;
-      this.codec.buildFragment(buf, req, first === 0 ? keys : keys.subarray(first), m, conn.out);
+      this.codec.buildFragment(buf, req, order, first, m, conn.out);
       child.bytes = conn.out.len - before;
       conn.push(child);
     }
@@ -455,8 +448,11 @@ export class Pool {
     const parent = msg.parent;
     if (parent !== null) {
       const split = parent.split!;
-      split.frags[msg.fragIndex] = buf.subarray(start, end);
-      if (--split.pending === 0) this.finishSplit(parent);
+      const f = msg.fragIndex;
+      split.fragBuf[f] = buf;
+      split.fragPos[2 * f] = start;
+      split.fragPos[2 * f + 1] = end;
+      if (--split.pending === 0) this.finishSplit(parent, now);
       return;
     }
     const c = msg.client;
@@ -478,7 +474,7 @@ export class Pool {
     if (parent !== null) {
       const split = parent.split!;
       split.error ??= reason;
-      if (--split.pending === 0) this.finishSplit(parent);
+      if (--split.pending === 0) this.finishSplit(parent, performance.now());
       return;
     }
     msg.reply = (msg.flags & MSG_SILENT) !== 0 ? null : this.errorReply(reason);
@@ -486,12 +482,28 @@ export class Pool {
     msg.client.advance();
   }
 
-  private finishSplit(parent: Msg): void {
+  /** Every fragment of a split request has its reply: the merged reply goes straight into the
+   *  client's output when the client waits for it next, else into the request's slot. */
+  private finishSplit(parent: Msg, now: number): void {
     const split = parent.split!;
-    parent.reply = split.error !== null ? this.errorReply(split.error) : this.codec.merge(split);
     parent.split = null;
+    const c = parent.client;
+    if (split.error !== null) {
+      parent.reply = this.errorReply(split.error);
+    } else if (c.closed) {
+      parent.reply = null;
+    } else if (c.first === parent) {
+      const own = this.codec.merge(split, c.out) ?? NOTHING;
+      c.writeHead(parent, own, 0, own.length, now);
+      return;
+    } else {
+      const w = mergeScratch;
+      w.reset();
+      parent.reply = this.codec.merge(split, w) ?? w.take();
+      if (w.buf.length > MERGE_SCRATCH_KEEP) mergeScratch = new ByteWriter(4096);
+    }
     parent.done = true;
-    parent.client.advance();
+    c.advance();
   }
 
   private errorReply(reason: string): Uint8Array {

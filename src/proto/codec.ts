@@ -153,20 +153,20 @@ export class Rsp {
 }
 
 /** What the core hands to Codec.merge once every fragment of a split request has replied.
- *  `bytes` is the original request (a view: read buffers are never reused, see
- *  core/reader.ts), and the offsets in argStart/argEnd/keyArg are relative to it. */
+ *  Offsets are absolute positions in the buffers named (read buffers are never reused, see
+ *  core/reader.ts), so nothing is copied or sliced to describe a split. */
 export interface Split {
   readonly route: Route;
+  /** The buffer the request was parsed from. */
   readonly bytes: Uint8Array;
-  readonly argStart: Int32Array;
-  readonly argEnd: Int32Array;
-  readonly keyArg: Int32Array;
   readonly nkeys: number;
-  /** keyFrag[i]: the fragment that carried key i. */
-  readonly keyFrag: Int32Array;
-  /** frags[f]: fragment f's complete reply. None is a proxy-made error (the core answers the
-   *  whole request with that error itself). */
-  readonly frags: Uint8Array[];
+  /** Key i is bytes[keys[3i], keys[3i + 1]) and went in fragment keys[3i + 2]. */
+  readonly keys: Int32Array;
+  readonly nfrags: number;
+  /** Fragment f's complete reply is fragBuf[f][fragPos[2f], fragPos[2f + 1]). None is a
+   *  proxy-made error (the core answers the whole request with that error itself). */
+  readonly fragBuf: Uint8Array[];
+  readonly fragPos: Int32Array;
 }
 
 export interface Codec {
@@ -179,16 +179,18 @@ export interface Codec {
   /** Parse one complete reply at buf[pos, end). Returns the position after it, NEED_MORE or FATAL. */
   parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number;
 
-  /** Write the sub-request carrying keys keys[0..n) (indexes into req's key list, ascending) of a
-   *  split request. */
-  buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void;
+  /** Write the sub-request of a split request that carries the keys order[from, from + n)
+   *  (indexes into req's key list, ascending). */
+  buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
 
   /** Write the request as it must go upstream when it cannot be forwarded byte for byte
    *  (a memcached request with `noreply`: sent without it). */
   buildForward(buf: Uint8Array, req: Req, w: ByteWriter): void;
 
-  /** The client's reply for a split request whose fragments all replied. */
-  merge(split: Split): Uint8Array;
+  /** The client's reply to a split request whose fragments all replied: appended to `out`
+   *  (null returned), or, when it is a reply of its own (a fragment's error, a constant), returned
+   *  with `out` left as it was. */
+  merge(split: Split, out: ByteWriter): Uint8Array | null;
 
   /** A proxy-made error reply: redis "-ERR <reason>\r\n", memcached "SERVER_ERROR <reason>\r\n". */
   errorReply(reason: string): Uint8Array;

@@ -11,9 +11,10 @@
 //   bun test/fuzz/memcache.fuzz.ts --cases 10000000 [--seed 7]
 
 import { ByteWriter } from "../../src/core/bytes.ts";
-import { FATAL, NEED_MORE, Req, Route, Rsp, type Split } from "../../src/proto/codec.ts";
+import { FATAL, NEED_MORE, Req, Route, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { makeRng, type Rng } from "../helpers/random.ts";
+import { mergeReply, splitOf } from "../helpers/split.ts";
 
 const te = new TextEncoder();
 
@@ -243,7 +244,7 @@ function checkRequest(buf: Uint8Array, pos: number, next: number, r: Rng): void 
     for (let k = 0; k < req.nkeys; k++) if (r.next() < 0.5) keys[n++] = k;
     if (n === 0) keys[n++] = 0;
     writer.reset();
-    codec.buildFragment(buf, req, keys, n, writer);
+    codec.buildFragment(buf, req, keys, 0, n, writer);
     const frag = writer.take();
     check(codec.parseRequest(frag, 0, frag.length, again) === frag.length, "fragment does not parse", buf, pos);
     check(again.error === null && again.command === req.command && again.nkeys === n, "fragment differs", buf, pos);
@@ -308,17 +309,7 @@ export function fuzzMerge(cases: number, seed = 1): FuzzReport {
       while (codec.parseResponse(frag, 0, frag.length, rsp) !== frag.length);
       frags.push(frag);
     }
-    const split: Split = {
-      route: Route.Get,
-      bytes: request,
-      argStart: req.argStart.slice(),
-      argEnd: req.argEnd.slice(),
-      keyArg: req.keyArg.slice(),
-      nkeys: req.nkeys,
-      keyFrag,
-      frags,
-    };
-    const out = codec.merge(split);
+    const out = mergeReply(codec, splitOf(Route.Get, request, req, keyFrag, frags));
     check(codec.parseResponse(out, 0, out.length, rsp) === out.length, "merged reply is not one complete reply", out, 0);
     if (rsp.isError) report.rejected++;
     report.parsed++;

@@ -4,13 +4,14 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ByteWriter } from "../../src/core/bytes.ts";
-import { FATAL, NEED_MORE, Req, Route, Rsp, type Split } from "../../src/proto/codec.ts";
+import { FATAL, NEED_MORE, Req, Route, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { startMemcached, type Backend } from "../helpers/backends.ts";
 import { exchange, RawClient, type Framer } from "../helpers/client.ts";
 import { endpointOf, stopAll } from "../helpers/direct.ts";
 import { memcacheFrame, parseRetrieval, storage } from "../helpers/memcache.ts";
 import { makeRng } from "../helpers/random.ts";
+import { mergeReply, splitOf } from "../helpers/split.ts";
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
@@ -314,22 +315,12 @@ describe("split multi-gets merge into memcached's own reply", () => {
       used.map(async (_, f) => {
         const keys = Int32Array.from(keyIds.flatMap((_, k) => (compact[k] === f ? [k] : [])));
         const w = new ByteWriter(256);
-        codec.buildFragment(buf, req, keys, keys.length, w);
+        codec.buildFragment(buf, req, keys, 0, keys.length, w);
         const [reply] = await exchange(endpointOf(shards[f % nfrags]!), w.take(), 1, memcacheFrame);
         return new Uint8Array(reply!);
       }),
     );
-    const split: Split = {
-      route: Route.Get,
-      bytes: buf,
-      argStart: req.argStart.slice(),
-      argEnd: req.argEnd.slice(),
-      keyArg: req.keyArg.slice(),
-      nkeys: req.nkeys,
-      keyFrag: compact,
-      frags,
-    };
-    const merged = Buffer.from(codec.merge(split));
+    const merged = mergeReply(codec, splitOf(Route.Get, buf, req, compact, frags));
     const [direct] = await exchange(endpointOf(reference), line, 1, memcacheFrame);
     if (command.startsWith("gets") || command.startsWith("gats")) {
       // cas uniques differ between servers; everything else must match.

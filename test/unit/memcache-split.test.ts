@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { ByteWriter } from "../../src/core/bytes.ts";
 import { Req, Route, type Split } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
+import { mergeReply, splitOf } from "../helpers/split.ts";
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
@@ -22,23 +23,14 @@ function parse(line: string): { buf: Uint8Array; req: Req } {
 /** The Split the core would build: key i went to fragment keyFrag[i]. */
 function split(line: string, keyFrag: number[], frags: string[]): Split {
   const { buf, req } = parse(line);
-  return {
-    route: Route.Get,
-    bytes: buf,
-    argStart: req.argStart.slice(),
-    argEnd: req.argEnd.slice(),
-    keyArg: req.keyArg.slice(),
-    nkeys: req.nkeys,
-    keyFrag: Int32Array.from(keyFrag),
-    frags: frags.map(bytes),
-  };
+  return splitOf(Route.Get, buf, req, keyFrag, frags.map(bytes));
 }
 
 describe("buildFragment", () => {
   const fragment = (line: string, keys: number[]) => {
     const { buf, req } = parse(line);
     const w = new ByteWriter(8);
-    codec.buildFragment(buf, req, Int32Array.from(keys), keys.length, w);
+    codec.buildFragment(buf, req, Int32Array.from(keys), 0, keys.length, w);
     return latin1(w.view());
   };
 
@@ -54,7 +46,7 @@ describe("buildFragment", () => {
 });
 
 describe("merge", () => {
-  const merged = (s: Split) => latin1(codec.merge(s));
+  const merged = (s: Split) => latin1(mergeReply(codec, s));
 
   test("hits in the request's key order, then one END", () => {
     // keys a b c d e: a, c, e on fragment 0; b, d on fragment 1; c and d miss.

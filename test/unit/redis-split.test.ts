@@ -11,6 +11,7 @@ import { exchange } from "../helpers/client.ts";
 import { endpointOf, flushBackends } from "../helpers/direct.ts";
 import { command, pipeline, respFrame, type Bytes } from "../helpers/resp.ts";
 import { Rng } from "../fuzz/redis.fuzz.ts";
+import { fragmentKeys, mergeReply, splitOf, withReplies } from "../helpers/split.ts";
 
 let reference: Backend; // runs the unsplit requests
 let target: Backend; // runs the fragments
@@ -55,21 +56,12 @@ function fragment(request: Uint8Array, assign: (key: number) => number): Fragmen
   const nfrags = number.size;
   const fragments: Uint8Array[] = [];
   for (let f = 0; f < nfrags; f++) {
-    const keys = Int32Array.from(Array.from({ length: n }, (_, i) => i).filter((i) => keyFrag[i] === f));
+    const keys = fragmentKeys(keyFrag, f);
     const w = new ByteWriter(256);
-    redisCodec.buildFragment(request, req, keys, keys.length, w);
+    redisCodec.buildFragment(request, req, keys, 0, keys.length, w);
     fragments.push(w.take());
   }
-  const split: Split = {
-    route: req.command!.route,
-    bytes: request,
-    argStart: req.argStart.slice(0, req.nargs),
-    argEnd: req.argEnd.slice(0, req.nargs),
-    keyArg: req.keyArg.slice(0, n),
-    nkeys: n,
-    keyFrag,
-    frags: [],
-  };
+  const split = splitOf(req.command!.route, request, req, keyFrag, []);
   return { split, fragments };
 }
 
@@ -85,7 +77,7 @@ async function roundTrip(args: Bytes[], nfrags: number, rng: Rng): Promise<Buffe
     expect(req.command!.route).toBe(split.route);
   }
   const replies = await Promise.all(fragments.map((f) => send(target, f)));
-  const merged = redisCodec.merge({ ...split, frags: replies });
+  const merged = mergeReply(redisCodec, withReplies(split, replies));
   const expected = await send(reference, request);
   expect(Buffer.from(merged).toString("latin1")).toBe(expected.toString("latin1"));
   return expected;
@@ -147,18 +139,18 @@ describe("fragment errors", () => {
     const wrongType = await send(target, command("INCR", "list"));
     expect(noauth.toString("latin1")).toStartWith("-NOAUTH");
     expect(wrongType.toString("latin1")).toStartWith("-WRONGTYPE");
-    expect(redisCodec.merge({ ...split, frags: [ok, noauth, wrongType] })).toEqual(noauth);
-    expect(redisCodec.merge({ ...split, frags: [wrongType, ok, noauth] })).toEqual(wrongType);
+    expect(mergeReply(redisCodec, withReplies(split, [ok, noauth, wrongType]))).toEqual(new Uint8Array(noauth));
+    expect(mergeReply(redisCodec, withReplies(split, [wrongType, ok, noauth]))).toEqual(new Uint8Array(wrongType));
   }, 60_000);
 
   test("a reply of the wrong shape gets an error, not a made-up value", async () => {
     await load(3);
     const sum = fragment(command("DEL", "k0", "k1"), (i) => i);
     const notInteger = await send(target, command("GET", "k0"));
-    const merged = Buffer.from(redisCodec.merge({ ...sum.split, frags: [notInteger, notInteger] })).toString("latin1");
+    const merged = Buffer.from(mergeReply(redisCodec, withReplies(sum.split, [notInteger, notInteger]))).toString("latin1");
     expect(merged).toStartWith("-ERR ");
     const get = fragment(command("MGET", "k0", "k1", "k3"), (i) => (i === 2 ? 1 : 0));
     const tooShort = await send(target, command("MGET", "k0"));
-    expect(Buffer.from(redisCodec.merge({ ...get.split, frags: [tooShort, tooShort] })).toString("latin1")).toStartWith("-ERR ");
+    expect(Buffer.from(mergeReply(redisCodec, withReplies(get.split, [tooShort, tooShort]))).toString("latin1")).toStartWith("-ERR ");
   }, 60_000);
 });

@@ -5,15 +5,16 @@ import type { ByteWriter } from "../../core/bytes.ts";
 import { Route, type Req } from "../codec.ts";
 import { DOLLAR, STAR } from "./resp.ts";
 
-/** Writes the command name (as the client sent it) and keys[0..n) (indexes into req's keys). */
-export function buildFragment(buf: Uint8Array, req: Req, keys: Int32Array, n: number, w: ByteWriter): void {
+/** Writes the command name (as the client sent it) and the keys order[from, from + n) (indexes
+ *  into req's keys). */
+export function buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
   const withValues = req.command!.route === Route.Set;
   w.byte(STAR);
   w.int(1 + (withValues ? 2 * n : n));
   w.crlf();
   bulk(w, buf, req.argStart[0]!, req.argEnd[0]!);
-  for (let i = 0; i < n; i++) {
-    const arg = req.keyArg[keys[i]!]!;
+  for (let i = from; i < from + n; i++) {
+    const arg = req.keyArg[order[i]!]!;
     bulk(w, buf, req.argStart[arg]!, req.argEnd[arg]!);
     if (withValues) bulk(w, buf, req.argStart[arg + 1]!, req.argEnd[arg + 1]!);
   }

@@ -2,7 +2,7 @@
 // original key order, DEL/UNLINK/TOUCH/EXISTS -> the sum, MSET -> +OK. If a fragment's reply is
 // an error, the whole request gets the first such error.
 
-import { ascii, ByteWriter } from "../../core/bytes.ts";
+import type { ByteWriter } from "../../core/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
 import { errorReply, OK } from "./replies.ts";
 import { COLON, DOLLAR, MINUS, number, NUMBER_OK, readNumber, STAR } from "./resp.ts";
@@ -15,78 +15,99 @@ const rsp = new Rsp();
 let carried = new Int32Array(64);
 let cursor = new Int32Array(64);
 
-export function merge(split: Split): Uint8Array {
-  const frags = split.frags;
-  for (const reply of frags) if (reply[0] === MINUS) return reply;
+export function merge(split: Split, out: ByteWriter): Uint8Array | null {
+  const { fragBuf, fragPos, nfrags } = split;
+  for (let f = 0; f < nfrags; f++) {
+    const reply = fragBuf[f]!;
+    const start = fragPos[2 * f]!;
+    if (reply[start] === MINUS) return reply.subarray(start, fragPos[2 * f + 1]!);
+  }
   switch (split.route) {
     case Route.Get:
-      return mergeValues(split);
+      return mergeValues(split, out);
     case Route.Sum:
-      return mergeSum(frags);
+      return mergeSum(split, out);
     case Route.Set:
-      for (const reply of frags) if (!isOk(reply)) return UNEXPECTED;
+      for (let f = 0; f < nfrags; f++) if (!isOk(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!)) return UNEXPECTED;
       return OK;
     default:
       return UNEXPECTED;
   }
 }
 
-function mergeValues(split: Split): Uint8Array {
-  const { frags, keyFrag, nkeys } = split;
-  if (cursor.length < frags.length) {
-    cursor = new Int32Array(frags.length * 2);
-    carried = new Int32Array(frags.length * 2);
+function mergeValues(split: Split, out: ByteWriter): Uint8Array | null {
+  const { fragBuf, fragPos, nfrags, keys, nkeys } = split;
+  if (cursor.length < nfrags) {
+    cursor = new Int32Array(nfrags * 2);
+    carried = new Int32Array(nfrags * 2);
   }
-  carried.fill(0, 0, frags.length);
-  for (let i = 0; i < nkeys; i++) carried[keyFrag[i]!]!++;
-  for (let f = 0; f < frags.length; f++) {
-    const reply = frags[f]!;
-    if (reply[0] !== STAR || readNumber(reply, 1, reply.length) !== NUMBER_OK || number.value !== carried[f]) {
+  carried.fill(0, 0, nfrags);
+  for (let i = 0; i < nkeys; i++) carried[keys[3 * i + 2]!]!++;
+  for (let f = 0; f < nfrags; f++) {
+    const reply = fragBuf[f]!;
+    const start = fragPos[2 * f]!;
+    if (reply[start] !== STAR || readNumber(reply, start + 1, fragPos[2 * f + 1]!) !== NUMBER_OK || number.value !== carried[f]) {
       return UNEXPECTED;
     }
     cursor[f] = number.next;
   }
-  // The values of all fragments, each used once: the merged reply's size is known up front.
-  let size = String(nkeys).length + 3;
-  for (let f = 0; f < frags.length; f++) size += frags[f]!.length - cursor[f]!;
-  const merged = new ByteWriter(size);
-  merged.byte(STAR);
-  merged.int(nkeys);
-  merged.crlf();
+  const mark = out.size;
+  out.byte(STAR);
+  out.int(nkeys);
+  out.crlf();
   for (let i = 0; i < nkeys; i++) {
-    const f = keyFrag[i]!;
-    const reply = frags[f]!;
+    const f = keys[3 * i + 2]!;
+    const reply = fragBuf[f]!;
     const start = cursor[f]!;
-    const next = valueEnd(reply, start);
-    if (next < 0) return UNEXPECTED;
-    merged.bytes(reply, start, next);
+    const next = valueEnd(reply, start, fragPos[2 * f + 1]!);
+    if (next < 0) {
+      out.truncate(mark);
+      return UNEXPECTED;
+    }
+    out.bytes(reply, start, next);
     cursor[f] = next;
   }
-  return merged.len === size ? merged.buf : UNEXPECTED;
+  // Every value of every fragment used exactly once.
+  for (let f = 0; f < nfrags; f++) {
+    if (cursor[f] !== fragPos[2 * f + 1]) {
+      out.truncate(mark);
+      return UNEXPECTED;
+    }
+  }
+  return null;
 }
 
-/** The end of the value at reply[start]: MGET's are bulk strings or nulls; anything else is
- *  parsed in full. */
-function valueEnd(reply: Uint8Array, start: number): number {
-  if (reply[start] !== DOLLAR) return parseResponse(reply, start, reply.length, rsp);
-  if (readNumber(reply, start + 1, reply.length) !== NUMBER_OK || number.value < -1) return -1;
-  const end = number.value < 0 ? number.next : number.next + number.value + 2;
-  return end <= reply.length ? end : -1;
+/** The end of the value at reply[start] (before `end`): MGET's are bulk strings or nulls;
+ *  anything else is parsed in full. -1 when it does not fit. */
+function valueEnd(reply: Uint8Array, start: number, end: number): number {
+  if (reply[start] !== DOLLAR) {
+    const next = parseResponse(reply, start, end, rsp);
+    return next >= 0 ? next : -1;
+  }
+  if (readNumber(reply, start + 1, end) !== NUMBER_OK || number.value < -1) return -1;
+  const stop = number.value < 0 ? number.next : number.next + number.value + 2;
+  return stop <= end ? stop : -1;
 }
 
-function mergeSum(frags: readonly Uint8Array[]): Uint8Array {
+function mergeSum(split: Split, out: ByteWriter): Uint8Array | null {
+  const { fragBuf, fragPos, nfrags } = split;
   let total = 0;
-  for (const reply of frags) {
-    if (reply[0] !== COLON || readNumber(reply, 1, reply.length) !== NUMBER_OK || number.next !== reply.length) {
+  for (let f = 0; f < nfrags; f++) {
+    const reply = fragBuf[f]!;
+    const end = fragPos[2 * f + 1]!;
+    if (reply[fragPos[2 * f]!] !== COLON || readNumber(reply, fragPos[2 * f]! + 1, end) !== NUMBER_OK || number.next !== end) {
       return UNEXPECTED;
     }
     total += number.value;
   }
-  return ascii(`:${total}\r\n`);
+  out.byte(COLON);
+  out.int(total);
+  out.crlf();
+  return null;
 }
 
-function isOk(reply: Uint8Array): boolean {
-  if (reply.length !== OK.length) return false;
-  for (let i = 0; i < OK.length; i++) if (reply[i] !== OK[i]) return false;
+function isOk(reply: Uint8Array, start: number, end: number): boolean {
+  if (end - start !== OK.length) return false;
+  for (let i = 0; i < OK.length; i++) if (reply[start + i] !== OK[i]) return false;
   return true;
 }

@@ -19,11 +19,11 @@ export interface Backend {
   proc: Subprocess;
 }
 
-export interface Proxy {
+export interface Proxy<P extends Pool = Pool> {
   proc: Subprocess;
   /** The pid whose CPU is measured (checked to be the proxy program itself). */
   pid: number;
-  listen: Record<Pool, number>;
+  listen: Record<P, number>;
   config: string;
   log: string;
 }
@@ -78,10 +78,12 @@ export async function startBackends(tools: Record<string, string>, dir: string):
   return { redis, memcached };
 }
 
-/** One proxy config: the four pools, listening on `listen`. */
-function proxyConfig(cluster: Pick<Cluster, "redis" | "memcached">, listen: Record<Pool, number>): string {
-  const pool = (name: Pool, servers: Backend[]): string =>
-    [
+/** A proxy config with `pools`, each listening on its port in `listen`. */
+function proxyConfig(cluster: Pick<Cluster, "redis" | "memcached">, listen: Partial<Record<Pool, number>>, pools: readonly Pool[]): string {
+  const pool = (name: Pool): string => {
+    const all = isRedis(name) ? cluster.redis : cluster.memcached;
+    const servers = name.endsWith("1") ? all.slice(0, 1) : all;
+    return [
       `${name}:`,
       `  listen: 127.0.0.1:${listen[name]}`,
       "  hash: fnv1a_64",
@@ -94,15 +96,11 @@ function proxyConfig(cluster: Pick<Cluster, "redis" | "memcached">, listen: Reco
       "  servers:",
       ...servers.map((b) => `   - 127.0.0.1:${b.port}:1 ${b.name}`),
     ].join("\n");
-  return [
-    pool("redis4", cluster.redis),
-    pool("redis1", cluster.redis.slice(0, 1)),
-    pool("mc4", cluster.memcached),
-    pool("mc1", cluster.memcached.slice(0, 1)),
-  ].join("\n") + "\n";
+  };
+  return pools.map(pool).join("\n") + "\n";
 }
 
-interface ProxyLaunch {
+export interface ProxyLaunch {
   target: Exclude<TargetName, "direct">;
   /** Command without -c/-s/-a/-v (added here, nutcracker-compatible). */
   command: string[];
@@ -111,24 +109,36 @@ interface ProxyLaunch {
   mustRun: string;
 }
 
+/** A proxy started apart from the cluster's (e.g. the memory phase's): some of the pools only. */
+export interface ProxyVariant<P extends Pool> {
+  /** Names its config and log files, so that they do not overwrite the cluster proxy's. */
+  tag: string;
+  pools: readonly P[];
+  /** Wraps the command line; the wrapper must exec, so that the pid stays the proxy's. */
+  wrap: (argv: string[]) => string[];
+}
+
 /** Starts a proxy, waits for all its pools to listen and probes each; throws if it cannot start. */
-export async function startProxy(
+export async function startProxy<P extends Pool = Pool>(
   cluster: Pick<Cluster, "redis" | "memcached">,
   launch: ProxyLaunch,
   dir: string,
-): Promise<{ proxy: Proxy; broken: Partial<Record<Pool, string>> }> {
-  const listen = Object.fromEntries(POOLS.map((p) => [p, freePort()])) as Record<Pool, number>;
-  const config = join(dir, `${launch.target}.yml`);
-  writeFileSync(config, proxyConfig(cluster, listen));
-  const log = join(dir, `${launch.target}.log`);
+  // Without a variant P is Pool, so all of POOLS is a valid readonly P[].
+  variant: ProxyVariant<P> = { tag: launch.target, pools: POOLS as readonly P[], wrap: (argv) => argv },
+): Promise<{ proxy: Proxy<P>; broken: Partial<Record<P, string>> }> {
+  const pools = variant.pools;
+  const listen = Object.fromEntries(pools.map((p) => [p, freePort()])) as Record<P, number>;
+  const config = join(dir, `${variant.tag}.yml`);
+  writeFileSync(config, proxyConfig(cluster, listen, pools));
+  const log = join(dir, `${variant.tag}.log`);
   const statsPort = freePort();
   const proc = startService(
-    [...launch.command, "-c", config, "-s", String(statsPort), "-a", "127.0.0.1", "-v", "4"],
+    variant.wrap([...launch.command, "-c", config, "-s", String(statsPort), "-a", "127.0.0.1", "-v", "4"]),
     log,
     launch.cwd,
   );
   try {
-    for (const pool of POOLS) await waitListening(proc, listen[pool], `${launch.target} pool ${pool}`, 15_000);
+    for (const pool of pools) await waitListening(proc, listen[pool], `${launch.target} pool ${pool}`, 15_000);
   } catch (error) {
     await stop(proc);
     throw error;
@@ -138,8 +148,8 @@ export async function startProxy(
     await stop(proc);
     throw new Error(`pid ${proc.pid} runs "${cmdline}", not ${launch.mustRun}: its CPU would not be the proxy's`);
   }
-  const broken: Partial<Record<Pool, string>> = {};
-  for (const pool of POOLS) {
+  const broken: Partial<Record<P, string>> = {};
+  for (const pool of pools) {
     const problem = await probe(listen[pool], isRedis(pool));
     if (problem !== null) broken[pool] = problem;
   }

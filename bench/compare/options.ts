@@ -1,6 +1,7 @@
 // Command-line options of the side-by-side comparison.
 
 import { TARGETS, type TargetName } from "./cluster.ts";
+import { MEMORY_PHASE } from "./memory.ts";
 import { WORKLOADS, type Workload } from "./workloads.ts";
 
 export interface Options {
@@ -10,6 +11,8 @@ export interface Options {
   warmSeconds: number;
   quick: boolean;
   workloads: Workload[];
+  /** Run the memory phase (pseudo-workload \`memory\`, after the workloads). */
+  memory: boolean;
   targets: TargetName[];
   mcloadProcs: number;
   /** Nice value for every started process (0 = unchanged). */
@@ -22,7 +25,7 @@ export const USAGE = `usage: bun run bench:compare [options]
   --repeats N        repeats of every (workload, target) run (default 3; --quick: 1)
   --duration S       seconds per run (default 3; --quick: 1)
   --quick            smoke test: the quick workloads, 1 repeat, 1 s runs (under 2 minutes)
-  --only A,B         only these workloads (names or prefixes, e.g. redis-get-p16,mc-)
+  --only A,B         only these workloads (names or prefixes, e.g. redis-get-p16,mc- or memory)
   --targets A,B      among ${TARGETS.join(",")} (default all; buncracker is skipped when it cannot start)
   --gen-procs N      Bun processes per mcload run (default 1)
   --nice N           run backends, proxies and load tools at this nice value (default 0); on a
@@ -30,7 +33,7 @@ export const USAGE = `usage: bun run bench:compare [options]
   --out DIR          write RESULTS.md and results.svg there (default: bench/ for a full run of
                      every workload, the run's temporary folder otherwise)
   --list             list the workloads and exit
-workloads: ${WORKLOADS.map((w) => w.name).join(" ")}`;
+workloads: ${[...WORKLOADS.map((w) => w.name), MEMORY_PHASE.name].join(" ")}`;
 
 function positive(name: string, value: string | undefined): number {
   const n = Number(value);
@@ -88,16 +91,18 @@ export function parseOptions(argv: string[]): Options | "list" {
         throw new Error(`unknown option ${arg}`);
     }
   }
-  const workloads = WORKLOADS.filter((w) =>
-    only !== null ? only.some((o) => w.name === o || w.name.startsWith(o)) : !quick || w.quick,
-  );
-  if (workloads.length === 0) throw new Error(`--only ${only?.join(",")}: no such workload`);
+  const selected = (name: string, inQuick: boolean): boolean =>
+    only !== null ? only.some((o) => name === o || name.startsWith(o)) : !quick || inQuick;
+  const workloads = WORKLOADS.filter((w) => selected(w.name, w.quick));
+  const memory = selected(MEMORY_PHASE.name, false);
+  if (workloads.length === 0 && !memory) throw new Error(`--only ${only?.join(",")}: no such workload`);
   return {
     repeats: repeats ?? (quick ? 1 : 3),
     seconds: seconds ?? (quick ? 1 : 3),
     warmSeconds: quick ? 0.5 : 1,
     quick,
     workloads,
+    memory,
     targets,
     mcloadProcs,
     nice,

@@ -3,6 +3,7 @@
 import { cpus, totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { TARGETS, type TargetName } from "./cluster.ts";
+import { MEMORY_SETUP, type MemoryRun } from "./memory.ts";
 import { type Cell, type Run, type Spread, cell, cpuOf, opsOf, p99Of, ratio, spread } from "./summary.ts";
 import { compact } from "./svg.ts";
 import { type Workload, describe } from "./workloads.ts";
@@ -18,6 +19,8 @@ export interface ReportInput {
   loadAverage: { start: string; end: string };
   workloads: readonly Workload[];
   runs: Run[];
+  /** The memory phase, one run per proxy; empty when it was not selected. */
+  memory: MemoryRun[];
   /** Targets not measured, with the reason. */
   skipped: Partial<Record<TargetName, string>>;
   direct: { redis: string; memcached: string };
@@ -109,14 +112,98 @@ function goalLines(input: ReportInput): string[] {
   return lines;
 }
 
+const mb = (kb: number): string => `${(kb / 1024).toFixed(1)} MB`;
+
+/** The burst "falls back" when, by the last sample after it, RSS gave back at least this share of what the burst added. */
+const FALLBACK_SHARE = 0.5;
+const AFTER_SECONDS = MEMORY_SETUP.afterSeconds;
+const LAST_AFTER = AFTER_SECONDS[AFTER_SECONDS.length - 1];
+
+function fallBack(run: MemoryRun | undefined): { before: number; peak: number; after: number; met: boolean } | null {
+  const after = run?.after.find((a) => a.seconds === LAST_AFTER)?.status.rss;
+  if (run?.beforeBurst === undefined || run.burstPeak === undefined || after === undefined) return null;
+  const [before, peak] = [run.beforeBurst.rss, run.burstPeak.rss];
+  return { before, peak, after, met: peak - after >= FALLBACK_SHARE * (peak - before) };
+}
+
+function memoryRow(run: MemoryRun): string {
+  const crowd = run.crowd === undefined ? "—" : `${mb(run.crowd.rss)} (${mb(run.crowd.anon)} / ${mb(run.crowd.file)})`;
+  const perClient =
+    run.crowd === undefined || run.idle === undefined || !run.connected ? "—" : ((run.crowd.rss - run.idle.rss) / run.connected).toFixed(1);
+  const peak = run.burstPeak === undefined ? "—" : `${mb(run.burstPeak.rss)} (VmHWM ${mb(run.burstPeak.hwm)})`;
+  const after = run.after.length === 0 ? "—" : `${run.after.map((a) => (a.status.rss / 1024).toFixed(1)).join(" / ")} MB`;
+  return `| ${run.target} | ${run.idle === undefined ? "—" : mb(run.idle.rss)} | ${crowd} | ${perClient} | ${peak} | ${after} |`;
+}
+
+function memorySection(runs: MemoryRun[]): string[] {
+  const { clients, nofile, crowdBatch, burstConnections, burstValueBytes, sampleMs } = MEMORY_SETUP;
+  const count = (n: number): string => n.toLocaleString("en-US");
+  const executables = runs.flatMap((r) => (r.executableBytes === undefined ? [] : [`${r.target} ${mb(r.executableBytes / 1024)}`]));
+  const problems = runs.flatMap((r) => r.problems.map((p) => `- **${r.target}**: ${p.replace(/\|/g, "/").replace(/\s+/g, " ").slice(0, 300)}`));
+  return [
+    "## Memory",
+    "",
+    "A single run, after the throughput workloads (if any). For each proxy a fresh process (not the long-running one the " +
+      "workloads use, whose heap reflects the whole benchmark) with one pool, `redis4`'s config over the same 4 redis " +
+      "backends, at its default buffer size (no `-m`: nutcracker's mbufs are 16384 bytes), nutcracker with `-v 4`, buncracker " +
+      `a single process, both with a soft open-file limit of ${count(nofile)}. Memory is read from /proc/<pid>/status: VmRSS, ` +
+      "and RssAnon / RssFile where shown.",
+    "",
+    "- *idle*: after it listens and answered one PING.",
+    `- *with ${count(clients)} clients*: while ${count(clients)} connections (test/helpers/fault-crowd.ts, a process of its own, ` +
+      `${crowdBatch} connecting at a time) that each made one request (SET then GET of a key of its own) are all still open. ` +
+      "*Per client* is that VmRSS minus idle, divided by the connections.",
+    `- *burst peak*: the highest VmRSS sampled every ${sampleMs} ms while ${burstConnections} connections each SET a ` +
+      `${burstValueBytes / 2 ** 20} MB value and GET it back (reply lengths checked), and VmHWM at its end (the highest RSS of ` +
+      "the process's life, so maybe from the clients phase).",
+    `- *after*: VmRSS ${AFTER_SECONDS.join(" s / ")} s after the burst ended, with no traffic.`,
+    "",
+    `| target | idle RSS | RSS with ${count(clients)} clients (anon / file) | per-client increment (KB) | burst peak | ` +
+      `after ${AFTER_SECONDS.join(" s / ")} s |`,
+    "|---|---|---|---|---|---|",
+    ...runs.map(memoryRow),
+    "",
+    ...(problems.length > 0 ? [...problems, ""] : []),
+    `Note: RssFile is the mapped pages of the executable (sizes: ${executables.join(", ")}); for Bun that is its binary, ` +
+      "shared page cache, the same pages in every worker process. RssAnon is the process's private memory.",
+    "",
+  ];
+}
+
+/** The issue's memory target, one line from the memory phase. */
+function memoryGoal(runs: MemoryRun[]): string {
+  const bun = runs.find((r) => r.target === "buncracker");
+  const nut = runs.find((r) => r.target === "nutcracker");
+  const clients = MEMORY_SETUP.clients.toLocaleString("en-US");
+  const parts = [
+    bun?.crowd === undefined || nut?.crowd === undefined
+      ? `VmRSS with ${clients} clients not measured for both proxies`
+      : `VmRSS with ${clients} clients ${mb(bun.crowd.rss)} vs nutcracker's ${mb(nut.crowd.rss)} at its default \`-m 16384\` ` +
+        (bun.crowd.rss <= nut.crowd.rss ? "met" : "**not met**"),
+  ];
+  const back = fallBack(bun);
+  const nutBack = fallBack(nut);
+  parts.push(
+    back === null
+      ? "fall-back after the burst not measured"
+      : `a burst of large values took it from ${mb(back.before)} to ${mb(back.peak)}, ${LAST_AFTER} s later ${mb(back.after)} ` +
+          `(falls back: gives back at least ${FALLBACK_SHARE * 100}% of what the burst added) ${back.met ? "met" : "**not met**"}` +
+          (nutBack === null ? "" : ` (nutcracker ${mb(nutBack.before)} → ${mb(nutBack.peak)}, then ${mb(nutBack.after)})`),
+  );
+  return `- memory (single run): ${parts.join("; ")}`;
+}
+
 export function markdown(input: ReportInput): string {
   const measured = TARGETS.filter((t) => input.runs.some((r) => r.target === t));
   const kv = (record: Record<string, string>): string[] => Object.entries(record).map(([k, v]) => `| ${k} | ${v} |`);
+  const throughput = input.workloads.length > 0;
   const out: string[] = [
     "# Side-by-side benchmark: direct vs nutcracker vs buncracker",
     "",
-    `Generated by \`${input.command}\` on ${input.date}: ${input.repeats} repeat(s) of ${input.seconds} s per run, ` +
-      "targets interleaved within each workload and their order rotated per repeat.",
+    `Generated by \`${input.command}\` on ${input.date}: ` +
+      (throughput
+        ? `${input.repeats} repeat(s) of ${input.seconds} s per run, targets interleaved within each workload and their order rotated per repeat.`
+        : "the memory phase only."),
     "",
     "## Machine",
     "",
@@ -140,23 +227,29 @@ export function markdown(input: ReportInput): string {
       "",
     );
   }
-  out.push(
-    "## Results",
-    "",
-    "Medians over repeats; ops/s also shows [min..max]. A 10-key MGET/MSET/multi-get counts as one request. " +
-      "*proxy CPU* is utime+stime of the proxy process (and descendants) from /proc/<pid>/stat over the run, divided by requests. " +
-      "*generator CPU* is the load tool's own CPU (100 = one core); *other CPU* is CPU used on the machine by processes outside this benchmark during the run (this machine is shared).",
-    "",
-    ...resultsTable(input, measured),
-    "",
-    `![ops/s per workload](${input.svgName})`,
-    "",
-  );
-  if (measured.includes("buncracker")) {
-    out.push("## Ratios (computed within each repeat; median [min..max])", "", ...ratioTable(input), "");
-    const goals = goalLines(input);
-    if (goals.length > 0) out.push("## Issue 7 targets (medians of the ratios)", "", ...goals, "");
+  if (throughput) {
+    out.push(
+      "## Results",
+      "",
+      "Medians over repeats; ops/s also shows [min..max]. A 10-key MGET/MSET/multi-get counts as one request. " +
+        "*proxy CPU* is utime+stime of the proxy process (and descendants) from /proc/<pid>/stat over the run, divided by requests. " +
+        "*generator CPU* is the load tool's own CPU (100 = one core); *other CPU* is CPU used on the machine by processes outside this benchmark during the run (this machine is shared).",
+      "",
+      ...resultsTable(input, measured),
+      "",
+      `![ops/s per workload](${input.svgName})`,
+      "",
+    );
   }
+  if (measured.includes("buncracker")) out.push("## Ratios (computed within each repeat; median [min..max])", "", ...ratioTable(input), "");
+  if (input.memory.length > 0) out.push(...memorySection(input.memory));
+  const goals = [
+    ...(measured.includes("buncracker") ? goalLines(input) : []),
+    ...(input.memory.length > 0 ? [memoryGoal(input.memory)] : []),
+  ];
+  const ofRatios = measured.includes("buncracker") ? " (throughput: medians of the ratios)" : "";
+  if (goals.length > 0) out.push(`## Issue 7 targets${ofRatios}`, "", ...goals, "");
+  if (!throughput) return out.join("\n"); // the method and notes below are the workloads'
   out.push(
     "## Method",
     "",

@@ -19,6 +19,7 @@ import {
 } from "./cluster.ts";
 import { cpuMicros } from "./cpu.ts";
 import { ensureTools, toolVersions } from "./install.ts";
+import { MEMORY_PHASE, measureMemory } from "./memory.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
 import { prefill } from "./prefill.ts";
 import { installSignalHandlers, runTool, setNiceness, stopAll } from "./procs.ts";
@@ -209,7 +210,11 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     }
   }
 
-  const fullRun = !options.quick && options.workloads.length === WORKLOADS.length;
+  // Fresh proxies of its own, for the targets that started (see memory.ts).
+  const memoryLaunches = proxyLaunches(tools, REPO, BUN).filter((l) => cluster.proxies[l.target] !== undefined);
+  const memory = options.memory ? await measureMemory(cluster, memoryLaunches, BUN, dir) : [];
+
+  const fullRun = !options.quick && options.workloads.length === WORKLOADS.length && options.memory;
   const outDir = options.out ?? (fullRun ? join(REPO, "bench") : dir);
   mkdirSync(outDir, { recursive: true });
   const svgName = "results.svg";
@@ -232,6 +237,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     loadAverage: { start: loadStart, end: loadAverage() },
     workloads: options.workloads,
     runs,
+    memory,
     skipped: cluster.skipped,
     direct: {
       redis: `${cluster.redis[0]!.name} (127.0.0.1:${cluster.redis[0]!.port})`,
@@ -262,6 +268,7 @@ async function main(): Promise<void> {
   }
   if (options === "list") {
     for (const w of WORKLOADS) console.log(`${w.name.padEnd(20)} ${w.quick ? "quick " : "      "}${describe(w)}`);
+    console.log(`${MEMORY_PHASE.name.padEnd(20)}       ${MEMORY_PHASE.what}`);
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), "buncracker-compare-"));

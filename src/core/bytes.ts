@@ -84,6 +84,15 @@ export class ByteWriter {
     if (this.head >= this.len) this.head = this.len = 0;
   }
 
+  /** The content as a view, handed over: the writer starts afresh without a buffer (the view
+   *  keeps the old one, which therefore never goes back to the pool). */
+  detach(): Uint8Array {
+    const v = this.buf.subarray(this.head, this.len);
+    this.buf = EMPTY;
+    this.head = this.len = 0;
+    return v;
+  }
+
   /** Keep only the first `size` bytes of the content (undo appends after a `size` mark). */
   truncate(size: number): void {
     this.len = this.head + size;

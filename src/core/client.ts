@@ -4,7 +4,7 @@
 import type { Socket } from "bun";
 import { FATAL, NEED_MORE, Req } from "../proto/codec.ts";
 import { ByteWriter } from "./bytes.ts";
-import { markDirty, send, writeOut, type Flushable } from "./flush.ts";
+import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import { MSG_CLOSE, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
@@ -22,6 +22,8 @@ const scratch = new Req();
 
 export class ClientConn extends StreamReader implements Flushable {
   readonly out = new ByteWriter();
+  /** Large replies the socket has not taken yet (written before `out`). */
+  readonly held = new HeldViews();
   dirty = false;
   /** The socket pushed back: wait for drain before writing again. */
   blocked = false;
@@ -53,7 +55,7 @@ export class ClientConn extends StreamReader implements Flushable {
       !this.paused &&
       (this.queued > CLIENT_MAX_QUEUED ||
         this.inBytes > CLIENT_MAX_IN_BYTES ||
-        this.out.size > CLIENT_MAX_OUT_BYTES)
+        this.pendingOut > CLIENT_MAX_OUT_BYTES)
     ) {
       this.paused = true;
       this.socket.pause();
@@ -82,6 +84,11 @@ export class ClientConn extends StreamReader implements Flushable {
     return pos;
   }
 
+  /** Reply bytes not yet taken by the socket. */
+  get pendingOut(): number {
+    return this.out.size + this.held.bytes;
+  }
+
   /** Append the reply slot of a request of `inBytes` bytes. */
   enqueue(msg: Msg, inBytes: number): void {
     if (this.last === null) this.first = msg;
@@ -101,7 +108,7 @@ export class ClientConn extends StreamReader implements Flushable {
     const pool = this.pool;
     const now = performance.now();
     do {
-      if (m.reply !== null && send(this.socket, this.blocked, out, m.reply, 0, m.reply.length)) {
+      if (m.reply !== null && send(this.socket, this.blocked, out, this.held, m.reply, 0, m.reply.length)) {
         this.blocked = true;
       }
       pool.completed(m, now);
@@ -124,7 +131,7 @@ export class ClientConn extends StreamReader implements Flushable {
   writeHead(msg: Msg, buf: Uint8Array, start: number, end: number, now: number): void {
     msg.done = true;
     if (this.closed) return;
-    if (send(this.socket, this.blocked, this.out, buf, start, end)) this.blocked = true;
+    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
     this.pool.completed(msg, now);
     this.queued--;
     this.inBytes -= msg.inBytes;
@@ -141,7 +148,7 @@ export class ClientConn extends StreamReader implements Flushable {
    *  its server connection; the last part comes through writeHead). */
   writePart(buf: Uint8Array, start: number, end: number): void {
     if (this.closed) return;
-    if (send(this.socket, this.blocked, this.out, buf, start, end)) this.blocked = true;
+    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
     markDirty(this);
   }
 
@@ -155,7 +162,7 @@ export class ClientConn extends StreamReader implements Flushable {
 
   flush(): void {
     if (this.closed || this.blocked) return;
-    if (!writeOut(this.socket, this.out)) {
+    if (!writeOut(this.socket, this.out, this.held)) {
       this.blocked = true;
       return;
     }

@@ -34,33 +34,88 @@ export function markDirty(c: Flushable): void {
   }
 }
 
-/** From this size on, a payload with nothing queued before it skips the output buffer. */
+/** From this size on, a payload is never copied into an output buffer: written straight from
+ *  where it was read when nothing waits before it, else held as a view (HeldViews). */
 const WRITE_THROUGH_MIN = 16384;
 
-/** Append buf[start, end) to a connection's output, or, when it is large and nothing waits
- *  before it, write it straight from where it was read (only what the socket does not take is
- *  copied). Returns true when the socket pushed back (wait for `drain`). */
+const NOTHING = new Uint8Array(0);
+
+/** Large payloads a socket has not taken yet, in order, as views of the buffers they were read
+ *  into (read buffers are never reused, so the views stay valid): twemproxy's mbuf chains
+ *  without the copying. Written before the connection's `out`. */
+export class HeldViews {
+  private views: Uint8Array[] = [];
+  private head = 0;
+  /** Bytes held. */
+  bytes = 0;
+
+  push(v: Uint8Array): void {
+    this.views.push(v);
+    this.bytes += v.length;
+  }
+
+  /** Write as much as the socket takes; false when it pushed back (or is closed). */
+  writeTo(socket: Socket<any>): boolean {
+    const views = this.views;
+    while (this.head < views.length) {
+      const v = views[this.head]!;
+      const n = socket.write(v);
+      if (n === v.length) {
+        views[this.head++] = NOTHING;
+        this.bytes -= n;
+        continue;
+      }
+      if (n > 0) {
+        views[this.head] = v.subarray(n);
+        this.bytes -= n;
+      }
+      return false;
+    }
+    this.clear();
+    return true;
+  }
+
+  clear(): void {
+    this.views.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
+/** Append buf[start, end) to a connection's output. A large payload is written straight from
+ *  where it was read when nothing waits before it, and what the socket does not take is held as
+ *  a view, never copied. Returns true when the socket pushed back (wait for `drain`). */
 export function send(
   socket: Socket<any> | null,
   blocked: boolean,
   out: ByteWriter,
+  held: HeldViews,
   buf: Uint8Array,
   start: number,
   end: number,
 ): boolean {
-  if (socket === null || blocked || end - start < WRITE_THROUGH_MIN || out.len !== out.head) {
+  const size = end - start;
+  if (size < WRITE_THROUGH_MIN) {
     out.bytes(buf, start, end);
     return false;
   }
-  const n = socket.write(buf, start, end - start);
-  if (n === end - start) return false;
-  out.bytes(buf, n > 0 ? start + n : start, end);
-  return n >= 0;
+  if (socket !== null && !blocked && out.len === out.head && held.bytes === 0) {
+    const n = socket.write(buf, start, size);
+    if (n === size) return false;
+    held.push(buf.subarray(n > 0 ? start + n : start, end));
+    return n >= 0;
+  }
+  // Behind what waits: the bytes coalesced so far go first.
+  if (out.len !== out.head) held.push(out.detach());
+  held.push(buf.subarray(start, end));
+  return false;
 }
 
-/** Write out as much of `out` as the socket takes. Returns false when the socket pushed back
- *  (the rest stays in `out`; the caller waits for `drain`) or is closed. */
-export function writeOut(socket: Socket<any>, out: ByteWriter): boolean {
+/** Write out as much of a connection's output (held views, then `out`) as the socket takes.
+ *  Returns false when the socket pushed back (the rest stays; the caller waits for `drain`) or
+ *  is closed. */
+export function writeOut(socket: Socket<any>, out: ByteWriter, held: HeldViews): boolean {
+  if (held.bytes !== 0 && !held.writeTo(socket)) return false;
   const size = out.len - out.head;
   if (size === 0) return true;
   const n = socket.write(out.buf, out.head, size);

@@ -243,6 +243,7 @@ export class Pool {
     fdBudget.clients--;
     c.out.clear();
     c.out.release();
+    c.held.clear();
     const counters = this.stats.counters;
     counters[P.client_connections]!--;
     if (err === undefined) counters[P.client_eof]!++;
@@ -571,7 +572,7 @@ export class Pool {
    *  drain or retire never closes a client before its last reply is out. */
   get inFlight(): number {
     let n = 0;
-    for (const c of this.clients) n += c.queued + (c.out.size > 0 ? 1 : 0);
+    for (const c of this.clients) n += c.queued + (c.pendingOut > 0 ? 1 : 0);
     return n;
   }
 

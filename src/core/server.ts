@@ -9,7 +9,7 @@ import { S } from "../stats/table.ts";
 import type { ServerStats } from "../stats/store.ts";
 import { ByteWriter } from "./bytes.ts";
 import { describeError } from "./errors.ts";
-import { markDirty, send, writeOut, type Flushable } from "./flush.ts";
+import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import { MSG_SILENT, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
@@ -99,6 +99,8 @@ const serverHandlers = {
 export class ServerConn extends StreamReader implements Flushable {
   private socket: Socket<ServerConn> | null = null;
   readonly out = new ByteWriter();
+  /** Large requests the socket has not taken yet (written before `out`). */
+  private readonly held = new HeldViews();
   /** Requests of many clients are coalesced here every loop turn: keep the buffer warm. */
   private static readonly KEEP_OUT_BYTES = 1 << 20;
   private readonly rsp = new Rsp();
@@ -168,7 +170,7 @@ export class ServerConn extends StreamReader implements Flushable {
 
   /** Send request bytes (coalesced, or written through when large). */
   send(buf: Uint8Array, start: number, end: number): void {
-    if (send(this.socket, this.blocked, this.out, buf, start, end)) this.blocked = true;
+    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
   }
 
   /** Queue a request whose bytes were sent or appended to `out`. */
@@ -194,7 +196,7 @@ export class ServerConn extends StreamReader implements Flushable {
   flush(): void {
     const s = this.socket;
     if (s === null || this.blocked || this.closed) return;
-    if (!writeOut(s, this.out)) {
+    if (!writeOut(s, this.out, this.held)) {
       this.blocked = true;
       return;
     }
@@ -357,6 +359,7 @@ export class ServerConn extends StreamReader implements Flushable {
     this.dropPending();
     this.out.clear();
     this.out.release();
+    this.held.clear();
     if (this.resume !== 0) {
       // Part of a reply was passed on: its client's stream cannot be completed.
       this.first!.client.abort();

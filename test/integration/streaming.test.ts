@@ -1,7 +1,8 @@
-// Large replies are passed on as they arrive (ServerConn streaming, Rsp.opaque) when their client
-// waits for them next, and gathered whole otherwise. Either way the client must get exactly the
-// backend's bytes, in request order; a reply cut short by its server cuts the client's
-// connection instead of splicing an error reply into the middle of it.
+// Large payloads: replies are passed on as they arrive (ServerConn streaming, Rsp.opaque) when
+// their client waits for them next, and gathered whole otherwise; what a socket does not take is
+// held as views, never copied (HeldViews). Either way the peer must get exactly the sent bytes,
+// in order; a reply cut short by its server cuts the client's connection instead of splicing an
+// error reply into the middle of it.
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { expectReplies } from "../helpers/assertions.ts";
@@ -11,11 +12,12 @@ import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
 import { testDeliberate } from "../helpers/deliberate.ts";
 import { redisCall, redisHolders } from "../helpers/direct.ts";
 import { eventually } from "../helpers/fault.ts";
+import { Flood } from "../helpers/fault-flood.ts";
 import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
-import { bulk, command, OK, respFrame } from "../helpers/resp.ts";
+import { bulk, command, integer, OK, respFrame } from "../helpers/resp.ts";
 
 const started: { stop(): Promise<unknown> }[] = [];
 afterEach(async () => {
@@ -94,6 +96,54 @@ describe("redis", () => {
     expectReplies(await c.readReplies(2, respFrame), [bulk("probe"), bulk(big)]);
     c.close();
   }, 30_000);
+
+  test("a client that stops reading large replies gets every one, in order, once it reads again", async () => {
+    const r = await track(startRedis());
+    const proxy = await track(startProxy(TARGET, pool("r", true, [r])));
+    const big = value(200_000, 11);
+    await redisCall(r, "SET", "big", big);
+    const flood = await Flood.connect(proxy.pools.r!, bulk(big));
+    flood.stopReading();
+    // 40 MB of replies wait in the proxy (the client reads nothing), then are read in one go.
+    await flood.pushUntilStalled(() => command("GET", "big"), 500, 200 * command("GET", "big").length);
+    await Bun.sleep(500);
+    flood.startReading();
+    await flood.finish();
+    await flood.readReplies(flood.requests, 30_000);
+    expect(flood.mismatch).toBeNull();
+    expect(flood.replies).toBe(flood.requests);
+    expect(flood.requests).toBe(200);
+    flood.close();
+  }, 60_000);
+
+  test("large requests to a backend that stops reading are all delivered, in order, once it reads again", async () => {
+    const r = await track(startRedis());
+    const proxy = await track(startProxy(TARGET, pool("r", true, [r], { server_connections: 1 })));
+    const values = Array.from({ length: 40 }, (_, i) => value(100_000 + i * 1000, 200 + i));
+    const clients = await Promise.all([0, 1].map(() => RawClient.connect(proxy.pools.r!)));
+    await redisCall(r, "PING");
+    await r.process.freeze();
+    try {
+      // Both clients' large SETs, each followed by a small APPEND whose reply (the new length)
+      // tells its place, queue up on the one server connection while redis reads nothing.
+      for (const [ci, c] of clients.entries()) {
+        void c.send(Buffer.concat(values.flatMap((v, i) => [command("SET", `held:${ci}:${i}`, v), command("APPEND", `order:${ci}`, `${i},`)])));
+      }
+      await Bun.sleep(500);
+    } finally {
+      r.process.signal("SIGCONT");
+    }
+    const log = values.map((_, i) => `${i},`);
+    const lengths = log.map((_, i) => log.slice(0, i + 1).join("").length);
+    for (const c of clients) {
+      expectReplies(await c.readReplies(2 * values.length, respFrame, 30_000), lengths.flatMap((n) => [OK, integer(n)]));
+    }
+    for (const ci of [0, 1]) {
+      expect(await redisCall(r, "GET", `order:${ci}`)).toEqual(Buffer.from(log.join("")));
+      for (const [i, v] of values.entries()) expect(await redisCall(r, "GET", `held:${ci}:${i}`)).toEqual(v);
+    }
+    for (const c of clients) c.close();
+  }, 60_000);
 
   testDeliberate("a server that stops mid-reply: the part already sent stays, then the client is disconnected", {
     buncracker: async () => {

@@ -3,7 +3,7 @@
 // and nothing is lost once things resume), and garbage on one client never reaching the replies
 // of another client multiplexed on the same server connection.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { ByteWriter } from "../../src/core/bytes.ts";
 import { mutate as mutateMemcache, validRequest as memcacheRequest } from "../fuzz/memcache.fuzz.ts";
 import { mutate as mutateRedis, randomRequest as redisRequest, Rng } from "../fuzz/redis.fuzz.ts";
@@ -22,17 +22,9 @@ import { startProxy, TARGET } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
 import { redisWorkload } from "../helpers/redis-workload.ts";
 import { bulk, command, OK, respFrame } from "../helpers/resp.ts";
+import { stopAfterEach } from "../helpers/track.ts";
 
-const started: { stop(): Promise<unknown> }[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((p) => p.stop()));
-});
-
-async function track<T extends { stop(): Promise<unknown> }>(thing: Promise<T>): Promise<T> {
-  const t = await thing;
-  started.push(t);
-  return t;
-}
+const track = stopAfterEach();
 
 const listen = (): string => `127.0.0.1:${freePort()}`;
 const pool = (name: string, redis: boolean, servers: Backend[], settings: Record<string, Setting> = {}): string =>

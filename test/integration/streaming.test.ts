@@ -4,7 +4,7 @@
 // in order; a reply cut short by its server cuts the client's connection instead of splicing an
 // error reply into the middle of it.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { expectReplies } from "../helpers/assertions.ts";
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
@@ -18,17 +18,9 @@ import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
 import { bulk, command, integer, OK, respFrame } from "../helpers/resp.ts";
+import { stopAfterEach } from "../helpers/track.ts";
 
-const started: { stop(): Promise<unknown> }[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((p) => p.stop()));
-});
-
-async function track<T extends { stop(): Promise<unknown> }>(thing: Promise<T>): Promise<T> {
-  const t = await thing;
-  started.push(t);
-  return t;
-}
+const track = stopAfterEach();
 
 const pool = (name: string, redis: boolean, servers: Backend[], settings: Record<string, Setting> = {}): string =>
   poolYaml(name, { listen: `127.0.0.1:${freePort()}`, redis, ...settings }, servers.map((s) => serverLine(s.address)));

@@ -16,6 +16,35 @@ export const CLIENT_MAX_QUEUED = 4096;
 export const CLIENT_MAX_IN_BYTES = 8 << 20;
 export const CLIENT_MAX_OUT_BYTES = 4 << 20;
 
+/** A client still owed replies holds its ready ones back until the last arrives, for at most
+ *  about twice HOLD_MAX_MS (one timer tick after it has held HOLD_MAX_MS), and not once
+ *  HOLD_MAX_BYTES are ready. */
+const HOLD_MAX_MS = 1;
+const HOLD_MAX_BYTES = 65536;
+const HOLD_NONE = 0;
+const HOLD_WAITING = 1;
+const HOLD_EXPIRED = 2;
+/** Clients holding replies back, released together by one timer. */
+let holding: ClientConn[] = [];
+let holdTimer: ReturnType<typeof setTimeout> | null = null;
+
+/** Every HOLD_MAX_MS while any client holds: release those that held since the last tick. */
+function releaseHeld(): void {
+  const now = performance.now();
+  let kept = 0;
+  for (const c of holding) {
+    if (c.hold !== HOLD_WAITING) continue;
+    if (now - c.holdSince < HOLD_MAX_MS) {
+      holding[kept++] = c;
+      continue;
+    }
+    c.hold = HOLD_EXPIRED;
+    markDirty(c);
+  }
+  holding.length = kept;
+  holdTimer = kept === 0 ? null : setTimeout(releaseHeld, HOLD_MAX_MS);
+}
+
 /** Parsing is synchronous and a request is dispatched before the next is parsed, so every
  *  client shares one scratch Req (per-client memory matters with 10,000s of clients). */
 const scratch = new Req();
@@ -33,6 +62,9 @@ export class ClientConn extends StreamReader implements Flushable {
   closing = false;
   closed = false;
   authed: boolean;
+  /** Ready replies held back for the rest of the queue (flush()). */
+  hold = HOLD_NONE;
+  holdSince = 0;
   /** Reply queue. */
   first: Msg | null = null;
   last: Msg | null = null;
@@ -162,6 +194,19 @@ export class ClientConn extends StreamReader implements Flushable {
 
   flush(): void {
     if (this.closed || this.blocked) return;
+    if (this.hold !== HOLD_EXPIRED && this.first !== null && this.out.size < HOLD_MAX_BYTES) {
+      // More replies are due (a pipeline spread over several servers, typically): write when
+      // the last arrives (it marks this client dirty again), so the pipeline goes out in one
+      // write rather than one per server; the hold timer bounds the wait.
+      if (this.hold === HOLD_NONE) {
+        this.hold = HOLD_WAITING;
+        this.holdSince = performance.now();
+        holding.push(this);
+        holdTimer ??= setTimeout(releaseHeld, HOLD_MAX_MS);
+      }
+      return;
+    }
+    this.hold = HOLD_NONE;
     if (!writeOut(this.socket, this.out, this.held)) {
       this.blocked = true;
       return;

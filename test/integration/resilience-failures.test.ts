@@ -132,6 +132,33 @@ describe("request timeout", () => {
     c.close();
   }, 30_000);
 
+  test("redis: replies ready before a stopped backend's are written without waiting for it", async () => {
+    const [a, b] = await Promise.all([redis(), redis()]);
+    const proxy = await proxyFor([redisPool("t", [a.address, b.address], { timeout: 20_000 })]);
+    const keys = keysNamed("ready", 40);
+    const c = await RawClient.connect(proxy.pools.t!);
+    expectReplies(await pipelineReplies(c, keys.map((k) => command("SET", k, `v-${k}`))), keys.map(() => OK));
+    const onA = (await Promise.all(keys.map((k) => redisHolders([a], k)))).map((h) => h.length > 0);
+    const onB = keys.filter((_, i) => !onA[i]);
+    const order = [...onB, ...keys.filter((_, i) => onA[i])];
+    expect(onB.length).toBeGreaterThan(0);
+    expect(onB.length).toBeLessThan(keys.length);
+    await a.process.freeze();
+    try {
+      // A pipeline whose first replies come from b, then ones that wait for the stopped a: the
+      // ready ones arrive while a is still stopped (the proxy holds ready replies back only
+      // briefly, hoping to write a whole pipeline at once).
+      await c.send(Buffer.concat(order.map((k) => command("GET", k))));
+      const ready = await c.readReplies(onB.length, respFrame, 10_000);
+      expectReplies(ready, onB.map((k) => bulk(`v-${k}`)));
+    } finally {
+      a.process.signal("SIGCONT");
+    }
+    const rest = await c.readReplies(keys.length - onB.length, respFrame, 10_000);
+    expectReplies(rest, order.slice(onB.length).map((k) => bulk(`v-${k}`)));
+    c.close();
+  }, 60_000);
+
   test("memcached: a backend that accepts and never answers; every outstanding request gets the error", async () => {
     const hole = startBlackhole();
     holes.push(hole);

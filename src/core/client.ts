@@ -194,7 +194,7 @@ export class ClientConn extends StreamReader implements Flushable {
 
   flush(): void {
     if (this.closed || this.blocked) return;
-    if (this.hold !== HOLD_EXPIRED && this.first !== null && this.out.size < HOLD_MAX_BYTES) {
+    if (this.hold !== HOLD_EXPIRED && this.first !== null && this.pendingOut < HOLD_MAX_BYTES) {
       // More replies are due (a pipeline spread over several servers, typically): write when
       // the last arrives (it marks this client dirty again), so the pipeline goes out in one
       // write rather than one per server; the hold timer bounds the wait.

@@ -140,7 +140,7 @@ export class ClientConn extends StreamReader implements Flushable {
     const pool = this.pool;
     const now = performance.now();
     do {
-      if (m.reply !== null && send(this.socket, this.blocked, out, this.held, m.reply, 0, m.reply.length)) {
+      if (m.reply !== null && send(this.socket, this.blocked, out, this.held, m.reply, m.replyStart, m.replyEnd)) {
         this.blocked = true;
       }
       pool.completed(m, now);

@@ -37,7 +37,11 @@ export class Msg {
   /** Next in a server connection's queue. */
   snext: Msg | null = null;
   done = false;
+  /** The reply, once ready and not yet written: reply[replyStart, replyEnd) (a view would cost
+   *  an allocation per reply that waits for an earlier one). */
   reply: Uint8Array | null = null;
+  replyStart = 0;
+  replyEnd = 0;
   flags = 0;
   /** The split parent of a fragment. */
   parent: Msg | null = null;
@@ -57,5 +61,12 @@ export class Msg {
     t0: number,
   ) {
     this.t0 = t0;
+  }
+
+  /** Fill the slot with buf[start, end), or with nothing (a dropped or closing reply). */
+  setReply(buf: Uint8Array | null, start = 0, end = buf === null ? 0 : buf.length): void {
+    this.reply = buf;
+    this.replyStart = start;
+    this.replyEnd = end;
   }
 }

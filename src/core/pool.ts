@@ -324,7 +324,7 @@ export class Pool {
 
   private local(msg: Msg, reply: Uint8Array | null): void {
     this.stats.counters[P.requests_local]!++;
-    msg.reply = reply;
+    msg.setReply(reply);
     msg.done = true;
     msg.client.advance();
   }
@@ -463,7 +463,7 @@ export class Pool {
     } else if (c.first === msg) {
       c.writeHead(msg, buf, start, end, now);
     } else {
-      msg.reply = buf.subarray(start, end);
+      msg.setReply(buf, start, end);
       msg.done = true;
     }
   }
@@ -478,7 +478,7 @@ export class Pool {
       if (--split.pending === 0) this.finishSplit(parent, performance.now());
       return;
     }
-    msg.reply = (msg.flags & MSG_SILENT) !== 0 ? null : this.errorReply(reason);
+    msg.setReply((msg.flags & MSG_SILENT) !== 0 ? null : this.errorReply(reason));
     msg.done = true;
     msg.client.advance();
   }
@@ -490,9 +490,9 @@ export class Pool {
     parent.split = null;
     const c = parent.client;
     if (split.error !== null) {
-      parent.reply = this.errorReply(split.error);
+      parent.setReply(this.errorReply(split.error));
     } else if (c.closed) {
-      parent.reply = null;
+      parent.setReply(null);
     } else if (c.first === parent) {
       const own = this.codec.merge(split, c.out) ?? NOTHING;
       c.writeHead(parent, own, 0, own.length, now);
@@ -500,7 +500,7 @@ export class Pool {
     } else {
       const w = mergeScratch;
       w.reset();
-      parent.reply = this.codec.merge(split, w) ?? w.take();
+      parent.setReply(this.codec.merge(split, w) ?? w.take());
       if (w.buf.length > MERGE_SCRATCH_KEEP) mergeScratch = new ByteWriter(4096);
     }
     parent.done = true;

@@ -4,7 +4,7 @@
 // a daemon that never gets ready make the parent exit 1 with a message.
 
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canBind, freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
@@ -14,12 +14,15 @@ const REPO = join(import.meta.dir, "..", "..");
 const BUN = join(REPO, "node_modules", ".bin", "bun");
 
 const FIXTURE = `
+import { readlinkSync, writeFileSync } from "node:fs";
 import { daemonChannel, daemonize } from ${JSON.stringify(join(REPO, "src/ops/daemon.ts"))};
 import { writePidFile } from ${JSON.stringify(join(REPO, "src/ops/pidfile.ts"))};
 const args = process.argv.slice(2);
 const opt = (flag) => args[args.indexOf(flag) + 1];
 const channel = daemonChannel();
 if (channel === null) process.exit(await daemonize(Number(opt("--ready-timeout"))));
+// Which pipe the ready channel is, so the test can check it was closed.
+writeFileSync(opt("-p") + ".channel", readlinkSync("/proc/self/fd/3"));
 writePidFile(opt("-p"));
 process.on("SIGTERM", () => process.exit(0));
 setInterval(() => {}, 1000);
@@ -97,7 +100,11 @@ test("the parent exits 0 once the detached daemon listens", async () => {
   const session = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
   expect(session).toBe(pid); // setsid: its own session, no controlling terminal
   for (const fd of [0, 1, 2]) expect(readlinkSync(`/proc/${pid}/fd/${fd}`)).toBe("/dev/null");
-  expect(existsSync(`/proc/${pid}/fd/3`)).toBe(false); // the ready pipe is closed
+  // The ready pipe is closed (its fd number may since have been reused by something else).
+  const channel = readFileSync(`${d.pidPath}.channel`, "utf8");
+  expect(channel).toMatch(/^(pipe|socket):\[\d+\]$/); // Bun makes the "pipe" a socketpair
+  const open = readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`, "utf8"));
+  expect(open).not.toContain(channel);
 
   process.kill(pid, "SIGTERM");
   await until(() => !alive(pid) && !existsSync(d.pidPath), "the daemon to exit and remove its pid file");

@@ -136,13 +136,10 @@ export class ClientConn extends StreamReader implements Flushable {
     if (this.closed) return;
     let m = this.first;
     if (m === null || !m.done) return;
-    const out = this.out;
     const pool = this.pool;
     const now = performance.now();
     do {
-      if (m.reply !== null && send(this.socket, this.blocked, out, this.held, m.reply, m.replyStart, m.replyEnd)) {
-        this.blocked = true;
-      }
+      if (m.reply !== null) this.put(m.reply, m.replyStart, m.replyEnd);
       pool.completed(m, now);
       this.queued--;
       this.inBytes -= m.inBytes;
@@ -163,7 +160,7 @@ export class ClientConn extends StreamReader implements Flushable {
   writeHead(msg: Msg, buf: Uint8Array, start: number, end: number, now: number): void {
     msg.done = true;
     if (this.closed) return;
-    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+    this.put(buf, start, end);
     this.pool.completed(msg, now);
     this.queued--;
     this.inBytes -= msg.inBytes;
@@ -176,11 +173,16 @@ export class ClientConn extends StreamReader implements Flushable {
     else markDirty(this);
   }
 
+  /** Reply bytes, to the output in order (flush.ts send). */
+  private put(buf: Uint8Array, start: number, end: number): void {
+    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+  }
+
   /** Part of the reply to the head slot, passed on as it arrives (a large reply, streamed by
    *  its server connection; the last part comes through writeHead). */
   writePart(buf: Uint8Array, start: number, end: number): void {
     if (this.closed) return;
-    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+    this.put(buf, start, end);
     markDirty(this);
   }
 

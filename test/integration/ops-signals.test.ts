@@ -131,24 +131,42 @@ describe("SIGPIPE and SIGINT", () => {
 });
 
 describe("SIGTERM", () => {
-  /** A proxy with a GET in flight to the stopped `redis`: forwarded (the stats say so), unanswered. */
-  async function requestInFlight(args: string[] = []): Promise<{ proxy: RunningProxy; client: RawClient; log: () => string }> {
+  interface InFlight {
+    proxy: RunningProxy;
+    client: RawClient;
+    log: () => string;
+  }
+
+  /** Runs `body` with a proxy that has a GET in flight to the stopped `redis` (forwarded, the
+   *  stats say so, and unanswered); afterwards redis runs again and the proxy is stopped. */
+  async function withRequestInFlight(args: string[], body: (t: InFlight) => Promise<void>): Promise<void> {
     const { proxy, log } = await startLogged(["-i", "50", ...args]);
     await redis.process.freeze();
     const client = await RawClient.connect(proxy.pools.alpha!);
-    await client.send(command("GET", "slow-key"));
-    await waitFor("the GET to be forwarded", async () => {
-      const stats = await readStats(proxy.statsPort);
-      return serverOf(stats, "alpha", redis.address).requests === 1;
-    });
-    return { proxy, client, log };
+    try {
+      await client.send(command("GET", "slow-key"));
+      await waitFor("the GET to be forwarded", async () => {
+        const stats = await readStats(proxy.statsPort);
+        return serverOf(stats, "alpha", redis.address).requests === 1;
+      });
+      await body({ proxy, client, log });
+    } finally {
+      redis.process.signal("SIGCONT");
+      client.close();
+      await proxy.stop();
+    }
+  }
+
+  /** The request in flight got no reply and the connection closed. */
+  async function expectDropped(client: RawClient): Promise<void> {
+    const { replies, closed } = await client.readRepliesOrClose(1, respFrame);
+    expect({ replies: replies.length, closed }).toEqual({ replies: 0, closed: true });
   }
 
   testDeliberate("with a request in flight: it completes with its real reply, then the proxy exits 0", {
     async buncracker() {
       const metricsPort = freePort();
-      const { proxy, client, log } = await requestInFlight(["--metrics-port", String(metricsPort), "--drain-timeout", "60000"]);
-      try {
+      await withRequestInFlight(["--metrics-port", String(metricsPort), "--drain-timeout", "60000"], async ({ proxy, client, log }) => {
         proxy.signal("SIGTERM");
         await waitForLines(log, /signal 15 \(SIGTERM\) received, draining/);
         // Draining: no longer accepting, and /healthz says so.
@@ -160,61 +178,40 @@ describe("SIGTERM", () => {
         expect((await client.readReply(respFrame)).toString()).toBe(bulk("the-real-value").toString());
         expect(await proxy.process.exited).toBe(0);
         expect(await client.closesWithin(5000)).toBe(true);
-      } finally {
-        redis.process.signal("SIGCONT");
-        client.close();
-        await proxy.stop();
-      }
+      });
     },
     async nutcracker() {
-      const { proxy, client } = await requestInFlight();
-      try {
+      await withRequestInFlight([], async ({ proxy, client }) => {
         proxy.signal("SIGTERM");
         // nutcracker 0.5.0 does not handle SIGTERM: the default action kills it.
         expect(await proxy.process.exited).toBe(128 + 15);
-        const { replies, closed } = await client.readRepliesOrClose(1, respFrame);
-        expect({ replies: replies.length, closed }).toEqual({ replies: 0, closed: true });
-      } finally {
-        redis.process.signal("SIGCONT");
-        client.close();
-        await proxy.stop();
-      }
+        await expectDropped(client);
+      });
     },
   });
 
   testDeliberate("a second SIGTERM exits 1 at once, dropping the request in flight", {
     async buncracker() {
-      const { proxy, client, log } = await requestInFlight(["--drain-timeout", "60000"]);
-      try {
+      await withRequestInFlight(["--drain-timeout", "60000"], async ({ proxy, client, log }) => {
         proxy.signal("SIGTERM");
         await waitForLines(log, /signal 15 \(SIGTERM\) received, draining/);
         proxy.signal("SIGTERM");
         expect(await proxy.process.exited).toBe(1);
         expect(log()).toContain("signal 15 (SIGTERM) received again, exiting now");
-        const { replies, closed } = await client.readRepliesOrClose(1, respFrame);
-        expect({ replies: replies.length, closed }).toEqual({ replies: 0, closed: true });
-      } finally {
-        redis.process.signal("SIGCONT");
-        client.close();
-        await proxy.stop();
-      }
+        await expectDropped(client);
+      });
     },
   });
 
   testDeliberate("a drain that runs out of time closes the client and still exits 0", {
     async buncracker() {
-      const { proxy, client, log } = await requestInFlight(["--drain-timeout", "300"]);
-      try {
+      await withRequestInFlight(["--drain-timeout", "300"], async ({ proxy, client, log }) => {
         proxy.signal("SIGTERM");
         expect(await proxy.process.exited).toBe(0);
         expect(log()).toContain("drain timed out with 1 requests in flight");
-        const { replies, closed } = await client.readRepliesOrClose(1, respFrame);
-        expect({ replies: replies.length, closed }).toEqual({ replies: 0, closed: true });
-      } finally {
-        redis.process.signal("SIGCONT");
-        client.close();
-        await proxy.stop();
-      }
+        await expectDropped(client);
+      });
     },
   });
 });
+

@@ -5,11 +5,20 @@ import { readdirSync, readFileSync } from "node:fs";
 
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ; Linux reports /proc times in these on every arch we run
 
-function ownCpuTicks(pid: number): number {
+/** CPU time in microseconds, split as the kernel accounts it. */
+export interface CpuTimes {
+  userUs: number;
+  systemUs: number;
+}
+
+const TICK_US = 1e6 / CLOCK_TICKS_PER_SECOND;
+
+function addOwnTicks(pid: number, into: CpuTimes): void {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime (field 14) + stime (field 15)
+  into.userUs += Number(fields[11]) * TICK_US; // utime (field 14)
+  into.systemUs += Number(fields[12]) * TICK_US; // stime (field 15)
 }
 
 function children(pid: number): number[] {
@@ -21,20 +30,30 @@ function children(pid: number): number[] {
   return found;
 }
 
-function treeTicks(pid: number): number {
-  let ticks = ownCpuTicks(pid);
-  for (const child of children(pid)) ticks += treeTicks(child);
-  return ticks;
+function addTreeTicks(pid: number, into: CpuTimes): void {
+  addOwnTicks(pid, into);
+  for (const child of children(pid)) addTreeTicks(child, into);
 }
 
-/** CPU microseconds used so far by `pid` and its live descendants; 0 for a pid that is gone. */
-export function cpuMicros(pid: number): number {
+/** CPU time used so far by `pid` and its live descendants; zero for a pid that is gone. */
+export function cpuTimes(pid: number): CpuTimes {
+  const times = { userUs: 0, systemUs: 0 };
   try {
-    return treeTicks(pid) * (1e6 / CLOCK_TICKS_PER_SECOND);
+    addTreeTicks(pid, times);
   } catch {
-    return 0;
+    return { userUs: 0, systemUs: 0 };
   }
+  return times;
 }
+
+export const cpuSince = (earlier: CpuTimes, later: CpuTimes): CpuTimes => ({
+  userUs: later.userUs - earlier.userUs,
+  systemUs: later.systemUs - earlier.systemUs,
+});
+
+export const cpuPer = (t: CpuTimes, count: number): CpuTimes => ({ userUs: t.userUs / count, systemUs: t.systemUs / count });
+
+export const cpuTotal = (t: CpuTimes): number => t.userUs + t.systemUs;
 
 /** The process's command line, for checking that a pid is the program we mean to measure. */
 export function commandLine(pid: number): string {

@@ -8,7 +8,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { limitedArgv } from "../../test/helpers/fault.ts";
 import { type Cluster, type Proxy, type ProxyLaunch, startProxy } from "./cluster.ts";
-import { isAlive, startService, stop } from "./procs.ts";
+import { freePort, isAlive, startService, stop, waitListening } from "./procs.ts";
 import { WireClient } from "./wire.ts";
 
 /** The phase's parameters (the report describes the method from them). */
@@ -23,6 +23,8 @@ export const MEMORY_SETUP = {
   /** /proc sampling interval during the burst. */
   sampleMs: 50,
   afterSeconds: [1, 5, 10],
+  /** How long the bare runtime idles before it is read, as a proxy idles while started and probed. */
+  runtimeSettleMs: 1000,
 } as const;
 const { clients: CLIENTS, nofile: NOFILE, burstConnections: BURST_CONNECTIONS, burstValueBytes: BURST_VALUE_BYTES } = MEMORY_SETUP;
 
@@ -223,13 +225,39 @@ function progress(run: MemoryRun): void {
   console.log(`[memory] ${run.target}: ${parts.filter(Boolean).join(", ")}`);
 }
 
+
+/** The floor under buncracker's RSS: a Bun process with one listening socket and no other code. */
+async function runtimeAlone(bun: string, dir: string): Promise<MemoryStatus | null> {
+  const port = freePort();
+  const script = `Bun.listen({ hostname: "127.0.0.1", port: ${port}, socket: { data() {} } });`;
+  const proc = startService([bun, "--eval", script], join(dir, "bun-runtime-memory.log"));
+  try {
+    await waitListening(proc, port, "bare bun");
+    await Bun.sleep(MEMORY_SETUP.runtimeSettleMs);
+    return memoryStatus(proc.pid);
+  } catch (error) {
+    console.log(`[memory] bare bun runtime: PROBLEM: ${(error as Error).message}`);
+    return null;
+  } finally {
+    await stop(proc);
+  }
+}
+
+export interface MemoryPhase {
+  runs: MemoryRun[];
+  /** The Bun runtime alone (see runtimeAlone); null if it could not be measured. */
+  runtime: MemoryStatus | null;
+}
+
 /** The memory phase, one target after the other (never two proxies under load at once). */
-export async function measureMemory(cluster: Cluster, launches: ProxyLaunch[], bun: string, dir: string): Promise<MemoryRun[]> {
+export async function measureMemory(cluster: Cluster, launches: ProxyLaunch[], bun: string, dir: string): Promise<MemoryPhase> {
   const runs: MemoryRun[] = [];
   for (const launch of launches) {
     const run = await measureTarget(cluster, launch, bun, dir);
     progress(run);
     runs.push(run);
   }
-  return runs;
+  const runtime = await runtimeAlone(bun, dir);
+  if (runtime !== null) console.log(`[memory] bare bun runtime: ${mb(runtime.rss)} (anon ${mb(runtime.anon)}, file ${mb(runtime.file)})`);
+  return { runs, runtime };
 }

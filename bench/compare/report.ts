@@ -3,8 +3,8 @@
 import { cpus, totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { TARGETS, type TargetName } from "./cluster.ts";
-import { MEMORY_SETUP, type MemoryRun } from "./memory.ts";
-import { type Cell, type Run, type Spread, cell, cpuOf, opsOf, p99Of, ratio, spread } from "./summary.ts";
+import { MEMORY_SETUP, type MemoryPhase, type MemoryRun, type MemoryStatus } from "./memory.ts";
+import { type Cell, type Run, type Spread, cell, cpuOf, opsOf, p99Of, ratio, spread, userCpuOf } from "./summary.ts";
 import { compact } from "./svg.ts";
 import { type Workload, describe } from "./workloads.ts";
 
@@ -19,8 +19,8 @@ export interface ReportInput {
   loadAverage: { start: string; end: string };
   workloads: readonly Workload[];
   runs: Run[];
-  /** The memory phase, one run per proxy; empty when it was not selected. */
-  memory: MemoryRun[];
+  /** The memory phase: one run per proxy (none when it was not selected) and the bare runtime. */
+  memory: MemoryPhase;
   /** Targets not measured, with the reason. */
   skipped: Partial<Record<TargetName, string>>;
   direct: { redis: string; memcached: string };
@@ -49,7 +49,7 @@ const fmtRatio = (s: Spread | null): string => (s === null ? "—" : `${s.median
 
 function resultsTable(input: ReportInput, measured: TargetName[]): string[] {
   const lines = [
-    "| workload | target | ops/s median [min..max] | p50 ms | p99 ms | proxy CPU µs/req | generator CPU % | other CPU % | notes |",
+    "| workload | target | ops/s median [min..max] | p50 ms | p99 ms | proxy CPU µs/req (user) | generator CPU % | other CPU % | notes |",
     "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const w of input.workloads) {
@@ -62,7 +62,7 @@ function resultsTable(input: ReportInput, measured: TargetName[]): string[] {
       ].join("; ");
       lines.push(
         `| ${w.name} | ${target} | ${fmtOps(c.ops)} | ${fmtNum(c.p50Ms, 3, bound)} | ${fmtNum(c.p99Ms, 3, bound)} | ` +
-          `${target === "direct" ? "—" : fmtNum(c.cpuUsPerRequest, 2)} | ${fmtNum(c.generatorCpuPct, 0)} | ${fmtNum(c.otherCpuPct, 0)} | ${notes} |`,
+          `${target === "direct" ? "—" : `${fmtNum(c.cpuUsPerRequest, 2)} (${fmtNum(c.userCpuUsPerRequest, 2)})`} | ${fmtNum(c.generatorCpuPct, 0)} | ${fmtNum(c.otherCpuPct, 0)} | ${notes} |`,
       );
     }
   }
@@ -71,14 +71,14 @@ function resultsTable(input: ReportInput, measured: TargetName[]): string[] {
 
 function ratioTable(input: ReportInput): string[] {
   const lines = [
-    "| workload | buncracker/nutcracker ops/s | buncracker/direct ops/s | buncracker/nutcracker p99 | buncracker/nutcracker CPU per request |",
-    "|---|---|---|---|---|",
+    "| workload | buncracker/nutcracker ops/s | buncracker/direct ops/s | buncracker/nutcracker p99 | buncracker/nutcracker CPU per request | the same, user CPU only |",
+    "|---|---|---|---|---|---|",
   ];
   for (const w of input.workloads) {
     const r = (num: TargetName, den: TargetName, pick: (run: Run) => number | undefined) => fmtRatio(ratio(input.runs, w.name, num, den, pick));
     lines.push(
       `| ${w.name} | ${r("buncracker", "nutcracker", opsOf)} | ${r("buncracker", "direct", opsOf)} | ` +
-        `${r("buncracker", "nutcracker", p99Of)} | ${r("buncracker", "nutcracker", cpuOf)} |`,
+        `${r("buncracker", "nutcracker", p99Of)} | ${r("buncracker", "nutcracker", cpuOf)} | ${r("buncracker", "nutcracker", userCpuOf)} |`,
     );
   }
   return lines;
@@ -95,6 +95,14 @@ const GOALS: Array<[string, string[], "ops" | "p99" | "cpu", number]> = [
   ["p99 latency at pipeline 1 <= 1.2x nutcracker", ["redis-get-p1", "redis-set-p1", "mc-get-p1", "mc-set-p1"], "p99", 1.2],
 ];
 
+/** User CPU beside the total, and nutcracker's, since kernel time dominates at pipeline 16. */
+function cpuDetail(runs: Run[], workload: string): string {
+  const ours = cell(runs, workload, "buncracker");
+  const theirs = cell(runs, workload, "nutcracker");
+  const nut = theirs.cpuUsPerRequest === null ? "" : `; nutcracker ${fmtNum(theirs.cpuUsPerRequest, 2)}, user ${fmtNum(theirs.userCpuUsPerRequest, 2)}`;
+  return ` (user ${fmtNum(ours.userCpuUsPerRequest, 2)}${nut})`;
+}
+
 function goalLines(input: ReportInput): string[] {
   const names = new Set(input.workloads.map((w) => w.name));
   const lines: string[] = [];
@@ -105,7 +113,7 @@ function goalLines(input: ReportInput): string[] {
         kind === "cpu" ? cell(input.runs, name, "buncracker").cpuUsPerRequest : ratio(input.runs, name, "buncracker", "nutcracker", kind === "ops" ? opsOf : p99Of);
       if (value === null) continue;
       const met = kind === "ops" ? value.median >= goal : value.median <= goal;
-      parts.push(`${name} ${value.median.toFixed(2)}${kind === "cpu" ? " µs" : "x"} ${met ? "met" : "**not met**"}`);
+      parts.push(`${name} ${value.median.toFixed(2)}${kind === "cpu" ? ` µs${cpuDetail(input.runs, name)}` : "x"} ${met ? "met" : "**not met**"}`);
     }
     if (parts.length > 0) lines.push(`- ${label}: ${parts.join("; ")}`);
   }
@@ -135,7 +143,9 @@ function memoryRow(run: MemoryRun): string {
   return `| ${run.target} | ${run.idle === undefined ? "—" : mb(run.idle.rss)} | ${crowd} | ${perClient} | ${peak} | ${after} |`;
 }
 
-function memorySection(runs: MemoryRun[]): string[] {
+const anonFile = (m: MemoryStatus): string => `${mb(m.rss)} (${mb(m.anon)} / ${mb(m.file)})`;
+
+function memorySection({ runs, runtime }: MemoryPhase): string[] {
   const { clients, nofile, crowdBatch, burstConnections, burstValueBytes, sampleMs } = MEMORY_SETUP;
   const count = (n: number): string => n.toLocaleString("en-US");
   const executables = runs.flatMap((r) => (r.executableBytes === undefined ? [] : [`${r.target} ${mb(r.executableBytes / 1024)}`]));
@@ -157,11 +167,14 @@ function memorySection(runs: MemoryRun[]): string[] {
       `${burstValueBytes / 2 ** 20} MB value and GET it back (reply lengths checked), and VmHWM at its end (the highest RSS of ` +
       "the process's life, so maybe from the clients phase).",
     `- *after*: VmRSS ${AFTER_SECONDS.join(" s / ")} s after the burst ended, with no traffic.`,
+    "- *bun runtime alone*: the floor under buncracker, a `bun --eval` process with one listening socket and no other code, " +
+      `${MEMORY_SETUP.runtimeSettleMs / 1000} s after it listens (idle RSS here with anon / file).`,
     "",
     `| target | idle RSS | RSS with ${count(clients)} clients (anon / file) | per-client increment (KB) | burst peak | ` +
       `after ${AFTER_SECONDS.join(" s / ")} s |`,
     "|---|---|---|---|---|---|",
     ...runs.map(memoryRow),
+    ...(runtime === null ? [] : [`| bun runtime alone | ${anonFile(runtime)} | — | — | — | — |`]),
     "",
     ...(problems.length > 0 ? [...problems, ""] : []),
     `Note: RssFile is the mapped pages of the executable (sizes: ${executables.join(", ")}); for Bun that is its binary, ` +
@@ -171,7 +184,7 @@ function memorySection(runs: MemoryRun[]): string[] {
 }
 
 /** The issue's memory target, one line from the memory phase. */
-function memoryGoal(runs: MemoryRun[]): string {
+function memoryGoal({ runs, runtime }: MemoryPhase): string {
   const bun = runs.find((r) => r.target === "buncracker");
   const nut = runs.find((r) => r.target === "nutcracker");
   const clients = MEMORY_SETUP.clients.toLocaleString("en-US");
@@ -179,7 +192,8 @@ function memoryGoal(runs: MemoryRun[]): string {
     bun?.crowd === undefined || nut?.crowd === undefined
       ? `VmRSS with ${clients} clients not measured for both proxies`
       : `VmRSS with ${clients} clients ${mb(bun.crowd.rss)} vs nutcracker's ${mb(nut.crowd.rss)} at its default \`-m 16384\` ` +
-        (bun.crowd.rss <= nut.crowd.rss ? "met" : "**not met**"),
+        (bun.crowd.rss <= nut.crowd.rss ? "met" : "**not met**") +
+        (runtime === null ? "" : ` (the Bun runtime alone, one listening socket and no proxy code: ${mb(runtime.rss)})`),
   ];
   const back = fallBack(bun);
   const nutBack = fallBack(nut);
@@ -232,7 +246,7 @@ export function markdown(input: ReportInput): string {
       "## Results",
       "",
       "Medians over repeats; ops/s also shows [min..max]. A 10-key MGET/MSET/multi-get counts as one request. " +
-        "*proxy CPU* is utime+stime of the proxy process (and descendants) from /proc/<pid>/stat over the run, divided by requests. " +
+        "*proxy CPU* is utime+stime of the proxy process (and descendants) from /proc/<pid>/stat over the run, divided by requests; in parentheses utime alone (the rest is kernel time: the socket calls). " +
         "*generator CPU* is the load tool's own CPU (100 = one core); *other CPU* is CPU used on the machine by processes outside this benchmark during the run (this machine is shared).",
       "",
       ...resultsTable(input, measured),
@@ -242,10 +256,10 @@ export function markdown(input: ReportInput): string {
     );
   }
   if (measured.includes("buncracker")) out.push("## Ratios (computed within each repeat; median [min..max])", "", ...ratioTable(input), "");
-  if (input.memory.length > 0) out.push(...memorySection(input.memory));
+  if (input.memory.runs.length > 0) out.push(...memorySection(input.memory));
   const goals = [
     ...(measured.includes("buncracker") ? goalLines(input) : []),
-    ...(input.memory.length > 0 ? [memoryGoal(input.memory)] : []),
+    ...(input.memory.runs.length > 0 ? [memoryGoal(input.memory)] : []),
   ];
   const ofRatios = measured.includes("buncracker") ? " (throughput: medians of the ratios)" : "";
   if (goals.length > 0) out.push(`## Issue 7 targets${ofRatios}`, "", ...goals, "");

@@ -17,7 +17,7 @@ import {
   startBackends,
   startProxy,
 } from "./cluster.ts";
-import { cpuMicros } from "./cpu.ts";
+import { cpuPer, cpuSince, cpuTimes, cpuTotal } from "./cpu.ts";
 import { ensureTools, toolVersions } from "./install.ts";
 import { MEMORY_PHASE, measureMemory } from "./memory.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
@@ -89,7 +89,7 @@ class Bench {
     }
     const key = `${w.name}/${target}`;
     const pids = ourPids(this.cluster);
-    const before = pids.map(cpuMicros);
+    const before = pids.map(cpuTimes);
     const busyBefore = machineBusyMicros();
     const start = performance.now();
     let m: Measurement;
@@ -100,11 +100,11 @@ class Bench {
       return run;
     }
     const wallUs = (performance.now() - start) * 1000;
-    const deltas = pids.map((pid, i) => cpuMicros(pid) - before[i]!);
-    const ours = deltas.reduce((a, b) => a + b, 0) + m.toolCpuUs;
+    const deltas = pids.map((pid, i) => cpuSince(before[i]!, cpuTimes(pid)));
+    const ours = deltas.reduce((sum, d) => sum + cpuTotal(d), 0) + m.toolCpuUs;
     run.measurement = m;
     run.otherCpuPct = Math.max(0, ((machineBusyMicros() - busyBefore - ours) / wallUs) * 100);
-    if (proxy !== null) run.proxyCpuUsPerRequest = deltas[pids.indexOf(proxy.pid)]! / m.requests;
+    if (proxy !== null) run.proxyCpu = cpuPer(deltas[pids.indexOf(proxy.pid)]!, m.requests);
     this.rates.set(key, m.opsPerSec);
     return run;
   }
@@ -116,7 +116,10 @@ function progress(prefix: string, run: Run): void {
     console.log(`${prefix} ${run.workload} ${run.target}: FAILED: ${run.error}`);
     return;
   }
-  const cpu = run.proxyCpuUsPerRequest === undefined ? "" : ` proxy ${run.proxyCpuUsPerRequest.toFixed(2)} us/req`;
+  const cpu =
+    run.proxyCpu === undefined
+      ? ""
+      : ` proxy ${cpuTotal(run.proxyCpu).toFixed(2)} us/req (user ${run.proxyCpu.userUs.toFixed(2)})`;
   const miss = m.missRate ? ` miss ${(m.missRate * 100).toFixed(1)}%` : "";
   console.log(
     `${prefix} ${run.workload.padEnd(20)} ${run.target.padEnd(10)} ${Math.round(m.opsPerSec).toString().padStart(8)} ops/s ` +
@@ -212,7 +215,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
 
   // Fresh proxies of its own, for the targets that started (see memory.ts).
   const memoryLaunches = proxyLaunches(tools, REPO, BUN).filter((l) => cluster.proxies[l.target] !== undefined);
-  const memory = options.memory ? await measureMemory(cluster, memoryLaunches, BUN, dir) : [];
+  const memory = options.memory ? await measureMemory(cluster, memoryLaunches, BUN, dir) : { runs: [], runtime: null };
 
   const fullRun = !options.quick && options.workloads.length === WORKLOADS.length && options.memory;
   const outDir = options.out ?? (fullRun ? join(REPO, "bench") : dir);

@@ -2,6 +2,7 @@
 // within each repeat (so that slow and fast phases of a shared machine cancel out).
 
 import type { TargetName } from "./cluster.ts";
+import { type CpuTimes, cpuTotal } from "./cpu.ts";
 import type { Measurement } from "./tools.ts";
 
 export interface Run {
@@ -9,8 +10,8 @@ export interface Run {
   target: TargetName;
   repeat: number;
   measurement?: Measurement;
-  /** Proxy CPU (process and descendants, /proc/<pid>/stat) per client request, microseconds. */
-  proxyCpuUsPerRequest?: number;
+  /** Proxy CPU (process and descendants, /proc/<pid>/stat) per client request. */
+  proxyCpu?: CpuTimes;
   /** Machine CPU used by processes outside this benchmark during the run, % of one core. */
   otherCpuPct?: number;
   error?: string;
@@ -37,6 +38,7 @@ export interface Cell {
   p99Ms: Spread | null;
   latencyUpperBound: boolean;
   cpuUsPerRequest: Spread | null;
+  userCpuUsPerRequest: Spread | null;
   generatorCpuPct: Spread | null;
   otherCpuPct: Spread | null;
   missRate: Spread | null;
@@ -53,7 +55,8 @@ export function cell(runs: Run[], workload: string, target: TargetName): Cell {
     p50Ms: of((m) => m.p50Ms),
     p99Ms: of((m) => m.p99Ms),
     latencyUpperBound: measured.some((m) => m.latencyUpperBound),
-    cpuUsPerRequest: spread(mine.flatMap((r) => (r.proxyCpuUsPerRequest === undefined ? [] : [r.proxyCpuUsPerRequest]))),
+    cpuUsPerRequest: spread(mine.flatMap((r) => (r.proxyCpu === undefined ? [] : [cpuTotal(r.proxyCpu)]))),
+    userCpuUsPerRequest: spread(mine.flatMap((r) => (r.proxyCpu === undefined ? [] : [r.proxyCpu.userUs]))),
     generatorCpuPct: of((m) => m.generatorCpuPct),
     otherCpuPct: spread(mine.flatMap((r) => (r.otherCpuPct === undefined ? [] : [r.otherCpuPct]))),
     missRate: of((m) => m.missRate),
@@ -86,4 +89,5 @@ export function ratio(
 
 export const opsOf = (r: Run): number | undefined => r.measurement?.opsPerSec;
 export const p99Of = (r: Run): number | undefined => (r.measurement?.latencyUpperBound ? undefined : r.measurement?.p99Ms);
-export const cpuOf = (r: Run): number | undefined => r.proxyCpuUsPerRequest;
+export const cpuOf = (r: Run): number | undefined => (r.proxyCpu === undefined ? undefined : cpuTotal(r.proxyCpu));
+export const userCpuOf = (r: Run): number | undefined => r.proxyCpu?.userUs;

@@ -115,10 +115,12 @@ export class ByteWriter {
     const n = end - start;
     this.reserve(n);
     const buf = this.buf;
-    let at = this.len;
+    const at = this.len;
     if (n <= SMALL_COPY) {
-      // A loop beats creating a subarray view for the typical small request or reply.
-      for (let i = start; i < end; i++) buf[at++] = src[i]!;
+      // A loop beats creating a subarray view for the typical small request or reply. One
+      // induction variable: the `buf[at++] = src[i]` form ran ~10x slower in the proxy (JSC;
+      // measured with --cpu-prof on 10-key multi-gets, 48% of samples -> 12%).
+      for (let k = 0; k < n; k++) buf[at + k] = src[start + k]!;
     } else {
       buf.set(n === src.length ? src : src.subarray(start, end), at);
     }

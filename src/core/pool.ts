@@ -65,7 +65,7 @@ export class Pool {
     this.router = new Router(cfg);
     this.servers = cfg.servers.map((s, i) => new Server(this, i, s, stats.servers[i]!));
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
-    this.fragOf = new Int32Array(cfg.servers.length);
+    this.fragOf = new Int32Array(cfg.servers.length).fill(-1);
     this.fragServer = new Int32Array(cfg.servers.length);
     this.fragStart = new Int32Array(cfg.servers.length);
   }
@@ -111,7 +111,7 @@ export class Pool {
     this.servers = servers;
     this.stats.servers = servers.map((s) => s.stats);
     this.router = router;
-    this.fragOf = new Int32Array(servers.length);
+    this.fragOf = new Int32Array(servers.length).fill(-1);
     this.fragServer = new Int32Array(servers.length);
     this.fragStart = new Int32Array(servers.length);
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
@@ -398,8 +398,9 @@ export class Pool {
       this.forward(msg, keyServer[0]!, buf, req);
       return;
     }
+    // Server -> its fragment, -1 for none yet: all -1 between splits (reset below, entry by
+    // entry; TypedArray#fill is a native call that costs more than a small split's loops).
     const fragOf = this.fragOf;
-    fragOf.fill(-1);
     // Key i: its bytes' start and end, and its fragment (Split.keys).
     const keys = new Int32Array(3 * n);
     let nfrags = 0;
@@ -414,6 +415,7 @@ export class Pool {
       keys[3 * i + 1] = req.keyEnd(i);
       keys[3 * i + 2] = f;
     }
+    for (let f = 0; f < nfrags; f++) fragOf[this.fragServer[f]!] = -1;
     msg.split = new SplitState(route, buf, n, keys, nfrags);
     this.stats.counters[P.fragments]! += nfrags;
     // Group the keys by fragment in one pass (a counting sort; keys keep their order).
@@ -421,7 +423,7 @@ export class Pool {
     // fragStart[f] ends as the start of fragment f's keys in `order`.
     const order = this.fragKeys;
     const fragStart = this.fragStart;
-    fragStart.fill(0, 0, nfrags);
+    for (let f = 0; f < nfrags; f++) fragStart[f] = 0;
     for (let i = 0; i < n; i++) fragStart[keys[3 * i + 2]!]!++;
     for (let f = 1; f < nfrags; f++) fragStart[f]! += fragStart[f - 1]!;
     for (let i = n - 1; i >= 0; i--) order[--fragStart[keys[3 * i + 2]!]!] = i;

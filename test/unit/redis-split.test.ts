@@ -122,6 +122,16 @@ describe("split and merged like one request", () => {
     expect(onTarget!.toString("latin1")).toBe(onReference!.toString("latin1"));
   }, 60_000);
 
+  test("keys and values whose lengths cross decimal digit counts keep their framing", async () => {
+    // Fragments reuse each argument's `$<length>\r\n` header as the client sent it.
+    await load(0);
+    const lengths = [0, 1, 9, 10, 99, 100, 999, 1000, 65536];
+    const text = (n: number, c: string) => c.repeat(n);
+    const pairs = lengths.flatMap((n, i) => [`L${i}:${text(n, "k")}`, text(lengths[(i + 4) % lengths.length]!, "v")]);
+    await roundTrip(["MSET", ...pairs], 3, new Rng(13));
+    await roundTrip(["MGET", ...lengths.map((n) => text(n, "k")), ...pairs.filter((_, i) => i % 2 === 0)], 4, new Rng(14));
+  }, 60_000);
+
   test("binary and empty keys and values survive the re-encoding", async () => {
     await load(0);
     const binary = ["", "\r\n", "\x00\xff", "$3\r\n*1"];

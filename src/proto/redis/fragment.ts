@@ -1,9 +1,10 @@
 // Split requests: the sub-request that carries some of the keys of an MGET, DEL, UNLINK, TOUCH,
-// EXISTS (the keys) or MSET (each key with its value), re-encoded as a RESP array.
+// EXISTS (the keys) or MSET (each key with its value), as a RESP array of the client's own
+// bulk strings.
 
 import type { ByteWriter } from "../../core/bytes.ts";
 import { Route, type Req } from "../codec.ts";
-import { DOLLAR, STAR } from "./resp.ts";
+import { STAR } from "./resp.ts";
 
 /** Writes the command name (as the client sent it) and the keys order[from, from + n) (indexes
  *  into req's keys). */
@@ -12,18 +13,28 @@ export function buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from
   w.byte(STAR);
   w.int(1 + (withValues ? 2 * n : n));
   w.crlf();
-  bulk(w, buf, req.argStart[0]!, req.argEnd[0]!);
+  bulk(w, buf, req, 0);
   for (let i = from; i < from + n; i++) {
     const arg = req.keyArg[order[i]!]!;
-    bulk(w, buf, req.argStart[arg]!, req.argEnd[arg]!);
-    if (withValues) bulk(w, buf, req.argStart[arg + 1]!, req.argEnd[arg + 1]!);
+    bulk(w, buf, req, arg);
+    if (withValues) bulk(w, buf, req, arg + 1);
   }
 }
 
-function bulk(w: ByteWriter, buf: Uint8Array, start: number, end: number): void {
-  w.byte(DOLLAR);
-  w.int(end - start);
-  w.crlf();
-  w.bytes(buf, start, end);
-  w.crlf();
+/** Argument `arg` with its framing, copied as the client sent it: the parser accepted only
+ *  `$<length>\r\n<bytes>\r\n` with the length in plain decimal (no sign, no leading zero, as
+ *  redis-server), so the header is the length's digits plus 3 bytes before the argument. */
+function bulk(w: ByteWriter, buf: Uint8Array, req: Req, arg: number): void {
+  const start = req.argStart[arg]!;
+  const end = req.argEnd[arg]!;
+  w.bytes(buf, start - 3 - decimalDigits(end - start), end + 2);
+}
+
+function decimalDigits(n: number): number {
+  let digits = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    digits++;
+  }
+  return digits;
 }

@@ -41,7 +41,7 @@ function mergeValues(split: Split, out: ByteWriter): Uint8Array | null {
     cursor = new Int32Array(nfrags * 2);
     carried = new Int32Array(nfrags * 2);
   }
-  carried.fill(0, 0, nfrags);
+  for (let f = 0; f < nfrags; f++) carried[f] = 0;
   for (let i = 0; i < nkeys; i++) carried[keys[3 * i + 2]!]!++;
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { ByteWriter } from "../../src/core/bytes.ts";
 import { FATAL, NEED_MORE, Req, Route } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
-import { MAX_GET_LINE, MAX_LINE } from "../../src/proto/memcache/scan.ts";
+import { findLF, MAX_GET_LINE, MAX_LINE } from "../../src/proto/memcache/scan.ts";
 import { makeRng } from "../helpers/random.ts";
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
@@ -205,6 +205,22 @@ describe("data blocks", () => {
     for (let have = 15; have < msg.length; have++) {
       expect(codec.parseRequest(msg, 0, have, req)).toBe(NEED_MORE);
       expect(req.need).toBe(msg.length);
+    }
+  });
+});
+
+describe("findLF", () => {
+  // Short lines are scanned in JS and long ones by indexOf: the answer must not depend on which.
+  test("finds the first LF at any distance, never one at or past `end`", () => {
+    for (const at of [0, 1, 62, 63, 64, 65, 127, 128, 300]) {
+      const buf = new Uint8Array(at + 40).fill(0x61);
+      buf[at] = 0x0a;
+      buf[at + 20] = 0x0a;
+      for (const pos of [0, 1, 5]) {
+        expect(findLF(buf, pos, buf.length)).toBe(at >= pos ? at : at + 20);
+        expect(findLF(buf, pos, at + 1)).toBe(at >= pos ? at : -1);
+        expect(findLF(buf, pos, at)).toBe(-1);
+      }
     }
   });
 });

@@ -16,10 +16,17 @@ export const MAX_KEY_LENGTH = 250;
 /** memcached rejects a data block length above INT_MAX - 2 (it adds the CRLF in an int). */
 export const MAX_DATA_LENGTH = 0x7fffffff - 2;
 
-/** Position of the first LF in buf[pos, end), or -1. (indexOf is a native memchr; it may look
- *  past `end` only when the line is incomplete.) */
+/** Lines up to this long are scanned in JS: a native indexOf call costs more than the loop for
+ *  a typical command or VALUE line. */
+const SHORT_LINE = 64;
+
+/** Position of the first LF in buf[pos, end), or -1. (Past SHORT_LINE bytes indexOf, a native
+ *  memchr, takes over; it may look past `end` only when the line is incomplete.) */
 export function findLF(buf: Uint8Array, pos: number, end: number): number {
-  const i = buf.indexOf(LF, pos);
+  const stop = end - pos > SHORT_LINE ? pos + SHORT_LINE : end;
+  for (let i = pos; i < stop; i++) if (buf[i] === LF) return i;
+  if (stop === end) return -1;
+  const i = buf.indexOf(LF, stop);
   return i < end ? i : -1;
 }
 

@@ -225,7 +225,6 @@ function progress(run: MemoryRun): void {
   console.log(`[memory] ${run.target}: ${parts.filter(Boolean).join(", ")}`);
 }
 
-
 /** The floor under buncracker's RSS: a Bun process with one listening socket and no other code. */
 async function runtimeAlone(bun: string, dir: string): Promise<MemoryStatus | null> {
   const port = freePort();

@@ -49,8 +49,8 @@ const fmtRatio = (s: Spread | null): string => (s === null ? "—" : `${s.median
 
 function resultsTable(input: ReportInput, measured: TargetName[]): string[] {
   const lines = [
-    "| workload | target | ops/s median [min..max] | p50 ms | p99 ms | proxy CPU µs/req (user) | generator CPU % | other CPU % | notes |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| workload | target | ops/s median [min..max] | p50 ms | p99 ms | proxy CPU µs/req (user) | backend CPU µs/req | generator CPU % | other CPU % | notes |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const w of input.workloads) {
     for (const target of measured) {
@@ -62,7 +62,8 @@ function resultsTable(input: ReportInput, measured: TargetName[]): string[] {
       ].join("; ");
       lines.push(
         `| ${w.name} | ${target} | ${fmtOps(c.ops)} | ${fmtNum(c.p50Ms, 3, bound)} | ${fmtNum(c.p99Ms, 3, bound)} | ` +
-          `${target === "direct" ? "—" : `${fmtNum(c.cpuUsPerRequest, 2)} (${fmtNum(c.userCpuUsPerRequest, 2)})`} | ${fmtNum(c.generatorCpuPct, 0)} | ${fmtNum(c.otherCpuPct, 0)} | ${notes} |`,
+          `${target === "direct" ? "—" : `${fmtNum(c.cpuUsPerRequest, 2)} (${fmtNum(c.userCpuUsPerRequest, 2)})`} | ` +
+          `${fmtNum(c.backendCpuUsPerRequest, 2)} | ${fmtNum(c.generatorCpuPct, 0)} | ${fmtNum(c.otherCpuPct, 0)} | ${notes} |`,
       );
     }
   }
@@ -247,6 +248,7 @@ export function markdown(input: ReportInput): string {
       "",
       "Medians over repeats; ops/s also shows [min..max]. A 10-key MGET/MSET/multi-get counts as one request. " +
         "*proxy CPU* is utime+stime of the proxy process (and descendants) from /proc/<pid>/stat over the run, divided by requests; in parentheses utime alone (the rest is kernel time: the socket calls). " +
+        "*backend CPU* is what all the redis-server and memcached processes used, per request. " +
         "*generator CPU* is the load tool's own CPU (100 = one core); *other CPU* is CPU used on the machine by processes outside this benchmark during the run (this machine is shared).",
       "",
       ...resultsTable(input, measured),

@@ -57,12 +57,11 @@ function machineBusyMicros(): number {
 const loadAverage = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 
 /** Everything started here, as (pid) for CPU accounting. */
+const backendPids = (cluster: Cluster): number[] => [...cluster.redis, ...cluster.memcached].map((b) => b.proc.pid);
+
+/** Backends first (see Bench.measure), then proxies. */
 function ourPids(cluster: Cluster): number[] {
-  return [
-    ...cluster.redis.map((b) => b.proc.pid),
-    ...cluster.memcached.map((b) => b.proc.pid),
-    ...Object.values(cluster.proxies).map((p) => p.pid),
-  ];
+  return [...backendPids(cluster), ...Object.values(cluster.proxies).map((p) => p.pid)];
 }
 
 class Bench {
@@ -105,6 +104,8 @@ class Bench {
     run.measurement = m;
     run.otherCpuPct = Math.max(0, ((machineBusyMicros() - busyBefore - ours) / wallUs) * 100);
     if (proxy !== null) run.proxyCpu = cpuPer(deltas[pids.indexOf(proxy.pid)]!, m.requests);
+    const backends = deltas.slice(0, backendPids(this.cluster).length);
+    run.backendCpuUsPerRequest = backends.reduce((sum, d) => sum + cpuTotal(d), 0) / m.requests;
     this.rates.set(key, m.opsPerSec);
     return run;
   }

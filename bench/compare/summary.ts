@@ -12,6 +12,8 @@ export interface Run {
   measurement?: Measurement;
   /** Proxy CPU (process and descendants, /proc/<pid>/stat) per client request. */
   proxyCpu?: CpuTimes;
+  /** CPU of all the redis-server and memcached backends per client request, microseconds. */
+  backendCpuUsPerRequest?: number;
   /** Machine CPU used by processes outside this benchmark during the run, % of one core. */
   otherCpuPct?: number;
   error?: string;
@@ -39,6 +41,7 @@ export interface Cell {
   latencyUpperBound: boolean;
   cpuUsPerRequest: Spread | null;
   userCpuUsPerRequest: Spread | null;
+  backendCpuUsPerRequest: Spread | null;
   generatorCpuPct: Spread | null;
   otherCpuPct: Spread | null;
   missRate: Spread | null;
@@ -57,6 +60,7 @@ export function cell(runs: Run[], workload: string, target: TargetName): Cell {
     latencyUpperBound: measured.some((m) => m.latencyUpperBound),
     cpuUsPerRequest: spread(mine.flatMap((r) => (r.proxyCpu === undefined ? [] : [cpuTotal(r.proxyCpu)]))),
     userCpuUsPerRequest: spread(mine.flatMap((r) => (r.proxyCpu === undefined ? [] : [r.proxyCpu.userUs]))),
+    backendCpuUsPerRequest: spread(mine.flatMap((r) => (r.backendCpuUsPerRequest === undefined ? [] : [r.backendCpuUsPerRequest]))),
     generatorCpuPct: of((m) => m.generatorCpuPct),
     otherCpuPct: spread(mine.flatMap((r) => (r.otherCpuPct === undefined ? [] : [r.otherCpuPct]))),
     missRate: of((m) => m.missRate),

@@ -148,8 +148,7 @@ export class ByteWriter {
       this.byte(48 + n);
       return;
     }
-    let digits = 0;
-    for (let t = n; t >= 1; t = Math.floor(t / 10)) digits++;
+    let digits = decimalDigits(n);
     this.reserve(digits);
     let p = this.len + digits;
     this.len = p;
@@ -179,6 +178,16 @@ export class ByteWriter {
   reset(): void {
     this.head = this.len = 0;
   }
+}
+
+/** How many digits a non-negative integer has in decimal. */
+export function decimalDigits(n: number): number {
+  let digits = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    digits++;
+  }
+  return digits;
 }
 
 export function ascii(s: string): Uint8Array {

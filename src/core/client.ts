@@ -25,7 +25,7 @@ const HOLD_NONE = 0;
 const HOLD_WAITING = 1;
 const HOLD_EXPIRED = 2;
 /** Clients holding replies back, released together by one timer. */
-let holding: ClientConn[] = [];
+const holding: ClientConn[] = [];
 let holdTimer: ReturnType<typeof setTimeout> | null = null;
 
 /** Every HOLD_MAX_MS while any client holds: release those that held since the last tick. */

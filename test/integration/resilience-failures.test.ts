@@ -95,20 +95,29 @@ async function nextPhase(c: RawClient, endpoint: Endpoint): Promise<RawClient> {
   return RawClient.connect(endpoint);
 }
 
+/** Two redis backends behind a pool with `timeout`, `count` keys `prefix...` written through a
+ *  connected client, and which of them landed on the first backend (some, not all). */
+async function keysOverTwo(prefix: string, count: number, timeout: number) {
+  const [a, b] = await Promise.all([redis(), redis()]);
+  const proxy = await proxyFor([redisPool("t", [a.address, b.address], { timeout })]);
+  const keys = keysNamed(prefix, count);
+  const c = await RawClient.connect(proxy.pools.t!);
+  expectReplies(await pipelineReplies(c, keys.map((k) => command("SET", k, `v-${k}`))), keys.map(() => OK));
+  const onA = (await Promise.all(keys.map((k) => redisHolders([a], k)))).map((h) => h.length > 0);
+  const n = onA.filter(Boolean).length;
+  expect(n).toBeGreaterThan(0);
+  expect(n).toBeLessThan(keys.length);
+  return { a, c, keys, onA };
+}
+
 const ERR_TIMEOUT = error("ERR Connection timed out");
 const ERR_REFUSED = error("ERR Connection refused");
 const ERR_RESET = error("ERR Connection reset by peer");
 
 describe("request timeout", () => {
   test("redis: a stopped backend's requests time out, its connection is closed, the next request reconnects", async () => {
-    const [a, b] = await Promise.all([redis(), redis()]);
-    const proxy = await proxyFor([redisPool("t", [a.address, b.address], { timeout: 400 })]);
-    const keys = keysNamed("tmo", 30);
-    const c = await RawClient.connect(proxy.pools.t!);
-    expectReplies(await pipelineReplies(c, keys.map((k) => command("SET", k, `v-${k}`))), keys.map(() => OK));
-    const onA = new Set((await Promise.all(keys.map((k) => redisHolders([a], k)))).flatMap((h, i) => (h.length > 0 ? [keys[i]!] : [])));
-    expect(onA.size).toBeGreaterThan(0);
-    expect(onA.size).toBeLessThan(keys.length);
+    const { a, c, keys, onA: placed } = await keysOverTwo("tmo", 30, 400);
+    const onA = new Set(keys.filter((_, i) => placed[i]));
     const before = await proxyConnections(a);
     expect(before.length).toBe(1);
 
@@ -133,16 +142,9 @@ describe("request timeout", () => {
   }, 30_000);
 
   test("redis: replies ready before a stopped backend's are written without waiting for it", async () => {
-    const [a, b] = await Promise.all([redis(), redis()]);
-    const proxy = await proxyFor([redisPool("t", [a.address, b.address], { timeout: 20_000 })]);
-    const keys = keysNamed("ready", 40);
-    const c = await RawClient.connect(proxy.pools.t!);
-    expectReplies(await pipelineReplies(c, keys.map((k) => command("SET", k, `v-${k}`))), keys.map(() => OK));
-    const onA = (await Promise.all(keys.map((k) => redisHolders([a], k)))).map((h) => h.length > 0);
+    const { a, c, keys, onA } = await keysOverTwo("ready", 40, 20_000);
     const onB = keys.filter((_, i) => !onA[i]);
     const order = [...onB, ...keys.filter((_, i) => onA[i])];
-    expect(onB.length).toBeGreaterThan(0);
-    expect(onB.length).toBeLessThan(keys.length);
     await a.process.freeze();
     try {
       // A pipeline whose first replies come from b, then ones that wait for the stopped a: the

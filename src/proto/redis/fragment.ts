@@ -2,7 +2,7 @@
 // EXISTS (the keys) or MSET (each key with its value), as a RESP array of the client's own
 // bulk strings.
 
-import type { ByteWriter } from "../../core/bytes.ts";
+import { decimalDigits, type ByteWriter } from "../../core/bytes.ts";
 import { Route, type Req } from "../codec.ts";
 import { STAR } from "./resp.ts";
 
@@ -28,13 +28,4 @@ function bulk(w: ByteWriter, buf: Uint8Array, req: Req, arg: number): void {
   const start = req.argStart[arg]!;
   const end = req.argEnd[arg]!;
   w.bytes(buf, start - 3 - decimalDigits(end - start), end + 2);
-}
-
-function decimalDigits(n: number): number {
-  let digits = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    digits++;
-  }
-  return digits;
 }

@@ -134,5 +134,7 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("tcpkeepalive", "tcpkeepalive", bool, false),
   // ours: added to twemproxy after 0.5.0, which rejects the key.
   directive("reuseport", "reuseport", bool, false),
+  // ours: consecutive memcached get (or gets) requests to a server go as one command line.
+  directive("coalesce_gets", "coalesceGets", bool, true),
   directive("servers", "servers", servers, REQUIRED),
 ];

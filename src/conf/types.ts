@@ -58,6 +58,8 @@ export interface PoolConfig {
   readonly serverRetryTimeout: number;
   readonly serverFailureLimit: number;
   readonly tcpkeepalive: boolean;
+  /** ours: memcached get (and gets) requests to one server share a command line (Codec.join). */
+  readonly coalesceGets: boolean;
   readonly reuseport: boolean;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */

@@ -5,7 +5,7 @@ import type { Socket } from "bun";
 import { FATAL, NEED_MORE, Req } from "../proto/codec.ts";
 import { ByteWriter } from "./bytes.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import { MSG_CLOSE, Msg } from "./msg.ts";
+import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
@@ -140,6 +140,7 @@ export class ClientConn extends StreamReader implements Flushable {
     const now = performance.now();
     do {
       if (m.reply !== null) this.put(m.reply, m.replyStart, m.replyEnd);
+      if ((m.flags & MSG_OPEN) !== 0) this.putEnd();
       pool.completed(m, now);
       this.queued--;
       this.inBytes -= m.inBytes;
@@ -161,6 +162,7 @@ export class ClientConn extends StreamReader implements Flushable {
     msg.done = true;
     if (this.closed) return;
     this.put(buf, start, end);
+    if ((msg.flags & MSG_OPEN) !== 0) this.putEnd();
     this.pool.completed(msg, now);
     this.queued--;
     this.inBytes -= msg.inBytes;
@@ -176,6 +178,12 @@ export class ClientConn extends StreamReader implements Flushable {
   /** Reply bytes, to the output in order (flush.ts send). */
   private put(buf: Uint8Array, start: number, end: number): void {
     if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+  }
+
+  /** The terminator a joined retrieval's reply lacks (Rsp.open). */
+  private putEnd(): void {
+    const end = this.pool.codec.join!.end;
+    this.put(end, 0, end.length);
   }
 
   /** Part of the reply to the head slot, passed on as it arrives (a large reply, streamed by

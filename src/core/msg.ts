@@ -30,6 +30,8 @@ export class SplitState implements Split {
 
 export const MSG_SILENT = 1; // memcached noreply: the reply is dropped
 export const MSG_CLOSE = 2; // QUIT or a fatal protocol error: close the client after this reply
+export const MSG_JOINED = 4; // went upstream on the command line of the message before it (Codec.join)
+export const MSG_OPEN = 8; // its reply lacks the terminator (Rsp.open): the client adds Codec.join.end
 
 export class Msg {
   /** Next in the client's reply queue. */
@@ -49,6 +51,13 @@ export class Msg {
   split: SplitState | null = null;
   /** The server the request (or fragment) went to. */
   server: Server | null = null;
+  /** A retrieval that is not a fragment, when retrievals are joined: its keys, for the reply's
+   *  boundaries (Rsp.joined): keyBuf[keyStart, keyEnd), or, for several, `keys` as Split.keys
+   *  (all in group 0). */
+  keyBuf: Uint8Array | null = null;
+  keys: Int32Array | null = null;
+  keyStart = 0;
+  keyEnd = 0;
   /** Request bytes sent upstream (queue stats). */
   bytes = 0;
   /** Request bytes read from the client (client backpressure). */

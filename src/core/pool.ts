@@ -12,7 +12,7 @@ import { P, S } from "../stats/table.ts";
 import { ascii, ByteWriter } from "./bytes.ts";
 import { ClientConn } from "./client.ts";
 import { fdBudget } from "./fdlimit.ts";
-import { MSG_CLOSE, MSG_SILENT, Msg, SplitState } from "./msg.ts";
+import { MSG_CLOSE, MSG_JOINED, MSG_SILENT, Msg, SplitState } from "./msg.ts";
 import { Server, type ServerConn } from "./server.ts";
 
 const CRLF = "\r\n";
@@ -54,6 +54,9 @@ export class Pool {
   private fragOf: Int32Array;
   private fragServer: Int32Array;
   private fragStart: Int32Array;
+  /** Retrievals may join the line of the one before them on a server connection (Codec.join,
+   *  coalesce_gets). */
+  private joining: boolean;
 
   constructor(
     cfg: PoolConfig,
@@ -68,6 +71,7 @@ export class Pool {
     this.fragOf = new Int32Array(cfg.servers.length).fill(-1);
     this.fragServer = new Int32Array(cfg.servers.length);
     this.fragStart = new Int32Array(cfg.servers.length);
+    this.joining = cfg.coalesceGets && codec.join !== null;
   }
 
   /** Hot reload: apply a changed config of this pool. Servers that stay (same name and address)
@@ -114,6 +118,7 @@ export class Pool {
     this.fragOf = new Int32Array(servers.length).fill(-1);
     this.fragServer = new Int32Array(servers.length);
     this.fragStart = new Int32Array(servers.length);
+    this.joining = cfg.coalesceGets && this.codec.join !== null;
     this.authBytes = cfg.redisAuth === null ? null : ascii(cfg.redisAuth);
     this.rebuild();
     for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
@@ -345,6 +350,17 @@ export class Pool {
     const server = this.target(msg, index, buf, req, 0);
     if (server === null) return;
     const conn = server.conn();
+    const joinKind = this.joining ? (req.command!.join ?? 0) : 0;
+    if (joinKind !== 0) {
+      this.keepKeys(msg, buf, req);
+      const lineEnd = conn.joinTail(joinKind);
+      if (lineEnd !== 0) {
+        const order = this.fragKeys.length < req.nkeys ? (this.fragKeys = new Int32Array(req.nkeys * 2)) : this.fragKeys;
+        for (let i = 0; i < req.nkeys; i++) order[i] = i;
+        this.appendJoined(conn, msg, server, buf, req, order, 0, req.nkeys, lineEnd);
+        return;
+      }
+    }
     if (req.noreply) {
       const out = conn.out;
       const before = out.len;
@@ -356,7 +372,47 @@ export class Pool {
       msg.bytes = req.end - req.start;
     }
     msg.server = server;
-    conn.push(msg);
+    conn.push(msg, joinKind);
+  }
+
+  /** A retrieval's keys, kept for its reply's boundaries should later ones join its line. */
+  private keepKeys(msg: Msg, buf: Uint8Array, req: Req): void {
+    msg.keyBuf = buf;
+    const n = req.nkeys;
+    if (n === 1) {
+      msg.keyStart = req.keyStart(0);
+      msg.keyEnd = req.keyEnd(0);
+      return;
+    }
+    const keys = new Int32Array(3 * n);
+    for (let i = 0; i < n; i++) {
+      keys[3 * i] = req.keyStart(i);
+      keys[3 * i + 1] = req.keyEnd(i);
+    }
+    msg.keys = keys;
+  }
+
+  /** Send the keys order[from, from + n) of a retrieval on the line at the end of conn's output,
+   *  whose line end conn.joinTail took off (`lineEnd` bytes). */
+  private appendJoined(
+    conn: ServerConn,
+    msg: Msg,
+    server: Server,
+    buf: Uint8Array,
+    req: Req,
+    order: Int32Array,
+    from: number,
+    n: number,
+    lineEnd: number,
+  ): void {
+    const out = conn.out;
+    const before = out.len;
+    this.codec.join!.appendKeys(buf, req, order, from, n, out);
+    // What the line grew by: the queue stats of the line's requests add up to its length.
+    msg.bytes = out.len - before - lineEnd;
+    msg.flags |= MSG_JOINED;
+    msg.server = server;
+    conn.push(msg, req.command!.join);
   }
 
   /** The live server at `index`, or null after failing msg with the reason there is none. */
@@ -423,6 +479,7 @@ export class Pool {
     // fragStart[f] ends as the start of fragment f's keys in `order`.
     const order = this.fragKeys;
     const fragStart = this.fragStart;
+    const joinKind = this.joining ? (req.command!.join ?? 0) : 0;
     for (let f = 0; f < nfrags; f++) fragStart[f] = 0;
     for (let i = 0; i < n; i++) fragStart[keys[3 * i + 2]!]!++;
     for (let f = 1; f < nfrags; f++) fragStart[f]! += fragStart[f - 1]!;
@@ -436,10 +493,15 @@ export class Pool {
       child.fragIndex = f;
       child.server = server;
       const conn = server.conn();
+      const lineEnd = joinKind === 0 ? 0 : conn.joinTail(joinKind);
+      if (lineEnd !== 0) {
+        this.appendJoined(conn, child, server, buf, req, order, first, m, lineEnd);
+        continue;
+      }
       const before = conn.out.len;
       this.codec.buildFragment(buf, req, order, first, m, conn.out);
       child.bytes = conn.out.len - before;
-      conn.push(child);
+      conn.push(child, joinKind);
     }
   }
 

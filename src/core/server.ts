@@ -10,7 +10,7 @@ import type { ServerStats } from "../stats/store.ts";
 import { ByteWriter } from "./bytes.ts";
 import { describeError } from "./errors.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import { MSG_SILENT, type Msg } from "./msg.ts";
+import { MSG_JOINED, MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
@@ -74,6 +74,13 @@ type ServerConnOrNull = ServerConn | null;
  *  as its bytes arrive, when that client waits for it next, instead of being gathered first. */
 const STREAM_MIN = 32768;
 
+/** A joined retrieval line (Codec.join) takes no more requests once it is this long: memcached
+ *  reads longer lines on a slower path (it takes them from get and gets only). */
+const MAX_JOINED_LINE = 2048;
+
+const LF = 0x0a;
+const CR = 0x0d;
+
 const serverHandlers = {
   binaryType: "uint8array" as const,
   open(s: Socket<ServerConn>) {
@@ -127,6 +134,10 @@ export class ServerConn extends StreamReader implements Flushable {
   private resume = 0;
   /** Bytes of that reply passed on so far. */
   private streamed = 0;
+  /** The request last appended to `out` when it is a retrieval line that requests of the same
+   *  kind may still join (Codec.join): its kind (0: none) and where its line starts in `out`. */
+  private tailKind = 0;
+  private tailStart = 0;
 
   constructor(
     readonly server: Server,
@@ -173,11 +184,30 @@ export class ServerConn extends StreamReader implements Flushable {
     if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
   }
 
-  /** Queue a request whose bytes were sent or appended to `out`. */
-  push(msg: Msg): void {
+  /** Can a retrieval of `kind` go onto the line at the end of `out`? If so, that line's end
+   *  is taken off for its keys (Codec.join.appendKeys); returns its length, 0 for no. */
+  joinTail(kind: number): number {
+    const out = this.out;
+    if (this.tailKind !== kind || out.len - this.tailStart > MAX_JOINED_LINE) return 0;
+    const lineEnd = out.buf[out.len - 2] === CR ? 2 : 1;
+    out.truncate(out.size - lineEnd);
+    return lineEnd;
+  }
+
+  /** Queue a request whose bytes were sent or appended to `out`; `joinKind`: its
+   *  CommandSpec.join when requests may join its line. */
+  push(msg: Msg, joinKind = 0): void {
     if (this.closed) {
       this.server.pool.fail(msg, this.closeReason);
       return;
+    }
+    if (joinKind === 0) this.tailKind = 0;
+    else if ((msg.flags & MSG_JOINED) === 0) {
+      // Its line is the tail of `out` unless it was written through (or held) as a large one.
+      const start = this.out.len - msg.bytes;
+      const whole = start >= this.out.head && this.out.buf[this.out.len - 1] === LF;
+      this.tailKind = whole ? joinKind : 0;
+      this.tailStart = start;
     }
     if (this.last === null) this.first = msg;
     else this.last.snext = msg;
@@ -196,6 +226,8 @@ export class ServerConn extends StreamReader implements Flushable {
   flush(): void {
     const s = this.socket;
     if (s === null || this.blocked || this.closed) return;
+    // What the socket takes is final: no more keys on its lines.
+    this.tailKind = 0;
     if (!writeOut(s, this.out, this.held)) {
       this.blocked = true;
       return;
@@ -235,6 +267,10 @@ export class ServerConn extends StreamReader implements Flushable {
         pos += n;
         continue;
       }
+      const head = this.first;
+      const joined = this.handshake === 0 && head !== null && head.snext !== null && (head.snext.flags & MSG_JOINED) !== 0;
+      rsp.joined = joined;
+      if (joined) this.keysOf(head);
       rsp.resume = this.resume;
       const next = codec.parseResponse(buf, pos, end, rsp);
       if (next === NEED_MORE) {
@@ -263,33 +299,26 @@ export class ServerConn extends StreamReader implements Flushable {
         }
         continue;
       }
-      const msg = this.first;
-      if (msg === null) {
+      if (head === null) {
         log.error(`server ${this.server.cfg.pname} sent a reply nobody asked for`);
         counters[S.server_err]!++;
         this.close("Invalid response from server", true);
         return FATAL;
       }
-      this.first = msg.snext;
-      if (this.first === null) this.last = null;
-      msg.snext = null;
-      counters[S.responses]!++;
-      counters[S.response_bytes]! += next - rsp.start + this.streamed;
+      this.dequeue(head, next - rsp.start + this.streamed);
       this.resume = 0;
       this.streamed = 0;
-      if (this.queued-- > this.unsent) {
-        counters[S.out_queue]!--;
-        counters[S.out_queue_bytes]! -= msg.bytes;
-      } else {
-        // Answered before the write it went out in completed (a partial write).
-        this.unsent--;
-        this.unsentBytes -= msg.bytes;
-        counters[S.in_queue]!--;
-        counters[S.in_queue_bytes]! -= msg.bytes;
-      }
       if (rsp.failure) pool.serverFailed(this.server);
       else this.server.failures = 0;
-      pool.reply(msg, buf, rsp.start, next, now);
+      if (rsp.open) head.flags |= MSG_OPEN;
+      pool.reply(head, buf, rsp.start, next, now);
+      if (joined && rsp.isError) {
+        // The server stopped at the error: the rest of the line gets it too.
+        for (let m = this.first; m !== null && (m.flags & MSG_JOINED) !== 0; m = this.first) {
+          this.dequeue(m, next - rsp.errorStart);
+          pool.reply(m, buf, rsp.errorStart, next, now);
+        }
+      }
     }
     this.need = 0;
     if (this.retiring && this.first === null) {
@@ -297,6 +326,43 @@ export class ServerConn extends StreamReader implements Flushable {
       return FATAL;
     }
     return pos;
+  }
+
+  /** Take the answered head of the queue off it. */
+  private dequeue(msg: Msg, replyBytes: number): void {
+    this.first = msg.snext;
+    if (this.first === null) this.last = null;
+    msg.snext = null;
+    const counters = this.server.stats.counters;
+    counters[S.responses]!++;
+    counters[S.response_bytes]! += replyBytes;
+    if (this.queued-- > this.unsent) {
+      counters[S.out_queue]!--;
+      counters[S.out_queue_bytes]! -= msg.bytes;
+    } else {
+      // Answered before the write it went out in completed (a partial write).
+      this.unsent--;
+      this.unsentBytes -= msg.bytes;
+      counters[S.in_queue]!--;
+      counters[S.in_queue_bytes]! -= msg.bytes;
+    }
+  }
+
+  /** The reply parser's view of the keys of msg, whose line later requests joined. */
+  private keysOf(msg: Msg): void {
+    const rsp = this.rsp;
+    const split = msg.parent === null ? null : msg.parent.split;
+    if (split !== null) {
+      rsp.keyBuf = split.bytes;
+      rsp.keys = split.keys;
+      rsp.keyGroup = msg.fragIndex;
+    } else {
+      rsp.keyBuf = msg.keyBuf!;
+      rsp.keys = msg.keys;
+      rsp.keyGroup = 0;
+      rsp.keyStart = msg.keyStart;
+      rsp.keyEnd = msg.keyEnd;
+    }
   }
 
   /** May the reply now being parsed go to its client before it is complete? Only when it is
@@ -309,6 +375,8 @@ export class ServerConn extends StreamReader implements Flushable {
       this.handshake === 0 &&
       msg !== null &&
       msg.parent === null &&
+      // A joined request's reply ends where its keys do: it is parsed whole.
+      (msg.snext === null || (msg.snext.flags & MSG_JOINED) === 0) &&
       (msg.flags & MSG_SILENT) === 0 &&
       msg.client.first === msg
     );
@@ -357,6 +425,7 @@ export class ServerConn extends StreamReader implements Flushable {
     }
     if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);
     this.dropPending();
+    this.tailKind = 0;
     this.out.clear();
     this.out.release();
     this.held.clear();

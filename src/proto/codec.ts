@@ -49,6 +49,8 @@ export interface CommandSpec {
   /** Lowercase command name. */
   readonly name: string;
   readonly route: Route;
+  /** Retrievals of one non-zero kind may share a command line upstream (Codec.join). */
+  readonly join?: number;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
@@ -120,6 +122,8 @@ export class Req {
   }
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /** Scratch result of parseResponse. */
 export class Rsp {
   start = 0;
@@ -139,6 +143,23 @@ export class Rsp {
   next = 0;
   /** Input, kept by reset(): 0 to parse a reply from its start, or an earlier `next`. */
   resume = 0;
+  /** Input, kept by reset(): the next request on the connection joined this one's command line
+   *  (Codec.join), so the reply ends before the first item that is not for one of its keys, or
+   *  before the terminator, which belongs to the last request of the line. Its keys are
+   *  keyBuf[keys[3i], keys[3i + 1]) for each i with keys[3i + 2] === keyGroup (Split.keys), or,
+   *  with keys null, the one key keyBuf[keyStart, keyEnd). */
+  joined = false;
+  keyBuf: Uint8Array = NO_BYTES;
+  keys: Int32Array | null = null;
+  keyGroup = 0;
+  keyStart = 0;
+  keyEnd = 0;
+  /** Parse state of a joined reply: the index of the first key not yet matched by an item. */
+  keyCursor = 0;
+  /** A joined reply that ended before its terminator (which its client still needs). */
+  open = false;
+  /** With isError: where the error line starts (what the rest of a joined line gets). */
+  errorStart = 0;
 
   reset(start: number): void {
     this.start = start;
@@ -149,6 +170,9 @@ export class Rsp {
     this.error = null;
     this.opaque = 0;
     this.next = 0;
+    this.keyCursor = 0;
+    this.open = false;
+    this.errorStart = start;
   }
 }
 
@@ -182,6 +206,18 @@ export interface Codec {
   /** Write the sub-request of a split request that carries the keys order[from, from + n)
    *  (indexes into req's key list, ascending). */
   buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
+
+  /** Retrievals whose CommandSpec has a `join` kind may go upstream on the command line of the
+   *  retrieval of that kind sent just before them on the same connection (memcached, whose
+   *  every retrieval command costs a send of its own; null: never). The reply parser then
+   *  divides the line's reply by keys (Rsp.joined). */
+  readonly join: {
+    /** Write ` <key>...` and the line end for the keys order[from, from + n) (as buildFragment),
+     *  after a line whose line end was taken off. */
+    appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
+    /** What a reply that ended before its terminator (Rsp.open) lacks. */
+    readonly end: Uint8Array;
+  } | null;
 
   /** Write the request as it must go upstream when it cannot be forwarded byte for byte
    *  (a memcached request with `noreply`: sent without it). */

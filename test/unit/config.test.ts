@@ -95,6 +95,7 @@ const CASES: Case[] = [
   { name: "listen unix with perm", yaml: withListen("/tmp/bc.sock 0666"), error: null },
   { name: "listen unix path with a space", yaml: withListen("/tmp/a b.sock 0600"), error: null },
   { name: "reuseport", yaml: withSettings("  reuseport: true"), error: null, differs: "added after 0.5.0" },
+  { name: "coalesce_gets false", yaml: withSettings("  coalesce_gets: false"), error: null, differs: "coalesce_gets is ours" },
   { name: "named servers", yaml: withServers("127.0.0.1:6379:1 a", "127.0.0.1:6379:1 b"), error: null },
   { name: "unix servers", yaml: withServers("/tmp/r.sock:1", "/tmp/s.sock:2 s"), error: null },
   { name: "IPv6 servers", yaml: withServers("::1:6379:1", '"[::1]:6380:1"'), error: null },
@@ -331,6 +332,7 @@ describe("defaults are twemproxy 0.5.0's", () => {
       serverFailureLimit: 2,
       tcpkeepalive: false,
       reuseport: false,
+      coalesceGets: true,
     });
     expect(listen).toEqual({ spec: "127.0.0.1:22121", host: "127.0.0.1", port: 22121, unix: false, perm: null });
     expect(servers).toEqual([
@@ -369,6 +371,7 @@ describe("defaults are twemproxy 0.5.0's", () => {
       serverFailureLimit: 3,
       tcpkeepalive: true,
       reuseport: false,
+      coalesceGets: true,
     });
   });
 });

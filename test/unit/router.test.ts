@@ -50,6 +50,7 @@ function testPool(
     serverFailureLimit: 2,
     tcpkeepalive: false,
     reuseport: false,
+    coalesceGets: true,
     servers: configs,
   };
 }

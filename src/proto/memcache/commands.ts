@@ -46,10 +46,11 @@ export interface UnsupportedCommand {
 
 export type MemcacheCommand = RoutedCommand | UnsupportedCommand;
 
-const routed = (name: string, shape: RoutedCommand["shape"], route: Route): RoutedCommand => ({
+const routed = (name: string, shape: RoutedCommand["shape"], route: Route, join = 0): RoutedCommand => ({
   name,
   shape,
   route,
+  join,
 });
 const unsupported = (name: string, shape: UnsupportedCommand["shape"] = Shape.Unsupported): UnsupportedCommand => ({
   name,
@@ -58,8 +59,10 @@ const unsupported = (name: string, shape: UnsupportedCommand["shape"] = Shape.Un
 });
 
 export const COMMANDS: readonly MemcacheCommand[] = [
-  routed("get", Shape.Retrieval, Route.Get),
-  routed("gets", Shape.Retrieval, Route.Get),
+  // get and gets lines take any number of keys, so consecutive ones of a kind can be joined
+  // (Codec.join); gat/gats lines also carry an exptime, which would have to match.
+  routed("get", Shape.Retrieval, Route.Get, 1),
+  routed("gets", Shape.Retrieval, Route.Get, 2),
   routed("gat", Shape.Gat, Route.Get),
   routed("gats", Shape.Gat, Route.Get),
   routed("set", Shape.Storage, Route.Key),

@@ -3,6 +3,7 @@
 // `VALUE <key> <flags> <bytes> [<cas>]` items, each with its data block, then END.
 
 import { FATAL, NEED_MORE, type Rsp } from "../codec.ts";
+import { ownsItem } from "./join.ts";
 import { CR, findLF, isUint64, LF, lineContentEnd, MAX_LINE, parseLength, SP, startsWith, tokenEquals } from "./scan.ts";
 
 /** What a reply line is. */
@@ -74,6 +75,11 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
     const lineEnd = lineContentEnd(buf, p, lf);
     if (lineEnd - p > MAX_LINE) return invalid(rsp, "reply line too long", buf, p, lineEnd);
     const kind = classifyLine(buf, p, lineEnd);
+    if (rsp.joined && joinedPartEnds(rsp, buf, kind, p, lineEnd)) {
+      rsp.open = true;
+      rsp.end = p;
+      return p;
+    }
     if (kind === Line.Value) {
       const length = valueLength(buf, p, lineEnd);
       if (length < 0) return invalid(rsp, "bad VALUE line", buf, p, lineEnd);
@@ -95,9 +101,22 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       return invalid(rsp, "unexpected reply line", buf, p, lineEnd);
     }
     rsp.isError = kind === Line.Error;
+    if (rsp.isError) rsp.errorStart = p;
     rsp.end = lf + 1;
     return rsp.end;
   }
+}
+
+/** Does the part of a joined request (Rsp.joined) end before the line buf[start, end) of this
+ *  kind: END (the last request's), or an item for a later request of its line? */
+function joinedPartEnds(rsp: Rsp, buf: Uint8Array, kind: Line, start: number, end: number): boolean {
+  if (kind === Line.End) return true;
+  if (kind !== Line.Value) return false;
+  let i = start + 6; // after "VALUE "
+  while (i < end && buf[i] === SP) i++;
+  const key = i;
+  while (i < end && buf[i] !== SP) i++;
+  return !ownsItem(rsp, buf, key, i);
 }
 
 /** The <bytes> of a `VALUE <key> <flags> <bytes> [<cas>]` line, or -1 if the line is malformed. */

@@ -17,6 +17,8 @@ export const redisCodec: Codec = {
   buildForward(buf, req, w) {
     w.bytes(buf, req.start, req.end);
   },
+  // Redis answers a pipeline's commands with one send already.
+  join: null,
   merge,
   errorReply,
   handshake,

@@ -1,0 +1,173 @@
+// Joined retrievals (src/proto/memcache/join.ts): the keys a request adds to a line, and the
+// division of the line's one reply into each request's part by its keys.
+
+import { describe, expect, test } from "bun:test";
+import { NEED_MORE, Req, Rsp } from "../../src/proto/codec.ts";
+import { ByteWriter } from "../../src/core/bytes.ts";
+import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
+
+const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
+const text = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
+const item = (key: string, data: string, cas?: number): string =>
+  `VALUE ${key} 0 ${data.length}${cas === undefined ? "" : ` ${cas}`}\r\n${data}\r\n`;
+
+/** The keys of one request of a joined line, in the two forms the core gives them: a request's
+ *  own keys, or a fragment's (`group`) among the keys its split sent elsewhere (`others`). */
+type Member = { keys: string[]; group?: number; others?: string[] };
+
+/** Rsp set up as the server connection does for a request whose line later requests joined. */
+function joinedRsp(member: Member): Rsp {
+  const rsp = new Rsp();
+  rsp.joined = true;
+  const others = member.others ?? [];
+  rsp.keyBuf = bytes([...member.keys, ...others].join(" "));
+  if (member.keys.length === 1 && member.group === undefined) {
+    rsp.keys = null;
+    rsp.keyStart = 0;
+    rsp.keyEnd = member.keys[0]!.length;
+    return rsp;
+  }
+  // Split.keys: [start, end, group] per key; the other groups' keys come after its own.
+  const group = member.group ?? 0;
+  const own: number[] = [];
+  const elsewhere: number[] = [];
+  let at = 0;
+  for (const k of member.keys) {
+    own.push(at, at + k.length, group);
+    at += k.length + 1;
+  }
+  for (const k of others) {
+    elsewhere.push(at, at + k.length, group + 1);
+    at += k.length + 1;
+  }
+  rsp.keys = new Int32Array([...own, ...elsewhere]);
+  rsp.keyGroup = group;
+  return rsp;
+}
+
+/** Parse the reply of each member in turn from one buffer, as ServerConn.parse does: the last
+ *  member is not `joined` and takes END. Returns each part and whether it was open. */
+function divide(reply: string, members: Member[]): { part: string; open: boolean; isError: boolean }[] {
+  const buf = bytes(reply);
+  let pos = 0;
+  return members.map((m, i) => {
+    const rsp = i < members.length - 1 ? joinedRsp(m) : new Rsp();
+    const next = codec.parseResponse(buf, pos, buf.length, rsp);
+    expect(next).toBeGreaterThanOrEqual(0);
+    const part = { part: text(buf.subarray(pos, next)), open: rsp.open, isError: rsp.isError };
+    pos = next;
+    return part;
+  });
+}
+
+describe("the reply of a joined line, divided by keys", () => {
+  test("each request gets its hits, in order; all but the last lack END", () => {
+    const reply = item("a", "1") + item("b", "22") + item("d", "4444") + "END\r\n";
+    expect(divide(reply, [{ keys: ["a", "b"] }, { keys: ["c"] }, { keys: ["d"] }])).toEqual([
+      { part: item("a", "1") + item("b", "22"), open: true, isError: false },
+      { part: "", open: true, isError: false },
+      { part: item("d", "4444") + "END\r\n", open: false, isError: false },
+    ]);
+  });
+
+  test("a request whose keys all missed gets an empty part, also before END", () => {
+    expect(divide("END\r\n", [{ keys: ["a"] }, { keys: ["b", "c"] }, { keys: ["d"] }])).toEqual([
+      { part: "", open: true, isError: false },
+      { part: "", open: true, isError: false },
+      { part: "END\r\n", open: false, isError: false },
+    ]);
+  });
+
+  test("the same key in several requests: each takes as many items as it asked for", () => {
+    const reply = item("a", "x") + item("a", "x") + item("b", "y") + item("a", "x") + "END\r\n";
+    expect(divide(reply, [{ keys: ["a", "a"] }, { keys: ["b", "a"] }]).map((p) => p.part)).toEqual([
+      item("a", "x") + item("a", "x"),
+      item("b", "y") + item("a", "x") + "END\r\n",
+    ]);
+    // A single key matches one item only.
+    expect(divide(item("a", "x") + item("a", "x") + "END\r\n", [{ keys: ["a"] }, { keys: ["a"] }]).map((p) => p.part)).toEqual([
+      item("a", "x"),
+      item("a", "x") + "END\r\n",
+    ]);
+  });
+
+  test("keys are matched in order: an item for an earlier key of the request ends its part", () => {
+    // The request asked for b then a; an item for `b` after `a` belongs to the next request.
+    const reply = item("a", "1") + item("b", "2") + "END\r\n";
+    expect(divide(reply, [{ keys: ["b", "a"] }, { keys: ["b"] }]).map((p) => p.part)).toEqual([
+      item("a", "1"),
+      item("b", "2") + "END\r\n",
+    ]);
+  });
+
+  test("keys that are prefixes of each other are told apart", () => {
+    const reply = item("ab", "1") + item("a", "2") + "END\r\n";
+    expect(divide(reply, [{ keys: ["a", "ab"] }, { keys: ["a"] }]).map((p) => p.part)).toEqual([
+      item("ab", "1"),
+      item("a", "2") + "END\r\n",
+    ]);
+  });
+
+  test("fragments of split requests: only the request's own group of keys counts", () => {
+    const reply = item("k1", "a", 7) + item("k2", "b", 8) + "END\r\n";
+    const fragment = { keys: ["k1"], group: 2, others: ["k2"] };
+    expect(divide(reply, [fragment, { keys: ["k2"], group: 0 }]).map((p) => p.part)).toEqual([
+      item("k1", "a", 7),
+      item("k2", "b", 8) + "END\r\n",
+    ]);
+  });
+
+  test("data that looks like a reply line stays inside its item", () => {
+    const reply = item("a", "END\r\nVALUE b 0 1") + item("b", "z") + "END\r\n";
+    expect(divide(reply, [{ keys: ["a"] }, { keys: ["b"] }]).map((p) => p.part)).toEqual([
+      item("a", "END\r\nVALUE b 0 1"),
+      item("b", "z") + "END\r\n",
+    ]);
+  });
+
+  test("an error line ends the part it stops, and says where it starts", () => {
+    const error = "SERVER_ERROR out of memory writing get response\r\n";
+    const buf = bytes(item("a", "1") + error);
+    const rsp = joinedRsp({ keys: ["a", "b"] });
+    expect(codec.parseResponse(buf, 0, buf.length, rsp)).toBe(buf.length);
+    expect(rsp.isError).toBe(true);
+    expect(rsp.open).toBe(false);
+    expect(text(buf.subarray(rsp.errorStart))).toBe(error);
+  });
+
+  test("a part is only complete once the next line is: every shorter prefix needs more", () => {
+    const reply = item("a", "1") + item("b", "2") + "END\r\n";
+    const partEnd = item("a", "1").length;
+    const nextLineEnd = partEnd + "VALUE b 0 1\r\n".length;
+    const buf = bytes(reply);
+    for (let end = 0; end < nextLineEnd; end++) {
+      expect(codec.parseResponse(buf, 0, end, joinedRsp({ keys: ["a"] }))).toBe(NEED_MORE);
+    }
+    const rsp = joinedRsp({ keys: ["a"] });
+    expect(codec.parseResponse(buf, 0, nextLineEnd, rsp)).toBe(partEnd);
+    expect(rsp.open).toBe(true);
+  });
+});
+
+describe("the keys a joined request adds to the line", () => {
+  test("appendKeys writes ` <key>...` in the order given, and CRLF", () => {
+    const buf = bytes("get x yy zzz\r\n");
+    const req = new Req();
+    expect(codec.parseRequest(buf, 0, buf.length, req)).toBe(buf.length);
+    const w = new ByteWriter(64);
+    w.bytes(bytes("get a"));
+    codec.join!.appendKeys(buf, req, new Int32Array([2, 0]), 0, 2, w);
+    expect(text(w.view())).toBe("get a zzz x\r\n");
+  });
+
+  test("only get and gets may be joined, each with its own kind; redis never joins", async () => {
+    const { COMMANDS } = await import("../../src/proto/memcache/commands.ts");
+    const kinds = Object.fromEntries(
+      COMMANDS.flatMap((c) => (c.route !== null && (c.join ?? 0) !== 0 ? [[c.name, c.join]] : [])),
+    );
+    expect(Object.keys(kinds).sort()).toEqual(["get", "gets"]);
+    expect(kinds.get).not.toBe(kinds.gets);
+    const { redisCodec } = await import("../../src/proto/redis/index.ts");
+    expect(redisCodec.join).toBeNull();
+  });
+});

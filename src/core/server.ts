@@ -375,8 +375,6 @@ export class ServerConn extends StreamReader implements Flushable {
       this.handshake === 0 &&
       msg !== null &&
       msg.parent === null &&
-      // A joined request's reply ends where its keys do: it is parsed whole.
-      (msg.snext === null || (msg.snext.flags & MSG_JOINED) === 0) &&
       (msg.flags & MSG_SILENT) === 0 &&
       msg.client.first === msg
     );

@@ -154,7 +154,8 @@ export class Rsp {
   keyGroup = 0;
   keyStart = 0;
   keyEnd = 0;
-  /** Parse state of a joined reply: the index of the first key not yet matched by an item. */
+  /** Parse state of a joined reply: the index of the first key not yet matched by an item
+   *  (kept when parsing resumes after a part passed on, Rsp.resume). */
   keyCursor = 0;
   /** A joined reply that ended before its terminator (which its client still needs). */
   open = false;
@@ -170,7 +171,7 @@ export class Rsp {
     this.error = null;
     this.opaque = 0;
     this.next = 0;
-    this.keyCursor = 0;
+    if (this.resume === 0) this.keyCursor = 0;
     this.open = false;
     this.errorStart = start;
   }

@@ -9,6 +9,8 @@ export interface Tap {
   readonly address: string;
   /** Everything received from the proxy so far, over all connections, in arrival order. */
   sent(): string;
+  /** Bytes received from the proxy since the tap started (forget() does not reset it). */
+  received(): number;
   /** The lines of sent() whose first word is one of `commands`. */
   lines(...commands: string[]): string[];
   forget(): void;
@@ -40,6 +42,7 @@ function pass(to: Socket<Pair> | null, queue: Uint8Array[], chunk: Uint8Array | 
 
 export function startTap(backendHost: string, backendPort: number): Tap {
   let sent = "";
+  let received = 0;
   const sockets = new Set<Socket<Pair>>();
   const upstreamHandlers = {
     open(s: Socket<Pair>) {
@@ -73,6 +76,7 @@ export function startTap(backendHost: string, backendPort: number): Tap {
       },
       data(client, chunk) {
         sent += Buffer.from(chunk).toString("latin1");
+        received += chunk.length;
         pass(client.data.upstream, client.data.toUpstream, chunk);
       },
       drain(client) {
@@ -88,6 +92,7 @@ export function startTap(backendHost: string, backendPort: number): Tap {
   return {
     address: `127.0.0.1:${listener.port}`,
     sent: () => sent,
+    received: () => received,
     lines: (...commands) => sent.split(/\r?\n/).filter((l) => commands.includes(l.split(" ")[0]!)),
     forget() {
       sent = "";

@@ -12,6 +12,7 @@ import { stopAll } from "../helpers/direct.ts";
 import { memcacheFrame } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { poolOf, readStats, waitFor, type StatsDoc } from "../helpers/ops.ts";
 import { makeRng, spread } from "../helpers/random.ts";
 import { startTap, type Tap } from "../helpers/tap.ts";
 import { makeTempDir, type TempDir } from "../helpers/tmp.ts";
@@ -50,6 +51,7 @@ beforeAll(async () => {
   proxy = await startProxy(
     TARGET,
     pool("one", [t0]) + pool("two", [t0, t1]) + pool("separate", [t0], "  coalesce_gets: false\n") + pool("auth", [tAuth]),
+    { args: ["-i", String(STATS_INTERVAL_MS)] },
   );
 });
 
@@ -72,6 +74,7 @@ async function pipeline(endpoint: Endpoint, requests: string, count: number): Pr
 }
 
 const ep = (name: string): Endpoint => proxy.pools[name]!;
+const STATS_INTERVAL_MS = 100;
 
 describe.skipIf(TARGET !== "buncracker")("joined retrievals", () => {
   test("a pipeline's gets go as one line per kind; a set in between starts a new line", async () => {
@@ -127,6 +130,18 @@ describe.skipIf(TARGET !== "buncracker")("joined retrievals", () => {
       expect(got).toEqual(asked.filter((k) => got.includes(k)));
     }
     expect(new Set(lines.flatMap(([l]) => l!.split(" ").slice(1)))).toEqual(new Set(asked));
+  });
+
+  test("large values on a joined line: each request gets its own, whole, whatever the chunking", async () => {
+    const big = (tag: string, n: number) => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + ((i * 7 + tag.length) % 26))).join("");
+    const values = { "L:big1": big("a", 300_000), "L:small": "s", "L:big2": big("bb", 200_000) };
+    await pipeline(ep("one"), Object.entries(values).map(([k, v]) => set(k, v)).join(""), 3);
+    taps[0]!.forget();
+    const order = ["L:big1", "L:none", "L:small", "L:big2", "L:big1"] as const;
+    const replies = await pipeline(ep("one"), order.map((k) => `get ${k}\r\n`).join(""), order.length);
+    const want = order.map((k) => (k in values ? item(k, values[k as keyof typeof values]) : "") + "END\r\n");
+    expect(replies.map((r) => r.toString("latin1"))).toEqual(want);
+    expect(taps[0]!.lines("get")).toEqual([`get ${order.join(" ")}`]);
   });
 
   test("an error reply to a joined line goes to every request on it, and the stream stays in step", async () => {
@@ -186,5 +201,23 @@ describe.skipIf(TARGET !== "buncracker")("joined retrievals", () => {
     await Promise.all(Array.from({ length: 12 }, (_, c) => runClient(c)));
     // Lines were joined: the servers got fewer get lines than there were get requests.
     expect(taps[0]!.lines("get").length + taps[1]!.lines("get").length).toBeLessThan(gets);
+  });
+
+  test("the queue gauges return to zero, and request_bytes add up to the bytes on the wire", async () => {
+    const pools = ["one", "two", "separate", "auth"];
+    const wire = () => taps.reduce((n, t) => n + t.received(), 0);
+    // Every server's counter `key`, over the pools (a pool's servers are its object members).
+    const summed = (doc: StatsDoc, key: string): number => {
+      let n = 0;
+      for (const p of pools) for (const s of Object.values(poolOf(doc, p))) if (typeof s === "object") n += s[key] as number;
+      return n;
+    };
+    await waitFor("request_bytes to match the bytes the servers received", async () => {
+      await Bun.sleep(2 * STATS_INTERVAL_MS);
+      const doc = await readStats(proxy.statsPort);
+      return summed(doc, "request_bytes") === wire() ? doc : undefined;
+    });
+    const doc = await readStats(proxy.statsPort);
+    for (const key of ["in_queue", "in_queue_bytes", "out_queue", "out_queue_bytes"]) expect([key, summed(doc, key)]).toEqual([key, 0]);
   });
 });

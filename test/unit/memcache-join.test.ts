@@ -149,6 +149,32 @@ describe("the reply of a joined line, divided by keys", () => {
   });
 });
 
+describe("a joined request's large item, passed on before it is complete", () => {
+  test("the part so far is final, and parsing resumes after it with the keys matched so far", () => {
+    const big = "x".repeat(1000);
+    const reply = item("a", "1") + item("b", big) + item("c", "3") + "END\r\n";
+    const buf = bytes(reply);
+    const bigDataEnd = item("a", "1").length + `VALUE b 0 ${big.length}\r\n`.length + big.length;
+    // Half of b's data has arrived: everything before its end is the request's.
+    const rsp = joinedRsp({ keys: ["a", "a", "b"] });
+    expect(codec.parseResponse(buf, 0, bigDataEnd - 500, rsp)).toBe(NEED_MORE);
+    expect(rsp.opaque).toBe(bigDataEnd);
+    // The core passes those bytes on, then resumes there: `a` must not match again, and the
+    // item for c (a later request's) ends the part.
+    const afterData = rsp.next;
+    rsp.resume = afterData;
+    const next = codec.parseResponse(buf, bigDataEnd, buf.length, rsp);
+    expect(text(buf.subarray(bigDataEnd, next))).toBe("\r\n");
+    expect(rsp.open).toBe(true);
+    // Resumed with a key list whose next key is `a` again: the item for b ends the part at once.
+    const again = joinedRsp({ keys: ["b", "a"] });
+    again.keyCursor = 1;
+    again.resume = afterData;
+    const shortReply = bytes("\r\n" + item("b", "2") + "END\r\n");
+    expect(codec.parseResponse(shortReply, 0, shortReply.length, again)).toBe(2);
+  });
+});
+
 describe("the keys a joined request adds to the line", () => {
   test("appendKeys writes ` <key>...` in the order given, and CRLF", () => {
     const buf = bytes("get x yy zzz\r\n");

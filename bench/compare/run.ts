@@ -42,8 +42,10 @@ const NOTES = [
     "For get workloads memaslap first fills its key window with sets (50 connections × 1k keys), and counts them in its ops/s.",
   "memaslap's keys start with 8 bytes of 0x10 (a control character): memcached and nutcracker accept them; a proxy that " +
     "rejects control characters in keys answers CLIENT_ERROR, and such runs are recorded as failed.",
-  "memcached 1.6 sends one write per reply to pipelined gets (sets are batched), so pipelining gets helps direct memcached " +
-    "little; a proxy reads those replies from one multiplexed server connection.",
+  "memcached 1.6 sends one write per get command, pipelined or not (replies to sets are batched), so pipelining gets helps " +
+    "direct memcached little. nutcracker forwards each get (or fragment) as its own command; buncracker joins the gets a " +
+    "server gets in one event-loop turn into one command line (`coalesce_gets`, on by default), which saves memcached " +
+    "most of those writes: that is most of its lead on memcached get workloads, and why it can beat *direct* there.",
   "redis-benchmark prints `WARNING: Could not fetch server CONFIG` through a proxy (CONFIG is not proxied); that does not affect the run.",
   "nutcracker runs with `-v 4`, not Debian's default `-v 5`, whose extra log-level checks are reported to cost it CPU per request.",
 ];

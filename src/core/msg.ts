@@ -51,11 +51,9 @@ export class Msg {
   split: SplitState | null = null;
   /** The server the request (or fragment) went to. */
   server: Server | null = null;
-  /** A retrieval that is not a fragment, when retrievals are joined: its keys, for the reply's
-   *  boundaries (Rsp.joined): keyBuf[keyStart, keyEnd), or, for several, `keys` as Split.keys
-   *  (all in group 0). */
+  /** A retrieval that is not a fragment, when retrievals are joined: its keys, separated by
+   *  spaces, are keyBuf[keyStart, keyEnd) (for its reply's boundaries, Rsp.joined). */
   keyBuf: Uint8Array | null = null;
-  keys: Int32Array | null = null;
   keyStart = 0;
   keyEnd = 0;
   /** Request bytes sent upstream (queue stats). */

@@ -352,12 +352,16 @@ export class Pool {
     const conn = server.conn();
     const joinKind = this.joining ? (req.command!.join ?? 0) : 0;
     if (joinKind !== 0) {
-      this.keepKeys(msg, buf, req);
+      // Kept for the reply's boundaries, should later retrievals join this one's line.
+      msg.keyBuf = buf;
+      msg.keyStart = req.keyStart(0);
+      msg.keyEnd = req.keyEnd(req.nkeys - 1);
       const lineEnd = conn.joinTail(joinKind);
       if (lineEnd !== 0) {
-        const order = this.fragKeys.length < req.nkeys ? (this.fragKeys = new Int32Array(req.nkeys * 2)) : this.fragKeys;
-        for (let i = 0; i < req.nkeys; i++) order[i] = i;
-        this.appendJoined(conn, msg, server, buf, req, order, 0, req.nkeys, lineEnd);
+        const out = conn.out;
+        const before = out.len;
+        this.codec.join!.appendAllKeys(buf, req, out);
+        this.joined(conn, msg, server, out.len - before - lineEnd);
         return;
       }
     }
@@ -375,44 +379,14 @@ export class Pool {
     conn.push(msg, joinKind);
   }
 
-  /** A retrieval's keys, kept for its reply's boundaries should later ones join its line. */
-  private keepKeys(msg: Msg, buf: Uint8Array, req: Req): void {
-    msg.keyBuf = buf;
-    const n = req.nkeys;
-    if (n === 1) {
-      msg.keyStart = req.keyStart(0);
-      msg.keyEnd = req.keyEnd(0);
-      return;
-    }
-    const keys = new Int32Array(3 * n);
-    for (let i = 0; i < n; i++) {
-      keys[3 * i] = req.keyStart(i);
-      keys[3 * i + 1] = req.keyEnd(i);
-    }
-    msg.keys = keys;
-  }
-
-  /** Send the keys order[from, from + n) of a retrieval on the line at the end of conn's output,
-   *  whose line end conn.joinTail took off (`lineEnd` bytes). */
-  private appendJoined(
-    conn: ServerConn,
-    msg: Msg,
-    server: Server,
-    buf: Uint8Array,
-    req: Req,
-    order: Int32Array,
-    from: number,
-    n: number,
-    lineEnd: number,
-  ): void {
-    const out = conn.out;
-    const before = out.len;
-    this.codec.join!.appendKeys(buf, req, order, from, n, out);
-    // What the line grew by: the queue stats of the line's requests add up to its length.
-    msg.bytes = out.len - before - lineEnd;
+  /** Queue a retrieval whose keys went onto the line at the end of conn's output, which grew by
+   *  `bytes` (what its line end, taken off by conn.joinTail, and its keys add up to: so the queue
+   *  stats of the line's requests add up to its length). */
+  private joined(conn: ServerConn, msg: Msg, server: Server, bytes: number): void {
+    msg.bytes = bytes;
     msg.flags |= MSG_JOINED;
     msg.server = server;
-    conn.push(msg, req.command!.join);
+    conn.push(msg);
   }
 
   /** The live server at `index`, or null after failing msg with the reason there is none. */
@@ -495,7 +469,9 @@ export class Pool {
       const conn = server.conn();
       const lineEnd = joinKind === 0 ? 0 : conn.joinTail(joinKind);
       if (lineEnd !== 0) {
-        this.appendJoined(conn, child, server, buf, req, order, first, m, lineEnd);
+        const before = conn.out.len;
+        this.codec.join!.appendKeys(buf, req, order, first, m, conn.out);
+        this.joined(conn, child, server, conn.out.len - before - lineEnd);
         continue;
       }
       const before = conn.out.len;

@@ -80,6 +80,8 @@ const MAX_JOINED_LINE = 2048;
 
 const LF = 0x0a;
 const CR = 0x0d;
+const SP = 0x20;
+const NO_KEYS = new Uint8Array(0);
 
 const serverHandlers = {
   binaryType: "uint8array" as const,
@@ -135,7 +137,8 @@ export class ServerConn extends StreamReader implements Flushable {
   /** Bytes of that reply passed on so far. */
   private streamed = 0;
   /** The request last appended to `out` when it is a retrieval line that requests of the same
-   *  kind may still join (Codec.join): its kind (0: none) and where its line starts in `out`. */
+   *  kind may still join (Codec.join): its kind (0: none) and where its line starts, counted
+   *  from out.head (which moves only when the socket takes bytes, and that ends the line). */
   private tailKind = 0;
   private tailStart = 0;
 
@@ -185,28 +188,31 @@ export class ServerConn extends StreamReader implements Flushable {
   }
 
   /** Can a retrieval of `kind` go onto the line at the end of `out`? If so, that line's end
-   *  is taken off for its keys (Codec.join.appendKeys); returns its length, 0 for no. */
+   *  is taken off for its keys (Codec.join); returns the length of the line end taken off, 0
+   *  for no. */
   joinTail(kind: number): number {
     const out = this.out;
-    if (this.tailKind !== kind || out.len - this.tailStart > MAX_JOINED_LINE) return 0;
+    if (this.tailKind !== kind || out.size - this.tailStart > MAX_JOINED_LINE) return 0;
     const lineEnd = out.buf[out.len - 2] === CR ? 2 : 1;
     out.truncate(out.size - lineEnd);
     return lineEnd;
   }
 
-  /** Queue a request whose bytes were sent or appended to `out`; `joinKind`: its
-   *  CommandSpec.join when requests may join its line. */
+  /** Queue a request whose bytes were sent or appended to `out` (a joined one: onto the line
+   *  at its end); `joinKind`: its CommandSpec.join when requests may join its line. */
   push(msg: Msg, joinKind = 0): void {
     if (this.closed) {
       this.server.pool.fail(msg, this.closeReason);
       return;
     }
-    if (joinKind === 0) this.tailKind = 0;
-    else if ((msg.flags & MSG_JOINED) === 0) {
+    if ((msg.flags & MSG_JOINED) === 0) {
+      const out = this.out;
+      const start = out.size - msg.bytes;
       // Its line is the tail of `out` unless it was written through (or held) as a large one.
-      const start = this.out.len - msg.bytes;
-      const whole = start >= this.out.head && this.out.buf[this.out.len - 1] === LF;
-      this.tailKind = whole ? joinKind : 0;
+      // A line with leading spaces is not joined: memcached drops a connection whose line grows
+      // past 2 KB after more than 100 of them.
+      const open = joinKind !== 0 && start >= 0 && out.buf[out.head + start] !== SP && out.buf[out.len - 1] === LF;
+      this.tailKind = open ? joinKind : 0;
       this.tailStart = start;
     }
     if (this.last === null) this.first = msg;
@@ -258,6 +264,7 @@ export class ServerConn extends StreamReader implements Flushable {
     const pool = this.server.pool;
     const counters = this.server.stats.counters;
     const now = performance.now();
+    const joins = codec.join !== null;
     while (pos < end) {
       if (this.streamLeft > 0) {
         const n = this.streamLeft < end - pos ? this.streamLeft : end - pos;
@@ -268,7 +275,8 @@ export class ServerConn extends StreamReader implements Flushable {
         continue;
       }
       const head = this.first;
-      const joined = this.handshake === 0 && head !== null && head.snext !== null && (head.snext.flags & MSG_JOINED) !== 0;
+      const joined =
+        joins && this.handshake === 0 && head !== null && head.snext !== null && (head.snext.flags & MSG_JOINED) !== 0;
       rsp.joined = joined;
       if (joined) this.keysOf(head);
       rsp.resume = this.resume;
@@ -312,12 +320,17 @@ export class ServerConn extends StreamReader implements Flushable {
       else this.server.failures = 0;
       if (rsp.open) head.flags |= MSG_OPEN;
       pool.reply(head, buf, rsp.start, next, now);
-      if (joined && rsp.isError) {
-        // The server stopped at the error: the rest of the line gets it too.
-        for (let m = this.first; m !== null && (m.flags & MSG_JOINED) !== 0; m = this.first) {
-          this.dequeue(m, next - rsp.errorStart);
-          pool.reply(m, buf, rsp.errorStart, next, now);
+      if (joined) {
+        if (rsp.isError) {
+          // The server stopped at the error: the rest of the line gets it too (counted once).
+          for (let m = this.first; m !== null && (m.flags & MSG_JOINED) !== 0; m = this.first) {
+            this.dequeue(m, 0);
+            pool.reply(m, buf, rsp.errorStart, next, now);
+          }
         }
+        // Let go of the client's read buffer.
+        rsp.keyBuf = NO_KEYS;
+        rsp.keys = null;
       }
     }
     this.need = 0;
@@ -358,8 +371,7 @@ export class ServerConn extends StreamReader implements Flushable {
       rsp.keyGroup = msg.fragIndex;
     } else {
       rsp.keyBuf = msg.keyBuf!;
-      rsp.keys = msg.keys;
-      rsp.keyGroup = 0;
+      rsp.keys = null;
       rsp.keyStart = msg.keyStart;
       rsp.keyEnd = msg.keyEnd;
     }

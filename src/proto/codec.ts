@@ -144,18 +144,20 @@ export class Rsp {
   /** Input, kept by reset(): 0 to parse a reply from its start, or an earlier `next`. */
   resume = 0;
   /** Input, kept by reset(): the next request on the connection joined this one's command line
-   *  (Codec.join), so the reply ends before the first item that is not for one of its keys, or
-   *  before the terminator, which belongs to the last request of the line. Its keys are
-   *  keyBuf[keys[3i], keys[3i + 1]) for each i with keys[3i + 2] === keyGroup (Split.keys), or,
-   *  with keys null, the one key keyBuf[keyStart, keyEnd). */
+   *  (Codec.join), so the reply ends before the terminator, which belongs to the last request of
+   *  the line, or before the first item that is not for the next of its keys with a hit (keys are
+   *  answered in order). Its keys are keyBuf[keys[3i], keys[3i + 1]) for each i with
+   *  keys[3i + 2] === keyGroup (Split.keys), or, with keys null, keyBuf[keyStart, keyEnd),
+   *  separated by spaces. */
   joined = false;
   keyBuf: Uint8Array = NO_BYTES;
   keys: Int32Array | null = null;
   keyGroup = 0;
   keyStart = 0;
   keyEnd = 0;
-  /** Parse state of a joined reply: the index of the first key not yet matched by an item
-   *  (kept when parsing resumes after a part passed on, Rsp.resume). */
+  /** Parse state of a joined reply: the index of the first key not yet matched by an item, or,
+   *  with keys null, its offset from keyStart (kept when parsing resumes after a part passed on,
+   *  Rsp.resume). */
   keyCursor = 0;
   /** A joined reply that ended before its terminator (which its client still needs). */
   open = false;
@@ -216,6 +218,8 @@ export interface Codec {
     /** Write ` <key>...` and the line end for the keys order[from, from + n) (as buildFragment),
      *  after a line whose line end was taken off. */
     appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
+    /** The same for all of req's keys, as they stand in buf. */
+    appendAllKeys(buf: Uint8Array, req: Req, w: ByteWriter): void;
     /** What a reply that ended before its terminator (Rsp.open) lacks. */
     readonly end: Uint8Array;
   } | null;

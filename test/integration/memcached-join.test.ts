@@ -103,6 +103,13 @@ describe.skipIf(TARGET !== "buncracker")("joined retrievals", () => {
     ]);
   });
 
+  test("a line with leading spaces takes no more keys (memcached's rule for long lines)", async () => {
+    taps[0]!.forget();
+    const replies = await pipeline(ep("one"), "  get j:a\r\nget j:a\r\nget j:c\r\n", 3);
+    expect(replies.map(String)).toEqual([item("j:a", "1") + "END\r\n", item("j:a", "1") + "END\r\n", item("j:c", "333", 5) + "END\r\n"]);
+    expect(taps[0]!.sent()).toBe("  get j:a\r\nget j:a j:c\r\n");
+  });
+
   test("with coalesce_gets: false every request keeps its own line", async () => {
     taps[0]!.forget();
     const replies = await pipeline(ep("separate"), "get j:a\r\nget j:none\r\nget j:c j:a\r\n", 3);

@@ -12,21 +12,25 @@ const item = (key: string, data: string, cas?: number): string =>
   `VALUE ${key} 0 ${data.length}${cas === undefined ? "" : ` ${cas}`}\r\n${data}\r\n`;
 
 /** The keys of one request of a joined line, in the two forms the core gives them: a request's
- *  own keys, or a fragment's (`group`) among the keys its split sent elsewhere (`others`). */
-type Member = { keys: string[]; group?: number; others?: string[] };
+ *  keys as they stand in its line (`line`, default: `keys` joined by a space), or a fragment's
+ *  (`group`) among the keys its split sent elsewhere (`others`). */
+type Member = { keys: string[]; line?: string; group?: number; others?: string[] };
 
 /** Rsp set up as the server connection does for a request whose line later requests joined. */
 function joinedRsp(member: Member): Rsp {
   const rsp = new Rsp();
   rsp.joined = true;
-  const others = member.others ?? [];
-  rsp.keyBuf = bytes([...member.keys, ...others].join(" "));
-  if (member.keys.length === 1 && member.group === undefined) {
+  if (member.group === undefined) {
+    // Inside a longer buffer, as in a client's read buffer.
+    const line = member.line ?? member.keys.join(" ");
+    rsp.keyBuf = bytes(`get ${line}\r\n`);
     rsp.keys = null;
-    rsp.keyStart = 0;
-    rsp.keyEnd = member.keys[0]!.length;
+    rsp.keyStart = 4;
+    rsp.keyEnd = 4 + line.length;
     return rsp;
   }
+  const others = member.others ?? [];
+  rsp.keyBuf = bytes([...member.keys, ...others].join(" "));
   // Split.keys: [start, end, group] per key; the other groups' keys come after its own.
   const group = member.group ?? 0;
   const own: number[] = [];
@@ -100,6 +104,14 @@ describe("the reply of a joined line, divided by keys", () => {
     ]);
   });
 
+  test("a request's keys as its client spaced them", () => {
+    const reply = item("ab", "1") + item("a", "2") + item("a", "3") + item("b", "4") + "END\r\n";
+    expect(divide(reply, [{ keys: [], line: "a  ab   a" }, { keys: ["a", "b"] }]).map((p) => p.part)).toEqual([
+      item("ab", "1") + item("a", "2"),
+      item("a", "3") + item("b", "4") + "END\r\n",
+    ]);
+  });
+
   test("keys that are prefixes of each other are told apart", () => {
     const reply = item("ab", "1") + item("a", "2") + "END\r\n";
     expect(divide(reply, [{ keys: ["a", "ab"] }, { keys: ["a"] }]).map((p) => p.part)).toEqual([
@@ -128,7 +140,7 @@ describe("the reply of a joined line, divided by keys", () => {
   test("an error line ends the part it stops, and says where it starts", () => {
     const error = "SERVER_ERROR out of memory writing get response\r\n";
     const buf = bytes(item("a", "1") + error);
-    const rsp = joinedRsp({ keys: ["a", "b"] });
+    const rsp = joinedRsp({ keys: ["a", "b"], group: 0 });
     expect(codec.parseResponse(buf, 0, buf.length, rsp)).toBe(buf.length);
     expect(rsp.isError).toBe(true);
     expect(rsp.open).toBe(false);

@@ -18,14 +18,32 @@ export function appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: n
   w.crlf();
 }
 
+/** ` <key>...` and CRLF for all of req's keys, copied as they stand (they are separated by
+ *  spaces only). */
+export function appendAllKeys(buf: Uint8Array, req: Req, w: ByteWriter): void {
+  w.byte(SP);
+  w.bytes(buf, req.keyStart(0), req.keyEnd(req.nkeys - 1));
+  w.crlf();
+}
+
 /** Is the item key buf[start, end) the next of rsp's keys that has an item (misses have none,
  *  so keys are skipped until one matches)? Advances rsp.keyCursor past the key it matched. */
 export function ownsItem(rsp: Rsp, buf: Uint8Array, start: number, end: number): boolean {
   const keys = rsp.keys;
   if (keys === null) {
-    if (rsp.keyCursor !== 0 || !equalBytes(buf, start, end, rsp.keyBuf, rsp.keyStart, rsp.keyEnd)) return false;
-    rsp.keyCursor = 1;
-    return true;
+    const line = rsp.keyBuf;
+    const lineEnd = rsp.keyEnd;
+    let i = rsp.keyStart + rsp.keyCursor;
+    while (i < lineEnd) {
+      while (i < lineEnd && line[i] === SP) i++;
+      const key = i;
+      while (i < lineEnd && line[i] !== SP) i++;
+      if (key < i && equalBytes(buf, start, end, line, key, i)) {
+        rsp.keyCursor = i - rsp.keyStart;
+        return true;
+      }
+    }
+    return false;
   }
   const group = rsp.keyGroup;
   for (let i = rsp.keyCursor; 3 * i < keys.length; i++) {

@@ -356,7 +356,7 @@ export class Pool {
       msg.keyBuf = buf;
       msg.keyStart = req.keyStart(0);
       msg.keyEnd = req.keyEnd(req.nkeys - 1);
-      const lineEnd = conn.joinTail(joinKind);
+      const lineEnd = conn.joinTail(joinKind, buf, req, null, 0, req.nkeys);
       if (lineEnd !== 0) {
         const out = conn.out;
         const before = out.len;
@@ -467,7 +467,7 @@ export class Pool {
       child.fragIndex = f;
       child.server = server;
       const conn = server.conn();
-      const lineEnd = joinKind === 0 ? 0 : conn.joinTail(joinKind);
+      const lineEnd = joinKind === 0 ? 0 : conn.joinTail(joinKind, buf, req, order, first, m);
       if (lineEnd !== 0) {
         const before = conn.out.len;
         this.codec.join!.appendKeys(buf, req, order, first, m, conn.out);

@@ -3,7 +3,7 @@
 
 import type { Socket } from "bun";
 import type { ServerConfig } from "../conf/types.ts";
-import { FATAL, NEED_MORE, Rsp } from "../proto/codec.ts";
+import { FATAL, NEED_MORE, Rsp, type LineKeySet, type Req } from "../proto/codec.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { S } from "../stats/table.ts";
 import type { ServerStats } from "../stats/store.ts";
@@ -141,6 +141,10 @@ export class ServerConn extends StreamReader implements Flushable {
    *  from out.head (which moves only when the socket takes bytes, and that ends the line). */
   private tailKind = 0;
   private tailStart = 0;
+  /** The keys on that line (null: the protocol never joins), and whether the keys of its first
+   *  request are still to be added (done at the first request that would join it). */
+  private readonly tailKeys: LineKeySet | null;
+  private tailKeysStale = false;
 
   constructor(
     readonly server: Server,
@@ -148,6 +152,7 @@ export class ServerConn extends StreamReader implements Flushable {
   ) {
     super();
     this.out.keep = ServerConn.KEEP_OUT_BYTES;
+    this.tailKeys = server.pool.codec.join?.lineKeys() ?? null;
   }
 
   connect(): void {
@@ -187,12 +192,26 @@ export class ServerConn extends StreamReader implements Flushable {
     if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
   }
 
-  /** Can a retrieval of `kind` go onto the line at the end of `out`? If so, that line's end
-   *  is taken off for its keys (Codec.join); returns the length of the line end taken off, 0
-   *  for no. */
-  joinTail(kind: number): number {
+  /** Can a retrieval of `kind` with the keys order[from, from + n) of req (order null: its
+   *  keys from, from + 1, ...) go onto the line at the end of `out`: one of that kind, not too
+   *  long, without any of these keys? If so, that line's end is taken off for its keys
+   *  (Codec.join); returns the length of the line end taken off, 0 for no. */
+  joinTail(kind: number, buf: Uint8Array, req: Req, order: Int32Array | null, from: number, n: number): number {
     const out = this.out;
     if (this.tailKind !== kind || out.size - this.tailStart > MAX_JOINED_LINE) return 0;
+    const keys = this.tailKeys!;
+    const line = out.buf;
+    const lineStart = out.head + this.tailStart;
+    if (this.tailKeysStale) {
+      keys.reset(line, lineStart, out.len);
+      this.tailKeysStale = false;
+    }
+    for (let j = from; j < from + n; j++) {
+      const k = order === null ? j : order[j]!;
+      // Keys added before a refusal only make later refusals likelier: this request starts
+      // a new line, which starts a new set.
+      if (!keys.add(buf, req.keyStart(k), req.keyEnd(k), line, lineStart, out.len)) return 0;
+    }
     const lineEnd = out.buf[out.len - 2] === CR ? 2 : 1;
     out.truncate(out.size - lineEnd);
     return lineEnd;
@@ -214,6 +233,7 @@ export class ServerConn extends StreamReader implements Flushable {
       const open = joinKind !== 0 && start >= 0 && out.buf[out.head + start] !== SP && out.buf[out.len - 1] === LF;
       this.tailKind = open ? joinKind : 0;
       this.tailStart = start;
+      this.tailKeysStale = open;
     }
     if (this.last === null) this.first = msg;
     else this.last.snext = msg;

@@ -196,6 +196,15 @@ export interface Split {
   readonly fragPos: Int32Array;
 }
 
+/** The keys on one command line (Codec.join). */
+export interface LineKeySet {
+  /** Start over with the keys of the command line line[start, end). */
+  reset(line: Uint8Array, start: number, end: number): void;
+  /** Add key[start, end), unless the command line line[lineStart, lineEnd) has it already
+   *  (false then). */
+  add(key: Uint8Array, start: number, end: number, line: Uint8Array, lineStart: number, lineEnd: number): boolean;
+}
+
 export interface Codec {
   readonly name: "redis" | "memcache";
 
@@ -220,6 +229,9 @@ export interface Codec {
     appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
     /** The same for all of req's keys, as they stand in buf. */
     appendAllKeys(buf: Uint8Array, req: Req, w: ByteWriter): void;
+    /** A record of the keys on a command line (one per server connection): no key may go onto
+     *  a line twice for two requests. */
+    lineKeys(): LineKeySet;
     /** What a reply that ended before its terminator (Rsp.open) lacks. */
     readonly end: Uint8Array;
   } | null;

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { NEED_MORE, Req, Rsp } from "../../src/proto/codec.ts";
 import { ByteWriter } from "../../src/core/bytes.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
+import { LineKeys } from "../../src/proto/memcache/join.ts";
 
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
 const text = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
@@ -184,6 +185,36 @@ describe("a joined request's large item, passed on before it is complete", () =>
     again.resume = afterData;
     const shortReply = bytes("\r\n" + item("b", "2") + "END\r\n");
     expect(codec.parseResponse(shortReply, 0, shortReply.length, again)).toBe(2);
+  });
+});
+
+describe("the keys on a line (a key goes on a line once)", () => {
+  const line = bytes("get first other\r\n");
+
+  test("the line's first request's keys and every key added are on it; nothing else is", () => {
+    const keys = new LineKeys();
+    keys.reset(line, 0, line.length);
+    const key = (k: string) => bytes(k);
+    const add = (k: string, on: Uint8Array) => keys.add(key(k), 0, k.length, on, 0, on.length);
+    expect(add("first", line)).toBe(false);
+    expect(add("other", line)).toBe(false);
+    // 3,000 distinct keys: all go on (hash collisions are checked against the line itself).
+    let joined = "get first other";
+    for (let i = 0; i < 3000; i++) {
+      const k = `k${i}`;
+      const on = bytes(`${joined}\r\n`);
+      expect([k, add(k, on)]).toEqual([k, true]);
+      joined += ` ${k}`;
+    }
+    const full = bytes(`${joined}\r\n`);
+    for (let i = 0; i < 3000; i += 97) expect(add(`k${i}`, full)).toBe(false);
+    // After a reset, only the new line's keys count.
+    const next = bytes("gets k5  k7\n");
+    keys.reset(next, 0, next.length);
+    expect(add("k5", next)).toBe(false);
+    expect(add("k7", next)).toBe(false);
+    expect(add("k6", next)).toBe(true);
+    expect(add("gets", next)).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
 
 import type { Socket } from "bun";
 import type { ServerConfig } from "../conf/types.ts";
-import { FATAL, NEED_MORE, Rsp, type LineKeySet, type Req } from "../proto/codec.ts";
+import { FATAL, NEED_MORE, Rsp, type Codec, type LineKeySet, type Req } from "../proto/codec.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { S } from "../stats/table.ts";
 import type { ServerStats } from "../stats/store.ts";
@@ -78,9 +78,6 @@ const STREAM_MIN = 32768;
  *  reads longer lines on a slower path (it takes them from get and gets only). */
 const MAX_JOINED_LINE = 2048;
 
-const LF = 0x0a;
-const CR = 0x0d;
-const SP = 0x20;
 const NO_KEYS = new Uint8Array(0);
 
 const serverHandlers = {
@@ -141,8 +138,9 @@ export class ServerConn extends StreamReader implements Flushable {
    *  from out.head (which moves only when the socket takes bytes, and that ends the line). */
   private tailKind = 0;
   private tailStart = 0;
-  /** The keys on that line (null: the protocol never joins), and whether the keys of its first
-   *  request are still to be added (done at the first request that would join it). */
+  /** The keys on that line, and whether the keys of its first request are still to be added
+   *  (done at the first request that would join it); null with a protocol that never joins. */
+  private readonly join: Codec["join"];
   private readonly tailKeys: LineKeySet | null;
   private tailKeysStale = false;
 
@@ -152,7 +150,8 @@ export class ServerConn extends StreamReader implements Flushable {
   ) {
     super();
     this.out.keep = ServerConn.KEEP_OUT_BYTES;
-    this.tailKeys = server.pool.codec.join?.lineKeys() ?? null;
+    this.join = server.pool.codec.join;
+    this.tailKeys = this.join?.lineKeys() ?? null;
   }
 
   connect(): void {
@@ -202,17 +201,18 @@ export class ServerConn extends StreamReader implements Flushable {
     const keys = this.tailKeys!;
     const line = out.buf;
     const lineStart = out.head + this.tailStart;
+    const lineEnd = this.join!.openLineEnd(line, lineStart, out.len);
+    const contentEnd = out.len - lineEnd;
     if (this.tailKeysStale) {
-      keys.reset(line, lineStart, out.len);
+      keys.reset(line, lineStart, contentEnd);
       this.tailKeysStale = false;
     }
     for (let j = from; j < from + n; j++) {
       const k = order === null ? j : order[j]!;
       // Keys added before a refusal only make later refusals likelier: this request starts
       // a new line, which starts a new set.
-      if (!keys.add(buf, req.keyStart(k), req.keyEnd(k), line, lineStart, out.len)) return 0;
+      if (!keys.add(buf, req.keyStart(k), req.keyEnd(k), line, lineStart, contentEnd)) return 0;
     }
-    const lineEnd = out.buf[out.len - 2] === CR ? 2 : 1;
     out.truncate(out.size - lineEnd);
     return lineEnd;
   }
@@ -228,9 +228,7 @@ export class ServerConn extends StreamReader implements Flushable {
       const out = this.out;
       const start = out.size - msg.bytes;
       // Its line is the tail of `out` unless it was written through (or held) as a large one.
-      // A line with leading spaces is not joined: memcached drops a connection whose line grows
-      // past 2 KB after more than 100 of them.
-      const open = joinKind !== 0 && start >= 0 && out.buf[out.head + start] !== SP && out.buf[out.len - 1] === LF;
+      const open = joinKind !== 0 && start >= 0 && this.join!.openLineEnd(out.buf, out.head + start, out.len) !== 0;
       this.tailKind = open ? joinKind : 0;
       this.tailStart = start;
       this.tailKeysStale = open;
@@ -284,7 +282,7 @@ export class ServerConn extends StreamReader implements Flushable {
     const pool = this.server.pool;
     const counters = this.server.stats.counters;
     const now = performance.now();
-    const joins = codec.join !== null;
+    const joins = this.join !== null;
     while (pos < end) {
       if (this.streamLeft > 0) {
         const n = this.streamLeft < end - pos ? this.streamLeft : end - pos;

@@ -196,7 +196,7 @@ export interface Split {
   readonly fragPos: Int32Array;
 }
 
-/** The keys on one command line (Codec.join). */
+/** The keys on one command line (Codec.join); lines are given without their line end. */
 export interface LineKeySet {
   /** Start over with the keys of the command line line[start, end). */
   reset(line: Uint8Array, start: number, end: number): void;
@@ -224,6 +224,9 @@ export interface Codec {
    *  every retrieval command costs a send of its own; null: never). The reply parser then
    *  divides the line's reply by keys (Rsp.joined). */
   readonly join: {
+    /** The length of the line end of the command line line[start, end) when more keys may go
+     *  onto it (taking that line end off), else 0. */
+    openLineEnd(line: Uint8Array, start: number, end: number): number;
     /** Write ` <key>...` and the line end for the keys order[from, from + n) (as buildFragment),
      *  after a line whose line end was taken off. */
     appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;

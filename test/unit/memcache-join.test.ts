@@ -189,7 +189,8 @@ describe("a joined request's large item, passed on before it is complete", () =>
 });
 
 describe("the keys on a line (a key goes on a line once)", () => {
-  const line = bytes("get first other\r\n");
+  // Lines as the server connection gives them: without their line end.
+  const line = bytes("get first other");
 
   test("the line's first request's keys and every key added are on it; nothing else is", () => {
     const keys = new LineKeys();
@@ -202,19 +203,29 @@ describe("the keys on a line (a key goes on a line once)", () => {
     let joined = "get first other";
     for (let i = 0; i < 3000; i++) {
       const k = `k${i}`;
-      const on = bytes(`${joined}\r\n`);
+      const on = bytes(joined);
       expect([k, add(k, on)]).toEqual([k, true]);
       joined += ` ${k}`;
     }
-    const full = bytes(`${joined}\r\n`);
+    const full = bytes(joined);
     for (let i = 0; i < 3000; i += 97) expect(add(`k${i}`, full)).toBe(false);
     // After a reset, only the new line's keys count.
-    const next = bytes("gets k5  k7\n");
+    const next = bytes("gets k5  k7 ");
     keys.reset(next, 0, next.length);
     expect(add("k5", next)).toBe(false);
     expect(add("k7", next)).toBe(false);
     expect(add("k6", next)).toBe(true);
     expect(add("gets", next)).toBe(true);
+  });
+});
+
+describe("which lines may take more keys", () => {
+  test("a whole line without leading spaces: its line end's length; else 0", () => {
+    const open = (l: string) => codec.join!.openLineEnd(bytes(`xx${l}`), 2, 2 + l.length);
+    expect(open("get a\r\n")).toBe(2);
+    expect(open("get a\n")).toBe(1);
+    expect(open("get a")).toBe(0);
+    expect(open(" get a\r\n")).toBe(0);
   });
 });
 

@@ -6,7 +6,7 @@ import type { Codec } from "../codec.ts";
 import { buildForward, parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
 import { buildFragment, merge } from "./split.ts";
-import { appendAllKeys, appendKeys, LineKeys } from "./join.ts";
+import { appendAllKeys, appendKeys, LineKeys, openLineEnd } from "./join.ts";
 
 /** memcached has no local PING/AUTH replies; the core never routes a memcached request there. */
 const NO_LOCAL_REPLY = new Uint8Array(0);
@@ -17,7 +17,7 @@ export const memcacheCodec: Codec = {
   parseResponse,
   buildFragment,
   buildForward,
-  join: { appendKeys, appendAllKeys, lineKeys: () => new LineKeys(), end: ascii("END\r\n") },
+  join: { openLineEnd, appendKeys, appendAllKeys, lineKeys: () => new LineKeys(), end: ascii("END\r\n") },
   merge,
   errorReply: (reason: string): Uint8Array => ascii(`SERVER_ERROR ${reason}\r\n`),
   handshake: () => null,

@@ -6,7 +6,7 @@
 
 import type { LineKeySet, Req, Rsp } from "../codec.ts";
 import type { ByteWriter } from "../../core/bytes.ts";
-import { CR, LF, SP } from "./scan.ts";
+import { CR, LF, skipSpaces, SP, tokenEnd } from "./scan.ts";
 
 /** ` <key>...` and CRLF for the keys order[from, from + n) of req, onto a line without its end. */
 export function appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
@@ -26,24 +26,23 @@ export function appendAllKeys(buf: Uint8Array, req: Req, w: ByteWriter): void {
   w.crlf();
 }
 
+/** The length of the line end of the command line line[start, end) when the line may take
+ *  more keys, else 0: a whole line (it ends in LF) without leading spaces (memcached drops a
+ *  connection whose line grows past 2 KB after more than 100 of them). */
+export function openLineEnd(line: Uint8Array, start: number, end: number): number {
+  if (end - start < 2 || line[end - 1] !== LF || line[start] === SP) return 0;
+  return line[end - 2] === CR ? 2 : 1;
+}
+
 /** Is the item key buf[start, end) the next of rsp's keys that has an item (misses have none,
  *  so keys are skipped until one matches)? Advances rsp.keyCursor past the key it matched. */
 export function ownsItem(rsp: Rsp, buf: Uint8Array, start: number, end: number): boolean {
   const keys = rsp.keys;
   if (keys === null) {
-    const line = rsp.keyBuf;
-    const lineEnd = rsp.keyEnd;
-    let i = rsp.keyStart + rsp.keyCursor;
-    while (i < lineEnd) {
-      while (i < lineEnd && line[i] === SP) i++;
-      const key = i;
-      while (i < lineEnd && line[i] !== SP) i++;
-      if (key < i && equalBytes(buf, start, end, line, key, i)) {
-        rsp.keyCursor = i - rsp.keyStart;
-        return true;
-      }
-    }
-    return false;
+    const at = findKey(rsp.keyBuf, rsp.keyStart + rsp.keyCursor, rsp.keyEnd, buf, start, end);
+    if (at < 0) return false;
+    rsp.keyCursor = at - rsp.keyStart;
+    return true;
   }
   const group = rsp.keyGroup;
   for (let i = rsp.keyCursor; 3 * i < keys.length; i++) {
@@ -53,6 +52,17 @@ export function ownsItem(rsp: Rsp, buf: Uint8Array, start: number, end: number):
     }
   }
   return false;
+}
+
+/** Where the first of the space-separated tokens of line[i, end) that equals key[keyStart,
+ *  keyEnd) ends, or -1. */
+function findKey(line: Uint8Array, i: number, end: number, key: Uint8Array, keyStart: number, keyEnd: number): number {
+  for (i = skipSpaces(line, i, end); i < end; i = skipSpaces(line, i, end)) {
+    const token = i;
+    i = tokenEnd(line, i, end);
+    if (equalBytes(line, token, i, key, keyStart, keyEnd)) return i;
+  }
+  return -1;
 }
 
 function equalBytes(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): boolean {
@@ -66,7 +76,8 @@ function equalBytes(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, 
  *  memcached would answer both in one place of the reply, and which of the two found the item
  *  could not be told (with a set landing in between, an earlier request of the same client
  *  could take the hit and a later one see a miss). A 4096-bit set of key hashes (a line holds
- *  up to a few hundred keys); a hit is checked against the line itself. */
+ *  up to a few hundred keys); a hit is checked against the line itself. Lines are given
+ *  without their line end. */
 export class LineKeys implements LineKeySet {
   private readonly bits = new Int32Array(128);
 
@@ -74,12 +85,10 @@ export class LineKeys implements LineKeySet {
   reset(line: Uint8Array, start: number, end: number): void {
     const bits = this.bits;
     for (let w = 0; w < 128; w++) bits[w] = 0;
-    let i = tokenAfter(line, start, end); // the first key
-    while (i < end && line[i] !== CR && line[i] !== LF) {
+    for (let i = firstKey(line, start, end); i < end; i = skipSpaces(line, i, end)) {
       const key = i;
-      while (i < end && line[i] !== SP && line[i] !== CR && line[i] !== LF) i++;
+      i = tokenEnd(line, i, end);
       this.setBit(keyHash(line, key, i));
-      while (i < end && line[i] === SP) i++;
     }
   }
 
@@ -87,7 +96,9 @@ export class LineKeys implements LineKeySet {
    *  (false then). */
   add(key: Uint8Array, start: number, end: number, line: Uint8Array, lineStart: number, lineEnd: number): boolean {
     const h = keyHash(key, start, end);
-    if ((this.bits[h >>> 5]! & (1 << (h & 31))) !== 0 && lineHasKey(line, lineStart, lineEnd, key, start, end)) return false;
+    if ((this.bits[h >>> 5]! & (1 << (h & 31))) !== 0 && findKey(line, firstKey(line, lineStart, lineEnd), lineEnd, key, start, end) >= 0) {
+      return false;
+    }
     this.setBit(h);
     return true;
   }
@@ -104,22 +115,7 @@ function keyHash(buf: Uint8Array, start: number, end: number): number {
   return (h ^ (h >>> 12) ^ (h >>> 24)) & 4095;
 }
 
-/** Where the token after the one at line[start] (past spaces) starts. */
-function tokenAfter(line: Uint8Array, start: number, end: number): number {
-  let i = start;
-  while (i < end && line[i] === SP) i++;
-  while (i < end && line[i] !== SP) i++;
-  while (i < end && line[i] === SP) i++;
-  return i;
-}
-
-function lineHasKey(line: Uint8Array, start: number, end: number, key: Uint8Array, keyStart: number, keyEnd: number): boolean {
-  let i = tokenAfter(line, start, end);
-  while (i < end && line[i] !== CR && line[i] !== LF) {
-    const k = i;
-    while (i < end && line[i] !== SP && line[i] !== CR && line[i] !== LF) i++;
-    if (equalBytes(line, k, i, key, keyStart, keyEnd)) return true;
-    while (i < end && line[i] === SP) i++;
-  }
-  return false;
+/** Where the first key of the command line line[start, end) starts (past the command). */
+function firstKey(line: Uint8Array, start: number, end: number): number {
+  return skipSpaces(line, tokenEnd(line, skipSpaces(line, start, end), end), end);
 }

@@ -19,7 +19,9 @@ import {
   MAX_KEY_LENGTH,
   MAX_LINE,
   parseLength,
+  skipSpaces,
   SP,
+  tokenEnd,
   tokenEquals,
 } from "./scan.ts";
 
@@ -112,16 +114,6 @@ function incompleteLine(buf: Uint8Array, pos: number, end: number, req: Req): nu
  *  (not gat/gats) with at most 100 leading spaces. */
 function lineLimit(command: MemcacheCommand | null, leadingSpaces: number): number {
   return command !== null && command.shape === Shape.Retrieval && leadingSpaces <= 100 ? MAX_GET_LINE : MAX_LINE;
-}
-
-function skipSpaces(buf: Uint8Array, i: number, end: number): number {
-  while (i < end && buf[i] === SP) i++;
-  return i;
-}
-
-function tokenEnd(buf: Uint8Array, i: number, end: number): number {
-  while (i < end && buf[i] !== SP) i++;
-  return i;
 }
 
 /** Split buf[i, end) at spaces into req's arguments; true if any control byte was seen (only

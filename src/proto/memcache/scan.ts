@@ -36,6 +36,18 @@ export function lineContentEnd(buf: Uint8Array, pos: number, lf: number): number
 }
 
 /** buf[start, end) equals `text` (an ASCII byte string). */
+/** The first position at or after i in buf[i, end) that is not a space. */
+export function skipSpaces(buf: Uint8Array, i: number, end: number): number {
+  while (i < end && buf[i] === SP) i++;
+  return i;
+}
+
+/** The end of the token starting at i (the next space, or `end`). */
+export function tokenEnd(buf: Uint8Array, i: number, end: number): number {
+  while (i < end && buf[i] !== SP) i++;
+  return i;
+}
+
 export function tokenEquals(buf: Uint8Array, start: number, end: number, text: Uint8Array): boolean {
   if (end - start !== text.length) return false;
   for (let i = 0; i < text.length; i++) if (buf[start + i] !== text[i]) return false;

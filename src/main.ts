@@ -13,6 +13,7 @@ import { Proxy } from "./core/proxy.ts";
 import { log } from "./log.ts";
 import { daemonChannel, daemonize } from "./ops/daemon.ts";
 import { writePidFile } from "./ops/pidfile.ts";
+import { selfCommand } from "./ops/self.ts";
 import { installSignals } from "./ops/signals.ts";
 import { startMetricsServer } from "./stats/http.ts";
 import { startStatsServer } from "./stats/server.ts";
@@ -125,7 +126,7 @@ async function main(argv: readonly string[]): Promise<void> {
       const config = loadConfig(opts.confFile);
       if (opts.pidFile !== null) writePidFile(opts.pidFile);
       // Ready (for the daemon's parent) once every worker listens.
-      runSupervisor(opts, config, process.argv[1]!, argv, {
+      runSupervisor(opts, config, selfCommand(), argv, {
         ready: () => daemon?.ready(),
         failed: (message) => daemon?.fail(`buncracker: ${message}`),
       });

@@ -40,10 +40,11 @@ interface Worker {
   reported: boolean;
 }
 
+/** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
 export function runSupervisor(
   opts: Options,
   config: Config,
-  mainPath: string,
+  command: readonly string[],
   argv: readonly string[],
   events: SupervisorEvents,
 ): void {
@@ -94,7 +95,7 @@ export function runSupervisor(
     w.startedAt = Date.now();
     w.reported = false;
     w.proc = Bun.spawn({
-      cmd: [process.execPath, mainPath, ...argv],
+      cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
       stdio: ["ignore", "inherit", "inherit"],
       ipc: (report: WorkerReport) => received(i, report),

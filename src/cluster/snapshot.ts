@@ -209,6 +209,6 @@ export function sumHealth(snapshots: Iterable<StatsSnapshot>): PoolHealth[] {
   return [...pools].map(([name, p]) => ({
     name,
     listening: p.listening,
-    servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected })),
+    servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected, address: null, failures: 0 })),
   }));
 }

@@ -141,7 +141,7 @@ export function runSupervisor(
   const starting: PoolHealth[] = config.pools.map((p) => ({
     name: p.name,
     listening: false,
-    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false })),
+    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false, address: s.addr.spec, failures: 0 })),
   }));
   setInterval(refresh, REPORT_INTERVAL_MS).unref();
   servers.push(

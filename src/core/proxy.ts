@@ -63,7 +63,8 @@ export class Proxy {
     return this.pools.map((p) => ({
       name: p.cfg.name,
       listening: p.listening,
-      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected })),
+      // address and failures: for the dashboard (stats/dashboard-data.ts)
+      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.cfg.addr.spec, failures: s.failures })),
     }));
   }
 

@@ -188,7 +188,11 @@ fi
 podman build --quiet "${build_args[@]}" . >"$ctr/build.log" 2>&1 || { tail -30 "$ctr/build.log"; die "podman build"; }
 ok "image built: $image, $(podman image inspect --format '{{.Size}}' "$image" | awk '{ printf "%.0f MB", $1 / 1e6 }') (base $(podman image inspect --format '{{.Size}}' "$bun_image" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
 check "the image runs as a non-root user" test "$(podman image inspect --format '{{.Config.User}}' "$image")" = 1000:1000
-check "the image holds no dev dependency" test "$(podman run --rm --entrypoint ls "$image" node_modules 2>/dev/null)" = yaml
+check "the image is the single executable alone: no shell, no Bun" \
+  eval '! podman run --rm --entrypoint /bin/sh "$image" -c true >/dev/null 2>&1 && ! podman run --rm --entrypoint bun "$image" --version >/dev/null 2>&1'
+image_bytes=$(podman image inspect --format '{{.Size}}' "$image")
+bun_bytes=$(podman image inspect --format '{{.Size}}' "$bun_image")
+check "the image is smaller than the Bun image it was built on" test "$image_bytes" -lt "$bun_bytes"
 check "the image's config passes -t" eval 'podman run --rm "$image" -t -c /etc/buncracker/buncracker.yml >/dev/null 2>&1'
 
 # ---- compose ------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ check() { # check DESCRIPTION COMMAND...: one counted check
   if "$@"; then ok "$what"; else not_ok "$what"; fi
 }
 die() { not_ok "$*"; exit 1; }
+# grep -q stops reading at the first match, and under pipefail the writer's SIGPIPE would fail
+# the pipeline: this reads everything.
+contains() { grep -c -- "$1" >/dev/null; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (podman and a privileged systemd container need it)"
 
@@ -124,14 +127,14 @@ podman cp "$deb" "$box:/tmp/buncracker.deb"
 on dpkg -i /tmp/buncracker.deb >"$scratch/dpkg.log" 2>&1 || { cat "$scratch/dpkg.log"; die "dpkg -i"; }
 ok "dpkg -i"
 active() { on systemctl is-active -q buncracker; }
-listening() { on redis-cli -p 22121 ping 2>/dev/null | grep -q PONG; }
+listening() { on redis-cli -p 22121 ping 2>/dev/null | contains PONG; }
 wait_for() { local i; for i in $(seq 100); do "$@" && return 0; sleep 0.1; done; return 1; }
 check "the service is enabled and active after install" eval 'on systemctl is-enabled -q buncracker && wait_for active'
 check "and listening" wait_for listening
 check "/usr/sbin/buncracker -V names our version and the runtime" \
   eval 'on /usr/sbin/buncracker -V 2>&1 | tr "\n" " " | grep -Eq "buncracker-'"$version"' .*runtime: bun [0-9.]+"'
 check "/etc/buncracker/buncracker.yml and /etc/default/buncracker are conffiles" \
-  eval 'on dpkg-query -W -f="\${Conffiles}" buncracker | grep -q /etc/buncracker/buncracker.yml && on dpkg-query -W -f="\${Conffiles}" buncracker | grep -q /etc/default/buncracker'
+  eval 'on dpkg-query -W -f="\${Conffiles}" buncracker | contains /etc/buncracker/buncracker.yml && on dpkg-query -W -f="\${Conffiles}" buncracker | contains /etc/default/buncracker'
 main_pid() { on systemctl show -p MainPID --value buncracker; }
 user=$(on stat -c '%u %U' "/proc/$(main_pid)")
 check "runs as a dynamic non-root user (uid, name: $user)" eval '[ -n "$user" ] && [ "${user%% *}" != 0 ]'
@@ -154,21 +157,21 @@ check "100 SETs through the redis pool" test "$(set_all 22121)" = 100
 check "each reached redis-server" test "$(on sh -c 'redis-cli --scan --pattern "pkg:*" | wc -l')" = 100
 mc='exec 3<>/dev/tcp/127.0.0.1/22122; printf "set pkg 0 0 5\r\nhello\r\nget pkg\r\nquit\r\n" >&3; cat <&3'
 check "memcached pool: set, get" test "$(on bash -c "$mc" | tr -d '\r' | tr '\n' ' ')" = "STORED VALUE pkg 0 5 hello END "
-check "the stats port answers on loopback" eval 'on bash -c "exec 3<>/dev/tcp/127.0.0.1/22222; cat <&3" | grep -q "\"service\":\"nutcracker\""'
-check "/healthz: ok" eval 'on curl -fsS -m 2 http://127.0.0.1:22223/healthz | grep -q "\"status\":\"ok\""'
+check "the stats port answers on loopback" eval 'on bash -c "exec 3<>/dev/tcp/127.0.0.1/22222; cat <&3" | contains "\"service\":\"nutcracker\""'
+check "/healthz: ok" eval 'on curl -fsS -m 2 http://127.0.0.1:22223/healthz | contains "\"status\":\"ok\""'
 check "the dashboard at / and /dashboard.json" \
-  eval 'on curl -fsS -m 2 http://127.0.0.1:22223/ | grep -q "<title>buncracker dashboard" && on curl -fsS -m 2 http://127.0.0.1:22223/dashboard.json | grep -q "\"name\":\"memcache\""'
+  eval 'on curl -fsS -m 2 http://127.0.0.1:22223/ | contains "<title>buncracker dashboard" && on curl -fsS -m 2 http://127.0.0.1:22223/dashboard.json | contains "\"name\":\"memcache\""'
 
 # ---- reload -----------------------------------------------------------------------------
 step "systemctl reload after editing the config"
 pid_before=$(main_pid)
 on sh -c 'printf "\nextra:\n  listen: 127.0.0.1:22124\n  redis: true\n  servers:\n   - 127.0.0.1:6379:1\n" >>/etc/buncracker/buncracker.yml'
 on systemctl reload buncracker
-reloaded() { on journalctl -u buncracker --no-pager | grep -q "reloaded '/etc/buncracker/buncracker.yml' (generation 2)"; }
+reloaded() { on journalctl -u buncracker --no-pager | contains "reloaded '/etc/buncracker/buncracker.yml' (generation 2)"; }
 check "the journal shows generation 2" wait_for reloaded
 check "the new pool answers: a key written before the reload" test "$(on redis-cli -p 22124 get pkg:7)" = v7
 check "same process (pid $pid_before)" test "$(main_pid)" = "$pid_before"
-check "/healthz says generation 2" eval 'on curl -fsS http://127.0.0.1:22223/healthz | grep -q "\"generation\":2"'
+check "/healthz says generation 2" eval 'on curl -fsS http://127.0.0.1:22223/healthz | contains "\"generation\":2"'
 
 # ---- crash --------------------------------------------------------------------------------
 step "a crash is restarted"
@@ -184,14 +187,14 @@ busy="local t = redis.call('TIME') local s = t[1] * 1000000 + t[2]
 repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - s > 1500000 return 'drained'"
 on redis-cli -p 22124 eval "$busy" 1 drain:key >"$scratch/inflight.out" 2>&1 &
 inflight=$!
-out_on_server() { on bash -c 'exec 3<>/dev/tcp/127.0.0.1/22222; cat <&3' | grep -q '"out_queue":1'; }
+out_on_server() { on bash -c 'exec 3<>/dev/tcp/127.0.0.1/22222; cat <&3' | contains '"out_queue":1'; }
 check "the request is in flight" wait_for out_on_server
 on systemctl stop buncracker
 wait "$inflight" || true
 check "the in-flight request got its reply ($(cat "$scratch/inflight.out"))" test "$(cat "$scratch/inflight.out")" = drained
 check "stopped cleanly: inactive, exit status 0" \
   test "$(on systemctl show buncracker -p ActiveState -p ExecMainStatus | sort | tr '\n' ' ')" = "ActiveState=inactive ExecMainStatus=0 "
-check "the journal shows the drain" eval 'on journalctl -u buncracker --no-pager | grep -q "SIGTERM) received, draining"'
+check "the journal shows the drain" eval 'on journalctl -u buncracker --no-pager | contains "SIGTERM) received, draining"'
 
 # ---- replacing Debian's nutcracker ------------------------------------------------------
 step "replacing nutcracker: its config, its keys"

@@ -27,7 +27,7 @@ RUN bun run build:exe
 # The runtime's root: the executable, the shared libraries it and env load (ldd), and the config.
 RUN mkdir -p /rootfs/usr/sbin /rootfs/etc/buncracker /rootfs/tmp \
  && cp dist/buncracker /rootfs/usr/sbin/buncracker \
- && for f in /usr/bin/env $(ldd dist/buncracker /usr/bin/env | grep -o '/[^ ]*' | sort -u); do \
+ && for f in /usr/bin/env $({ ldd dist/buncracker; ldd /usr/bin/env; } | grep -o '/[^ ]*' | sort -u); do \
       cp --parents -L "$f" /rootfs; done \
  && chmod 1777 /rootfs/tmp
 COPY deploy/buncracker.yml /rootfs/etc/buncracker/buncracker.yml

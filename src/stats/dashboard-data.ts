@@ -183,20 +183,16 @@ export class DashboardSampler {
     if (this.ring.length > RING) this.ring.shift();
   }
 
-  /** The samples `back` steps before the newest (the oldest kept if there are fewer). */
-  private before(newest: number, back: number): Sample {
-    return this.ring[Math.max(0, newest - back)]!;
-  }
-
   data(): DashboardData {
     const { stats, health, generation, loadedAt, reloads } = this.sources;
     // The current numbers are a sample of their own, so the page shows a reload or an ejection
     // at once; rates compare it with the ring.
     const current = take(stats, Date.now());
-    const last = this.ring.length;
     const all = [...this.ring, current];
-    const rateBase = this.before(last, RATE_WINDOW);
-    const latencyBase = this.before(last, LATENCY_WINDOW);
+    /** The sample `back` seconds before now (the oldest there is, if fewer). */
+    const before = (back: number): Sample => all[Math.max(0, all.length - 1 - back)]!;
+    const rateBase = before(RATE_WINDOW);
+    const latencyBase = before(LATENCY_WINDOW);
     const poolStats = new Map(stats.pools.map((p) => [p.name, p]));
     const pools = health.health().map((p): DashboardPool => {
       const ps = poolStats.get(p.name);

@@ -93,13 +93,13 @@ const num = (n) => n >= 100 ? Math.round(n).toLocaleString("en") : String(Math.r
 const us = (v) => v === null ? "–" : v >= 1000000 ? (v / 1e6).toFixed(2) + " s" : v >= 1000 ? (v / 1000).toFixed(1) + " ms" : v + " µs";
 const bytes = (b) => (b / 1048576).toFixed(1) + " MB";
 const time = (iso) => new Date(iso).toLocaleTimeString();
-const state = (s) => el("span", { class: "state state-" + s }, s);
+/** A coloured label: kind picks the colours (up, failing, ejected, down), text says it. */
+const badge = (kind, text) => el("span", { class: "state state-" + kind }, text);
 const cell = (text, cls) => el("td", cls ? { class: cls } : {}, text);
 
 function poolSection(p, windows) {
-  const h = el("h2", { id: "pool-" + p.name }, "Pool " + p.name + " ");
-  h.append(state(p.listening ? "up" : "down"));
-  h.lastChild.textContent = p.listening ? "listening" : "not listening";
+  const h = el("h2", { id: "pool-" + p.name }, "Pool " + p.name + " ",
+    p.listening ? badge("up", "listening") : badge("down", "not listening"));
   const line = el("p", { class: "pool-line" },
     num(p.requestsPerSec) + " req/s · " + num(p.errorsPerSec) + " errors/s · " + p.clientConnections +
     " clients · latency p50 " + us(p.latency.p50) + ", p90 " + us(p.latency.p90) + ", p99 " + us(p.latency.p99) +
@@ -108,7 +108,7 @@ function poolSection(p, windows) {
     .map((t, i) => el("th", i > 2 ? { scope: "col", class: "num" } : { scope: "col" }, t)));
   const rows = p.servers.map((s) => el("tr", { "data-server": s.name, "data-state": s.state },
     el("th", { scope: "row" }, s.name), cell(s.address ?? "–"),
-    el("td", {}, state(s.state)), cell(String(s.connections), "num"), cell(num(s.requestsPerSec), "num"),
+    el("td", {}, badge(s.state, s.state)), cell(String(s.connections), "num"), cell(num(s.requestsPerSec), "num"),
     cell(num(s.errorsPerSec), "num"), cell(us(s.latency.p50), "num"), cell(us(s.latency.p99), "num")));
   const table = el("table", {}, el("caption", {}, "Servers of pool " + p.name), el("thead", {}, head), el("tbody", {}, ...rows));
   return el("section", { "aria-labelledby": "pool-" + p.name, "data-pool": p.name }, h, line, el("div", { class: "scroll" }, table));
@@ -130,9 +130,9 @@ function render(d) {
   $("spark").firstChild.setAttribute("points", d.history.map((h, i) => (i / n * 600).toFixed(1) + "," + (58 - h.requestsPerSec / max * 56).toFixed(1)).join(" "));
   $("spark").setAttribute("aria-label", "requests per second over the last " + d.history.length + " s, peak " + num(max) + ", now " + num(rps));
   $("loaded").textContent = "Generation " + d.config.generation + (d.config.loadedAt ? ", loaded " + time(d.config.loadedAt) : "");
-  const reloads = d.config.reloads.map((r) => el("tr", {}, cell(time(r.at)), el("td", {}, state(r.applied ? "up" : "ejected")),
+  const reloads = d.config.reloads.map((r) => el("tr", {}, cell(time(r.at)),
+    el("td", {}, r.applied ? badge("up", "applied") : badge("ejected", "rejected")),
     cell(String(r.generation), "num"), cell(r.detail)));
-  for (const [i, r] of d.config.reloads.entries()) reloads[i].children[1].firstChild.textContent = r.applied ? "applied" : "rejected";
   $("reloads").tBodies[0].replaceChildren(...(reloads.length ? reloads : [el("tr", {}, el("td", { colspan: "4" }, "none since start"))]));
 }
 

@@ -6,6 +6,7 @@
 //   bun bench/ship/startup.ts [RUNS=10]      after `npm run build`
 
 import { readFileSync, statSync, writeFileSync, readdirSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../test/helpers/ports.ts";
 import { makeTempDir } from "../../test/helpers/tmp.ts";
@@ -80,6 +81,7 @@ async function once(variant: Variant): Promise<{ ms: number; rss: number }> {
   return { ms, rss };
 }
 
+const loadBefore = loadavg()[0]!;
 const rows: string[] = [];
 for (const v of VARIANTS) {
   const runs = [];
@@ -90,5 +92,5 @@ for (const v of VARIANTS) {
   );
 }
 dir.remove();
-console.log(`${RUNS} starts each, medians; ${new Date().toISOString()}\n`);
+console.log(`${RUNS} starts each, medians; ${new Date().toISOString()}; load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after\n`);
 console.log("| proxy | on disk | exec to listening | idle RSS |\n|---|---|---|---|\n" + rows.join("\n"));

@@ -22,6 +22,10 @@ import { makeTempDir, type TempDir } from "../helpers/tmp.ts";
 
 setDefaultTimeout(60_000);
 
+const REPO = join(import.meta.dir, "..", "..");
+/** buncracker from source, to compare with. */
+const SOURCE = [join(REPO, "node_modules", ".bin", "bun"), join(REPO, "src", "main.ts")];
+
 /** The flags `--help` lists, long names without dashes, sorted. */
 const helpFlags = (help: string): string[] => [...help.matchAll(/^ +(?:-\w, )?--([a-z-]+)/gm)].map((m) => m[1]!).sort();
 
@@ -49,9 +53,22 @@ describe.skipIf(EXECUTABLE === null)("the single executable and the Debian packa
     expect(run.stderr).toStartWith(`This is buncracker-${pkg.version} (compatible with twemproxy 0.5.0)\nruntime: bun ${Bun.version}\n`);
   });
 
+  test("-h, -D, -t (valid, invalid, missing file) and bad flags: the same output and exit status as the source", async () => {
+    const good = dir.file("good.yml");
+    const bad = dir.file("bad.yml");
+    writeFileSync(good, poolYaml("p", { listen: "127.0.0.1:22121" }, ["127.0.0.1:6379:1"]));
+    writeFileSync(bad, poolYaml("p", { listen: "127.0.0.1:22121", foo: 1 }, ["127.0.0.1:6379:1"]));
+    const cases = [["-h"], ["-D"], ["-t", "-c", good], ["-t", "-c", bad], ["-t", "-c", dir.file("absent.yml")], ["-x"], ["--workers", "0"], ["-s", "70000"]];
+    for (const argv of cases) {
+      const [ours, source] = await Promise.all([runToEnd([alone, ...argv]), runToEnd([...SOURCE, ...argv])]);
+      expect({ argv, code: ours.code, stdout: ours.stdout, stderr: ours.stderr }).toEqual({ argv, code: source.code, stdout: source.stdout, stderr: source.stderr });
+    }
+  });
+
   test("alone in an empty folder, no Bun or node on the PATH: routes keys over two redis servers", async () => {
     const listen = freePort();
     writeFileSync(dir.file("proxy.yml"), poolYaml("p", { listen: `127.0.0.1:${listen}`, redis: true, hash: "murmur", distribution: "ketama" }, backends.map((b) => serverLine(b.address))));
+    const before = readdirSync(dir.path).sort();
     const proc = spawnManaged([alone, "-c", "proxy.yml", "-s", String(freePort()), "-a", "127.0.0.1"], { cwd: dir.path, env: { PATH: "/nonexistent" } });
     try {
       await waitForPort("127.0.0.1", listen, 10_000, () => proc.running);
@@ -64,7 +81,8 @@ describe.skipIf(EXECUTABLE === null)("the single executable and the Debian packa
       const held = await Promise.all(backends.map((b) => redisCall(b, "DBSIZE")));
       expect(held.map(Number).reduce((a, b) => a + b)).toBe(100);
       expect(held.every((n) => Number(n) > 0)).toBe(true);
-      expect(readdirSync(dir.path).sort()).toEqual(["buncracker", "proxy.yml"]);
+      // Nothing unpacked beside it.
+      expect(readdirSync(dir.path).sort()).toEqual(before);
     } finally {
       await proc.stop();
     }

@@ -109,13 +109,15 @@ describe.skipIf(TARGET !== "buncracker")("dashboard in a browser", () => {
     await serverState("node-0", "up");
   });
 
-  test("a reload shows within a few seconds: generation, the new server, the history", async () => {
-    const next = config([backends[0]!, backends[2]!]);
+  test("a reload shows within a few seconds: generation, the added server, the history; the ejected server stays ejected", async () => {
+    const next = config(backends);
     expect(await proxy.signalReload(next)).toEqual([expect.stringMatching(/^reloaded/)]);
     await page.waitForFunction(() => document.getElementById("t-gen")?.textContent === "2", { timeout: SHOWS_WITHIN_MS });
-    await serverState("node-1", "up");
-    expect(await text('tr[data-server="node-1"] td')).toBe(backends[2]!.address);
+    await serverState("node-2", "up");
+    expect(await text('tr[data-server="node-2"] td')).toBe(backends[2]!.address);
+    await serverState("node-1", "ejected");
     expect(await text("#reloads tbody tr")).toContain("applied");
+    expect(await text("#reloads tbody tr")).toContain(`+server ${backends[2]!.address}`);
     if (process.env.DASHBOARD_SCREENSHOT) {
       await send(Array.from({ length: 300 }, (_, i) => ["GET", `dash:${i % 200}`]));
       await Bun.sleep(1500);
@@ -135,7 +137,8 @@ describe.skipIf(TARGET !== "buncracker")("dashboard in a browser", () => {
     expect(data.pools.map((p) => p.name)).toEqual(["cache"]);
     expect(data.pools[0]!.servers.map((s) => [s.name, s.address, s.state])).toEqual([
       ["node-0", backends[0]!.address, "up"],
-      ["node-1", backends[2]!.address, "up"],
+      ["node-1", backends[1]!.address, "ejected"],
+      ["node-2", backends[2]!.address, "up"],
     ]);
   });
 
@@ -194,7 +197,7 @@ describe.skipIf(TARGET !== "buncracker")("dashboard in a browser", () => {
     await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
     await page.setViewport({ width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     await page.reload();
-    await page.waitForSelector('[data-pool="cache"] tr[data-server="node-1"]', { timeout: SHOWS_WITHIN_MS });
+    await page.waitForSelector('[data-pool="cache"] tr[data-server="node-2"]', { timeout: SHOWS_WITHIN_MS });
     const widths = await page.evaluate(() => ({
       page: document.documentElement.scrollWidth,
       screen: window.innerWidth,

@@ -1,7 +1,9 @@
 // What the single executable costs and saves (README, "One executable"): for buncracker from
 // source (`bun src/main.ts`), the single executable with and without bytecode, and nutcracker,
 // the size on disk, the time from exec to a listening pool (the listener seen in /proc/net/tcp,
-// polled every millisecond) and the resident memory 2 s after, idle. Each is started RUNS times
+// polled every millisecond), the CPU time its threads had used by then (/proc/<pid>/task/*/
+// schedstat: unlike the wall time, not stretched by other processes on a busy machine) and the
+// resident memory 2 s after, idle. Each is started RUNS times
 // on the same one-pool config (no backend needed to listen); the medians are printed.
 //   bun bench/ship/startup.ts [RUNS=10]      after `npm run build`
 
@@ -55,6 +57,15 @@ function listening(port: number): boolean {
   return false;
 }
 
+/** CPU time of `pid`'s live threads so far, ms. */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+  }
+  return ns / 1e6;
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) : NaN;
@@ -62,7 +73,7 @@ function rssKiB(pid: number): number {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function once(variant: Variant): Promise<{ ms: number; rss: number }> {
+async function once(variant: Variant): Promise<{ ms: number; cpu: number; rss: number }> {
   const port = freePort();
   const conf = dir.file(`p${port}.yml`);
   writeFileSync(conf, `p:\n  listen: 127.0.0.1:${port}\n  redis: true\n  servers:\n   - 127.0.0.1:${freePort()}:1\n`);
@@ -74,11 +85,12 @@ async function once(variant: Variant): Promise<{ ms: number; rss: number }> {
     await Bun.sleep(1);
   }
   const ms = performance.now() - t0;
+  const cpu = cpuMs(proc.pid);
   await Bun.sleep(IDLE_MS);
   const rss = rssKiB(proc.pid);
   proc.kill("SIGKILL");
   await proc.exited;
-  return { ms, rss };
+  return { ms, cpu, rss };
 }
 
 const loadBefore = loadavg()[0]!;
@@ -88,9 +100,9 @@ for (const v of VARIANTS) {
   for (let i = 0; i < RUNS; i++) runs.push(await once(v));
   const bytes = v.files.reduce((sum, f) => sum + statSync(f).size, 0);
   rows.push(
-    `| ${v.name} | ${(bytes / 1048576).toFixed(1)} MB | ${median(runs.map((r) => r.ms)).toFixed(0)} ms | ${(median(runs.map((r) => r.rss)) / 1024).toFixed(1)} MB |`,
+    `| ${v.name} | ${(bytes / 1048576).toFixed(1)} MB | ${median(runs.map((r) => r.ms)).toFixed(0)} ms | ${median(runs.map((r) => r.cpu)).toFixed(0)} ms | ${(median(runs.map((r) => r.rss)) / 1024).toFixed(1)} MB |`,
   );
 }
 dir.remove();
 console.log(`${RUNS} starts each, medians; ${new Date().toISOString()}; load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after\n`);
-console.log("| proxy | on disk | exec to listening | idle RSS |\n|---|---|---|---|\n" + rows.join("\n"));
+console.log("| proxy | on disk | exec to listening | CPU until listening | idle RSS |\n|---|---|---|---|---|\n" + rows.join("\n"));

@@ -11,7 +11,23 @@ const MAX_U32 = 0xffffffff;
 
 const encoder = new TextEncoder();
 
-export class Router {
+/** What the core asks of a pool's routing: the server of a key, liveness, and the part of a key
+ *  that routing uses (for error messages). Router (the WASM tables) implements it; a routing of
+ *  another kind (a Redis Cluster slot map) is another implementation made by createRouter. */
+export interface KeyRouter {
+  /** Index into pool.servers for the key buf[start, end); -1 when no server. */
+  route(buf: Uint8Array, start: number, end: number): number;
+  /** Route over the servers with live[i] === 1 only. */
+  setLive(live: Uint8Array): void;
+  routingPart(buf: Uint8Array, start: number, end: number): Uint8Array;
+}
+
+/** The routing of a pool's config (throws on a config it cannot route). */
+export function createRouter(pool: PoolConfig): KeyRouter {
+  return new Router(pool);
+}
+
+export class Router implements KeyRouter {
   private readonly kit: Hashkit;
   private readonly routeKey: (len: number) => number;
   private readonly records: number;

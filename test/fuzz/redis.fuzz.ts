@@ -12,7 +12,7 @@ import { FATAL, NEED_MORE, Req, Rsp } from "../../src/proto/codec.ts";
 import { COMMANDS } from "../../src/proto/redis/commands.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { respFrame } from "../helpers/resp.ts";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 
 /** mulberry32: small, fast, good enough for fuzzing, and reproducible from its seed. */
 export class Rng {

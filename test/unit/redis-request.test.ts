@@ -116,7 +116,7 @@ describe("requests", () => {
       ["mget", Route.Get, ["a", "b", "a"], null],
       ["mset", Route.Set, ["k1", "k2"], null],
       ["eval", Route.Key, ["x", "y"], null],
-      ["ping", Route.Ping, [], null],
+      ["ping", Route.Local, [], null],
       ["ping", Route.Any, [], null], // redis echoes the message: any server answers
       [null, null, [], "-ERR unknown command 'FOO', with args beginning with: 'bar' "],
       [null, null, [], "-ERR unsupported command 'keys'"],
@@ -124,7 +124,7 @@ describe("requests", () => {
       [null, null, [], "-ERR unsupported inline command: send commands as RESP arrays of bulk strings"],
       ["set", Route.Key, ["big"], null], // the blank lines and *0 before it were skipped
       ["del", Route.Sum, ["a", "b"], null],
-      ["quit", Route.Quit, [], null],
+      ["quit", Route.Local, [], null],
     ]);
     expect(parsed[1]!.args).toEqual(["set", "bin\r\nkey", "\x00\r\n\xff value"]);
     expect(parsed[11]!.args[2]!.length).toBe(BIG.length);
@@ -185,13 +185,13 @@ describe("requests", () => {
       const { parsed } = parseOne(command(...args));
       return [parsed.route, parsed.error];
     };
-    expect(route("PING")).toEqual([Route.Ping, null]);
-    expect(route("QUIT")).toEqual([Route.Quit, null]);
-    expect(route("QUIT", "now")).toEqual([Route.Quit, null]); // redis's QUIT takes anything too
-    expect(route("AUTH", "secret")).toEqual([Route.Auth, null]);
+    expect(route("PING")).toEqual([Route.Local, null]);
+    expect(route("QUIT")).toEqual([Route.Local, null]);
+    expect(route("QUIT", "now")).toEqual([Route.Local, null]); // redis's QUIT takes anything too
+    expect(route("AUTH", "secret")).toEqual([Route.Local, null]);
     // The proxy checks the password alone: AUTH with a user name is refused, not mistaken.
-    expect(route("AUTH")).toEqual([Route.Auth, "-ERR wrong number of arguments for 'auth' command"]);
-    expect(route("AUTH", "default", "secret")).toEqual([Route.Auth, "-ERR wrong number of arguments for 'auth' command"]);
+    expect(route("AUTH")).toEqual([Route.Local, "-ERR wrong number of arguments for 'auth' command"]);
+    expect(route("AUTH", "default", "secret")).toEqual([Route.Local, "-ERR wrong number of arguments for 'auth' command"]);
   });
 
   test("command names in any letter case, and no false matches", () => {

@@ -3,7 +3,7 @@
 // result compared with what an identical redis-server replies to the unsplit request.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req, type Split } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
@@ -11,7 +11,8 @@ import { exchange } from "../helpers/client.ts";
 import { endpointOf, flushBackends } from "../helpers/direct.ts";
 import { command, pipeline, respFrame, type Bytes } from "../helpers/resp.ts";
 import { Rng } from "../fuzz/redis.fuzz.ts";
-import { fragmentKeys, mergeReply, splitOf, withReplies } from "../helpers/split.ts";
+import { mergeReply, planned, withReplies } from "../helpers/split.ts";
+import { buildFragment } from "../../src/proto/redis/fragment.ts";
 
 let reference: Backend; // runs the unsplit requests
 let target: Backend; // runs the fragments
@@ -41,27 +42,18 @@ interface Fragmented {
   fragments: Uint8Array[];
 }
 
-/** Parses `request` and builds its fragments for a key-to-server assignment, like the core. */
+/** Parses `request` and builds its fragments for a key-to-server assignment, as the core
+ *  plans them. */
 function fragment(request: Uint8Array, assign: (key: number) => number): Fragmented {
   const req = new Req();
   expect(redisCodec.parseRequest(request, 0, request.length, req)).toBe(request.length);
-  const n = req.nkeys;
-  // Fragments are numbered in order of first use, so none is empty (as in the core).
-  const number = new Map<number, number>();
-  const keyFrag = Int32Array.from({ length: n }, (_, i) => {
-    const server = assign(i);
-    if (!number.has(server)) number.set(server, number.size);
-    return number.get(server)!;
-  });
-  const nfrags = number.size;
-  const fragments: Uint8Array[] = [];
-  for (let f = 0; f < nfrags; f++) {
-    const keys = fragmentKeys(keyFrag, f);
+  const keyServer = Int32Array.from({ length: req.nkeys }, (_, i) => assign(i));
+  const { split, fragKeys } = planned(req.command!.route, request, req, keyServer);
+  const fragments = fragKeys.map((keys) => {
     const w = new ByteWriter(256);
-    redisCodec.buildFragment(request, req, keys, 0, keys.length, w);
-    fragments.push(w.take());
-  }
-  const split = splitOf(req.command!.route, request, req, keyFrag, []);
+    buildFragment(request, req, keys, 0, keys.length, w);
+    return w.take();
+  });
   return { split, fragments };
 }
 

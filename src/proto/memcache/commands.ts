@@ -76,7 +76,7 @@ export const COMMANDS: readonly MemcacheCommand[] = [
   routed("decr", Shape.Arith, Route.Key),
   routed("touch", Shape.Touch, Route.Key),
   routed("version", Shape.Version, Route.Any),
-  routed("quit", Shape.Quit, Route.Quit),
+  routed("quit", Shape.Quit, Route.Local),
   // memcached 1.6's other ASCII commands: server-wide or per-connection state that has no
   // meaning behind a sharding proxy (twemproxy rejects them too, by closing the connection).
   unsupported("flush_all"),

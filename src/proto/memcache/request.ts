@@ -5,7 +5,7 @@
 // as commands, the proxy skips it instead.
 
 import { FATAL, NEED_MORE, type Req } from "../codec.ts";
-import type { ByteWriter } from "../../core/bytes.ts";
+import type { ByteWriter } from "../../lib/bytes.ts";
 import { isMemcacheCommand, lookupCommand, Shape, type MemcacheCommand } from "./commands.ts";
 import {
   CR,

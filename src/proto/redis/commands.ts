@@ -5,7 +5,8 @@
 // the arguments firstKey..lastKey (a negative lastKey counts from the end) every keyStep, plus,
 // when numkeysAt > 0, the `numkeys` keys that follow the argument numkeysAt.
 //
-// The commands are twemproxy 0.5.0's plus the newer redis 7 ones. Route Key sends the request to
+// The commands are twemproxy 0.5.0's plus the newer redis 7 ones. Route Local is answered by the
+// proxy (local.ts). Route Key sends the request to
 // the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
 // must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
 // not serve (it replies "-ERR unsupported command"); a name missing here is unknown.
@@ -36,7 +37,7 @@ export type RedisCommand = SupportedCommand | UnsupportedCommand;
 
 type Row = readonly [name: string, arity: number, route: Route | null, firstKey: number, lastKey: number, keyStep: number, numkeysAt?: number];
 
-const { Key, Get, Sum, Any, Ping, Quit, Auth } = Route;
+const { Key, Get, Sum, Any, Local } = Route;
 const No = null;
 
 // AUTH takes exactly the password here (redis also accepts `AUTH username password`; the
@@ -46,7 +47,7 @@ const TABLE: readonly Row[] = [
   ["acl",                   -2, No,    0,  0, 0],
   ["append",                 3, Key,   1,  1, 1],
   ["asking",                 1, No,    0,  0, 0],
-  ["auth",                   2, Auth,  0,  0, 0],
+  ["auth",                   2, Local, 0,  0, 0],
   ["bgrewriteaof",           1, No,    0,  0, 0],
   ["bgsave",                -1, No,    0,  0, 0],
   ["bitcount",              -2, Key,   1,  1, 1],
@@ -164,7 +165,7 @@ const TABLE: readonly Row[] = [
   ["pfdebug",                3, No,    2,  2, 1],
   ["pfmerge",               -2, Key,   1, -1, 1],
   ["pfselftest",             1, No,    0,  0, 0],
-  ["ping",                  -1, Ping,  0,  0, 0],
+  ["ping",                  -1, Local, 0,  0, 0],
   ["psetex",                 4, Key,   1,  1, 1],
   ["psubscribe",            -2, No,    0,  0, 0],
   ["psync",                 -3, No,    0,  0, 0],
@@ -172,7 +173,7 @@ const TABLE: readonly Row[] = [
   ["publish",                3, No,    0,  0, 0],
   ["pubsub",                -2, No,    0,  0, 0],
   ["punsubscribe",          -1, No,    0,  0, 0],
-  ["quit",                  -1, Quit,  0,  0, 0],
+  ["quit",                  -1, Local, 0,  0, 0],
   ["randomkey",              1, No,    0,  0, 0],
   ["readonly",               1, No,    0,  0, 0],
   ["readwrite",              1, No,    0,  0, 0],
@@ -298,8 +299,13 @@ function supported(name: string): SupportedCommand {
   return command;
 }
 
+/** The commands the proxy answers itself (local.ts). */
+export const PING = supported("ping");
+export const QUIT = supported("quit");
+export const AUTH = supported("auth");
+
 /** PING with a message: redis echoes the message, so any server answers it. */
-export const PING_MESSAGE: SupportedCommand = { ...supported("ping"), route: Route.Any };
+export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };
 
 // ---- lookup: case-insensitive, no string per request ----
 

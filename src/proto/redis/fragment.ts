@@ -2,7 +2,7 @@
 // EXISTS (the keys) or MSET (each key with its value), as a RESP array of the client's own
 // bulk strings.
 
-import { decimalDigits, type ByteWriter } from "../../core/bytes.ts";
+import { decimalDigits, type ByteWriter } from "../../lib/bytes.ts";
 import { Route, type Req } from "../codec.ts";
 import { STAR } from "./resp.ts";
 

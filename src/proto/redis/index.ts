@@ -1,30 +1,46 @@
-// The redis (RESP2) codec: the parsers, the command table, split fragments, merged replies and
-// the proxy's own replies, behind the protocol-neutral Codec interface.
+// The redis (RESP2) codec: the parsers, the command table, split fragments, merged replies,
+// the proxy's own replies and the client session, behind the protocol-neutral Codec interface.
 
-import type { Codec } from "../codec.ts";
+import type { Codec, Upstream } from "../codec.ts";
 import { buildFragment } from "./fragment.ts";
+import { admit, local, reconfigure, RedisSession } from "./local.ts";
 import { merge } from "./merge.ts";
-import { AUTH_INVALID, AUTH_NOT_SET, errorReply, handshake, NO_AUTH, OK, PONG } from "./replies.ts";
+import { errorReply, preamble } from "./replies.ts";
 import { parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
+import { ascii } from "../../lib/bytes.ts";
 
-export const redisCodec: Codec = {
+/** Redis requests go upstream as the client sent them (a split's fragments as buildFragment
+ *  writes them), and redis answers a pipeline's commands with one send already, so a server
+ *  connection needs no state of its own: one Upstream serves them all. */
+const upstream: Upstream = {
+  forward(buf, req, msg, sink) {
+    sink.send(buf, req.start, req.end);
+    msg.bytes = req.end - req.start;
+  },
+  fragment(req, split, _group, order, from, n, msg, sink) {
+    const out = sink.out;
+    const before = out.len;
+    buildFragment(split.bytes, req, order, from, n, out);
+    msg.bytes = out.len - before;
+  },
+  sent() {},
+  parseReply: parseResponse,
+};
+
+export const redisCodec: Codec<RedisSession> = {
   name: "redis",
   parseRequest,
   parseResponse,
-  buildFragment,
-  // Redis requests always go upstream as the client sent them.
-  buildForward(buf, req, w) {
-    w.bytes(buf, req.start, req.end);
-  },
-  // Redis answers a pipeline's commands with one send already.
-  join: null,
+  upstream: () => upstream,
   merge,
   errorReply,
-  handshake,
-  pong: PONG,
-  authOk: OK,
-  authInvalid: AUTH_INVALID,
-  authNotSet: AUTH_NOT_SET,
-  noAuth: NO_AUTH,
+  replyLine: (line) => ascii(`${line}\r\n`),
+  openEnd: null,
+  newSession: (pool) => new RedisSession(pool),
+  reconfigure,
+  admit,
+  local,
+  group: () => 0,
+  preamble,
 };

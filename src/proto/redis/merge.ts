@@ -2,10 +2,10 @@
 // original key order, DEL/UNLINK/TOUCH/EXISTS -> the sum, MSET -> +OK. If a fragment's reply is
 // an error, the whole request gets the first such error.
 
-import type { ByteWriter } from "../../core/bytes.ts";
+import type { ByteWriter } from "../../lib/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
 import { errorReply, OK } from "./replies.ts";
-import { COLON, DOLLAR, MINUS, number, NUMBER_OK, readNumber, STAR } from "./resp.ts";
+import { COLON, DOLLAR, MINUS, NUMBER_INVALID, numberValue, readNumber, STAR } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a split request");
@@ -46,10 +46,9 @@ function mergeValues(split: Split, out: ByteWriter): Uint8Array | null {
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;
     const start = fragPos[2 * f]!;
-    if (reply[start] !== STAR || readNumber(reply, start + 1, fragPos[2 * f + 1]!) !== NUMBER_OK || number.value !== carried[f]) {
-      return UNEXPECTED;
-    }
-    cursor[f] = number.next;
+    const next = reply[start] === STAR ? readNumber(reply, start + 1, fragPos[2 * f + 1]!) : NUMBER_INVALID;
+    if (next < 0 || numberValue(reply, start + 1) !== carried[f]) return UNEXPECTED;
+    cursor[f] = next;
   }
   const mark = out.size;
   out.byte(STAR);
@@ -84,8 +83,10 @@ function valueEnd(reply: Uint8Array, start: number, end: number): number {
     const next = parseResponse(reply, start, end, rsp);
     return next >= 0 ? next : -1;
   }
-  if (readNumber(reply, start + 1, end) !== NUMBER_OK || number.value < -1) return -1;
-  const stop = number.value < 0 ? number.next : number.next + number.value + 2;
+  const next = readNumber(reply, start + 1, end);
+  const length = next < 0 ? -2 : numberValue(reply, start + 1);
+  if (length < -1) return -1;
+  const stop = length < 0 ? next : next + length + 2;
   return stop <= end ? stop : -1;
 }
 
@@ -95,10 +96,9 @@ function mergeSum(split: Split, out: ByteWriter): Uint8Array | null {
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;
     const end = fragPos[2 * f + 1]!;
-    if (reply[fragPos[2 * f]!] !== COLON || readNumber(reply, fragPos[2 * f]! + 1, end) !== NUMBER_OK || number.next !== end) {
-      return UNEXPECTED;
-    }
-    total += number.value;
+    const start = fragPos[2 * f]!;
+    if (reply[start] !== COLON || readNumber(reply, start + 1, end) !== end) return UNEXPECTED;
+    total += numberValue(reply, start + 1);
   }
   out.byte(COLON);
   out.int(total);

@@ -1,7 +1,9 @@
-// Replies the proxy makes itself, and the commands it sends first on every server connection.
+// The bytes of the replies the proxy makes itself, and of the commands it sends first on every
+// server connection (the preamble).
 
 import type { PoolConfig } from "../../conf/types.ts";
-import { ascii, ByteWriter } from "../../core/bytes.ts";
+import type { Preamble } from "../codec.ts";
+import { ascii, ByteWriter } from "../../lib/bytes.ts";
 import { DOLLAR, STAR } from "./resp.ts";
 
 // Texts as nutcracker 0.5.0 sends them (checked against it in test/unit/redis-replies.test.ts).
@@ -16,8 +18,9 @@ export function errorReply(reason: string): Uint8Array {
   return ascii(`-ERR ${reason.replace(/[\r\n]/g, " ")}\r\n`);
 }
 
-/** AUTH <redis_auth> when set, SELECT <redis_db> when not 0, and how many replies they get. */
-export function handshake(pool: PoolConfig): { bytes: Uint8Array; replies: number } | null {
+/** AUTH <redis_auth> when set, SELECT <redis_db> when not 0, and how many replies they get
+ *  (one connection group today: every client speaks RESP2). */
+export function preamble(pool: PoolConfig, _group: number): Preamble | null {
   const w = new ByteWriter(64);
   let replies = 0;
   if (pool.redisAuth !== null) {

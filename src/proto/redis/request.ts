@@ -8,9 +8,9 @@
 // FATAL; a well-framed request the proxy will not serve gets an error reply and the connection
 // stays open.
 
-import { ByteWriter } from "../../core/bytes.ts";
-import { fatal, needMore, Route, type Req } from "../codec.ts";
-import { lookupCommand, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
+import { ByteWriter } from "../../lib/bytes.ts";
+import { FATAL, fatal, NEED_MORE, needMore, type Req } from "../codec.ts";
+import { lookupCommand, PING, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
 import {
   CR,
   DOLLAR,
@@ -20,8 +20,7 @@ import {
   MAX_UNSEEN,
   NUMBER_INCOMPLETE,
   NUMBER_INVALID,
-  number,
-  NUMBER_OK,
+  numberValue,
   readNumber,
   STAR,
 } from "./resp.ts";
@@ -55,30 +54,39 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
     if (p - pos > INLINE_MAX) return fatal(req, TOO_MANY_EMPTY);
     if (p >= end) return needMore(req, pos, p + 1);
     if (buf[p] !== STAR) {
-      const next = inlineRequest(buf, pos, p, end, req);
-      if (next !== BLANK) return next;
-      p = afterBlank;
-      continue;
+      const lf = inlineLineEnd(buf, p, end);
+      if (lf === NEED_MORE) return needMore(req, pos, end + 1);
+      if (lf === FATAL) return fatal(req, TOO_BIG_INLINE);
+      if (isBlank(buf, p, lf)) {
+        p = lf + 1;
+        continue;
+      }
+      // A well-framed line: answered, the stream stays usable.
+      req.start = p;
+      req.end = lf + 1;
+      req.error = INLINE_UNSUPPORTED;
+      return lf + 1;
     }
-    const status = readNumber(buf, p + 1, end);
-    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, end + 1);
-    if (status === NUMBER_INVALID || number.value > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
-    if (number.value > 0) {
-      nargs = number.value;
+    const next = readNumber(buf, p + 1, end);
+    if (next === NUMBER_INCOMPLETE) return needMore(req, pos, end + 1);
+    const count = next === NUMBER_INVALID ? -1 : numberValue(buf, p + 1);
+    if (next === NUMBER_INVALID || count > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
+    if (count > 0) {
+      nargs = count;
+      req.start = p;
+      p = next;
       break;
     }
-    p = number.next;
+    p = next;
   }
-  req.start = p;
-  p = number.next;
   for (let i = 0; i < nargs; i++) {
     if (p >= end) return needMore(req, pos, p + MIN_ARG + unseen(nargs - i - 1));
     if (buf[p] !== DOLLAR) return fatal(req, `${PROTOCOL_ERROR}expected '$', got '${shown(buf[p]!)}'`);
-    const status = readNumber(buf, p + 1, end);
-    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + unseen(nargs - i - 1));
-    if (status === NUMBER_INVALID || number.value < 0 || number.value > MAX_BULK) return fatal(req, INVALID_BULK);
-    const start = number.next;
-    const stop = start + number.value;
+    const start = readNumber(buf, p + 1, end);
+    if (start === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + unseen(nargs - i - 1));
+    const length = start === NUMBER_INVALID ? -1 : numberValue(buf, p + 1);
+    if (length < 0 || length > MAX_BULK) return fatal(req, INVALID_BULK);
+    const stop = start + length;
     if (stop + 2 > end) return needMore(req, pos, stop + 2 + unseen(nargs - i - 1));
     if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(req, MISSING_CRLF);
     req.pushArg(start, stop);
@@ -102,32 +110,20 @@ function shown(b: number): string {
 
 // ---- lines that are not RESP arrays ----
 
-const BLANK = 0; // never a position: a parsed request ends after at least one byte
-/** With BLANK: the position after the blank line. */
-let afterBlank = 0;
-
-/**
- * The line at buf[p] (not a RESP array): BLANK for a whitespace-only line (afterBlank is set),
- * the position after any other line (answered with INLINE_UNSUPPORTED), NEED_MORE or FATAL.
- */
-function inlineRequest(buf: Uint8Array, pos: number, p: number, end: number, req: Req): number {
+/** The LF that ends the line at buf[p] (within INLINE_MAX bytes), NEED_MORE or FATAL. */
+function inlineLineEnd(buf: Uint8Array, p: number, end: number): number {
   const limit = end - p > INLINE_MAX ? p + INLINE_MAX : end;
-  let blank = true;
-  let q = p;
-  for (; q < limit; q++) {
+  for (let q = p; q < limit; q++) if (buf[q] === LF) return q;
+  return limit === end ? NEED_MORE : FATAL;
+}
+
+/** buf[p, lf) is whitespace only (C's isspace()): redis skips such a line without a reply. */
+function isBlank(buf: Uint8Array, p: number, lf: number): boolean {
+  for (let q = p; q < lf; q++) {
     const c = buf[q]!;
-    if (c === LF) break;
-    if (c !== 32 && c !== CR && (c < 9 || c > 12)) blank = false; // isspace()
+    if (c !== 32 && c !== CR && (c < 9 || c > 12)) return false;
   }
-  if (q === limit) return limit === end ? needMore(req, pos, end + 1) : fatal(req, TOO_BIG_INLINE);
-  if (blank) {
-    afterBlank = q + 1;
-    return BLANK;
-  }
-  req.start = p;
-  req.end = q + 1;
-  req.error = INLINE_UNSUPPORTED;
-  return q + 1;
+  return true;
 }
 
 // ---- the command and its keys ----
@@ -148,7 +144,7 @@ function resolveCommand(buf: Uint8Array, req: Req): void {
     req.error = command.arityError;
     return;
   }
-  if (command.route === Route.Ping && n > 1) {
+  if (command === PING && n > 1) {
     if (n === 2) req.command = PING_MESSAGE;
     else req.error = command.arityError;
     return;
@@ -171,8 +167,8 @@ function findKeys(buf: Uint8Array, req: Req, command: SupportedCommand): string 
     const start = req.argStart[at]!;
     const stop = req.argEnd[at]!;
     // The argument is followed by CRLF in buf, so it reads as a CRLF-terminated number.
-    if (readNumber(buf, start, stop + 2) !== NUMBER_OK || number.next !== stop + 2) return NOT_INTEGER;
-    const count = number.value;
+    if (readNumber(buf, start, stop + 2) !== stop + 2) return NOT_INTEGER;
+    const count = numberValue(buf, start);
     if (count < 0) return NEGATIVE_NUMKEYS;
     if (count > n - at - 1) return TOO_MANY_NUMKEYS;
     for (let a = at + 1; a <= at + count; a++) req.pushKey(a);

@@ -17,46 +17,45 @@ export const MAX_COUNT = 0x7fffffff;
  *  the reader reserves `need` bytes, and a made-up element count must not make it reserve much. */
 export const MAX_UNSEEN = 64 * 1024;
 
-export const NUMBER_OK = 0;
-export const NUMBER_INCOMPLETE = 1;
-export const NUMBER_INVALID = 2;
-
-/** What readNumber read (one shared scratch object, not one per call). */
-export const number = {
-  value: 0,
-  /** The position after the number's CRLF. */
-  next: 0,
-};
+/** readNumber: the input ends before the number's CRLF does. */
+export const NUMBER_INCOMPLETE = -1;
+/** readNumber: not a number redis accepts. */
+export const NUMBER_INVALID = -2;
 
 /**
- * Reads the decimal integer at buf[p, end) that ends with CRLF, as strictly as redis's
+ * Checks the decimal integer at buf[p, end) that ends with CRLF, as strictly as redis's
  * string2ll: an optional '-', then "0" alone or a non-zero digit followed by digits, at most
- * 19 digits. Fills `number` on NUMBER_OK.
+ * 19 digits. Returns the position after its CRLF (its value: numberValue(buf, p)),
+ * NUMBER_INCOMPLETE or NUMBER_INVALID.
  */
 export function readNumber(buf: Uint8Array, p: number, end: number): number {
   if (p >= end) return NUMBER_INCOMPLETE;
   let c = buf[p]!;
-  const negative = c === MINUS;
-  if (negative) {
+  if (c === MINUS) {
     if (++p >= end) return NUMBER_INCOMPLETE;
     c = buf[p]!;
     if (c === 48) return NUMBER_INVALID;
   }
   if (c < 48 || c > 57) return NUMBER_INVALID;
-  let value = c - 48;
   const last = p + 19; // the 19th digit
   p++;
-  if (value !== 0) {
+  if (c !== 48) {
     for (; p < end; p++) {
       c = buf[p]!;
       if (c < 48 || c > 57) break;
       if (p === last) return NUMBER_INVALID;
-      value = value * 10 + (c - 48);
     }
   }
   if (p + 1 >= end) return p >= end || buf[p] === CR ? NUMBER_INCOMPLETE : NUMBER_INVALID;
   if (buf[p] !== CR || buf[p + 1] !== LF) return NUMBER_INVALID;
-  number.value = negative ? -value : value;
-  number.next = p + 2;
-  return NUMBER_OK;
+  return p + 2;
+}
+
+/** The value of the number at buf[p] that readNumber accepted. */
+export function numberValue(buf: Uint8Array, p: number): number {
+  const negative = buf[p] === MINUS;
+  if (negative) p++;
+  let value = 0;
+  for (let d = buf[p]! - 48; d >= 0 && d <= 9; d = buf[++p]! - 48) value = value * 10 + d;
+  return negative ? -value : value;
 }

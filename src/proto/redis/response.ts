@@ -16,8 +16,8 @@ import {
   MAX_UNSEEN,
   MINUS,
   NUMBER_INCOMPLETE,
-  number,
   NUMBER_INVALID,
+  numberValue,
   PLUS,
   readNumber,
   STAR,
@@ -54,17 +54,18 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       }
       p = q + 2;
     } else if (type === COLON) {
-      const status = readNumber(buf, p + 1, end);
-      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + unseen(pending - 1));
-      if (status === NUMBER_INVALID) return fatal(rsp, "invalid integer");
-      p = number.next;
+      const next = readNumber(buf, p + 1, end);
+      if (next === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + unseen(pending - 1));
+      if (next === NUMBER_INVALID) return fatal(rsp, "invalid integer");
+      p = next;
     } else if (type === DOLLAR) {
-      const status = readNumber(buf, p + 1, end);
-      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 5) + unseen(pending - 1));
-      if (status === NUMBER_INVALID || number.value < -1 || number.value > MAX_BULK) return fatal(rsp, "invalid bulk length");
-      p = number.next;
-      if (number.value >= 0) {
-        const stop = p + number.value;
+      const next = readNumber(buf, p + 1, end);
+      if (next === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 5) + unseen(pending - 1));
+      const length = next === NUMBER_INVALID ? -2 : numberValue(buf, p + 1);
+      if (length < -1 || length > MAX_BULK) return fatal(rsp, "invalid bulk length");
+      p = next;
+      if (length >= 0) {
+        const stop = p + length;
         if (stop + 2 > end) {
           rsp.opaque = stop - pos;
           rsp.next = pending; // this bulk's CRLF, then pending - 1 values
@@ -74,11 +75,12 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
         p = stop + 2;
       }
     } else if (type === STAR) {
-      const status = readNumber(buf, p + 1, end);
-      if (status === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + unseen(pending - 1));
-      if (status === NUMBER_INVALID || number.value < -1 || number.value > MAX_COUNT) return fatal(rsp, "invalid array length");
-      p = number.next;
-      if (number.value > 0) pending += number.value;
+      const next = readNumber(buf, p + 1, end);
+      if (next === NUMBER_INCOMPLETE) return needMore(rsp, pos, Math.max(end + 1, p + 4) + unseen(pending - 1));
+      const count = next === NUMBER_INVALID ? -2 : numberValue(buf, p + 1);
+      if (count < -1 || count > MAX_COUNT) return fatal(rsp, "invalid array length");
+      p = next;
+      if (count > 0) pending += count;
     } else {
       return fatal(rsp, `unknown reply type byte ${type}`);
     }

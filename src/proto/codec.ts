@@ -79,6 +79,9 @@ export class Req {
   /** memcached: the request carried `noreply` (its Upstream forwards it without, and the core
    *  drops the reply, so the server's reply stream stays in step). */
   noreply = false;
+  /** redis: an inline command (a text line, not a RESP array); its arguments may have been
+   *  unescaped in place, so it goes upstream as Codec.buildForward writes it. */
+  inline = false;
   /** With NEED_MORE: bytes from `start` needed before the parse can progress. */
   need = 0;
   /** A well-framed request the proxy rejects: the full reply line without CRLF, in the
@@ -93,6 +96,7 @@ export class Req {
     this.nargs = 0;
     this.nkeys = 0;
     this.noreply = false;
+    this.inline = false;
     this.need = 0;
     this.error = null;
   }

@@ -1,20 +1,30 @@
-// The redis (RESP2) codec: the parsers, the command table, split fragments, merged replies,
-// the proxy's own replies and the client session, behind the protocol-neutral Codec interface.
+// The redis codec (RESP2 and RESP3): the parsers, the command table, split fragments, merged
+// replies, the proxy's own replies and the client session, behind the protocol-neutral Codec
+// interface.
 
 import type { Codec, Upstream } from "../codec.ts";
-import { buildFragment } from "./fragment.ts";
+import { buildFragment, writeArgs } from "./fragment.ts";
 import { admit, local, reconfigure, RedisSession } from "./local.ts";
 import { merge } from "./merge.ts";
-import { errorReply, preamble } from "./replies.ts";
+import { preamble } from "./preamble.ts";
+import { errorReply } from "./replies.ts";
 import { parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
 import { ascii } from "../../lib/bytes.ts";
 
-/** Redis requests go upstream as the client sent them (a split's fragments as buildFragment
- *  writes them), and redis answers a pipeline's commands with one send already, so a server
- *  connection needs no state of its own: one Upstream serves them all. */
+/** Redis requests go upstream as the client sent them (an inline command as a RESP array of its
+ *  arguments, a split's fragments as buildFragment writes them), and redis answers a pipeline's
+ *  commands with one send already, so a server connection needs no state of its own: one
+ *  Upstream serves them all. */
 const upstream: Upstream = {
   forward(buf, req, msg, sink) {
+    if (req.inline) {
+      const out = sink.out;
+      const before = out.len;
+      writeArgs(buf, req, out);
+      msg.bytes = out.len - before;
+      return;
+    }
     sink.send(buf, req.start, req.end);
     msg.bytes = req.end - req.start;
   },
@@ -42,5 +52,5 @@ export const redisCodec: Codec<RedisSession> = {
   admit,
   local,
   group: () => 0,
-  preamble,
+  preamble: (pool) => preamble(pool, 2),
 };

@@ -3,7 +3,7 @@
 // SETINFO / ID / INFO / NO-EVICT / NO-TOUCH / REPLY, SELECT, ECHO, RESET, READONLY and READWRITE.
 // None of them reaches a server: a server connection is shared by many clients, so what a
 // client sets for its own connection is kept in its Session. Error texts are redis 7's (checked
-// against a real redis-server in test/unit/redis-local.test.ts), except where the proxy differs
+// against a real redis-server in test/unit/redis-handshake.test.ts), except where the proxy differs
 // on purpose (SELECT of another db, twemproxy's AUTH texts).
 //
 // Pure: (request, session, context) -> reply bytes in the client's protocol, with the session
@@ -37,7 +37,7 @@ export interface LocalContext {
 
 const WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled.";
 const HELLO_NOAUTH =
-  "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> " +
+  "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> " +
   "option can be used to authenticate the client and select the RESP protocol version at the same time";
 const BAD_NAME = "ERR Client names cannot contain spaces, newlines or special characters.";
 const SYNTAX = "ERR syntax error";

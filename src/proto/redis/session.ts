@@ -2,7 +2,7 @@
 // connection and the proxy's server connections are shared: the protocol the client chose
 // (HELLO), whether it has authenticated, its name and library (CLIENT SETNAME / SETINFO), its
 // CLIENT REPLY mode and the flags it set. Read and changed only by the handshake commands
-// (local.ts), which the proxy answers itself; never sent to a server.
+// (handshake.ts), which the proxy answers itself; never sent to a server.
 
 import type { Proto } from "./reply.ts";
 

@@ -15,7 +15,12 @@ import { RawClient } from "../helpers/client.ts";
 import { command, decode3, respFrame, type Resp3 } from "../helpers/resp.ts";
 
 const pool = (redisAuth: string | null, redisDb = 0) => ({ redisAuth, redisDb }) as PoolConfig;
-const context = (redisAuth: string | null, redisDb = 0): LocalContext => ({ pool: pool(redisAuth, redisDb), serverVersion: "7.0.15", now: Date.now() });
+const context = (redisAuth: string | null, redisDb = 0): LocalContext => ({
+  pool: pool(redisAuth, redisDb),
+  serverVersion: "7.0.15",
+  resp3Refusal: null,
+  now: Date.now(),
+});
 
 /** answerLocal's reply to `args` (null: none), as latin1. */
 function ask(session: Session, ctx: LocalContext, args: string[]): string | null {
@@ -72,7 +77,7 @@ function comparable(reply: string | null): Resp3 | string | null {
 }
 
 async function expectSameAsRedis(backend: Backend, ctx: LocalContext, sequence: string[][]): Promise<Session> {
-  const session = new Session(7, ctx.pool.redisAuth !== null, "127.0.0.1:5000", "127.0.0.1:6379", Date.now());
+  const session = new Session(7, ctx.pool.redisAuth !== null, Date.now());
   const theirs = await redisReplies(backend, sequence);
   for (let i = 0; i < sequence.length; i++) {
     const ours = ask(session, ctx, sequence[i]!);
@@ -160,7 +165,9 @@ describe("the same replies as redis-server", () => {
 
 describe("the proxy's own answers", () => {
   test("CLIENT ID, CLIENT INFO and HELLO carry the session's id, name, library and protocol", () => {
-    const session = new Session(42, false, "10.0.0.1:5555", "10.0.0.2:22121", Date.now() - 5000);
+    const session = new Session(42, false, Date.now() - 5000);
+    session.addr = "10.0.0.1:5555";
+    session.laddr = "10.0.0.2:22121";
     const ctx = context(null);
     expect(ask(session, ctx, ["CLIENT", "ID"])).toBe(":42\r\n");
     expect(ask(session, ctx, ["CLIENT", "SETINFO", "LIB-NAME", "redis-py"])).toBe("+OK\r\n");
@@ -195,8 +202,16 @@ describe("the proxy's own answers", () => {
     expect(ask(session, ctx, ["CLIENT", "GETNAME"])).toBe("_\r\n"); // RESP3's null
   });
 
+  test("HELLO 3 gets -NOPROTO when a server of the pool cannot speak RESP3; HELLO 2 still works", () => {
+    const session = new Session(1, false, 0);
+    const ctx = { ...context(null), resp3Refusal: "server 127.0.0.1:6379 does not know HELLO" };
+    expect(ask(session, ctx, ["HELLO", "3"])).toBe("-NOPROTO unsupported protocol version: server 127.0.0.1:6379 does not know HELLO\r\n");
+    expect(session.proto).toBe(2);
+    expect(ask(session, ctx, ["HELLO", "2"])).toStartWith("*14\r\n");
+  });
+
   test("CLIENT REPLY OFF and SKIP answer nothing, and set the mode the core applies", () => {
-    const session = new Session(1, false, "a", "b", 0);
+    const session = new Session(1, false, 0);
     const ctx = context(null);
     expect(ask(session, ctx, ["CLIENT", "REPLY", "OFF"])).toBeNull();
     expect(session.reply).toBe(ReplyMode.Off);
@@ -206,7 +221,7 @@ describe("the proxy's own answers", () => {
   });
 
   test("SELECT: db 0 is OK, another db is an error naming redis_db; READONLY and READWRITE are OK", () => {
-    const session = new Session(1, false, "a", "b", 0);
+    const session = new Session(1, false, 0);
     const ctx = context(null, 3);
     expect(ask(session, ctx, ["SELECT", "0"])).toBe("+OK\r\n");
     expect(ask(session, ctx, ["SELECT", "3"])).toContain("redis_db");
@@ -218,7 +233,7 @@ describe("the proxy's own answers", () => {
   });
 
   test("AUTH <password> keeps twemproxy's texts; RESET asks for the password again", () => {
-    const session = new Session(1, true, "a", "b", 0);
+    const session = new Session(1, true, 0);
     expect(ask(session, context(null), ["AUTH", "x"])).toBe("-ERR Client sent AUTH, but no password is set\r\n");
     const ctx = context("secret");
     expect(ask(session, ctx, ["AUTH", "wrong"])).toBe("-ERR invalid password\r\n");

@@ -31,6 +31,9 @@ export interface LocalContext {
   readonly pool: PoolConfig;
   /** The redis_version HELLO reports (the pool's servers'). */
   readonly serverVersion: string;
+  /** Why the pool cannot serve RESP3 (a server without HELLO), or null: HELLO 3 then gets
+   *  -NOPROTO, which clients take as "use RESP2". */
+  readonly resp3Refusal: string | null;
   /** Now, in ms since the epoch (CLIENT INFO age). */
   readonly now: number;
 }
@@ -129,6 +132,7 @@ function hello(buf: Uint8Array, req: Req, session: Session, ctx: LocalContext): 
     const version = parseInteger(argText(buf, req, 1));
     if (version === null) return error("ERR Protocol version is not an integer or out of range");
     if (version !== 2 && version !== 3) return error("NOPROTO unsupported protocol version");
+    if (version === 3 && ctx.resp3Refusal !== null) return error(`NOPROTO unsupported protocol version: ${ctx.resp3Refusal}`);
     proto = version;
   }
   let userArg = 0;

@@ -26,18 +26,18 @@ export class Session {
   /** READONLY was sent (READWRITE clears it). */
   readonly = false;
 
+  /** The client's address and the listener's, `ip:port` (CLIENT INFO addr, laddr), when known. */
+  addr = "";
+  laddr = "";
+
   /**
    * @param id        CLIENT ID: unique among the proxy's clients
    * @param authRequired the pool has a `redis_auth`
-   * @param addr      the client's address as `ip:port` (CLIENT INFO addr)
-   * @param laddr     the listener's address (CLIENT INFO laddr)
    * @param since     when it connected (ms, Date.now())
    */
   constructor(
     readonly id: number,
-    readonly authRequired: boolean,
-    readonly addr: string,
-    readonly laddr: string,
+    public authRequired: boolean,
     readonly since: number,
   ) {
     this.authed = !authRequired;

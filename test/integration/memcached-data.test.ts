@@ -298,7 +298,15 @@ describe("deliberate differences from nutcracker", () => {
     nutcracker: closesSilently("set bad:k x 0 1\r\nv\r\n"),
   });
 
-  for (const command of ["flush_all", "stats", "verbosity 1"]) {
+  testDeliberate("verbosity is accepted as memcached accepts it (OK; silent with noreply), and changes nothing", {
+    buncracker: async () => {
+      const replies = await roundTrip([line("verbosity", "1"), line("verbosity", "1", "noreply"), line("verbosity"), line("get", "nope")], 3);
+      expectReplies(replies, [Buffer.from("OK\r\n"), Buffer.from("ERROR\r\n"), END]);
+    },
+    nutcracker: closesSilently("verbosity 1\r\n"),
+  });
+
+  for (const command of ["flush_all", "stats"]) {
     const name = command.split(" ")[0]!;
     testDeliberate(`${name} is refused with an error naming it, and the connection stays open`, {
       buncracker: async () => {

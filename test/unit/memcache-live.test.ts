@@ -146,6 +146,8 @@ describe("what we accept, memcached accepts", () => {
     "get a\rb\r\n",
     "set \x10\x10\x10key 0 0 1\r\nx\r\n",
     "get a\x7fb \x01\r\n",
+    "verbosity 1\r\n",
+    "verbosity 1 2\r\n",
   ];
   for (const line of ACCEPTED) {
     test(JSON.stringify(line), async () => {

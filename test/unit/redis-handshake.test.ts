@@ -1,6 +1,6 @@
 // The handshake commands the proxy answers itself (src/proto/redis/handshake.ts), compared with a
 // real redis-server: the same sequence of commands goes to a redis connection and through
-// answerLocal on one Session, and the replies must be the same, except for what is the
+// answerLocal on one RedisSession, and the replies must be the same, except for what is the
 // proxy's own (ids, version) and the deliberate differences (SELECT of another db, READONLY,
 // twemproxy's AUTH <password> texts), which are asserted separately.
 
@@ -9,7 +9,7 @@ import type { PoolConfig } from "../../src/conf/types.ts";
 import { Req } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { answerLocal, type LocalContext } from "../../src/proto/redis/handshake.ts";
-import { ReplyMode, Session } from "../../src/proto/redis/session.ts";
+import { ReplyMode, RedisSession } from "../../src/proto/redis/session.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { command, decode3, respFrame, type Resp3 } from "../helpers/resp.ts";
@@ -23,7 +23,7 @@ const context = (redisAuth: string | null, redisDb = 0): LocalContext => ({
 });
 
 /** answerLocal's reply to `args` (null: none), as latin1. */
-function ask(session: Session, ctx: LocalContext, args: string[]): string | null {
+function ask(session: RedisSession, ctx: LocalContext, args: string[]): string | null {
   const buf = command(...args);
   const req = new Req();
   expect(redisCodec.parseRequest(buf, 0, buf.length, req)).toBe(buf.length);
@@ -76,8 +76,8 @@ function comparable(reply: string | null): Resp3 | string | null {
   return blank(value);
 }
 
-async function expectSameAsRedis(backend: Backend, ctx: LocalContext, sequence: string[][]): Promise<Session> {
-  const session = new Session(7, ctx.pool.redisAuth !== null, Date.now());
+async function expectSameAsRedis(backend: Backend, ctx: LocalContext, sequence: string[][]): Promise<RedisSession> {
+  const session = new RedisSession(7, ctx.pool, Date.now());
   const theirs = await redisReplies(backend, sequence);
   for (let i = 0; i < sequence.length; i++) {
     const ours = ask(session, ctx, sequence[i]!);
@@ -165,7 +165,7 @@ describe("the same replies as redis-server", () => {
 
 describe("the proxy's own answers", () => {
   test("CLIENT ID, CLIENT INFO and HELLO carry the session's id, name, library and protocol", () => {
-    const session = new Session(42, false, Date.now() - 5000);
+    const session = new RedisSession(42, pool(null), Date.now() - 5000);
     session.addr = "10.0.0.1:5555";
     session.laddr = "10.0.0.2:22121";
     const ctx = context(null);
@@ -203,7 +203,7 @@ describe("the proxy's own answers", () => {
   });
 
   test("HELLO 3 gets -NOPROTO when a server of the pool cannot speak RESP3; HELLO 2 still works", () => {
-    const session = new Session(1, false, 0);
+    const session = new RedisSession(1, pool(null), 0);
     const ctx = { ...context(null), resp3Refusal: "server 127.0.0.1:6379 does not know HELLO" };
     expect(ask(session, ctx, ["HELLO", "3"])).toBe("-NOPROTO unsupported protocol version: server 127.0.0.1:6379 does not know HELLO\r\n");
     expect(session.proto).toBe(2);
@@ -211,7 +211,7 @@ describe("the proxy's own answers", () => {
   });
 
   test("CLIENT REPLY OFF and SKIP answer nothing, and set the mode the core applies", () => {
-    const session = new Session(1, false, 0);
+    const session = new RedisSession(1, pool(null), 0);
     const ctx = context(null);
     expect(ask(session, ctx, ["CLIENT", "REPLY", "OFF"])).toBeNull();
     expect(session.reply).toBe(ReplyMode.Off);
@@ -221,7 +221,7 @@ describe("the proxy's own answers", () => {
   });
 
   test("SELECT: db 0 is OK, another db is an error naming redis_db; READONLY and READWRITE are OK", () => {
-    const session = new Session(1, false, 0);
+    const session = new RedisSession(1, pool(null), 0);
     const ctx = context(null, 3);
     expect(ask(session, ctx, ["SELECT", "0"])).toBe("+OK\r\n");
     expect(ask(session, ctx, ["SELECT", "3"])).toContain("redis_db");
@@ -233,7 +233,7 @@ describe("the proxy's own answers", () => {
   });
 
   test("AUTH <password> keeps twemproxy's texts; RESET asks for the password again", () => {
-    const session = new Session(1, true, 0);
+    const session = new RedisSession(1, pool("secret"), 0);
     expect(ask(session, context(null), ["AUTH", "x"])).toBe("-ERR Client sent AUTH, but no password is set\r\n");
     const ctx = context("secret");
     expect(ask(session, ctx, ["AUTH", "wrong"])).toBe("-ERR invalid password\r\n");

@@ -189,9 +189,14 @@ describe("requests", () => {
     expect(route("QUIT")).toEqual([Route.Local, null]);
     expect(route("QUIT", "now")).toEqual([Route.Local, null]); // redis's QUIT takes anything too
     expect(route("AUTH", "secret")).toEqual([Route.Local, null]);
-    // The proxy checks the password alone: AUTH with a user name is refused, not mistaken.
+    // AUTH takes the password alone or a user name and the password (redis 6's ACL form).
     expect(route("AUTH")).toEqual([Route.Local, "-ERR wrong number of arguments for 'auth' command"]);
-    expect(route("AUTH", "default", "secret")).toEqual([Route.Local, "-ERR wrong number of arguments for 'auth' command"]);
+    expect(route("AUTH", "default", "secret")).toEqual([Route.Local, null]);
+    for (const handshake of [["HELLO"], ["HELLO", "3"], ["CLIENT", "SETNAME", "x"], ["SELECT", "0"], ["ECHO", "x"], ["RESET"], ["READONLY"], ["READWRITE"]]) {
+      expect(route(...handshake)).toEqual([Route.Local, null]);
+    }
+    expect(route("INFO")).toEqual([Route.All, null]);
+    expect(route("INFO", "keyspace", "server")).toEqual([Route.All, null]);
   });
 
   test("command names in any letter case, and no false matches", () => {

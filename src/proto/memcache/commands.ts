@@ -79,11 +79,11 @@ export const COMMANDS: readonly MemcacheCommand[] = [
   routed("touch", Shape.Touch, Route.Key),
   routed("version", Shape.Version, Route.Any),
   routed("quit", Shape.Quit, Route.Local),
+  routed("verbosity", Shape.Verbosity, Route.Local),
   // memcached 1.6's other ASCII commands: server-wide or per-connection state that has no
   // meaning behind a sharding proxy (twemproxy rejects them too, by closing the connection).
   unsupported("flush_all"),
   unsupported("stats"),
-  unsupported("verbosity"),
   unsupported("shutdown"),
   unsupported("slabs"),
   unsupported("lru"),

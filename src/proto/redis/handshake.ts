@@ -1,8 +1,8 @@
 // The handshake commands, answered by the proxy itself with what a redis server would answer,
-// from the client's Session and the pool's config: HELLO, AUTH, CLIENT SETNAME / GETNAME /
+// from the client's RedisSession and the pool's config: HELLO, AUTH, CLIENT SETNAME / GETNAME /
 // SETINFO / ID / INFO / NO-EVICT / NO-TOUCH / REPLY, SELECT, ECHO, RESET, READONLY and READWRITE.
 // None of them reaches a server: a server connection is shared by many clients, so what a
-// client sets for its own connection is kept in its Session. Error texts are redis 7's (checked
+// client sets for its own connection is kept in its RedisSession. Error texts are redis 7's (checked
 // against a real redis-server in test/unit/redis-handshake.test.ts), except where the proxy differs
 // on purpose (SELECT of another db, twemproxy's AUTH texts).
 //
@@ -25,7 +25,7 @@ import {
   writeSimple,
   writeVerbatim,
 } from "./reply.ts";
-import { ReplyMode, type Session } from "./session.ts";
+import { ReplyMode, type RedisSession } from "./session.ts";
 
 export interface LocalContext {
   readonly pool: PoolConfig;
@@ -72,9 +72,21 @@ const arityError = (name: string): Uint8Array => error(`ERR wrong number of argu
 
 /**
  * The reply to the handshake command `req` (well formed, with its command table arity), or null
- * when the client gets none (CLIENT REPLY OFF and SKIP).
+ * when the client gets none (CLIENT REPLY OFF and SKIP, and any request while replies are off:
+ * session.silenced; its effect applies all the same).
  */
-export function answerLocal(buf: Uint8Array, req: Req, session: Session, ctx: LocalContext): Uint8Array | null {
+export function answerLocal(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalContext): Uint8Array | null {
+  const reply = answer(buf, req, session, ctx);
+  // While replies are off, CLIENT REPLY ON is answered all the same, as redis does.
+  if (session.silenced && !(reply === OK && session.reply === ReplyMode.On && isClientReply(buf, req))) return null;
+  return reply;
+}
+
+function isClientReply(buf: Uint8Array, req: Req): boolean {
+  return req.nargs === 3 && argText(buf, req, 0).toLowerCase() === "client" && argText(buf, req, 1).toLowerCase() === "reply";
+}
+
+function answer(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalContext): Uint8Array | null {
   const name = argText(buf, req, 0).toLowerCase();
   switch (name) {
     case "hello":
@@ -111,7 +123,7 @@ function checkUser(buf: Uint8Array, req: Req, userArg: number, pool: PoolConfig)
   return error(WRONGPASS);
 }
 
-function auth(buf: Uint8Array, req: Req, session: Session, pool: PoolConfig): Uint8Array {
+function auth(buf: Uint8Array, req: Req, session: RedisSession, pool: PoolConfig): Uint8Array {
   if (req.nargs > 3) return error(SYNTAX);
   if (req.nargs === 3) {
     const refused = checkUser(buf, req, 1, pool);
@@ -126,7 +138,7 @@ function auth(buf: Uint8Array, req: Req, session: Session, pool: PoolConfig): Ui
   return OK;
 }
 
-function hello(buf: Uint8Array, req: Req, session: Session, ctx: LocalContext): Uint8Array {
+function hello(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalContext): Uint8Array {
   let proto: Proto = session.proto;
   if (req.nargs >= 2) {
     const version = parseInteger(argText(buf, req, 1));
@@ -195,7 +207,7 @@ const CLIENT_ARITY: Readonly<Record<string, number>> = {
 /** CLIENT subcommands redis has that concern other clients or the server: not served. */
 const CLIENT_UNSUPPORTED = new Set(["caching", "getredir", "help", "kill", "list", "pause", "tracking", "trackinginfo", "unblock", "unpause"]);
 
-function client(buf: Uint8Array, req: Req, session: Session, ctx: LocalContext): Uint8Array | null {
+function client(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalContext): Uint8Array | null {
   const sub = argText(buf, req, 1).toLowerCase();
   const arity = CLIENT_ARITY[sub];
   if (arity === undefined) {
@@ -252,7 +264,7 @@ function client(buf: Uint8Array, req: Req, session: Session, ctx: LocalContext):
 
 /** CLIENT INFO's line, with redis 7's fields; what the proxy does not track shows as redis's
  *  idle values. */
-export function clientInfo(session: Session, now: number): string {
+export function clientInfo(session: RedisSession, now: number): string {
   let flags = "";
   if (session.readonly) flags += "r";
   if (session.noEvict) flags += "e";

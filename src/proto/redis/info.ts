@@ -4,7 +4,7 @@
 // monitoring reads the sums. Sections:
 //   # Server       redis_version: the lowest of the servers' (what every server can do);
 //                  buncracker_version, redis_mode standalone, process_id, tcp_port, uptime
-//   # Clients      the proxy's clients of this pool
+//   # Clients      the servers' integer fields, summed
 //   # Memory       the servers' integer fields, summed
 //   # Persistence  loading:0: the proxy takes requests (a loading server answers -LOADING)
 //   # Stats        the servers' numeric fields, summed
@@ -21,8 +21,6 @@ export interface InfoFacts {
   /** The pool's listen port (0 for a unix socket). */
   readonly port: number;
   readonly uptimeSeconds: number;
-  /** Clients connected to the pool. */
-  readonly clients: number;
   /** The pool's redis_db: the servers' keyspace line shown as db0. */
   readonly redisDb: number;
 }
@@ -64,10 +62,7 @@ function sectionFields(section: Section, servers: Sections[], facts: InfoFacts):
         ["uptime_in_days", String(Math.floor(facts.uptimeSeconds / 86400))],
       ];
     case "clients":
-      return [
-        ["connected_clients", String(facts.clients)],
-        ["blocked_clients", "0"],
-      ];
+      return sums(servers, "clients", false);
     case "memory":
       return sums(servers, "memory", false);
     case "persistence":

@@ -4,13 +4,14 @@
 // CLIENT REPLY mode and the flags it set. Read and changed only by the handshake commands
 // (handshake.ts), which the proxy answers itself; never sent to a server.
 
+import type { PoolConfig } from "../../conf/types.ts";
 import type { Proto } from "./reply.ts";
 
 /** CLIENT REPLY: ON answers every request; OFF none; SKIP none for the next request only. */
 export const ReplyMode = { On: 0, Off: 1, Skip: 2 } as const;
 export type ReplyMode = (typeof ReplyMode)[keyof typeof ReplyMode];
 
-export class Session {
+export class RedisSession {
   proto: Proto = 2;
   /** False while the pool has a `redis_auth` the client has not sent yet. */
   authed: boolean;
@@ -20,6 +21,8 @@ export class Session {
   libName = "";
   libVer = "";
   reply: ReplyMode = ReplyMode.On;
+  /** The request being dispatched gets no reply (CLIENT REPLY; set by silence()). */
+  silenced = false;
   /** CLIENT NO-EVICT / NO-TOUCH (kept and shown in CLIENT INFO; the proxy evicts no client). */
   noEvict = false;
   noTouch = false;
@@ -31,22 +34,30 @@ export class Session {
   laddr = "";
 
   /**
-   * @param id        CLIENT ID: unique among the proxy's clients
-   * @param authRequired the pool has a `redis_auth`
-   * @param since     when it connected (ms, Date.now())
+   * @param id    CLIENT ID: unique among the proxy's clients
+   * @param pool  the client's pool (replaced on a reload)
+   * @param since when it connected (ms, Date.now())
    */
   constructor(
     readonly id: number,
-    public authRequired: boolean,
+    public pool: PoolConfig,
     readonly since: number,
   ) {
-    this.authed = !authRequired;
+    this.authed = pool.redisAuth === null;
+  }
+
+  /** Whether the request about to be dispatched gets a reply (CLIENT REPLY OFF, or SKIP for the
+   *  one request after it): called once per request, before it runs. */
+  silence(): boolean {
+    this.silenced = this.reply !== ReplyMode.On;
+    if (this.reply === ReplyMode.Skip) this.reply = ReplyMode.On;
+    return this.silenced;
   }
 
   /** RESET: back to a new connection's state (authentication included, as redis). */
   reset(): void {
     this.proto = 2;
-    this.authed = !this.authRequired;
+    this.authed = this.pool.redisAuth === null;
     this.name = "";
     this.libName = "";
     this.libVer = "";

@@ -4,7 +4,8 @@
 
 import { decimalDigits, type ByteWriter } from "../../lib/bytes.ts";
 import { Route, type Req } from "../codec.ts";
-import { DOLLAR, STAR } from "./resp.ts";
+import { writeArrayHeader, writeBulk } from "./reply.ts";
+import { STAR } from "./resp.ts";
 
 /** Writes the command name (as the client sent it) and the keys order[from, from + n) (indexes
  *  into req's keys). */
@@ -27,25 +28,16 @@ function bulk(w: ByteWriter, buf: Uint8Array, req: Req, arg: number): void {
   else copyBulk(w, buf, req, arg);
 }
 
-function writeBulk(w: ByteWriter, buf: Uint8Array, start: number, end: number): void {
-  w.byte(DOLLAR);
-  w.int(end - start);
-  w.crlf();
-  w.bytes(buf, start, end);
-  w.crlf();
-}
-
 /** The request as a RESP array of its arguments (an inline command going upstream). */
 export function writeArgs(buf: Uint8Array, req: Req, w: ByteWriter): void {
-  w.byte(STAR);
-  w.int(req.nargs);
-  w.crlf();
+  writeArrayHeader(w, req.nargs);
   for (let i = 0; i < req.nargs; i++) writeBulk(w, buf, req.argStart[i]!, req.argEnd[i]!);
 }
 
-/** Argument `arg` of a RESP request with its framing, copied as the client sent it: the parser accepted only
- *  `$<length>\r\n<bytes>\r\n` with the length in plain decimal (no sign, no leading zero, as
- *  redis-server), so the header is the length's digits plus 3 bytes before the argument. */
+/** Argument `arg` of a RESP request with its framing, copied as the client sent it: the parser
+ *  accepted only `$<length>\r\n<bytes>\r\n` with the length in plain decimal (no sign, no
+ *  leading zero, as redis-server), so the header is the length's digits plus 3 bytes before
+ *  the argument. */
 function copyBulk(w: ByteWriter, buf: Uint8Array, req: Req, arg: number): void {
   const start = req.argStart[arg]!;
   const end = req.argEnd[arg]!;

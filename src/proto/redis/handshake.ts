@@ -264,7 +264,7 @@ function client(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalCont
 
 /** CLIENT INFO's line, with redis 7's fields; what the proxy does not track shows as redis's
  *  idle values. */
-export function clientInfo(session: RedisSession, now: number): string {
+function clientInfo(session: RedisSession, now: number): string {
   let flags = "";
   if (session.readonly) flags += "r";
   if (session.noEvict) flags += "e";

@@ -17,7 +17,7 @@ const DQUOTE = 34;
 const SQUOTE = 39;
 
 /** C's isspace(): space, \t \n \v \f \r. */
-export function isSpace(c: number): boolean {
+function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);
 }
 

@@ -1,24 +1,11 @@
-// Building replies in the client's protocol: RESP2 for a client that never sent `HELLO 3`, RESP3
-// after it. Each function writes one value the way redis-server writes it for that protocol:
-// a RESP3 null is `_` where RESP2 has `$-1` (or `*-1`), a map is `%n` where RESP2 has a flat
-// array of 2n values, a set `~n` (`*n`), a double `,x` (a bulk string), a boolean `#t` (`:1`),
-// a big number `(n` (a bulk string), a verbatim string `=len txt:...` (a bulk string).
+// Building the replies the proxy makes in the client's protocol: RESP2 for a client that never
+// sent `HELLO 3`, RESP3 after it. Each function writes one value the way redis-server writes it
+// for that protocol: a RESP3 null is `_` where RESP2 has `$-1`, a map is `%n` where RESP2 has a
+// flat array of 2n values, a verbatim string `=len txt:...` a bulk string. (Replies from servers
+// are never converted: a RESP3 client's requests go to RESP3 server connections.)
 
 import { ascii, type ByteWriter } from "../../lib/bytes.ts";
-import {
-  COLON,
-  COMMA,
-  DOLLAR,
-  EQUALS,
-  HASH,
-  MINUS,
-  PAREN,
-  PERCENT,
-  PLUS,
-  STAR,
-  TILDE,
-  UNDERSCORE,
-} from "./resp.ts";
+import { COLON, DOLLAR, EQUALS, MINUS, PERCENT, PLUS, STAR, UNDERSCORE } from "./resp.ts";
 
 /** The protocol a client speaks: 2 until it says `HELLO 3`. */
 export type Proto = 2 | 3;
@@ -29,18 +16,6 @@ export function writeNull(w: ByteWriter, proto: Proto): void {
     w.crlf();
   } else {
     w.byte(DOLLAR);
-    w.int(-1);
-    w.crlf();
-  }
-}
-
-/** A null where RESP2 has a null array (`*-1`). */
-export function writeNullArray(w: ByteWriter, proto: Proto): void {
-  if (proto === 3) {
-    w.byte(UNDERSCORE);
-    w.crlf();
-  } else {
-    w.byte(STAR);
     w.int(-1);
     w.crlf();
   }
@@ -60,10 +35,6 @@ export function writeArrayHeader(w: ByteWriter, n: number): void {
 export function writeMapHeader(w: ByteWriter, proto: Proto, n: number): void {
   if (proto === 3) header(w, PERCENT, n);
   else header(w, STAR, 2 * n);
-}
-
-export function writeSetHeader(w: ByteWriter, proto: Proto, n: number): void {
-  header(w, proto === 3 ? TILDE : STAR, n);
 }
 
 export function writeBulk(w: ByteWriter, bytes: Uint8Array, start = 0, end = bytes.length): void {
@@ -94,39 +65,6 @@ export function writeInteger(w: ByteWriter, n: number): void {
   header(w, COLON, n);
 }
 
-export function writeBoolean(w: ByteWriter, proto: Proto, value: boolean): void {
-  if (proto === 3) {
-    w.byte(HASH);
-    w.byte(value ? 116 : 102);
-    w.crlf();
-  } else {
-    writeInteger(w, value ? 1 : 0);
-  }
-}
-
-/** A double as redis writes it: `inf`, `-inf`, `nan`, else the shortest decimal that reads back. */
-export function writeDouble(w: ByteWriter, proto: Proto, x: number): void {
-  const text = Number.isNaN(x) ? "nan" : x === Infinity ? "inf" : x === -Infinity ? "-inf" : String(x);
-  if (proto === 3) {
-    w.byte(COMMA);
-    w.text(text);
-    w.crlf();
-  } else {
-    writeBulkText(w, text);
-  }
-}
-
-/** A big number given as its decimal digits (optionally signed). */
-export function writeBigNumber(w: ByteWriter, proto: Proto, digits: string): void {
-  if (proto === 3) {
-    w.byte(PAREN);
-    w.text(digits);
-    w.crlf();
-  } else {
-    writeBulkText(w, digits);
-  }
-}
-
 /** A text (INFO, CLIENT INFO) as a verbatim string of format `format` (3 letters) in RESP3. */
 export function writeVerbatim(w: ByteWriter, proto: Proto, text: string, format = "txt"): void {
   const bytes = ascii(text);
@@ -139,11 +77,4 @@ export function writeVerbatim(w: ByteWriter, proto: Proto, text: string, format 
   w.byte(COLON);
   w.bytes(bytes);
   w.crlf();
-}
-
-/** Bytes from a builder: write with `build`, return them. */
-export function built(w: ByteWriter, build: (w: ByteWriter) => void): Uint8Array {
-  w.reset();
-  build(w);
-  return w.take();
 }

@@ -37,7 +37,7 @@ export function fail(pool: Pool, msg: Msg, reason: string): void {
   pool.stats.counters[P.forward_error]!++;
   const parent = msg.parent;
   if (parent !== null) {
-    if (parent.split!.failed(msg.fragIndex, reason)) finishSplit(pool, parent, performance.now());
+    if (parent.split!.failed(reason, msg.fragIndex)) finishSplit(pool, parent, performance.now());
     return;
   }
   msg.setReply((msg.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(reason));

@@ -42,7 +42,7 @@ export class SplitState implements Split {
   /** Fragment f got a proxy-made error; true when it was the last one missing. A request sent
    *  to every server (Route.All) is merged from the replies there are (fragment f's is empty),
    *  and fails only when every server failed. */
-  failed(f: number, reason: string): boolean {
+  failed(reason: string, f: number): boolean {
     if (this.route !== Route.All) this.error ??= reason;
     else if (++this.failures === this.nfrags) this.error = reason;
     else {

@@ -163,3 +163,11 @@ describe.skipIf(!ours)("a server without HELLO (redis before 6)", () => {
     expect(hello2).toStartWith("*14\r\n");
   });
 });
+
+describe.skipIf(!ours)("HELLO's version", () => {
+  test("is the servers' once the proxy has heard it (a HELLO 3 preamble reply or an INFO)", async () => {
+    const [info, hello] = await session(pool, [command("INFO", "server"), command("HELLO")]);
+    const version = /redis_version:([\d.]+)/.exec(info!)![1]!;
+    expect(hello).toContain(`$7\r\nversion\r\n$${version.length}\r\n${version}\r\n`);
+  });
+});

@@ -1,5 +1,5 @@
 // What a pool's servers have said about themselves in their replies to the preamble of a
-// server connection (preamble.ts): their versions (the HELLO 3 map) and whether one of them does
+// server connection (preamble.ts) and to INFO: their versions and whether one of them does
 // not know HELLO (redis before 6). HELLO reports the lowest version to clients, and answers
 // HELLO 3 with -NOPROTO once a server is known not to speak RESP3, so clients fall back to
 // RESP2. Kept per pool name, so it outlives a reload of the pool's config.
@@ -24,11 +24,16 @@ export class ServerFacts {
     return this.lowest ?? ASSUMED_VERSION;
   }
 
+  /** A server said it runs `version` (in its HELLO map or its INFO). */
+  noteVersion(version: string): void {
+    this.lowest = lowestVersion([this.lowest, version]);
+  }
+
   /** Learns from a server's reply buf[start, end) to a preamble command: the HELLO map has its
    *  version; an unknown-command error to HELLO 3 says it is older than redis 6. */
   learn(buf: Uint8Array, start: number, end: number): void {
     const version = helloVersion(buf, start, end);
-    if (version !== null) this.lowest = lowestVersion([this.lowest, version]);
+    if (version !== null) this.noteVersion(version);
     const refusal = preambleRefusal(buf, start, end, 3);
     if (refusal === null || !refusal.startsWith("does not know HELLO") || this.resp3Refusal !== null) return;
     this.resp3Refusal = `a server of pool ${this.pool} ${refusal}`;

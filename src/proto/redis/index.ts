@@ -9,7 +9,7 @@ import { VERSION } from "../../lib/version.ts";
 import { Route, type Codec, type Upstream } from "../codec.ts";
 import { factsOf } from "./facts.ts";
 import { buildFragment, writeArgs } from "./fragment.ts";
-import { buildInfo, infoBody } from "./info.ts";
+import { buildInfo, infoBody, infoField, lowestVersion } from "./info.ts";
 import { admit, local, newSession, reconfigure, silent } from "./local.ts";
 import { merge } from "./merge.ts";
 import { preamble } from "./preamble.ts";
@@ -65,6 +65,8 @@ function mergeInfo(split: Parameters<Codec["merge"]>[0], out: Parameters<Codec["
   const texts: (string | null)[] = [];
   for (let f = 0; f < split.nfrags; f++) texts.push(infoBody(split.fragBuf[f]!, split.fragPos[2 * f]!, split.fragPos[2 * f + 1]!));
   const pool = session.pool;
+  const version = lowestVersion(texts.map((t) => (t === null ? null : infoField(t, "server", "redis_version"))));
+  if (version !== null) factsOf(pool.name).noteVersion(version);
   const facts = { version: VERSION, processId: process.pid, port: pool.listen.port, uptimeSeconds: Math.floor(process.uptime()), redisDb: pool.redisDb };
   writeVerbatim(out, session.proto, buildInfo(sections, texts, facts));
   return null;

@@ -102,6 +102,11 @@ function field(s: Sections, section: string, name: string): string | null {
   return s.get(section)?.find(([k]) => k === name)?.[1] ?? null;
 }
 
+/** One field of an INFO text, or null. */
+export function infoField(text: string, section: string, name: string): string | null {
+  return field(parseInfo(text), section, name);
+}
+
 /** The lowest of dotted versions ("6.2.14" < "7.0.15"); null when there is none. */
 export function lowestVersion(versions: readonly (string | null)[]): string | null {
   let lowest: string | null = null;

@@ -16,17 +16,19 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const msg = new Msg(c, now);
   c.enqueue(msg, req.end - req.start);
   const codec = pool.codec;
+  const silent = codec.silent(c.session);
   if (req.error !== null) {
     pool.stats.counters[P.request_errors]!++;
     // A rejected noreply request stays silent, as memcached keeps it.
-    answerLocally(pool, msg, req.noreply ? null : codec.replyLine(req.error));
+    answerLocally(pool, msg, req.noreply || silent ? null : codec.replyLine(req.error));
     return;
   }
   const refused = codec.admit(req, c.session);
   if (refused !== null) {
-    local(pool, msg, refused);
+    local(pool, msg, silent ? { reply: null, close: refused.close } : refused);
     return;
   }
+  if (silent) msg.flags |= MSG_SILENT;
   const route = req.command!.route;
   switch (route) {
     case Route.Key:
@@ -48,6 +50,9 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
       local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
       // The session may have changed, and with it the connections its requests go to.
       c.group = codec.group(c.session);
+      return;
+    case Route.All:
+      toAll(pool, msg, buf, req);
       return;
   }
 }
@@ -106,6 +111,30 @@ function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
   msg.server = server;
   conn.upstream.forward(buf, req, msg, conn);
   conn.push(msg);
+}
+
+/** Send the whole request to every live server; the replies are merged (Route.All). */
+function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
+  const live = pool.servers.filter((s) => !s.ejected);
+  if (live.length === 0) {
+    fail(pool, msg, "Connection refused");
+    return;
+  }
+  // The Split's "keys" are the arguments after the command name (redis INFO: its sections).
+  const n = req.nargs - 1;
+  const args = new Int32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    args[3 * i] = req.argStart[i + 1]!;
+    args[3 * i + 1] = req.argEnd[i + 1]!;
+    args[3 * i + 2] = -1;
+  }
+  msg.split = new SplitState(Route.All, buf, n, args, live.length);
+  for (let f = 0; f < live.length; f++) {
+    const child = new Msg(msg.client, msg.t0);
+    child.parent = msg;
+    child.fragIndex = f;
+    forwardTo(child, live[f]!, buf, req);
+  }
 }
 
 /** Route every key; forward whole when they share a server, else one fragment per server. */

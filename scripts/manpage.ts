@@ -2,8 +2,8 @@
 // options come from the flag table (src/cli/options.ts) that --help prints, so the two agree.
 // Run by scripts/build.sh: `bun scripts/manpage.ts > buncracker.8`.
 
-import pkg from "../package.json" with { type: "json" };
 import { FLAGS } from "../src/cli/options.ts";
+import { TWEMPROXY_VERSION, VERSION } from "../src/lib/version.ts";
 
 /** roff text: backslashes and leading dots/quotes escaped, hyphens as minus signs. */
 const roff = (text: string): string => text.replaceAll("\\", "\\e").replaceAll("-", "\\-").replace(/^[.']/, "\\&$&");
@@ -16,14 +16,14 @@ const options = FLAGS.map((f) => {
 
 const synopsis = FLAGS.map((f) => `[\\fB${f.short === null ? `\\-\\-${roff(f.long)}` : `\\-${f.short}`}\\fR${f.arg === null ? "" : ` \\fI${roff(f.arg)}\\fR`}]`).join("\n");
 
-process.stdout.write(`.TH BUNCRACKER 8 "" "buncracker ${pkg.version}" "System Administration"
+process.stdout.write(`.TH BUNCRACKER 8 "" "buncracker ${VERSION}" "System Administration"
 .SH NAME
 buncracker \\- twemproxy (nutcracker) compatible proxy for memcached and Redis
 .SH SYNOPSIS
 .B buncracker
 ${synopsis}
 .SH DESCRIPTION
-\\fBbuncracker\\fR is a drop\\-in replacement for twemproxy (nutcracker) 0.5.0: it reads the same
+\\fBbuncracker\\fR is a drop\\-in replacement for twemproxy (nutcracker) ${TWEMPROXY_VERSION}: it reads the same
 YAML configuration, takes the same flags, serves the same stats JSON on the stats port and places
 keys on the same servers. It adds configuration reload on SIGUSR1, a graceful stop on SIGTERM,
 worker processes (\\fB\\-\\-workers\\fR) and an HTTP port (\\fB\\-\\-metrics\\-port\\fR) with

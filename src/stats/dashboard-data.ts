@@ -6,7 +6,7 @@
 // and answers from the difference between the newest sample and an older one. It only reads the
 // stats store and the health source; the data path never sees it.
 
-import pkg from "../../package.json" with { type: "json" };
+import { VERSION } from "../lib/version.ts";
 import { LATENCY_BOUNDS_US, type Histogram } from "./histogram.ts";
 import type { HealthSource } from "./http.ts";
 import type { ReloadHistory, ReloadRecord } from "./reloads.ts";
@@ -231,7 +231,7 @@ export class DashboardSampler {
     const loaded = loadedAt();
     const memory = process.memoryUsage();
     return {
-      version: pkg.version,
+      version: VERSION,
       runtime: `bun ${Bun.version}`,
       pid: process.pid,
       now: new Date(current.at).toISOString(),

@@ -10,11 +10,13 @@
 // Library use: fuzzRequests / fuzzResponses / fuzzMerge. Long runs:
 //   bun test/fuzz/memcache.fuzz.ts --cases 10000000 [--seed 7]
 
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { FATAL, NEED_MORE, Req, Route, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { makeRng, type Rng } from "../helpers/random.ts";
 import { mergeReply, splitOf } from "../helpers/split.ts";
+import { buildForward } from "../../src/proto/memcache/request.ts";
+import { buildFragment } from "../../src/proto/memcache/split.ts";
 
 const te = new TextEncoder();
 
@@ -229,7 +231,7 @@ function checkRequest(buf: Uint8Array, pos: number, next: number, r: Rng): void 
   if (req.error !== null || req.command === null) return;
   if (req.noreply) {
     writer.reset();
-    codec.buildForward(buf, req, writer);
+    buildForward(buf, req, writer);
     const fwd = writer.take();
     check(codec.parseRequest(fwd, 0, fwd.length, again) === fwd.length, "forwarded request does not parse", buf, pos);
     check(again.error === null && !again.noreply && again.nargs === req.nargs - 1, "forwarded request differs", buf, pos);
@@ -244,7 +246,7 @@ function checkRequest(buf: Uint8Array, pos: number, next: number, r: Rng): void 
     for (let k = 0; k < req.nkeys; k++) if (r.next() < 0.5) keys[n++] = k;
     if (n === 0) keys[n++] = 0;
     writer.reset();
-    codec.buildFragment(buf, req, keys, 0, n, writer);
+    buildFragment(buf, req, keys, 0, n, writer);
     const frag = writer.take();
     check(codec.parseRequest(frag, 0, frag.length, again) === frag.length, "fragment does not parse", buf, pos);
     check(again.error === null && again.command === req.command && again.nkeys === n, "fragment differs", buf, pos);

@@ -50,6 +50,8 @@ export interface CommandSpec {
   /** Retrievals of one non-zero kind may share a command line upstream (memcached joined
    *  lines, proto/memcache/upstream.ts). */
   readonly join?: number;
+  /** The command changes nothing on the server, so a replica may answer it (redis read_from). */
+  readonly readOnly?: boolean;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {

@@ -40,6 +40,8 @@ function fields(v: RespValue): Record<string, RespValue> {
 
 interface RedisCommandInfo {
   name: string;
+  /** redis's command flags (readonly, write, ...). */
+  flags: string[];
   arity: number;
   first: number;
   last: number;
@@ -70,6 +72,7 @@ describe("the command table", () => {
       }
       return {
         name: text(entry[0]!),
+        flags: (entry[2] as RespValue[]).map(text),
         arity: entry[1] as number,
         first: entry[3] as number,
         last: entry[4] as number,
@@ -109,6 +112,14 @@ describe("the command table", () => {
       // The keys follow numkeys directly, one after another.
       if (c.numkeysAt > 0) expect([c.name, c.firstKeyAfterNumkeys]).toEqual([c.name, 1]);
     }
+  });
+
+  test("marks read-only exactly the commands redis flags readonly", () => {
+    const theirs = info.filter((c) => c.flags.includes("readonly")).map((c) => c.name).sort();
+    const ours = COMMANDS.filter((c) => c.readOnly).map((c) => c.name).sort();
+    expect(theirs.length).toBeGreaterThan(50);
+    expect(ours).toEqual(theirs);
+    expect(info.filter((c) => c.flags.includes("write") && byName(c.name).readOnly)).toEqual([]);
   });
 
   test("serves no command without a way to route it", () => {

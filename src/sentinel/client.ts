@@ -14,6 +14,7 @@ import { log } from "../log.ts";
 import { instanceText, sameInstance, type Instance, type SentinelEvent } from "./events.ts";
 import { SentinelLink } from "./link.ts";
 import { askSentinel, type MasterView, type SentinelAnswer } from "./query.ts";
+import type { ReplyFramer } from "./reply.ts";
 
 /** What the proxy knows of one master now. */
 export interface MasterTopology {
@@ -45,6 +46,8 @@ export interface SentinelClientOptions {
   /** For log lines: whose client this is (e.g. "pool 'alpha'"). */
   readonly label: string;
   readonly onChange: (change: TopologyChange) => void;
+  /** Frames the sentinels' replies: the redis Codec. */
+  readonly framer: ReplyFramer;
   /** Connecting to and hearing from a sentinel; default 1000 ms. */
   readonly timeoutMs?: number;
 }
@@ -100,7 +103,7 @@ export class SentinelClient {
       event: (link: SentinelLink, event: SentinelEvent) => this.onEvent(link, event),
       lost: (link: SentinelLink, reason: string, first: boolean) => this.onLost(link, reason, first),
     };
-    this.links = opts.sentinels.map((addr) => new SentinelLink(addr, opts.auth, handlers, this.timeoutMs));
+    this.links = opts.sentinels.map((addr) => new SentinelLink(addr, opts.auth, handlers, this.timeoutMs, opts.framer));
   }
 
   start(): void {
@@ -247,7 +250,7 @@ export class SentinelClient {
     const sent = performance.now();
     const names = [...this.masters.keys()];
     const results = await Promise.allSettled(
-      this.links.map((l) => askSentinel(l.addr, this.opts.auth, names, this.timeoutMs)),
+      this.links.map((l) => askSentinel(l.addr, this.opts.auth, names, this.timeoutMs, this.opts.framer)),
     );
     this.querying = false;
     if (this.stopped) return;

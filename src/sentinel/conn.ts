@@ -3,7 +3,7 @@
 
 import type { Socket } from "bun";
 import type { Address } from "../conf/types.ts";
-import { ReplyReader, type Reply } from "./reply.ts";
+import { ReplyReader, type Reply, type ReplyFramer } from "./reply.ts";
 
 export interface ConnHandlers {
   /** The connection is open (the commands written before it are on their way). */
@@ -36,7 +36,7 @@ const socketHandlers = {
 
 export class SentinelConn {
   private socket: Socket<SentinelConn> | null = null;
-  private readonly reader = new ReplyReader();
+  private readonly reader: ReplyReader;
   /** Written before the socket opened. */
   private pending: Uint8Array[] = [];
   private done = false;
@@ -46,7 +46,9 @@ export class SentinelConn {
     readonly addr: Address,
     private readonly handlers: ConnHandlers,
     connectTimeoutMs: number,
+    framer: ReplyFramer,
   ) {
+    this.reader = new ReplyReader(framer);
     this.connectTimer = setTimeout(() => this.end(`no connection after ${connectTimeoutMs} ms`), connectTimeoutMs);
     Bun.connect<SentinelConn>({ hostname: addr.host, port: addr.port, socket: socketHandlers, data: this }).catch((err: Error) =>
       this.end(describeError(err)),

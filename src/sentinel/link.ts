@@ -5,7 +5,7 @@
 import type { Address } from "../conf/types.ts";
 import { SentinelConn } from "./conn.ts";
 import { CHANNELS, parseEvent, type SentinelEvent } from "./events.ts";
-import { encodeCommand, ReplyError, type Reply } from "./reply.ts";
+import { encodeCommand, ReplyError, type Reply, type ReplyFramer } from "./reply.ts";
 
 export interface LinkHandlers {
   /** Subscribed to every channel: events flow from now on. */
@@ -35,6 +35,7 @@ export class SentinelLink {
     private readonly auth: string | null,
     private readonly handlers: LinkHandlers,
     private readonly connectTimeoutMs: number,
+    private readonly framer: ReplyFramer,
   ) {}
 
   start(): void {
@@ -61,6 +62,7 @@ export class SentinelLink {
         closed: (reason) => this.onClosed(conn, reason),
       },
       this.connectTimeoutMs,
+      this.framer,
     );
     this.conn = conn;
     if (this.auth !== null) conn.write(encodeCommand("AUTH", this.auth));

@@ -7,7 +7,7 @@
 import type { Address } from "../conf/types.ts";
 import { SentinelConn } from "./conn.ts";
 import type { Instance } from "./events.ts";
-import { encodeCommand, fieldsOf, ReplyError, type Reply } from "./reply.ts";
+import { encodeCommand, fieldsOf, ReplyError, type Reply, type ReplyFramer } from "./reply.ts";
 
 /** A replica as the sentinel reports it, and whether reads may go to it. */
 export interface ReplicaView extends Instance {
@@ -71,7 +71,13 @@ const replicaView =
 
 /** Asks the sentinel at `addr` about every name; rejects when it cannot be reached, refuses the
  *  password, or does not answer within `timeoutMs`. */
-export function askSentinel(addr: Address, auth: string | null, names: readonly string[], timeoutMs: number): Promise<SentinelAnswer> {
+export function askSentinel(
+  addr: Address,
+  auth: string | null,
+  names: readonly string[],
+  timeoutMs: number,
+  framer: ReplyFramer,
+): Promise<SentinelAnswer> {
   return new Promise((resolve, reject) => {
     const replies: Reply[] = [];
     let resolved = false;
@@ -100,6 +106,7 @@ export function askSentinel(addr: Address, auth: string | null, names: readonly 
         },
       },
       timeoutMs,
+      framer,
     );
     if (auth !== null) conn.write(encodeCommand("AUTH", auth));
     for (const name of names) {

@@ -1,10 +1,13 @@
 // RESP2 for talking to sentinels, off the hot path: commands encoded from strings, and replies
 // decoded into plain values. Framing (is the reply complete, is it well formed) is the proxy's
-// own response parser (proto/redis); only complete, checked replies are decoded here, so the
-// decoder need not handle partial or broken input.
+// own redis reply parser, handed in as the pool's Codec (the protocol stays behind its
+// interface); only complete, checked replies are decoded here, so the decoder need not handle
+// partial or broken input.
 
-import { FATAL, NEED_MORE, Rsp } from "../proto/codec.ts";
-import { parseResponse } from "../proto/redis/response.ts";
+import { FATAL, NEED_MORE, Rsp, type Codec } from "../proto/codec.ts";
+
+/** What frames replies: the redis Codec's reply parser. */
+export type ReplyFramer = Pick<Codec, "parseResponse">;
 
 /** An error reply (`-ERR ...`), its text without the dash. */
 export class ReplyError {
@@ -29,6 +32,8 @@ export class ReplyReader {
   private buf = new Uint8Array(0);
   private readonly rsp = new Rsp();
 
+  constructor(private readonly framer: ReplyFramer) {}
+
   /** The replies completed by `chunk`, in order. */
   feed(chunk: Uint8Array): Reply[] {
     const buf = this.buf.length === 0 ? chunk : concat(this.buf, chunk);
@@ -36,7 +41,7 @@ export class ReplyReader {
     let pos = 0;
     while (pos < buf.length) {
       this.rsp.resume = 0;
-      const end = parseResponse(buf, pos, buf.length, this.rsp);
+      const end = this.framer.parseResponse(buf, pos, buf.length, this.rsp);
       if (end === NEED_MORE) break;
       if (end === FATAL) throw new Error(`not a RESP reply: ${this.rsp.error}`);
       replies.push(decodeAt(buf, pos).value);

@@ -5,6 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Address } from "../../src/conf/types.ts";
+import { redisCodec } from "../../src/proto/redis/index.ts";
 import { SentinelClient, type TopologyChange } from "../../src/sentinel/client.ts";
 import { instanceText } from "../../src/sentinel/events.ts";
 import { forceFailover, startSentinels, type SentinelDeployment } from "../helpers/sentinel.ts";
@@ -39,6 +40,7 @@ describe("sentinel client against real sentinels", () => {
       names: ["shard1", "shard2"],
       label: "test",
       onChange: (change) => changes.push(change),
+      framer: redisCodec,
     });
     client.start();
   });

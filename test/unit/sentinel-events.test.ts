@@ -4,6 +4,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { CHANNELS, EVENTS, parseEvent } from "../../src/sentinel/events.ts";
+import { redisCodec } from "../../src/proto/redis/index.ts";
 import { encodeCommand, fieldsOf, ReplyError, ReplyReader } from "../../src/sentinel/reply.ts";
 
 describe("parseEvent", () => {
@@ -66,18 +67,18 @@ describe("ReplyReader", () => {
   const expected = [["message", "+switch-master", "a b c"], new ReplyError("ERR no such master"), 7, null, ["ip", "x"]];
 
   test("whole stream", () => {
-    expect(new ReplyReader().feed(stream)).toEqual(expected);
+    expect(new ReplyReader(redisCodec).feed(stream)).toEqual(expected);
   });
 
   test("one byte at a time", () => {
-    const reader = new ReplyReader();
+    const reader = new ReplyReader(redisCodec);
     const got = [];
     for (let i = 0; i < stream.length; i++) got.push(...reader.feed(stream.subarray(i, i + 1)));
     expect(got).toEqual(expected);
   });
 
   test("garbage throws", () => {
-    expect(() => new ReplyReader().feed(Buffer.from("hello\r\n"))).toThrow();
+    expect(() => new ReplyReader(redisCodec).feed(Buffer.from("hello\r\n"))).toThrow();
   });
 
   test("commands and field lists", () => {

@@ -134,6 +134,9 @@ export class Rsp {
   isError = false;
   /** The reply says the server is failing (redis -OOM, -BUSY, -LOADING): counts toward ejection. */
   failure = false;
+  /** The reply says the server is a replica refusing writes (redis -READONLY): a master that a
+   *  failover demoted. */
+  demoted = false;
   /** With FATAL: what was wrong with the server's bytes (for the log). */
   error: string | null = null;
   /** With NEED_MORE: the first `opaque` bytes from `start` are final whatever follows (complete
@@ -171,6 +174,7 @@ export class Rsp {
     this.need = 0;
     this.isError = false;
     this.failure = false;
+    this.demoted = false;
     this.error = null;
     this.opaque = 0;
     this.next = 0;

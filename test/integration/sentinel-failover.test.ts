@@ -1,0 +1,198 @@
+// The proxy following Redis Sentinel (pool key `sentinels`), with real redis-sentinels and two
+// shards of a master and a replica: SENTINEL FAILOVER while 20 clients pipeline SET/INCR (every
+// acknowledged write is there afterwards, on the new master), the stats show the new address and
+// count the failover; a master killed with SIGKILL (errors, not hangs, then service again after
+// the promotion); read_from: replica (GETs served by the replicas, SETs by the masters, counted
+// on the redis side).
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import type { Backend } from "../helpers/backends.ts";
+import { RawClient } from "../helpers/client.ts";
+import { redisCall } from "../helpers/direct.ts";
+import { readStats, serverOf } from "../helpers/ops.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { placer } from "../helpers/reload.ts";
+import { command, decode, respFrame, RespError } from "../helpers/resp.ts";
+import { forceFailover, startSentinels, type SentinelDeployment } from "../helpers/sentinel.ts";
+import { mgetDirect, Writers } from "../helpers/writers.ts";
+
+setDefaultTimeout(120_000);
+
+function sentinelPool(d: SentinelDeployment, settings: string[] = []): string {
+  return [
+    "ha:",
+    `  listen: 127.0.0.1:${freePort()}`,
+    "  redis: true",
+    "  timeout: 5000",
+    ...settings,
+    "  sentinels:",
+    ...d.sentinels.map((s) => `   - ${s.address}`),
+    "  servers:",
+    ...d.shards.map((s) => `   - ${s.master.address}:1 ${s.name}`),
+  ].join("\n") + "\n";
+}
+
+/** Every acknowledged write of `writers`, read straight from the current master of its shard;
+ *  and how many acknowledged keys each shard holds. */
+async function lost(d: SentinelDeployment, yaml: string, writers: Writers) {
+  const place = placer(yaml, "ha");
+  const shardOf = new Map(d.shards.map((s) => [s.master.address, s.name]));
+  const perShard = new Map<string, number>();
+  const result = await writers.lostWrites(async (keys) => {
+    const values = new Map<string, string | null>();
+    for (const shard of d.shards) {
+      const mine = keys.filter((k) => shardOf.get(place(k)) === shard.name);
+      perShard.set(shard.name, (perShard.get(shard.name) ?? 0) + mine.length);
+      const [host, port] = (await d.masterOf(shard.name)).split(":");
+      const got = await mgetDirect({ host: host!, port: Number(port) }, mine);
+      mine.forEach((k, i) => values.set(k, got[i]!));
+    }
+    return keys.map((k) => values.get(k) ?? null);
+  });
+  return { ...result, perShard };
+}
+
+async function call(proxy: RunningProxy, ...args: string[]) {
+  const client = await RawClient.connect(proxy.pools.ha!);
+  try {
+    await client.send(command(...args));
+    return decode((await client.readReplies(1, respFrame))[0]!);
+  } finally {
+    client.close();
+  }
+}
+
+/** commandstats calls of `name` on a redis-server. */
+async function calls(b: Backend, name: string): Promise<number> {
+  const info = String(await redisCall(b, "INFO", "commandstats"));
+  return Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+}
+
+describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
+  let d: SentinelDeployment;
+  let proxy: RunningProxy;
+  let yaml: string;
+
+  beforeAll(async () => {
+    d = await startSentinels();
+    yaml = sentinelPool(d);
+    proxy = await startProxy(TARGET, yaml, { args: ["-i", "100"], verbosity: 6 });
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await d?.stop();
+  });
+
+  test("SENTINEL FAILOVER under 20 pipelining writers: every acknowledged write is on the new master", async () => {
+    const shard = d.shards[0]!;
+    const writers = await Writers.start(proxy.pools.ha!, "fo", 20, 16);
+    await Bun.sleep(1000);
+    const ackedBefore = writers.stats.acked;
+    const sent = performance.now();
+    await forceFailover(d.sentinels[1]!, shard.name);
+    await d.awaitMaster(shard.name, shard.replica.address, 40000);
+    await Bun.sleep(500);
+    await writers.stop();
+    const times = writers.stats.ackTimes;
+    // The pause: the longest gap between acknowledgements after the failover command.
+    let gap = 0;
+    let resumed = 0;
+    for (let i = 1; i < times.length; i++) {
+      if (times[i]! < sent) continue;
+      const g = times[i]! - Math.max(times[i - 1]!, sent);
+      if (g > gap) {
+        gap = g;
+        resumed = times[i]! - sent;
+      }
+    }
+    const result = await lost(d, yaml, writers);
+    console.log(
+      `failover under load: ${writers.stats.acked} writes acknowledged (${ackedBefore} before the failover), ` +
+        `${result.checked} keys checked (${JSON.stringify([...result.perShard])}), ${result.lost} lost; errors ${JSON.stringify([...writers.stats.errors])}; ` +
+        `longest pause ${gap.toFixed(0)} ms, writes acknowledged again ${resumed.toFixed(0)} ms after SENTINEL FAILOVER`,
+    );
+    expect(writers.stats.acked).toBeGreaterThan(ackedBefore);
+    // The shard that failed over had its share of the writes.
+    expect(result.perShard.get(shard.name)!).toBeGreaterThan(result.checked / 4);
+    expect(result.examples).toEqual([]);
+    expect(result.lost).toBe(0);
+    expect(writers.stats.dropped).toBe(0);
+
+    const stats = serverOf(await readStats(proxy.statsPort), "ha", shard.name);
+    expect(stats["server_address"]).toBe(shard.replica.address);
+    expect(stats["failovers"]).toBe(1);
+    expect(serverOf(await readStats(proxy.statsPort), "ha", d.shards[1]!.name)["failovers"]).toBe(0);
+  });
+
+  test("master killed with SIGKILL: errors, not hangs, then writes succeed on the promoted replica", async () => {
+    const shard = d.shards[1]!;
+    const key = "{k}killed";
+    // A key of shard2 (the failed-over shard1 keeps its own master).
+    const place = placer(yaml, "ha");
+    let k = 0;
+    while (place(`${key}${k}`) !== shard.master.address) k++;
+    const target = `${key}${k}`;
+    expect(await call(proxy, "SET", target, "before")).toBe("OK");
+    await shard.master.kill();
+    const killed = performance.now();
+    let errors = 0;
+    let backAfter = -1;
+    while (performance.now() - killed < 30000) {
+      const t = performance.now();
+      const reply = await call(proxy, "SET", target, "after");
+      // Every reply comes within the request timeout (5 s) plus slack: no hang.
+      expect(performance.now() - t).toBeLessThan(7000);
+      if (reply === "OK") {
+        backAfter = performance.now() - killed;
+        break;
+      }
+      expect(reply).toBeInstanceOf(RespError);
+      errors++;
+      await Bun.sleep(100);
+    }
+    console.log(`master SIGKILL: ${errors} error replies, writes succeed again ${backAfter.toFixed(0)} ms after the kill`);
+    expect(backAfter).toBeGreaterThan(0);
+    expect(await d.masterOf(shard.name)).toBe(shard.replica.address);
+    expect(String(await redisCall(shard.replica, "GET", target))).toBe("after");
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("read_from: replica", () => {
+  let d: SentinelDeployment;
+  let proxy: RunningProxy;
+
+  beforeAll(async () => {
+    d = await startSentinels();
+    proxy = await startProxy(TARGET, sentinelPool(d, ["  read_from: replica"]), { args: ["-i", "100"] });
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await d?.stop();
+  });
+
+  test("GETs are served by the replicas, SETs by the masters", async () => {
+    const before = await Promise.all(d.backends.map(async (b) => ({ get: await calls(b, "get"), set: await calls(b, "set") })));
+    // Replicas become readable once a sentinel query reports them.
+    const deadline = Date.now() + 15000;
+    while ((await call(proxy, "GET", "probe")) instanceof RespError && Date.now() < deadline) await Bun.sleep(200);
+    for (let i = 0; i < 40; i++) expect(await call(proxy, "SET", `user:${i}:name`, `v${i}`)).toBe("OK");
+    // Replication is asynchronous: a read right after a write may miss it on a replica.
+    await Bun.sleep(200);
+    for (let i = 0; i < 40; i++) expect(String(await call(proxy, "GET", `user:${i}:name`))).toBe(`v${i}`);
+    const after = await Promise.all(d.backends.map(async (b) => ({ get: await calls(b, "get"), set: await calls(b, "set") })));
+    const delta = (b: Backend) => {
+      const i = d.backends.indexOf(b);
+      return { get: after[i]!.get - before[i]!.get, set: after[i]!.set - before[i]!.set };
+    };
+    for (const shard of d.shards) {
+      expect(delta(shard.master).get).toBe(0);
+      expect(delta(shard.replica).get).toBeGreaterThan(0);
+      expect(delta(shard.master).set).toBeGreaterThan(0);
+    }
+    const gets = d.shards.reduce((n, s) => n + delta(s.replica).get, 0);
+    expect(gets).toBeGreaterThanOrEqual(40);
+  });
+});

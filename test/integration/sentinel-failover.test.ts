@@ -9,11 +9,13 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import type { Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { redisCall } from "../helpers/direct.ts";
-import { readStats, serverOf } from "../helpers/ops.ts";
+import { metricsRequest, readStats, serverOf } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { parseExposition, value } from "../helpers/prometheus.ts";
 import { placer } from "../helpers/reload.ts";
 import { command, decode, respFrame, RespError } from "../helpers/resp.ts";
+import { startRelay } from "../helpers/relay.ts";
 import { forceFailover, startSentinels, type SentinelDeployment } from "../helpers/sentinel.ts";
 import { mgetDirect, Writers } from "../helpers/writers.ts";
 
@@ -73,11 +75,12 @@ describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
   let d: SentinelDeployment;
   let proxy: RunningProxy;
   let yaml: string;
+  const metricsPort = freePort();
 
   beforeAll(async () => {
     d = await startSentinels();
     yaml = sentinelPool(d);
-    proxy = await startProxy(TARGET, yaml, { args: ["-i", "100"], verbosity: 6 });
+    proxy = await startProxy(TARGET, yaml, { args: ["-i", "100", `--metrics-port=${metricsPort}`] });
   });
 
   afterAll(async () => {
@@ -124,6 +127,11 @@ describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
     expect(stats["server_address"]).toBe(shard.replica.address);
     expect(stats["failovers"]).toBe(1);
     expect(serverOf(await readStats(proxy.statsPort), "ha", d.shards[1]!.name)["failovers"]).toBe(0);
+    const health = (await (await metricsRequest(metricsPort, "/healthz")).json()) as { pools: { addresses: unknown }[] };
+    expect(health.pools[0]!.addresses).toEqual({ shard1: shard.replica.address, shard2: d.shards[1]!.master.address });
+    const metrics = parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text());
+    expect(value(metrics, "buncracker_server_failovers_total", { server: shard.name })).toBe(1);
+    expect(value(metrics, "buncracker_server_address_info", { server: shard.name, address: shard.replica.address })).toBe(1);
   });
 
   test("master killed with SIGKILL: errors, not hangs, then writes succeed on the promoted replica", async () => {
@@ -194,5 +202,65 @@ describe.skipIf(TARGET !== "buncracker")("read_from: replica", () => {
     }
     const gets = d.shards.reduce((n, s) => n + delta(s.replica).get, 0);
     expect(gets).toBeGreaterThanOrEqual(40);
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a master demoted before the proxy heard of it", () => {
+  let d: SentinelDeployment;
+
+  beforeAll(async () => {
+    d = await startSentinels({ shards: ["shard1"] });
+  });
+
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  test("-READONLY makes the proxy ask the sentinels again, and writes go to the new master", async () => {
+    // The proxy follows one sentinel, through a relay that then loses its subscription's
+    // events; another sentinel runs the failover.
+    const relay = startRelay(d.sentinels[0]!.host, d.sentinels[0]!.port);
+    const shard = d.shards[0]!;
+    const yaml = [
+      "ha:",
+      `  listen: 127.0.0.1:${freePort()}`,
+      "  redis: true",
+      "  timeout: 5000",
+      "  sentinels:",
+      `   - ${relay.address}`,
+      "  servers:",
+      `   - ${shard.master.address}:1 ${shard.name}`,
+    ].join("\n") + "\n";
+    const proxy = await startProxy(TARGET, yaml, { verbosity: 6 });
+    try {
+      expect(await call(proxy, "SET", "k", "1")).toBe("OK");
+      relay.mute();
+      await forceFailover(d.sentinels[1]!, shard.name);
+      // The failover done, the old master is demoted at once (sentinel would do it within
+      // about 10 s; the proxy's own periodic query comes every 10 s).
+      for (let i = 0; (await d.masterOf(shard.name)) !== shard.replica.address; i++) {
+        if (i > 200) throw new Error("no failover");
+        await Bun.sleep(50);
+      }
+      await redisCall(shard.master, "REPLICAOF", shard.replica.host, String(shard.replica.port));
+      const replies: unknown[] = [];
+      for (let i = 0; i < 30; i++) {
+        const reply = await call(proxy, "SET", "k", "2");
+        replies.push(reply instanceof RespError ? reply.message.split(" ")[0] : reply);
+        if (reply === "OK") break;
+        await Bun.sleep(100);
+      }
+      console.log(`after the demotion: ${JSON.stringify(replies)}`);
+      expect(replies.at(-1)).toBe("OK");
+      expect(String(await redisCall(shard.replica, "GET", "k"))).toBe("2");
+      // Either the answer arrived (READONLY, then OK) or the periodic query came first (OK).
+      if (replies.length > 1) {
+        expect(replies.slice(0, -1).every((r) => r === "READONLY")).toBe(true);
+        expect(proxy.stderr()).toContain("answered -READONLY");
+      }
+    } finally {
+      await proxy.stop();
+      relay.stop();
+    }
   });
 });

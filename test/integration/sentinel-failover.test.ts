@@ -3,7 +3,8 @@
 // acknowledged write is there afterwards, on the new master), the stats show the new address and
 // count the failover; a master killed with SIGKILL (errors, not hangs, then service again after
 // the promotion); read_from: replica (GETs served by the replicas, SETs by the masters, counted
-// on the redis side).
+// on the redis side); -READONLY from a master demoted before the proxy heard of it; a hot reload
+// that adds servers and sentinels.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Backend } from "../helpers/backends.ts";
@@ -13,10 +14,10 @@ import { metricsRequest, readStats, serverOf } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { parseExposition, value } from "../helpers/prometheus.ts";
-import { placer } from "../helpers/reload.ts";
+import { eventually, placer, ReloadableProxy, serverStats } from "../helpers/reload.ts";
 import { command, decode, respFrame, RespError } from "../helpers/resp.ts";
 import { startRelay } from "../helpers/relay.ts";
-import { forceFailover, startSentinels, type SentinelDeployment } from "../helpers/sentinel.ts";
+import { forceFailover, startSentinels, type SentinelDeployment, type SentinelProcess, type Shard } from "../helpers/sentinel.ts";
 import { mgetDirect, Writers } from "../helpers/writers.ts";
 
 setDefaultTimeout(120_000);
@@ -264,3 +265,55 @@ describe.skipIf(TARGET !== "buncracker")("a master demoted before the proxy hear
     }
   });
 });
+
+describe.skipIf(TARGET !== "buncracker")("hot reload of a sentinel pool", () => {
+  let d: SentinelDeployment;
+
+  beforeAll(async () => {
+    d = await startSentinels();
+  });
+
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  test("servers and sentinels added by a reload are followed", async () => {
+    const [one, two] = d.shards as [Shard, Shard];
+    const listen = `127.0.0.1:${freePort()}`;
+    const pool = (sentinels: SentinelProcess[], shards: Shard[]) =>
+      [
+        "ha:",
+        `  listen: ${listen}`,
+        "  redis: true",
+        "  timeout: 5000",
+        "  sentinels:",
+        ...sentinels.map((s) => `   - ${s.address}`),
+        "  servers:",
+        ...shards.map((s) => `   - ${s.master.address}:1 ${s.name}`),
+      ].join("\n") + "\n";
+    const proxy = await ReloadableProxy.start(pool([d.sentinels[0]!], [one]));
+    try {
+      expect((await proxy.signalReload(pool([...d.sentinels], [one, two])))[0]).toStartWith("reloaded");
+      await eventually("shard2 in the stats", async () => (serverStats(await proxy.stats(), "ha", two.name) ? true : undefined));
+      // The sentinel added by the reload leads the failover: its announcement is followed.
+      await forceFailover(d.sentinels[2]!, two.name);
+      await eventually("shard2 moved", async () =>
+        String(serverStats(await proxy.stats(), "ha", two.name)?.["server_address"]) === two.replica.address ? true : undefined,
+      );
+      const key = keyOf(pool([...d.sentinels], [one, two]), two);
+      const client = await RawClient.connect(proxy.endpoint("ha"));
+      await client.send(command("SET", key, "reloaded"));
+      expect(decode((await client.readReplies(1, respFrame))[0]!)).toBe("OK");
+      client.close();
+      expect(String(await redisCall(two.replica, "GET", key))).toBe("reloaded");
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+/** A key the pool in `yaml` places on `shard`. */
+function keyOf(yaml: string, shard: Shard): string {
+  const place = placer(yaml, "ha");
+  for (let i = 0; ; i++) if (place(`key:${i}`) === shard.master.address) return `key:${i}`;
+}

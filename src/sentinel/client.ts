@@ -94,6 +94,8 @@ export class SentinelClient {
   private stopped = true;
   /** Logged once until a sentinel is reachable again. */
   private allLostLogged = false;
+  /** "sentinel\nmaster" pairs already logged as unknown to that sentinel. */
+  private readonly unknownLogged = new Set<string>();
 
   constructor(private readonly opts: SentinelClientOptions) {
     this.timeoutMs = opts.timeoutMs ?? 1000;
@@ -276,9 +278,12 @@ export class SentinelClient {
     for (const { sentinel, answer } of answers) {
       const view = answer.get(m.name);
       if (typeof view === "string") {
-        log.warn(`${this.opts.label}: sentinel ${sentinel} knows no master ${m.name}: ${view}`);
+        const key = `${sentinel}\n${m.name}`;
+        if (!this.unknownLogged.has(key)) log.warn(`${this.opts.label}: sentinel ${sentinel} knows no master ${m.name}: ${view}`);
+        this.unknownLogged.add(key);
         continue;
       }
+      this.unknownLogged.delete(`${sentinel}\n${m.name}`);
       if (view === undefined) continue;
       if (best === null || view.epoch > best.epoch) best = view;
     }

@@ -116,3 +116,61 @@ describe("sentinel client against real sentinels", () => {
     expect(changes.filter((c) => c.kind === "master-moved").length).toBe(movesBefore);
   });
 });
+
+describe("sentinel client with sentinel_auth", () => {
+  let deployment: SentinelDeployment;
+
+  beforeAll(async () => {
+    deployment = await startSentinels({ shards: ["shard1"], sentinelPassword: "s3cret" });
+  });
+
+  afterAll(async () => {
+    await deployment?.stop();
+  });
+
+  const follow = (auth: string | null, names = ["shard1"]) => {
+    const changes: TopologyChange[] = [];
+    const client = new SentinelClient({
+      sentinels: deployment.sentinels.map((s) => address(s.host, s.port)),
+      auth,
+      names,
+      label: "auth test",
+      onChange: (change) => changes.push(change),
+      framer: redisCodec,
+    });
+    client.start();
+    return { client, changes };
+  };
+
+  test("the password opens the subscription and the queries", async () => {
+    const { client } = follow("s3cret");
+    try {
+      await eventually("topology", () => client.topology("shard1")?.master != null && client.reachable === 3);
+      expect(instanceText(client.topology("shard1")!.master!)).toBe(deployment.shards[0]!.master.address);
+    } finally {
+      client.stop();
+    }
+  });
+
+  test("a wrong password or none: nothing is learned, nothing is made up", async () => {
+    for (const auth of ["wrong", null]) {
+      const { client, changes } = follow(auth);
+      try {
+        await Bun.sleep(1500);
+        expect([auth, client.reachable, client.topology("shard1")!.master, changes]).toEqual([auth, 0, null, []]);
+      } finally {
+        client.stop();
+      }
+    }
+  });
+
+  test("a master name no sentinel monitors stays unknown; the others are followed", async () => {
+    const { client } = follow("s3cret", ["shard1", "nosuch"]);
+    try {
+      await eventually("topology", () => client.topology("shard1")?.master != null);
+      expect(client.topology("nosuch")!.master).toBeNull();
+    } finally {
+      client.stop();
+    }
+  });
+});

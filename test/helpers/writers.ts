@@ -3,9 +3,11 @@
 // and records what was acknowledged. Afterwards `lostWrites()` reads every acknowledged key back
 // (straight from the backends that hold them) and counts the acknowledged writes that are gone:
 // a SET whose key is missing or has another value, an INCR whose counter is below the highest
-// value it acknowledged.
+// value it acknowledged. SentinelClientWriters does the same through ioredis's own Sentinel
+// support, straight to redis, for comparison.
 
 import type { Socket } from "bun";
+import Redis from "ioredis";
 import { connectSocket, exchange, type Endpoint } from "./client.ts";
 import { command, decode, RespError, respFrame } from "./resp.ts";
 
@@ -164,4 +166,69 @@ export async function mgetDirect(endpoint: Endpoint, keys: string[]): Promise<(s
     for (const v of decode(reply!) as (Buffer | null)[]) out.push(v === null ? null : v.toString());
   }
   return out;
+}
+
+/** For comparison: writers through a sentinel-aware client talking to redis directly (ioredis's
+ *  Sentinel support, with its +switch-master failover detector), `clients` connections each
+ *  keeping `window` SETs of its own keys in flight on one master. */
+export class SentinelClientWriters {
+  readonly acked: number[][] = [];
+  errors = 0;
+  private readonly clients: Redis[] = [];
+  private running = true;
+  private inFlight = 0;
+
+  constructor(
+    sentinels: readonly { host: string; port: number }[],
+    name: string,
+    readonly prefix: string,
+    clients = 4,
+    private readonly window = 16,
+  ) {
+    for (let id = 0; id < clients; id++) {
+      const redis = new Redis({ sentinels: [...sentinels], name, failoverDetector: true, lazyConnect: false });
+      redis.on("error", () => {});
+      this.clients.push(redis);
+      this.acked.push([]);
+      let next = 0;
+      const send = (): void => {
+        if (!this.running) return;
+        const i = next++;
+        this.inFlight++;
+        redis
+          .set(`${prefix}:${id}:${i}`, String(i))
+          .then(
+            () => this.acked[id]!.push(i),
+            () => this.errors++,
+          )
+          .finally(() => {
+            this.inFlight--;
+            setTimeout(send, 5);
+          });
+      };
+      for (let w = 0; w < window; w++) send();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    const deadline = Date.now() + 15000;
+    while (this.inFlight > 0 && Date.now() < deadline) await Bun.sleep(20);
+    for (const r of this.clients) r.disconnect();
+  }
+
+  /** Acknowledged SETs whose key is missing or has another value, read from `master`. */
+  async lostWrites(master: Endpoint): Promise<{ lost: number; checked: number }> {
+    let lost = 0;
+    let checked = 0;
+    for (let id = 0; id < this.acked.length; id++) {
+      const keys = this.acked[id]!.map((i) => `${this.prefix}:${id}:${i}`);
+      const values = await mgetDirect(master, keys);
+      keys.forEach((_, k) => {
+        checked++;
+        if (values[k] !== String(this.acked[id]![k])) lost++;
+      });
+    }
+    return { lost, checked };
+  }
 }

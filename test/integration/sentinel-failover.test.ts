@@ -18,7 +18,7 @@ import { eventually, placer, ReloadableProxy, serverStats } from "../helpers/rel
 import { command, decode, respFrame, RespError } from "../helpers/resp.ts";
 import { startRelay } from "../helpers/relay.ts";
 import { forceFailover, startSentinels, type SentinelDeployment, type SentinelProcess, type Shard } from "../helpers/sentinel.ts";
-import { mgetDirect, Writers } from "../helpers/writers.ts";
+import { mgetDirect, SentinelClientWriters, Writers } from "../helpers/writers.ts";
 
 setDefaultTimeout(120_000);
 
@@ -92,13 +92,15 @@ describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
   test("SENTINEL FAILOVER under 20 pipelining writers: every acknowledged write is on the new master", async () => {
     const shard = d.shards[0]!;
     const writers = await Writers.start(proxy.pools.ha!, "fo", 20, 16);
+    // In the same failover, for comparison: a sentinel-aware client straight to redis.
+    const direct = new SentinelClientWriters(d.sentinels, shard.name, "direct", 4, 16);
     await Bun.sleep(1000);
     const ackedBefore = writers.stats.acked;
     const sent = performance.now();
     await forceFailover(d.sentinels[1]!, shard.name);
     await d.awaitMaster(shard.name, shard.replica.address, 40000);
     await Bun.sleep(500);
-    await writers.stop();
+    await Promise.all([writers.stop(), direct.stop()]);
     const times = writers.stats.ackTimes;
     // The pause: the longest gap between acknowledgements after the failover command.
     let gap = 0;
@@ -112,10 +114,12 @@ describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
       }
     }
     const result = await lost(d, yaml, writers);
+    const directResult = await direct.lostWrites({ host: shard.replica.host, port: shard.replica.port });
     console.log(
       `failover under load: ${writers.stats.acked} writes acknowledged (${ackedBefore} before the failover), ` +
         `${result.checked} keys checked (${JSON.stringify([...result.perShard])}), ${result.lost} lost; errors ${JSON.stringify([...writers.stats.errors])}; ` +
-        `longest pause ${gap.toFixed(0)} ms, writes acknowledged again ${resumed.toFixed(0)} ms after SENTINEL FAILOVER`,
+        `longest pause ${gap.toFixed(0)} ms, writes acknowledged again ${resumed.toFixed(0)} ms after SENTINEL FAILOVER; ` +
+        `ioredis Sentinel client direct, same failover: ${directResult.checked} acknowledged SETs, ${directResult.lost} lost, ${direct.errors} errors`,
     );
     expect(writers.stats.acked).toBeGreaterThan(ackedBefore);
     // The shard that failed over had its share of the writes.

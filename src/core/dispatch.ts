@@ -35,11 +35,11 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     c.group = codec.group(c.session);
     return;
   }
-  route(pool, msg, buf, req);
+  routeRequest(pool, msg, buf, req);
 }
 
 /** Send a request (its slot is msg) to its server(s), unless it has to wait for a failover. */
-export function route(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
+export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
   const failover = pool.failover;
   if (failover !== null && failover.active && failover.parks(msg, buf, req)) return;
   const route = req.command!.route;

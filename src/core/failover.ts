@@ -18,7 +18,7 @@ import { instanceText, type Instance } from "../sentinel/events.ts";
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { fail } from "./deliver.ts";
-import { route } from "./dispatch.ts";
+import { routeRequest } from "./dispatch.ts";
 import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { Server } from "./server.ts";
@@ -119,7 +119,7 @@ export class PoolFailover {
         continue;
       }
       codec.parseRequest(p.buf, p.start, p.end, req);
-      route(this.pool, p.msg, p.buf, req);
+      routeRequest(this.pool, p.msg, p.buf, req);
     }
   }
 

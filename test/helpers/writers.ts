@@ -18,6 +18,9 @@ export interface WriterStats {
   errors: Map<string, number>;
   /** Connections that closed with requests unanswered. */
   dropped: number;
+  /** Replies that cannot answer their request: not +OK to a SET, or an INCR value not above the
+   *  client's previous one (another request's reply, a reply out of order, a write applied twice). */
+  misordered: number;
   /** performance.now() of every acknowledgement, in order. */
   ackTimes: number[];
 }
@@ -36,7 +39,7 @@ interface ClientState {
 }
 
 export class Writers {
-  readonly stats: WriterStats = { acked: 0, errors: new Map(), dropped: 0, ackTimes: [] };
+  readonly stats: WriterStats = { acked: 0, errors: new Map(), dropped: 0, misordered: 0, ackTimes: [] };
   private readonly clients: ClientState[] = [];
   private running = true;
 
@@ -102,8 +105,12 @@ export class Writers {
       }
       this.stats.acked++;
       this.stats.ackTimes.push(performance.now());
-      if (what >= 0) c.setAcked.push(what);
-      else c.maxIncr = Math.max(c.maxIncr, reply as number);
+      if (what >= 0) {
+        if (reply !== "OK") this.stats.misordered++;
+        c.setAcked.push(what);
+      } else if (typeof reply !== "number" || reply <= c.maxIncr) {
+        this.stats.misordered++;
+      } else c.maxIncr = reply;
     }
     c.buf = buf.slice(at);
     c.end = c.buf.length;

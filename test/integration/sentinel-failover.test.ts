@@ -4,7 +4,7 @@
 // count the failover; a master killed with SIGKILL (errors, not hangs, then service again after
 // the promotion); read_from: replica (GETs served by the replicas, SETs by the masters, counted
 // on the redis side); -READONLY from a master demoted before the proxy heard of it; a hot reload
-// that adds servers and sentinels.
+// that adds servers and sentinels; --workers 2.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Backend } from "../helpers/backends.ts";
@@ -18,6 +18,7 @@ import { eventually, placer, ReloadableProxy, serverStats } from "../helpers/rel
 import { command, decode, respFrame, RespError } from "../helpers/resp.ts";
 import { startRelay } from "../helpers/relay.ts";
 import { forceFailover, startSentinels, type SentinelDeployment, type SentinelProcess, type Shard } from "../helpers/sentinel.ts";
+import { ownedClients, startWorkers, type OwnedClient } from "../helpers/workers.ts";
 import { mgetDirect, SentinelClientWriters, Writers } from "../helpers/writers.ts";
 
 setDefaultTimeout(120_000);
@@ -127,6 +128,7 @@ describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
     expect(result.examples).toEqual([]);
     expect(result.lost).toBe(0);
     expect(writers.stats.dropped).toBe(0);
+    expect(writers.stats.misordered).toBe(0);
 
     const stats = serverOf(await readStats(proxy.statsPort), "ha", shard.name);
     expect(stats["server_address"]).toBe(shard.replica.address);
@@ -321,3 +323,50 @@ function keyOf(yaml: string, shard: Shard): string {
   const place = placer(yaml, "ha");
   for (let i = 0; ; i++) if (place(`key:${i}`) === shard.master.address) return `key:${i}`;
 }
+
+describe.skipIf(TARGET !== "buncracker")("--workers 2 with sentinels", () => {
+  let d: SentinelDeployment;
+
+  beforeAll(async () => {
+    d = await startSentinels({ shards: ["shard1"] });
+  });
+
+  afterAll(async () => {
+    await d?.stop();
+  });
+
+  test("every worker follows the failover; the stats count it once", async () => {
+    const shard = d.shards[0]!;
+    const port = freePort();
+    const yaml = sentinelPool(d).replace(/listen: .*/, `listen: 127.0.0.1:${port}`);
+    const sup = await startWorkers(yaml, 2, { args: ["-i", "100"] });
+    const clients: OwnedClient[] = [];
+    try {
+      const workers = await sup.workers();
+      // Clients until both workers serve some.
+      while (new Set(clients.map((c) => c.owner)).size < 2 && clients.length < 40) {
+        clients.push(...(await ownedClients(port, 4, workers)));
+      }
+      expect(new Set(clients.map((c) => c.owner)).size).toBe(2);
+      await forceFailover(d.sentinels[0]!, shard.name);
+      await eventually("the supervisor's stats show the new address", async () => {
+        const stats = serverOf(await readStats(sup.proxy.statsPort), "ha", shard.name);
+        return stats["server_address"] === shard.replica.address && stats["failovers"] === 1 ? true : undefined;
+      });
+      for (const [i, { client }] of clients.entries()) {
+        // Wait out each worker's own switch: -READONLY or a held write until it follows.
+        let reply: unknown;
+        for (let attempt = 0; attempt < 50 && reply !== "OK"; attempt++) {
+          await client.send(command("SET", `w${i}`, `after${i}`));
+          reply = decode((await client.readReplies(1, respFrame))[0]!);
+          if (reply !== "OK") await Bun.sleep(100);
+        }
+        expect(reply).toBe("OK");
+      }
+      for (let i = 0; i < clients.length; i++) expect(String(await redisCall(shard.replica, "GET", `w${i}`))).toBe(`after${i}`);
+    } finally {
+      for (const { client } of clients) client.close();
+      await sup.proxy.stop();
+    }
+  });
+});

@@ -57,6 +57,7 @@ export class PoolFailover {
       label: `pool '${cfg.name}'`,
       onChange: (change) => this.apply(change),
       framer: pool.codec,
+      sockets: pool.sockets,
     });
     for (const s of pool.servers) s.stats.address = s.addr.spec;
   }

@@ -11,6 +11,7 @@
 
 import type { Address } from "../conf/types.ts";
 import { log } from "../log.ts";
+import type { SentinelSockets } from "./conn.ts";
 import { instanceText, sameInstance, type Instance, type SentinelEvent } from "./events.ts";
 import { SentinelLink } from "./link.ts";
 import { askSentinel, type MasterView, type SentinelAnswer } from "./query.ts";
@@ -48,6 +49,8 @@ export interface SentinelClientOptions {
   readonly onChange: (change: TopologyChange) => void;
   /** Frames the sentinels' replies: the redis Codec. */
   readonly framer: ReplyFramer;
+  /** Where connections to the sentinels come from: the pool's socket factory. */
+  readonly sockets: SentinelSockets;
   /** Connecting to and hearing from a sentinel; default 1000 ms. */
   readonly timeoutMs?: number;
 }
@@ -105,7 +108,7 @@ export class SentinelClient {
       event: (link: SentinelLink, event: SentinelEvent) => this.onEvent(link, event),
       lost: (link: SentinelLink, reason: string, first: boolean) => this.onLost(link, reason, first),
     };
-    this.links = opts.sentinels.map((addr) => new SentinelLink(addr, opts.auth, handlers, this.timeoutMs, opts.framer));
+    this.links = opts.sentinels.map((addr) => new SentinelLink(addr, opts.auth, handlers, this.timeoutMs, opts.framer, opts.sockets));
   }
 
   start(): void {
@@ -252,7 +255,7 @@ export class SentinelClient {
     const sent = performance.now();
     const names = [...this.masters.keys()];
     const results = await Promise.allSettled(
-      this.links.map((l) => askSentinel(l.addr, this.opts.auth, names, this.timeoutMs, this.opts.framer)),
+      this.links.map((l) => askSentinel(l.addr, this.opts.auth, names, this.timeoutMs, this.opts.framer, this.opts.sockets)),
     );
     this.querying = false;
     if (this.stopped) return;

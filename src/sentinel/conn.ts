@@ -1,7 +1,8 @@
 // One TCP connection to a sentinel: connect (bounded by a timeout), write commands, receive
-// decoded replies in order, and one close notice with the reason, whatever ends it.
+// decoded replies in order, and one close notice with the reason, whatever ends it. Sockets
+// come from the pool's socket factory, handed in (the transport is chosen in one place).
 
-import type { Socket } from "bun";
+import type { Socket, SocketHandler } from "bun";
 import type { Address } from "../conf/types.ts";
 import { ReplyReader, type Reply, type ReplyFramer } from "./reply.ts";
 
@@ -15,8 +16,13 @@ export interface ConnHandlers {
 
 const describeError = (err: Error): string => (err as Error & { code?: string }).code ?? err.message;
 
-const socketHandlers = {
-  binaryType: "uint8array" as const,
+/** Where sockets come from: the shape of the core's SocketFactory.connect. */
+export interface SentinelSockets {
+  connect<T>(addr: Address, handlers: SocketHandler<T>, data: T): Promise<Socket<T>>;
+}
+
+const socketHandlers: SocketHandler<SentinelConn> = {
+  binaryType: "uint8array",
   open(s: Socket<SentinelConn>) {
     s.data.onOpen(s);
   },
@@ -47,12 +53,11 @@ export class SentinelConn {
     private readonly handlers: ConnHandlers,
     connectTimeoutMs: number,
     framer: ReplyFramer,
+    sockets: SentinelSockets,
   ) {
     this.reader = new ReplyReader(framer);
     this.connectTimer = setTimeout(() => this.end(`no connection after ${connectTimeoutMs} ms`), connectTimeoutMs);
-    Bun.connect<SentinelConn>({ hostname: addr.host, port: addr.port, socket: socketHandlers, data: this }).catch((err: Error) =>
-      this.end(describeError(err)),
-    );
+    sockets.connect(addr, socketHandlers, this).catch((err: Error) => this.end(describeError(err)));
   }
 
   get closed(): boolean {

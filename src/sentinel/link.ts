@@ -3,7 +3,7 @@
 // what it may have missed while it was away.
 
 import type { Address } from "../conf/types.ts";
-import { SentinelConn } from "./conn.ts";
+import { SentinelConn, type SentinelSockets } from "./conn.ts";
 import { CHANNELS, parseEvent, type SentinelEvent } from "./events.ts";
 import { encodeCommand, ReplyError, type Reply, type ReplyFramer } from "./reply.ts";
 
@@ -36,6 +36,7 @@ export class SentinelLink {
     private readonly handlers: LinkHandlers,
     private readonly connectTimeoutMs: number,
     private readonly framer: ReplyFramer,
+    private readonly sockets: SentinelSockets,
   ) {}
 
   start(): void {
@@ -63,6 +64,7 @@ export class SentinelLink {
       },
       this.connectTimeoutMs,
       this.framer,
+      this.sockets,
     );
     this.conn = conn;
     if (this.auth !== null) conn.write(encodeCommand("AUTH", this.auth));

@@ -5,7 +5,7 @@
 // config epoch that says which of two sentinels' answers is newer.
 
 import type { Address } from "../conf/types.ts";
-import { SentinelConn } from "./conn.ts";
+import { SentinelConn, type SentinelSockets } from "./conn.ts";
 import type { Instance } from "./events.ts";
 import { encodeCommand, fieldsOf, ReplyError, type Reply, type ReplyFramer } from "./reply.ts";
 
@@ -77,6 +77,7 @@ export function askSentinel(
   names: readonly string[],
   timeoutMs: number,
   framer: ReplyFramer,
+  sockets: SentinelSockets,
 ): Promise<SentinelAnswer> {
   return new Promise((resolve, reject) => {
     const replies: Reply[] = [];
@@ -107,6 +108,7 @@ export function askSentinel(
       },
       timeoutMs,
       framer,
+      sockets,
     );
     if (auth !== null) conn.write(encodeCommand("AUTH", auth));
     for (const name of names) {

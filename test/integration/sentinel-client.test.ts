@@ -5,6 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Address } from "../../src/conf/types.ts";
+import { plainSockets } from "../../src/core/sockets.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { SentinelClient, type TopologyChange } from "../../src/sentinel/client.ts";
 import { instanceText } from "../../src/sentinel/events.ts";
@@ -41,6 +42,7 @@ describe("sentinel client against real sentinels", () => {
       label: "test",
       onChange: (change) => changes.push(change),
       framer: redisCodec,
+      sockets: plainSockets,
     });
     client.start();
   });
@@ -137,6 +139,7 @@ describe("sentinel client with sentinel_auth", () => {
       label: "auth test",
       onChange: (change) => changes.push(change),
       framer: redisCodec,
+      sockets: plainSockets,
     });
     client.start();
     return { client, changes };

@@ -213,6 +213,45 @@ describe.skipIf(TARGET !== "buncracker")("read_from: replica", () => {
     const gets = d.shards.reduce((n, s) => n + delta(s.replica).get, 0);
     expect(gets).toBeGreaterThanOrEqual(40);
   });
+
+  test("a replica down: read_from replica answers its reads with an error, prefer-replica sends them to the master", async () => {
+    const shard = d.shards[0]!;
+    const place = placer(sentinelPool(d), "ha");
+    let k = 0;
+    while (place(`user:${k}:name`) !== shard.master.address) k++;
+    const key = `user:${k}:name`;
+    const preferring = await startProxy(TARGET, sentinelPool(d, ["  read_from: prefer-replica"]));
+    try {
+      expect(await call(preferring, "SET", key, "x")).toBe("OK");
+      // First its reads go to the replica (once a sentinel query reported it).
+      const servedByReplica = async () => {
+        const before = await calls(shard.replica, "get");
+        await call(preferring, "GET", key);
+        return (await calls(shard.replica, "get")) > before;
+      };
+      for (let i = 0; i < 100 && !(await servedByReplica()); i++) await Bun.sleep(100);
+      expect(await servedByReplica()).toBe(true);
+      await shard.replica.kill();
+      // Sentinel reports the replica down (+sdown) after down-after-milliseconds.
+      const deadline = Date.now() + 15000;
+      let reply = await call(proxy, "GET", key);
+      while (!(reply instanceof RespError) && Date.now() < deadline) {
+        await Bun.sleep(100);
+        reply = await call(proxy, "GET", key);
+      }
+      expect(reply).toBeInstanceOf(RespError);
+      const masterGets = await calls(shard.master, "get");
+      let preferred = await call(preferring, "GET", key);
+      while (String(preferred) !== "x" && Date.now() < deadline) {
+        await Bun.sleep(100);
+        preferred = await call(preferring, "GET", key);
+      }
+      expect(String(preferred)).toBe("x");
+      expect(await calls(shard.master, "get")).toBeGreaterThan(masterGets);
+    } finally {
+      await preferring.stop();
+    }
+  });
 });
 
 describe.skipIf(TARGET !== "buncracker")("a master demoted before the proxy heard of it", () => {

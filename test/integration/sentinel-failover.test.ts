@@ -4,7 +4,8 @@
 // count the failover; a master killed with SIGKILL (errors, not hangs, then service again after
 // the promotion); read_from: replica (GETs served by the replicas, SETs by the masters, counted
 // on the redis side); -READONLY from a master demoted before the proxy heard of it; a hot reload
-// that adds servers and sentinels; --workers 2.
+// that adds servers and sentinels; --workers 2; a failover sentinel aborts (held writes go to the
+// old master).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Backend } from "../helpers/backends.ts";
@@ -409,6 +410,41 @@ describe.skipIf(TARGET !== "buncracker")("--workers 2 with sentinels", () => {
     } finally {
       for (const { client } of clients) client.close();
       await sup.proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("an aborted failover", () => {
+  let d: SentinelDeployment;
+
+  beforeAll(async () => {
+    d = await startSentinels({ shards: ["shard1"], failoverTimeoutMs: 4000 });
+  });
+
+  afterAll(async () => {
+    d?.shards[0]!.replica.process.signal("SIGCONT");
+    await d?.stop();
+  });
+
+  test("writes held during a failover that sentinel gives up go to the old master", async () => {
+    const shard = d.shards[0]!;
+    // A timeout longer than the failover's, so the held writes outlast it.
+    const proxy = await startProxy(TARGET, sentinelPool(d).replace("timeout: 5000", "timeout: 15000"), { args: ["-i", "100"], verbosity: 6 });
+    try {
+      expect(await call(proxy, "SET", "held", "before")).toBe("OK");
+      await forceFailover(d.sentinels[0]!, shard.name);
+      // The replica chosen never answers its promotion: sentinel aborts after failover-timeout.
+      await shard.replica.process.freeze();
+      await Bun.sleep(500);
+      expect(proxy.stderr()).toContain("shard1 failover started");
+      expect(await call(proxy, "SET", "held", "during")).toBe("OK");
+      expect(proxy.stderr()).toContain("failover aborted");
+      expect(String(await redisCall(shard.master, "GET", "held"))).toBe("during");
+      const stats = serverOf(await readStats(proxy.statsPort), "ha", shard.name);
+      expect([stats["server_address"], stats["failovers"]]).toEqual([shard.master.address, 0]);
+    } finally {
+      shard.replica.process.signal("SIGCONT");
+      await proxy.stop();
     }
   });
 });

@@ -2,7 +2,7 @@
 // shards of a master and a replica: SENTINEL FAILOVER while 20 clients pipeline SET/INCR (every
 // acknowledged write is there afterwards, on the new master), the stats show the new address and
 // count the failover; a master killed with SIGKILL (errors, not hangs, then service again after
-// the promotion); read_from: replica (GETs served by the replicas, SETs by the masters, counted
+// the promotion); every sentinel killed (the last known masters keep serving); read_from: replica (GETs served by the replicas, SETs by the masters, counted
 // on the redis side); -READONLY from a master demoted before the proxy heard of it; a hot reload
 // that adds servers and sentinels; --workers 2; a failover sentinel aborts (held writes go to the
 // old master).
@@ -175,6 +175,20 @@ describe.skipIf(TARGET !== "buncracker")("following sentinel failovers", () => {
     expect(backAfter).toBeGreaterThan(0);
     expect(await d.masterOf(shard.name)).toBe(shard.replica.address);
     expect(String(await redisCall(shard.replica, "GET", target))).toBe("after");
+  });
+
+  test("every sentinel killed: the proxy keeps serving on the last known masters", async () => {
+    await Promise.all(d.sentinels.map((s) => s.kill()));
+    await Bun.sleep(1500);
+    const place = placer(yaml, "ha");
+    for (const shard of d.shards) {
+      let k = 0;
+      while (place(`alone:${k}`) !== shard.master.address) k++;
+      expect(await call(proxy, "SET", `alone:${k}`, "still")).toBe("OK");
+      // Both shards failed over above: the writes are on the promoted replicas.
+      expect(String(await redisCall(shard.replica, "GET", `alone:${k}`))).toBe("still");
+    }
+    expect(proxy.stderr()).toContain("no sentinel reachable; keeping the last known masters");
   });
 });
 

@@ -141,7 +141,9 @@ export function runSupervisor(
   const starting: PoolHealth[] = config.pools.map((p) => ({
     name: p.name,
     listening: false,
-    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false, address: s.addr.spec, failures: 0 })),
+    sentinels: p.sentinels.length > 0,
+    // A pool that follows sentinels is where they say, known once a worker reports.
+    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false, address: p.sentinels.length > 0 ? null : s.addr.spec, failures: 0 })),
   }));
   setInterval(refresh, REPORT_INTERVAL_MS).unref();
   servers.push(

@@ -14,8 +14,9 @@ export interface ServerHealth {
   /** The server's stats name. */
   readonly name: string;
   readonly ejected: boolean;
-  /** Where the proxy connects now (host:port or socket path); null where not known (the
-   *  supervisor of --workers sums its workers' health without addresses). */
+  /** Where the proxy connects now (host:port or socket path; a pool that follows sentinels:
+   *  where they said its master is); null where not known (the supervisor of --workers knows
+   *  only the addresses its workers report, those of pools that follow sentinels). */
   readonly address: string | null;
   /** Consecutive failures so far (auto_eject_hosts counts them up to server_failure_limit);
    *  0 once a request succeeds. */
@@ -26,6 +27,8 @@ export interface PoolHealth {
   readonly name: string;
   /** false before the listener is bound, or once it stopped (drain). */
   readonly listening: boolean;
+  /** The pool follows sentinels (/healthz lists where its servers are). */
+  readonly sentinels: boolean;
   readonly servers: readonly ServerHealth[];
 }
 
@@ -71,6 +74,10 @@ function healthz(source: HealthSource, config: ConfigInfo): Response {
     listening: p.listening,
     live: p.servers.filter((s) => !s.ejected).map((s) => s.name),
     ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
+    // Pools that follow sentinels: where each server is now.
+    ...(p.sentinels
+      ? { addresses: Object.fromEntries(p.servers.map((s) => [s.name, s.address])) }
+      : {}),
   }));
   const ok = pools.every((p) => p.listening);
   return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", config, pools });

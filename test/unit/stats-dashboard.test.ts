@@ -18,7 +18,7 @@ function setup(servers: PoolHealth["servers"]) {
   const reloads = new ReloadHistory();
   const sampler = new DashboardSampler({
     stats,
-    health: { health: () => [{ name: "p", listening: true, servers }] },
+    health: { health: () => [{ name: "p", listening: true, sentinels: false, servers }] },
     generation: () => 3,
     loadedAt: () => 0,
     reloads,

@@ -200,6 +200,10 @@ describe("config checks (-t)", () => {
   test.skipIf(TARGET !== "buncracker")("another hash with distribution server_name is accepted (ignored, with a warning)", async () => {
     const result = await check([serverLine(backendLike[0]!, 1, "a")], { hash: "md5" });
     expect(result.code).toBe(0);
+    expect(result.stdout + result.stderr).toContain("syntax is ok");
+    const warnings = (result.stdout + result.stderr).split("\n").filter((l) => l.includes("ignored"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/warning: .*proxy.yml:\d+: pool "snpool": hash "md5" is ignored with distribution server_name/);
   });
 
   test.skipIf(TARGET !== "buncracker")("a server without a name is an error naming the pool and the server", async () => {

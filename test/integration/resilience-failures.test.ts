@@ -15,6 +15,7 @@ import { eventually, readStats, startBlackhole, type Blackhole } from "../helper
 import { placement } from "../helpers/fault-ring.ts";
 import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
+import { unreadBytes } from "../helpers/procfs.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { spread } from "../helpers/random.ts";
 import { bulk, command, error, OK, respFrame, simple, type RespValue } from "../helpers/resp.ts";
@@ -219,7 +220,9 @@ describe("backend killed mid-pipeline", () => {
       }
     }
     await c.send(Buffer.concat(requests));
-    await Bun.sleep(200);
+    // Every request for the stopped backend waits in its socket (forwarded as sent) before the kill.
+    const forA = requests.filter((_, i) => onA.has(keys[i % keys.length]!)).reduce((n, r) => n + r.length, 0);
+    await eventually(() => unreadBytes(a.port) >= forA, 5000, `${forA} request bytes unread at the stopped backend`);
     await a.kill();
     const replies = await c.readReplies(requests.length, respFrame);
     replies.forEach((r, i) => {
@@ -258,7 +261,10 @@ describe("backend killed mid-pipeline", () => {
       onA.has(k) ? [[reset, refused], [reset, refused]] : [[retrieval([valueBlock(k, `v-${k}`)])], [stored]],
     );
     await c.send(Buffer.concat(requests));
-    await Bun.sleep(200);
+    // The requests for the stopped backend wait in its socket before the kill: at least the sets
+    // (forwarded as sent) and each get's key (gets may share a line).
+    const forA = [...onA].reduce((n, k) => n + storage("set", k, "new").length + k.length + 1, 0);
+    await eventually(() => unreadBytes(a.port) >= forA, 5000, `${forA} request bytes unread at the stopped backend`);
     await a.kill();
     const replies = await c.readReplies(requests.length, memcacheFrame);
     replies.forEach((r, i) => {

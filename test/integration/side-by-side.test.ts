@@ -107,6 +107,8 @@ function sideBySide(
       const target = await once(env.target.pools.main!, env.backends);
       const reference = await once(env.reference.pools.main!, env.backends);
       // Nor in the next session's runs: give such late writes time to land before its flush.
+      // (No condition marks them: nutcracker writes them after it closed the client, and its
+      // stats lag; a pause is the only wait there is.)
       if (reference.closed) await Bun.sleep(50);
       if (!rule) {
         // A session nutcracker cuts short belongs with the deliberate differences (or is broken).

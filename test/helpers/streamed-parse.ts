@@ -13,8 +13,15 @@ export interface StreamedFraming {
 }
 
 /** Parses `stream` arriving in chunks of `sizes` (cycled); opaque prefixes of at least
- *  `minOpaque` bytes are passed on. */
-export function parseStreamed(codec: Codec, stream: Uint8Array, sizes: number[], minOpaque = 1): StreamedFraming {
+ *  `minOpaque` bytes are passed on. `prepare(rsp, i)` sets the inputs for reply i (Rsp.joined
+ *  and its keys) before its first parse; they are kept across its resumed parses. */
+export function parseStreamed(
+  codec: Codec,
+  stream: Uint8Array,
+  sizes: number[],
+  minOpaque = 1,
+  prepare?: (rsp: Rsp, reply: number) => void,
+): StreamedFraming {
   const rsp = new Rsp();
   const replies: [number, number][] = [];
   let received = 0;
@@ -35,7 +42,10 @@ export function parseStreamed(codec: Codec, stream: Uint8Array, sizes: number[],
         continue;
       }
       if (received - pos < need) break;
-      if (resume === 0) start = pos;
+      if (resume === 0) {
+        start = pos;
+        prepare?.(rsp, replies.length);
+      }
       rsp.resume = resume;
       const r = codec.parseResponse(stream, pos, received, rsp);
       if (r === NEED_MORE) {

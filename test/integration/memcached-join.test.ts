@@ -165,6 +165,25 @@ describe.skipIf(TARGET !== "buncracker")("joined retrievals", () => {
     expect(taps[0]!.lines("get")).toEqual(["get L:big1 L:none L:small L:big2", "get L:big1"]);
   });
 
+  test("a value streamed, then the request's next item read in parts: the item stays with its request", async () => {
+    // The server's reply reaches the proxy in 10,012-byte reads: the 50,000-byte value of L:huge
+    // is streamed (over 32 KB known before it is whole), and the read that completes it ends
+    // inside the data of L:after, the same request's next item. Parsing resumes there twice.
+    const huge = "h".repeat(50_000);
+    const after = "a".repeat(100);
+    await pipeline(ep("one"), set("L:huge", huge) + set("L:after", after) + set("L:other", "o"), 3);
+    const tap = startTap(backends[0]!.host, backends[0]!.port, { replyChunk: 10_012, gapMs: 5 });
+    const dribbled = await startProxy(TARGET, pool("dribbled", [tap]));
+    try {
+      const replies = await pipeline(dribbled.pools.dribbled!, "get L:huge L:after\r\nget L:other\r\n", 2);
+      expect(tap.lines("get")).toEqual(["get L:huge L:after L:other"]);
+      expect(replies.map((r) => r.toString("latin1"))).toEqual([item("L:huge", huge) + item("L:after", after) + "END\r\n", item("L:other", "o") + "END\r\n"]);
+    } finally {
+      await dribbled.stop();
+      tap.stop();
+    }
+  });
+
   test("an error reply to a joined line goes to every request on it, and the stream stays in step", async () => {
     taps[2]!.forget();
     const error = "CLIENT_ERROR unauthenticated\r\n";

@@ -11,6 +11,7 @@ import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf, flushBackends, redisKeys, stopAll } from "../helpers/direct.ts";
 import { line, memcacheFrame, parseRetrieval, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
+import { readStats, waitFor } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, testConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { array, bulk, command, integer, OK, respFrame, simple } from "../helpers/resp.ts";
@@ -131,6 +132,50 @@ describe.skipIf(TARGET !== "buncracker")("redis pools", () => {
     const replies = await session(proxy.pools.sn_tagged!, [command("MGET", "{r1}a", "{nope}b", "{r2}c"), command("PING")]);
     expectUnknownName(replies[0]!, "-ERR ", "nope", "sn_tagged");
     expectReplies([replies[1]!], [simple("PONG")]);
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("an ejected named server", () => {
+  test("its keys get connection errors and are never sent to another server; forward_error counts them", async () => {
+    const backends = await Promise.all([startRedis(), startRedis()]);
+    const [named, other] = backends as [Backend, Backend];
+    const yaml = poolYaml(
+      "sn_eject",
+      settings(`127.0.0.1:${freePort()}`, { redis: true, hash_tag: "{}", auto_eject_hosts: true, server_failure_limit: "1", server_retry_timeout: "60000" }),
+      [serverLine(named.address, 1, "r1"), serverLine(other.address, 1, "r2")],
+    );
+    const proxy = await startProxy("buncracker", yaml, { args: ["-i", "100"] });
+    const client = await RawClient.connect(proxy.pools.sn_eject!);
+    try {
+      await client.send(Buffer.concat([command("SET", "{r1}before", "1"), command("SET", "{r2}before", "1")]));
+      expectReplies(await client.readReplies(2, respFrame), [OK, OK]);
+      await named.kill();
+      // Before and after the ejection alike: an error, never +OK from the other server.
+      const replies: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        await client.send(command("SET", `{r1}k${i}`, "v"));
+        replies.push(latin1(await client.readReply(respFrame)));
+      }
+      for (const r of replies) expect(r).toMatch(/^-ERR Connection (refused|reset by peer)\r\n$/);
+      expect((await redisKeys(other)).map(latin1).sort()).toEqual(["{r2}before"]);
+      // The other name is served all along.
+      await client.send(Buffer.concat([command("GET", "{r2}before"), command("PING")]));
+      expectReplies(await client.readReplies(2, respFrame), [bulk("1"), simple("PONG")]);
+      let seen: Record<string, any> = {};
+      await waitFor(
+        "server_ejects 1 and forward_error for the refused requests",
+        async () => {
+          seen = (await readStats(proxy.statsPort)).sn_eject as Record<string, any>;
+          return seen.server_ejects === 1 && seen.forward_error >= replies.length - 1;
+        },
+        5000,
+        () => JSON.stringify({ server_ejects: seen.server_ejects, forward_error: seen.forward_error }),
+      );
+    } finally {
+      client.close();
+      await proxy.stop();
+      await stopAll(backends);
+    }
   });
 });
 

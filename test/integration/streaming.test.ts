@@ -186,6 +186,39 @@ describe("redis", () => {
       other.close();
     },
   }, 60_000);
+
+  testDeliberate("a server that fails mid-reply: other clients' requests queued behind it each get an error reply", {
+    buncracker: async () => {
+      const r = await track(startRedis());
+      const size = 128 << 20;
+      await redisCall(r, "SETRANGE", "huge", String(size - 1), "x");
+      await redisCall(r, "SET", "small", "ok");
+      const proxy = await track(startProxy(TARGET, pool("r", true, [r], { timeout: 1000, server_connections: 1 })));
+      const streamed = await RawClient.connect(proxy.pools.r!);
+      await streamed.send(command("GET", "huge"));
+      await eventually(() => streamed.buffered.length > 0, 10_000, "the start of the reply");
+      // Two other clients' requests go on the same server connection, behind the large reply.
+      const others = await Promise.all([0, 1].map(() => RawClient.connect(proxy.pools.r!)));
+      await Promise.all(others.map((c) => c.send(Buffer.concat([command("GET", "small"), command("EXISTS", "small")]))));
+      await r.process.freeze();
+      try {
+        await eventually(() => streamed.closed, 10_000, "the streamed client disconnected after the timeout");
+        // Each queued request gets one error reply, in order; those clients stay connected.
+        for (const c of others) {
+          const replies = (await c.readReplies(2, respFrame)).map((b) => b.toString("latin1"));
+          expect(replies).toEqual(["-ERR Connection timed out\r\n", "-ERR Connection timed out\r\n"]);
+          expect(c.closed).toBe(false);
+        }
+      } finally {
+        r.process.signal("SIGCONT");
+      }
+      for (const c of others) {
+        await c.send(command("GET", "small"));
+        expect(await c.readReply(respFrame)).toEqual(bulk("ok"));
+        c.close();
+      }
+    },
+  }, 60_000);
 });
 
 describe("memcached", () => {

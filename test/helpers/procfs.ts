@@ -49,6 +49,8 @@ interface TcpEntry {
   readonly inode: string;
   /** Bytes received and not read by the socket's owner yet. */
   readonly rxQueue: number;
+  /** The kernel timer running on the socket: 0 none, 1 retransmit, 2 keepalive, ... */
+  readonly timer: number;
 }
 
 function tcpEntries(): TcpEntry[] {
@@ -69,6 +71,7 @@ function tcpEntries(): TcpEntry[] {
         state: f[3]!,
         inode: f[9]!,
         rxQueue: parseInt(f[4]!.split(":")[1]!, 16),
+        timer: parseInt(f[5]!.split(":")[0]!, 16),
       });
     }
   }
@@ -85,6 +88,20 @@ export function unreadBytes(port: number): number {
   return tcpEntries()
     .filter((e) => e.state === TCP_ESTABLISHED && e.localPort === port)
     .reduce((sum, e) => sum + e.rxQueue, 0);
+}
+
+/** The timers of the established connections to remote TCP `port` (2: SO_KEEPALIVE's). */
+export function timersTo(port: number): number[] {
+  return tcpEntries()
+    .filter((e) => e.state === TCP_ESTABLISHED && e.remotePort === port)
+    .map((e) => e.timer);
+}
+
+/** The same for the connections accepted on local TCP `port` (a listener's clients). */
+export function timersOn(port: number): number[] {
+  return tcpEntries()
+    .filter((e) => e.state === TCP_ESTABLISHED && e.localPort === port)
+    .map((e) => e.timer);
 }
 
 /** Socket inodes open in `pid`. */

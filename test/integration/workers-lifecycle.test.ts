@@ -153,6 +153,35 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
   });
 });
 
+describe.skipIf(TARGET !== "buncracker")("a worker that keeps dying", () => {
+  test("is restarted after a backoff that doubles: 500, 1000, 2000 ms (logged), serving again each time", async () => {
+    const port = freePort();
+    const logPath = dir.file("backoff.log");
+    const sup = await startWorkers(config(port), WORKERS, { args: ["-o", logPath] });
+    try {
+      let workers = await sup.workers();
+      for (const [n, delay] of [500, 1000, 2000].entries()) {
+        const victim = workers[0]!;
+        process.kill(victim, "SIGKILL");
+        await waitForLines(() => fileText(logPath), new RegExp(`worker 0 exited \\(SIGKILL\\); restarting it in ${delay} ms`));
+        workers = await waitFor(`worker 0 restarted (${n + 1})`, async () => {
+          const now = await sup.workers();
+          return now[0] !== victim && now.length === WORKERS ? now : undefined;
+        }, 10_000);
+        await waitForListeners(port, WORKERS);
+      }
+      // Each restart was logged once, with its own delay.
+      const delays = [...fileText(logPath).matchAll(/worker 0 exited \(SIGKILL\); restarting it in (\d+) ms/g)].map((m) => Number(m[1]));
+      expect(delays).toEqual([500, 1000, 2000]);
+      const client = await RawClient.connect({ host: "127.0.0.1", port });
+      expect(await get(client)).toBe(THE_VALUE);
+      client.close();
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+});
+
 describe.skipIf(TARGET !== "buncracker")("stopping", () => {
   test("SIGTERM drains every worker: requests in flight on both complete, then the supervisor exits 0", async () => {
     const port = freePort();

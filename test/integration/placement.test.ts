@@ -7,7 +7,7 @@
 // and the rest fail saying why (helpers/needs.ts; BC_ALLOW_SKIPS=1 skips them). Ports another
 // run holds are waited for, up to a minute.
 
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout } from "bun:test";
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";

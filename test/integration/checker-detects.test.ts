@@ -1,17 +1,20 @@
 // The nothing-lost checker catches what it claims to: a deliberately broken proxy (helpers/
 // broken-proxy.ts) in front of real redis servers, one flaw at a time, must fail the check with
-// the counter that names the flaw, and the same fake without a flaw must pass it. Then the fault
-// callback: a backend killed behind buncracker inside ctx.fault() is forgiven (errors explained,
-// nothing missing), and the same kill left undeclared fails the check.
+// the counter that names the flaw, and the same fake without a flaw must pass it. The helpers'
+// reply readers fail on a reply nobody asked for. Then the fault callback: a backend killed
+// behind buncracker inside ctx.fault() is forgiven (errors explained, nothing missing), and the
+// same kill left undeclared fails the check.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { check, type CheckOptions } from "../checker/check.ts";
 import type { Report } from "../checker/report.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { startBrokenProxy, type Flaw } from "../helpers/broken-proxy.ts";
+import { exchange, RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy } from "../helpers/proxy.ts";
+import { command, OK, respFrame } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -99,6 +102,29 @@ describe("the checker fails a broken proxy", () => {
     expect(report.ok).toBe(0);
     expect(report.clean).toBe(false);
     expect(report.summary(1)).toContain("NO REQUEST SUCCEEDED");
+  });
+});
+
+describe("the helpers' reply readers", () => {
+  test("fail on a reply beyond the ones asked for", async () => {
+    // A server that answers every request twice.
+    const twice = Bun.listen({
+      hostname: "127.0.0.1",
+      port: freePort(),
+      socket: { data: (s) => void s.write("+OK\r\n+OK\r\n") },
+    });
+    try {
+      const endpoint = { host: "127.0.0.1", port: twice.port };
+      await expect(exchange(endpoint, command("SET", "k", "v"), 1, respFrame)).rejects.toThrow("bytes after the 1 expected replies");
+      // Read as a pipeline in parts (`more`), the same bytes are two replies.
+      const c = await RawClient.connect(endpoint);
+      await c.send(command("SET", "k", "v"));
+      expect(await c.readReply(respFrame, { more: true })).toEqual(OK);
+      expect(await c.readReply(respFrame)).toEqual(OK);
+      c.close();
+    } finally {
+      twice.stop(true);
+    }
   });
 });
 

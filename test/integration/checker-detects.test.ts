@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { check, type CheckOptions } from "../checker/check.ts";
 import type { Report } from "../checker/report.ts";
-import { startRedis, type Backend } from "../helpers/backends.ts";
+import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { startBrokenProxy, type Flaw } from "../helpers/broken-proxy.ts";
 import { exchange, RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
@@ -19,11 +19,12 @@ import { command, OK, respFrame } from "../helpers/resp.ts";
 setDefaultTimeout(60_000);
 
 let redis: Backend[] = [];
+let memcached: Backend[] = [];
 beforeAll(async () => {
-  redis = await Promise.all([startRedis(), startRedis()]);
+  [redis, memcached] = await Promise.all([Promise.all([startRedis(), startRedis()]), Promise.all([startMemcached(), startMemcached()])]);
 });
 afterAll(async () => {
-  await Promise.all(redis.map((b) => b.stop()));
+  await Promise.all([...redis, ...memcached].map((b) => b.stop()));
 });
 
 /** The checker's verdict on the fake with `flaw`, after about 2 s of traffic on 4 lanes. */
@@ -129,21 +130,23 @@ describe("the helpers' reply readers", () => {
 });
 
 describe("faults injected by a callback", () => {
-  /** buncracker over both servers; the check kills and restarts redis[0] under traffic. */
-  async function killUnderTraffic(declared: boolean): Promise<Report> {
+  /** buncracker over two backends of `protocol`; the check kills and restarts the first under traffic. */
+  async function killUnderTraffic(protocol: "redis" | "memcache", declared: boolean): Promise<Report> {
+    const backends = protocol === "redis" ? redis : memcached;
     const listen = `127.0.0.1:${freePort()}`;
-    const proxy = await startProxy("buncracker", poolYaml("alpha", { listen, redis: true, timeout: 1000 }, redis.map((b) => serverLine(b.address))));
+    const yaml = poolYaml("alpha", { listen, redis: protocol === "redis", timeout: 1000 }, backends.map((b) => serverLine(b.address)));
+    const proxy = await startProxy("buncracker", yaml);
     const kill = async (): Promise<void> => {
-      await redis[0]!.kill();
-      await redis[0]!.restart();
+      await backends[0]!.kill();
+      await backends[0]!.restart();
     };
     const opts: CheckOptions = {
-      pools: [{ endpoint: proxy.pools.alpha!, protocol: "redis", lanes: 4 }],
+      pools: [{ endpoint: proxy.pools.alpha!, protocol, lanes: 4 }],
       seed: 5,
       settleMs: 300,
       inject: async (ctx) => {
         await ctx.traffic(2000);
-        if (declared) await ctx.fault("kill redis", kill);
+        if (declared) await ctx.fault("kill", kill);
         else await kill();
         await ctx.traffic(2000);
       },
@@ -155,16 +158,18 @@ describe("faults injected by a callback", () => {
     }
   }
 
-  test("a kill inside ctx.fault is forgiven: errors explained, nothing missing", async () => {
-    const report = await killUnderTraffic(true);
-    expect(report.samples).toEqual([]);
-    expect(report.faults).toEqual({ "kill redis": 1 });
-    expect(report.clean).toBe(true);
-  });
+  for (const protocol of ["redis", "memcache"] as const) {
+    test(`${protocol}: a kill inside ctx.fault is forgiven: errors explained, nothing missing`, async () => {
+      const report = await killUnderTraffic(protocol, true);
+      expect(report.samples).toEqual([]);
+      expect(report.faults).toEqual({ kill: 1 });
+      expect(report.clean).toBe(true);
+    });
 
-  test("the same kill, undeclared, fails the check (data the lanes wrote is gone)", async () => {
-    const report = await killUnderTraffic(false);
-    expect(report.missing + report.unexplainedCount).toBeGreaterThan(0);
-    expect(report.clean).toBe(false);
-  });
+    test(`${protocol}: the same kill, undeclared, fails the check (data the lanes wrote is gone)`, async () => {
+      const report = await killUnderTraffic(protocol, false);
+      expect(report.missing + report.unexplainedCount).toBeGreaterThan(0);
+      expect(report.clean).toBe(false);
+    });
+  }
 });

@@ -19,17 +19,23 @@ export interface CheckedPool {
   protocol: "redis" | "memcache";
   /** Connections of checked traffic; default 4. */
   lanes?: number;
+  /** How long a fault's effects outlast it in this pool (ms): its server_retry_timeout and a
+   *  margin when it ejects servers, little otherwise. Default: the run's settleMs. */
+  settleMs?: number;
+  /** A name faults can pick it by (FaultContext.fault's `pools`). */
+  name?: string;
 }
 
 /** What an `inject` callback gets. */
 export interface FaultContext {
   readonly report: Report;
   /**
-   * Runs `body` as the fault `kind` (counted in report.faults): from its start until `settleMs`
-   * after it resolves (default: the run's settleMs), error replies and reads that miss data are
-   * forgiven; wrong values never are. Faults may overlap.
+   * Runs `body` as the fault `kind` (counted in report.faults): in the pools it disturbs (those
+   * named in `pools`, default all), from its start until each pool's settleMs after it resolves,
+   * error replies and reads that miss data are forgiven; wrong values never are. Faults may
+   * overlap.
    */
-  fault<T>(kind: string, body: () => Promise<T>, settleMs?: number): Promise<T>;
+  fault<T>(kind: string, body: () => Promise<T>, opts?: { pools?: string[] }): Promise<T>;
   /** True until durationMs has passed (a loop of faults stops when it turns false). */
   readonly running: boolean;
   /** Resolves once `n` more replies were judged ok, so a fault lands under traffic. */
@@ -42,7 +48,7 @@ export interface CheckOptions {
   durationMs?: number;
   /** Injects the faults; the run winds down when it has resolved and durationMs has passed. */
   inject?: (ctx: FaultContext) => Promise<void>;
-  /** How long a fault's effects outlast it (ms), e.g. the proxy's server_retry_timeout and a margin. Default 1500. */
+  /** How long a fault's effects outlast it (ms), for pools that do not say. Default 1500. */
   settleMs?: number;
   seed?: number;
   /** Requests in flight per lane; default 32. */
@@ -60,16 +66,18 @@ export interface CheckResult {
 
 export async function check(opts: CheckOptions): Promise<CheckResult> {
   const seed = opts.seed ?? 1;
-  const settleMs = opts.settleMs ?? 1500;
   const report = new Report();
-  const calm = new Calm();
   const window = opts.window ?? 32;
   const lanes: Lane[] = [];
+  /** Each pool's fault epochs, and how long faults outlast themselves there. */
+  const calms: { name: string | undefined; calm: Calm; settleMs: number }[] = [];
   let id = 0;
   for (const pool of opts.pools) {
+    const calm = new Calm();
+    calms.push({ name: pool.name, calm, settleMs: pool.settleMs ?? opts.settleMs ?? 1500 });
     for (let i = 0; i < (pool.lanes ?? 4); i++, id++) {
       const rng = makeRng(seed * 1000 + id);
-      const traffic = pool.protocol === "redis" ? new RedisTraffic(id, rng, calm) : new MemcacheTraffic(id, rng, calm);
+      const traffic = pool.protocol === "redis" ? new RedisTraffic(id, rng, calm, report) : new MemcacheTraffic(id, rng, calm, report);
       lanes.push(new Lane(pool.endpoint, traffic, window, report));
     }
   }
@@ -79,13 +87,14 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     get running() {
       return running;
     },
-    async fault(kind, body, settle = settleMs) {
+    async fault(kind, body, faultOpts = {}) {
+      const hit = faultOpts.pools === undefined ? calms : calms.filter((c) => c.name !== undefined && faultOpts.pools!.includes(c.name));
       report.fault(kind);
-      calm.begin();
+      for (const c of hit) c.calm.begin();
       try {
         return await body();
       } finally {
-        calm.end(settle);
+        for (const c of hit) c.calm.end(c.settleMs);
       }
     },
     async traffic(n, timeoutMs = 30_000) {
@@ -112,7 +121,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     }
     // Wind down: faults over and settled, every request answered (or lost), then a quiet time
     // in which any reply is one nothing asked for.
-    await calm.settled();
+    await Promise.all(calms.map((c) => c.calm.settled()));
     for (const l of lanes) l.stop();
     const deadline = Date.now() + 15_000;
     await Promise.all(lanes.map((l) => l.drain(deadline)));

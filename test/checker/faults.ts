@@ -16,7 +16,13 @@ import type { Report } from "./report.ts";
  * killed (SIGKILL, restarted empty a moment later) or frozen (SIGSTOP past the pool timeout, then
  * SIGCONT), with pauses between.
  */
-export function randomFaults(backends: readonly Backend[], rng: Rng, gapMs: readonly [number, number] = [800, 2500]): (ctx: FaultContext) => Promise<void> {
+export function randomFaults(
+  backends: readonly Backend[],
+  rng: Rng,
+  /** The pools a fault of each backend disturbs (FaultContext.fault's `pools`); default all. */
+  poolsOf: (b: Backend) => string[] | undefined = () => undefined,
+  gapMs: readonly [number, number] = [800, 2500],
+): (ctx: FaultContext) => Promise<void> {
   const between = ([lo, hi]: readonly [number, number]): number => lo + rng.int(hi - lo + 1);
   return async (ctx) => {
     for (;;) {
@@ -28,13 +34,13 @@ export function randomFaults(backends: readonly Backend[], rng: Rng, gapMs: read
           await b.kill();
           await Bun.sleep(between([100, 1000]));
           await b.restart();
-        });
+        }, { pools: poolsOf(b) });
       } else {
         await ctx.fault(`stop ${b.kind}`, async () => {
           await b.process.freeze();
           await Bun.sleep(between([200, 2000]));
           b.process.signal("SIGCONT");
-        });
+        }, { pools: poolsOf(b) });
       }
     }
   };

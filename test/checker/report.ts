@@ -13,6 +13,8 @@ export type Problem = "unexpected" | "misordered" | "foreign" | "missing" | "wro
 
 export class Report {
   requests = 0;
+  /** Reads (and counts) of keys a lane wrote that were held to its book: no fault could explain a miss. */
+  certain = 0;
   /** Requests that have no reply (memcached noreply). */
   noreply = 0;
   replies = 0;
@@ -84,6 +86,7 @@ export class Report {
   toJSON(): Record<string, unknown> {
     return {
       requests: this.requests,
+      certain: this.certain,
       noreply: this.noreply,
       replies: this.replies,
       ok: this.ok,
@@ -113,7 +116,7 @@ export class Report {
         .join(", ");
     return [
       `requests ${this.requests} in ${seconds.toFixed(0)} s (${Math.round(this.requests / seconds)}/s), ${this.noreply} of them noreply; ` +
-        `replies ${this.replies}, ok ${this.ok}`,
+        `replies ${this.replies}, ok ${this.ok}; reads of written keys held to the lane's writes ${this.certain}`,
       `proxy errors ${this.errorCount}${this.errorCount === 0 ? "" : ` (${list(this.errors)})`}, ` +
         `unexplained by the faults ${this.unexplainedCount}${this.unexplainedCount === 0 ? "" : ` (${list(this.unexplained)})`}`,
       `lost ${this.lost}, misordered ${this.misordered}, foreign ${this.foreign}, missing ${this.missing}, wrong ${this.wrong}, ` +

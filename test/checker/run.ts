@@ -38,6 +38,11 @@ export interface CheckerResult {
   proxyAlive: boolean;
 }
 
+/** The ejecting pool's server_retry_timeout (ms). */
+const RETRY_MS = 1000;
+/** How long a fault's effects may outlast it besides (ms): the last replies it delayed. */
+const SETTLE_MS = 500;
+
 /** Two redis pools over the same backends (one ejecting failed servers) and a memcached pool. */
 function config(redis: Backend[], memcached: Backend[]): string {
   const listen = (): string => `127.0.0.1:${freePort()}`;
@@ -46,7 +51,7 @@ function config(redis: Backend[], memcached: Backend[]): string {
     poolYaml("redis", { listen: listen(), redis: true, timeout: 1000 }, servers(redis)),
     poolYaml(
       "ejecting",
-      { listen: listen(), redis: true, timeout: 1000, server_connections: 2, auto_eject_hosts: true, server_failure_limit: 2, server_retry_timeout: 1000 },
+      { listen: listen(), redis: true, timeout: 1000, server_connections: 2, auto_eject_hosts: true, server_failure_limit: 2, server_retry_timeout: RETRY_MS },
       servers(redis),
     ),
     poolYaml("memcache", { listen: listen(), timeout: 1000 }, servers(memcached)),
@@ -66,10 +71,11 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerResult> {
   try {
     const redisLanes = opts.redisLanes ?? 6;
     const { report, seconds } = await check({
+      // A backend's fault disturbs the pools over it; the ejecting pool for its retry time more.
       pools: [
-        { endpoint: proxy.pools.redis!, protocol: "redis", lanes: redisLanes },
-        { endpoint: proxy.pools.ejecting!, protocol: "redis", lanes: redisLanes },
-        { endpoint: proxy.pools.memcache!, protocol: "memcache", lanes: opts.memcacheLanes ?? 6 },
+        { name: "redis", endpoint: proxy.pools.redis!, protocol: "redis", lanes: redisLanes, settleMs: SETTLE_MS },
+        { name: "ejecting", endpoint: proxy.pools.ejecting!, protocol: "redis", lanes: redisLanes, settleMs: RETRY_MS + SETTLE_MS },
+        { name: "memcache", endpoint: proxy.pools.memcache!, protocol: "memcache", lanes: opts.memcacheLanes ?? 6, settleMs: SETTLE_MS },
       ],
       durationMs: opts.durationMs,
       seed,
@@ -81,7 +87,7 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerResult> {
         g.add(proxy.pools.redis!, "redis", seed + 1);
         g.add(proxy.pools.ejecting!, "redis", seed + 2);
         g.add(proxy.pools.memcache!, "memcache", seed + 3);
-        await randomFaults(backends, makeRng(seed))(ctx);
+        await randomFaults(backends, makeRng(seed), (b) => (b.kind === "redis" ? ["redis", "ejecting"] : ["memcache"]))(ctx);
       },
     });
     proxyAlive = proxy.process.running;

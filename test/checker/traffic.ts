@@ -13,7 +13,7 @@ import type { Rng } from "../helpers/random.ts";
 import { command, decode, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
 import { KeyBook, type Change, type Expect, type Sight } from "./book.ts";
 import type { Calm } from "./calm.ts";
-import type { Problem } from "./report.ts";
+import type { Problem, Report } from "./report.ts";
 
 /** "ok", a proxy error (explained by a fault or not), or a problem with what is wrong. */
 export type Verdict = "ok" | { readonly error: string; readonly explained: boolean } | { readonly problem: Problem; readonly what: string };
@@ -77,7 +77,7 @@ const bad = (problem: Problem, what: string): Verdict => ({ problem, what });
 const show = (x: unknown): string => JSON.stringify(x, (_k, v) => (v?.type === "Buffer" ? "<bytes>" : v))?.slice(0, 80) ?? "undefined";
 
 /** What a read of one key found (its value or null) against what the book says it must. */
-function judgeRead(book: KeyBook, sight: Sight, found: Buffer | null): Verdict {
+function judgeRead(book: KeyBook, report: Report, sight: Sight, found: Buffer | null): Verdict {
   const { key } = sight;
   if (found !== null && !found.equals(valueOf(key))) {
     const owner = ownerOf(found);
@@ -85,6 +85,7 @@ function judgeRead(book: KeyBook, sight: Sight, found: Buffer | null): Verdict {
     return bad(laneOf(owner) === laneOf(key) ? "misordered" : "foreign", `${key} got ${owner}'s value`);
   }
   const must = book.expect(sight);
+  if (must !== "either" && sight.state !== null) report.certain++;
   if (must === "value" && found === null) return bad("missing", `${key} read nil after its write was acknowledged`);
   if (must === "none" && found !== null) {
     return bad("wrong", sight.state === null ? `${key} was never written, read its value` : `${key} read a value after its delete was acknowledged`);
@@ -170,6 +171,7 @@ export class RedisTraffic implements Traffic {
     lane: number,
     private readonly rng: Rng,
     private readonly calm: Calm,
+    private readonly report: Report,
   ) {
     this.book = new KeyBook(calm, TTL_S * 1000);
     this.keys = new KeyRing(lane, rng, this.book);
@@ -193,7 +195,7 @@ export class RedisTraffic implements Traffic {
     }
     if (roll < 65) {
       const sight = book.see(keys.some());
-      return this.make(command("GET", sight.key), [], (r) => (r === null || Buffer.isBuffer(r) ? judgeRead(book, sight, r) : bad("misordered", `GET ${sight.key} got ${show(r)}`)));
+      return this.make(command("GET", sight.key), [], (r) => (r === null || Buffer.isBuffer(r) ? judgeRead(book, this.report, sight, r) : bad("misordered", `GET ${sight.key} got ${show(r)}`)));
     }
     if (roll < 75) {
       const sights = keys.many(2 + this.rng.int(4)).map((k) => book.see(k));
@@ -201,7 +203,7 @@ export class RedisTraffic implements Traffic {
         if (!Array.isArray(r) || r.length !== sights.length) return bad("misordered", `MGET of ${sights.length} got ${show(r)}`);
         for (let i = 0; i < sights.length; i++) {
           const v = r[i]!;
-          const verdict = v === null || Buffer.isBuffer(v) ? judgeRead(book, sights[i]!, v) : bad("misordered", `MGET item ${i} is ${show(v)}`);
+          const verdict = v === null || Buffer.isBuffer(v) ? judgeRead(book, this.report, sights[i]!, v) : bad("misordered", `MGET item ${i} is ${show(v)}`);
           if (verdict !== "ok") return verdict;
         }
         return "ok";
@@ -268,6 +270,7 @@ export class MemcacheTraffic implements Traffic {
     lane: number,
     private readonly rng: Rng,
     private readonly calm: Calm,
+    private readonly report: Report,
   ) {
     this.book = new KeyBook(calm, TTL_S * 1000);
     this.keys = new KeyRing(lane, rng, this.book);
@@ -348,18 +351,18 @@ export class MemcacheTraffic implements Traffic {
       while (at < ks.length && ks[at] !== v.key) at++;
       if (at === ks.length) {
         if (ks.includes(v.key)) return bad("misordered", `get ${ks.join(" ")}: ${v.key} out of order`);
-        return judgeRead(this.book, sights[from] ?? sights[0]!, v.data);
+        return judgeRead(this.book, this.report, sights[from] ?? sights[0]!, v.data);
       }
       for (let i = from; i < at; i++) {
-        const verdict = judgeRead(this.book, sights[i]!, null);
+        const verdict = judgeRead(this.book, this.report, sights[i]!, null);
         if (verdict !== "ok") return verdict;
       }
-      const verdict = judgeRead(this.book, sights[at]!, v.data);
+      const verdict = judgeRead(this.book, this.report, sights[at]!, v.data);
       if (verdict !== "ok") return verdict;
       at++;
     }
     for (let i = at; i < sights.length; i++) {
-      const verdict = judgeRead(this.book, sights[i]!, null);
+      const verdict = judgeRead(this.book, this.report, sights[i]!, null);
       if (verdict !== "ok") return verdict;
     }
     return "ok";

@@ -52,6 +52,7 @@ describe("the checker fails a broken proxy", () => {
     expect(report.samples).toEqual([]);
     expect(report.clean).toBe(true);
     expect(report.ok).toBeGreaterThan(1000);
+    expect(report.certain).toBeGreaterThan(1000);
   });
 
   test("a write acknowledged and dropped: nil for the written key is missing", async () => {
@@ -131,7 +132,7 @@ describe("the helpers' reply readers", () => {
 
 describe("faults injected by a callback", () => {
   /** buncracker over two backends of `protocol`; the check kills and restarts the first under traffic. */
-  async function killUnderTraffic(protocol: "redis" | "memcache", declared: boolean): Promise<Report> {
+  async function killUnderTraffic(protocol: "redis" | "memcache", declared: boolean | "for another pool"): Promise<Report> {
     const backends = protocol === "redis" ? redis : memcached;
     const listen = `127.0.0.1:${freePort()}`;
     const yaml = poolYaml("alpha", { listen, redis: protocol === "redis", timeout: 1000 }, backends.map((b) => serverLine(b.address)));
@@ -141,12 +142,13 @@ describe("faults injected by a callback", () => {
       await backends[0]!.restart();
     };
     const opts: CheckOptions = {
-      pools: [{ endpoint: proxy.pools.alpha!, protocol, lanes: 4 }],
+      pools: [{ name: "alpha", endpoint: proxy.pools.alpha!, protocol, lanes: 4 }],
       seed: 5,
       settleMs: 300,
       inject: async (ctx) => {
         await ctx.traffic(2000);
-        if (declared) await ctx.fault("kill", kill);
+        if (declared === true) await ctx.fault("kill", kill);
+        else if (declared === "for another pool") await ctx.fault("kill", kill, { pools: ["beta"] });
         else await kill();
         await ctx.traffic(2000);
       },
@@ -172,4 +174,11 @@ describe("faults injected by a callback", () => {
       expect(report.clean).toBe(false);
     });
   }
+
+  test("a fault declared for another pool forgives nothing in this one", async () => {
+    const report = await killUnderTraffic("redis", "for another pool");
+    expect(report.faults).toEqual({ kill: 1 });
+    expect(report.missing + report.unexplainedCount).toBeGreaterThan(0);
+    expect(report.clean).toBe(false);
+  });
 });

@@ -34,6 +34,8 @@ testDeliberate("nothing lost, misordered or duplicated while backends fail and g
     // The run did what it claims: real traffic, faults that made the proxy answer with errors,
     // and garbage.
     expect(report.ok).toBeGreaterThan(10_000);
+    // Reads were held to what their lanes wrote, not only those outside every fault's reach.
+    expect(report.certain).toBeGreaterThan(10_000);
     expect(report.errorCount).toBeGreaterThan(0);
     expect(Object.values(report.faults).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(4);
     expect(report.garbage).toBeGreaterThan(100);

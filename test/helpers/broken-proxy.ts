@@ -5,7 +5,7 @@
 //   drop-write    every 50th SET is acknowledged (+OK) and never sent
 //   swap          every 200th reply changes place with the next one, when they differ
 //   twice         the 500th reply of the proxy's life is sent twice
-//   twice-idle    once per client, the last reply before it goes quiet is sent again 50 ms later
+//   twice-idle    once per client, the last reply before it goes quiet is sent again 100 ms later
 //   wrong-server  writes (SET, MSET, DEL) go to the first server, reads to the second
 //   error-some    every 100th request is answered -ERR Connection refused (no server failed)
 //   error-all     every request is
@@ -118,7 +118,7 @@ export async function startBrokenProxy(servers: Backend[], flaw: Flaw): Promise<
         c.idleDone = true;
         flawed++;
         c.out.write(c.last);
-      }, 50);
+      }, 100);
     }
   };
 

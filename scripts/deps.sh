@@ -11,6 +11,10 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v memcached >/dev/null || need+=(memcached)
 command -v memcaslap >/dev/null || need+=(libmemcached-tools)
 [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
+# redis-py, one of the client libraries the tests connect through the proxy (and `script`,
+# which gives redis-cli a terminal for its interactive prompt).
+/usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
+command -v script >/dev/null || need+=(bsdutils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

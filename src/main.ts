@@ -8,7 +8,7 @@ import { infoText, usage, versionBanner } from "./cli/usage.ts";
 import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
 import { ConfigError, loadConfig } from "./conf/load.ts";
-import { bufferPool } from "./core/bytes.ts";
+import { bufferPool } from "./lib/bytes.ts";
 import { Proxy } from "./core/proxy.ts";
 import { log } from "./log.ts";
 import { daemonChannel, daemonize } from "./ops/daemon.ts";

@@ -3,10 +3,11 @@
 //   bun bench/micro/memcache.bench.ts
 
 import { bench, do_not_optimize, group, run } from "mitata";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req, Route, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { splitOf } from "../../test/helpers/split.ts";
+import { buildFragment } from "../../src/proto/memcache/split.ts";
 
 const te = new TextEncoder();
 const key = (i: number) => `user:${i * 7919}:session:${i}`; // 16-32 bytes
@@ -65,12 +66,12 @@ group("10-key multi-get over 4 servers", () => {
   bench("split: parse + build 4 fragments", () => {
     codec.parseRequest(line, 0, line.length, req);
     w.reset();
-    for (const keys of fragKeys) codec.buildFragment(line, req, keys, 0, keys.length, w);
+    for (const keys of fragKeys) buildFragment(line, req, keys, 0, keys.length, w);
     return do_not_optimize(w.len);
   });
   bench("merge 4 fragment replies", () => {
     w.reset();
-    return do_not_optimize(codec.merge(split, w));
+    return do_not_optimize(codec.merge(split, w, {}));
   });
 });
 

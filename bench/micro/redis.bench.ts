@@ -3,10 +3,12 @@
 //   bun bench/micro/redis.bench.ts
 
 import { bench, do_not_optimize, group, run } from "mitata";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import type { PoolConfig } from "../../src/conf/types.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req, Rsp, type Split } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { splitOf } from "../../test/helpers/split.ts";
+import { buildFragment } from "../../src/proto/redis/fragment.ts";
 
 const enc = new TextEncoder();
 const SERVERS = 4;
@@ -32,6 +34,8 @@ const REPLIES: Record<string, Uint8Array> = {
   "*10 of $32 (MGET)": enc.encode(`*10\r\n${bulk(VALUE).repeat(10)}`),
 };
 
+/** A client session (merge builds the reply in its protocol). */
+const SESSION = redisCodec.newSession({ redisAuth: null } as PoolConfig);
 const req = new Req();
 const rsp = new Rsp();
 const out = new ByteWriter(4096);
@@ -54,19 +58,19 @@ const { split, fragKeys } = splitMget();
 group("MGET of 10 keys over 4 servers", () => {
   bench("build the 4 fragments", () => {
     out.reset();
-    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, 0, keys.length, out);
+    for (const keys of fragKeys) buildFragment(MGET, req, keys, 0, keys.length, out);
   });
   bench("merge the 4 replies", () => {
     out.reset();
-    do_not_optimize(redisCodec.merge(split, out));
+    do_not_optimize(redisCodec.merge(split, out, SESSION));
   });
   bench("parse + build + parse 4 replies + merge", () => {
     redisCodec.parseRequest(MGET, 0, MGET.length, req);
     out.reset();
-    for (const keys of fragKeys) redisCodec.buildFragment(MGET, req, keys, 0, keys.length, out);
+    for (const keys of fragKeys) buildFragment(MGET, req, keys, 0, keys.length, out);
     for (let f = 0; f < split.nfrags; f++) redisCodec.parseResponse(split.fragBuf[f]!, split.fragPos[2 * f]!, split.fragPos[2 * f + 1]!, rsp);
     out.reset();
-    do_not_optimize(redisCodec.merge(split, out));
+    do_not_optimize(redisCodec.merge(split, out, SESSION));
   });
 });
 

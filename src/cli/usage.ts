@@ -1,15 +1,13 @@
 // The texts -h, -V and -D print, laid out like nutcracker 0.5.0's (all of it goes to stderr
 // there, as here), naming buncracker.
 
-import pkg from "../../package.json" with { type: "json" };
+import { TWEMPROXY_VERSION, VERSION } from "../lib/version.ts";
 import { describeStats } from "../stats/describe.ts";
 import { FLAGS, type Options } from "./options.ts";
 
-export const TWEMPROXY_VERSION = "0.5.0";
-
 /** nutcracker's "This is nutcracker-0.5.0" / "async event backend" lines, then a blank line. */
 export function versionBanner(): string {
-  const name = `buncracker-${pkg.version} (compatible with twemproxy ${TWEMPROXY_VERSION})`;
+  const name = `buncracker-${VERSION} (compatible with twemproxy ${TWEMPROXY_VERSION})`;
   return `This is ${name}\nruntime: bun ${Bun.version}\n\n`;
 }
 

@@ -58,7 +58,7 @@ export interface PoolConfig {
   readonly serverRetryTimeout: number;
   readonly serverFailureLimit: number;
   readonly tcpkeepalive: boolean;
-  /** ours: memcached get (and gets) requests to one server share a command line (Codec.join). */
+  /** ours: memcached get (and gets) requests to one server share a command line (proto/memcache/upstream.ts). */
   readonly coalesceGets: boolean;
   readonly reuseport: boolean;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).

@@ -1,11 +1,15 @@
 // One client connection: parses its requests, owns its reply queue (one slot per request, in
-// request order) and writes the filled prefix of that queue, coalesced per loop turn.
+// request order) and writes the filled prefix of that queue, coalesced per loop turn; its
+// protocol session (Codec.newSession), backpressure, and its teardown.
 
 import type { Socket } from "bun";
-import { FATAL, NEED_MORE, Req } from "../proto/codec.ts";
-import { ByteWriter } from "./bytes.ts";
+import { ByteWriter } from "../lib/bytes.ts";
+import { FATAL, NEED_MORE, Req, type Session } from "../proto/codec.ts";
+import { P } from "../stats/table.ts";
+import { dispatch, rejectFatal } from "./dispatch.ts";
+import { fdBudget } from "./fdlimit.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
+import { MSG_CLOSE, MSG_OPEN, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
@@ -61,7 +65,10 @@ export class ClientConn extends StreamReader implements Flushable {
    *  last reply. */
   closing = false;
   closed = false;
-  authed: boolean;
+  /** The protocol's per-client state; the core only hands it back to the codec. */
+  readonly session: Session;
+  /** The connection group its requests go to (Codec.group of the session). */
+  group: number;
   /** Ready replies held back for the rest of the queue (flush()). */
   hold = HOLD_NONE;
   holdSince = 0;
@@ -77,7 +84,8 @@ export class ClientConn extends StreamReader implements Flushable {
     readonly socket: Socket<ClientConn>,
   ) {
     super();
-    this.authed = pool.cfg.redisAuth === null;
+    this.session = pool.codec.newSession(pool.cfg);
+    this.group = pool.codec.group(this.session);
   }
 
   onData(chunk: Uint8Array): void {
@@ -105,10 +113,10 @@ export class ClientConn extends StreamReader implements Flushable {
         return pos;
       }
       if (next === FATAL) {
-        this.pool.rejectFatal(this, req.error);
+        rejectFatal(this.pool, this, req.error);
         return FATAL;
       }
-      this.pool.dispatch(this, buf, req, now);
+      dispatch(this.pool, this, buf, req, now);
       if (this.closing) return FATAL;
       pos = next;
     }
@@ -136,14 +144,10 @@ export class ClientConn extends StreamReader implements Flushable {
     if (this.closed) return;
     let m = this.first;
     if (m === null || !m.done) return;
-    const pool = this.pool;
     const now = performance.now();
     do {
       if (m.reply !== null) this.put(m.reply, m.replyStart, m.replyEnd);
-      if ((m.flags & MSG_OPEN) !== 0) this.putEnd();
-      pool.completed(m, now);
-      this.queued--;
-      this.inBytes -= m.inBytes;
+      this.completed(m, now);
       if ((m.flags & MSG_CLOSE) !== 0) {
         // Nothing after a close slot is answered (parsing stopped there).
         this.closing = true;
@@ -162,10 +166,7 @@ export class ClientConn extends StreamReader implements Flushable {
     msg.done = true;
     if (this.closed) return;
     this.put(buf, start, end);
-    if ((msg.flags & MSG_OPEN) !== 0) this.putEnd();
-    this.pool.completed(msg, now);
-    this.queued--;
-    this.inBytes -= msg.inBytes;
+    this.completed(msg, now);
     const next = msg.cnext;
     this.first = next;
     if (next === null) {
@@ -175,6 +176,15 @@ export class ClientConn extends StreamReader implements Flushable {
     else markDirty(this);
   }
 
+  /** msg's reply was put out (but for the terminator a joined reply lacks, added here): it
+   *  leaves the queue; client-visible latency. */
+  private completed(msg: Msg, now: number): void {
+    if ((msg.flags & MSG_OPEN) !== 0) this.putEnd();
+    this.pool.stats.observe((now - msg.t0) * 1000);
+    this.queued--;
+    this.inBytes -= msg.inBytes;
+  }
+
   /** Reply bytes, to the output in order (flush.ts send). */
   private put(buf: Uint8Array, start: number, end: number): void {
     if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
@@ -182,7 +192,7 @@ export class ClientConn extends StreamReader implements Flushable {
 
   /** The terminator a joined retrieval's reply lacks (Rsp.open). */
   private putEnd(): void {
-    const end = this.pool.codec.join!.end;
+    const end = this.pool.codec.openEnd!;
     this.put(end, 0, end.length);
   }
 
@@ -199,7 +209,26 @@ export class ClientConn extends StreamReader implements Flushable {
   abort(): void {
     if (this.closed) return;
     this.socket.terminate();
-    this.pool.disconnected(this, new Error("server failed mid-reply"));
+    this.teardown(new Error("server failed mid-reply"));
+  }
+
+  /** The connection is gone (closed by either side, or failed): forget its pending replies and
+   *  give back what it held. `err` undefined: an orderly close (client_eof). */
+  teardown(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    const pool = this.pool;
+    pool.clients.delete(this);
+    this.dropPending();
+    fdBudget.clients--;
+    this.out.clear();
+    this.out.release();
+    this.held.clear();
+    const counters = pool.stats.counters;
+    counters[P.client_connections]!--;
+    if (err === undefined) counters[P.client_eof]!++;
+    else counters[P.client_err]!++;
+    pool.proxyStats.currConnections--;
   }
 
   flush(): void {

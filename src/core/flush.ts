@@ -3,7 +3,7 @@
 // connection's buffer with a single write.
 
 import type { Socket } from "bun";
-import type { ByteWriter } from "./bytes.ts";
+import type { ByteWriter } from "../lib/bytes.ts";
 
 export interface Flushable {
   dirty: boolean;

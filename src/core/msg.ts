@@ -2,38 +2,16 @@
 // is parsed; replies fill slots in any order and the client writes out the filled prefix. A
 // split request is a parent slot whose fragments travel to servers as child messages.
 
-import type { Route, Split } from "../proto/codec.ts";
+import type { Outbound } from "../proto/codec.ts";
 import type { ClientConn } from "./client.ts";
 import type { Server } from "./server.ts";
-
-/** What a parent remembers to merge its fragments' replies (see Codec.merge). */
-export class SplitState implements Split {
-  /** Fragments still waiting for a reply. */
-  pending: number;
-  /** First proxy-made error of any fragment: the whole request gets it. */
-  error: string | null = null;
-  readonly fragBuf: Uint8Array[];
-  readonly fragPos: Int32Array;
-
-  constructor(
-    readonly route: Route,
-    readonly bytes: Uint8Array,
-    readonly nkeys: number,
-    readonly keys: Int32Array,
-    readonly nfrags: number,
-  ) {
-    this.pending = nfrags;
-    this.fragBuf = new Array<Uint8Array>(nfrags);
-    this.fragPos = new Int32Array(2 * nfrags);
-  }
-}
+import type { SplitState } from "./split.ts";
 
 export const MSG_SILENT = 1; // memcached noreply: the reply is dropped
 export const MSG_CLOSE = 2; // QUIT or a fatal protocol error: close the client after this reply
-export const MSG_JOINED = 4; // went upstream on the command line of the message before it (Codec.join)
-export const MSG_OPEN = 8; // its reply lacks the terminator (Rsp.open): the client adds Codec.join.end
+export const MSG_OPEN = 4; // its reply lacks the terminator (Rsp.open): the client adds Codec.openEnd
 
-export class Msg {
+export class Msg implements Outbound {
   /** Next in the client's reply queue. */
   cnext: Msg | null = null;
   /** Next in a server connection's queue. */
@@ -51,13 +29,14 @@ export class Msg {
   split: SplitState | null = null;
   /** The server the request (or fragment) went to. */
   server: Server | null = null;
-  /** A retrieval that is not a fragment, when retrievals are joined: its keys, separated by
-   *  spaces, are keyBuf[keyStart, keyEnd) (for its reply's boundaries, Rsp.joined). */
+  // Outbound: set by the server connection's Upstream when it writes the request.
+  bytes = 0;
+  joined = false;
   keyBuf: Uint8Array | null = null;
+  keys: Int32Array | null = null;
+  keyGroup = 0;
   keyStart = 0;
   keyEnd = 0;
-  /** Request bytes sent upstream (queue stats). */
-  bytes = 0;
   /** Request bytes read from the client (client backpressure). */
   inBytes = 0;
   /** performance.now() when parsed: latency and timeouts. */

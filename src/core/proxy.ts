@@ -1,7 +1,6 @@
-// The running proxy: one Pool per configured pool, their stats, the request-timeout ticker, and
-// the graceful drain.
+// The running proxy: one Pool per configured pool, their stats, the request-timeout ticker, a
+// hot reload over all pools (prepared whole before any is changed), and the graceful drain.
 
-import type { SocketListener } from "bun";
 import type { Config, PoolConfig } from "../conf/types.ts";
 import { log } from "../log.ts";
 import type { Codec } from "../proto/codec.ts";
@@ -9,9 +8,11 @@ import type { PoolHealth } from "../stats/http.ts";
 import { memcacheCodec } from "../proto/memcache/index.ts";
 import { redisCodec } from "../proto/redis/index.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
-import type { ClientConn } from "./client.ts";
 import { fdBudget } from "./fdlimit.ts";
+import { checkTimeouts } from "./health.ts";
 import { Pool } from "./pool.ts";
+import { abandon, apply, prepare, type PreparedReload } from "./reload.ts";
+import { plainSockets, type SocketFactory } from "./sockets.ts";
 
 export function codecFor(cfg: PoolConfig): Codec {
   return cfg.redis ? redisCodec : memcacheCodec;
@@ -42,6 +43,8 @@ export class Proxy {
   constructor(
     public config: Config,
     private readonly listenOpts: ListenOptions = { reusePort: false, listenUnix: true },
+    /** Where every pool's listeners and server connections come from. */
+    private readonly sockets: SocketFactory = plainSockets,
   ) {
     this.stats = new ProxyStats([]);
     this.pools = config.pools.map((p) => this.createPool(p));
@@ -50,7 +53,7 @@ export class Proxy {
 
   private createPool(cfg: PoolConfig): Pool {
     const stats = new PoolStats(cfg.name, cfg.servers.map((s) => new ServerStats(s.statsName)));
-    return new Pool(cfg, codecFor(cfg), stats, this.stats);
+    return new Pool(cfg, codecFor(cfg), stats, this.stats, this.sockets);
   }
 
   private startPool(pool: Pool): void {
@@ -80,7 +83,7 @@ export class Proxy {
     if (tick === null) return;
     this.ticker = setInterval(() => {
       const now = performance.now();
-      for (const pool of this.pools) pool.checkTimeouts(now);
+      for (const pool of this.pools) checkTimeouts(pool, now);
     }, tick);
     this.ticker.unref();
   }
@@ -90,10 +93,10 @@ export class Proxy {
     return !cfg.listen.unix || this.listenOpts.listenUnix;
   }
 
-  /** Hot reload: apply `next` as a diff against the running pools (see Pool.reconfigure).
-   *  Pools are matched by name; a pool that changes protocol is replaced. Every new listen
-   *  address is bound first: when one cannot be, nothing changes and this throws. Returns the
-   *  diff. */
+  /** Hot reload: apply `next` as a diff against the running pools (see reload.ts). Pools are
+   *  matched by name; a pool that changes protocol is replaced. Every kept pool's reload is
+   *  prepared (its router built, its new listen address bound) and every new pool made first:
+   *  when one cannot be, nothing changes and this throws. Returns the diff. */
   reload(next: Config, retireTimeoutMs: number): string {
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
     const plan = next.pools.map((cfg) => {
@@ -106,18 +109,18 @@ export class Proxy {
     // take over their address.
     const wasListening = leaving.filter((p) => p.listening);
     for (const pool of leaving) pool.stopListening();
-    const listeners = new Map<Pool, SocketListener<ClientConn> | null>();
+    const prepared = new Map<Pool, PreparedReload>();
     try {
       for (const { cfg, pool, kept } of plan) {
         if (!kept) {
           if (this.serves(cfg)) pool.listen(this.listenOpts.reusePort);
-        } else if (pool.cfg.listen.spec !== cfg.listen.spec) {
-          listeners.set(pool, this.serves(cfg) ? pool.bind(cfg, this.listenOpts.reusePort) : null);
+        } else {
+          prepared.set(pool, prepare(pool, cfg, this.serves(cfg), this.listenOpts.reusePort));
         }
       }
     } catch (err) {
       for (const { pool, kept } of plan) if (!kept) pool.close();
-      for (const listener of listeners.values()) listener?.stop(true);
+      for (const p of prepared.values()) abandon(p);
       for (const pool of wasListening) {
         try {
           pool.listen(this.listenOpts.reusePort);
@@ -134,7 +137,7 @@ export class Proxy {
         changes.push(`+pool ${cfg.name}`);
         continue;
       }
-      const diff = pool.reconfigure(cfg, listeners.get(pool) ?? null);
+      const diff = apply(pool, prepared.get(pool)!);
       if (diff.length > 0) changes.push(`pool ${cfg.name}: ${diff.join(", ")}`);
     }
     for (const pool of leaving) {

@@ -27,11 +27,6 @@ export abstract class StreamReader {
    *  FATAL when the stream is broken (the connection is then closed by the implementation). */
   protected abstract parse(buf: Uint8Array, pos: number, end: number): number;
 
-  /** Bytes waiting in the carry-over buffer (for backpressure accounting). */
-  get buffered(): number {
-    return this.pendEnd - this.pendStart;
-  }
-
   protected feed(chunk: Uint8Array): void {
     let buf: Uint8Array;
     let pos: number;

@@ -5,7 +5,7 @@
 // beyond the reused Req/Rsp scratch objects.
 
 import type { PoolConfig } from "../conf/types.ts";
-import type { ByteWriter } from "../core/bytes.ts";
+import type { ByteWriter } from "../lib/bytes.ts";
 
 /** parseRequest / parseResponse: the message is incomplete; retry when more bytes arrive
  *  (`need` says how many bytes from the message start are needed at least). */
@@ -38,10 +38,13 @@ export const Route = {
   Set: 3,
   /** No key: forward to any live server (memcached `version`). */
   Any: 4,
-  /** Answered by the proxy. */
-  Ping: 5,
-  Quit: 6,
-  Auth: 7,
+  /** Answered by the proxy: Codec.local decides the reply (PING, QUIT, AUTH, the redis
+   *  handshake commands, memcached verbosity). */
+  Local: 5,
+  /** Sent whole to every live server (over the client's connection group); the replies are
+   *  merged (Codec.merge; redis INFO). Its Split's "keys" are the request's arguments after the
+   *  command name, in no fragment (-1). */
+  All: 6,
 } as const;
 export type Route = (typeof Route)[keyof typeof Route];
 
@@ -49,7 +52,8 @@ export interface CommandSpec {
   /** Lowercase command name. */
   readonly name: string;
   readonly route: Route;
-  /** Retrievals of one non-zero kind may share a command line upstream (Codec.join). */
+  /** Retrievals of one non-zero kind may share a command line upstream (memcached joined
+   *  lines, proto/memcache/upstream.ts). */
   readonly join?: number;
 }
 
@@ -78,9 +82,12 @@ export class Req {
   /** memcached storage commands: the data block, without its trailing CRLF. */
   dataStart = 0;
   dataEnd = 0;
-  /** memcached: the request carried `noreply` (the core forwards it without, via
-   *  Codec.buildForward, and drops the reply, so the server's reply stream stays in step). */
+  /** memcached: the request carried `noreply` (its Upstream forwards it without, and the core
+   *  drops the reply, so the server's reply stream stays in step). */
   noreply = false;
+  /** redis: an inline command (a text line, not a RESP array); its arguments may have been
+   *  unescaped in place, so it goes upstream as Codec.buildForward writes it. */
+  inline = false;
   /** With NEED_MORE: bytes from `start` needed before the parse can progress. */
   need = 0;
   /** A well-framed request the proxy rejects: the full reply line without CRLF, in the
@@ -95,6 +102,7 @@ export class Req {
     this.nargs = 0;
     this.nkeys = 0;
     this.noreply = false;
+    this.inline = false;
     this.need = 0;
     this.error = null;
   }
@@ -144,9 +152,9 @@ export class Rsp {
   /** Input, kept by reset(): 0 to parse a reply from its start, or an earlier `next`. */
   resume = 0;
   /** Input, kept by reset(): the next request on the connection joined this one's command line
-   *  (Codec.join), so the reply ends before the terminator, which belongs to the last request of
-   *  the line, or before the first item that is not for the next of its keys with a hit (keys are
-   *  answered in order). Its keys are keyBuf[keys[3i], keys[3i + 1]) for each i with
+   *  (memcached joined lines, set by Upstream.parseReply), so the reply ends before the
+   *  terminator, which belongs to the last request of the line, or before the first item that
+   *  is not for the next of its keys with a hit (keys are answered in order). Its keys are keyBuf[keys[3i], keys[3i + 1]) for each i with
    *  keys[3i + 2] === keyGroup (Split.keys), or, with keys null, keyBuf[keyStart, keyEnd),
    *  separated by spaces. */
   joined = false;
@@ -196,16 +204,74 @@ export interface Split {
   readonly fragPos: Int32Array;
 }
 
-/** The keys on one command line (Codec.join); lines are given without their line end. */
-export interface LineKeySet {
-  /** Start over with the keys of the command line line[start, end). */
-  reset(line: Uint8Array, start: number, end: number): void;
-  /** Add key[start, end), unless the command line line[lineStart, lineEnd) has it already
-   *  (false then). */
-  add(key: Uint8Array, start: number, end: number, line: Uint8Array, lineStart: number, lineEnd: number): boolean;
+/** Per-client protocol state (redis: authenticated or not, the protocol version, the client
+ *  name, CLIENT REPLY), made, read and changed only by its codec: the core stores one per client
+ *  and hands it back, never looking inside. */
+export type Session = object;
+
+/** A reply the proxy makes itself (Codec.local, Codec.admit). Codecs keep their constant ones
+ *  as constants, so deciding one allocates nothing. */
+export interface LocalReply {
+  /** The reply bytes; null for none (QUIT, a noreply request). */
+  readonly reply: Uint8Array | null;
+  /** Close the client once this reply (and every one before it) is written. */
+  readonly close: boolean;
 }
 
-export interface Codec {
+/** What every new server connection of a connection group sends before any client request
+ *  (redis AUTH and SELECT; later HELLO 3, a cluster READONLY), and how many replies that gets:
+ *  the core swallows them without looking at them (an error reply is logged). */
+export interface Preamble {
+  readonly bytes: Uint8Array;
+  readonly replies: number;
+}
+
+/** A request on its way upstream, as its server connection's Upstream sees it (core/msg.ts Msg
+ *  implements it). The Upstream fills `bytes` and `joined` when it writes the request, and may
+ *  record the request's keys for dividing a shared reply (Rsp.joined). */
+export interface Outbound {
+  /** Bytes the request added to the connection's output (the server's queue stats). */
+  bytes: number;
+  /** Went upstream as part of the request written before it on the connection (memcached
+   *  joined lines): a reply that is an error answers it too. */
+  joined: boolean;
+  /** The request after it on the same connection. */
+  readonly snext: Outbound | null;
+  /** Its keys, for the reply parser when a later request joined its line: keyBuf[keys[3i],
+   *  keys[3i + 1]) for each i with keys[3i + 2] === keyGroup (a fragment: Split.keys), or, with
+   *  keys null, keyBuf[keyStart, keyEnd) separated by spaces (an unsplit request). */
+  keyBuf: Uint8Array | null;
+  keys: Int32Array | null;
+  keyGroup: number;
+  keyStart: number;
+  keyEnd: number;
+}
+
+/** Where an Upstream writes: a server connection's output. */
+export interface UpstreamSink {
+  /** Coalesced output, written once per loop turn; an Upstream may append to it. */
+  readonly out: ByteWriter;
+  /** Append buf[start, end) unchanged (a large payload is written through, never copied). */
+  send(buf: Uint8Array, start: number, end: number): void;
+}
+
+/** How requests are written onto one server connection and how its replies are read: one per
+ *  server connection (Codec.upstream), so a protocol may keep per-connection state (memcached
+ *  joins consecutive retrievals onto one command line). */
+export interface Upstream {
+  /** Write the whole request for msg (setting msg.bytes and msg.joined). */
+  forward(buf: Uint8Array, req: Req, msg: Outbound, sink: UpstreamSink): void;
+  /** Write fragment `group` of a split request, the keys order[from, from + n) (indexes into
+   *  req's key list, ascending), for msg (setting msg.bytes and msg.joined). */
+  fragment(req: Req, split: Split, group: number, order: Int32Array, from: number, n: number, msg: Outbound, sink: UpstreamSink): void;
+  /** The socket took everything written so far: nothing may be added to it any more. */
+  sent(): void;
+  /** Parse the reply at buf[pos, end) (Codec.parseResponse) to `head`, the oldest request
+   *  waiting on the connection (null: a preamble reply). */
+  parseReply(buf: Uint8Array, pos: number, end: number, rsp: Rsp, head: Outbound | null): number;
+}
+
+export interface Codec<S extends Session = Session> {
   readonly name: "redis" | "memcache";
 
   /** Parse one request at buf[pos, end). Returns the position after it (req filled; if
@@ -215,50 +281,46 @@ export interface Codec {
   /** Parse one complete reply at buf[pos, end). Returns the position after it, NEED_MORE or FATAL. */
   parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number;
 
-  /** Write the sub-request of a split request that carries the keys order[from, from + n)
-   *  (indexes into req's key list, ascending). */
-  buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
+  /** The writer of a new server connection of a pool. */
+  upstream(pool: PoolConfig): Upstream;
 
-  /** Retrievals whose CommandSpec has a `join` kind may go upstream on the command line of the
-   *  retrieval of that kind sent just before them on the same connection (memcached, whose
-   *  every retrieval command costs a send of its own; null: never). The reply parser then
-   *  divides the line's reply by keys (Rsp.joined). */
-  readonly join: {
-    /** The length of the line end of the command line line[start, end) when more keys may go
-     *  onto it (taking that line end off), else 0. */
-    openLineEnd(line: Uint8Array, start: number, end: number): number;
-    /** Write ` <key>...` and the line end for the keys order[from, from + n) (as buildFragment),
-     *  after a line whose line end was taken off. */
-    appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void;
-    /** The same for all of req's keys, as they stand in buf. */
-    appendAllKeys(buf: Uint8Array, req: Req, w: ByteWriter): void;
-    /** A record of the keys on a command line (one per server connection): no key may go onto
-     *  a line twice for two requests. */
-    lineKeys(): LineKeySet;
-    /** What a reply that ended before its terminator (Rsp.open) lacks. */
-    readonly end: Uint8Array;
-  } | null;
-
-  /** Write the request as it must go upstream when it cannot be forwarded byte for byte
-   *  (a memcached request with `noreply`: sent without it). */
-  buildForward(buf: Uint8Array, req: Req, w: ByteWriter): void;
-
-  /** The client's reply to a split request whose fragments all replied: appended to `out`
-   *  (null returned), or, when it is a reply of its own (a fragment's error, a constant), returned
-   *  with `out` left as it was. */
-  merge(split: Split, out: ByteWriter): Uint8Array | null;
+  /** The client's reply to a split request whose fragments all replied, in the client's
+   *  protocol (its session): appended to `out` (null returned), or, when it is a reply of its
+   *  own (a fragment's error, a constant), returned with `out` left as it was. */
+  merge(split: Split, out: ByteWriter, session: S): Uint8Array | null;
 
   /** A proxy-made error reply: redis "-ERR <reason>\r\n", memcached "SERVER_ERROR <reason>\r\n". */
   errorReply(reason: string): Uint8Array;
 
-  /** Bytes to send on every new server connection before any client request (redis AUTH and
-   *  SELECT), and how many replies they produce; null when none. */
-  handshake(pool: PoolConfig): { bytes: Uint8Array; replies: number } | null;
+  /** A reply line the parser gave as text (Req.error), framed as the protocol frames a line. */
+  replyLine(line: string): Uint8Array;
 
-  /** Local replies (redis only; memcached never routes to Ping/Auth). */
-  readonly pong: Uint8Array;
-  readonly authOk: Uint8Array;
-  readonly authInvalid: Uint8Array;
-  readonly authNotSet: Uint8Array;
-  readonly noAuth: Uint8Array;
+  /** What a reply that ended before its terminator (Rsp.open) lacks; null when no reply does. */
+  readonly openEnd: Uint8Array | null;
+
+  /** The state of a new client of a pool. */
+  newSession(pool: PoolConfig): S;
+
+  /** The pool's config changed (hot reload): what a connected client's session keeps. */
+  reconfigure(session: S, pool: PoolConfig): void;
+
+  /** Called once for each request as it is dispatched, before admit: true when no reply may
+   *  reach the client (redis CLIENT REPLY OFF, or SKIP for the request after it). A local reply
+   *  decides for itself (redis answers CLIENT REPLY ON even so). */
+  silent(session: S): boolean;
+
+  /** Checked before every well-formed request is routed: null to let it through, else the
+   *  reply it gets instead (redis: NOAUTH before AUTH). */
+  admit(req: Req, session: S): LocalReply | null;
+
+  /** The reply to a request routed Route.Local, decided from the request and the session,
+   *  which it may change (AUTH). */
+  local(buf: Uint8Array, req: Req, session: S, pool: PoolConfig): LocalReply;
+
+  /** The connection group a client's requests go to (redis: 0 for RESP2, 1 for RESP3 clients,
+   *  on connections opened with HELLO 3). Read again after every local reply. */
+  group(session: S): number;
+
+  /** What a new server connection of `group` sends first; null when nothing. */
+  preamble(pool: PoolConfig, group: number): Preamble | null;
 }

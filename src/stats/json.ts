@@ -4,7 +4,7 @@
 // plugins parse this, so service and version say what nutcracker says.
 
 import { hostname } from "node:os";
-import { TWEMPROXY_VERSION } from "../cli/usage.ts";
+import { TWEMPROXY_VERSION } from "../lib/version.ts";
 import type { PoolStats, ProxyStats, ServerStats } from "./store.ts";
 import { POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
 

@@ -3,8 +3,7 @@
 // stat `server_x` or `x` is `buncracker_server_x`; counters end in `_total`, gauges do not, and
 // the µs timestamp becomes `_seconds`. Values are live (Prometheus has its own scrape interval).
 
-import pkg from "../../package.json" with { type: "json" };
-import { TWEMPROXY_VERSION } from "../cli/usage.ts";
+import { TWEMPROXY_VERSION, VERSION } from "../lib/version.ts";
 import { type Histogram, LATENCY_BOUNDS_US } from "./histogram.ts";
 import type { ProxyStats } from "./store.ts";
 import { POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
@@ -123,7 +122,7 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
   x.family("buncracker_build_info", "gauge",
     "Versions of buncracker and of the twemproxy it is compatible with (always 1).");
   x.sample("buncracker_build_info",
-    `version="${labelValue(pkg.version)}",twemproxy="${TWEMPROXY_VERSION}"`, 1);
+    `version="${labelValue(VERSION)}",twemproxy="${TWEMPROXY_VERSION}"`, 1);
   x.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
     runtime.residentBytes);
   x.single("process_cpu_seconds_total", "counter",

@@ -2,7 +2,7 @@
 // empty a moment later) or frozen (SIGSTOP, past the pool timeout, then SIGCONT), one at a time;
 // and side connections that send garbage, reconnecting whenever the proxy closes them.
 
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { mutate as mutateMemcache, validRequest as memcacheRequest } from "../fuzz/memcache.fuzz.ts";
 import { mutate as mutateRedis, randomRequest as redisRequest, Rng as FuzzRng } from "../fuzz/redis.fuzz.ts";
 import type { Backend } from "../helpers/backends.ts";

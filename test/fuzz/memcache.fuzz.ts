@@ -19,13 +19,15 @@
 // fuzzJoined. Long runs:
 //   bun test/fuzz/memcache.fuzz.ts --cases 10000000 [--seed 7]
 
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { FATAL, NEED_MORE, Req, Route, Rsp } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { memcacheFrame } from "../helpers/memcache.ts";
 import { makeRng, type Rng } from "../helpers/random.ts";
 import { mergeReply, splitOf } from "../helpers/split.ts";
 import { parseStreamed } from "../helpers/streamed-parse.ts";
+import { buildForward } from "../../src/proto/memcache/request.ts";
+import { buildFragment } from "../../src/proto/memcache/split.ts";
 
 const te = new TextEncoder();
 
@@ -240,7 +242,7 @@ function checkRequest(buf: Uint8Array, pos: number, next: number, r: Rng): void 
   if (req.error !== null || req.command === null) return;
   if (req.noreply) {
     writer.reset();
-    codec.buildForward(buf, req, writer);
+    buildForward(buf, req, writer);
     const fwd = writer.take();
     check(codec.parseRequest(fwd, 0, fwd.length, again) === fwd.length, "forwarded request does not parse", buf, pos);
     check(again.error === null && !again.noreply && again.nargs === req.nargs - 1, "forwarded request differs", buf, pos);
@@ -255,7 +257,7 @@ function checkRequest(buf: Uint8Array, pos: number, next: number, r: Rng): void 
     for (let k = 0; k < req.nkeys; k++) if (r.next() < 0.5) keys[n++] = k;
     if (n === 0) keys[n++] = 0;
     writer.reset();
-    codec.buildFragment(buf, req, keys, 0, n, writer);
+    buildFragment(buf, req, keys, 0, n, writer);
     const frag = writer.take();
     check(codec.parseRequest(frag, 0, frag.length, again) === frag.length, "fragment does not parse", buf, pos);
     check(again.error === null && again.command === req.command && again.nkeys === n, "fragment differs", buf, pos);
@@ -365,14 +367,15 @@ export function fuzzMerge(cases: number, seed = 1): MergeReport {
     const keys = Array.from({ length: 1 + r.int(12) }, () => r.pick(pool));
     const request = te.encode(`get ${keys.join(" ")}\r\n`);
     check(codec.parseRequest(request, 0, request.length, req) === request.length, "request", request, 0);
-    const nfrags = 1 + r.int(4);
-    const fragOf = new Map(pool.map((k) => [k, r.int(nfrags)]));
+    const nservers = 1 + r.int(4);
+    const serverOf = new Map(pool.map((k) => [k, r.int(nservers)]));
     const hit = new Map(pool.map((k) => [k, r.next() < 0.6]));
-    const keyFrag = Int32Array.from(keys, (k) => fragOf.get(k)!);
+    // Each key's server; frags[s] is server s's reply (to its keys).
+    const keyServer = Int32Array.from(keys, (k) => serverOf.get(k)!);
     const arbitrary = r.next() < 0.2;
-    const failing = Array.from({ length: nfrags }, () => r.next() < 0.1);
+    const failing = Array.from({ length: nservers }, () => r.next() < 0.1);
     const frags: Uint8Array[] = [];
-    for (let f = 0; f < nfrags; f++) {
+    for (let f = 0; f < nservers; f++) {
       if (arbitrary && r.next() < 0.5) {
         let frag: Uint8Array;
         do frag = validResponse(r);
@@ -380,16 +383,17 @@ export function fuzzMerge(cases: number, seed = 1): MergeReport {
         frags.push(frag);
         continue;
       }
-      const parts = keys.filter((k, i) => keyFrag[i] === f && hit.get(k)).flatMap(block);
+      const parts = keys.filter((k, i) => keyServer[i] === f && hit.get(k)).flatMap(block);
       frags.push(concat([...parts, failing[f] ? OUT_OF_MEMORY : "END\r\n"]));
     }
-    const out = mergeReply(codec, splitOf(Route.Get, request, req, keyFrag, frags));
+    const out = mergeReply(codec, splitOf(Route.Get, request, req, keyServer, frags));
     check(codec.parseResponse(out, 0, out.length, rsp) === out.length, "merged reply is not one complete reply", out, 0);
     if (arbitrary) {
       report.wellFormed++;
       continue;
     }
-    const failed = failing.indexOf(true) >= 0;
+    // Only servers with keys get a fragment (SplitPlan): a failing server without keys is never asked.
+    const failed = keys.some((_, i) => failing[keyServer[i]!]);
     const expected = failed ? te.encode(OUT_OF_MEMORY) : concat([...keys.filter((k) => hit.get(k)).flatMap(block), "END\r\n"]);
     check(sameBytes(out, 0, out.length, expected, 0, expected.length), `merged ${show(out)}, memcached would say ${show(expected)}`, request, 0);
     report.exact++;

@@ -1,8 +1,10 @@
-// Parsing a reply stream the way a server connection streams large replies (core/server.ts):
-// after NEED_MORE with an opaque prefix, those bytes are passed on unparsed and the reply is
-// parsed further from where they end (Rsp.resume = next).
+// Parsing a reply stream the way a server connection streams large replies: the proxy's own
+// loop (core/reply-stream.ts, on the carry-over of core/reader.ts) fed in chunks, with every
+// reply streamable. After NEED_MORE with an opaque prefix, those bytes are passed on unparsed
+// and the reply is parsed further from where they end (Rsp.resume = next).
 
-import { FATAL, NEED_MORE, Rsp, type Codec } from "../../src/proto/codec.ts";
+import { ReplyStream } from "../../src/core/reply-stream.ts";
+import type { Codec, Rsp } from "../../src/proto/codec.ts";
 
 export interface StreamedFraming {
   /** [start, end) of every complete reply. */
@@ -10,6 +12,56 @@ export interface StreamedFraming {
   /** Bytes passed on as opaque. */
   passed: number;
   fatal: string | null;
+}
+
+/** Sets the parser's inputs for reply `reply` (counted from 0) in rsp. */
+export type Prepare = (rsp: Rsp, reply: number) => void;
+
+class Framer extends ReplyStream {
+  readonly framing: StreamedFraming = { replies: [], passed: 0, fatal: null };
+  private at = 0;
+
+  constructor(
+    private readonly codec: Codec,
+    minOpaque: number,
+    private readonly prepare: Prepare | undefined,
+  ) {
+    super(minOpaque);
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.framing.fatal === null) this.feed(chunk);
+  }
+
+  protected parseReply(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
+    // A reply's first parse (again after NEED_MORE), not one resumed after a part passed on.
+    if (rsp.resume === 0) this.prepare?.(rsp, this.framing.replies.length);
+    return this.codec.parseResponse(buf, pos, end, rsp);
+  }
+
+  protected streamable(): boolean {
+    return true;
+  }
+
+  protected passOn(_buf: Uint8Array, start: number, end: number): void {
+    this.framing.passed += end - start;
+  }
+
+  protected replied(_buf: Uint8Array, end: number, streamed: number): boolean {
+    // Replies follow each other in the stream: each starts where the one before ended.
+    const length = end - this.rsp.start + streamed;
+    this.framing.replies.push([this.at, this.at + length]);
+    this.at += length;
+    return true;
+  }
+
+  protected malformed(error: string | null): void {
+    this.framing.fatal = error;
+  }
+
+  protected settled(): boolean {
+    return true;
+  }
 }
 
 /** Parses `stream` arriving in chunks of `sizes` (cycled); opaque prefixes of at least
@@ -20,51 +72,14 @@ export function parseStreamed(
   stream: Uint8Array,
   sizes: number[],
   minOpaque = 1,
-  prepare?: (rsp: Rsp, reply: number) => void,
+  prepare?: Prepare,
 ): StreamedFraming {
-  const rsp = new Rsp();
-  const replies: [number, number][] = [];
-  let received = 0;
-  let pos = 0;
-  let need = 0;
-  let left = 0;
-  let resume = 0;
-  let start = 0;
-  let passed = 0;
-  for (let i = 0; received < stream.length; i++) {
-    received = Math.min(stream.length, received + sizes[i % sizes.length]!);
-    while (pos < received) {
-      if (left > 0) {
-        const n = Math.min(left, received - pos);
-        left -= n;
-        passed += n;
-        pos += n;
-        continue;
-      }
-      if (received - pos < need) break;
-      if (resume === 0) {
-        start = pos;
-        prepare?.(rsp, replies.length);
-      }
-      rsp.resume = resume;
-      const r = codec.parseResponse(stream, pos, received, rsp);
-      if (r === NEED_MORE) {
-        if (rsp.opaque > 0 && rsp.opaque >= minOpaque) {
-          if (rsp.next === 0) throw new Error("opaque without a state to resume with");
-          left = rsp.opaque;
-          resume = rsp.next;
-          need = 0;
-          continue;
-        }
-        need = rsp.need;
-        break;
-      }
-      if (r === FATAL) return { replies, passed, fatal: rsp.error };
-      replies.push([start, r]);
-      pos = r;
-      resume = 0;
-      need = 0;
-    }
+  const framer = new Framer(codec, minOpaque, prepare);
+  for (let at = 0, i = 0; at < stream.length; i++) {
+    const next = Math.min(stream.length, at + sizes[i % sizes.length]!);
+    // A fresh buffer per chunk, as a socket hands them.
+    framer.push(stream.slice(at, next));
+    at = next;
   }
-  return { replies, passed, fatal: null };
+  return framer.framing;
 }

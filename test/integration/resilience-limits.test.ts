@@ -4,7 +4,7 @@
 // of another client multiplexed on the same server connection.
 
 import { describe, expect, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { mutate as mutateMemcache, validRequest as memcacheRequest } from "../fuzz/memcache.fuzz.ts";
 import { mutate as mutateRedis, randomRequest as redisRequest, Rng } from "../fuzz/redis.fuzz.ts";
 import { expectReplies, latin1 } from "../helpers/assertions.ts";

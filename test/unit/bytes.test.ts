@@ -4,7 +4,7 @@
 // keep the unwritten tail intact after partial socket writes.
 
 import { expect, test } from "bun:test";
-import { ByteWriter, bufferPool } from "../../src/core/bytes.ts";
+import { ByteWriter, bufferPool } from "../../src/lib/bytes.ts";
 
 const fill = (n: number, byte: number) => new Uint8Array(n).fill(byte);
 

@@ -3,9 +3,9 @@
 
 import { describe, expect, test } from "bun:test";
 import { NEED_MORE, Req, Rsp } from "../../src/proto/codec.ts";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
-import { LineKeys } from "../../src/proto/memcache/join.ts";
+import { appendKeys, LineKeys, openLineEnd } from "../../src/proto/memcache/join.ts";
 
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
 const text = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
@@ -50,8 +50,8 @@ function joinedRsp(member: Member): Rsp {
   return rsp;
 }
 
-/** Parse the reply of each member in turn from one buffer, as ServerConn.parse does: the last
- *  member is not `joined` and takes END. Returns each part and whether it was open. */
+/** Parse the reply of each member in turn from one buffer, as a server connection does
+ *  (Upstream.parseReply): the last member is not `joined` and takes END. Returns each part and whether it was open. */
 function divide(reply: string, members: Member[]): { part: string; open: boolean; isError: boolean }[] {
   const buf = bytes(reply);
   let pos = 0;
@@ -221,7 +221,7 @@ describe("the keys on a line (a key goes on a line once)", () => {
 
 describe("which lines may take more keys", () => {
   test("a whole line without leading spaces: its line end's length; else 0", () => {
-    const open = (l: string) => codec.join!.openLineEnd(bytes(`xx${l}`), 2, 2 + l.length);
+    const open = (l: string) => openLineEnd(bytes(`xx${l}`), 2, 2 + l.length);
     expect(open("get a\r\n")).toBe(2);
     expect(open("get a\n")).toBe(1);
     expect(open("get a")).toBe(0);
@@ -236,7 +236,7 @@ describe("the keys a joined request adds to the line", () => {
     expect(codec.parseRequest(buf, 0, buf.length, req)).toBe(buf.length);
     const w = new ByteWriter(64);
     w.bytes(bytes("get a"));
-    codec.join!.appendKeys(buf, req, new Int32Array([2, 0]), 0, 2, w);
+    appendKeys(buf, req, new Int32Array([2, 0]), 0, 2, w);
     expect(text(w.view())).toBe("get a zzz x\r\n");
   });
 
@@ -248,6 +248,6 @@ describe("the keys a joined request adds to the line", () => {
     expect(Object.keys(kinds).sort()).toEqual(["get", "gets"]);
     expect(kinds.get).not.toBe(kinds.gets);
     const { redisCodec } = await import("../../src/proto/redis/index.ts");
-    expect(redisCodec.join).toBeNull();
+    expect(redisCodec.openEnd).toBeNull();
   });
 });

@@ -3,10 +3,11 @@
 // END); memcache-live.test.ts checks the same against real servers.
 
 import { describe, expect, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req, Route, type Split } from "../../src/proto/codec.ts";
 import { memcacheCodec as codec } from "../../src/proto/memcache/index.ts";
 import { mergeReply, splitOf } from "../helpers/split.ts";
+import { buildFragment } from "../../src/proto/memcache/split.ts";
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, "latin1"));
@@ -30,7 +31,7 @@ describe("buildFragment", () => {
   const fragment = (line: string, keys: number[]) => {
     const { buf, req } = parse(line);
     const w = new ByteWriter(8);
-    codec.buildFragment(buf, req, Int32Array.from(keys), 0, keys.length, w);
+    buildFragment(buf, req, Int32Array.from(keys), 0, keys.length, w);
     return latin1(w.view());
   };
 
@@ -92,7 +93,7 @@ describe("proxy-made replies", () => {
     expect(latin1(codec.errorReply("Connection refused"))).toBe("SERVER_ERROR Connection refused\r\n");
   });
 
-  test("no handshake on server connections", () => {
-    expect(codec.handshake({} as never)).toBeNull();
+  test("no preamble on server connections", () => {
+    expect(codec.preamble({} as never, 0)).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { Route } from "../../src/proto/codec.ts";
-import { COMMANDS, lookupCommand, type RedisCommand } from "../../src/proto/redis/commands.ts";
+import { COMMANDS, Flag, lookupCommand, type RedisCommand } from "../../src/proto/redis/commands.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { redisCall } from "../helpers/direct.ts";
 import type { RespValue } from "../helpers/resp.ts";
@@ -48,6 +48,8 @@ interface RedisCommandInfo {
   /** The argument that holds numkeys, 0 when none; and the offset of the first key after it. */
   numkeysAt: number;
   firstKeyAfterNumkeys: number;
+  /** redis's `no_auth` flag: may be called before AUTH. */
+  noAuth: boolean;
 }
 
 describe("the command table", () => {
@@ -77,6 +79,7 @@ describe("the command table", () => {
         step: entry[5] as number,
         numkeysAt,
         firstKeyAfterNumkeys,
+        noAuth: (entry[2] as RespValue[]).map(text).includes("no_auth"),
       };
     });
   });
@@ -91,9 +94,9 @@ describe("the command table", () => {
     expect(missing).toEqual([]);
   });
 
-  test("has redis-server's arity for every command (AUTH: the password alone)", () => {
+  test("has redis-server's arity for every command", () => {
     const differ = info.filter((c) => byName(c.name).arity !== c.arity).map((c) => [c.name, c.arity, byName(c.name).arity]);
-    expect(differ).toEqual([["auth", -2, 2]]);
+    expect(differ).toEqual([]);
   });
 
   test("has redis-server's key positions for every served command", () => {
@@ -112,6 +115,13 @@ describe("the command table", () => {
     }
   });
 
+  test("lets exactly redis's no_auth commands through before AUTH", () => {
+    const ours = COMMANDS.filter((c) => c.route !== null && (c.flags & Flag.NoAuth) !== 0).map((c) => c.name);
+    const theirs = info.filter((c) => c.noAuth && byName(c.name).route !== null).map((c) => c.name);
+    expect(ours.sort()).toEqual(theirs.sort());
+    expect(ours).toContain("hello");
+  });
+
   test("serves no command without a way to route it", () => {
     const keyed: (number | null)[] = [Route.Key, Route.Get, Route.Sum, Route.Set];
     for (const c of COMMANDS) {
@@ -122,14 +132,16 @@ describe("the command table", () => {
 });
 
 describe("against twemproxy", () => {
-  test("refuses what REFERENCE.md lists as unsupported", () => {
-    for (const name of REFERENCE_UNSUPPORTED) expect([name, byName(name).route]).toEqual([name, null]);
+  test("refuses what REFERENCE.md lists as unsupported, but the handshake and INFO (issue 16)", () => {
+    const answered = ["echo", "select", "info", "client"];
+    for (const name of REFERENCE_UNSUPPORTED) if (!answered.includes(name)) expect([name, byName(name).route]).toEqual([name, null]);
+    expect(answered.map((name) => byName(name).route)).toEqual([Route.Local, Route.Local, Route.All, Route.Local]);
   });
 
   test("splits and merges what REFERENCE.md says, answers PING, QUIT and AUTH itself", () => {
     const routes = Object.fromEntries(["mget", "mset", "del", "unlink", "touch", "exists", "ping", "quit", "auth"].map((n) => [n, byName(n).route]));
-    const { Get, Set, Sum, Ping, Quit, Auth } = Route;
-    expect(routes).toEqual({ mget: Get, mset: Set, del: Sum, unlink: Sum, touch: Sum, exists: Sum, ping: Ping, quit: Quit, auth: Auth });
+    const { Get, Set, Sum, Local } = Route;
+    expect(routes).toEqual({ mget: Get, mset: Set, del: Sum, unlink: Sum, touch: Sum, exists: Sum, ping: Local, quit: Local, auth: Local });
   });
 
   testNeeding(existsSync(NUTCRACKER), NO_NUTCRACKER)("serves every command nutcracker 0.5.0 knows, but those REFERENCE.md excludes", () => {
@@ -137,6 +149,6 @@ describe("against twemproxy", () => {
     const known = [...new Set(binary.match(/REQ_REDIS_[A-Z_]+/g))].map((t) => t.slice("REQ_REDIS_".length).toLowerCase());
     expect(known.length).toBeGreaterThan(130);
     const refused = known.filter((name) => byName(name).route === null);
-    expect(refused.sort()).toEqual(["move", "select"]);
+    expect(refused.sort()).toEqual(["move"]);
   });
 });

@@ -3,15 +3,17 @@
 // result compared with what an identical redis-server replies to the unsplit request.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req, type Split } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
+import { merge } from "../../src/proto/redis/merge.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange } from "../helpers/client.ts";
 import { endpointOf, flushBackends } from "../helpers/direct.ts";
 import { command, pipeline, respFrame, type Bytes } from "../helpers/resp.ts";
 import { Rng } from "../fuzz/redis.fuzz.ts";
-import { fragmentKeys, mergeReply, splitOf, withReplies } from "../helpers/split.ts";
+import { mergeReply, planned, withReplies } from "../helpers/split.ts";
+import { buildFragment } from "../../src/proto/redis/fragment.ts";
 
 let reference: Backend; // runs the unsplit requests
 let target: Backend; // runs the fragments
@@ -41,27 +43,18 @@ interface Fragmented {
   fragments: Uint8Array[];
 }
 
-/** Parses `request` and builds its fragments for a key-to-server assignment, like the core. */
+/** Parses `request` and builds its fragments for a key-to-server assignment, as the core
+ *  plans them. */
 function fragment(request: Uint8Array, assign: (key: number) => number): Fragmented {
   const req = new Req();
   expect(redisCodec.parseRequest(request, 0, request.length, req)).toBe(request.length);
-  const n = req.nkeys;
-  // Fragments are numbered in order of first use, so none is empty (as in the core).
-  const number = new Map<number, number>();
-  const keyFrag = Int32Array.from({ length: n }, (_, i) => {
-    const server = assign(i);
-    if (!number.has(server)) number.set(server, number.size);
-    return number.get(server)!;
-  });
-  const nfrags = number.size;
-  const fragments: Uint8Array[] = [];
-  for (let f = 0; f < nfrags; f++) {
-    const keys = fragmentKeys(keyFrag, f);
+  const keyServer = Int32Array.from({ length: req.nkeys }, (_, i) => assign(i));
+  const { split, fragKeys } = planned(req.command!.route, request, req, keyServer);
+  const fragments = fragKeys.map((keys) => {
     const w = new ByteWriter(256);
-    redisCodec.buildFragment(request, req, keys, 0, keys.length, w);
-    fragments.push(w.take());
-  }
-  const split = splitOf(req.command!.route, request, req, keyFrag, []);
+    buildFragment(request, req, keys, 0, keys.length, w);
+    return w.take();
+  });
   return { split, fragments };
 }
 
@@ -163,4 +156,46 @@ describe("fragment errors", () => {
     const tooShort = await send(target, command("MGET", "k0"));
     expect(Buffer.from(mergeReply(redisCodec, withReplies(get.split, [tooShort, tooShort]))).toString("latin1")).toStartWith("-ERR ");
   }, 60_000);
+});
+
+describe("merged in the client's protocol (RESP3)", () => {
+  const HELLO3 = command("HELLO", "3");
+  /** The reply to `data` on a connection that said HELLO 3 first. */
+  const send3 = async (backend: Backend, data: Uint8Array): Promise<Buffer> =>
+    (await exchange(endpointOf(backend), Buffer.concat([HELLO3, data]), 2, respFrame))[1]!;
+  const merged = (split: Split, replies: Uint8Array[], proto: 2 | 3): string => {
+    const w = new ByteWriter(64);
+    const own = merge(withReplies(split, replies), w, proto);
+    return Buffer.from(own ?? w.take()).toString("latin1");
+  };
+
+  test("MGET, DEL, EXISTS and MSET from RESP3 fragments: what redis answers a RESP3 client", async () => {
+    await load(30);
+    const rng = new Rng(33);
+    for (const args of [["MGET", ...keys(rng, 12, 30)], ["EXISTS", ...keys(rng, 9, 30)], ["MSET", "a", "1", "b", "2", "c", "3"], ["DEL", ...keys(rng, 5, 30)]]) {
+      const request = command(...args);
+      const { split, fragments } = fragment(request, () => rng.int(3));
+      const replies = await Promise.all(fragments.map((f) => send3(target, f)));
+      const expected = await send3(reference, request);
+      expect(merged(split, replies, 3)).toBe(expected.toString("latin1"));
+    }
+  });
+
+  test("nulls are the client's: RESP2 fragments for a RESP3 client, RESP3 fragments for a RESP2 client", async () => {
+    await load(30);
+    const request = command("MGET", "k0", "k2", "nothing", "k1");
+    const { split, fragments } = fragment(request, (k) => k % 2);
+    const as2 = await Promise.all(fragments.map((f) => send(target, f)));
+    const as3 = await Promise.all(fragments.map((f) => send3(target, f)));
+    expect(merged(split, as2, 3)).toBe((await send3(reference, request)).toString("latin1"));
+    expect(merged(split, as3, 2)).toBe((await send(reference, request)).toString("latin1"));
+    expect(merged(split, as3, 3)).toContain("_\r\n");
+  });
+
+  test("a RESP3 blob error from a fragment is the reply", () => {
+    const request = command("MGET", "a", "b");
+    const { split } = fragment(request, (k) => k);
+    const blob = Buffer.from("!9\r\nERR x y z\r\n");
+    expect(merged(split, [Buffer.from("*1\r\n_\r\n"), blob], 3)).toBe(blob.toString("latin1"));
+  });
 });

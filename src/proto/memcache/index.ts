@@ -1,29 +1,35 @@
 // The memcached ASCII protocol as a Codec: the request and reply parsers, the split of
-// retrieval commands and the merge of their replies. See commands.ts for what is supported.
+// retrieval commands and the merge of their replies, the writer of joined retrieval lines. See
+// commands.ts for what is supported. memcached has no per-client state, no handshake and two
+// local commands (quit, verbosity).
 
-import { ascii } from "../../core/bytes.ts";
-import type { Codec } from "../codec.ts";
-import { buildForward, parseRequest } from "./request.ts";
+import { ascii } from "../../lib/bytes.ts";
+import type { Codec, Session } from "../codec.ts";
+import { parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
-import { buildFragment, merge } from "./split.ts";
-import { appendAllKeys, appendKeys, LineKeys, openLineEnd } from "./join.ts";
+import { merge } from "./split.ts";
+import { upstreamFor } from "./upstream.ts";
+import { local } from "./local.ts";
 
-/** memcached has no local PING/AUTH replies; the core never routes a memcached request there. */
-const NO_LOCAL_REPLY = new Uint8Array(0);
+/** Every client's session: there is nothing to keep per client. */
+const NO_STATE: Session = Object.freeze({});
 
 export const memcacheCodec: Codec = {
   name: "memcache",
   parseRequest,
   parseResponse,
-  buildFragment,
-  buildForward,
-  join: { openLineEnd, appendKeys, appendAllKeys, lineKeys: () => new LineKeys(), end: ascii("END\r\n") },
+  upstream: upstreamFor,
   merge,
   errorReply: (reason: string): Uint8Array => ascii(`SERVER_ERROR ${reason}\r\n`),
-  handshake: () => null,
-  pong: NO_LOCAL_REPLY,
-  authOk: NO_LOCAL_REPLY,
-  authInvalid: NO_LOCAL_REPLY,
-  authNotSet: NO_LOCAL_REPLY,
-  noAuth: NO_LOCAL_REPLY,
+  replyLine: (line) => ascii(`${line}\r\n`),
+  // What a joined request's reply part lacks (Rsp.open).
+  openEnd: ascii("END\r\n"),
+  newSession: () => NO_STATE,
+  reconfigure() {},
+  silent: () => false,
+  admit: () => null,
+  // quit and verbosity are routed Local.
+  local,
+  group: () => 0,
+  preamble: () => null,
 };

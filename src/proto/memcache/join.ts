@@ -1,11 +1,12 @@
-// Joined retrievals (Codec.join): consecutive get (or gets) requests to one server travel as one
-// command line, `get a b` + `get c` as `get a b c`. memcached answers every retrieval command
-// with a send of its own, so a line per request costs it a syscall per request; a joined line
-// costs one. It answers a line's keys in order, hits only, then one END: each request's part is
-// its hits, found by matching the item keys against the request's keys in order.
+// Joined retrievals (pool key coalesce_gets): consecutive get (or gets) requests to one server
+// travel as one command line, `get a b` + `get c` as `get a b c`. memcached answers every
+// retrieval command with a send of its own, so a line per request costs it a syscall per
+// request; a joined line costs one. It answers a line's keys in order, hits only, then one END:
+// each request's part is its hits, found by matching the item keys against the request's keys in
+// order. The helpers here serve upstream.ts (writing lines) and response.ts (dividing replies).
 
-import type { LineKeySet, Req, Rsp } from "../codec.ts";
-import type { ByteWriter } from "../../core/bytes.ts";
+import type { Req, Rsp } from "../codec.ts";
+import { equalBytes, type ByteWriter } from "../../lib/bytes.ts";
 import { CR, LF, skipSpaces, SP, tokenEnd } from "./scan.ts";
 
 /** ` <key>...` and CRLF for the keys order[from, from + n) of req, onto a line without its end. */
@@ -65,20 +66,13 @@ function findKey(line: Uint8Array, i: number, end: number, key: Uint8Array, keyS
   return -1;
 }
 
-function equalBytes(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): boolean {
-  const n = aEnd - aStart;
-  if (n !== bEnd - bStart) return false;
-  for (let k = 0; k < n; k++) if (a[aStart + k] !== b[bStart + k]) return false;
-  return true;
-}
-
 /** The keys on one command line, to keep a key from going onto a line twice for two requests:
  *  memcached would answer both in one place of the reply, and which of the two found the item
  *  could not be told (with a set landing in between, an earlier request of the same client
  *  could take the hit and a later one see a miss). A 4096-bit set of key hashes (a line holds
  *  up to a few hundred keys); a hit is checked against the line itself. Lines are given
  *  without their line end. */
-export class LineKeys implements LineKeySet {
+export class LineKeys {
   private readonly bits = new Int32Array(128);
 
   /** Start over with the keys of the command line line[start, end) (after its command). */

@@ -4,7 +4,7 @@
 
 import { FATAL, NEED_MORE, type Rsp } from "../codec.ts";
 import { ownsItem } from "./join.ts";
-import { CR, findLF, isUint64, LF, lineContentEnd, MAX_LINE, parseLength, SP, startsWith, tokenEquals } from "./scan.ts";
+import { CR, findLF, isUint64, LF, lineContentEnd, MAX_LINE, parseLength, skipSpaces, SP, startsWith, tokenEnd, tokenEquals } from "./scan.ts";
 
 /** What a reply line is. */
 export const Line = { Invalid: 0, Value: 1, End: 2, Status: 3, Error: 4 } as const;
@@ -116,18 +116,29 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
 function joinedPartEnds(rsp: Rsp, buf: Uint8Array, kind: Line, start: number, end: number): boolean {
   if (kind === Line.End) return true;
   if (kind !== Line.Value) return false;
-  let i = start + 6; // after "VALUE "
-  while (i < end && buf[i] === SP) i++;
-  const key = i;
-  while (i < end && buf[i] !== SP) i++;
-  return !ownsItem(rsp, buf, key, i);
+  const key = valueKey(buf, start, end);
+  return !ownsItem(rsp, buf, key, tokenEnd(buf, key, end));
+}
+
+/** "VALUE ": what a VALUE line starts with. */
+const VALUE_PREFIX = 6;
+
+/** Where the key of the VALUE line buf[start, end) starts (it ends at tokenEnd). */
+export function valueKey(buf: Uint8Array, start: number, end: number): number {
+  return skipSpaces(buf, start + VALUE_PREFIX, end);
 }
 
 /** The <bytes> of a `VALUE <key> <flags> <bytes> [<cas>]` line, or -1 if the line is malformed. */
 export function valueLength(buf: Uint8Array, start: number, end: number): number {
-  let i = start + 6; // after "VALUE "
+  const key = valueKey(buf, start, end);
+  return key === end ? -1 : lengthAfterKey(buf, tokenEnd(buf, key, end), end);
+}
+
+/** The <bytes> of a VALUE line read from the end of its key, buf[i, end) being
+ *  ` <flags> <bytes> [<cas>]`, or -1 if that is malformed. */
+export function lengthAfterKey(buf: Uint8Array, i: number, end: number): number {
   let length = -1;
-  let n = 0;
+  let n = 1; // the key
   while (i < end) {
     while (i < end && buf[i] === SP) i++;
     if (i === end) break;
@@ -137,7 +148,7 @@ export function valueLength(buf: Uint8Array, start: number, end: number): number
     if (n === 3) length = parseLength(buf, s, i);
     else if (n === 2 || n === 4) {
       if (!isUint64(buf, s, i)) return -1;
-    } else if (n > 4) return -1;
+    } else return -1;
   }
   return n >= 3 ? length : -1;
 }

@@ -1,6 +1,7 @@
 // Byte-level helpers shared by the memcached request and response parsers: line ends, token
 // comparison and number syntax, all on Uint8Array offsets without building strings.
 
+import { equalBytes } from "../../lib/bytes.ts";
 
 export const SP = 0x20;
 export const CR = 0x0d;
@@ -35,7 +36,6 @@ export function lineContentEnd(buf: Uint8Array, pos: number, lf: number): number
   return lf > pos && buf[lf - 1] === CR ? lf - 1 : lf;
 }
 
-/** buf[start, end) equals `text` (an ASCII byte string). */
 /** The first position at or after i in buf[i, end) that is not a space. */
 export function skipSpaces(buf: Uint8Array, i: number, end: number): number {
   while (i < end && buf[i] === SP) i++;
@@ -48,10 +48,9 @@ export function tokenEnd(buf: Uint8Array, i: number, end: number): number {
   return i;
 }
 
+/** buf[start, end) equals `text` (an ASCII byte string). */
 export function tokenEquals(buf: Uint8Array, start: number, end: number, text: Uint8Array): boolean {
-  if (end - start !== text.length) return false;
-  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text[i]) return false;
-  return true;
+  return equalBytes(buf, start, end, text, 0, text.length);
 }
 
 /** buf[start, end) begins with `text`. */

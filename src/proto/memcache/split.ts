@@ -2,9 +2,9 @@
 // replies into the one memcached itself would give: the hits in the request's key order, END.
 
 import type { Req, Split } from "../codec.ts";
-import type { ByteWriter } from "../../core/bytes.ts";
-import { classifyLine, Line, valueLength } from "./response.ts";
-import { findLF, LF, lineContentEnd, SP, startsWith } from "./scan.ts";
+import { equalBytes, type ByteWriter } from "../../lib/bytes.ts";
+import { classifyLine, lengthAfterKey, Line, valueKey, valueLength } from "./response.ts";
+import { findLF, lineContentEnd, SP, startsWith, tokenEnd } from "./scan.ts";
 
 /** `<cmd> [<exptime>] <key>...` with the request's command (and gat's exptime) and the keys
  *  order[from, from + n). */
@@ -59,21 +59,14 @@ export function merge(split: Split, out: ByteWriter): Uint8Array | null {
 }
 
 /** End of the VALUE item at frag[at] (before `end`) if it is for key bytes[keyStart, keyEnd),
- *  else -1. One pass over the line: the fragment already passed parseResponse, so its items are
- *  well formed. */
+ *  else -1. The fragment already passed parseResponse, so its items are well formed. */
 function valueFor(frag: Uint8Array, at: number, end: number, bytes: Uint8Array, keyStart: number, keyEnd: number): number {
   if (!startsWith(frag, at, end, VALUE)) return -1;
-  let i = at + VALUE.length;
-  while (frag[i] === SP) i++;
-  for (let k = keyStart; k < keyEnd; k++, i++) if (frag[i] !== bytes[k]) return -1;
-  if (frag[i] !== SP) return -1;
-  while (frag[i] === SP) i++;
-  while (i < end && frag[i] !== SP) i++; // flags
-  while (frag[i] === SP) i++;
-  let length = 0;
-  for (let d = frag[i]! - 0x30; d >= 0 && d <= 9; d = frag[++i]! - 0x30) length = length * 10 + d;
-  while (i < end && frag[i] !== LF) i++; // the optional cas unique, CR
-  return i + 1 + length + 2;
+  const key = valueKey(frag, at, end);
+  const afterKey = tokenEnd(frag, key, end);
+  if (!equalBytes(frag, key, afterKey, bytes, keyStart, keyEnd)) return -1;
+  const lf = findLF(frag, afterKey, end);
+  return lf + 1 + lengthAfterKey(frag, afterKey, lineContentEnd(frag, at, lf)) + 2;
 }
 
 /** Start of the error line that ends the fragment frag[.., end) (after any items left at

@@ -6,11 +6,12 @@
 // Framing is checked at least as strictly as redis-server checks it, so bytes the proxy forwards
 // can never desynchronise a server connection shared with other clients. Only broken framing is
 // FATAL; a well-framed request the proxy will not serve gets an error reply and the connection
-// stays open.
+// stays open. A line that is not a RESP array is an inline command (inline.ts).
 
-import { ByteWriter } from "../../core/bytes.ts";
-import { fatal, needMore, Route, type Req } from "../codec.ts";
-import { lookupCommand, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
+import { ByteWriter } from "../../lib/bytes.ts";
+import { FATAL, fatal, NEED_MORE, needMore, type Req } from "../codec.ts";
+import { lookupCommand, PING, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
+import { splitInline } from "./inline.ts";
 import {
   CR,
   DOLLAR,
@@ -20,8 +21,7 @@ import {
   MAX_UNSEEN,
   NUMBER_INCOMPLETE,
   NUMBER_INVALID,
-  number,
-  NUMBER_OK,
+  numberValue,
   readNumber,
   STAR,
 } from "./resp.ts";
@@ -38,10 +38,12 @@ const INVALID_BULK = PROTOCOL_ERROR + "invalid bulk length";
 const TOO_BIG_INLINE = PROTOCOL_ERROR + "too big inline request";
 const MISSING_CRLF = PROTOCOL_ERROR + "expected CRLF after bulk data";
 const TOO_MANY_EMPTY = PROTOCOL_ERROR + "too many empty requests";
+const UNBALANCED_QUOTES = PROTOCOL_ERROR + "unbalanced quotes in request";
+// Redis looks for an inline line's end with strchr(), which stops at a NUL: it waits for more
+// bytes until its 64 KB limit, then closes. Said at once here.
+const NUL_INLINE = PROTOCOL_ERROR + "NUL byte in inline request";
 
-// Well-framed requests the proxy answers with an error. Twemproxy only speaks RESP arrays; an
-// inline command is still a well-framed line, so it gets a reply and the stream stays usable.
-const INLINE_UNSUPPORTED = "-ERR unsupported inline command: send commands as RESP arrays of bulk strings";
+// Well-framed requests the proxy answers with an error.
 const NOT_INTEGER = "-ERR value is not an integer or out of range";
 const NEGATIVE_NUMKEYS = "-ERR Number of keys can't be negative";
 const TOO_MANY_NUMKEYS = "-ERR Number of keys can't be greater than number of args";
@@ -55,30 +57,45 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
     if (p - pos > INLINE_MAX) return fatal(req, TOO_MANY_EMPTY);
     if (p >= end) return needMore(req, pos, p + 1);
     if (buf[p] !== STAR) {
-      const next = inlineRequest(buf, pos, p, end, req);
-      if (next !== BLANK) return next;
-      p = afterBlank;
-      continue;
+      const lf = inlineLineEnd(buf, p, end);
+      if (lf === NEED_MORE) return needMore(req, pos, end + 1);
+      if (lf === FATAL) return fatal(req, TOO_BIG_INLINE);
+      if (hasNul(buf, p, lf)) return fatal(req, NUL_INLINE);
+      // Redis takes a CR before the LF off the line (unless the line is that CR alone).
+      const stop = lf > p && buf[lf - 1] === CR ? lf - 1 : lf;
+      req.nargs = 0;
+      if (!splitInline(buf, p, stop, req)) return fatal(req, UNBALANCED_QUOTES);
+      if (req.nargs === 0) {
+        // Blank (whitespace only): skipped without a reply, as redis does.
+        p = lf + 1;
+        continue;
+      }
+      req.start = p;
+      req.end = lf + 1;
+      req.inline = true;
+      resolveCommand(buf, req);
+      return lf + 1;
     }
-    const status = readNumber(buf, p + 1, end);
-    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, end + 1);
-    if (status === NUMBER_INVALID || number.value > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
-    if (number.value > 0) {
-      nargs = number.value;
+    const next = readNumber(buf, p + 1, end);
+    if (next === NUMBER_INCOMPLETE) return needMore(req, pos, end + 1);
+    const count = next === NUMBER_INVALID ? -1 : numberValue(buf, p + 1);
+    if (next === NUMBER_INVALID || count > MAX_COUNT) return fatal(req, INVALID_MULTIBULK);
+    if (count > 0) {
+      nargs = count;
+      req.start = p;
+      p = next;
       break;
     }
-    p = number.next;
+    p = next;
   }
-  req.start = p;
-  p = number.next;
   for (let i = 0; i < nargs; i++) {
     if (p >= end) return needMore(req, pos, p + MIN_ARG + unseen(nargs - i - 1));
     if (buf[p] !== DOLLAR) return fatal(req, `${PROTOCOL_ERROR}expected '$', got '${shown(buf[p]!)}'`);
-    const status = readNumber(buf, p + 1, end);
-    if (status === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + unseen(nargs - i - 1));
-    if (status === NUMBER_INVALID || number.value < 0 || number.value > MAX_BULK) return fatal(req, INVALID_BULK);
-    const start = number.next;
-    const stop = start + number.value;
+    const start = readNumber(buf, p + 1, end);
+    if (start === NUMBER_INCOMPLETE) return needMore(req, pos, Math.max(end + 1, p + MIN_ARG) + unseen(nargs - i - 1));
+    const length = start === NUMBER_INVALID ? -1 : numberValue(buf, p + 1);
+    if (length < 0 || length > MAX_BULK) return fatal(req, INVALID_BULK);
+    const stop = start + length;
     if (stop + 2 > end) return needMore(req, pos, stop + 2 + unseen(nargs - i - 1));
     if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(req, MISSING_CRLF);
     req.pushArg(start, stop);
@@ -102,32 +119,16 @@ function shown(b: number): string {
 
 // ---- lines that are not RESP arrays ----
 
-const BLANK = 0; // never a position: a parsed request ends after at least one byte
-/** With BLANK: the position after the blank line. */
-let afterBlank = 0;
-
-/**
- * The line at buf[p] (not a RESP array): BLANK for a whitespace-only line (afterBlank is set),
- * the position after any other line (answered with INLINE_UNSUPPORTED), NEED_MORE or FATAL.
- */
-function inlineRequest(buf: Uint8Array, pos: number, p: number, end: number, req: Req): number {
+/** The LF that ends the line at buf[p] (within INLINE_MAX bytes), NEED_MORE or FATAL. */
+function inlineLineEnd(buf: Uint8Array, p: number, end: number): number {
   const limit = end - p > INLINE_MAX ? p + INLINE_MAX : end;
-  let blank = true;
-  let q = p;
-  for (; q < limit; q++) {
-    const c = buf[q]!;
-    if (c === LF) break;
-    if (c !== 32 && c !== CR && (c < 9 || c > 12)) blank = false; // isspace()
-  }
-  if (q === limit) return limit === end ? needMore(req, pos, end + 1) : fatal(req, TOO_BIG_INLINE);
-  if (blank) {
-    afterBlank = q + 1;
-    return BLANK;
-  }
-  req.start = p;
-  req.end = q + 1;
-  req.error = INLINE_UNSUPPORTED;
-  return q + 1;
+  for (let q = p; q < limit; q++) if (buf[q] === LF) return q;
+  return limit === end ? NEED_MORE : FATAL;
+}
+
+function hasNul(buf: Uint8Array, p: number, lf: number): boolean {
+  for (let q = p; q < lf; q++) if (buf[q] === 0) return true;
+  return false;
 }
 
 // ---- the command and its keys ----
@@ -148,7 +149,7 @@ function resolveCommand(buf: Uint8Array, req: Req): void {
     req.error = command.arityError;
     return;
   }
-  if (command.route === Route.Ping && n > 1) {
+  if (command === PING && n > 1) {
     if (n === 2) req.command = PING_MESSAGE;
     else req.error = command.arityError;
     return;
@@ -171,8 +172,8 @@ function findKeys(buf: Uint8Array, req: Req, command: SupportedCommand): string 
     const start = req.argStart[at]!;
     const stop = req.argEnd[at]!;
     // The argument is followed by CRLF in buf, so it reads as a CRLF-terminated number.
-    if (readNumber(buf, start, stop + 2) !== NUMBER_OK || number.next !== stop + 2) return NOT_INTEGER;
-    const count = number.value;
+    if (readNumber(buf, start, stop + 2) !== stop + 2) return NOT_INTEGER;
+    const count = numberValue(buf, start);
     if (count < 0) return NEGATIVE_NUMKEYS;
     if (count > n - at - 1) return TOO_MANY_NUMKEYS;
     for (let a = at + 1; a <= at + count; a++) req.pushKey(a);

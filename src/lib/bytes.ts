@@ -1,5 +1,6 @@
-// A growable byte buffer: the one way the proxy builds or accumulates bytes
-// (coalesced socket output, split fragments, merged replies).
+// Byte utilities below every layer: a growable byte buffer, the one way the proxy builds or
+// accumulates bytes (coalesced socket output, split fragments, merged replies), and the byte
+// comparisons and decimal helpers the protocols and the core share.
 //
 // Connection buffers come from a pool of fixed-size chunks (twemproxy's mbufs; `-m` sets the
 // size) and go back to it when emptied, so idle connections hold no buffer and memory falls
@@ -192,4 +193,12 @@ export function decimalDigits(n: number): number {
 
 export function ascii(s: string): Uint8Array {
   return encoder.encode(s);
+}
+
+/** a[aStart, aEnd) and b[bStart, bEnd) hold the same bytes. */
+export function equalBytes(a: Uint8Array, aStart: number, aEnd: number, b: Uint8Array, bStart: number, bEnd: number): boolean {
+  const n = aEnd - aStart;
+  if (n !== bEnd - bStart) return false;
+  for (let k = 0; k < n; k++) if (a[aStart + k] !== b[bStart + k]) return false;
+  return true;
 }

@@ -1,0 +1,61 @@
+// Server health: failures counted toward auto_eject_hosts, ejection from the ring and the
+// return after server_retry_timeout, and request timeouts (a connection whose oldest request
+// waited longer than the pool's timeout is closed, failing what it carries).
+
+import { LOG_INFO, log } from "../log.ts";
+import { P, S } from "../stats/table.ts";
+import type { Pool } from "./pool.ts";
+import type { Server } from "./server.ts";
+import type { ServerConn } from "./server-conn.ts";
+
+/** A connection error, EOF, timeout or failure reply (auto_eject_hosts). */
+export function serverFailed(pool: Pool, server: Server): void {
+  const cfg = pool.cfg;
+  if (!cfg.autoEjectHosts || server.ejected) return;
+  if (++server.failures < cfg.serverFailureLimit) return;
+  server.failures = 0;
+  server.ejected = true;
+  pool.stats.counters[P.server_ejects]!++;
+  server.stats.counters[S.server_ejected_at] = Date.now() * 1000;
+  log.warn(`server ${server.cfg.pname} of pool '${cfg.name}' ejected for ${cfg.serverRetryTimeout} ms`);
+  applyLiveness(pool);
+  setTimeout(() => retry(pool, server), cfg.serverRetryTimeout).unref();
+}
+
+/** A reply that is not a failure: the count of consecutive failures starts over. */
+export function serverAnswered(server: Server): void {
+  server.failures = 0;
+}
+
+function retry(pool: Pool, server: Server): void {
+  server.ejected = false;
+  if (log.level >= LOG_INFO) log.info(`server ${server.cfg.pname} back in pool '${pool.cfg.name}'`);
+  applyLiveness(pool);
+}
+
+/** Rebuild the pool's routing over the servers not ejected. */
+export function applyLiveness(pool: Pool): void {
+  const servers = pool.servers;
+  const live = new Uint8Array(servers.length);
+  for (let i = 0; i < live.length; i++) live[i] = servers[i]!.ejected ? 0 : 1;
+  pool.router.setLive(live);
+}
+
+/** Close every connection of the pool whose oldest request has waited more than the pool's
+ *  timeout at `now`. */
+export function checkTimeouts(pool: Pool, now: number): void {
+  const timeout = pool.cfg.timeout;
+  if (timeout === null) return;
+  for (const server of pool.servers) {
+    for (const group of server.groups) {
+      if (group === undefined) continue;
+      for (const conn of group.conns) if (conn !== null) expire(conn, now, timeout);
+    }
+  }
+  for (const conn of pool.retiringConns) expire(conn, now, timeout);
+}
+
+function expire(conn: ServerConn, now: number, timeout: number): void {
+  const head = conn.first;
+  if (head !== null && now - head.t0 > timeout) conn.timedOut();
+}

@@ -1,0 +1,98 @@
+// Hot reload of one pool, in two steps: prepare() does everything that can fail (the new
+// Router, binding a changed listen address) and changes nothing; apply() then cannot fail: it
+// keeps servers whose name and address stay (with their connections and stats), retires
+// servers that left (their connections close once their queue is empty), swaps in the new
+// router, and serves the new listen address without touching connected clients. The proxy
+// prepares every pool before it applies any (Proxy.reload), so a reload applies whole or not
+// at all.
+
+import type { PoolConfig, ServerConfig } from "../conf/types.ts";
+import { equalBytes } from "../lib/bytes.ts";
+import type { Codec } from "../proto/codec.ts";
+import { createRouter, type KeyRouter } from "../route/router.ts";
+import { ServerStats } from "../stats/store.ts";
+import { applyLiveness } from "./health.ts";
+import { bind, type Bound } from "./listener.ts";
+import type { Pool } from "./pool.ts";
+import { Server } from "./server.ts";
+
+/** What a reload of one pool needs, made before anything changes. */
+export interface PreparedReload {
+  readonly cfg: PoolConfig;
+  readonly router: KeyRouter;
+  /** The new listen address, bound, when it changed (null: unchanged, or not served by this
+   *  process). */
+  readonly bound: Bound | null;
+}
+
+/** Do new connections of `group` open differently under cfg than under old? */
+function preambleChanged(codec: Codec, old: PoolConfig, cfg: PoolConfig, group: number): boolean {
+  const a = codec.preamble(old, group);
+  const b = codec.preamble(cfg, group);
+  if (a === null || b === null) return a !== b;
+  return a.replies !== b.replies || !equalBytes(a.bytes, 0, a.bytes.length, b.bytes, 0, b.bytes.length);
+}
+
+/** A server stays the same server across a reload when its name and address do. */
+function serverIdentity(s: ServerConfig): string {
+  return `${s.effectiveName}\n${s.addr.spec}`;
+}
+
+/** Everything that can fail, for pool to run on cfg; throws (and has bound nothing) when
+ *  something cannot be done. `serve`: this process serves cfg's listen address. */
+export function prepare(pool: Pool, cfg: PoolConfig, serve: boolean, reusePort: boolean): PreparedReload {
+  const router = createRouter(cfg);
+  const moved = pool.cfg.listen.spec !== cfg.listen.spec;
+  return { cfg, router, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
+}
+
+/** Give up a prepared reload (another pool's could not be prepared). */
+export function abandon(prepared: PreparedReload): void {
+  prepared.bound?.socket.stop(true);
+}
+
+/** Apply a prepared reload; returns what changed, for the log. */
+export function apply(pool: Pool, prepared: PreparedReload): string[] {
+  const old = pool.cfg;
+  const cfg = prepared.cfg;
+  // First: servers read their connection count from it.
+  pool.cfg = cfg;
+  const changes: string[] = [];
+  const kept = new Map(pool.servers.map((s) => [serverIdentity(s.cfg), s]));
+  const servers = cfg.servers.map((sc, i) => {
+    const id = serverIdentity(sc);
+    const s = kept.get(id);
+    if (s === undefined) {
+      changes.push(`+server ${sc.pname}`);
+      return new Server(pool, i, sc, new ServerStats(sc.statsName));
+    }
+    kept.delete(id);
+    if (s.cfg.weight !== sc.weight) changes.push(`~server ${sc.pname}`);
+    s.reconfigure(i, sc);
+    return s;
+  });
+  for (const s of kept.values()) {
+    changes.push(`-server ${s.cfg.pname}`);
+    s.retire();
+  }
+  for (const s of servers) {
+    // Connections opened with a preamble (AUTH, SELECT) for the old settings: later requests go
+    // to new connections, the old ones close once they have answered theirs.
+    for (const g of s.groups) if (g !== undefined && preambleChanged(pool.codec, old, cfg, g.id)) g.retire();
+  }
+  for (const c of pool.clients) pool.codec.reconfigure(c.session, cfg);
+  pool.install(cfg, prepared.router, servers);
+  applyLiveness(pool);
+  for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
+    // Named as in the config file: redisAuth -> redis_auth.
+    if (key !== "servers" && key !== "listen" && old[key] !== cfg[key]) {
+      changes.push(key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+    }
+  }
+  if (old.listen.spec !== cfg.listen.spec) {
+    pool.serve(prepared.bound);
+    changes.push(`listen ${old.listen.spec} -> ${cfg.listen.spec}`);
+  }
+  if (cfg.preconnect) pool.preconnect();
+  return changes;
+}

@@ -1,0 +1,336 @@
+// One connection to a backend server. It carries requests of many clients; the backend answers
+// in order, so replies are matched to the FIFO of messages sent on it. How requests are written
+// and replies read is its Upstream's business (Codec.upstream); what it sends first, its
+// group's preamble (Codec.preamble), whose replies it swallows. Large replies stream to their
+// client as they arrive (reply-stream.ts).
+
+import type { Socket, SocketHandler } from "bun";
+import { LOG_INFO, log } from "../log.ts";
+import { ByteWriter } from "../lib/bytes.ts";
+import type { Rsp, Upstream, UpstreamSink } from "../proto/codec.ts";
+import { S } from "../stats/table.ts";
+import { deliver, fail } from "./deliver.ts";
+import { describeError } from "./errors.ts";
+import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
+import { serverFailed, serverAnswered } from "./health.ts";
+import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
+import { ReplyStream } from "./reply-stream.ts";
+import type { ConnGroup, Server } from "./server.ts";
+
+/** A reply whose known-size part (Rsp.opaque) is at least this large is passed on to its client
+ *  as its bytes arrive, when that client waits for it next, instead of being gathered first. */
+const STREAM_MIN = 32768;
+
+/** Requests of many clients are coalesced every loop turn: keep the buffer warm. */
+const KEEP_OUT_BYTES = 1 << 20;
+
+const handlers: SocketHandler<ServerConn> = {
+  binaryType: "uint8array",
+  open(s) {
+    s.data.onOpen(s);
+  },
+  data(s, chunk) {
+    s.data.onData(chunk);
+  },
+  drain(s) {
+    s.data.onDrain();
+  },
+  close(s, err) {
+    s.data.onClosed(err);
+  },
+  connectError(s, err) {
+    s.data.onClosed(err);
+  },
+  error(s, err) {
+    s.data.onClosed(err);
+  },
+};
+
+export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
+  private socket: Socket<ServerConn> | null = null;
+  readonly out = new ByteWriter();
+  /** Large requests the socket has not taken yet (written before `out`). */
+  private readonly held = new HeldViews();
+  /** Writes requests onto `out` and reads the replies (per connection: it may keep state). */
+  readonly upstream: Upstream;
+  dirty = false;
+  private blocked = false;
+  closed = false;
+  /** Why it closed: the reply of a request pushed after that (a connect that failed at once). */
+  private closeReason = "";
+  /** Messages sent (or queued to send) on this connection, oldest first. */
+  first: Msg | null = null;
+  private last: Msg | null = null;
+  /** Close once every request on it is answered (its server left the pool). */
+  private retiring = false;
+  /** performance.now() when the chunk being parsed arrived (reply latency). */
+  private now = 0;
+  /** Preamble replies still to swallow. */
+  private preambleReplies = 0;
+  /** Messages on this connection: the first `queued - unsent` are written (out_queue), the
+   *  last `unsent` were appended since the last complete write (in_queue). */
+  private queued = 0;
+  private unsent = 0;
+  private unsentBytes = 0;
+
+  constructor(
+    readonly server: Server,
+    private readonly group: ConnGroup,
+    private readonly slot: number,
+  ) {
+    super(STREAM_MIN);
+    this.out.keep = KEEP_OUT_BYTES;
+    this.upstream = server.pool.codec.upstream(server.pool.cfg);
+  }
+
+  connect(): void {
+    const pool = this.server.pool;
+    // nutcracker counts a server connection from the attempt on, refused or not.
+    pool.proxyStats.totalConnections++;
+    pool.proxyStats.currConnections++;
+    const preamble = pool.codec.preamble(pool.cfg, this.group.id);
+    if (preamble !== null) {
+      this.out.bytes(preamble.bytes);
+      this.preambleReplies = preamble.replies;
+    }
+    pool.sockets.connect(this.server.addr, handlers, this).catch((err: Error) => this.onClosed(err));
+  }
+
+  onOpen(s: Socket<ServerConn>): void {
+    if (this.closed) {
+      s.end();
+      return;
+    }
+    this.socket = s;
+    s.setNoDelay(true);
+    if (this.server.pool.cfg.tcpkeepalive) s.setKeepAlive(true);
+    this.server.stats.counters[S.server_connections]!++;
+    if (log.level >= LOG_INFO) log.info(`connected to server ${this.server.cfg.pname}`);
+    this.flush();
+  }
+
+  /** Send request bytes (coalesced, or written through when large). */
+  send(buf: Uint8Array, start: number, end: number): void {
+    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+  }
+
+  /** Queue a request its Upstream has just written (msg.bytes says how much it added). */
+  push(msg: Msg): void {
+    if (this.closed) {
+      fail(this.server.pool, msg, this.closeReason);
+      return;
+    }
+    if (this.last === null) this.first = msg;
+    else this.last.snext = msg;
+    this.last = msg;
+    const c = this.server.stats.counters;
+    c[S.requests]!++;
+    c[S.request_bytes]! += msg.bytes;
+    c[S.in_queue]!++;
+    c[S.in_queue_bytes]! += msg.bytes;
+    this.queued++;
+    this.unsent++;
+    this.unsentBytes += msg.bytes;
+    markDirty(this);
+  }
+
+  flush(): void {
+    const s = this.socket;
+    if (s === null || this.blocked || this.closed) return;
+    // What the socket takes is final.
+    this.upstream.sent();
+    if (!writeOut(s, this.out, this.held)) {
+      this.blocked = true;
+      return;
+    }
+    if (this.unsent !== 0) {
+      const c = this.server.stats.counters;
+      c[S.in_queue]! -= this.unsent;
+      c[S.in_queue_bytes]! -= this.unsentBytes;
+      c[S.out_queue]! += this.unsent;
+      c[S.out_queue_bytes]! += this.unsentBytes;
+      this.unsent = 0;
+      this.unsentBytes = 0;
+    }
+  }
+
+  onDrain(): void {
+    this.blocked = false;
+    this.flush();
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.now = performance.now();
+    this.feed(chunk);
+  }
+
+  protected parseReply(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
+    return this.upstream.parseReply(buf, pos, end, rsp, this.preambleReplies === 0 ? this.first : null);
+  }
+
+  protected passOn(buf: Uint8Array, start: number, end: number): void {
+    this.first!.client.writePart(buf, start, end);
+  }
+
+  protected replied(buf: Uint8Array, end: number, streamed: number): boolean {
+    const rsp = this.rsp;
+    const server = this.server;
+    if (this.preambleReplies > 0) {
+      this.preambleReplies--;
+      if (rsp.isError) {
+        log.error(
+          `server ${server.cfg.pname} refused the connection handshake: ` +
+            new TextDecoder().decode(buf.subarray(rsp.start, end)).trim(),
+        );
+      }
+      return true;
+    }
+    const head = this.first;
+    if (head === null) {
+      this.broken("sent a reply nobody asked for");
+      return false;
+    }
+    const pool = server.pool;
+    const now = this.now;
+    this.dequeue(head, end - rsp.start + streamed);
+    if (rsp.failure) serverFailed(pool, server);
+    else serverAnswered(server);
+    if (rsp.open) head.flags |= MSG_OPEN;
+    deliver(pool, head, buf, rsp.start, end, now);
+    if (rsp.isError) {
+      // The server stopped at the error: requests that went up on the same line get it too
+      // (counted once).
+      for (let m = this.first; m !== null && m.joined; m = this.first) {
+        this.dequeue(m, 0);
+        deliver(pool, m, buf, rsp.errorStart, end, now);
+      }
+    }
+    return true;
+  }
+
+  protected malformed(error: string | null): void {
+    this.broken(`sent a malformed reply: ${error}`);
+  }
+
+  protected settled(): boolean {
+    if (this.retiring && this.first === null) {
+      this.close("retired by a reload");
+      return false;
+    }
+    return true;
+  }
+
+  /** The server's bytes cannot be trusted: log, count and close. */
+  private broken(what: string): void {
+    log.error(`server ${this.server.cfg.pname} ${what}`);
+    this.server.stats.counters[S.server_err]!++;
+    this.close("Invalid response from server", true);
+  }
+
+  /** Take the answered head of the queue off it. */
+  private dequeue(msg: Msg, replyBytes: number): void {
+    this.first = msg.snext;
+    if (this.first === null) this.last = null;
+    msg.snext = null;
+    const counters = this.server.stats.counters;
+    counters[S.responses]!++;
+    counters[S.response_bytes]! += replyBytes;
+    if (this.queued-- > this.unsent) {
+      counters[S.out_queue]!--;
+      counters[S.out_queue_bytes]! -= msg.bytes;
+    } else {
+      // Answered before the write it went out in completed (a partial write).
+      this.unsent--;
+      this.unsentBytes -= msg.bytes;
+      counters[S.in_queue]!--;
+      counters[S.in_queue_bytes]! -= msg.bytes;
+    }
+  }
+
+  /** May the reply now being parsed go to its client before it is complete? Only when it is
+   *  the whole reply to the request its client waits for next (not a fragment to merge, not
+   *  dropped, not a preamble reply), or when it is already streaming. */
+  protected streamable(): boolean {
+    if (this.resume !== 0) return true;
+    const msg = this.first;
+    return (
+      this.preambleReplies === 0 &&
+      msg !== null &&
+      msg.parent === null &&
+      (msg.flags & MSG_SILENT) === 0 &&
+      msg.client.first === msg
+    );
+  }
+
+  /** Out of service (its server left the pool, its preamble is stale, its server moved): close
+   *  once every request on it is answered. */
+  retire(): void {
+    this.group.release(this, this.slot);
+    if (this.first === null) {
+      this.close("retired by a reload");
+      return;
+    }
+    this.retiring = true;
+    // Out of its group's slots, so the pool checks its requests for timeouts here.
+    this.server.pool.retiringConns.add(this);
+  }
+
+  onClosed(err?: Error): void {
+    if (this.closed) return;
+    const reason = err === undefined ? "Connection reset by peer" : describeError(err);
+    const counters = this.server.stats.counters;
+    if (err === undefined) counters[S.server_eof]!++;
+    else counters[S.server_err]!++;
+    this.close(reason, true);
+  }
+
+  /** A request on this connection got no reply in time. */
+  timedOut(): void {
+    this.server.stats.counters[S.server_timedout]!++;
+    this.close("Connection timed out", true);
+  }
+
+  /** Close the connection; every message still on it gets `reason`. A failure counts toward
+   *  ejection. */
+  close(reason: string, failure = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    const pool = this.server.pool;
+    if (this.retiring) pool.retiringConns.delete(this);
+    this.group.release(this, this.slot);
+    const s = this.socket;
+    this.socket = null;
+    pool.proxyStats.currConnections--;
+    if (s !== null) {
+      this.server.stats.counters[S.server_connections]!--;
+      s.terminate();
+    }
+    if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);
+    this.dropPending();
+    this.upstream.sent();
+    this.out.clear();
+    this.out.release();
+    this.held.clear();
+    // Part of a reply was passed on: its client's stream cannot be completed.
+    if (this.dropStream()) this.first!.client.abort();
+    const counters = this.server.stats.counters;
+    counters[S.in_queue]! -= this.unsent;
+    counters[S.in_queue_bytes]! -= this.unsentBytes;
+    let m = this.first;
+    this.first = this.last = null;
+    let allBytes = 0;
+    while (m !== null) {
+      const next = m.snext;
+      m.snext = null;
+      allBytes += m.bytes;
+      fail(pool, m, reason);
+      m = next;
+    }
+    counters[S.out_queue]! -= this.queued - this.unsent;
+    counters[S.out_queue_bytes]! -= allBytes - this.unsentBytes;
+    this.queued = this.unsent = this.unsentBytes = 0;
+    if (failure) serverFailed(pool, this.server);
+  }
+}

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v memcached >/dev/null || need+=(memcached)
 command -v memcaslap >/dev/null || need+=(libmemcached-tools)
 [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
@@ -21,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   # Debian starts packaged daemons on install; the project runs its own on free ports.
-  for svc in redis-server memcached nutcracker; do
+  for svc in redis-server redis-sentinel memcached nutcracker; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

@@ -55,6 +55,8 @@ export interface CommandSpec {
   /** Retrievals of one non-zero kind may share a command line upstream (memcached joined
    *  lines, proto/memcache/upstream.ts). */
   readonly join?: number;
+  /** The command changes nothing on the server, so a replica may answer it (redis read_from). */
+  readonly readOnly?: boolean;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
@@ -141,6 +143,9 @@ export class Rsp {
   isError = false;
   /** The reply says the server is failing (redis -OOM, -BUSY, -LOADING): counts toward ejection. */
   failure = false;
+  /** The reply says the server is a replica refusing writes (redis -READONLY): a master that a
+   *  failover demoted. */
+  demoted = false;
   /** With FATAL: what was wrong with the server's bytes (for the log). */
   error: string | null = null;
   /** With NEED_MORE: the first `opaque` bytes from `start` are final whatever follows (complete
@@ -178,6 +183,7 @@ export class Rsp {
     this.need = 0;
     this.isError = false;
     this.failure = false;
+    this.demoted = false;
     this.error = null;
     this.opaque = 0;
     this.next = 0;

@@ -41,6 +41,8 @@ function fields(v: RespValue): Record<string, RespValue> {
 
 interface RedisCommandInfo {
   name: string;
+  /** redis's command flags (readonly, write, ...). */
+  flags: string[];
   arity: number;
   first: number;
   last: number;
@@ -73,6 +75,7 @@ describe("the command table", () => {
       }
       return {
         name: text(entry[0]!),
+        flags: (entry[2] as RespValue[]).map(text),
         arity: entry[1] as number,
         first: entry[3] as number,
         last: entry[4] as number,
@@ -120,6 +123,14 @@ describe("the command table", () => {
     const theirs = info.filter((c) => c.noAuth && byName(c.name).route !== null).map((c) => c.name);
     expect(ours.sort()).toEqual(theirs.sort());
     expect(ours).toContain("hello");
+  });
+
+  test("marks read-only exactly the commands redis flags readonly", () => {
+    const theirs = info.filter((c) => c.flags.includes("readonly")).map((c) => c.name).sort();
+    const ours = COMMANDS.filter((c) => c.readOnly).map((c) => c.name).sort();
+    expect(theirs.length).toBeGreaterThan(50);
+    expect(ours).toEqual(theirs);
+    expect(info.filter((c) => c.flags.includes("write") && byName(c.name).readOnly)).toEqual([]);
   });
 
   test("serves no command without a way to route it", () => {

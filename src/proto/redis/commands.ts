@@ -23,6 +23,7 @@ interface KeyPositions {
 
 /** A command the proxy serves. */
 export interface SupportedCommand extends CommandSpec, KeyPositions {
+  readonly readOnly: boolean;
   /** The reply to a call with the wrong number of arguments (redis's own text). */
   readonly arityError: string;
   /** Flag bits (Flag). */
@@ -33,6 +34,7 @@ export interface SupportedCommand extends CommandSpec, KeyPositions {
 export interface UnsupportedCommand extends KeyPositions {
   readonly name: string;
   readonly route: null;
+  readonly readOnly: boolean;
 }
 
 export type RedisCommand = SupportedCommand | UnsupportedCommand;
@@ -297,10 +299,37 @@ const TABLE: readonly Row[] = [
   ["zunionstore",           -4, Key,   1,  1, 1, 2],
 ];
 
+// The commands redis flags `readonly` in COMMAND (redis 7; test/unit/redis-commands.test.ts
+// checks the list against a real redis-server): they may be served by a replica (read_from).
+// A column of its own beside the table: one fact, short rows.
+const READ_ONLY = new Set([
+  "bitcount", "bitfield_ro", "bitpos", "dbsize", "dump", "eval_ro", "evalsha_ro", "exists",
+  "expiretime", "fcall_ro", "geodist", "geohash", "geopos", "georadius_ro", "georadiusbymember_ro",
+  "geosearch", "get", "getbit", "getrange", "hexists", "hget", "hgetall", "hkeys", "hlen", "hmget",
+  "hrandfield", "hscan", "hstrlen", "hvals", "keys", "lcs", "lindex", "llen", "lolwut", "lpos",
+  "lrange", "mget", "pexpiretime", "pfcount", "pttl", "randomkey", "scan", "scard", "sdiff",
+  "sinter", "sintercard", "sismember", "smembers", "smismember", "sort_ro", "srandmember", "sscan",
+  "strlen", "substr", "sunion", "touch", "ttl", "type", "xlen", "xpending", "xrange", "xread",
+  "xrevrange", "zcard", "zcount", "zdiff", "zinter", "zintercard", "zlexcount", "zmscore",
+  "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrank", "zrevrange", "zrevrangebylex",
+  "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion",
+]);
+
 export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0, flags = 0]) =>
   route === null
-    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt }
-    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, flags, arityError: `-ERR wrong number of arguments for '${name}' command` },
+    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly: READ_ONLY.has(name) }
+    : {
+        name,
+        route,
+        arity,
+        firstKey,
+        lastKey,
+        keyStep,
+        numkeysAt,
+        readOnly: READ_ONLY.has(name),
+        flags,
+        arityError: `-ERR wrong number of arguments for '${name}' command`,
+      },
 );
 
 function supported(name: string): SupportedCommand {

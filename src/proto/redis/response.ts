@@ -110,6 +110,7 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
         if (type === MINUS && p === pos) {
           rsp.isError = true;
           rsp.failure = isFailure(buf, p + 1, q);
+          rsp.demoted = startsWithWord(buf, p + 1, q, READONLY);
         }
         p = q + 2;
         break;
@@ -226,13 +227,19 @@ function open(frames: number[] | null, after: number, kind: number): number[] {
 // the error's first word is OOM, BUSY or LOADING (not BUSYKEY).
 const FAILURES = ["OOM", "BUSY", "LOADING"].map((word) => new TextEncoder().encode(word));
 
+/** A replica refusing a write: the server was a master and has been demoted (a failover). */
+const READONLY = new TextEncoder().encode("READONLY");
+
 function isFailure(buf: Uint8Array, start: number, end: number): boolean {
-  for (const word of FAILURES) {
-    const stop = start + word.length;
-    if (stop > end || (stop < end && buf[stop] !== 32)) continue;
-    let i = 0;
-    while (i < word.length && buf[start + i] === word[i]) i++;
-    if (i === word.length) return true;
-  }
+  for (const word of FAILURES) if (startsWithWord(buf, start, end, word)) return true;
   return false;
+}
+
+/** The line buf[start, end) is `word`, or starts with `word` and a space. */
+function startsWithWord(buf: Uint8Array, start: number, end: number, word: Uint8Array): boolean {
+  const stop = start + word.length;
+  if (stop > end || (stop < end && buf[stop] !== 32)) return false;
+  let i = 0;
+  while (i < word.length && buf[start + i] === word[i]) i++;
+  return i === word.length;
 }

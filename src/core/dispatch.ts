@@ -154,7 +154,7 @@ function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
-    forwardTo(child, live[f]!, buf, req);
+    forwardTo(pool, child, live[f]!, buf, req);
   }
 }
 

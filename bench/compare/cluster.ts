@@ -1,5 +1,6 @@
 // The processes under test: 4 redis and 4 memcached backends, and the two proxies with
-// equivalent configs (same pools, servers, names, hash and distribution; only ports differ).
+// equivalent configs (same pools, servers, names, hash and distribution; only ports differ),
+// and predixy when a binary is given (predixy.ts: its own config, the redis4 pool only).
 
 import type { Subprocess } from "bun";
 import { existsSync, writeFileSync } from "node:fs";
@@ -9,8 +10,8 @@ import { freePort, isAlive, startService, stop, waitListening } from "./procs.ts
 import { probe } from "./prefill.ts";
 import { type Pool, isRedis } from "./workloads.ts";
 
-export type TargetName = "direct" | "nutcracker" | "buncracker";
-export const TARGETS: readonly TargetName[] = ["direct", "nutcracker", "buncracker"];
+export type TargetName = "direct" | "nutcracker" | "buncracker" | "predixy";
+export const TARGETS: readonly TargetName[] = ["direct", "nutcracker", "buncracker", "predixy"];
 const POOLS: readonly Pool[] = ["redis4", "redis1", "mc4", "mc1"];
 
 export interface Backend {
@@ -31,7 +32,8 @@ export interface Proxy<P extends Pool = Pool> {
 export interface Cluster {
   redis: Backend[];
   memcached: Backend[];
-  proxies: Partial<Record<TargetName, Proxy>>;
+  /** predixy serves the redis4 pool only (see listenPort). */
+  proxies: Partial<Record<TargetName, Proxy | Proxy<"redis4">>>;
   /** Why a target is not measured. */
   skipped: Partial<Record<TargetName, string>>;
   /** Pools of a started proxy that failed the set/get probe, with the reason. */
@@ -50,8 +52,14 @@ export function endpoint(cluster: Cluster, target: TargetName, pool: Pool): numb
   if (target === "direct") return directBackend(cluster, pool).port;
   const proxy = cluster.proxies[target];
   if (proxy === undefined) throw new Error(`${target} is not running`);
-  return proxy.listen[pool];
+  const port = listenPort(proxy, pool);
+  if (port === undefined) throw new Error(`${target} does not serve pool ${pool}`);
+  return port;
 }
+
+/** The port a proxy listens on for `pool`, or undefined when it does not serve that pool. */
+export const listenPort = (proxy: Proxy | Proxy<"redis4">, pool: Pool): number | undefined =>
+  (proxy.listen as Partial<Record<Pool, number>>)[pool];
 
 export async function startBackends(tools: Record<string, string>, dir: string): Promise<Pick<Cluster, "redis" | "memcached">> {
   const redis: Backend[] = [];
@@ -167,4 +175,4 @@ export function proxyLaunches(tools: Record<string, string>, repo: string, bun: 
 export const buncrackerMissing = (repo: string): string | null =>
   existsSync(join(repo, "src/main.ts")) ? null : `${join(repo, "src/main.ts")} does not exist yet`;
 
-export const running = (proxy: Proxy): boolean => isAlive(proxy.proc);
+export const running = (proxy: Proxy | Proxy<"redis4">): boolean => isAlive(proxy.proc);

@@ -2,6 +2,7 @@
 
 import { TARGETS, type TargetName } from "./cluster.ts";
 import { MEMORY_PHASE } from "./memory.ts";
+import { predixyBinary } from "./predixy.ts";
 import { WORKLOADS, type Workload } from "./workloads.ts";
 
 export interface Options {
@@ -19,6 +20,8 @@ export interface Options {
   nice: number;
   /** Where RESULTS.md and results.svg go; null = bench/ for a full run, the run folder otherwise. */
   out: string | null;
+  /** The predixy binary to measure beside the others (--predixy, else $PREDIXY_BIN); null: not measured. */
+  predixy: string | null;
 }
 
 export const USAGE = `usage: bun run bench:compare [options]
@@ -26,12 +29,16 @@ export const USAGE = `usage: bun run bench:compare [options]
   --duration S       seconds per run (default 3; --quick: 1)
   --quick            smoke test: the quick workloads, 1 repeat, 1 s runs (under 2 minutes)
   --only A,B         only these workloads (names or prefixes, e.g. redis-get-p16,mc- or memory)
-  --targets A,B      among ${TARGETS.join(",")} (default all; buncracker is skipped when it cannot start)
+  --targets A,B      among ${TARGETS.join(",")} (default all; buncracker is skipped when it cannot
+                     start, predixy when no binary is given)
   --gen-procs N      Bun processes per mcload run (default 1)
   --nice N           run backends, proxies and load tools at this nice value (default 0); on a
                      machine busy with other work, e.g. -10 keeps that work from skewing the runs
   --out DIR          write RESULTS.md and results.svg there (default: bench/ for a full run of
                      every workload, the run's temporary folder otherwise)
+  --predixy PATH     also measure this predixy binary (default: $PREDIXY_BIN; neither: predixy is
+                     not measured, and the report says so). Build it from predixy's own source
+                     by its own instructions; this suite never fetches or builds it
   --list             list the workloads and exit
 workloads: ${[...WORKLOADS.map((w) => w.name), MEMORY_PHASE.name].join(" ")}`;
 
@@ -50,6 +57,7 @@ export function parseOptions(argv: string[]): Options | "list" {
   let mcloadProcs = 1;
   let nice = 0;
   let out: string | null = null;
+  let predixy: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string | undefined => argv[++i];
@@ -85,6 +93,12 @@ export function parseOptions(argv: string[]): Options | "list" {
       case "--out":
         out = value() ?? null;
         break;
+      case "--predixy": {
+        const path = value();
+        if (path === undefined || path === "") throw new Error("--predixy needs the path of a predixy binary");
+        predixy = path;
+        break;
+      }
       case "--list":
         return "list";
       default:
@@ -107,5 +121,6 @@ export function parseOptions(argv: string[]): Options | "list" {
     mcloadProcs,
     nice,
     out,
+    predixy: predixyBinary(predixy),
   };
 }

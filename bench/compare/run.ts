@@ -12,6 +12,7 @@ import {
   buncrackerMissing,
   directBackend,
   endpoint,
+  listenPort,
   proxyLaunches,
   running,
   startBackends,
@@ -21,6 +22,7 @@ import { cpuPer, cpuSince, cpuTimes, cpuTotal } from "./cpu.ts";
 import { ensureTools, toolVersions } from "./install.ts";
 import { MEMORY_PHASE, measureMemory } from "./memory.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
+import { PREDIXY_NOT_SERVED, startPredixy } from "./predixy.ts";
 import { prefill } from "./prefill.ts";
 import { installSignalHandlers, runTool, setNiceness, stopAll } from "./procs.ts";
 import { markdown } from "./report.ts";
@@ -84,6 +86,15 @@ class Bench {
       run.error = `${target} is not running`;
       return run;
     }
+    if (proxy !== null && listenPort(proxy, w.pool) === undefined) {
+      run.error = `${target} does not serve pool ${w.pool}: ${PREDIXY_NOT_SERVED}`;
+      return run;
+    }
+    const unsupported = w.unsupported[target];
+    if (unsupported !== undefined) {
+      run.error = unsupported;
+      return run;
+    }
     if (broken !== undefined) {
       run.error = `pool ${w.pool} failed its set/get probe: ${broken}`;
       return run;
@@ -131,6 +142,28 @@ function progress(prefix: string, run: Run): void {
   );
 }
 
+/** predixy, when a binary was given (see predixy.ts); otherwise the report says it was not measured. */
+async function startPredixyTarget(cluster: Cluster, options: Options, dir: string): Promise<void> {
+  if (!options.targets.includes("predixy")) return;
+  if (options.predixy === null) {
+    cluster.skipped.predixy = "not measured: no predixy binary given (`PREDIXY_BIN=/path/to/predixy` or `--predixy /path/to/predixy`)";
+    console.log(`predixy: SKIPPED: ${cluster.skipped.predixy}`);
+    return;
+  }
+  try {
+    const { proxy, broken } = await startPredixy(cluster, options.predixy, dir);
+    cluster.proxies.predixy = proxy;
+    cluster.brokenPools.predixy = broken;
+    console.log(`predixy: pid ${proxy.pid}, pools ${JSON.stringify(proxy.listen)}, config ${proxy.config}`);
+    if (broken.redis4 !== undefined) console.log(`predixy: pool redis4 FAILED its probe: ${broken.redis4}`);
+  } catch (error) {
+    const log = join(dir, "predixy.log");
+    const tail = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").slice(-5).join(" | ") : "";
+    cluster.skipped.predixy = `${options.predixy} did not start: ${(error as Error).message}${tail ? `; log: ${tail}` : ""}`;
+    console.log(`predixy: SKIPPED: ${cluster.skipped.predixy}`);
+  }
+}
+
 async function startTargets(cluster: Cluster, options: Options, tools: Record<string, string>, dir: string): Promise<void> {
   for (const launch of proxyLaunches(tools, REPO, BUN)) {
     if (!options.targets.includes(launch.target)) continue;
@@ -165,7 +198,8 @@ async function prefillAll(cluster: Cluster, workloads: Workload[]): Promise<void
     const ports = [directBackend(cluster, w.pool).port];
     for (const [target, proxy] of Object.entries(cluster.proxies)) {
       const pool = redis ? "redis4" : "mc4";
-      if (cluster.brokenPools[target as TargetName]?.[pool] === undefined) ports.push(proxy.listen[pool]);
+      const port = listenPort(proxy, pool);
+      if (port !== undefined && cluster.brokenPools[target as TargetName]?.[pool] === undefined) ports.push(port);
     }
     for (const port of ports) await prefill(port, redis, w);
   }
@@ -179,6 +213,8 @@ async function benchmark(options: Options, dir: string, command: string): Promis
   const loadStart = loadAverage();
   const cluster: Cluster = { ...(await startBackends(tools, dir)), proxies: {}, skipped: {}, brokenPools: {} };
   await startTargets(cluster, options, tools, dir);
+  await startPredixyTarget(cluster, options, dir);
+  if (cluster.proxies.predixy !== undefined) versions.predixy = `${options.predixy} (one worker thread)`;
   if (cluster.proxies.buncracker !== undefined) {
     const banner = await runTool([BUN, join(REPO, "src/main.ts"), "-V"], 10_000);
     versions.buncracker = `${banner.stdout}${banner.stderr}`.trim().split("\n")[0] ?? "?";
@@ -191,6 +227,8 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     memaslap: tools.memcaslap!,
     bun: BUN,
     mcload: join(import.meta.dir, "mcload.ts"),
+    redisload: join(import.meta.dir, "redisload.ts"),
+    pubsub: join(import.meta.dir, "pubsub.ts"),
     dir,
     mcloadProcs: options.mcloadProcs,
   });

@@ -12,7 +12,7 @@ export interface Bar {
   max?: number;
 }
 
-const COLORS: Record<TargetName, string> = { direct: "#9e9e9e", nutcracker: "#3b6fb6", buncracker: "#e8871e" };
+const COLORS: Record<TargetName, string> = { direct: "#9e9e9e", nutcracker: "#3b6fb6", buncracker: "#e8871e", predixy: "#6a9f4f" };
 const LABEL_WIDTH = 170;
 const PLOT_WIDTH = 560;
 const BAR = 11;

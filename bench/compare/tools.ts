@@ -34,6 +34,8 @@ export interface ToolPaths {
   dir: string;
   /** Bun processes per mcload run. */
   mcloadProcs: number;
+  redisload: string;
+  pubsub: string;
 }
 
 const toolCpuPct = (run: ToolRun): number => (run.cpuUs / 1000 / run.wallMs) * 100;
@@ -52,6 +54,21 @@ export function measure(w: Workload, port: number, seconds: number, rate: number
       return memaslap(w, port, seconds, paths);
     case "mcload":
       return mcload(w, port, seconds, paths);
+    case "redisload":
+      return bunTool(
+        [paths.bun, paths.redisload, "--port", String(port), "--conns", String(w.clients), "--pipeline", String(w.pipeline),
+          "--get-share", String(w.getShare), "--keyspace", String(w.keyspace), "--prefix", w.prefix,
+          "--value", String(w.valueSize), "--seconds", String(seconds)],
+        "redisload",
+        seconds,
+      );
+    case "pubsub":
+      return bunTool(
+        [paths.bun, paths.pubsub, "--port", String(port), "--subscribers", String(w.clients), "--window", String(w.pipeline),
+          "--value", String(w.valueSize), "--seconds", String(seconds)],
+        "pubsub",
+        seconds,
+      );
   }
 }
 
@@ -113,7 +130,7 @@ function log2Quantile(section: string, q: number): number {
 
 async function memaslap(w: Workload, port: number, seconds: number, paths: ToolPaths): Promise<Measurement> {
   const config = join(paths.dir, `${w.name}.cfg`);
-  const getShare = w.op === "get" ? 1 : 0;
+  const getShare = w.getShare;
   writeFileSync(config, `key\n16 16 1\nvalue\n${w.valueSize} ${w.valueSize} 1\ncmd\n0 ${1 - getShare}\n1 ${getShare}\n`);
   const whole = Math.max(1, Math.round(seconds));
   const run = await runTool(
@@ -142,14 +159,21 @@ async function memaslap(w: Workload, port: number, seconds: number, paths: ToolP
   };
 }
 
-async function mcload(w: Workload, port: number, seconds: number, paths: ToolPaths): Promise<Measurement> {
-  const run = await runTool(
+function mcload(w: Workload, port: number, seconds: number, paths: ToolPaths): Promise<Measurement> {
+  if (w.op !== "get" && w.op !== "set") throw new Error(`${w.name}: mcload does gets or sets, not ${w.op}`);
+  return bunTool(
     [paths.bun, paths.mcload, "--port", String(port), "--conns", String(w.clients), "--pipeline", String(w.pipeline),
       "--op", w.op, "--multi", String(w.keys), "--keyspace", String(w.keyspace), "--prefix", w.prefix,
       "--value", String(w.valueSize), "--seconds", String(seconds), "--procs", String(paths.mcloadProcs)],
-    seconds * 3000 + 30_000,
+    "mcload",
+    seconds,
   );
-  if (run.code !== 0) throw new Error(`mcload exit ${run.code}: ${run.stderr.slice(-500).trim()}`);
+}
+
+/** Runs one of the suite's own Bun load tools (mcload, redisload, pubsub), which print a LoadReport. */
+async function bunTool(argv: string[], name: string, seconds: number): Promise<Measurement> {
+  const run = await runTool(argv, seconds * 3000 + 30_000);
+  if (run.code !== 0) throw new Error(`${name} exit ${run.code}: ${run.stderr.slice(-500).trim()}`);
   const report = JSON.parse(run.stdout) as LoadReport;
   const asked = report.hits + report.misses;
   return {

@@ -1,14 +1,22 @@
 // The workloads of the side-by-side comparison: one table, everything else is derived from it.
 
+import type { TargetName } from "./cluster.ts";
+
 /** The proxy pools (the same four in every proxy's config). */
 export type Pool = "redis4" | "redis1" | "mc4" | "mc1";
-export type Tool = "redis-benchmark" | "memaslap" | "mcload";
+/** redisload.ts: a mixed GET/SET generator; pubsub.ts: one publisher, many subscribers. */
+export type Tool = "redis-benchmark" | "memaslap" | "mcload" | "redisload" | "pubsub";
+/** `mix`: GETs and SETs at random, `getShare` of them GETs; `publish`: pub/sub fan-out. */
+export type Op = "get" | "set" | "mix" | "publish";
 
 export interface Workload {
   name: string;
   pool: Pool;
   tool: Tool;
-  op: "get" | "set";
+  op: Op;
+  /** Share of GETs in a `mix` workload. */
+  getShare: number;
+  /** Connections; for `publish`, the subscribers (one more connection publishes). */
   clients: number;
   pipeline: number;
   /** Keys per request: 10 for MGET / MSET / 10-key multi-get. */
@@ -19,16 +27,20 @@ export interface Workload {
   valueSize: number;
   /** Part of the --quick smoke run. */
   quick: boolean;
+  /** Targets that cannot run this workload at all, and why (reported instead of a figure). */
+  unsupported: Partial<Record<TargetName, string>>;
 }
 
 const SMALL = { prefix: "key:", keyspace: 100_000, valueSize: 32 } as const;
 const LARGE = { prefix: "big:", keyspace: 1_000, valueSize: 100 * 1024 } as const;
 
 type Shape = Omit<Workload, "name" | "quick">;
-const shape = (pool: Pool, tool: Tool, op: "get" | "set", more: Partial<Shape> = {}): Shape => ({
+const shape = (pool: Pool, tool: Tool, op: Op, more: Partial<Shape> = {}): Shape => ({
   pool,
   tool,
   op,
+  getShare: op === "get" ? 1 : 0,
+  unsupported: {},
   clients: 50,
   pipeline: 1,
   keys: 1,
@@ -59,6 +71,16 @@ const TABLE: Array<[name: string, quick: boolean, shape: Shape]> = [
   ["mc-set-100k", false, shape("mc4", "mcload", "set", { ...LARGE })],
   ["memaslap-get-p1", true, shape("mc4", "memaslap", "get")],
   ["memaslap-mget10-p1", false, shape("mc4", "memaslap", "get", { keys: 10 })],
+  ["redis-mix80-p4-c500", true, shape("redis4", "redisload", "mix", { getShare: 0.8, pipeline: 4, clients: 500 })],
+  [
+    "redis-pubsub-100",
+    true,
+    shape("redis4", "pubsub", "publish", {
+      clients: 100,
+      pipeline: 16,
+      unsupported: { nutcracker: "nutcracker cannot do it: twemproxy does not proxy pub/sub (it refuses SUBSCRIBE and PUBLISH)" },
+    }),
+  ],
 ];
 
 export const WORKLOADS: readonly Workload[] = TABLE.map(([name, quick, s]) => ({ name, quick, ...s }));
@@ -68,7 +90,12 @@ export const isRedis = (pool: Pool): boolean => pool === "redis4" || pool === "r
 /** One line saying what a workload does, for the report. */
 export function describe(w: Workload): string {
   const size = w.valueSize >= 1024 ? `${w.valueSize / 1024} KB` : `${w.valueSize} B`;
-  const command = isRedis(w.pool)
+  if (w.op === "publish") {
+    return `${w.tool}: 1 publisher (PUBLISH, ${w.pipeline} in flight) and ${w.clients} subscribers of one channel, ${size} messages; ops/s = messages delivered to subscribers`;
+  }
+  const command = w.op === "mix"
+    ? `${Math.round(w.getShare * 100)}% GET / ${Math.round((1 - w.getShare) * 100)}% SET`
+    : isRedis(w.pool)
     ? w.keys > 1
       ? `${w.op === "get" ? "MGET" : "MSET"} of ${w.keys} keys`
       : w.op.toUpperCase()

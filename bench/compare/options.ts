@@ -2,6 +2,7 @@
 
 import { TARGETS, type TargetName } from "./cluster.ts";
 import { MEMORY_PHASE } from "./memory.ts";
+import { OPTIONAL_PHASES, type OptionalName } from "./optional.ts";
 import { predixyBinary } from "./predixy.ts";
 import { WORKLOADS, type Workload } from "./workloads.ts";
 
@@ -14,6 +15,8 @@ export interface Options {
   workloads: Workload[];
   /** Run the memory phase (pseudo-workload \`memory\`, after the workloads). */
   memory: boolean;
+  /** The optional phases to run (optional.ts: they skip themselves when the tree lacks the feature). */
+  optional: OptionalName[];
   targets: TargetName[];
   mcloadProcs: number;
   /** Nice value for every started process (0 = unchanged). */
@@ -40,7 +43,7 @@ export const USAGE = `usage: bun run bench:compare [options]
                      not measured, and the report says so). Build it from predixy's own source
                      by its own instructions; this suite never fetches or builds it
   --list             list the workloads and exit
-workloads: ${[...WORKLOADS.map((w) => w.name), MEMORY_PHASE.name].join(" ")}`;
+workloads: ${[...WORKLOADS.map((w) => w.name), MEMORY_PHASE.name, ...OPTIONAL_PHASES.map((p) => p.name)].join(" ")}`;
 
 function positive(name: string, value: string | undefined): number {
   const n = Number(value);
@@ -109,7 +112,8 @@ export function parseOptions(argv: string[]): Options | "list" {
     only !== null ? only.some((o) => name === o || name.startsWith(o)) : !quick || inQuick;
   const workloads = WORKLOADS.filter((w) => selected(w.name, w.quick));
   const memory = selected(MEMORY_PHASE.name, false);
-  if (workloads.length === 0 && !memory) throw new Error(`--only ${only?.join(",")}: no such workload`);
+  const optional = OPTIONAL_PHASES.map((p) => p.name).filter((name) => selected(name, true));
+  if (workloads.length === 0 && !memory && optional.length === 0) throw new Error(`--only ${only?.join(",")}: no such workload`);
   return {
     repeats: repeats ?? (quick ? 1 : 3),
     seconds: seconds ?? (quick ? 1 : 3),
@@ -117,6 +121,7 @@ export function parseOptions(argv: string[]): Options | "list" {
     quick,
     workloads,
     memory,
+    optional,
     targets,
     mcloadProcs,
     nice,

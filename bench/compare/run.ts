@@ -21,6 +21,7 @@ import {
 import { cpuPer, cpuSince, cpuTimes, cpuTotal } from "./cpu.ts";
 import { ensureTools, toolVersions } from "./install.ts";
 import { MEMORY_PHASE, measureMemory } from "./memory.ts";
+import { OPTIONAL_PHASES, runOptional } from "./optional.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
 import { PREDIXY_NOT_SERVED, startPredixy } from "./predixy.ts";
 import { prefill } from "./prefill.ts";
@@ -146,7 +147,7 @@ function progress(prefix: string, run: Run): void {
 async function startPredixyTarget(cluster: Cluster, options: Options, dir: string): Promise<void> {
   if (!options.targets.includes("predixy")) return;
   if (options.predixy === null) {
-    cluster.skipped.predixy = "not measured: no predixy binary given (`PREDIXY_BIN=/path/to/predixy` or `--predixy /path/to/predixy`)";
+    cluster.skipped.predixy = "no predixy binary given (`PREDIXY_BIN=/path/to/predixy` or `--predixy /path/to/predixy`)";
     console.log(`predixy: SKIPPED: ${cluster.skipped.predixy}`);
     return;
   }
@@ -258,6 +259,15 @@ async function benchmark(options: Options, dir: string, command: string): Promis
   const memoryLaunches = proxyLaunches(tools, REPO, BUN).filter((l) => cluster.proxies[l.target] !== undefined);
   const memory = options.memory ? await measureMemory(cluster, memoryLaunches, BUN, dir) : { runs: [], runtime: null };
 
+  const optional = await runOptional(options.optional, {
+    bun: BUN,
+    repo: REPO,
+    dir,
+    redisBenchmark: tools["redis-benchmark"]!,
+    repeats: options.repeats,
+    quick: options.quick,
+  });
+
   const fullRun = !options.quick && options.workloads.length === WORKLOADS.length && options.memory;
   const outDir = options.out ?? (fullRun ? join(REPO, "bench") : dir);
   mkdirSync(outDir, { recursive: true });
@@ -282,6 +292,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     workloads: options.workloads,
     runs,
     memory,
+    optional,
     skipped: cluster.skipped,
     direct: {
       redis: `${cluster.redis[0]!.name} (127.0.0.1:${cluster.redis[0]!.port})`,
@@ -313,6 +324,7 @@ async function main(): Promise<void> {
   if (options === "list") {
     for (const w of WORKLOADS) console.log(`${w.name.padEnd(20)} ${w.quick ? "quick " : "      "}${describe(w)}`);
     console.log(`${MEMORY_PHASE.name.padEnd(20)}       ${MEMORY_PHASE.what}`);
+    for (const p of OPTIONAL_PHASES) console.log(`${p.name.padEnd(20)} quick ${p.what}`);
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), "buncracker-compare-"));

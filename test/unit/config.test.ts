@@ -96,6 +96,12 @@ const CASES: Case[] = [
   { name: "listen unix path with a space", yaml: withListen("/tmp/a b.sock 0600"), error: null },
   { name: "reuseport", yaml: withSettings("  reuseport: true"), error: null, differs: "added after 0.5.0" },
   { name: "coalesce_gets false", yaml: withSettings("  coalesce_gets: false"), error: null, differs: "coalesce_gets is ours" },
+  {
+    name: "whole-pool and dedicated-connection keys",
+    yaml: withSettings("  redis: true", "  redis_allow_keys: true", "  redis_allow_flush: true", "  redis_max_subscribers: 10", "  redis_dedicated_connections: 64"),
+    error: null,
+    differs: "the redis_allow_*, redis_max_subscribers and redis_dedicated_connections keys are ours",
+  },
   { name: "named servers", yaml: withServers("127.0.0.1:6379:1 a", "127.0.0.1:6379:1 b"), error: null },
   { name: "unix servers", yaml: withServers("/tmp/r.sock:1", "/tmp/s.sock:2 s"), error: null },
   { name: "IPv6 servers", yaml: withServers("::1:6379:1", '"[::1]:6380:1"'), error: null },
@@ -254,6 +260,8 @@ const CASES: Case[] = [
   { name: "redis 1", yaml: withSettings("  redis: 1"), error: `"1" is not "true" or "false"` },
   { name: "preconnect on", yaml: withSettings("  preconnect: on"), error: `"on" is not "true" or "false"` },
   { name: "redis_auth without redis", yaml: withSettings("  redis_auth: pw"), error: `directive "redis_auth" is only valid for a redis pool` },
+  { name: "redis_allow_keys without redis", yaml: withSettings("  redis_allow_keys: true"), error: `directive "redis_allow_keys" is only valid for a redis pool` },
+  { name: "redis_max_subscribers not a number", yaml: withSettings("  redis: true", "  redis_max_subscribers: many"), error: `value "many" is not a number` },
   { name: "redis_auth empty", yaml: withSettings('  redis_auth: ""'), error: `key "redis_auth": the value is empty` },
   { name: "redis_db negative", yaml: withSettings("  redis_db: -1"), error: `value "-1" is not a number` },
   { name: "server_connections 0", yaml: withSettings("  server_connections: 0"), error: `key "server_connections": cannot be 0` },
@@ -339,6 +347,10 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: false,
       reuseport: false,
       coalesceGets: true,
+      redisAllowKeys: false,
+      redisAllowFlush: false,
+      redisMaxSubscribers: 0,
+      redisDedicatedConnections: 0,
     });
     expect(listen).toEqual({ spec: "127.0.0.1:22121", host: "127.0.0.1", port: 22121, unix: false, perm: null });
     expect(servers).toEqual([

@@ -346,3 +346,118 @@ export function lookupCommand(buf: Uint8Array, start: number, end: number): Redi
     if (i === len) return COMMANDS[index]!;
   }
 }
+
+// ---- commands beyond one key (issue 17): what the proxy does with them besides routing ----
+//
+// One row per command that is not served by key alone. `pool` commands go to every live server
+// (or to one) and their replies are merged; `pubsub` commands run on the client's own upstream
+// connections; `blocking` commands wait on a dedicated connection, and their timeout argument
+// says how long the request timeout must let them wait; `transaction` commands pin the client
+// to a dedicated connection to one server.
+
+/** How the replies of a command sent to every live server become the client's one reply. */
+export const PoolMerge = {
+  /** The integers summed (DBSIZE). */
+  Sum: "sum",
+  /** The arrays concatenated (KEYS). */
+  Concat: "concat",
+  /** The arrays concatenated, each element once (PUBSUB CHANNELS / SHARDCHANNELS). */
+  Union: "union",
+  /** [name, count, ...] arrays of the same names in the same order: the counts summed
+   *  (PUBSUB NUMSUB / SHARDNUMSUB). */
+  PairSum: "pair-sum",
+  /** The largest integer (PUBSUB NUMPAT: every pattern subscription is on every server). */
+  Max: "max",
+  /** +OK when every server said +OK (FLUSHDB, FLUSHALL). */
+  AllOk: "all-ok",
+  /** Not merged: one live server answers (TIME, LASTSAVE: any; RANDOMKEY: a random one). */
+  AnyOne: "any-one",
+  RandomOne: "random-one",
+  /** SCAN: the server and its cursor are in the client's cursor (scan.ts). */
+  Cursor: "cursor",
+} as const;
+export type PoolMerge = (typeof PoolMerge)[keyof typeof PoolMerge];
+
+/** Pub/sub operations (subscriptions.ts). Channels route like keys; patterns go to every server. */
+export const PubSubOp = {
+  Subscribe: "subscribe",
+  Unsubscribe: "unsubscribe",
+  PSubscribe: "psubscribe",
+  PUnsubscribe: "punsubscribe",
+  SSubscribe: "ssubscribe",
+  SUnsubscribe: "sunsubscribe",
+  /** PUBLISH / SPUBLISH: routed by the channel (argument 1) on the shared connections. */
+  Publish: "publish",
+  /** PUBSUB <subcommand>: to every live server, merged by PUBSUB_MERGE. */
+  Introspect: "pubsub",
+} as const;
+export type PubSubOp = (typeof PubSubOp)[keyof typeof PubSubOp];
+
+export const TxOp = { Multi: "multi", Exec: "exec", Discard: "discard", Watch: "watch", Unwatch: "unwatch" } as const;
+export type TxOp = (typeof TxOp)[keyof typeof TxOp];
+
+/** Where a blocking command's timeout is: the argument `at` (negative: from the end) in
+ *  seconds, or the value after the option `BLOCK` in milliseconds (XREAD, XREADGROUP). */
+export type BlockingTimeout = { readonly at: number; readonly unit: "s" } | { readonly option: "block"; readonly unit: "ms" };
+
+export type CommandRole =
+  | { readonly kind: "pool"; readonly merge: PoolMerge; readonly enabledBy?: "redis_allow_keys" | "redis_allow_flush" }
+  | { readonly kind: "pubsub"; readonly op: PubSubOp }
+  | { readonly kind: "blocking"; readonly timeout: BlockingTimeout }
+  | { readonly kind: "transaction"; readonly op: TxOp };
+
+const LAST_ARG: BlockingTimeout = { at: -1, unit: "s" };
+const SECOND_ARG: BlockingTimeout = { at: 1, unit: "s" };
+const BLOCK_OPTION: BlockingTimeout = { option: "block", unit: "ms" };
+
+const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
+  ["blmove",       { kind: "blocking", timeout: LAST_ARG }],
+  ["blmpop",       { kind: "blocking", timeout: SECOND_ARG }],
+  ["blpop",        { kind: "blocking", timeout: LAST_ARG }],
+  ["brpop",        { kind: "blocking", timeout: LAST_ARG }],
+  ["brpoplpush",   { kind: "blocking", timeout: LAST_ARG }],
+  ["bzmpop",       { kind: "blocking", timeout: SECOND_ARG }],
+  ["bzpopmax",     { kind: "blocking", timeout: LAST_ARG }],
+  ["bzpopmin",     { kind: "blocking", timeout: LAST_ARG }],
+  ["xread",        { kind: "blocking", timeout: BLOCK_OPTION }],
+  ["xreadgroup",   { kind: "blocking", timeout: BLOCK_OPTION }],
+  ["dbsize",       { kind: "pool", merge: PoolMerge.Sum }],
+  ["flushall",     { kind: "pool", merge: PoolMerge.AllOk, enabledBy: "redis_allow_flush" }],
+  ["flushdb",      { kind: "pool", merge: PoolMerge.AllOk, enabledBy: "redis_allow_flush" }],
+  ["keys",         { kind: "pool", merge: PoolMerge.Concat, enabledBy: "redis_allow_keys" }],
+  ["lastsave",     { kind: "pool", merge: PoolMerge.AnyOne }],
+  ["randomkey",    { kind: "pool", merge: PoolMerge.RandomOne }],
+  ["scan",         { kind: "pool", merge: PoolMerge.Cursor }],
+  ["time",         { kind: "pool", merge: PoolMerge.AnyOne }],
+  ["psubscribe",   { kind: "pubsub", op: PubSubOp.PSubscribe }],
+  ["publish",      { kind: "pubsub", op: PubSubOp.Publish }],
+  ["pubsub",       { kind: "pubsub", op: PubSubOp.Introspect }],
+  ["punsubscribe", { kind: "pubsub", op: PubSubOp.PUnsubscribe }],
+  ["spublish",     { kind: "pubsub", op: PubSubOp.Publish }],
+  ["ssubscribe",   { kind: "pubsub", op: PubSubOp.SSubscribe }],
+  ["subscribe",    { kind: "pubsub", op: PubSubOp.Subscribe }],
+  ["sunsubscribe", { kind: "pubsub", op: PubSubOp.SUnsubscribe }],
+  ["unsubscribe",  { kind: "pubsub", op: PubSubOp.Unsubscribe }],
+  ["discard",      { kind: "transaction", op: TxOp.Discard }],
+  ["exec",         { kind: "transaction", op: TxOp.Exec }],
+  ["multi",        { kind: "transaction", op: TxOp.Multi }],
+  ["unwatch",      { kind: "transaction", op: TxOp.Unwatch }],
+  ["watch",        { kind: "transaction", op: TxOp.Watch }],
+];
+
+const roleByName = new Map<string, CommandRole>(ROLES);
+for (const [name] of ROLES) if (!COMMANDS.some((c) => c.name === name)) throw new Error(`role for unknown command ${name}`);
+
+/** What the proxy does with `command` beyond routing it by key; null for plain key commands. */
+export function roleOf(command: { readonly name: string }): CommandRole | null {
+  return roleByName.get(command.name) ?? null;
+}
+
+/** PUBSUB's subcommands (lowercase) and how their replies from every server merge. */
+export const PUBSUB_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
+  ["channels", PoolMerge.Union],
+  ["shardchannels", PoolMerge.Union],
+  ["numsub", PoolMerge.PairSum],
+  ["shardnumsub", PoolMerge.PairSum],
+  ["numpat", PoolMerge.Max],
+]);

@@ -1,0 +1,181 @@
+// The client's one reply to a command sent to every live server of a pool (commands.ts,
+// PoolMerge): DBSIZE's counts summed, KEYS's arrays concatenated, PUBSUB CHANNELS's arrays
+// united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, FLUSHDB's
+// +OK when every server said it. A server's error reply is the client's reply (the first one,
+// in server order); a reply of the wrong shape gets a proxy error, never a malformed stream.
+
+import type { ByteWriter } from "../../core/bytes.ts";
+import { Rsp, type Split } from "../codec.ts";
+import { PoolMerge } from "./commands.ts";
+import { errorReply, OK } from "./replies.ts";
+import { COLON, DOLLAR, MINUS, number, NUMBER_OK, readNumber, STAR } from "./resp.ts";
+import { parseResponse } from "./response.ts";
+
+/** One reply per server, as the core records a split's fragment replies. */
+export type ServerReplies = Pick<Split, "nfrags" | "fragBuf" | "fragPos">;
+
+const UNEXPECTED = errorReply("unexpected reply from a server to a command sent to every server");
+
+/**
+ * The merged reply of `replies` by `how`: appended to `out` (null returned) or, when it is a
+ * reply of its own (a server's error, a constant, a proxy error), returned with `out` as it was.
+ */
+export function mergePool(how: PoolMerge, replies: ServerReplies, out: ByteWriter): Uint8Array | null {
+  const { fragBuf, fragPos, nfrags } = replies;
+  for (let f = 0; f < nfrags; f++) {
+    const start = fragPos[2 * f]!;
+    if (fragBuf[f]![start] === MINUS) return fragBuf[f]!.subarray(start, fragPos[2 * f + 1]!);
+  }
+  const mark = out.size;
+  let ok: boolean;
+  switch (how) {
+    case PoolMerge.Sum:
+    case PoolMerge.Max:
+      ok = mergeIntegers(replies, how === PoolMerge.Max, out);
+      break;
+    case PoolMerge.Concat:
+      ok = concat(replies, out);
+      break;
+    case PoolMerge.Union:
+      ok = union(replies, out);
+      break;
+    case PoolMerge.PairSum:
+      ok = pairSum(replies, out);
+      break;
+    case PoolMerge.AllOk:
+      for (let f = 0; f < nfrags; f++) if (!isOk(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!)) return UNEXPECTED;
+      return OK;
+    default:
+      return UNEXPECTED;
+  }
+  if (ok) return null;
+  out.truncate(mark);
+  return UNEXPECTED;
+}
+
+/** `:n` from every server: their sum, or the largest. */
+function mergeIntegers(replies: ServerReplies, max: boolean, out: ByteWriter): boolean {
+  const { fragBuf, fragPos, nfrags } = replies;
+  let result = 0;
+  for (let f = 0; f < nfrags; f++) {
+    const n = integerAt(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
+    if (n === null) return false;
+    result = max ? Math.max(result, n) : result + n;
+  }
+  writeInteger(out, result);
+  return true;
+}
+
+/** Arrays from every server, one after another under one header. */
+function concat(replies: ServerReplies, out: ByteWriter): boolean {
+  const { fragBuf, fragPos, nfrags } = replies;
+  let total = 0;
+  for (let f = 0; f < nfrags; f++) {
+    const count = arrayCount(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
+    if (count < 0) return false;
+    total += count;
+  }
+  out.byte(STAR);
+  out.int(total);
+  out.crlf();
+  for (let f = 0; f < nfrags; f++) {
+    const reply = fragBuf[f]!;
+    arrayCount(reply, fragPos[2 * f]!, fragPos[2 * f + 1]!);
+    out.bytes(reply, number.next, fragPos[2 * f + 1]!);
+  }
+  return true;
+}
+
+const rsp = new Rsp();
+const latin1 = new TextDecoder("latin1");
+
+/** Arrays of bulk strings from every server: each string once, in the order first seen. */
+function union(replies: ServerReplies, out: ByteWriter): boolean {
+  const { fragBuf, fragPos, nfrags } = replies;
+  const seen = new Set<string>();
+  const kept: [Uint8Array, number, number][] = [];
+  for (let f = 0; f < nfrags; f++) {
+    const reply = fragBuf[f]!;
+    const end = fragPos[2 * f + 1]!;
+    const count = arrayCount(reply, fragPos[2 * f]!, end);
+    if (count < 0) return false;
+    let at = number.next;
+    for (let i = 0; i < count; i++) {
+      if (reply[at] !== DOLLAR) return false;
+      const next = parseResponse(reply, at, end, rsp);
+      if (next < 0) return false;
+      const name = latin1.decode(reply.subarray(at, next));
+      if (!seen.has(name)) {
+        seen.add(name);
+        kept.push([reply, at, next]);
+      }
+      at = next;
+    }
+    if (at !== end) return false;
+  }
+  out.byte(STAR);
+  out.int(kept.length);
+  out.crlf();
+  for (const [reply, start, end] of kept) out.bytes(reply, start, end);
+  return true;
+}
+
+/** [name, count, ...] from every server for the same names in the same order: the names of the
+ *  first server, each with the sum of its counts. */
+function pairSum(replies: ServerReplies, out: ByteWriter): boolean {
+  const { fragBuf, fragPos, nfrags } = replies;
+  const first = fragBuf[0]!;
+  const firstEnd = fragPos[1]!;
+  const count = arrayCount(first, fragPos[0]!, firstEnd);
+  if (count < 0 || count % 2 !== 0) return false;
+  const cursor = new Int32Array(nfrags);
+  for (let f = 0; f < nfrags; f++) {
+    if (arrayCount(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!) !== count) return false;
+    cursor[f] = number.next;
+  }
+  out.byte(STAR);
+  out.int(count);
+  out.crlf();
+  for (let i = 0; i < count; i += 2) {
+    const nameStart = cursor[0]!;
+    const nameEnd = parseResponse(first, nameStart, firstEnd, rsp);
+    if (nameEnd < 0) return false;
+    let sum = 0;
+    for (let f = 0; f < nfrags; f++) {
+      const reply = fragBuf[f]!;
+      const end = fragPos[2 * f + 1]!;
+      const at = parseResponse(reply, cursor[f]!, end, rsp);
+      if (at < 0 || reply[at] !== COLON || readNumber(reply, at + 1, end) !== NUMBER_OK) return false;
+      sum += number.value;
+      cursor[f] = number.next;
+    }
+    out.bytes(first, nameStart, nameEnd);
+    writeInteger(out, sum);
+  }
+  for (let f = 0; f < nfrags; f++) if (cursor[f] !== fragPos[2 * f + 1]) return false;
+  return true;
+}
+
+/** The element count of the array reply[start, end) (`number.next` is where its elements
+ *  start), or -1 when it is not an array. */
+function arrayCount(reply: Uint8Array, start: number, end: number): number {
+  if (reply[start] !== STAR || readNumber(reply, start + 1, end) !== NUMBER_OK || number.value < 0) return -1;
+  return number.value;
+}
+
+function integerAt(reply: Uint8Array, start: number, end: number): number | null {
+  if (reply[start] !== COLON || readNumber(reply, start + 1, end) !== NUMBER_OK || number.next !== end) return null;
+  return number.value;
+}
+
+function writeInteger(out: ByteWriter, n: number): void {
+  out.byte(COLON);
+  out.int(n);
+  out.crlf();
+}
+
+function isOk(reply: Uint8Array, start: number, end: number): boolean {
+  if (end - start !== OK.length) return false;
+  for (let i = 0; i < OK.length; i++) if (reply[start + i] !== OK[i]) return false;
+  return true;
+}

@@ -51,6 +51,10 @@ function testPool(
     tcpkeepalive: false,
     reuseport: false,
     coalesceGets: true,
+    redisAllowKeys: false,
+    redisAllowFlush: false,
+    redisMaxSubscribers: 0,
+    redisDedicatedConnections: 0,
     servers: configs,
   };
 }

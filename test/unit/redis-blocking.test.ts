@@ -78,7 +78,7 @@ describe("stream keys", () => {
   });
 
   test("refusals are redis's", async () => {
-    for (const args of [["XREAD", "STREAMS", "a", "b", "0"], ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "a"]]) {
+    for (const args of [["XREAD", "STREAMS", "a", "b", "0"], ["XREADGROUP", "GROUP", "g", "c", "STREAMS", "a", "b", "0"]]) {
       await direct.send(command(...args));
       const [reply] = await direct.readReplies(1, respFrame);
       expect(keysOf(...args) + "\r\n").toBe(reply!.toString());

@@ -67,7 +67,7 @@ describe("stream keys", () => {
   const keysOf = (...args: string[]): string[] | string => {
     const { buf, req } = parsed(...args);
     req.nkeys = 0;
-    const error = pushStreamKeys(buf, req, args[0]!.toLowerCase());
+    const error = pushStreamKeys(buf, req);
     if (error !== null) return error;
     return Array.from({ length: req.nkeys }, (_, i) => buf.subarray(req.keyStart(i), req.keyEnd(i)).toString());
   };

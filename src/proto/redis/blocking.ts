@@ -72,13 +72,14 @@ export function blockingTimeout(buf: Uint8Array, req: Req, timeout: BlockingTime
 }
 
 /** XREAD / XREADGROUP: push the stream keys (after STREAMS, the first half of the rest) onto
- *  req's keys; returns redis's error line when they cannot be found or do not pair with IDs. */
-export function pushStreamKeys(buf: Uint8Array, req: Req, name: string): string | null {
+ *  req's keys; returns redis's error line (its words for both commands) when they cannot be
+ *  found or do not pair with IDs. */
+export function pushStreamKeys(buf: Uint8Array, req: Req): string | null {
   const streams = streamOptions(buf, req).streams;
   if (streams < 0) return "-ERR syntax error";
   const rest = req.nargs - streams - 1;
   if (rest === 0 || rest % 2 !== 0) {
-    return `-ERR Unbalanced ${name.toUpperCase()} list of streams: for each stream key an ID or '$' must be specified.`;
+    return "-ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
   }
   for (let k = streams + 1; k <= streams + rest / 2; k++) req.pushKey(k);
   return null;

@@ -13,7 +13,7 @@ import { stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually, placer } from "../helpers/reload.ts";
-import { bulk, command, decode, pipeline, respFrame } from "../helpers/resp.ts";
+import { bulk, command, decode, pipeline, RespError, respFrame } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -105,7 +105,7 @@ describe.skipIf(TARGET !== "buncracker")("blocking commands", () => {
     ];
     await client.send(pipeline(requests));
     const replies = (await client.readReplies(requests.length, respFrame)).map(decode);
-    expect(replies.map((r) => (typeof r === "object" && r !== null && "error" in r ? r : "ok"))).toEqual(requests.map(() => "ok"));
+    expect(replies.map((r) => (r instanceof RespError ? r.message : "ok"))).toEqual(requests.map(() => "ok"));
     client.close();
   });
 

@@ -14,7 +14,7 @@ import { stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually, placer } from "../helpers/reload.ts";
-import { array, bulk, command, decode, error, integer, respFrame, type RespValue } from "../helpers/resp.ts";
+import { array, bulk, command, decode, error, integer, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -182,8 +182,8 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     await first.readReplies(1, respFrame);
     const second = await RawClient.connect(limited);
     await second.send(command("SUBSCRIBE", "b"));
-    const refused = decode((await second.readReplies(1, respFrame))[0]!) as { error: string };
-    expect(refused.error).toContain("redis_max_subscribers");
+    const refused = decode((await second.readReplies(1, respFrame))[0]!) as RespError;
+    expect(refused.message).toContain("redis_max_subscribers");
     // Still a normal client.
     await second.send(command("PING"));
     expect((await second.readReplies(1, respFrame))[0]!.toString()).toBe("+PONG\r\n");

@@ -14,7 +14,7 @@ import { flushBackends, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually, placer } from "../helpers/reload.ts";
-import { command, decode, respFrame, type RespValue } from "../helpers/resp.ts";
+import { command, decode, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -86,11 +86,11 @@ describe.skipIf(TARGET !== "buncracker")("transactions", () => {
     const replies = await run(["MULTI"], ["SET", `${tagA}a`, "1"], ["SET", `${tagB}b`, "2"], ["EXEC"], ["GET", `${tagA}a`], ["GET", `${tagB}b`]);
     expect(replies[0]).toBe("OK");
     expect(replies[1]).toBe("QUEUED");
-    expect((replies[2] as { error: string }).error).toStartWith("CROSSSLOT ");
-    expect((replies[3] as { error: string }).error).toStartWith("EXECABORT ");
+    expect((replies[2] as RespError).message).toStartWith("CROSSSLOT ");
+    expect((replies[3] as RespError).message).toStartWith("EXECABORT ");
     expect(replies.slice(4)).toEqual([null, null]);
     const watch = await run(["WATCH", `${tagA}a`, `${tagB}b`]);
-    expect((watch[0] as { error: string }).error).toStartWith("CROSSSLOT ");
+    expect((watch[0] as RespError).message).toStartWith("CROSSSLOT ");
   });
 
   test("many clients' transactions at once, each on its own tag", async () => {
@@ -115,7 +115,7 @@ describe.skipIf(TARGET !== "buncracker")("transactions", () => {
     const script = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('SET', KEYS[2], ARGV[1])";
     expect(await run(["EVAL", script, "2", `${tagA}1`, `${tagA}2`, "v"])).toEqual(["OK"]);
     const [cross] = await run(["EVAL", script, "2", `${tagA}1`, `${tagB}2`, "v"]);
-    expect((cross as { error: string }).error).toStartWith("CROSSSLOT ");
+    expect((cross as RespError).message).toStartWith("CROSSSLOT ");
   });
 
   test("a client that disconnects in MULTI leaves no transaction behind on the server", async () => {

@@ -11,7 +11,7 @@ import { flushBackends, redisCall, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually } from "../helpers/reload.ts";
-import { command, decode, pipeline, respFrame, type RespValue } from "../helpers/resp.ts";
+import { command, decode, pipeline, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -127,7 +127,7 @@ describe.skipIf(TARGET !== "buncracker")("whole-pool commands", () => {
   });
 
   test("SCAN with a cursor that is not one: redis's error", async () => {
-    expect(await call(plain, "SCAN", "abc")).toEqual({ error: "ERR invalid cursor" });
+    expect(await call(plain, "SCAN", "abc")).toEqual(new RespError("ERR invalid cursor"));
   });
 
   test("SCAN across an ejection: the other servers' keys exactly once, the ejected server skipped", async () => {
@@ -142,7 +142,7 @@ describe.skipIf(TARGET !== "buncracker")("whole-pool commands", () => {
         await backends[1]!.process.freeze();
         frozen = true;
         const reply = await call(ejecting, "GET", onS1);
-        expect(reply).toHaveProperty("error");
+        expect(reply).toBeInstanceOf(RespError);
       }
     });
     expect(frozen).toBe(true);
@@ -158,7 +158,7 @@ describe.skipIf(TARGET !== "buncracker")("whole-pool commands", () => {
     const seen = await scanAll(ejecting, ["COUNT", "100"], async (calls) => {
       if (calls === 2) {
         await backends[2]!.process.freeze();
-        expect(await call(ejecting, "GET", onS2)).toHaveProperty("error");
+        expect(await call(ejecting, "GET", onS2)).toBeInstanceOf(RespError);
         backends[2]!.process.signal("SIGCONT");
         // Back in the pool once server_retry_timeout has passed.
         await eventually("s2 back in the pool", async () => ((await call(ejecting, "GET", onS2)) === "v" ? true : undefined));
@@ -176,9 +176,9 @@ describe.skipIf(TARGET !== "buncracker")("whole-pool commands", () => {
   test("KEYS and FLUSHDB / FLUSHALL are refused unless the pool enables them", async () => {
     await fill(plain, "k:", 50);
     for (const args of [["KEYS", "*"], ["FLUSHDB"], ["FLUSHALL"]]) {
-      const reply = (await call(plain, ...args)) as { error: string };
-      expect(reply.error).toContain(args[0]!.toLowerCase());
-      expect(reply.error).toMatch(/redis_allow_(keys|flush)/);
+      const reply = (await call(plain, ...args)) as RespError;
+      expect(reply.message).toContain(args[0]!.toLowerCase());
+      expect(reply.message).toMatch(/redis_allow_(keys|flush)/);
     }
     expect(await call(plain, "DBSIZE")).toBe(50);
   });

@@ -1,0 +1,281 @@
+// How a redis request is carried out when its key alone does not say (issue 17): the decision,
+// per request and client, between the core's usual routing, a local reply, a request sent to
+// several servers with its replies merged (whole-pool commands, SCAN, subscriptions), a
+// request on the client's pinned transaction connection, and a blocking request on a
+// connection of its own. Pure: the pool is seen through PoolView, the client through its
+// MultiKeyState; the core carries the plan out.
+
+import type { PoolConfig } from "../../conf/types.ts";
+import { ascii, ByteWriter } from "../../core/bytes.ts";
+import type { Req } from "../codec.ts";
+import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
+import { PoolMerge, PUBSUB_MERGE, PubSubOp, roleOf, type CommandRole } from "./commands.ts";
+import { mergePool, type ServerReplies } from "./pool-merge.ts";
+import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
+import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
+import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
+
+/** What a plan needs to know of the pool. */
+export interface PoolView {
+  readonly cfg: PoolConfig;
+  /** The server of buf[start, end) as a key (-1: none). */
+  route(buf: Uint8Array, start: number, end: number): number;
+  /** Whether server `index` (a position in cfg.servers) is in service. */
+  live(index: number): boolean;
+  /** Clients of the pool in subscribed mode now. */
+  readonly subscribers: number;
+}
+
+/** A client's state beyond its keys (one per client, in its session). */
+export class MultiKeyState {
+  readonly subscriptions = new Subscriptions();
+  readonly transaction = new Transaction();
+}
+
+export const Via = {
+  /** The pool's shared connections. */
+  Shared: 0,
+  /** The client's own connection to that server for its subscriptions. */
+  Subscriber: 1,
+} as const;
+export type Via = (typeof Via)[keyof typeof Via];
+
+/** One request of a fan-out: to `server`, on `via`, as `write` writes it. */
+export interface FanoutTarget {
+  readonly server: number;
+  readonly via: Via;
+  write(w: ByteWriter): void;
+}
+
+export const PlanKind = {
+  /** The core's own routing by key (and everything it does today). */
+  Normal: 0,
+  /** The reply is `reply`. */
+  Local: 1,
+  /** One request per target; the client's reply is merge(the replies in target order). A
+   *  proxy-made error of any target is the reply instead. */
+  Fanout: 2,
+  /** On the client's connection pinned to `server` (made on first use): `before` first (its
+   *  `silent` replies dropped), then the request (unless `reply` is set: then that is the
+   *  reply); `release`: the pin ends once these are answered. */
+  Pinned: 3,
+  /** On a dedicated connection to `server` (borrowed for this request, returned once it is
+   *  answered); the request may wait `timeoutMs` (FOREVER: no limit) beyond the pool timeout. */
+  Blocking: 4,
+  /** Forward the request as it is to `server` over the shared connections. */
+  Server: 5,
+} as const;
+export type PlanKind = (typeof PlanKind)[keyof typeof PlanKind];
+
+export type Plan =
+  | { readonly kind: typeof PlanKind.Normal }
+  | { readonly kind: typeof PlanKind.Local; readonly reply: Uint8Array }
+  | { readonly kind: typeof PlanKind.Fanout; readonly targets: readonly FanoutTarget[]; merge(replies: ServerReplies, out: ByteWriter): Uint8Array | null }
+  | {
+      readonly kind: typeof PlanKind.Pinned;
+      readonly server: number;
+      readonly before: Uint8Array | null;
+      readonly silent: number;
+      readonly reply: Uint8Array | null;
+      readonly release: boolean;
+    }
+  | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly timeoutMs: number }
+  | { readonly kind: typeof PlanKind.Server; readonly server: number };
+
+const NORMAL: Plan = { kind: PlanKind.Normal };
+const local = (reply: Uint8Array): Plan => ({ kind: PlanKind.Local, reply });
+const line = (text: string): Uint8Array => ascii(`${text}\r\n`);
+
+const NO_SERVER = line("-ERR Connection refused");
+const INVALID_CURSOR = line("-ERR invalid cursor");
+const SUBSCRIBERS_FULL = (max: number) => line(`-ERR max number of subscribers reached for this pool (redis_max_subscribers: ${max})`);
+const NOT_IN_TRANSACTION = (name: string) => line(`-ERR '${name}' is not allowed in a transaction through the proxy`);
+const DISABLED: Record<string, (name: string) => Uint8Array> = {
+  redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
+  redis_allow_flush: (name) => line(`-ERR '${name}' is refused by this pool: it empties every server (enable with redis_allow_flush: true)`),
+};
+/** Commands whose keys must all be on one server (redis cluster's rule; twemproxy would run
+ *  them on the first key's server with the other keys missing). */
+const ONE_SERVER = new Set(["eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"]);
+
+/** The server all of req's keys route to, KEYLESS (none) or CROSS_SERVER. */
+export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
+  if (req.nkeys === 0) return KEYLESS;
+  const first = pool.route(buf, req.keyStart(0), req.keyEnd(0));
+  for (let i = 1; i < req.nkeys; i++) if (pool.route(buf, req.keyStart(i), req.keyEnd(i)) !== first) return CROSS_SERVER;
+  return first;
+}
+
+/** The plan for req (parsed from buf, req.error set or not) of a client in `state`. */
+export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+  const command = req.command;
+  const name = command?.name ?? "";
+  const role = command === null ? null : roleOf(command);
+  if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
+    // XREAD / XREADGROUP: their keys follow STREAMS.
+    const error = pushStreamKeys(buf, req);
+    if (error !== null) return local(line(error));
+  }
+  const subs = state.subscriptions;
+  if (!resp3 && subs.subscribed && req.error === null && !allowedWhileSubscribed(name, role?.kind === "pubsub" ? role.op : null)) {
+    return local(notAllowedWhileSubscribed(name));
+  }
+  const tx = state.transaction;
+  if (tx.active || role?.kind === "transaction") {
+    const refused = req.error !== null ? line(req.error) : role !== null && role.kind !== "transaction" && role.kind !== "blocking" ? NOT_IN_TRANSACTION(name) : null;
+    const action = tx.step(
+      { op: role?.kind === "transaction" ? role.op : null, server: req.error === null ? keysServer(buf, req, pool) : KEYLESS, refused, buf, start: req.start, end: req.end },
+      firstLive(pool),
+    );
+    if (action.do === TxDo.Reply && action.before === null) return local(action.reply!);
+    if (action.do !== TxDo.Pass) {
+      return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release };
+    }
+  }
+  if (req.error !== null || command === null) return NORMAL;
+  if (name === "ping" && subs.subscribed && !resp3) return pong(buf, req);
+  if (role === null) {
+    return ONE_SERVER.has(name) && req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(CROSSSLOT) : NORMAL;
+  }
+  return planRole(role, name, buf, req, state, pool, resp3);
+}
+
+function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+  switch (role.kind) {
+    case "pool":
+      if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
+      return planPool(role.merge, buf, req, pool);
+    case "pubsub":
+      return planPubSub(role.op, buf, req, state, pool, resp3);
+    case "blocking": {
+      const server = keysServer(buf, req, pool);
+      if (server === CROSS_SERVER) return local(CROSSSLOT);
+      if (server < 0 || !pool.live(server)) return local(NO_SERVER);
+      const timeoutMs = blockingTimeout(buf, req, role.timeout);
+      if (timeoutMs === NO_BLOCK || timeoutMs === BAD_TIMEOUT) return { kind: PlanKind.Server, server };
+      return { kind: PlanKind.Blocking, server, timeoutMs: timeoutMs === FOREVER ? FOREVER : timeoutMs };
+    }
+    case "transaction":
+      // Decided by the transaction above.
+      return NORMAL;
+  }
+}
+
+function enabled(cfg: PoolConfig, key: "redis_allow_keys" | "redis_allow_flush"): boolean {
+  return key === "redis_allow_keys" ? cfg.redisAllowKeys : cfg.redisAllowFlush;
+}
+
+function firstLive(pool: PoolView): number {
+  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) return s;
+  return -1;
+}
+
+function liveServers(pool: PoolView): number[] {
+  const live: number[] = [];
+  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) live.push(s);
+  return live;
+}
+
+/** The request as the client sent it, to each server. */
+function asSent(buf: Uint8Array, req: Req, server: number): FanoutTarget {
+  return { server, via: Via.Shared, write: (w) => w.bytes(buf, req.start, req.end) };
+}
+
+function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  const live = liveServers(pool);
+  if (live.length === 0) return local(NO_SERVER);
+  switch (how) {
+    case PoolMerge.AnyOne:
+      return { kind: PlanKind.Server, server: live[0]! };
+    case PoolMerge.RandomOne:
+      return { kind: PlanKind.Server, server: live[Math.floor(Math.random() * live.length)]! };
+    case PoolMerge.Cursor:
+      return planScan(buf, req, pool);
+    default:
+      return { kind: PlanKind.Fanout, targets: live.map((s) => asSent(buf, req, s)), merge: (replies, out) => mergePool(how, replies, out) };
+  }
+}
+
+function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  const servers = pool.cfg.servers.length;
+  const position = decodeCursor(buf, req.argStart[1]!, req.argEnd[1]!, servers);
+  if (position === null) return local(INVALID_CURSOR);
+  const target = scanTarget(position, servers, (s) => pool.live(s));
+  if (target === null) {
+    return { kind: PlanKind.Fanout, targets: [], merge: (_replies, out) => (writeScanEnd(out), null) };
+  }
+  return {
+    kind: PlanKind.Fanout,
+    targets: [{ server: target.server, via: Via.Shared, write: (w) => buildScan(buf, req, target.cursor, w) }],
+    merge: (replies, out) => {
+      const reply = replies.fragBuf[0]!;
+      const start = replies.fragPos[0]!;
+      const end = replies.fragPos[1]!;
+      return writeScanReply(reply, start, end, target.server, servers, out) ? null : reply.subarray(start, end);
+    },
+  };
+}
+
+const lower = new TextDecoder("latin1");
+
+function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+  switch (op) {
+    case PubSubOp.Publish: {
+      const server = pool.route(buf, req.argStart[1]!, req.argEnd[1]!);
+      return server >= 0 && pool.live(server) ? { kind: PlanKind.Server, server } : local(NO_SERVER);
+    }
+    case PubSubOp.Introspect: {
+      const sub = lower.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
+      return planPool(PUBSUB_MERGE.get(sub) ?? PoolMerge.AnyOne, buf, req, pool);
+    }
+    default:
+      return planSubscription(op, buf, req, state, pool, resp3);
+  }
+}
+
+function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+  const subs = state.subscriptions;
+  const subscribing = op === PubSubOp.Subscribe || op === PubSubOp.PSubscribe || op === PubSubOp.SSubscribe;
+  const max = pool.cfg.redisMaxSubscribers;
+  if (subscribing && !subs.subscribed && max > 0 && pool.subscribers >= max) return local(SUBSCRIBERS_FULL(max));
+  const names: Uint8Array[] = [];
+  for (let a = 1; a < req.nargs; a++) names.push(buf.subarray(req.argStart[a]!, req.argEnd[a]!));
+  const live = liveServers(pool);
+  if (subscribing && op !== PubSubOp.PSubscribe) {
+    for (const name of names) {
+      const s = pool.route(name, 0, name.length);
+      if (s < 0 || !pool.live(s)) return local(NO_SERVER);
+    }
+  } else if (subscribing && live.length === 0) {
+    return local(NO_SERVER);
+  }
+  const change = subs.change(op, names, (name) => pool.route(name, 0, name.length), live, resp3);
+  const targets: FanoutTarget[] = [];
+  const word = ascii(op);
+  for (const [server, list] of change.upstream) {
+    for (const name of list) targets.push({ server, via: Via.Subscriber, write: (w) => writeCommand(w, word, name) });
+  }
+  if (targets.length === 0) return local(change.reply);
+  return { kind: PlanKind.Fanout, targets, merge: () => change.reply };
+}
+
+/** PING in RESP2 subscribed mode. */
+function pong(buf: Uint8Array, req: Req): Plan {
+  const w = new ByteWriter(32);
+  subscribedPong(req.nargs > 1 ? buf.subarray(req.argStart[1]!, req.argEnd[1]!) : null, w);
+  return local(w.take());
+}
+
+/** `*2 $<word> $<name>`: a one-name (un)subscribe, answered by one confirmation. */
+function writeCommand(w: ByteWriter, word: Uint8Array, name: Uint8Array): void {
+  w.text("*2\r\n$");
+  w.int(word.length);
+  w.crlf();
+  w.bytes(word);
+  w.crlf();
+  w.byte(36);
+  w.int(name.length);
+  w.crlf();
+  w.bytes(name);
+  w.crlf();
+}

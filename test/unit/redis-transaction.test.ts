@@ -23,6 +23,7 @@ let direct: RawClient | undefined;
 
 const OPS: Record<string, TxOp> = { multi: TxOp.Multi, exec: TxOp.Exec, discard: TxOp.Discard, watch: TxOp.Watch, unwatch: TxOp.Unwatch };
 const KNOWN = new Set(["get", "set", "incr", "mset", "ping", "echo", "multi", "exec", "discard", "watch", "unwatch", "del"]);
+const ARITY: Record<string, number> = { multi: 1, exec: 1, discard: 1, unwatch: 1 };
 
 /** The server of a key: "{a}..." on server 0, "{b}..." on server 1, anything else on 2. */
 const serverOf = (key: string): number => (key.startsWith("{a}") ? 0 : key.startsWith("{b}") ? 1 : 2);
@@ -42,7 +43,7 @@ function requestOf(args: string[]) {
   return {
     op: OPS[name] ?? null,
     server: where.size === 0 ? KEYLESS : where.size > 1 ? CROSS_SERVER : [...where][0]!,
-    refused: KNOWN.has(name) ? null : refusal(bytes),
+    refused: KNOWN.has(name) && (ARITY[name] === undefined || ARITY[name] === args.length) ? null : refusal(bytes),
     buf: bytes,
     start: 0,
     end: bytes.length,
@@ -115,6 +116,8 @@ const SAME_AS_REDIS: [string, string[][]][] = [
   ["an unknown command before the first key aborts EXEC", [["MULTI"], ["NOSUCH"], ["SET", "{a}x", "1"], ["EXEC"], ["GET", "{a}x"]]],
   ["WATCH, untouched: EXEC runs", [["WATCH", "{a}x"], ["GET", "{a}x"], ["MULTI"], ["SET", "{a}x", "2"], ["EXEC"]]],
   ["WATCH, touched by the client itself: EXEC returns nil", [["WATCH", "{a}x"], ["SET", "{a}x", "1"], ["MULTI"], ["SET", "{a}x", "2"], ["EXEC"], ["GET", "{a}x"]]],
+  ["EXEC with arguments aborts the transaction", [["MULTI"], ["SET", "{a}x", "1"], ["EXEC", "now"], ["EXEC"], ["GET", "{a}x"]]],
+  ["MULTI with arguments in MULTI flags it", [["MULTI"], ["SET", "{a}x", "1"], ["MULTI", "again"], ["EXEC"], ["GET", "{a}x"]]],
   ["UNWATCH ends the pin", [["WATCH", "{a}x"], ["UNWATCH"], ["SET", "{a}x", "1"], ["MULTI"], ["INCR", "{a}x"], ["EXEC"]]],
 ];
 

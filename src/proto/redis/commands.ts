@@ -23,6 +23,8 @@ interface KeyPositions {
 
 /** A command the proxy serves. */
 export interface SupportedCommand extends CommandSpec, KeyPositions {
+  /** What the proxy does with it beyond routing it by key (issue 17); null for none. */
+  readonly role: CommandRole | null;
   /** The reply to a call with the wrong number of arguments (redis's own text). */
   readonly arityError: string;
 }
@@ -287,66 +289,6 @@ const TABLE: readonly Row[] = [
   ["zunionstore",           -4, Key,   1,  1, 1, 2],
 ];
 
-export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0]) =>
-  route === null
-    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt }
-    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, arityError: `-ERR wrong number of arguments for '${name}' command` },
-);
-
-function supported(name: string): SupportedCommand {
-  const command = COMMANDS.find((c) => c.name === name);
-  if (command === undefined || command.route === null) throw new Error(`${name} is not a supported command`);
-  return command;
-}
-
-/** The commands the proxy answers itself (local.ts). */
-export const PING = supported("ping");
-export const QUIT = supported("quit");
-export const AUTH = supported("auth");
-
-/** PING with a message: redis echoes the message, so any server answers it. */
-export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };
-
-// ---- lookup: case-insensitive, no string per request ----
-
-const LOWER = Uint8Array.from({ length: 256 }, (_, b) => (b >= 65 && b <= 90 ? b + 32 : b));
-/** Every name, lowercase, back to back: command i's is NAMES[nameAt[i], nameAt[i + 1]). */
-const NAMES = new TextEncoder().encode(COMMANDS.map((c) => c.name).join(""));
-const nameAt = new Int32Array(COMMANDS.length + 1);
-for (let i = 0; i < COMMANDS.length; i++) nameAt[i + 1] = nameAt[i]! + COMMANDS[i]!.name.length;
-const MAX_NAME = Math.max(...COMMANDS.map((c) => c.name.length));
-
-const SLOTS = 1024; // a power of two, > 4x the number of commands
-const slotCommand = new Int16Array(SLOTS).fill(-1);
-
-/** FNV-1a of the lowercased bytes. */
-function hashName(buf: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ LOWER[buf[i]!]!, 0x01000193);
-  return h;
-}
-
-for (let i = 0; i < COMMANDS.length; i++) {
-  let slot = hashName(NAMES, nameAt[i]!, nameAt[i + 1]!) & (SLOTS - 1);
-  while (slotCommand[slot] !== -1) slot = (slot + 1) & (SLOTS - 1);
-  slotCommand[slot] = i;
-}
-
-/** The command named by buf[start, end) in any letter case, or null when unknown. */
-export function lookupCommand(buf: Uint8Array, start: number, end: number): RedisCommand | null {
-  const len = end - start;
-  if (len === 0 || len > MAX_NAME) return null;
-  for (let slot = hashName(buf, start, end) & (SLOTS - 1); ; slot = (slot + 1) & (SLOTS - 1)) {
-    const index = slotCommand[slot]!;
-    if (index < 0) return null;
-    const at = nameAt[index]!;
-    if (nameAt[index + 1]! - at !== len) continue;
-    let i = 0;
-    while (i < len && LOWER[buf[start + i]!] === NAMES[at + i]) i++;
-    if (i === len) return COMMANDS[index]!;
-  }
-}
-
 // ---- commands beyond one key (issue 17): what the proxy does with them besides routing ----
 //
 // One row per command that is not served by key alone. `pool` commands go to every live server
@@ -446,12 +388,6 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
 ];
 
 const roleByName = new Map<string, CommandRole>(ROLES);
-for (const [name] of ROLES) if (!COMMANDS.some((c) => c.name === name)) throw new Error(`role for unknown command ${name}`);
-
-/** What the proxy does with `command` beyond routing it by key; null for plain key commands. */
-export function roleOf(command: { readonly name: string }): CommandRole | null {
-  return roleByName.get(command.name) ?? null;
-}
 
 /** PUBSUB's subcommands (lowercase) and how their replies from every server merge. */
 export const PUBSUB_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
@@ -461,3 +397,78 @@ export const PUBSUB_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
   ["shardnumsub", PoolMerge.PairSum],
   ["numpat", PoolMerge.Max],
 ]);
+
+// A command with a role is served (the plan routes it), whatever its row's route says.
+export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, tableRoute, firstKey, lastKey, keyStep, numkeysAt = 0]) => {
+  const role = roleByName.get(name) ?? null;
+  const route = tableRoute ?? (role === null ? null : Route.Any);
+  return route === null
+    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt }
+    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, role, arityError: arityError(name) };
+});
+
+/** Redis's reply to a wrong argument count; EXEC's also aborts the transaction, so it says so. */
+function arityError(name: string): string {
+  const text = `wrong number of arguments for '${name}' command`;
+  return name === "exec" ? `-EXECABORT Transaction discarded because of: ${text}` : `-ERR ${text}`;
+}
+for (const [name] of ROLES) if (!TABLE.some((row) => row[0] === name)) throw new Error(`role for unknown command ${name}`);
+
+/** What the proxy does with `command` beyond routing it by key; null for plain key commands. */
+export function roleOf(command: SupportedCommand): CommandRole | null {
+  return command.role;
+}
+
+function supported(name: string): SupportedCommand {
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined || command.route === null) throw new Error(`${name} is not a supported command`);
+  return command;
+}
+
+/** The commands the proxy answers itself (local.ts). */
+export const PING = supported("ping");
+export const QUIT = supported("quit");
+export const AUTH = supported("auth");
+
+/** PING with a message: redis echoes the message, so any server answers it. */
+export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };
+
+// ---- lookup: case-insensitive, no string per request ----
+
+const LOWER = Uint8Array.from({ length: 256 }, (_, b) => (b >= 65 && b <= 90 ? b + 32 : b));
+/** Every name, lowercase, back to back: command i's is NAMES[nameAt[i], nameAt[i + 1]). */
+const NAMES = new TextEncoder().encode(COMMANDS.map((c) => c.name).join(""));
+const nameAt = new Int32Array(COMMANDS.length + 1);
+for (let i = 0; i < COMMANDS.length; i++) nameAt[i + 1] = nameAt[i]! + COMMANDS[i]!.name.length;
+const MAX_NAME = Math.max(...COMMANDS.map((c) => c.name.length));
+
+const SLOTS = 1024; // a power of two, > 4x the number of commands
+const slotCommand = new Int16Array(SLOTS).fill(-1);
+
+/** FNV-1a of the lowercased bytes. */
+function hashName(buf: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ LOWER[buf[i]!]!, 0x01000193);
+  return h;
+}
+
+for (let i = 0; i < COMMANDS.length; i++) {
+  let slot = hashName(NAMES, nameAt[i]!, nameAt[i + 1]!) & (SLOTS - 1);
+  while (slotCommand[slot] !== -1) slot = (slot + 1) & (SLOTS - 1);
+  slotCommand[slot] = i;
+}
+
+/** The command named by buf[start, end) in any letter case, or null when unknown. */
+export function lookupCommand(buf: Uint8Array, start: number, end: number): RedisCommand | null {
+  const len = end - start;
+  if (len === 0 || len > MAX_NAME) return null;
+  for (let slot = hashName(buf, start, end) & (SLOTS - 1); ; slot = (slot + 1) & (SLOTS - 1)) {
+    const index = slotCommand[slot]!;
+    if (index < 0) return null;
+    const at = nameAt[index]!;
+    if (nameAt[index + 1]! - at !== len) continue;
+    let i = 0;
+    while (i < len && LOWER[buf[start + i]!] === NAMES[at + i]) i++;
+    if (i === len) return COMMANDS[index]!;
+  }
+}

@@ -7,9 +7,9 @@
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../core/bytes.ts";
-import type { Req } from "../codec.ts";
+import { Route, type Req } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
-import { PoolMerge, PUBSUB_MERGE, PubSubOp, roleOf, type CommandRole } from "./commands.ts";
+import { PoolMerge, PUBSUB_MERGE, PubSubOp, roleOf, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { mergePool, type ServerReplies } from "./pool-merge.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
@@ -109,8 +109,10 @@ export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
 /** The plan for req (parsed from buf, req.error set or not) of a client in `state`. */
 export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
   const command = req.command;
+  // QUIT closes the connection whatever the client is in the middle of, as redis does.
+  if (command?.route === Route.Quit) return NORMAL;
   const name = command?.name ?? "";
-  const role = command === null ? null : roleOf(command);
+  const role = command === null ? null : roleOf(command as SupportedCommand);
   if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
     // XREAD / XREADGROUP: their keys follow STREAMS.
     const error = pushStreamKeys(buf, req);
@@ -122,7 +124,12 @@ export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, poo
   }
   const tx = state.transaction;
   if (tx.active || role?.kind === "transaction") {
-    const refused = req.error !== null ? line(req.error) : role !== null && role.kind !== "transaction" && role.kind !== "blocking" ? NOT_IN_TRANSACTION(name) : null;
+    const refused =
+      req.error !== null
+        ? line(req.error)
+        : command!.route === Route.Auth || (role !== null && role.kind !== "transaction" && role.kind !== "blocking")
+          ? NOT_IN_TRANSACTION(name)
+          : null;
     const action = tx.step(
       { op: role?.kind === "transaction" ? role.op : null, server: req.error === null ? keysServer(buf, req, pool) : KEYLESS, refused, buf, start: req.start, end: req.end },
       firstLive(pool),

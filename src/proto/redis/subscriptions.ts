@@ -166,3 +166,17 @@ export function subscribedPong(message: Uint8Array | null, w: ByteWriter): void 
   if (message !== null) w.bytes(message);
   w.crlf();
 }
+
+const MESSAGE_HEADS = ["*3\r\n$7\r\nmessage\r\n", "*4\r\n$8\r\npmessage\r\n", "*3\r\n$8\r\nsmessage\r\n"].map(ascii);
+
+/** Is the reply buf[start, end) (from a subscriber connection) a message pushed to the client
+ *  rather than the confirmation of a request? */
+export function isPubSubMessage(buf: Uint8Array, start: number, end: number): boolean {
+  for (const head of MESSAGE_HEADS) {
+    if (end - start <= head.length) continue;
+    let i = 0;
+    while (i < head.length && buf[start + i] === head[i]) i++;
+    if (i === head.length) return true;
+  }
+  return false;
+}

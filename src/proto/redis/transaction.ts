@@ -102,6 +102,12 @@ export class Transaction {
   /** What to do with a request. `anyServer`: a live server, for a transaction of keyless
    *  commands only (-1 when none is live). */
   step(req: TxRequest, anyServer: number): TxAction {
+    if (req.refused !== null && req.op !== null) {
+      // A transaction command the proxy refuses (its argument count): EXEC's refusal ends the
+      // transaction (redis says -EXECABORT), any other's in MULTI flags it.
+      if (req.op === TxOp.Exec && this.multi) return this.finish(this.multiSent ? this.discardUpstream(req.refused) : local(req.refused));
+      return this.multi ? this.refuse(req.refused) : local(req.refused);
+    }
     switch (req.op) {
       case TxOp.Watch:
         return this.watch(req);
@@ -167,14 +173,17 @@ export class Transaction {
 
   private exec(anyServer: number): TxAction {
     if (!this.multi) return local(EXEC_WITHOUT);
-    if (this.dirty) {
-      return this.finish(this.multiSent ? { ...this.forward(true), do: TxDo.Reply, reply: EXECABORT, before: DISCARD_COMMAND, silent: 1 } : local(EXECABORT));
-    }
+    if (this.dirty) return this.finish(this.multiSent ? this.discardUpstream(EXECABORT) : local(EXECABORT));
     if (this.pinned >= 0) return this.finish(this.forward(true));
     if (this.held.length === 0) return this.finish(local(EMPTY_EXEC));
     if (anyServer < 0) return this.finish(local(LOST));
     this.pinned = anyServer;
     return this.finish(this.sendMulti(true));
+  }
+
+  /** Answer `reply` and discard the transaction upstream (DISCARD, its reply dropped). */
+  private discardUpstream(reply: Uint8Array): TxAction {
+    return { do: TxDo.Reply, reply, server: this.pinned, before: DISCARD_COMMAND, silent: 1, release: true };
   }
 
   /** MULTI and the held commands go first on the newly pinned connection. */

@@ -2,7 +2,7 @@
 // replies taken from three real redis-servers holding known keys and subscribers.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { PoolMerge } from "../../src/proto/redis/commands.ts";
 import { mergePool, type ServerReplies } from "../../src/proto/redis/pool-merge.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";

@@ -3,7 +3,7 @@
 // whole iteration against three real redis-servers driven through these functions alone.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req } from "../../src/proto/codec.ts";
 import { parseRequest } from "../../src/proto/redis/request.ts";
 import {

@@ -4,7 +4,7 @@
 // server for a pattern).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { ByteWriter } from "../../src/core/bytes.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { PubSubOp } from "../../src/proto/redis/commands.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";

@@ -6,10 +6,10 @@
 // MultiKeyState; the core carries the plan out.
 
 import type { PoolConfig } from "../../conf/types.ts";
-import { ascii, ByteWriter } from "../../core/bytes.ts";
-import { Route, type Req } from "../codec.ts";
+import { ascii, ByteWriter } from "../../lib/bytes.ts";
+import type { Req } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
-import { PoolMerge, PUBSUB_MERGE, PubSubOp, roleOf, type CommandRole, type SupportedCommand } from "./commands.ts";
+import { AUTH, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, roleOf, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { mergePool, type ServerReplies } from "./pool-merge.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
@@ -110,7 +110,7 @@ export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
 export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
   const command = req.command;
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
-  if (command?.route === Route.Quit) return NORMAL;
+  if (command === QUIT) return NORMAL;
   const name = command?.name ?? "";
   const role = command === null ? null : roleOf(command as SupportedCommand);
   if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
@@ -127,7 +127,7 @@ export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, poo
     const refused =
       req.error !== null
         ? line(req.error)
-        : command!.route === Route.Auth || (role !== null && role.kind !== "transaction" && role.kind !== "blocking")
+        : command === AUTH || (role !== null && role.kind !== "transaction" && role.kind !== "blocking")
           ? NOT_IN_TRANSACTION(name)
           : null;
     const action = tx.step(

@@ -4,11 +4,11 @@
 // +OK when every server said it. A server's error reply is the client's reply (the first one,
 // in server order); a reply of the wrong shape gets a proxy error, never a malformed stream.
 
-import type { ByteWriter } from "../../core/bytes.ts";
+import type { ByteWriter } from "../../lib/bytes.ts";
 import { Rsp, type Split } from "../codec.ts";
 import { PoolMerge } from "./commands.ts";
 import { errorReply, OK } from "./replies.ts";
-import { COLON, DOLLAR, MINUS, number, NUMBER_OK, readNumber, STAR } from "./resp.ts";
+import { COLON, DOLLAR, MINUS, numberValue, readNumber, STAR } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 /** One reply per server, as the core records a split's fragment replies. */
@@ -71,17 +71,16 @@ function concat(replies: ServerReplies, out: ByteWriter): boolean {
   const { fragBuf, fragPos, nfrags } = replies;
   let total = 0;
   for (let f = 0; f < nfrags; f++) {
-    const count = arrayCount(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
-    if (count < 0) return false;
-    total += count;
+    const start = fragPos[2 * f]!;
+    if (elementsAt(fragBuf[f]!, start, fragPos[2 * f + 1]!) < 0) return false;
+    total += numberValue(fragBuf[f]!, start + 1);
   }
   out.byte(STAR);
   out.int(total);
   out.crlf();
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;
-    arrayCount(reply, fragPos[2 * f]!, fragPos[2 * f + 1]!);
-    out.bytes(reply, number.next, fragPos[2 * f + 1]!);
+    out.bytes(reply, elementsAt(reply, fragPos[2 * f]!, fragPos[2 * f + 1]!), fragPos[2 * f + 1]!);
   }
   return true;
 }
@@ -97,9 +96,9 @@ function union(replies: ServerReplies, out: ByteWriter): boolean {
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;
     const end = fragPos[2 * f + 1]!;
-    const count = arrayCount(reply, fragPos[2 * f]!, end);
-    if (count < 0) return false;
-    let at = number.next;
+    let at = elementsAt(reply, fragPos[2 * f]!, end);
+    if (at < 0) return false;
+    const count = numberValue(reply, fragPos[2 * f]! + 1);
     for (let i = 0; i < count; i++) {
       if (reply[at] !== DOLLAR) return false;
       const next = parseResponse(reply, at, end, rsp);
@@ -126,12 +125,14 @@ function pairSum(replies: ServerReplies, out: ByteWriter): boolean {
   const { fragBuf, fragPos, nfrags } = replies;
   const first = fragBuf[0]!;
   const firstEnd = fragPos[1]!;
-  const count = arrayCount(first, fragPos[0]!, firstEnd);
-  if (count < 0 || count % 2 !== 0) return false;
+  if (elementsAt(first, fragPos[0]!, firstEnd) < 0) return false;
+  const count = numberValue(first, fragPos[0]! + 1);
+  if (count % 2 !== 0) return false;
   const cursor = new Int32Array(nfrags);
   for (let f = 0; f < nfrags; f++) {
-    if (arrayCount(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!) !== count) return false;
-    cursor[f] = number.next;
+    const at = elementsAt(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
+    if (at < 0 || numberValue(fragBuf[f]!, fragPos[2 * f]! + 1) !== count) return false;
+    cursor[f] = at;
   }
   out.byte(STAR);
   out.int(count);
@@ -145,9 +146,11 @@ function pairSum(replies: ServerReplies, out: ByteWriter): boolean {
       const reply = fragBuf[f]!;
       const end = fragPos[2 * f + 1]!;
       const at = parseResponse(reply, cursor[f]!, end, rsp);
-      if (at < 0 || reply[at] !== COLON || readNumber(reply, at + 1, end) !== NUMBER_OK) return false;
-      sum += number.value;
-      cursor[f] = number.next;
+      if (at < 0 || reply[at] !== COLON) return false;
+      const next = readNumber(reply, at + 1, end);
+      if (next < 0) return false;
+      sum += numberValue(reply, at + 1);
+      cursor[f] = next;
     }
     out.bytes(first, nameStart, nameEnd);
     writeInteger(out, sum);
@@ -156,16 +159,17 @@ function pairSum(replies: ServerReplies, out: ByteWriter): boolean {
   return true;
 }
 
-/** The element count of the array reply[start, end) (`number.next` is where its elements
- *  start), or -1 when it is not an array. */
-function arrayCount(reply: Uint8Array, start: number, end: number): number {
-  if (reply[start] !== STAR || readNumber(reply, start + 1, end) !== NUMBER_OK || number.value < 0) return -1;
-  return number.value;
+/** Where the elements of the array reply[start, end) start (its count: numberValue(reply,
+ *  start + 1)), or -1 when it is not an array (a nil one included). */
+function elementsAt(reply: Uint8Array, start: number, end: number): number {
+  if (reply[start] !== STAR) return -1;
+  const at = readNumber(reply, start + 1, end);
+  return at < 0 || numberValue(reply, start + 1) < 0 ? -1 : at;
 }
 
 function integerAt(reply: Uint8Array, start: number, end: number): number | null {
-  if (reply[start] !== COLON || readNumber(reply, start + 1, end) !== NUMBER_OK || number.next !== end) return null;
-  return number.value;
+  if (reply[start] !== COLON || readNumber(reply, start + 1, end) !== end) return null;
+  return numberValue(reply, start + 1);
 }
 
 function writeInteger(out: ByteWriter, n: number): void {

@@ -9,9 +9,9 @@
 // the server's cursor itself. Cursors are unsigned 64-bit on a server, so a proxy cursor may
 // need a few more bits: it is kept as a bigint and written in decimal.
 
-import type { ByteWriter } from "../../core/bytes.ts";
+import type { ByteWriter } from "../../lib/bytes.ts";
 import type { Req } from "../codec.ts";
-import { CR, DOLLAR, LF, number, NUMBER_OK, readNumber, STAR } from "./resp.ts";
+import { CR, DOLLAR, LF, numberValue, readNumber, STAR } from "./resp.ts";
 
 /** Where an iteration is: the server's position in the pool's config, and its own cursor. */
 export interface ScanPosition {
@@ -93,12 +93,14 @@ export function writeScanEnd(w: ByteWriter): void {
  * goes to the client as it is: check for it first).
  */
 export function writeScanReply(reply: Uint8Array, start: number, end: number, server: number, servers: number, out: ByteWriter): boolean {
-  if (reply[start] !== STAR || readNumber(reply, start + 1, end) !== NUMBER_OK || number.value !== 2) return false;
-  const at = number.next;
-  if (reply[at] !== DOLLAR || readNumber(reply, at + 1, end) !== NUMBER_OK) return false;
-  const digits = number.next;
-  const stop = digits + number.value;
-  if (number.value < 1 || number.value > 20 || stop + 2 > end || reply[stop] !== CR || reply[stop + 1] !== LF) return false;
+  if (reply[start] !== STAR) return false;
+  const at = readNumber(reply, start + 1, end);
+  if (at < 0 || numberValue(reply, start + 1) !== 2 || reply[at] !== DOLLAR) return false;
+  const digits = readNumber(reply, at + 1, end);
+  if (digits < 0) return false;
+  const length = numberValue(reply, at + 1);
+  const stop = digits + length;
+  if (length < 1 || length > 20 || stop + 2 > end || reply[stop] !== CR || reply[stop + 1] !== LF) return false;
   let next = 0n;
   for (let i = digits; i < stop; i++) {
     const d = reply[i]! - ZERO;

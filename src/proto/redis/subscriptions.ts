@@ -13,7 +13,7 @@
 // s(un)subscribe count shard channels; a client is in subscribed mode while any count is > 0
 // (RESP2: then only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET are allowed).
 
-import { ascii, ByteWriter } from "../../core/bytes.ts";
+import { ascii, ByteWriter } from "../../lib/bytes.ts";
 import { PubSubOp } from "./commands.ts";
 
 /** A subscription kind: its confirmation words and its set. */
@@ -167,7 +167,7 @@ export function subscribedPong(message: Uint8Array | null, w: ByteWriter): void 
   w.crlf();
 }
 
-const MESSAGE_HEADS = ["*3\r\n$7\r\nmessage\r\n", "*4\r\n$8\r\npmessage\r\n", "*3\r\n$8\r\nsmessage\r\n"].map(ascii);
+const MESSAGE_HEADS: Uint8Array[] = ["*3\r\n$7\r\nmessage\r\n", "*4\r\n$8\r\npmessage\r\n", "*3\r\n$8\r\nsmessage\r\n"].map((h) => ascii(h));
 
 /** Is the reply buf[start, end) (from a subscriber connection) a message pushed to the client
  *  rather than the confirmation of a request? */

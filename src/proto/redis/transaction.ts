@@ -12,7 +12,7 @@
 // and MULTI's are dropped). Protocol texts are redis 7's (checked against redis-server in
 // test/unit/redis-transaction.test.ts).
 
-import { ascii } from "../../core/bytes.ts";
+import { ascii } from "../../lib/bytes.ts";
 import { TxOp } from "./commands.ts";
 
 export const QUEUED = ascii("+QUEUED\r\n");

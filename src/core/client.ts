@@ -9,7 +9,8 @@ import { P } from "../stats/table.ts";
 import { dispatch, rejectFatal } from "./dispatch.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import { MSG_CLOSE, MSG_OPEN, type Msg } from "./msg.ts";
+import type { OwnConns } from "./dedicated.ts";
+import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
@@ -78,6 +79,9 @@ export class ClientConn extends StreamReader implements Flushable {
   queued = 0;
   /** Request bytes of the queued requests. */
   inBytes = 0;
+  /** Server connections of its own (subscriptions, transaction, blocking requests:
+   *  dedicated.ts); null until its first. */
+  own: OwnConns | null = null;
 
   constructor(
     readonly pool: Pool,
@@ -212,6 +216,17 @@ export class ClientConn extends StreamReader implements Flushable {
     this.teardown(new Error("server failed mid-reply"));
   }
 
+  /** A message its server pushed on one of its subscriber connections: after every reply
+   *  already due (as an answered slot of its own at the end of the queue). */
+  deliverPush(buf: Uint8Array, start: number, end: number): void {
+    if (this.closed) return;
+    const msg = new Msg(this, performance.now());
+    this.enqueue(msg, 0);
+    msg.setReply(buf, start, end);
+    msg.done = true;
+    this.advance();
+  }
+
   /** The connection is gone (closed by either side, or failed): forget its pending replies and
    *  give back what it held. `err` undefined: an orderly close (client_eof). */
   teardown(err?: Error): void {
@@ -219,6 +234,7 @@ export class ClientConn extends StreamReader implements Flushable {
     this.closed = true;
     const pool = this.pool;
     pool.clients.delete(this);
+    this.own?.closeAll();
     this.dropPending();
     fdBudget.clients--;
     this.out.clear();
@@ -262,6 +278,13 @@ export class ClientConn extends StreamReader implements Flushable {
 
   /** The client sent FIN: read nothing more, close once every reply is written. */
   onEnd(): void {
+    if (this.own !== null && !this.own.empty) {
+      // Subscribed, blocked or in a transaction: redis drops such a client at once (a blocking
+      // request could wait for ever for a client that is gone), and so does the proxy.
+      this.socket.end();
+      this.teardown();
+      return;
+    }
     this.closing = true;
     this.dropPending();
     markDirty(this);

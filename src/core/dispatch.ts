@@ -9,6 +9,7 @@ import { answerLocally, fail } from "./deliver.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
+import { carryOut } from "./planned.ts";
 import { SplitState } from "./split.ts";
 
 /** A request of client c parsed from buf at `now` (performance.now()). */
@@ -16,6 +17,16 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const msg = new Msg(c, now);
   c.enqueue(msg, req.end - req.start);
   const codec = pool.codec;
+  const planner = codec.planner;
+  if (planner !== null && (req.error !== null || codec.admit(req, c.session) === null)) {
+    // Beyond one key (a refused request too: in a transaction it aborts it).
+    const plan = planner.plan(buf, req, c.session, pool.view);
+    if (plan !== null) {
+      if (req.error !== null) pool.stats.counters[P.request_errors]!++;
+      carryOut(pool, c, msg, buf, req, plan);
+      return;
+    }
+  }
   if (req.error !== null) {
     pool.stats.counters[P.request_errors]!++;
     // A rejected noreply request stays silent, as memcached keeps it.
@@ -99,8 +110,11 @@ function forward(pool: Pool, msg: Msg, index: number, buf: Uint8Array, req: Req)
   else forwardTo(msg, server, buf, req);
 }
 
-function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
-  const conn = server.conn(msg.client.group);
+/** Forward the whole request to `server`: on the client's own connection there while it has
+ *  one lent (so its requests reach the server in order), else on a shared one. */
+export function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
+  const own = msg.client.own;
+  const conn = (own === null ? undefined : own.lent.get(server.index)) ?? server.conn(msg.client.group);
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
   msg.server = server;

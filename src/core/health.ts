@@ -51,6 +51,12 @@ export function checkTimeouts(pool: Pool, now: number): void {
       if (group === undefined) continue;
       for (const conn of group.conns) if (conn !== null) expire(conn, now, timeout);
     }
+    for (const conn of server.lending.all) {
+      // A blocking request may wait its own timeout on top; what is queued behind it, from when
+      // it is answered.
+      const head = conn.first;
+      if (head !== null && now - Math.max(head.t0, conn.dedicated!.headSince) > timeout + head.extraWait) conn.timedOut();
+    }
   }
   for (const conn of pool.retiringConns) expire(conn, now, timeout);
 }

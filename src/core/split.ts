@@ -3,6 +3,7 @@
 // (SplitState, handed to Codec.merge). The dispatcher routes the keys and writes the fragments;
 // nothing here touches sockets or the router.
 
+import type { ByteWriter } from "../lib/bytes.ts";
 import type { Route, Split } from "../proto/codec.ts";
 
 /** What a parent remembers to merge its fragments' replies (see Codec.merge). */
@@ -13,6 +14,8 @@ export class SplitState implements Split {
   error: string | null = null;
   readonly fragBuf: Uint8Array[];
   readonly fragPos: Int32Array;
+  /** A planned fan-out's merge (Plan), used instead of Codec.merge. */
+  mergeWith: ((replies: Split, out: ByteWriter) => Uint8Array | null) | null = null;
 
   constructor(
     readonly route: Route,

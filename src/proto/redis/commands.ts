@@ -295,7 +295,7 @@ const TABLE: readonly Row[] = [
 // (or to one) and their replies are merged; `pubsub` commands run on the client's own upstream
 // connections; `blocking` commands wait on a dedicated connection, and their timeout argument
 // says how long the request timeout must let them wait; `transaction` commands pin the client
-// to a dedicated connection to one server.
+// to a dedicated connection to one server; `one-server` commands need all their keys on one.
 
 /** How the replies of a command sent to every live server become the client's one reply. */
 export const PoolMerge = {
@@ -344,6 +344,9 @@ export type BlockingTimeout = { readonly at: number; readonly unit: "s" } | { re
 
 export type CommandRole =
   | { readonly kind: "pool"; readonly merge: PoolMerge; readonly enabledBy?: "redis_allow_keys" | "redis_allow_flush" }
+  /** Every key must be on one server (scripts: twemproxy would run them on the first key's
+   *  server, with the other keys missing there). */
+  | { readonly kind: "one-server" }
   | { readonly kind: "pubsub"; readonly op: PubSubOp }
   | { readonly kind: "blocking"; readonly timeout: BlockingTimeout }
   | { readonly kind: "transaction"; readonly op: TxOp };
@@ -380,6 +383,12 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
   ["subscribe",    { kind: "pubsub", op: PubSubOp.Subscribe }],
   ["sunsubscribe", { kind: "pubsub", op: PubSubOp.SUnsubscribe }],
   ["unsubscribe",  { kind: "pubsub", op: PubSubOp.Unsubscribe }],
+  ["eval",         { kind: "one-server" }],
+  ["eval_ro",      { kind: "one-server" }],
+  ["evalsha",      { kind: "one-server" }],
+  ["evalsha_ro",   { kind: "one-server" }],
+  ["fcall",        { kind: "one-server" }],
+  ["fcall_ro",     { kind: "one-server" }],
   ["discard",      { kind: "transaction", op: TxOp.Discard }],
   ["exec",         { kind: "transaction", op: TxOp.Exec }],
   ["multi",        { kind: "transaction", op: TxOp.Multi }],

@@ -7,7 +7,9 @@ import { admit, local, reconfigure, RedisSession } from "./local.ts";
 import { merge } from "./merge.ts";
 import { errorReply, preamble } from "./replies.ts";
 import { parseRequest } from "./request.ts";
+import { planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
+import { isPubSubMessage } from "./subscriptions.ts";
 import { ascii } from "../../lib/bytes.ts";
 
 /** Redis requests go upstream as the client sent them (a split's fragments as buildFragment
@@ -43,4 +45,10 @@ export const redisCodec: Codec<RedisSession> = {
   local,
   group: () => 0,
   preamble,
+  planner: {
+    plan: (buf, req, session, pool) => planRequest(buf, req, session.multikey, pool, false),
+    isPush: isPubSubMessage,
+    pinLost: (session) => session.multikey.transaction.connectionLost(),
+    subscribed: (session) => session.multikey.subscriptions.subscribed,
+  },
 };

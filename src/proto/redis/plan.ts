@@ -7,82 +7,25 @@
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import type { Req } from "../codec.ts";
+import { PlanKind, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
-import { AUTH, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, roleOf, type CommandRole, type SupportedCommand } from "./commands.ts";
-import { mergePool, type ServerReplies } from "./pool-merge.ts";
+import { AUTH, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, type CommandRole, type SupportedCommand } from "./commands.ts";
+import { mergePool } from "./pool-merge.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
 import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
-
-/** What a plan needs to know of the pool. */
-export interface PoolView {
-  readonly cfg: PoolConfig;
-  /** The server of buf[start, end) as a key (-1: none). */
-  route(buf: Uint8Array, start: number, end: number): number;
-  /** Whether server `index` (a position in cfg.servers) is in service. */
-  live(index: number): boolean;
-  /** Clients of the pool in subscribed mode now. */
-  readonly subscribers: number;
-}
 
 /** A client's state beyond its keys (one per client, in its session). */
 export class MultiKeyState {
   readonly subscriptions = new Subscriptions();
   readonly transaction = new Transaction();
+
+  /** In subscribed mode or in a transaction: every request is planned. */
+  get busy(): boolean {
+    return this.transaction.active || this.subscriptions.subscribed;
+  }
 }
 
-export const Via = {
-  /** The pool's shared connections. */
-  Shared: 0,
-  /** The client's own connection to that server for its subscriptions. */
-  Subscriber: 1,
-} as const;
-export type Via = (typeof Via)[keyof typeof Via];
-
-/** One request of a fan-out: to `server`, on `via`, as `write` writes it. */
-export interface FanoutTarget {
-  readonly server: number;
-  readonly via: Via;
-  write(w: ByteWriter): void;
-}
-
-export const PlanKind = {
-  /** The core's own routing by key (and everything it does today). */
-  Normal: 0,
-  /** The reply is `reply`. */
-  Local: 1,
-  /** One request per target; the client's reply is merge(the replies in target order). A
-   *  proxy-made error of any target is the reply instead. */
-  Fanout: 2,
-  /** On the client's connection pinned to `server` (made on first use): `before` first (its
-   *  `silent` replies dropped), then the request (unless `reply` is set: then that is the
-   *  reply); `release`: the pin ends once these are answered. */
-  Pinned: 3,
-  /** On a dedicated connection to `server` (borrowed for this request, returned once it is
-   *  answered); the request may wait `timeoutMs` (FOREVER: no limit) beyond the pool timeout. */
-  Blocking: 4,
-  /** Forward the request as it is to `server` over the shared connections. */
-  Server: 5,
-} as const;
-export type PlanKind = (typeof PlanKind)[keyof typeof PlanKind];
-
-export type Plan =
-  | { readonly kind: typeof PlanKind.Normal }
-  | { readonly kind: typeof PlanKind.Local; readonly reply: Uint8Array }
-  | { readonly kind: typeof PlanKind.Fanout; readonly targets: readonly FanoutTarget[]; merge(replies: ServerReplies, out: ByteWriter): Uint8Array | null }
-  | {
-      readonly kind: typeof PlanKind.Pinned;
-      readonly server: number;
-      readonly before: Uint8Array | null;
-      readonly silent: number;
-      readonly reply: Uint8Array | null;
-      readonly release: boolean;
-    }
-  | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly timeoutMs: number }
-  | { readonly kind: typeof PlanKind.Server; readonly server: number };
-
-const NORMAL: Plan = { kind: PlanKind.Normal };
 const local = (reply: Uint8Array): Plan => ({ kind: PlanKind.Local, reply });
 const line = (text: string): Uint8Array => ascii(`${text}\r\n`);
 
@@ -94,9 +37,6 @@ const DISABLED: Record<string, (name: string) => Uint8Array> = {
   redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
   redis_allow_flush: (name) => line(`-ERR '${name}' is refused by this pool: it empties every server (enable with redis_allow_flush: true)`),
 };
-/** Commands whose keys must all be on one server (redis cluster's rule; twemproxy would run
- *  them on the first key's server with the other keys missing). */
-const ONE_SERVER = new Set(["eval", "eval_ro", "evalsha", "evalsha_ro", "fcall", "fcall_ro"]);
 
 /** The server all of req's keys route to, KEYLESS (none) or CROSS_SERVER. */
 export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
@@ -106,13 +46,17 @@ export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
   return first;
 }
 
-/** The plan for req (parsed from buf, req.error set or not) of a client in `state`. */
-export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
-  const command = req.command;
+/** The plan for req (parsed from buf, req.error set or not) of a client in `state`; null for
+ *  the usual routing. */
+export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {
+  const command = req.command as SupportedCommand | null;
+  const role = command === null ? null : command.role;
+  // The hot path: a plain command of a client in no special state.
+  if (role === null && !state.busy) return null;
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
-  if (command === QUIT) return NORMAL;
+  if (command === QUIT) return null;
+  if (req.error !== null && !state.transaction.active) return null;
   const name = command?.name ?? "";
-  const role = command === null ? null : roleOf(command as SupportedCommand);
   if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
     // XREAD / XREADGROUP: their keys follow STREAMS.
     const error = pushStreamKeys(buf, req);
@@ -127,7 +71,7 @@ export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, poo
     const refused =
       req.error !== null
         ? line(req.error)
-        : command === AUTH || (role !== null && role.kind !== "transaction" && role.kind !== "blocking")
+        : command === AUTH || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server")
           ? NOT_IN_TRANSACTION(name)
           : null;
     const action = tx.step(
@@ -139,16 +83,16 @@ export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, poo
       return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release };
     }
   }
-  if (req.error !== null || command === null) return NORMAL;
+  if (req.error !== null || command === null) return null;
   if (name === "ping" && subs.subscribed && !resp3) return pong(buf, req);
-  if (role === null) {
-    return ONE_SERVER.has(name) && req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(CROSSSLOT) : NORMAL;
-  }
+  if (role === null) return null;
   return planRole(role, name, buf, req, state, pool, resp3);
 }
 
-function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {
   switch (role.kind) {
+    case "one-server":
+      return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(CROSSSLOT) : null;
     case "pool":
       if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
       return planPool(role.merge, buf, req, pool);
@@ -160,11 +104,11 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
       if (server < 0 || !pool.live(server)) return local(NO_SERVER);
       const timeoutMs = blockingTimeout(buf, req, role.timeout);
       if (timeoutMs === NO_BLOCK || timeoutMs === BAD_TIMEOUT) return { kind: PlanKind.Server, server };
-      return { kind: PlanKind.Blocking, server, timeoutMs: timeoutMs === FOREVER ? FOREVER : timeoutMs };
+      return { kind: PlanKind.Blocking, server, waitMs: timeoutMs === FOREVER ? Infinity : timeoutMs };
     }
     case "transaction":
       // Decided by the transaction above.
-      return NORMAL;
+      return null;
   }
 }
 
@@ -244,7 +188,7 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   const subs = state.subscriptions;
   const subscribing = op === PubSubOp.Subscribe || op === PubSubOp.PSubscribe || op === PubSubOp.SSubscribe;
   const max = pool.cfg.redisMaxSubscribers;
-  if (subscribing && !subs.subscribed && max > 0 && pool.subscribers >= max) return local(SUBSCRIBERS_FULL(max));
+  if (subscribing && !subs.subscribed && max > 0 && pool.subscribers() >= max) return local(SUBSCRIBERS_FULL(max));
   const names: Uint8Array[] = [];
   for (let a = 1; a < req.nargs; a++) names.push(buf.subarray(req.argStart[a]!, req.argEnd[a]!));
   const live = liveServers(pool);

@@ -104,6 +104,16 @@ describe("merged replies from three servers", () => {
     expect(Buffer.from(merged(PoolMerge.AllOk, await everyServer("SELECT", "0"))).toString()).toBe("+OK\r\n");
   });
 
+  test("RANDOMKEY: a key of a server that has any, nil when none has", async () => {
+    for (let i = 0; i < 20; i++) {
+      const key = String(decode(merged(PoolMerge.RandomOne, await everyServer("RANDOMKEY"))));
+      expect(["s0:0", "s1:0", "s1:1", "s2:0", "s2:1", "s2:2"]).toContain(key);
+    }
+    const replies = await everyServer("GET", "nothing");
+    expect(decode(merged(PoolMerge.RandomOne, [replies[0]!, replies[1]!, await everyServer("GET", "s2:0").then((r) => r[2]!)]))).toEqual(Buffer.from("v"));
+    expect(decode(merged(PoolMerge.RandomOne, replies))).toBeNull();
+  });
+
   test("a server's error is the reply", async () => {
     const replies = await everyServer("DBSIZE");
     replies[1] = Buffer.from("-ERR boom\r\n");

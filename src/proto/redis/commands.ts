@@ -312,8 +312,9 @@ export const PoolMerge = {
   Max: "max",
   /** +OK when every server said +OK (FLUSHDB, FLUSHALL). */
   AllOk: "all-ok",
-  /** Not merged: one live server answers (TIME, LASTSAVE: any; RANDOMKEY: a random one). */
+  /** Not merged: one live server answers (TIME, LASTSAVE). */
   AnyOne: "any-one",
+  /** A reply that is not nil, at random (RANDOMKEY: a random server that has keys). */
   RandomOne: "random-one",
   /** SCAN: the server and its cursor are in the client's cursor (scan.ts). */
   Cursor: "cursor",

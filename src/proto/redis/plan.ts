@@ -138,8 +138,6 @@ function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Pl
   switch (how) {
     case PoolMerge.AnyOne:
       return { kind: PlanKind.Server, server: live[0]! };
-    case PoolMerge.RandomOne:
-      return { kind: PlanKind.Server, server: live[Math.floor(Math.random() * live.length)]! };
     case PoolMerge.Cursor:
       return planScan(buf, req, pool);
     default:

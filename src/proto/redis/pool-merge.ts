@@ -1,7 +1,7 @@
 // The client's one reply to a command sent to every live server of a pool (commands.ts,
 // PoolMerge): DBSIZE's counts summed, KEYS's arrays concatenated, PUBSUB CHANNELS's arrays
 // united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, FLUSHDB's
-// +OK when every server said it. A server's error reply is the client's reply (the first one,
+// +OK when every server said it, RANDOMKEY's key from a random server that has one. A server's error reply is the client's reply (the first one,
 // in server order); a reply of the wrong shape gets a proxy error, never a malformed stream.
 
 import type { ByteWriter } from "../../lib/bytes.ts";
@@ -45,12 +45,24 @@ export function mergePool(how: PoolMerge, replies: ServerReplies, out: ByteWrite
     case PoolMerge.AllOk:
       for (let f = 0; f < nfrags; f++) if (!isOk(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!)) return UNEXPECTED;
       return OK;
+    case PoolMerge.RandomOne:
+      return randomValue(replies);
     default:
       return UNEXPECTED;
   }
   if (ok) return null;
   out.truncate(mark);
   return UNEXPECTED;
+}
+
+/** One of the replies that are not nil, at random (RANDOMKEY: a key of a random server that
+ *  has any); nil when all are. */
+function randomValue(replies: ServerReplies): Uint8Array {
+  const { fragBuf, fragPos, nfrags } = replies;
+  const some: number[] = [];
+  for (let f = 0; f < nfrags; f++) if (fragBuf[f]![fragPos[2 * f]!] === DOLLAR && fragBuf[f]![fragPos[2 * f]! + 1] !== MINUS) some.push(f);
+  const f = some.length === 0 ? 0 : some[Math.floor(Math.random() * some.length)]!;
+  return fragBuf[f]!.subarray(fragPos[2 * f]!, fragPos[2 * f + 1]!);
 }
 
 /** `:n` from every server: their sum, or the largest. */

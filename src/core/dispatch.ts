@@ -17,9 +17,10 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const msg = new Msg(c, now);
   c.enqueue(msg, req.end - req.start);
   const codec = pool.codec;
+  const refused = req.error === null ? codec.admit(req, c.session) : null;
   const planner = codec.planner;
-  if (planner !== null && (req.error !== null || codec.admit(req, c.session) === null)) {
-    // Beyond one key (a refused request too: in a transaction it aborts it).
+  if (planner !== null && refused === null) {
+    // Beyond one key (a request the parser refused too: in a transaction it aborts it).
     const plan = planner.plan(buf, req, c.session, pool.view);
     if (plan !== null) {
       if (req.error !== null) pool.stats.counters[P.request_errors]!++;
@@ -33,7 +34,6 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     answerLocally(pool, msg, req.noreply ? null : codec.replyLine(req.error));
     return;
   }
-  const refused = codec.admit(req, c.session);
   if (refused !== null) {
     local(pool, msg, refused);
     return;

@@ -12,6 +12,7 @@ import { blocked, clientList } from "../helpers/client-list.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
+import { parseExposition } from "../helpers/prometheus.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually, placer } from "../helpers/reload.ts";
 import { bulk, command, decode, pipeline, RespError, respFrame } from "../helpers/resp.ts";
@@ -23,6 +24,15 @@ let proxy: RunningProxy;
 let pool: Endpoint;
 let bounded: Endpoint;
 let serverOf: (key: string) => string;
+const metricsPort = freePort();
+
+/** The blocking pool's dedicated connections per server, from /metrics. */
+async function dedicatedMetric(): Promise<number[]> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const family = parseExposition(text).get("buncracker_server_dedicated_connections");
+  if (family === undefined) throw new Error("no buncracker_server_dedicated_connections in /metrics");
+  return backends.map((b) => family.samples.find((x) => x.labels["pool"] === "blocking" && x.labels["server"] === b.address)?.value ?? NaN);
+}
 
 beforeAll(async () => {
   backends = await Promise.all([startRedis(), startRedis(), startRedis()]);
@@ -31,7 +41,7 @@ beforeAll(async () => {
     poolYaml("blocking", { listen: `127.0.0.1:${freePort()}`, redis: true, timeout: 400 }, servers),
     poolYaml("bounded", { listen: `127.0.0.1:${freePort()}`, redis: true, hash_tag: "{}", redis_dedicated_connections: 2 }, servers),
   ].join("");
-  proxy = await startProxy(TARGET, yaml);
+  proxy = await startProxy(TARGET, yaml, TARGET === "buncracker" ? { args: ["--metrics-port", String(metricsPort)] } : {});
   pool = proxy.pools.blocking!;
   bounded = proxy.pools.bounded!;
   serverOf = placer(yaml, "blocking");
@@ -118,11 +128,21 @@ describe.skipIf(TARGET !== "buncracker")("blocking commands", () => {
     // Client ids are per server: "server:id".
     const ids = (await Promise.all(backends.map(async (b, s) => blocked(await clientList(b)).map((c) => `${s}:${c["id"]}`)))).flat();
     expect(ids.length).toBe(5);
+    // Counted per server in the metrics: at least the blocked ones (idle ones kept for reuse
+    // count too), and exactly those fewer once they closed with their clients.
+    const counted = await dedicatedMetric();
+    const blockedOn = backends.map((_, s) => ids.filter((id) => id.startsWith(`${s}:`)).length);
+    for (let s = 0; s < 3; s++) expect(counted[s]!).toBeGreaterThanOrEqual(blockedOn[s]!);
     for (const c of clients) c.close();
     await eventually("the blocked connections closed", async () => {
       const left = (await Promise.all(backends.map(async (b, s) => (await clientList(b)).map((c) => `${s}:${c["id"]}`)))).flat();
       return ids.some((id) => left.includes(id)) ? undefined : true;
     });
+    const after = await eventually("the metrics updated", async () => {
+      const now = await dedicatedMetric();
+      return now.every((n, s) => n === counted[s]! - blockedOn[s]!) ? now : undefined;
+    });
+    expect(after.reduce((a, b) => a + b, 0)).toBe(counted.reduce((a, b) => a + b, 0) - 5);
   });
 
   test("dedicated connections are bounded (redis_dedicated_connections) and reused", async () => {

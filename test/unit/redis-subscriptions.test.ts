@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ByteWriter } from "../../src/lib/bytes.ts";
 import { PubSubOp } from "../../src/proto/redis/commands.ts";
-import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
+import { allowedWhileSubscribed, isPubSubMessage, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { command, respFrame } from "../helpers/resp.ts";
@@ -127,5 +127,27 @@ describe("RESP2 subscribed mode", () => {
     const expected = Buffer.concat([notAllowedWhileSubscribed("get"), pong.take()]);
     await direct.send(Buffer.concat([command("GET", "k"), command("PING"), command("PING", "hi")]));
     expect(Buffer.concat(await direct.readReplies(3, respFrame)).toString()).toBe(Buffer.from(expected).toString());
+  });
+});
+
+describe("messages pushed on a subscriber connection", () => {
+  test("message, pmessage and smessage, in RESP2 and RESP3, are pushes; confirmations and replies are not", async () => {
+    const sub = await RawClient.connect({ host: redis.host, port: redis.port });
+    const pub = await RawClient.connect({ host: redis.host, port: redis.port });
+    await sub.send(Buffer.concat([command("SUBSCRIBE", "c"), command("PSUBSCRIBE", "c*"), command("SSUBSCRIBE", "s")]));
+    const confirmations = await sub.readReplies(3, respFrame);
+    await pub.send(Buffer.concat([command("PUBLISH", "c", "x"), command("SPUBLISH", "s", "y")]));
+    await pub.readReplies(2, respFrame);
+    const pushed = await sub.readReplies(3, respFrame);
+    await sub.send(command("PING"));
+    const [pong] = await sub.readReplies(1, respFrame);
+    const is = (b: Uint8Array) => isPubSubMessage(b, 0, b.length);
+    expect(confirmations.map(is)).toEqual([false, false, false]);
+    expect(pushed.map(is)).toEqual([true, true, true]);
+    expect(is(pong!)).toBe(false);
+    // RESP3: the same messages as pushes.
+    for (const p of pushed) expect(is(Buffer.concat([Buffer.from(">"), p.subarray(1)]))).toBe(true);
+    sub.close();
+    pub.close();
   });
 });

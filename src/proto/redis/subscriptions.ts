@@ -167,7 +167,11 @@ export function subscribedPong(message: Uint8Array | null, w: ByteWriter): void 
   w.crlf();
 }
 
-const MESSAGE_HEADS: Uint8Array[] = ["*3\r\n$7\r\nmessage\r\n", "*4\r\n$8\r\npmessage\r\n", "*3\r\n$8\r\nsmessage\r\n"].map((h) => ascii(h));
+/** How a pushed message starts: RESP2 arrays, or RESP3 pushes on a RESP3 client's connections. */
+const MESSAGE_HEADS: Uint8Array[] = ["message", "pmessage", "smessage"].flatMap((word) => {
+  const n = word === "pmessage" ? 4 : 3;
+  return ["*", ">"].map((type) => ascii(`${type}${n}\r\n$${word.length}\r\n${word}\r\n`));
+});
 
 /** Is the reply buf[start, end) (from a subscriber connection) a message pushed to the client
  *  rather than the confirmation of a request? */

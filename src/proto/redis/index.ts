@@ -46,9 +46,9 @@ export const redisCodec: Codec<RedisSession> = {
   group: () => 0,
   preamble,
   planner: {
-    plan: (buf, req, session, pool) => planRequest(buf, req, session.multikey, pool, false),
+    plan: (buf, req, session, pool) => planRequest(buf, req, session, pool, false),
     isPush: isPubSubMessage,
-    pinLost: (session) => session.multikey.transaction.connectionLost(),
-    subscribed: (session) => session.multikey.subscriptions.subscribed,
+    pinLost: (session) => session.multikey?.transaction.connectionLost(),
+    subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,
   },
 };

@@ -7,15 +7,15 @@ import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, equalBytes } from "../../lib/bytes.ts";
 import type { LocalReply, Req } from "../codec.ts";
 import { AUTH, PING, QUIT } from "./commands.ts";
-import { MultiKeyState } from "./plan.ts";
+import type { MultiKeyState } from "./plan.ts";
 import { AUTH_INVALID, AUTH_NOT_SET, NO_AUTH, OK, PONG } from "./replies.ts";
 
 /** One per client (Codec.newSession). */
 export class RedisSession {
   /** Sent the pool's password with AUTH, or the pool needs none. */
   authed: boolean;
-  /** Subscriptions and transaction (plan.ts). */
-  readonly multikey = new MultiKeyState();
+  /** Subscriptions and transaction (plan.ts); null until it first needs them. */
+  multikey: MultiKeyState | null = null;
 
   constructor(pool: PoolConfig) {
     this.authed = pool.redisAuth === null;

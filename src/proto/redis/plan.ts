@@ -15,7 +15,8 @@ import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } fro
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
 import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
 
-/** A client's state beyond its keys (one per client, in its session). */
+/** A client's state beyond its keys (in its session, made when it first needs one: most
+ *  clients never do, and per-client memory counts with 10,000s of clients). */
 export class MultiKeyState {
   readonly subscriptions = new Subscriptions();
   readonly transaction = new Transaction();
@@ -46,13 +47,19 @@ export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
   return first;
 }
 
-/** The plan for req (parsed from buf, req.error set or not) of a client in `state`; null for
- *  the usual routing. */
-export function planRequest(buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {
+/** Where a client keeps its MultiKeyState (its session). */
+export interface HasMultiKey {
+  multikey: MultiKeyState | null;
+}
+
+/** The plan for req (parsed from buf, req.error set or not) of a client (`holder`: its
+ *  session); null for the usual routing. */
+export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool: PoolView, resp3: boolean): Plan | null {
   const command = req.command as SupportedCommand | null;
   const role = command === null ? null : command.role;
   // The hot path: a plain command of a client in no special state.
-  if (role === null && !state.busy) return null;
+  if (role === null && (holder.multikey === null || !holder.multikey.busy)) return null;
+  const state = (holder.multikey ??= new MultiKeyState());
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
   if (command === QUIT) return null;
   if (req.error !== null && !state.transaction.active) return null;

@@ -211,9 +211,14 @@ export class ClientConn extends StreamReader implements Flushable {
   /** The server failed after part of a reply was written: the stream cannot be repaired, so the
    *  connection is cut (as a backend's own failure mid-reply would cut a direct client). */
   abort(): void {
+    this.drop(new Error("server failed mid-reply"));
+  }
+
+  /** Cut the connection now (`why`: for the client_err count). */
+  drop(why: Error): void {
     if (this.closed) return;
     this.socket.terminate();
-    this.teardown(new Error("server failed mid-reply"));
+    this.teardown(why);
   }
 
   /** A message its server pushed on one of its subscriber connections: after every reply

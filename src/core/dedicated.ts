@@ -134,12 +134,18 @@ export function answeredAll(conn: ServerConn, group: number): boolean {
   return conn.server.lending.giveBack(conn, group);
 }
 
-/** conn (dedicated) closed: its server and its client let go of it. */
+/** conn (dedicated) closed: its server and its client let go of it. A client whose subscriber
+ *  connection closed under it (its server failed) is disconnected: it would wait for messages
+ *  that can no longer come, and reconnecting makes it subscribe again. */
 export function dedicatedClosed(conn: ServerConn): void {
   conn.server.lending.forget(conn);
   const owner = conn.dedicated!.owner;
   const own = owner?.own;
-  if (own === null || own === undefined) return;
+  if (own === null || own === undefined || owner!.closed) return;
+  if (conn.dedicated!.role === DedicatedRole.Subscriber) {
+    owner!.drop(new Error(`subscriber connection to ${conn.server.cfg.pname} lost`));
+    return;
+  }
   const index = conn.server.index;
   if (own.lent.get(index) === conn) own.lent.delete(index);
   if (own.subscriber.get(index) === conn) own.subscriber.delete(index);

@@ -9,6 +9,7 @@ import Redis from "ioredis";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { spread } from "../helpers/random.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
+import { latin1 } from "../helpers/assertions.ts";
 import { clientList, subscribers } from "../helpers/client-list.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { stopAll } from "../helpers/direct.ts";
@@ -209,5 +210,24 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     await noSubscribersLeft();
     const after = await Promise.all(backends.map(async (b) => (await clientList(b)).length));
     expect(after).toEqual(before);
+  });
+
+  test("a subscriber whose server goes away is disconnected (it would wait for messages for ever)", async () => {
+    const channel = CHANNELS[0]!;
+    const backend = backends.find((b) => b.address === serverOf(channel))!;
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("SUBSCRIBE", channel));
+    await sub.readReplies(1, respFrame);
+    const other = await RawClient.connect(pool);
+    await backend.kill();
+    try {
+      expect(latin1(await sub.readUntilClose())).toBe("");
+      // Other clients are not touched.
+      await other.send(command("PING"));
+      expect((await other.readReplies(1, respFrame))[0]!.toString()).toBe("+PONG\r\n");
+    } finally {
+      other.close();
+      await backend.restart();
+    }
   });
 });

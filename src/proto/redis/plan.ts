@@ -7,10 +7,11 @@
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import { PlanKind, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../codec.ts";
+import { PlanKind, Via, type FanoutTarget, type Plan, type PoolView, type Req, type Split } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
 import { AUTH, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { mergePool } from "./pool-merge.ts";
+import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
 import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
@@ -212,7 +213,7 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
     for (const name of list) targets.push({ server, via: Via.Subscriber, write: (w) => writeCommand(w, word, name) });
   }
   if (targets.length === 0) return local(change.reply);
-  return { kind: PlanKind.Fanout, targets, merge: () => change.reply };
+  return { kind: PlanKind.Fanout, targets, merge: (replies) => firstError(replies) ?? change.reply };
 }
 
 /** PING in RESP2 subscribed mode. */
@@ -220,6 +221,15 @@ function pong(buf: Uint8Array, req: Req): Plan {
   const w = new ByteWriter(32);
   subscribedPong(req.nargs > 1 ? buf.subarray(req.argStart[1]!, req.argEnd[1]!) : null, w);
   return local(w.take());
+}
+
+/** The first error reply among a fan-out's replies (a server refused a subscription), or null. */
+function firstError(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">): Uint8Array | null {
+  for (let f = 0; f < replies.nfrags; f++) {
+    const start = replies.fragPos[2 * f]!;
+    if (replies.fragBuf[f]![start] === MINUS) return replies.fragBuf[f]!.subarray(start, replies.fragPos[2 * f + 1]!);
+  }
+  return null;
 }
 
 /** `*2 $<word> $<name>`: a one-name (un)subscribe, answered by one confirmation. */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Req } from "../../src/proto/codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "../../src/proto/redis/blocking.ts";
-import { roleOf, type SupportedCommand } from "../../src/proto/redis/commands.ts";
+import type { SupportedCommand } from "../../src/proto/redis/commands.ts";
 import { parseRequest } from "../../src/proto/redis/request.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
@@ -22,7 +22,7 @@ function parsed(...args: string[]): { buf: Buffer; req: Req } {
 
 function timeoutOf(...args: string[]): number {
   const { buf, req } = parsed(...args);
-  const role = roleOf(req.command as SupportedCommand);
+  const role = (req.command as SupportedCommand).role;
   if (role?.kind !== "blocking") throw new Error(`${args[0]} is not blocking`);
   return blockingTimeout(buf, req, role.timeout);
 }

@@ -424,10 +424,6 @@ function arityError(name: string): string {
 }
 for (const [name] of ROLES) if (!TABLE.some((row) => row[0] === name)) throw new Error(`role for unknown command ${name}`);
 
-/** What the proxy does with `command` beyond routing it by key; null for plain key commands. */
-export function roleOf(command: SupportedCommand): CommandRole | null {
-  return command.role;
-}
 
 function supported(name: string): SupportedCommand {
   const command = COMMANDS.find((c) => c.name === name);

@@ -173,7 +173,7 @@ function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
   };
 }
 
-const lower = new TextDecoder("latin1");
+const latin1 = new TextDecoder("latin1");
 
 function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
   switch (op) {
@@ -182,7 +182,7 @@ function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyStat
       return server >= 0 && pool.live(server) ? { kind: PlanKind.Server, server } : local(NO_SERVER);
     }
     case PubSubOp.Introspect: {
-      const sub = lower.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
+      const sub = latin1.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
       return planPool(PUBSUB_MERGE.get(sub) ?? PoolMerge.AnyOne, buf, req, pool);
     }
     default:

@@ -69,13 +69,6 @@ export class Subscriptions {
     return this.count + this.shardCount > 0;
   }
 
-  /** The servers the client holds any subscription on (its upstream connections). */
-  servers(): Set<number> {
-    const all = new Set<number>();
-    for (const map of this.held) for (const h of map.values()) for (const s of h.servers) all.add(s);
-    return all;
-  }
-
   /**
    * Apply a (P|S)(UN)SUBSCRIBE with the names `names` (none: unsubscribe from all of its kind).
    * `route` gives a channel's server (a live one: the caller refuses a request with a channel
@@ -121,10 +114,6 @@ export class Subscriptions {
     return { reply: w.take(), upstream };
   }
 
-  /** Forget everything (the client closed or sent RESET; its connections close with it). */
-  clear(): void {
-    for (const map of this.held) map.clear();
-  }
 }
 
 /** `*3 <word> <name or nil> :<count>` (RESP3: `>3`). */

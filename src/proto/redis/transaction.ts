@@ -15,16 +15,16 @@
 import { ascii } from "../../lib/bytes.ts";
 import { TxOp } from "./commands.ts";
 
-export const QUEUED = ascii("+QUEUED\r\n");
+const QUEUED = ascii("+QUEUED\r\n");
 const OK = ascii("+OK\r\n");
 const EMPTY_EXEC = ascii("*0\r\n");
-export const EXECABORT = ascii("-EXECABORT Transaction discarded because of previous errors.\r\n");
+const EXECABORT = ascii("-EXECABORT Transaction discarded because of previous errors.\r\n");
 const NESTED = ascii("-ERR MULTI calls can not be nested\r\n");
 const WATCH_IN_MULTI = ascii("-ERR WATCH inside MULTI is not allowed\r\n");
 const EXEC_WITHOUT = ascii("-ERR EXEC without MULTI\r\n");
 const DISCARD_WITHOUT = ascii("-ERR DISCARD without MULTI\r\n");
 export const CROSSSLOT = ascii("-CROSSSLOT Keys in request don't hash to the same server (a transaction runs on one server: use hash tags)\r\n");
-export const LOST = ascii("-ERR the connection of this transaction to its server was lost\r\n");
+const LOST = ascii("-ERR the connection of this transaction to its server was lost\r\n");
 const MULTI_COMMAND = ascii("*1\r\n$5\r\nMULTI\r\n");
 const DISCARD_COMMAND = ascii("*1\r\n$7\r\nDISCARD\r\n");
 
@@ -92,11 +92,6 @@ export class Transaction {
   /** Whether the client is between WATCH or MULTI and the end of its transaction. */
   get active(): boolean {
     return this.multi || this.watching || this.lost;
-  }
-
-  /** The pinned server, -1 when none. */
-  get server(): number {
-    return this.pinned;
   }
 
   /** What to do with a request. `anyServer`: a live server, for a transaction of keyless

@@ -38,10 +38,11 @@ export class Dedicated {
   ) {}
 }
 
-/** A client's own connections, by server index; made on its first one. */
+/** A client's own connections, by server (not by index: a reload may renumber the servers);
+ *  made on its first one. */
 export class OwnConns {
-  readonly subscriber = new Map<number, ServerConn>();
-  readonly lent = new Map<number, ServerConn>();
+  readonly subscriber = new Map<Server, ServerConn>();
+  readonly lent = new Map<Server, ServerConn>();
   /** The lent connection its transaction holds. */
   pinned: ServerConn | null = null;
 
@@ -130,7 +131,7 @@ export function answeredAll(conn: ServerConn, group: number): boolean {
   const owner = d.owner;
   if (d.role !== DedicatedRole.Lent || d.pinned || owner === null) return true;
   const own = owner.own!;
-  if (own.lent.get(conn.server.index) === conn) own.lent.delete(conn.server.index);
+  if (own.lent.get(conn.server) === conn) own.lent.delete(conn.server);
   return conn.server.lending.giveBack(conn, group);
 }
 
@@ -146,9 +147,9 @@ export function dedicatedClosed(conn: ServerConn): void {
     owner!.drop(new Error(`subscriber connection to ${conn.server.cfg.pname} lost`));
     return;
   }
-  const index = conn.server.index;
-  if (own.lent.get(index) === conn) own.lent.delete(index);
-  if (own.subscriber.get(index) === conn) own.subscriber.delete(index);
+  const server = conn.server;
+  if (own.lent.get(server) === conn) own.lent.delete(server);
+  if (own.subscriber.get(server) === conn) own.subscriber.delete(server);
   if (own.pinned === conn) {
     own.pinned = null;
     owner!.pool.codec.planner?.pinLost(owner!.session);

@@ -114,7 +114,7 @@ function forward(pool: Pool, msg: Msg, index: number, buf: Uint8Array, req: Req)
  *  one lent (so its requests reach the server in order), else on a shared one. */
 export function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
   const own = msg.client.own;
-  const conn = (own === null ? undefined : own.lent.get(server.index)) ?? server.conn(msg.client.group);
+  const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(msg.client.group);
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
   msg.server = server;

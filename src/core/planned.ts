@@ -100,10 +100,10 @@ function ownConns(c: ClientConn): OwnConns {
 /** The client's subscriber connection to `server`, made on first use. */
 function subscriberConn(c: ClientConn, server: Server): ServerConn {
   const own = ownConns(c);
-  let conn = own.subscriber.get(server.index);
+  let conn = own.subscriber.get(server);
   if (conn === undefined) {
     conn = server.lending.open(c, DedicatedRole.Subscriber);
-    own.subscriber.set(server.index, conn);
+    own.subscriber.set(server, conn);
   }
   return conn;
 }
@@ -113,9 +113,9 @@ function subscriberConn(c: ClientConn, server: Server): ServerConn {
  *  more, or the server is out. */
 function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerConn | null {
   const own = ownConns(c);
-  const mine = own.lent.get(index);
-  if (mine !== undefined) return mine;
   const server = pool.servers[index]!;
+  const mine = own.lent.get(server);
+  if (mine !== undefined) return mine;
   if (server.ejected) {
     fail(pool, msg, REFUSED);
     return null;
@@ -126,7 +126,7 @@ function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerCon
     answerLocally(pool, msg, pool.errorReply(`too many dedicated connections to server ${server.cfg.pname} (redis_dedicated_connections: ${limit})`));
     return null;
   }
-  own.lent.set(index, conn);
+  own.lent.set(server, conn);
   return conn;
 }
 

@@ -101,6 +101,22 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     sub.close();
   });
 
+  test("a large message (1 MB) arrives whole, also while the subscriber waits for a confirmation", async () => {
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("SUBSCRIBE", CHANNELS[1]!));
+    await sub.readReplies(1, respFrame);
+    const big = "x".repeat(1 << 20);
+    const pub = await RawClient.connect(pool);
+    await pub.send(command("PUBLISH", CHANNELS[1]!, big));
+    await sub.send(command("SUBSCRIBE", CHANNELS[2]!));
+    expect(decode((await pub.readReplies(1, respFrame))[0]!)).toBe(1);
+    const replies = (await sub.readReplies(2, respFrame)).map((r) => (decode(r) as RespValue[]).map(text));
+    expect(replies).toContainEqual(["message", CHANNELS[1]!, big]);
+    expect(replies).toContainEqual(["subscribe", CHANNELS[2]!, "2"]);
+    pub.close();
+    sub.close();
+  });
+
   test("RESP2 subscribed mode: redis's rules, then back to normal once every subscription is gone", async () => {
     const sub = await RawClient.connect(pool);
     await sub.send(Buffer.concat([command("SUBSCRIBE", "chan:1", "chan:2"), command("PSUBSCRIBE", "p*"), command("GET", "k"), command("PING"), command("PING", "hi")]));

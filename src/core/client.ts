@@ -283,9 +283,9 @@ export class ClientConn extends StreamReader implements Flushable {
 
   /** The client sent FIN: read nothing more, close once every reply is written. */
   onEnd(): void {
-    if (this.own !== null && !this.own.empty) {
-      // Subscribed, blocked or in a transaction: redis drops such a client at once (a blocking
-      // request could wait for ever for a client that is gone), and so does the proxy.
+    if (this.own !== null && this.own.waiting) {
+      // Subscribed or blocked: redis drops such a client at once (a blocking request could wait
+      // for ever for a client that is gone), and so does the proxy. A transaction finishes.
       this.socket.end();
       this.teardown();
       return;

@@ -46,8 +46,12 @@ export class OwnConns {
   /** The lent connection its transaction holds. */
   pinned: ServerConn | null = null;
 
-  get empty(): boolean {
-    return this.subscriber.size === 0 && this.lent.size === 0;
+  /** Subscribed, or a blocking request waits on one of them: a client that would never be
+   *  answered if it went away. */
+  get waiting(): boolean {
+    if (this.subscriber.size > 0) return true;
+    for (const conn of this.lent.values()) if (conn.first !== null && conn.first.extraWait !== 0) return true;
+    return false;
   }
 
   /** Close them all (the client is gone). */

@@ -8,7 +8,7 @@ import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type
 import type { ClientConn } from "./client.ts";
 import { DedicatedRole, OwnConns } from "./dedicated.ts";
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
-import { forwardTo } from "./dispatch.ts";
+import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
@@ -40,14 +40,17 @@ export function poolView(pool: Pool): PoolView {
 export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): void {
   switch (plan.kind) {
     case PlanKind.Local:
-      answerLocally(pool, msg, plan.reply);
+      answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : plan.reply);
       return;
     case PlanKind.Server: {
       const server = pool.servers[plan.server]!;
       if (server.ejected) fail(pool, msg, REFUSED);
-      else forwardTo(msg, server, buf, req);
+      else forwardTo(pool, msg, server, buf, req);
       return;
     }
+    case PlanKind.All:
+      toAll(pool, msg, buf, req, plan.merge);
+      return;
     case PlanKind.Fanout:
       fanout(pool, c, msg, plan.targets, plan.merge);
       return;

@@ -1,6 +1,7 @@
 // A server pool as it runs: its config, codec, servers, router, clients and listener, and its
 // life (listen, preconnect, close, retire). What happens to requests is in dispatch.ts and
-// deliver.ts, server health in health.ts, a hot reload in reload.ts.
+// deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
+// failover.ts.
 
 import type { PoolConfig } from "../conf/types.ts";
 import { ByteWriter } from "../lib/bytes.ts";
@@ -8,6 +9,7 @@ import type { Codec, PoolView } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import type { PoolStats, ProxyStats } from "../stats/store.ts";
 import type { ClientConn } from "./client.ts";
+import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { poolView } from "./planned.ts";
 import { Server } from "./server.ts";
@@ -34,6 +36,8 @@ export class Pool {
   readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
+  /** Following the pool's sentinels (pool key `sentinels`), else null. */
+  failover: PoolFailover | null = null;
 
   constructor(
     cfg: PoolConfig,
@@ -61,6 +65,21 @@ export class Pool {
     this.stats.servers = servers.map((s) => s.stats);
     this.router = router;
     if (this.splitPlan.fragServer.length !== servers.length) this.splitPlan = new SplitPlan(servers.length);
+    this.follow();
+  }
+
+  /** (Re)start following the sentinels of the config, if it has any: anew after a reload
+   *  (sentinels or servers may have changed); servers that stay keep their address meanwhile. */
+  private follow(): void {
+    this.failover?.stop();
+    this.failover = null;
+    for (const s of this.servers) {
+      for (const r of s.replicas) r.retire();
+      s.replicas = [];
+    }
+    if (this.cfg.sentinels.length === 0) return;
+    this.failover = new PoolFailover(this);
+    this.failover.start();
   }
 
   // ---- listening ----
@@ -114,8 +133,13 @@ export class Pool {
 
   close(): void {
     this.stopListening();
+    this.failover?.stop();
+    this.failover = null;
     for (const c of this.clients) c.socket.end();
-    for (const s of this.servers) s.closeAll("Connection closed by proxy");
+    for (const s of this.servers) {
+      s.closeAll("Connection closed by proxy");
+      for (const r of s.replicas) r.closeAll("Connection closed by proxy");
+    }
     // Nothing checks their timeouts once the pool is gone.
     for (const c of [...this.retiringConns]) c.close("Connection closed by proxy");
   }

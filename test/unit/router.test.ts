@@ -55,6 +55,9 @@ function testPool(
     redisAllowFlush: false,
     redisMaxSubscribers: 0,
     redisDedicatedConnections: 0,
+    sentinels: [],
+    sentinelAuth: null,
+    readFrom: "master",
     servers: configs,
   };
 }

@@ -135,11 +135,6 @@ function liveServers(pool: PoolView): number[] {
   return live;
 }
 
-/** The request as the client sent it, to each server. */
-function asSent(buf: Uint8Array, req: Req, server: number): FanoutTarget {
-  return { server, via: Via.Shared, write: (w) => w.bytes(buf, req.start, req.end) };
-}
-
 function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Plan {
   const live = liveServers(pool);
   if (live.length === 0) return local(NO_SERVER);
@@ -149,7 +144,7 @@ function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Pl
     case PoolMerge.Cursor:
       return planScan(buf, req, pool);
     default:
-      return { kind: PlanKind.Fanout, targets: live.map((s) => asSent(buf, req, s)), merge: (replies, out) => mergePool(how, replies, out) };
+      return { kind: PlanKind.All, merge: (replies, out) => mergePool(how, replies, out) };
   }
 }
 

@@ -1,31 +1,38 @@
 // The client's one reply to a command sent to every live server of a pool (commands.ts,
 // PoolMerge): DBSIZE's counts summed, KEYS's arrays concatenated, PUBSUB CHANNELS's arrays
 // united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, FLUSHDB's
-// +OK when every server said it, RANDOMKEY's key from a random server that has one. A server's error reply is the client's reply (the first one,
-// in server order); a reply of the wrong shape gets a proxy error, never a malformed stream.
+// +OK when every server said it, RANDOMKEY's key from a random server that has one. A server's
+// error reply is the client's reply (the first one, in server order); a server that failed is
+// left out (FLUSHDB / FLUSHALL then answer an error); a reply of the wrong shape gets a proxy
+// error, never a malformed stream. Replies come in the client's protocol (RESP2 or RESP3: the
+// same shapes here, a RESP3 nil `_` included).
 
 import type { ByteWriter } from "../../lib/bytes.ts";
 import { Rsp, type Split } from "../codec.ts";
 import { PoolMerge } from "./commands.ts";
 import { errorReply, OK } from "./replies.ts";
-import { COLON, DOLLAR, MINUS, numberValue, readNumber, STAR } from "./resp.ts";
+import { BANG, COLON, DOLLAR, MINUS, numberValue, readNumber, STAR } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 /** One reply per server, as the core records a split's fragment replies. */
 export type ServerReplies = Pick<Split, "nfrags" | "fragBuf" | "fragPos">;
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a command sent to every server");
+const NOT_EVERY_SERVER = errorReply("not every server answered: the command may have run on some of them only");
 
 /**
  * The merged reply of `replies` by `how`: appended to `out` (null returned) or, when it is a
  * reply of its own (a server's error, a constant, a proxy error), returned with `out` as it was.
  */
-export function mergePool(how: PoolMerge, replies: ServerReplies, out: ByteWriter): Uint8Array | null {
+export function mergePool(how: PoolMerge, all: ServerReplies, out: ByteWriter): Uint8Array | null {
+  const replies = answered(all);
   const { fragBuf, fragPos, nfrags } = replies;
   for (let f = 0; f < nfrags; f++) {
     const start = fragPos[2 * f]!;
-    if (fragBuf[f]![start] === MINUS) return fragBuf[f]!.subarray(start, fragPos[2 * f + 1]!);
+    if (fragBuf[f]![start] === MINUS || fragBuf[f]![start] === BANG) return fragBuf[f]!.subarray(start, fragPos[2 * f + 1]!);
   }
+  // FLUSHDB / FLUSHALL: done only when every server did it.
+  if (how === PoolMerge.AllOk && nfrags < all.nfrags) return NOT_EVERY_SERVER;
   const mark = out.size;
   let ok: boolean;
   switch (how) {
@@ -55,12 +62,31 @@ export function mergePool(how: PoolMerge, replies: ServerReplies, out: ByteWrite
   return UNEXPECTED;
 }
 
+/** The replies of the servers that answered (a server that failed has an empty one: the
+ *  fan-out is merged from the others, as an ejected server is left out). */
+function answered(replies: ServerReplies): ServerReplies {
+  const { fragBuf, fragPos, nfrags } = replies;
+  let n = 0;
+  for (let f = 0; f < nfrags; f++) if (fragPos[2 * f + 1]! > fragPos[2 * f]!) n++;
+  if (n === nfrags) return replies;
+  const kept: ServerReplies = { nfrags: n, fragBuf: [], fragPos: new Int32Array(2 * n) };
+  for (let f = 0, k = 0; f < nfrags; f++) {
+    if (fragPos[2 * f + 1]! <= fragPos[2 * f]!) continue;
+    kept.fragBuf.push(fragBuf[f]!);
+    kept.fragPos[2 * k] = fragPos[2 * f]!;
+    kept.fragPos[2 * k + 1] = fragPos[2 * f + 1]!;
+    k++;
+  }
+  return kept;
+}
+
 /** One of the replies that are not nil, at random (RANDOMKEY: a key of a random server that
  *  has any); nil when all are. */
 function randomValue(replies: ServerReplies): Uint8Array {
   const { fragBuf, fragPos, nfrags } = replies;
   const some: number[] = [];
   for (let f = 0; f < nfrags; f++) if (fragBuf[f]![fragPos[2 * f]!] === DOLLAR && fragBuf[f]![fragPos[2 * f]! + 1] !== MINUS) some.push(f);
+  if (nfrags === 0) return UNEXPECTED;
   const f = some.length === 0 ? 0 : some[Math.floor(Math.random() * some.length)]!;
   return fragBuf[f]!.subarray(fragPos[2 * f]!, fragPos[2 * f + 1]!);
 }

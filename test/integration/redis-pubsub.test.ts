@@ -1,6 +1,7 @@
 // Pub/sub through a redis pool of three real redis-servers (issue 17): channels routed like keys
 // (PUBLISH and SUBSCRIBE of a channel meet on one server), patterns on every server, the
-// client's own counts in confirmations, RESP2 subscribed-mode rules, PUBSUB introspection
+// client's own counts in confirmations, RESP2 subscribed-mode rules, RESP3 pushes (a RESP2 and a
+// RESP3 client on one channel, compared with a single redis), PUBSUB introspection
 // merged, the subscriber limit, and no upstream connection left behind by a subscriber that
 // goes away (checked with CLIENT LIST on the servers).
 
@@ -117,6 +118,76 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     sub.close();
   });
 
+  test("between a RESP2 and a RESP3 client: pushes for RESP3 (confirmations and messages), other commands while subscribed; as a single redis answers", async () => {
+    const channel = CHANNELS[3]!;
+    // The same session against the proxy and against one redis-server directly.
+    const run = async (endpoint: Endpoint): Promise<string[]> => {
+      const r3 = await RawClient.connect(endpoint);
+      const r2 = await RawClient.connect(endpoint);
+      const pub = await RawClient.connect(endpoint);
+      try {
+        await r3.send(command("HELLO", "3"));
+        const [hello] = await r3.readReplies(1, respFrame);
+        expect(latin1(hello!)).toStartWith("%");
+        const seen: string[] = [];
+        const take = async (client: RawClient, n: number) => seen.push(...(await client.readReplies(n, respFrame)).map(latin1));
+        await r3.send(Buffer.concat([command("SUBSCRIBE", channel), command("PSUBSCRIBE", "chan:*")]));
+        await take(r3, 2);
+        // RESP3 lets a subscribed client run any command.
+        await r3.send(Buffer.concat([command("SET", `${channel}:k`, "v"), command("GET", `${channel}:k`), command("PING")]));
+        await take(r3, 3);
+        await r2.send(command("SUBSCRIBE", channel));
+        await take(r2, 1);
+        await pub.send(command("PUBLISH", channel, "hello"));
+        await take(pub, 1);
+        await take(r3, 2);
+        await take(r2, 1);
+        await r3.send(Buffer.concat([command("UNSUBSCRIBE"), command("PUNSUBSCRIBE"), command("GET", `${channel}:k`)]));
+        await take(r3, 3);
+        await pub.send(command("DEL", `${channel}:k`));
+        await take(pub, 1);
+        return seen;
+      } finally {
+        r3.close();
+        r2.close();
+        pub.close();
+      }
+    };
+    const direct = await run({ host: backends[0]!.host, port: backends[0]!.port });
+    const proxied = await run(pool);
+    expect(proxied).toEqual(direct);
+    // What the comparison covers: the RESP3 client's replies are pushes, the RESP2 one's arrays.
+    expect(proxied.filter((r) => r.startsWith(">")).length).toBe(6);
+    expect(proxied.filter((r) => r.startsWith("*3\r\n$7\r\nmessage")).length).toBe(1);
+  });
+
+  test("ioredis with its default options (RESP3): subscribe, receive, and a command while subscribed", async () => {
+    const port = (pool as { port: number }).port;
+    const sub = new Redis({ host: "127.0.0.1", port, lazyConnect: true });
+    const pub = new Redis({ host: "127.0.0.1", port, lazyConnect: true });
+    try {
+      await sub.connect();
+      await pub.connect();
+      const got: string[] = [];
+      const all = new Promise<void>((resolve) => {
+        sub.on("message", (channel: string, message: string) => {
+          got.push(`${channel}=${message}`);
+          if (got.length === 5) resolve();
+        });
+      });
+      expect(await sub.subscribe(...CHANNELS.slice(10, 15))).toBe(5);
+      expect(await sub.set("resp3:k", "v")).toBe("OK");
+      expect(await sub.get("resp3:k")).toBe("v");
+      for (const c of CHANNELS.slice(10, 15)) expect(await pub.publish(c, c.toUpperCase())).toBe(1);
+      await all;
+      expect(got.sort()).toEqual(CHANNELS.slice(10, 15).map((c) => `${c}=${c.toUpperCase()}`).sort());
+      await pub.del("resp3:k");
+    } finally {
+      sub.disconnect();
+      pub.disconnect();
+    }
+  });
+
   test("RESP2 subscribed mode: redis's rules, then back to normal once every subscription is gone", async () => {
     const sub = await RawClient.connect(pool);
     await sub.send(Buffer.concat([command("SUBSCRIBE", "chan:1", "chan:2"), command("PSUBSCRIBE", "p*"), command("GET", "k"), command("PING"), command("PING", "hi")]));
@@ -171,9 +242,9 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     b.close();
   });
 
-  test("ioredis: subscribe, publish, receive", async () => {
-    const sub = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, enableReadyCheck: false, lazyConnect: true, protocol: 2 });
-    const pub = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, enableReadyCheck: false, lazyConnect: true, protocol: 2 });
+  test("ioredis on RESP2: subscribe, publish, receive", async () => {
+    const sub = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, lazyConnect: true, protocol: 2 });
+    const pub = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, lazyConnect: true, protocol: 2 });
     try {
       await sub.connect();
       await pub.connect();

@@ -101,7 +101,7 @@ describe.skipIf(TARGET !== "buncracker")("transactions", () => {
   });
 
   test("ioredis multi()", async () => {
-    const client = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, enableReadyCheck: false, lazyConnect: true, protocol: 2 });
+    const client = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, lazyConnect: true });
     try {
       await client.connect();
       const result = await client.multi().set(`${tagA}x`, "1").incr(`${tagA}x`).get(`${tagA}x`).exec();

@@ -8,6 +8,7 @@ import { PlanKind, Req, type Plan, type PoolView } from "../../src/proto/codec.t
 import { planRequest, type HasMultiKey } from "../../src/proto/redis/plan.ts";
 import { parseRequest } from "../../src/proto/redis/request.ts";
 import { createRouter } from "../../src/route/router.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
 import { command } from "../helpers/resp.ts";
 
 const yaml = (extra: string) =>
@@ -19,12 +20,14 @@ function view(extra = "", live = [true, true, true], subscribers = 0): PoolView 
   return { cfg, route: (b, s, e) => router.route(b, s, e), live: (i) => live[i]!, subscribers: () => subscribers };
 }
 
-function plan(pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null {
+function planIn(resp3: boolean, pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null {
   const buf = command(...args);
   const req = new Req();
   expect(parseRequest(buf, 0, buf.length, req)).toBe(buf.length);
-  return planRequest(buf, req, holder, pool, false);
+  return planRequest(buf, req, holder, pool, resp3);
 }
+
+const plan = (pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null => planIn(false, pool, holder, ...args);
 
 const text = (p: Plan | null) => (p !== null && p.kind === PlanKind.Local ? Buffer.from(p.reply).toString() : "");
 
@@ -40,16 +43,13 @@ describe("the hot path", () => {
 });
 
 describe("roles", () => {
-  test("KEYS and FLUSHDB refused unless enabled, then sent to every live server", () => {
+  test("KEYS and FLUSHDB refused unless enabled; whole-pool commands go to every live server (Route.All's fan-out)", () => {
     const holder: HasMultiKey = { multikey: null };
     expect(text(plan(view(), holder, "KEYS", "*"))).toContain("redis_allow_keys");
     expect(text(plan(view(), holder, "FLUSHDB"))).toContain("redis_allow_flush");
     const open = view("  redis_allow_keys: true\n  redis_allow_flush: true\n", [true, false, true]);
-    for (const args of [["KEYS", "*"], ["FLUSHDB"], ["DBSIZE"], ["RANDOMKEY"]]) {
-      const p = plan(open, holder, ...args);
-      expect(p?.kind).toBe(PlanKind.Fanout);
-      if (p?.kind === PlanKind.Fanout) expect(p.targets.map((t) => t.server)).toEqual([0, 2]);
-    }
+    for (const args of [["KEYS", "*"], ["FLUSHDB"], ["DBSIZE"], ["RANDOMKEY"], ["PUBSUB", "NUMPAT"]]) expect(plan(open, holder, ...args)?.kind).toBe(PlanKind.All);
+    expect(text(plan(view("", [false, false, false]), holder, "DBSIZE"))).toBe("-ERR Connection refused\r\n");
   });
 
   test("SCAN goes to the cursor's server, skipping ejected ones; a bad cursor is redis's error", () => {
@@ -83,5 +83,39 @@ describe("roles", () => {
     expect(plan(pool, holder, "XREAD", "STREAMS", "s", "0")?.kind).toBe(PlanKind.Server);
     const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
     expect(text(plan(pool, holder, "BLPOP", ...keys, "1"))).toStartWith("-CROSSSLOT ");
+  });
+});
+
+describe("the client's protocol and the commands the proxy answers itself", () => {
+  test("a RESP3 subscriber runs any command and gets push confirmations; a RESP2 one is held to redis's rules", () => {
+    const pool = view();
+    const r3: HasMultiKey = { multikey: null };
+    const sub = planIn(true, pool, r3, "SUBSCRIBE", "news");
+    expect(sub?.kind).toBe(PlanKind.Fanout);
+    if (sub?.kind === PlanKind.Fanout) {
+      const w = new ByteWriter(64);
+      const reply = sub.merge({ nfrags: 1, fragBuf: [Buffer.from(">3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")], fragPos: new Int32Array([0, 36]) }, w);
+      expect(Buffer.from(reply!).toString()).toStartWith(">3\r\n");
+    }
+    expect(planIn(true, pool, r3, "GET", "a")).toBeNull();
+    const r2: HasMultiKey = { multikey: null };
+    planIn(false, pool, r2, "SUBSCRIBE", "news");
+    expect(text(planIn(false, pool, r2, "GET", "a"))).toStartWith("-ERR Can't execute 'get'");
+  });
+
+  test("RESET while subscribed or in a transaction, HELLO 2 while subscribed in RESP3, and handshake commands in a transaction: refused", () => {
+    const pool = view();
+    const plain: HasMultiKey = { multikey: null };
+    expect(planIn(false, pool, plain, "RESET")).toBeNull();
+    const r3: HasMultiKey = { multikey: null };
+    planIn(true, pool, r3, "SUBSCRIBE", "news");
+    expect(text(planIn(true, pool, r3, "HELLO", "2"))).toContain("'hello 2'");
+    expect(planIn(true, pool, r3, "HELLO", "3")).toBeNull();
+    expect(text(planIn(true, pool, r3, "RESET"))).toContain("'reset'");
+    const tx: HasMultiKey = { multikey: null };
+    expect(planIn(false, pool, tx, "MULTI")?.kind).toBe(PlanKind.Local);
+    for (const args of [["CLIENT", "SETNAME", "x"], ["SELECT", "0"], ["HELLO", "3"]]) expect(text(planIn(false, pool, tx, ...args))).toContain("not allowed in a transaction");
+    // ECHO is queued like any keyless command (held until the server is known).
+    expect(text(planIn(false, pool, tx, "ECHO", "x"))).toBe("+QUEUED\r\n");
   });
 });

@@ -129,3 +129,43 @@ describe("merged replies from three servers", () => {
     expect(Buffer.from(merged(PoolMerge.PairSum, uneven)).toString()).toStartWith("-ERR unexpected reply");
   });
 });
+
+describe("in RESP3, and with a server that failed", () => {
+  /** Every server's reply to one command on a connection that said HELLO 3. */
+  async function everyServer3(...args: string[]): Promise<Uint8Array[]> {
+    return Promise.all(
+      servers.map(async (s) => {
+        const c = await RawClient.connect({ host: s.host, port: s.port });
+        try {
+          await c.send(pipeline([["HELLO", "3"], args]));
+          return (await c.readReplies(2, respFrame))[1]!;
+        } finally {
+          c.close();
+        }
+      }),
+    );
+  }
+
+  test("RESP3 replies merge as RESP2 ones do; RANDOMKEY's nil is RESP3's", async () => {
+    expect(decode(merged(PoolMerge.Sum, await everyServer3("DBSIZE")))).toBe(6);
+    expect((decode(merged(PoolMerge.Concat, await everyServer3("KEYS", "*"))) as Buffer[]).length).toBe(6);
+    const numsub = decode(merged(PoolMerge.PairSum, await everyServer3("PUBSUB", "NUMSUB", "shared")));
+    expect(numsub).toEqual([Buffer.from("shared"), 3]);
+    expect(Buffer.from(merged(PoolMerge.RandomOne, await everyServer3("GET", "nothing"))).toString()).toBe("_\r\n");
+    const blobError = await everyServer3("DBSIZE");
+    blobError[2] = Buffer.from("!4\r\nboom\r\n");
+    expect(Buffer.from(merged(PoolMerge.Sum, blobError)).toString()).toBe("!4\r\nboom\r\n");
+  });
+
+  test("a server that failed (no reply) is left out; FLUSHDB's +OK needs every server", async () => {
+    const dbsize = await everyServer("DBSIZE");
+    dbsize[0] = new Uint8Array(0);
+    expect(decode(merged(PoolMerge.Sum, dbsize))).toBe(2 + 3);
+    const keys = await everyServer("KEYS", "*");
+    keys[2] = new Uint8Array(0);
+    expect((decode(merged(PoolMerge.Concat, keys)) as Buffer[]).map(String).sort()).toEqual(["s0:0", "s1:0", "s1:1"]);
+    const ok = await everyServer("SELECT", "0");
+    ok[1] = new Uint8Array(0);
+    expect(Buffer.from(merged(PoolMerge.AllOk, ok)).toString()).toStartWith("-ERR not every server answered");
+  });
+});

@@ -464,6 +464,9 @@ function supported(name: string): SupportedCommand {
 export const PING = supported("ping");
 export const QUIT = supported("quit");
 export const AUTH = supported("auth");
+/** Handshake commands that change what the planner keeps for a client (plan.ts). */
+export const HELLO = supported("hello");
+export const RESET = supported("reset");
 
 /** PING with a message: redis echoes the message, so any server answers it. */
 export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };

@@ -7,9 +7,9 @@
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import { PlanKind, Via, type FanoutTarget, type Plan, type PoolView, type Req, type Split } from "../codec.ts";
+import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req, type Split } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
-import { AUTH, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, type CommandRole, type SupportedCommand } from "./commands.ts";
+import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { mergePool } from "./pool-merge.ts";
 import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
@@ -35,6 +35,8 @@ const NO_SERVER = line("-ERR Connection refused");
 const INVALID_CURSOR = line("-ERR invalid cursor");
 const SUBSCRIBERS_FULL = (max: number) => line(`-ERR max number of subscribers reached for this pool (redis_max_subscribers: ${max})`);
 const NOT_IN_TRANSACTION = (name: string) => line(`-ERR '${name}' is not allowed in a transaction through the proxy`);
+const RESET_BUSY = line("-ERR 'reset' is not served through the proxy while subscribed or in a transaction (unsubscribe, or DISCARD / UNWATCH, first)");
+const HELLO_2_SUBSCRIBED = line("-ERR 'hello 2' is not served through the proxy while subscribed in RESP3 (unsubscribe first)");
 const DISABLED: Record<string, (name: string) => Uint8Array> = {
   redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
   redis_allow_flush: (name) => line(`-ERR '${name}' is refused by this pool: it empties every server (enable with redis_allow_flush: true)`),
@@ -63,6 +65,8 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   const state = (holder.multikey ??= new MultiKeyState());
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
   if (command === QUIT) return null;
+  // RESET would have to end the subscriptions and the transaction on the servers too.
+  if (command === RESET) return local(RESET_BUSY);
   if (req.error !== null && !state.transaction.active) return null;
   const name = command?.name ?? "";
   if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
@@ -74,12 +78,16 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   if (!resp3 && subs.subscribed && req.error === null && !allowedWhileSubscribed(name, role?.kind === "pubsub" ? role.op : null)) {
     return local(notAllowedWhileSubscribed(name));
   }
+  // Its subscriber connections speak RESP3: their messages are pushes a RESP2 client cannot read.
+  if (command === HELLO && resp3 && subs.subscribed && req.error === null && req.nargs > 1 && isTwo(buf, req.argStart[1]!, req.argEnd[1]!)) {
+    return local(HELLO_2_SUBSCRIBED);
+  }
   const tx = state.transaction;
   if (tx.active || role?.kind === "transaction") {
     const refused =
       req.error !== null
         ? line(req.error)
-        : command === AUTH || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server")
+        : keptByProxy(command!) || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server")
           ? NOT_IN_TRANSACTION(name)
           : null;
     const action = tx.step(
@@ -95,6 +103,17 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   if (name === "ping" && subs.subscribed && !resp3) return pong(buf, req);
   if (role === null) return null;
   return planRole(role, name, buf, req, state, pool, resp3);
+}
+
+/** A command the proxy answers from the client's session (AUTH, HELLO, CLIENT, SELECT, ...):
+ *  queued in a transaction it would run on the server's connection instead. PING and ECHO
+ *  answer alike either way. */
+function keptByProxy(command: SupportedCommand): boolean {
+  return command.route === Route.Local && command !== PING && command.name !== "echo";
+}
+
+function isTwo(buf: Uint8Array, start: number, end: number): boolean {
+  return end - start === 1 && buf[start] === 0x32;
 }
 
 function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {

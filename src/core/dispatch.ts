@@ -1,6 +1,8 @@
 // The dispatcher: a parsed request becomes a reply slot and then a local reply, a message
-// forwarded whole to the server of its key, or a split request whose fragments go to several
-// servers (planned by split.ts, written by each connection's Upstream). In a pool that follows
+// forwarded whole to the server of its key, a split request whose fragments go to several
+// servers (planned by split.ts, written by each connection's Upstream), a request sent to every
+// live server (Route.All, also the fan-out of the planner's whole-pool commands), or, when the
+// codec's planner has a plan for it (beyond one key), that plan (planned.ts). In a pool that follows
 // sentinels, a request may wait for a failover first (failover.ts), and read-only commands may
 // go to a replica of their server (read_from).
 

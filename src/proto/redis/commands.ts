@@ -9,7 +9,10 @@
 // proxy (local.ts), Route All goes to every server. Route Key sends the request to
 // the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
 // must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
-// not serve (it replies "-ERR unsupported command"); a name missing here is unknown.
+// not serve (it replies "-ERR unsupported command"); a name missing here is unknown. Two facts
+// have a column of their own beside the table (short rows, names checked against it): which
+// commands are read-only (READ_ONLY, for read_from) and which have a role beyond one key (ROLES,
+// for the planner, plan.ts).
 
 import { Route, type CommandSpec } from "../codec.ts";
 

@@ -196,6 +196,23 @@ describe.skipIf(TARGET !== "buncracker")("whole-pool commands", () => {
     expect(await call(open, "DBSIZE")).toBe(0);
   });
 
+  test("a RESP3 client (HELLO 3) gets the same whole-pool answers, in RESP3", async () => {
+    const keys = await fill(open, "r3:", 200);
+    const client = await RawClient.connect(open);
+    try {
+      await client.send(pipeline([["HELLO", "3"], ["DBSIZE"], ["KEYS", "r3:*"], ["SCAN", "0", "COUNT", "1000"], ["RANDOMKEY"], ["GET", "none"], ["PUBSUB", "NUMPAT"]]));
+      const [, dbsize, found, scan, random, nil, numpat] = await client.readReplies(7, respFrame);
+      expect(decode(dbsize!)).toBe(200);
+      expect((decode(found!) as Buffer[]).map(String).sort()).toEqual([...keys].sort());
+      expect((decode(scan!) as RespValue[]).length).toBe(2);
+      expect(keys).toContain(String(decode(random!)));
+      expect(String(nil)).toBe("_\r\n");
+      expect(decode(numpat!)).toBe(0);
+    } finally {
+      client.close();
+    }
+  });
+
   test("RANDOMKEY is a key of the pool, TIME and LASTSAVE come from a server", async () => {
     expect(await call(plain, "RANDOMKEY")).toBeNull();
     const keys = await fill(plain, "r:", 300);

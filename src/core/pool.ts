@@ -5,12 +5,13 @@
 
 import type { PoolConfig } from "../conf/types.ts";
 import { ByteWriter } from "../lib/bytes.ts";
-import type { Codec } from "../proto/codec.ts";
+import type { Codec, PoolView } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import type { PoolStats, ProxyStats } from "../stats/store.ts";
 import type { ClientConn } from "./client.ts";
 import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
+import { poolView } from "./planned.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { plainSockets, type SocketFactory } from "./sockets.ts";
@@ -31,6 +32,8 @@ export class Pool {
   splitPlan: SplitPlan;
   /** Merged replies that must wait for earlier ones are built here, then copied out. */
   mergeOut = new ByteWriter(4096);
+  /** The pool as its codec's planner sees it (planned.ts). */
+  readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
   /** Following the pool's sentinels (pool key `sentinels`), else null. */

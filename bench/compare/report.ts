@@ -110,6 +110,33 @@ function cpuDetail(runs: Run[], workload: string): string {
   return ` (user ${fmtNum(ours.userCpuUsPerRequest, 2)}${nut})`;
 }
 
+/** Issue 24's throughput targets: [label, workloads, the target buncracker is divided by, goal]. */
+const REDIS4 = ["redis-get-p1", "redis-set-p1", "redis-get-p16", "redis-set-p16", "redis-mget10-p16", "redis-mset10-p16",
+  "redis-get-c1000", "redis-get-100k", "redis-set-100k", "redis-mix80-p4-c500", "redis-pubsub-100"];
+const GOALS_24: Array<[string, string[], TargetName, number]> = [
+  ["100 KB GET/SET ops/s >= 1.1x nutcracker", ["redis-get-100k", "redis-set-100k", "mc-get-100k", "mc-set-100k"], "nutcracker", 1.1],
+  ["pipeline 1 GET/SET ops/s >= 1.15x nutcracker", ["redis-get-p1", "redis-set-p1", "mc-get-p1", "mc-set-p1"], "nutcracker", 1.15],
+  ["pipeline 1 redis GET/SET ops/s >= 1.1x predixy", ["redis-get-p1", "redis-set-p1"], "predixy", 1.1],
+  ["GET/SET pipeline 16, 4-server pool, ops/s >= 0.75x direct (0.8x the goal)", ["redis-get-p16", "redis-set-p16"], "direct", 0.75],
+  ["MGET of 10 keys pipeline 16 ops/s >= 3x nutcracker", ["redis-mget10-p16"], "nutcracker", 3],
+  ["every redis workload ops/s >= 1.1x predixy", REDIS4, "predixy", 1.1],
+];
+
+function goalLines24(input: ReportInput): string[] {
+  const names = new Set(input.workloads.map((w) => w.name));
+  const lines: string[] = [];
+  for (const [label, workloads, versus, goal] of GOALS_24) {
+    const selected = workloads.filter((n) => names.has(n));
+    if (selected.length === 0) continue;
+    const parts = selected.flatMap((name) => {
+      const value = ratio(input.runs, name, "buncracker", versus, opsOf);
+      return value === null ? [] : [`${name} ${value.median.toFixed(2)}x ${value.median >= goal ? "met" : "**not met**"}`];
+    });
+    lines.push(`- ${label}: ${parts.length > 0 ? parts.join("; ") : `not measured (no ${versus} figures in this run)`}`);
+  }
+  return lines;
+}
+
 function goalLines(input: ReportInput): string[] {
   const names = new Set(input.workloads.map((w) => w.name));
   const lines: string[] = [];
@@ -277,6 +304,15 @@ export function markdown(input: ReportInput): string {
   ];
   const ofRatios = measured.includes("buncracker") ? " (throughput: medians of the ratios)" : "";
   if (goals.length > 0) out.push(`## Issue 7 targets${ofRatios}`, "", ...goals, "");
+  if (measured.includes("buncracker") && throughput) {
+    out.push(
+      "## Issue 24 targets (throughput ratios; medians of the ratios within repeats)",
+      "",
+      ...goalLines24(input),
+      "- CPU per request and memory targets: see the results table and the memory section; not judged here.",
+      "",
+    );
+  }
   if (!throughput) return out.join("\n"); // the method and notes below are the workloads'
   out.push(
     "## Method",

@@ -1,7 +1,8 @@
-// Side-by-side benchmark: direct-to-backend vs nutcracker vs buncracker (`bun run bench:compare`).
-// Starts everything it measures, runs every workload against every target (interleaved,
-// repeated, order rotated per repeat), writes RESULTS.md and results.svg, and stops every process
-// it started, whatever happens. Options: `bun run bench:compare --help`.
+// Side-by-side benchmark: direct-to-backend vs nutcracker vs buncracker, and predixy when a binary
+// is given (`bun run bench:compare`). Starts everything it measures, runs every workload against
+// every target (interleaved, repeated, order rotated per repeat), then the memory phase and the
+// optional phases (optional.ts), writes RESULTS.md and results.svg, and stops every process it
+// started, whatever happens. Options: `bun run bench:compare --help`.
 
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

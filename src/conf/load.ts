@@ -2,10 +2,11 @@
 // from the table in schema.ts; this file walks the YAML, reports errors with their location,
 // and applies the rules that span several keys or pools.
 
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { CST, isMap, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Node, type Pair } from "yaml";
 import { log } from "../log.ts";
-import { ItemError, POOL_DIRECTIVES, SERVER_NAME, type Directive, type PoolSettings } from "./schema.ts";
+import { EntryError, ItemError, POOL_DIRECTIVES, SERVER_NAME, type Directive, type PoolSettings } from "./schema.ts";
 import { compareServers } from "./server.ts";
 import type { Config, PoolConfig } from "./types.ts";
 import { quote, ValueError } from "./value.ts";
@@ -147,6 +148,10 @@ class ConfigReader {
       this.apply(offset(node), where, () => directive.read(settings, text));
       return [];
     }
+    if (directive.shape === "map") {
+      this.readMapping(directive, node, settings, where);
+      return [];
+    }
     if (!isSeq(node) || node.items.length === 0) {
       throw this.error(offset(node), `${where}: expected a list below it, one "- entry" per line`);
     }
@@ -154,6 +159,28 @@ class ConfigReader {
     const texts = items.map((item) => this.scalarText(item, where));
     this.apply(offset(node), where, () => directive.read(settings, texts), (i) => offset(items[i]));
     return items.map((item) => this.line(offset(item)));
+  }
+
+  /** A mapping value: scalar keys (each once) to non-empty scalar values. */
+  private readMapping(directive: Directive, node: Node, settings: Partial<PoolSettings>, where: string): void {
+    if (!isMap(node) || node.items.length === 0) {
+      throw this.error(offset(node), `${where}: expected its settings indented below it, one "name: value" per line`);
+    }
+    const entries = new Map<string, string>();
+    const at = new Map<string, number>();
+    for (const pair of node.items) {
+      const key = this.keyText(pair, `setting name in ${where}`);
+      if (entries.has(key)) throw this.error(offset(pair.key), `${where}: ${quote(key)} is a duplicate`);
+      entries.set(key, this.scalarText(pair.value as Node | null, `${where}, ${quote(key)}`));
+      at.set(key, offset(pair.key));
+    }
+    try {
+      directive.read(settings, entries);
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      if (!(error instanceof EntryError)) throw this.error(offset(node), `${where}: ${error.message}`);
+      throw this.error(at.get(error.key) ?? offset(node), `${where}, setting ${quote(error.key)}: ${error.message}`);
+    }
   }
 
   private scalarText(node: Node | null, where: string): string {
@@ -204,6 +231,8 @@ class ConfigReader {
       throw this.error(at("hash"), `${pool}: ${problem}`);
     }
 
+    this.warnTls(name, settings, at);
+
     const serverLines = given.get("servers")!.lines;
     const entries = settings.servers.map((server, i) => ({ server, line: serverLines[i]! }));
     if (distribution === SERVER_NAME) {
@@ -230,6 +259,26 @@ class ConfigReader {
     }
 
     return { ...settings, name, hash, distribution, servers: entries.map((e) => e.server) };
+  }
+
+  /** Valid TLS settings that still deserve a loud line: no verification, an expired certificate. */
+  private warnTls(name: string, settings: PoolSettings, at: (key: string) => number): void {
+    const pool = `pool ${quote(name)}`;
+    if (settings.serverTls !== null && !settings.serverTls.verify) {
+      const unsafe = `server_tls verify is false: the servers' certificates are NOT checked (anyone in the path can read and change the traffic)`;
+      this.warn(`${this.where(at("server_tls"))}: ${pool}: ${unsafe}`);
+    }
+    const own = [
+      { key: "tls", file: settings.tls?.cert ?? null },
+      { key: "server_tls", file: settings.serverTls?.cert ?? null },
+    ];
+    for (const { key, file } of own) {
+      if (file === null) continue;
+      const until = new X509Certificate(file.text).validToDate;
+      if (until.getTime() < Date.now()) {
+        this.warn(`${this.where(at(key))}: ${pool}: the certificate in ${quote(file.path)} expired on ${until.toISOString()}`);
+      }
+    }
   }
 
   private rejectSharedListen(pools: readonly PoolConfig[], pairs: readonly Pair[]): void {

@@ -339,6 +339,11 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: false,
       reuseport: false,
       coalesceGets: true,
+      // ours, off unless configured
+      tls: null,
+      serverTls: null,
+      clientMaxRequest: 0,
+      clientIdleTimeout: null,
     });
     expect(listen).toEqual({ spec: "127.0.0.1:22121", host: "127.0.0.1", port: 22121, unix: false, perm: null });
     expect(servers).toEqual([
@@ -378,6 +383,11 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: true,
       reuseport: false,
       coalesceGets: true,
+      // ours, off unless configured
+      tls: null,
+      serverTls: null,
+      clientMaxRequest: 0,
+      clientIdleTimeout: null,
     });
   });
 });

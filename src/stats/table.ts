@@ -30,6 +30,7 @@ export const POOL_STATS = [
   s("client_refused", "counter", "# client connections refused over client_connections", false),
   s("requests_local", "counter", "# requests answered by the proxy itself", false),
   s("request_errors", "counter", "# requests rejected with an error reply by the proxy", false),
+  s("client_tls_failed", "counter", "# client connections refused in the TLS handshake", false),
 ] as const satisfies readonly StatSpec[];
 
 /** Per server, in nutcracker's order. */
@@ -47,6 +48,7 @@ export const SERVER_STATS = [
   s("in_queue_bytes", "gauge", "current request bytes in incoming queue"),
   s("out_queue", "gauge", "# requests in outgoing queue"),
   s("out_queue_bytes", "gauge", "current request bytes in outgoing queue"),
+  s("server_tls_failed", "counter", "# server connections that failed the TLS handshake", false),
 ] as const satisfies readonly StatSpec[];
 
 type Names<T extends readonly StatSpec[]> = T[number]["name"];

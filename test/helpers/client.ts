@@ -103,6 +103,11 @@ export class RawClient {
     return client;
   }
 
+  /** The certificate the peer presented (TLS connections), e.g. its `serialNumber`. */
+  peerCertificate(): ReturnType<Socket<undefined>["getPeerCertificate"]> | null {
+    return this.socket?.getPeerCertificate() ?? null;
+  }
+
   /** Our side's TCP port (which proxy process accepted us: procfs.ts connectionOwner). */
   get localPort(): number {
     return this.socket?.localPort ?? 0;

@@ -6,12 +6,14 @@ import type { PoolConfig } from "../conf/types.ts";
 import { ByteWriter } from "../lib/bytes.ts";
 import type { Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
+import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { PoolStats, ProxyStats } from "../stats/store.ts";
 import type { ClientConn } from "./client.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { plainSockets, type SocketFactory } from "./sockets.ts";
+import { tlsSockets } from "./tls-sockets.ts";
 import { SplitPlan } from "./split.ts";
 
 /** Proxy-made error replies kept per pool (a handful of distinct reasons). */
@@ -31,16 +33,21 @@ export class Pool {
   mergeOut = new ByteWriter(4096);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
+  /** TLS for new clients and new server connections (replaced by a reload: rotation). */
+  tls: PoolTls;
+  /** Where listeners and server connections come from: `base`, with the pool's TLS. */
+  readonly sockets: SocketFactory;
 
   constructor(
     cfg: PoolConfig,
     readonly codec: Codec,
     readonly stats: PoolStats,
     readonly proxyStats: ProxyStats,
-    /** Where listeners and server connections come from. */
-    readonly sockets: SocketFactory = plainSockets,
+    base: SocketFactory = plainSockets,
   ) {
     this.cfg = cfg;
+    this.tls = poolTls(cfg);
+    this.sockets = tlsSockets(base, this);
     this.router = createRouter(cfg);
     this.splitPlan = new SplitPlan(cfg.servers.length);
     this.install(

@@ -11,6 +11,7 @@ import { equalBytes } from "../lib/bytes.ts";
 import type { Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats } from "../stats/store.ts";
+import { poolTls, tlsChanged, type PoolTls } from "../tls/context.ts";
 import { applyLiveness } from "./health.ts";
 import { bind, type Bound } from "./listener.ts";
 import type { Pool } from "./pool.ts";
@@ -20,6 +21,8 @@ import { Server } from "./server.ts";
 export interface PreparedReload {
   readonly cfg: PoolConfig;
   readonly router: KeyRouter;
+  /** TLS contexts from the PEM files as read for this reload (rotation). */
+  readonly tls: PoolTls;
   /** The new listen address, bound, when it changed (null: unchanged, or not served by this
    *  process). */
   readonly bound: Bound | null;
@@ -42,8 +45,9 @@ function serverIdentity(s: ServerConfig): string {
  *  something cannot be done. `serve`: this process serves cfg's listen address. */
 export function prepare(pool: Pool, cfg: PoolConfig, serve: boolean, reusePort: boolean): PreparedReload {
   const router = createRouter(cfg);
+  const tls = poolTls(cfg);
   const moved = pool.cfg.listen.spec !== cfg.listen.spec;
-  return { cfg, router, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
+  return { cfg, router, tls, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
 }
 
 /** Give up a prepared reload (another pool's could not be prepared). */
@@ -75,17 +79,23 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
     changes.push(`-server ${s.cfg.pname}`);
     s.retire();
   }
+  const serverTls = tlsChanged(old.serverTls, cfg.serverTls);
   for (const s of servers) {
-    // Connections opened with a preamble (AUTH, SELECT) for the old settings: later requests go
-    // to new connections, the old ones close once they have answered theirs.
-    for (const g of s.groups) if (g !== undefined && preambleChanged(pool.codec, old, cfg, g.id)) g.retire();
+    // Connections opened with a preamble (AUTH, SELECT) or TLS settings for the old config:
+    // later requests go to new connections, the old ones close once they have answered theirs.
+    for (const g of s.groups) {
+      if (g !== undefined && (serverTls || preambleChanged(pool.codec, old, cfg, g.id))) g.retire();
+    }
   }
+  // New clients and connections get the certificates as read now; open ones keep theirs.
+  pool.tls = prepared.tls;
   for (const c of pool.clients) pool.codec.reconfigure(c.session, cfg);
   pool.install(cfg, prepared.router, servers);
   applyLiveness(pool);
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
     // Named as in the config file: redisAuth -> redis_auth.
-    if (key !== "servers" && key !== "listen" && old[key] !== cfg[key]) {
+    const changed = key === "tls" || key === "serverTls" ? tlsChanged(old[key], cfg[key]) : old[key] !== cfg[key];
+    if (key !== "servers" && key !== "listen" && changed) {
       changes.push(key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
     }
   }

@@ -31,6 +31,9 @@ export const POOL_STATS = [
   s("requests_local", "counter", "# requests answered by the proxy itself", false),
   s("request_errors", "counter", "# requests rejected with an error reply by the proxy", false),
   s("client_tls_failed", "counter", "# client connections refused in the TLS handshake", false),
+  s("requests_refused", "counter", "# requests refused over client_max_request or the buffer budget (client closed)", false),
+  s("client_budget_paused", "counter", "# times a client stopped being read for the buffer budget", false),
+  s("client_idle_closed", "counter", "# client connections closed after client_idle_timeout", false),
 ] as const satisfies readonly StatSpec[];
 
 /** Per server, in nutcracker's order. */

@@ -10,7 +10,7 @@
 
 import type { Socket, TLSOptions } from "bun";
 import { createSecureContext } from "node:tls";
-import type { ListenTls, ServerTls } from "../conf/types.ts";
+import type { ListenTls, PoolConfig, ServerTls } from "../conf/types.ts";
 
 /** Bun's TLS options, with the two it takes but does not declare: a prebuilt context (node:tls
  *  createSecureContext(...).context) and which side of the handshake we are. */
@@ -62,6 +62,27 @@ export class ConnectTls {
       rejectUnauthorized: this.cfg.verify,
     };
   }
+}
+
+/** A pool's TLS as it runs: for new clients and for new server connections (null: plaintext).
+ *  A reload replaces it whole. */
+export interface PoolTls {
+  readonly accept: AcceptTls | null;
+  readonly connect: ConnectTls | null;
+}
+
+/** The contexts of cfg's `tls` and `server_tls` (the PEM files were read and checked by the
+ *  loader). */
+export function poolTls(cfg: PoolConfig): PoolTls {
+  return {
+    accept: cfg.tls === null ? null : acceptTls(cfg.tls),
+    connect: cfg.serverTls === null ? null : new ConnectTls(cfg.serverTls),
+  };
+}
+
+/** Whether a reload changes TLS settings (the PEM files' contents included). */
+export function tlsChanged(a: ListenTls | ServerTls | null, b: ListenTls | ServerTls | null): boolean {
+  return JSON.stringify(a) !== JSON.stringify(b);
 }
 
 /** Why a handshake failed, in words for the log line that names the peer. */

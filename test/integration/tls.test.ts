@@ -69,7 +69,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (TARGET !== "buncracker") return;
-  if (process.env.SHOWLOG) console.log(proxy?.proxy.stderr());
   await proxy?.stop();
   await stopAll([plainRedis, tlsRedis, mtlsRedis, expiredRedis, tlsMc].filter((b) => b !== undefined));
   certs?.remove();

@@ -22,7 +22,7 @@ function placeOf(file: string): { layer: number; unit: string } {
     if (file === "proto/codec.ts") return { layer: 3, unit: "proto/codec" };
     return { layer: 4, unit: file.split("/").slice(0, 2).join("/") };
   }
-  if (top === "route" || top === "stats") return { layer: 4, unit: top };
+  if (top === "route" || top === "stats" || top === "tls") return { layer: 4, unit: top };
   if (top === "core") return { layer: 5, unit: "core" };
   // The entry: flags and process chores, the --workers supervisor over them, main over all.
   if (top === "cli" || top === "ops") return { layer: 6, unit: top };

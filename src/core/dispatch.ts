@@ -2,10 +2,12 @@
 // forwarded whole to the server of its key, or a split request whose fragments go to several
 // servers (planned by split.ts, written by each connection's Upstream).
 
+import { log } from "../log.ts";
 import { Route, type LocalReply, type Req } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { answerLocally, fail } from "./deliver.ts";
+import { peerOf } from "./errors.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
@@ -61,6 +63,20 @@ export function rejectFatal(pool: Pool, c: ClientConn, error: string | null): vo
   c.closing = true;
   pool.stats.counters[P.request_errors]!++;
   answerLocally(pool, msg, error === null ? null : pool.codec.replyLine(error));
+}
+
+/** A request refused for its size (client_max_request, the buffer budget): its bytes are
+ *  dropped, the client gets an error after its earlier replies and is closed. Logged, counted. */
+export function refuseRequest(pool: Pool, c: ClientConn, reason: string): void {
+  if (c.closing) return;
+  pool.stats.counters[P.requests_refused]!++;
+  log.warn(`client ${peerOf(c.socket)} of pool '${pool.cfg.name}': ${reason}; closing it`);
+  const msg = new Msg(c, performance.now());
+  c.enqueue(msg, 0);
+  msg.flags |= MSG_CLOSE;
+  c.closing = true;
+  c.dropPending();
+  answerLocally(pool, msg, pool.errorReply(reason));
 }
 
 function local(pool: Pool, msg: Msg, reply: LocalReply): void {

@@ -3,18 +3,21 @@
 // deliver.ts, server health in health.ts, a hot reload in reload.ts.
 
 import type { PoolConfig } from "../conf/types.ts";
-import { ByteWriter } from "../lib/bytes.ts";
+import { LOG_INFO, log } from "../log.ts";
+import { bufferPool, ByteWriter } from "../lib/bytes.ts";
 import type { Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
-import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { PoolStats, ProxyStats } from "../stats/store.ts";
+import { P } from "../stats/table.ts";
+import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
+import { peerOf } from "./errors.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { plainSockets, type SocketFactory } from "./sockets.ts";
-import { tlsSockets } from "./tls-sockets.ts";
 import { SplitPlan } from "./split.ts";
+import { tlsSockets } from "./tls-sockets.ts";
 
 /** Proxy-made error replies kept per pool (a handful of distinct reasons). */
 const MAX_ERROR_REPLIES = 64;
@@ -33,6 +36,10 @@ export class Pool {
   mergeOut = new ByteWriter(4096);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
+  /** Running average of the replies' sizes, counted for each request in flight by the buffer
+   *  budget and the per-client bounds. Until replies come it is an mbuf's size (-m), so a
+   *  client's first pipeline is bounded too. */
+  replyEstimate = bufferPool.size;
   /** TLS for new clients and new server connections (replaced by a reload: rotation). */
   tls: PoolTls;
   /** Where listeners and server connections come from: `base`, with the pool's TLS. */
@@ -103,6 +110,19 @@ export class Pool {
       if (this.errorReplies.size < MAX_ERROR_REPLIES) this.errorReplies.set(reason, r);
     }
     return r;
+  }
+
+  /** Clients idle (nothing read, nothing owed) for client_idle_timeout ms are closed. */
+  closeIdle(now: number): void {
+    const limit = this.cfg.clientIdleTimeout;
+    if (limit === null) return;
+    for (const c of this.clients) {
+      if (c.closing || c.queued !== 0 || c.pendingOut !== 0 || now - c.lastRead < limit) continue;
+      this.stats.counters[P.client_idle_closed]!++;
+      if (log.level >= LOG_INFO) log.info(`client ${peerOf(c.socket)} of pool '${this.cfg.name}' idle for ${limit} ms: closed`);
+      c.closing = true;
+      c.socket.end();
+    }
   }
 
   // ---- the end ----

@@ -236,6 +236,8 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     const counters = this.server.stats.counters;
     counters[S.responses]!++;
     counters[S.response_bytes]! += replyBytes;
+    const pool = this.server.pool;
+    pool.replyEstimate += (replyBytes - pool.replyEstimate) / 16;
     if (this.queued-- > this.unsent) {
       counters[S.out_queue]!--;
       counters[S.out_queue_bytes]! -= msg.bytes;

@@ -8,8 +8,9 @@ import type { Socket } from "bun";
 import type { Address } from "../conf/types.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { P, S } from "../stats/table.ts";
-import { handshakeFailure, peerOf } from "../tls/context.ts";
+import { handshakeFailure } from "../tls/context.ts";
 import { tlsAccepting, tlsConnecting } from "../tls/sockets.ts";
+import { peerOf } from "./errors.ts";
 import type { Pool } from "./pool.ts";
 import type { SocketFactory } from "./sockets.ts";
 

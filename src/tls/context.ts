@@ -8,7 +8,7 @@
 // swapped, and swapping listeners on one port would reset the connections waiting in the old
 // one's accept queue.
 
-import type { Socket, TLSOptions } from "bun";
+import type { TLSOptions } from "bun";
 import { createSecureContext } from "node:tls";
 import type { ListenTls, PoolConfig, ServerTls } from "../conf/types.ts";
 
@@ -96,11 +96,4 @@ export function handshakeFailure(error: Error | null): string {
   if (/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED/.test(text)) return `no client certificate: ${text}`;
   if (code === "ECONNRESET") return "closed during the handshake (the peer refused our certificate?)";
   return code !== "" && !text.includes(code) ? `${text} (${code})` : text;
-}
-
-/** The peer of an accepted or connected socket, for log lines. */
-export function peerOf(socket: Socket<unknown>): string {
-  const address = socket.remoteAddress;
-  if (address === undefined || address === "") return "a unix socket peer";
-  return address.includes(":") ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`;
 }

@@ -11,6 +11,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v memcached >/dev/null || need+=(memcached)
 command -v memcaslap >/dev/null || need+=(libmemcached-tools)
 [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
+command -v openssl >/dev/null || need+=(openssl) # the TLS suites make their certificates
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -169,4 +169,24 @@ describe.skipIf(TARGET !== "buncracker")("TLS certificate rotation", () => {
     expect(decode(await held.readReply(respFrame))).toBe("PONG");
     held.close();
   });
+
+  test("a reload turns TLS off and on again for the next clients; connected ones keep theirs", async () => {
+    install(certs.server);
+    const tlsClient = await RawClient.connectTls(endpoint, { ca: pem(certs.ca) });
+    const plainYaml = poolYaml("rot", { listen: `127.0.0.1:${endpoint.port}`, redis: true }, [serverLine(redis.address)]);
+    expect((await proxy.signalReload(plainYaml))[0]).toContain("pool rot: tls");
+    const plain = await RawClient.connect(endpoint);
+    await plain.send(command("PING"));
+    expect(decode(await plain.readReply(respFrame))).toBe("PONG");
+    await expect(RawClient.connectTls(endpoint, { ca: pem(certs.ca) }, 2000)).rejects.toThrow();
+    // The TLS client from before still works.
+    await tlsClient.send(command("PING"));
+    expect(decode(await tlsClient.readReply(respFrame))).toBe("PONG");
+    expect((await proxy.signalReload(yaml))[0]).toContain("pool rot: tls");
+    expect(await newSerial()).toBe(serialOf(certs.server.cert));
+    await plain.send(command("PING"));
+    expect(decode(await plain.readReply(respFrame))).toBe("PONG");
+    plain.close();
+    tlsClient.close();
+  });
 });

@@ -105,3 +105,51 @@ export async function silentReader(port: number, key: string, count: number): Pr
   pump(socket);
   return { close: () => socket.terminate() };
 }
+
+/** `count` clients that each send `request` one byte per `everyMs`, all in step; resolves when
+ *  every one has its complete reply (`framer`), with the replies in client order. */
+export async function tricklers(
+  port: number,
+  count: number,
+  request: Uint8Array,
+  everyMs: number,
+  framer: (buf: Uint8Array, start: number, end: number) => number,
+): Promise<Buffer[]> {
+  const replies: Buffer[] = new Array(count);
+  const received: Buffer[] = Array.from({ length: count }, () => Buffer.alloc(0));
+  let left = count;
+  const done = Promise.withResolvers<void>();
+  const sockets = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          data(_s, chunk) {
+            received[i] = Buffer.concat([received[i]!, chunk]);
+            const end = framer(received[i]!, 0, received[i]!.length);
+            if (end >= 0 && replies[i] === undefined) {
+              replies[i] = received[i]!.subarray(0, end);
+              if (--left === 0) done.resolve();
+            }
+          },
+          close() {
+            if (replies[i] === undefined) done.reject(new Error(`trickling client ${i} was closed before its reply`));
+          },
+        },
+      }),
+    ),
+  );
+  let at = 0;
+  const timer = setInterval(() => {
+    if (at < request.length) for (const s of sockets) s.write(request.subarray(at, at + 1));
+    at++;
+  }, everyMs);
+  try {
+    await done.promise;
+  } finally {
+    clearInterval(timer);
+    for (const s of sockets) s.end();
+  }
+  return replies;
+}

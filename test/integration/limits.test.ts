@@ -13,7 +13,7 @@ import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { stopAll } from "../helpers/direct.ts";
-import { RssWatch, residentBytes, sendHugeSet, silentReader } from "../helpers/hostile.ts";
+import { RssWatch, residentBytes, sendHugeSet, silentReader, tricklers } from "../helpers/hostile.ts";
 import { memcacheFrame } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
@@ -183,6 +183,37 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
       good.close();
     } finally {
       for (const r of readers) r.close();
+      await proxy.stop();
+    }
+  });
+
+  test("1,000 clients sending one byte at a time: each holds only its bytes, everyone else is served", async () => {
+    const port = freePort();
+    const proxy = await ReloadableProxy.start(poolYaml("p", { listen: `127.0.0.1:${port}`, redis: true }, [serverLine(redis.address)]));
+    try {
+      const good = await RawClient.connect(at(port));
+      await good.send(command("SET", "trickle", "t"));
+      expect(decode(await good.readReply(respFrame))).toBe("OK");
+      const floor = residentBytes(proxy.proxy.pid);
+      const watch = new RssWatch(proxy.proxy.pid);
+      // A 27-byte GET, one byte every 100 ms from each of 1,000 clients: about 3 s.
+      const slow = tricklers(port, 1000, command("GET", "trickle"), 100, respFrame);
+      let rounds = 0;
+      let finished = false;
+      void slow.finally(() => (finished = true));
+      while (!finished) {
+        await good.send(pipeline([["SET", "fast", `f${rounds}`], ["GET", "fast"]]));
+        expect((await good.readReplies(2, respFrame)).map((r) => decode(r))).toEqual(["OK", Buffer.from(`f${rounds}`)]);
+        rounds++;
+        await Bun.sleep(10);
+      }
+      const replies = await slow;
+      expect(replies.every((r) => r.equals(bulk("t")))).toBe(true);
+      // The good client went on all along: many round trips while the others trickled.
+      expect(rounds).toBeGreaterThan(20);
+      expect((await watch.stop()) - floor).toBeLessThan(64 * MB);
+      good.close();
+    } finally {
       await proxy.stop();
     }
   });

@@ -235,6 +235,20 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     });
   }
 
+  test("TLS 1.2 and 1.3 are accepted, 1.1 is refused (openssl s_client)", async () => {
+    const sClient = (version: string) =>
+      runToEnd(["openssl", "s_client", "-connect", `127.0.0.1:${port.tls}`, version, "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", certs.ca], 10_000);
+    const old = await sClient("-tls1_1");
+    expect(old.stdout + old.stderr).toContain("alert protocol version");
+    const from = proxy.proxy.stderr().length;
+    for (const [flag, name] of [["-tls1_2", "TLSv1.2"], ["-tls1_3", "TLSv1.3"]] as const) {
+      const ok = await sClient(flag);
+      expect(ok.stdout).toContain(`New, ${name}`);
+      expect(ok.stdout).toContain("Verify return code: 0 (ok)");
+    }
+    expect(proxy.proxy.stderr().slice(from)).not.toContain("of pool 'tls' refused");
+  });
+
   test("verify: false connects to a server whose CA it does not know", async () => {
     const client = await RawClient.connect(at(port.noVerify));
     await client.send(pipeline([["SET", "nv:k", "v"], ["GET", "nv:k"]]));

@@ -10,6 +10,11 @@
 // - Past the whole budget, a client holding more than an even share stops being read (its
 //   requests are no longer parsed, so no new replies are owed to it either) until the total
 //   falls below RESUME_SHARE. Small clients keep being served.
+//
+// The runtime's collector is also run from here when large buffers are let go, so that the
+// resident memory follows what is held (see collectSoon).
+
+import { log } from "../log.ts";
 
 /** What a client connection gives the budget. */
 export interface BudgetHolder {
@@ -25,8 +30,6 @@ export interface BudgetHolder {
   /** Refuse its incomplete request: error reply, close. */
   refuseForBudget(): void;
 }
-
-import { log } from "../log.ts";
 
 const PARTIAL_SHARE = 0.75;
 const RESUME_SHARE = 0.75;

@@ -62,8 +62,9 @@ export const DEFAULTS: Options = Object.freeze({
   workers: 1,
   metricsPort: 0,
   drainTimeout: 5000,
-  // Room for the largest value redis takes (512 MB) twice over.
-  bufferBudget: 1024 ** 3,
+  // Incomplete requests may use half of it (core/budget.ts): room for the largest value redis
+  // takes (512 MB) twice over.
+  bufferBudget: 2 * 1024 ** 3,
 });
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -250,7 +251,7 @@ export const FLAGS: readonly Flag[] = [
     short: null,
     long: "buffer-budget",
     arg: "BYTES",
-    help: `set bytes of requests and replies held for clients, e.g. 256mb (default: 1gb)`,
+    help: `set bytes of requests and replies held for clients, e.g. 256mb (default: 2gb)`,
     needs: "a size",
     set(options, value) {
       let n: number;

@@ -31,7 +31,9 @@ export interface BudgetHolder {
   refuseForBudget(): void;
 }
 
-const PARTIAL_SHARE = 0.75;
+/** Incomplete requests' part of the budget: the rest is room for what they become once whole
+ *  (forwarded, waiting for the reply) and for buffers outgrown but not yet collected. */
+const PARTIAL_SHARE = 0.5;
 const RESUME_SHARE = 0.75;
 /** Over half the budget, garbage (read chunks, outgrown buffers) is collected this often, so
  *  that the resident memory follows what is held rather than the collector's own pace. */
@@ -153,4 +155,4 @@ export function collectSoon(): void {
 }
 
 /** The process's budget (set from --buffer-budget at start). */
-export const bufferBudget = new BufferBudget(1024 ** 3);
+export const bufferBudget = new BufferBudget(2 * 1024 ** 3);

@@ -22,6 +22,8 @@ import { StreamReader } from "./reader.ts";
 export const CLIENT_MAX_QUEUED = 4096;
 export const CLIENT_MAX_IN_BYTES = 8 << 20;
 export const CLIENT_MAX_OUT_BYTES = 4 << 20;
+/** Past the buffer budget, a client holding (or owed) less than this still takes requests. */
+const BUDGET_SMALL_HOLDER = 64 << 10;
 
 /** A client still owed replies holds its ready ones back until the last arrives, for at most
  *  about twice HOLD_MAX_MS (one timer tick after it has held HOLD_MAX_MS), and not once
@@ -118,17 +120,18 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
       this.inBytes > CLIENT_MAX_IN_BYTES ||
       owed > CLIENT_MAX_OUT_BYTES ||
       this.budgetPaused ||
-      // Past the budget, a client over its even share takes nothing more (it is paused at its
-      // next report); the others, holding little, are still served.
-      (bufferBudget.over && this.inBytes + owed > bufferBudget.share)
+      // Past the budget only clients that hold little take more: they are still served.
+      (bufferBudget.over && this.inBytes + owed > BUDGET_SMALL_HOLDER)
     );
   }
 
-  /** Tell the buffer budget what this client holds now. */
+  /** Tell the buffer budget what this client holds now. A reply byte owed counts twice: the
+   *  copy in this client's output and the server's read buffer it came from, which is garbage
+   *  but resident until the collector runs. */
   account(): void {
     if (this.closed) return;
-    const held = this.buffered + this.inBytes + this.pendingOut + this.queued * this.pool.replyEstimate;
-    bufferBudget.report(this, held, this.partial);
+    const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
+    bufferBudget.report(this, Math.max(this.buffered, this.partial) + this.inBytes + 2 * owed, this.partial);
   }
 
   pauseForBudget(): void {

@@ -19,10 +19,11 @@ function preallocation(need: number): number {
 }
 
 /** A carry-over buffer for `have` bytes of a message of `need` bytes (0: unknown): room to
- *  double, but never past the message's known size (the buffer budget counts what is held). */
+ *  double, but never past the message's known size, and that size at once from half of it (a
+ *  300 MB value grows 128 MB -> 300 MB, not through 256 MB: the buffer budget counts buffers). */
 function capacity(have: number, need: number): number {
   const room = Math.max(have * 2, preallocation(need), 16384);
-  return need > have && room > need ? need : room;
+  return need > have && room * 2 > need ? need : room;
 }
 
 export abstract class StreamReader {
@@ -43,10 +44,11 @@ export abstract class StreamReader {
     return this.pendEnd - this.pendStart;
   }
 
-  /** Of those, the bytes of an incomplete message (0 when the carry-over holds only whole
-   *  messages not parsed yet: parsing was stopped). */
+  /** The carry-over buffer's size when it holds an incomplete message (what it was allocated
+   *  for: the message's known size at most), 0 when it holds only whole messages not parsed yet
+   *  (parsing was stopped) or nothing. */
   get partial(): number {
-    return this.need > 0 ? this.pendEnd - this.pendStart : 0;
+    return this.need > 0 && this.pending !== null ? this.pending.length : 0;
   }
 
   protected feed(chunk: Uint8Array): void {

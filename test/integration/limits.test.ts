@@ -5,7 +5,7 @@
 // that pipeline GETs of a 10 KB value and never read keep the proxy's RSS under the budget.
 //
 // The budget cases run at a tenth of the sizes (10 x 24 MB values under a 64 MB budget)
-// to stay light on a shared machine; BC_HOSTILE_FULL=1 runs 10 x 300 MB under the default 1 GB:
+// to stay light on a shared machine; BC_HOSTILE_FULL=1 runs 10 x 300 MB under a 1 GB budget:
 //   BC_HOSTILE_FULL=1 node_modules/.bin/bun test --timeout 300000 test/integration/limits.test.ts
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";

@@ -15,9 +15,11 @@ import { stopAll } from "../helpers/direct.ts";
 import { memcacheFrame } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
+import { connectionOwner } from "../helpers/procfs.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { eventually, ReloadableProxy } from "../helpers/reload.ts";
 import { command, decode, pipeline, respFrame, RespError } from "../helpers/resp.ts";
+import { startWorkers } from "../helpers/workers.ts";
 
 setDefaultTimeout(60_000);
 
@@ -255,5 +257,34 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     expect((await client.readReplies(2, respFrame)).map((r) => decode(r))).toEqual(["OK", Buffer.from("v")]);
     client.close();
     expect(proxy.proxy.stderr()).toContain("server_tls verify is false");
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("TLS with --workers 2", () => {
+  test("both workers accept TLS clients and reach the TLS redis", async () => {
+    const p = freePort();
+    const { proxy, workers } = await startWorkers(
+      poolYaml("w", { listen: `127.0.0.1:${p}`, redis: true, tls: { cert: certs.server.cert, key: certs.server.key }, server_tls: { ca: certs.ca } }, [
+        serverLine(tlsRedis.address),
+      ]),
+      2,
+    );
+    try {
+      // Connections spread over the workers by the kernel: enough of them that both serve some.
+      const clients = await Promise.all(Array.from({ length: 16 }, () => RawClient.connectTls(at(p), { ca: pem(certs.ca) })));
+      const pids = await workers();
+      const owners = new Set(clients.map((c) => connectionOwner(p, c.localPort, pids)));
+      expect([...owners].sort()).toEqual([...pids].sort());
+      await Promise.all(
+        clients.map(async (c, i) => {
+          await c.send(pipeline([["SET", `w:${i}`, `v${i}`], ["GET", `w:${i}`]]));
+          expect((await c.readReplies(2, respFrame)).map((r) => decode(r))).toEqual(["OK", Buffer.from(`v${i}`)]);
+          c.close();
+        }),
+      );
+      expect((await redisCli(tlsRedis.port, "GET", "w:7")).stdout.trim()).toBe("v7");
+    } finally {
+      await proxy.stop();
+    }
   });
 });

@@ -235,6 +235,7 @@ class ConfigReader {
 
     const serverLines = given.get("servers")!.lines;
     const entries = settings.servers.map((server, i) => ({ server, line: serverLines[i]! }));
+    this.checkSentinels(pool, settings, given, entries);
     if (distribution === SERVER_NAME) {
       const unnamed = entries.find((e) => e.server.name === null);
       if (unnamed) {
@@ -277,6 +278,36 @@ class ConfigReader {
       const until = new X509Certificate(file.text).validToDate;
       if (until.getTime() < Date.now()) {
         this.warn(`${this.where(at(key))}: ${pool}: the certificate in ${quote(file.path)} expired on ${until.toISOString()}`);
+      }
+    }
+  }
+
+  /** Sentinel keys: a redis pool of named TCP servers (a name is the sentinel master name);
+   *  sentinel_auth and read_from only with sentinels. */
+  private checkSentinels(
+    pool: string,
+    settings: PoolSettings,
+    given: ReadonlyMap<string, { at: number; lines: readonly number[] }>,
+    entries: readonly { server: PoolSettings["servers"][number]; line: number }[],
+  ): void {
+    const at = (key: string) => given.get(key)?.at ?? 0;
+    if (settings.sentinels.length === 0) {
+      for (const key of ["sentinel_auth", "read_from"]) {
+        if (given.has(key)) throw this.error(at(key), `${pool}: directive ${quote(key)} needs "sentinels:" (the replicas are learned from them)`);
+      }
+      return;
+    }
+    if (!settings.redis) {
+      throw this.error(at("sentinels"), `${pool}: directive "sentinels" is only valid for a redis pool (add "redis: true")`);
+    }
+    for (const { server, line } of entries) {
+      if (server.name === null) {
+        const needs = `with sentinels every server needs "host:port:weight name", its sentinel master name`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} has no name; ${needs}`);
+      }
+      if (server.addr.unix) {
+        const problem = `is a unix socket; sentinels announce masters by host and port`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} ${problem}`);
       }
     }
   }

@@ -2,16 +2,18 @@
 // parsing, defaults, the unknown-key error and the required-key errors from this table alone.
 // Defaults and checks are twemproxy 0.5.0's (nc_conf.h, nc_conf.c) unless marked "ours".
 
-import { parseListen } from "./address.ts";
+import { parseHostPort, parseListen } from "./address.ts";
 import { checkKeyPair, readCertificates, readKey } from "./pem.ts";
 import { parseServer } from "./server.ts";
 import {
   DISTRIBUTIONS,
   HASH_NAMES,
+  READ_FROM,
   type Distribution,
   type HashName,
   type ListenTls,
   type PoolConfig,
+  type ReadFrom,
   type ServerTls,
 } from "./types.ts";
 import { parseByteSize, parseDecimal, quote, ValueError } from "./value.ts";
@@ -22,9 +24,10 @@ export const SERVER_NAME = "server_name";
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** A pool as the table fills it, before cross-key rules, sorting and freezing. */
-export type PoolSettings = Omit<Mutable<PoolConfig>, "name" | "hash" | "servers"> & {
+export type PoolSettings = Omit<Mutable<PoolConfig>, "name" | "hash" | "servers" | "sentinels"> & {
   hash: HashName | typeof SERVER_NAME;
   servers: PoolConfig["servers"][number][];
+  sentinels: PoolConfig["sentinels"][number][];
 };
 
 /** How the YAML value of a key is read: one scalar, a block sequence of scalars, or a block
@@ -102,6 +105,8 @@ function directive<F extends keyof PoolSettings>(
 
 type Scalar<T> = Extract<ValueType<T>, { shape: "scalar" }>;
 
+type List<T> = Extract<ValueType<T>, { shape: "list" }>;
+
 const scalar = <T>(parse: (text: string) => T): Scalar<T> => ({ shape: "scalar", parse });
 
 function oneOf<T extends string>(names: readonly T[], what: string): ValueType<T> {
@@ -134,16 +139,31 @@ const hashTag = scalar((value): string | null => {
   return value;
 });
 
-const servers: ValueType<PoolSettings["servers"]> = {
+/** A list whose items are parsed one by one; a bad item is reported with its position. */
+function listOf<T>(parseItem: (text: string) => T): List<T[]> {
+  return {
+    shape: "list",
+    parse: (items) =>
+      items.map((item, i) => {
+        try {
+          return parseItem(item);
+        } catch (error) {
+          throw error instanceof ValueError ? new ItemError(i, error.message) : error;
+        }
+      }),
+  };
+}
+
+const sentinels: ValueType<PoolSettings["sentinels"]> = {
   shape: "list",
-  parse: (items) =>
-    items.map((item, i) => {
-      try {
-        return parseServer(item);
-      } catch (error) {
-        throw error instanceof ValueError ? new ItemError(i, error.message) : error;
-      }
-    }),
+  parse(items) {
+    const addresses = listOf(parseHostPort).parse(items);
+    addresses.forEach((a, i) => {
+      const first = addresses.findIndex((b) => b.host.toLowerCase() === a.host.toLowerCase() && b.port === a.port);
+      if (first < i) throw new ItemError(i, `sentinel ${quote(a.spec)} is listed twice`);
+    });
+    return addresses;
+  },
 };
 
 /** ms, 0 = never (client_idle_timeout). */
@@ -239,6 +259,11 @@ const serverTls = mapping<ServerTls | null>(
   },
 );
 
+const servers: ValueType<PoolSettings["servers"]> = listOf(parseServer);
+
+/** Not given: no sentinels (one shared empty list, so a reload sees no change). */
+const NO_SENTINELS: PoolSettings["sentinels"] = [];
+
 export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("listen", "listen", scalar(parseListen), REQUIRED),
   directive("hash", "hash", oneOf<HashName | typeof SERVER_NAME>([...HASH_NAMES, SERVER_NAME], "hash"), "fnv1a_64"),
@@ -269,5 +294,9 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("client_max_request", "clientMaxRequest", byteSize, 0),
   // ours: ms a client may be idle before it is closed (0: never).
   directive("client_idle_timeout", "clientIdleTimeout", idleMs, null),
+  // ours: follow Redis Sentinel failovers (issue 20); each server's name is its master name.
+  directive("sentinels", "sentinels", sentinels, NO_SENTINELS),
+  directive("sentinel_auth", "sentinelAuth", text, null),
+  directive("read_from", "readFrom", oneOf<ReadFrom>(READ_FROM, "read_from"), "master"),
   directive("servers", "servers", servers, REQUIRED),
 ];

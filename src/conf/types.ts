@@ -10,6 +10,11 @@ export type HashName = (typeof HASH_NAMES)[number];
 export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name"] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 
+export const READ_FROM = ["master", "replica", "prefer-replica"] as const;
+/** Where read-only commands go (ours, with sentinels): the master, a replica (an error when none
+ *  is up), or a replica when one is up, else the master. */
+export type ReadFrom = (typeof READ_FROM)[number];
+
 /** Where a pool listens or a server lives: TCP host:port or a unix socket path. */
 export interface Address {
   /** The text as written in the config (e.g. "127.0.0.1:22121", "/tmp/x.sock 0666"). */
@@ -98,6 +103,13 @@ export interface PoolConfig {
   /** ours: ms a client may stay idle (nothing sent, nothing owed) before it is closed; null:
    *  forever (redis's `timeout`). */
   readonly clientIdleTimeout: number | null;
+  /** ours: Redis Sentinels to follow failovers with (a server's name is its sentinel master
+   *  name); empty when the pool has none. TCP addresses only. */
+  readonly sentinels: readonly Address[];
+  /** ours: the password the sentinels require (their requirepass), or null. */
+  readonly sentinelAuth: string | null;
+  /** ours: where read-only commands go; "master" unless sentinels report replicas. */
+  readonly readFrom: ReadFrom;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */
   readonly servers: readonly ServerConfig[];

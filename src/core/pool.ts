@@ -1,6 +1,7 @@
 // A server pool as it runs: its config, codec, servers, router, clients and listener, and its
 // life (listen, preconnect, close, retire). What happens to requests is in dispatch.ts and
-// deliver.ts, server health in health.ts, a hot reload in reload.ts.
+// deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
+// failover.ts.
 
 import type { PoolConfig } from "../conf/types.ts";
 import { LOG_INFO, log } from "../log.ts";
@@ -12,6 +13,7 @@ import { P } from "../stats/table.ts";
 import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
 import { peerOf } from "./errors.ts";
+import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
@@ -44,6 +46,8 @@ export class Pool {
   tls: PoolTls;
   /** Where listeners and server connections come from: `base`, with the pool's TLS. */
   readonly sockets: SocketFactory;
+  /** Following the pool's sentinels (pool key `sentinels`), else null. */
+  failover: PoolFailover | null = null;
 
   constructor(
     cfg: PoolConfig,
@@ -72,6 +76,21 @@ export class Pool {
     this.stats.servers = servers.map((s) => s.stats);
     this.router = router;
     if (this.splitPlan.fragServer.length !== servers.length) this.splitPlan = new SplitPlan(servers.length);
+    this.follow();
+  }
+
+  /** (Re)start following the sentinels of the config, if it has any: anew after a reload
+   *  (sentinels or servers may have changed); servers that stay keep their address meanwhile. */
+  private follow(): void {
+    this.failover?.stop();
+    this.failover = null;
+    for (const s of this.servers) {
+      for (const r of s.replicas) r.retire();
+      s.replicas = [];
+    }
+    if (this.cfg.sentinels.length === 0) return;
+    this.failover = new PoolFailover(this);
+    this.failover.start();
   }
 
   // ---- listening ----
@@ -138,8 +157,13 @@ export class Pool {
 
   close(): void {
     this.stopListening();
+    this.failover?.stop();
+    this.failover = null;
     for (const c of this.clients) c.socket.end();
-    for (const s of this.servers) s.closeAll("Connection closed by proxy");
+    for (const s of this.servers) {
+      s.closeAll("Connection closed by proxy");
+      for (const r of s.replicas) r.closeAll("Connection closed by proxy");
+    }
     // Nothing checks their timeouts once the pool is gone.
     for (const c of [...this.retiringConns]) c.close("Connection closed by proxy");
   }

@@ -9,6 +9,8 @@ export interface ServerHealth {
   /** The server's stats name. */
   readonly name: string;
   readonly ejected: boolean;
+  /** Where it is now, for a pool that follows sentinels; else null. */
+  readonly address: string | null;
 }
 
 export interface PoolHealth {
@@ -58,6 +60,10 @@ function healthz(source: HealthSource, config: ConfigInfo): Response {
     listening: p.listening,
     live: p.servers.filter((s) => !s.ejected).map((s) => s.name),
     ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
+    // Pools that follow sentinels: where each server is now.
+    ...(p.servers.some((s) => s.address !== null)
+      ? { addresses: Object.fromEntries(p.servers.map((s) => [s.name, s.address])) }
+      : {}),
   }));
   const ok = pools.every((p) => p.listening);
   return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", config, pools });

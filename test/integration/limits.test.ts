@@ -18,7 +18,7 @@ import { memcacheFrame } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { eventually, ReloadableProxy } from "../helpers/reload.ts";
-import { bulk, command, decode, OK, pipeline, respFrame, RespError } from "../helpers/resp.ts";
+import { bulk, command, decode, pipeline, respFrame, RespError } from "../helpers/resp.ts";
 
 setDefaultTimeout(120_000);
 

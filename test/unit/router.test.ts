@@ -51,6 +51,13 @@ function testPool(
     tcpkeepalive: false,
     reuseport: false,
     coalesceGets: true,
+    tls: null,
+    serverTls: null,
+    clientMaxRequest: 0,
+    clientIdleTimeout: null,
+    sentinels: [],
+    sentinelAuth: null,
+    readFrom: "master",
     servers: configs,
   };
 }

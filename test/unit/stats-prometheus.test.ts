@@ -96,10 +96,23 @@ describe("exposition", () => {
   });
 });
 
+test("a server of a pool that follows sentinels: its address as a label, its failovers", () => {
+  const stats = sampleStats();
+  const moved = stats.pools[1]!.servers[0]!;
+  moved.address = "127.0.0.1:6380";
+  moved.counters[S.failovers] = 2;
+  const f = parseExposition(renderMetrics(stats, RUNTIME));
+  expect(f.get("buncracker_server_address_info")?.samples).toEqual([
+    { name: "buncracker_server_address_info", labels: { pool: "beta", server: "127.0.0.1", address: "127.0.0.1:6380" }, value: 1 },
+  ]);
+  expect(value(f, "buncracker_server_failovers_total", { pool: "beta" })).toBe(2);
+  expect(value(f, "buncracker_server_failovers_total", { server: "127.0.0.1:6379" })).toBe(0);
+});
+
 describe("metrics HTTP server", () => {
   const pools: PoolHealth[] = [
-    { name: "alpha", listening: true, servers: [{ name: "a1", ejected: false }, { name: "a2", ejected: true }] },
-    { name: "beta", listening: true, servers: [{ name: "b1", ejected: false }] },
+    { name: "alpha", listening: true, servers: [{ name: "a1", ejected: false, address: null }, { name: "a2", ejected: true, address: null }] },
+    { name: "beta", listening: true, servers: [{ name: "b1", ejected: false, address: null }] },
   ];
   const health: HealthSource = { health: () => pools };
 

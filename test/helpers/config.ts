@@ -2,8 +2,8 @@
 // buncracker's loader and nutcracker's libyaml read as plain strings.
 
 export type Scalar = string | number | boolean;
-/** A scalar, or a mapping of scalars (e.g. `tls: { cert, key }`). */
-export type Setting = Scalar | Readonly<Record<string, Scalar>>;
+/** A scalar, a list of scalars (e.g. `sentinels`), or a mapping of scalars (e.g. `tls: { cert, key }`). */
+export type Setting = Scalar | readonly Scalar[] | Readonly<Record<string, Scalar>>;
 
 /** One pool: `name:` followed by its settings (in the given order) and its `servers:` list. */
 export function poolYaml(name: string, settings: Record<string, Setting>, servers: readonly string[]): string {
@@ -14,6 +14,10 @@ export function poolYaml(name: string, settings: Record<string, Setting>, server
       continue;
     }
     lines.push(`  ${key}:`);
+    if (Array.isArray(value)) {
+      for (const item of value as readonly Scalar[]) lines.push(`   - ${scalar(item)}`);
+      continue;
+    }
     for (const [inner, text] of Object.entries(value)) lines.push(`    ${inner}: ${scalar(text)}`);
   }
   lines.push("  servers:");

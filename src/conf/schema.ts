@@ -294,6 +294,16 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("client_max_request", "clientMaxRequest", byteSize, 0),
   // ours: ms a client may be idle before it is closed (0: never).
   directive("client_idle_timeout", "clientIdleTimeout", idleMs, null),
+  // ours (issue 17): redis commands that touch every server. KEYS blocks every server while it
+  // runs, FLUSHDB / FLUSHALL empty them: both refused unless the pool enables them.
+  directive("redis_allow_keys", "redisAllowKeys", bool, false),
+  directive("redis_allow_flush", "redisAllowFlush", bool, false),
+  // ours: clients of the pool in subscribed mode at once (each holds its own connection to
+  // every server it subscribes on); 0 = no limit.
+  directive("redis_max_subscribers", "redisMaxSubscribers", count, 0),
+  // ours: dedicated connections (blocking commands, transactions) per server at once; 0 = no
+  // limit.
+  directive("redis_dedicated_connections", "redisDedicatedConnections", count, 0),
   // ours: follow Redis Sentinel failovers (issue 20); each server's name is its master name.
   directive("sentinels", "sentinels", sentinels, NO_SENTINELS),
   directive("sentinel_auth", "sentinelAuth", text, null),

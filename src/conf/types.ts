@@ -103,6 +103,15 @@ export interface PoolConfig {
   /** ours: ms a client may stay idle (nothing sent, nothing owed) before it is closed; null:
    *  forever (redis's `timeout`). */
   readonly clientIdleTimeout: number | null;
+  /** ours: KEYS is served (merged from every server); else refused. */
+  readonly redisAllowKeys: boolean;
+  /** ours: FLUSHDB and FLUSHALL are served (on every server); else refused. */
+  readonly redisAllowFlush: boolean;
+  /** ours: clients in subscribed mode at once; 0 = no limit. */
+  readonly redisMaxSubscribers: number;
+  /** ours: dedicated upstream connections (blocking commands, transactions) per server at
+   *  once; 0 = no limit. */
+  readonly redisDedicatedConnections: number;
   /** ours: Redis Sentinels to follow failovers with (a server's name is its sentinel master
    *  name); empty when the pool has none. TCP addresses only. */
   readonly sentinels: readonly Address[];

@@ -6,7 +6,7 @@
 import type { PoolConfig } from "../conf/types.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { bufferPool, ByteWriter } from "../lib/bytes.ts";
-import type { Codec } from "../proto/codec.ts";
+import type { Codec, PoolView } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import type { PoolStats, ProxyStats } from "../stats/store.ts";
 import { P } from "../stats/table.ts";
@@ -15,6 +15,7 @@ import type { ClientConn } from "./client.ts";
 import { peerOf } from "./errors.ts";
 import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
+import { poolView } from "./planned.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { plainSockets, type SocketFactory } from "./sockets.ts";
@@ -36,6 +37,8 @@ export class Pool {
   splitPlan: SplitPlan;
   /** Merged replies that must wait for earlier ones are built here, then copied out. */
   mergeOut = new ByteWriter(4096);
+  /** The pool as its codec's planner sees it (planned.ts). */
+  readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
   /** Running average of the replies' sizes, counted for each request in flight by the buffer
@@ -131,12 +134,14 @@ export class Pool {
     return r;
   }
 
-  /** Clients idle (nothing read, nothing owed) for client_idle_timeout ms are closed. */
+  /** Clients idle (nothing read, nothing owed) for client_idle_timeout ms are closed; as with
+   *  redis's `timeout`, not those subscribed or blocked (they wait for the servers). */
   closeIdle(now: number): void {
     const limit = this.cfg.clientIdleTimeout;
     if (limit === null) return;
     for (const c of this.clients) {
       if (c.closing || c.queued !== 0 || c.pendingOut !== 0 || now - c.lastRead < limit) continue;
+      if (c.own !== null && c.own.waiting) continue;
       this.stats.counters[P.client_idle_closed]!++;
       if (log.level >= LOG_INFO) log.info(`client ${peerOf(c.socket)} of pool '${this.cfg.name}' idle for ${limit} ms: closed`);
       c.closing = true;

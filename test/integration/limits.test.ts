@@ -1,8 +1,9 @@
 // Memory no client can exhaust, against real redis and memcached: a request over
 // client_max_request is refused with an error before its bytes are gathered; idle clients are
-// closed after client_idle_timeout; under --buffer-budget, ten clients sending large SET values
-// at once each get a reply or a clear error while another client is served, and fifty clients
-// that pipeline GETs of a 10 KB value and never read keep the proxy's RSS under the budget.
+// closed after client_idle_timeout (subscribed ones are not); under --buffer-budget, ten
+// clients sending large SET values at once each get a reply or a clear error while another
+// client is served, and fifty clients that pipeline GETs of a 10 KB value and never read keep
+// the proxy's RSS under the budget.
 //
 // The budget cases run at a tenth of the issue's sizes (10 x 24 MB values under a 64 MB budget)
 // to stay light on a shared machine; BC_HOSTILE_FULL=1 runs 10 x 300 MB under a 1 GB budget:
@@ -106,6 +107,25 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
     await eventually("the idle client counted", async () =>
       (await metric(proxy, `buncracker_pool_client_idle_closed_total{pool="idle"}`)) >= 1 ? true : undefined,
     );
+  });
+
+  test("a subscribed client is never idle (as with redis's timeout): it stays and gets its messages", async () => {
+    const subscriber = await RawClient.connect(at(port.idle));
+    const idle = await RawClient.connect(at(port.idle));
+    await subscriber.send(command("SUBSCRIBE", "idle:channel"));
+    expect(decode(await subscriber.readReply(respFrame))).toEqual([Buffer.from("subscribe"), Buffer.from("idle:channel"), 1]);
+    // The client connected with it and idle since is closed: the timeout has passed.
+    expect(await idle.closesWithin(5000)).toBe(true);
+    const publisher = await RawClient.connect(at(port.idle));
+    try {
+      await publisher.send(command("PUBLISH", "idle:channel", "still here"));
+      expect(decode(await publisher.readReply(respFrame))).toBe(1);
+      expect(decode(await subscriber.readReply(respFrame))).toEqual([Buffer.from("message"), Buffer.from("idle:channel"), Buffer.from("still here")]);
+      expect(subscriber.closed).toBe(false);
+    } finally {
+      publisher.close();
+      subscriber.close();
+    }
   });
 });
 

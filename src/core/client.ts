@@ -4,10 +4,12 @@
 
 import type { Socket } from "bun";
 import { ByteWriter } from "../lib/bytes.ts";
+import { log } from "../log.ts";
 import { FATAL, NEED_MORE, Req, type Session } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import { bufferBudget, type BudgetHolder } from "./budget.ts";
 import { dispatch, refuseRequest, rejectFatal } from "./dispatch.ts";
+import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import type { OwnConns } from "./dedicated.ts";
@@ -23,6 +25,10 @@ import { StreamReader } from "./reader.ts";
 export const CLIENT_MAX_QUEUED = 4096;
 export const CLIENT_MAX_IN_BYTES = 8 << 20;
 export const CLIENT_MAX_OUT_BYTES = 4 << 20;
+/** A subscriber not reading its messages is closed past this many bytes unwritten (redis's
+ *  own limit for its pub/sub clients: client-output-buffer-limit pubsub 32mb). Its messages
+ *  come unasked, so pausing its reads cannot bound them. */
+export const SUBSCRIBER_MAX_OUT_BYTES = 32 << 20;
 /** Past the buffer budget, a client holding (or owed) less than this still takes requests. */
 const BUDGET_SMALL_HOLDER = 64 << 10;
 
@@ -294,6 +300,15 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     msg.setReply(buf, start, end);
     msg.done = true;
     this.advance();
+    if (this.pendingOut > SUBSCRIBER_MAX_OUT_BYTES && !this.closing) {
+      const unread = `${this.pendingOut} bytes of messages unread, over ${SUBSCRIBER_MAX_OUT_BYTES}`;
+      log.warn(`subscriber ${peerOf(this.socket)} of pool '${this.pool.cfg.name}': ${unread}; closing it`);
+      this.closing = true;
+      // Once the subscriber connection delivering this has returned (closing it is part of the drop).
+      queueMicrotask(() => this.drop(new Error("subscriber not reading its messages")));
+      return;
+    }
+    this.account();
   }
 
   /** The connection is gone (closed by either side, or failed): forget its pending replies and

@@ -1,6 +1,7 @@
 // Memory no client can exhaust, against real redis and memcached: a request over
 // client_max_request is refused with an error before its bytes are gathered; idle clients are
-// closed after client_idle_timeout (subscribed ones are not); under --buffer-budget, ten
+// closed after client_idle_timeout (subscribed ones are not); a subscriber that does not read
+// its messages is closed past 32 MB of them; under --buffer-budget, ten
 // clients sending large SET values at once each get a reply or a clear error while another
 // client is served, and fifty clients that pipeline GETs of a 10 KB value and never read keep
 // the proxy's RSS under the budget.
@@ -10,10 +11,12 @@
 //   BC_HOSTILE_FULL=1 node_modules/.bin/bun test --timeout 300000 test/integration/limits.test.ts
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { once } from "node:events";
+import { createConnection } from "node:net";
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
-import { stopAll } from "../helpers/direct.ts";
+import { redisCall, stopAll } from "../helpers/direct.ts";
 import { RssWatch, residentBytes, sendHugeSet, silentReader, tricklers } from "../helpers/hostile.ts";
 import { memcacheFrame } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -107,6 +110,33 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
     await eventually("the idle client counted", async () =>
       (await metric(proxy, `buncracker_pool_client_idle_closed_total{pool="idle"}`)) >= 1 ? true : undefined,
     );
+  });
+
+  test("a subscriber that does not read its messages is closed past 32 MB of them, as redis closes its own; others are served", async () => {
+    const subscriber = createConnection({ host: "127.0.0.1", port: port.redis });
+    await once(subscriber, "connect");
+    subscriber.write(command("SUBSCRIBE", "flood"));
+    await once(subscriber, "data");
+    subscriber.pause();
+    // Closed with a reset (terminate): the reset is the expected end.
+    subscriber.on("error", () => {});
+    const closed = new Promise((resolve) => subscriber.on("close", resolve));
+    const message = "m".repeat(MB);
+    for (let i = 0; i < 64; i++) await redisCall(redis, "PUBLISH", "flood", message);
+    await eventually("the subscriber closed by the proxy", () =>
+      /subscriber 127\.0\.0\.1:\d+ of pool 'capped': \d+ bytes of messages unread, over 33554432; closing it/.test(proxy.proxy.stderr()) ? true : undefined,
+    );
+    // Its subscriber connection closed with it.
+    await eventually("no subscriber left on redis", async () => {
+      const numsub = (await redisCall(redis, "PUBSUB", "NUMSUB", "flood")) as unknown[];
+      return numsub[1] === 0 ? true : undefined;
+    });
+    subscriber.resume();
+    await closed;
+    const other = await RawClient.connect(at(port.redis));
+    await other.send(command("PING"));
+    expect(decode(await other.readReply(respFrame))).toBe("PONG");
+    other.close();
   });
 
   test("a subscribed client is never idle (as with redis's timeout): it stays and gets its messages", async () => {

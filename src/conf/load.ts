@@ -20,6 +20,8 @@ export type Warn = (message: string) => void;
 
 const logWarning: Warn = (message) => log.warn(message);
 
+const REDIS_CLUSTER = "redis_cluster";
+
 const DIRECTIVES = new Map<string, Directive>(POOL_DIRECTIVES.map((d) => [d.key, d]));
 
 /** YAML that twemproxy (libyaml tokens, checked before parsing) refuses: its config is plain
@@ -206,6 +208,7 @@ class ConfigReader {
 
     const serverLines = given.get("servers")!.lines;
     const entries = settings.servers.map((server, i) => ({ server, line: serverLines[i]! }));
+    this.checkRedisCluster(pool, settings, distribution, given, entries);
     if (distribution === SERVER_NAME) {
       const unnamed = entries.find((e) => e.server.name === null);
       if (unnamed) {
@@ -230,6 +233,41 @@ class ConfigReader {
     }
 
     return { ...settings, name, hash, distribution, servers: entries.map((e) => e.server) };
+  }
+
+  /** distribution redis_cluster: a redis pool whose servers are TCP seed nodes; the cluster
+   *  fixes hash and hash tag. read_from only there. */
+  private checkRedisCluster(
+    pool: string,
+    settings: PoolSettings,
+    distribution: PoolConfig["distribution"],
+    given: ReadonlyMap<string, { at: number; lines: readonly number[] }>,
+    entries: readonly { server: PoolSettings["servers"][number]; line: number }[],
+  ): void {
+    const at = (key: string) => given.get(key)?.at ?? 0;
+    if (distribution !== REDIS_CLUSTER) {
+      if (given.has("read_from")) {
+        throw this.error(at("read_from"), `${pool}: directive "read_from" needs distribution redis_cluster (replicas are learned from the cluster)`);
+      }
+      return;
+    }
+    if (!settings.redis) {
+      throw this.error(at("distribution"), `${pool}: distribution redis_cluster is only valid for a redis pool (add "redis: true")`);
+    }
+    if (settings.hashTag !== null && settings.hashTag !== "{}") {
+      const problem = `hash_tag ${quote(settings.hashTag)} cannot apply with distribution redis_cluster, whose hash tag is "{}"`;
+      throw this.error(at("hash_tag"), `${pool}: ${problem}`);
+    }
+    if (given.has("hash")) {
+      const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
+      this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);
+    }
+    for (const { server, line } of entries) {
+      if (server.addr.unix) {
+        const problem = `is a unix socket; cluster nodes announce each other by host and port`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} ${problem}`);
+      }
+    }
   }
 
   private rejectSharedListen(pools: readonly PoolConfig[], pairs: readonly Pair[]): void {

@@ -4,7 +4,7 @@
 
 import { parseListen } from "./address.ts";
 import { parseServer } from "./server.ts";
-import { DISTRIBUTIONS, HASH_NAMES, type Distribution, type HashName, type PoolConfig } from "./types.ts";
+import { DISTRIBUTIONS, HASH_NAMES, READ_FROM, type Distribution, type HashName, type PoolConfig, type ReadFrom } from "./types.ts";
 import { parseDecimal, quote, ValueError } from "./value.ts";
 
 /** `hash: server_name` is accepted as another way to ask for the server_name distribution. */
@@ -136,5 +136,7 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("reuseport", "reuseport", bool, false),
   // ours: consecutive memcached get (or gets) requests to a server go as one command line.
   directive("coalesce_gets", "coalesceGets", bool, true),
+  // ours: with distribution redis_cluster, read-only commands may go to the slot's replicas.
+  directive("read_from", "readFrom", oneOf<ReadFrom>(READ_FROM, "read_from"), "master"),
   directive("servers", "servers", servers, REQUIRED),
 ];

@@ -7,8 +7,15 @@ export const HASH_NAMES = [
 ] as const; // twemproxy's hash_type_t enum order: the index is the WASM hash id
 export type HashName = (typeof HASH_NAMES)[number];
 
-export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name"] as const;
+// The first four are the WASM router's distribution ids, in order; redis_cluster (ours) routes by
+// the cluster's slots instead (src/route/slot-map.ts).
+export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name", "redis_cluster"] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
+
+export const READ_FROM = ["master", "replica", "prefer-replica"] as const;
+/** Where read-only commands go: the master, a replica (an error when none is up), or a replica
+ *  when one is up, else the master. */
+export type ReadFrom = (typeof READ_FROM)[number];
 
 /** Where a pool listens or a server lives: TCP host:port or a unix socket path. */
 export interface Address {
@@ -61,6 +68,9 @@ export interface PoolConfig {
   /** ours: memcached get (and gets) requests to one server share a command line (proto/memcache/upstream.ts). */
   readonly coalesceGets: boolean;
   readonly reuseport: boolean;
+  /** ours: where read-only commands go (distribution redis_cluster: the replicas the cluster
+   *  reports for the key's slot). */
+  readonly readFrom: ReadFrom;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */
   readonly servers: readonly ServerConfig[];

@@ -35,6 +35,9 @@ export class Router implements KeyRouter {
 
   /** Builds the tables for pool.servers (already in internal sorted order). */
   constructor(pool: PoolConfig) {
+    if (pool.distribution === "redis_cluster") {
+      throw new Error(`pool ${pool.name}: distribution redis_cluster is not served yet (slot routing is not wired into the core)`);
+    }
     const byName = pool.distribution === "server_name";
     const names = pool.servers.map((server) => {
       if (byName && server.name === null) {

@@ -49,6 +49,21 @@ const SERVER_NAME_POOL = yaml(
   ...[1, 2, 3, 4, 5, 6].map((i) => `   - 127.0.0.1:6379:1 r${i}`),
 );
 
+/** The issue's example: a redis_cluster pool with two seed nodes. */
+const REDIS_CLUSTER_POOL = yaml(
+  "big:",
+  "  listen: 127.0.0.1:22121",
+  "  redis: true",
+  "  distribution: redis_cluster",
+  "  read_from: master",
+  "  servers:",
+  "   - 127.0.0.1:7000:1",
+  "   - 127.0.0.1:7001:1",
+);
+/** Pool "p": redis_cluster on one seed, plus `settings`. */
+const withClusterSettings = (...settings: string[]): string =>
+  withSettings("  redis: true", "  distribution: redis_cluster", ...settings);
+
 const CASES: Case[] = [
   // valid
   { name: "minimal", yaml: withSettings(), error: null },
@@ -268,6 +283,42 @@ const CASES: Case[] = [
     yaml: withServers("127.0.0.1:6379:1 a").replace("  servers:", "  hash: server_name\n  distribution: ketama\n  servers:"),
     error: `hash "server_name" needs distribution server_name`,
   },
+
+  // redis_cluster (ours)
+  { name: "redis_cluster example", yaml: REDIS_CLUSTER_POOL, error: null, differs: "redis_cluster is ours" },
+  {
+    name: "redis_cluster with read_from replica and the cluster's own hash tag",
+    yaml: withClusterSettings("  read_from: replica", '  hash_tag: "{}"'),
+    error: null,
+    differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster with a hash",
+    yaml: withClusterSettings("  hash: md5"),
+    error: null,
+    differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster without redis",
+    yaml: withSettings("  distribution: redis_cluster"),
+    error: `pool "p": distribution redis_cluster is only valid for a redis pool (add "redis: true")`,
+  },
+  {
+    name: "redis_cluster with another hash tag",
+    yaml: withClusterSettings('  hash_tag: "[]"'),
+    error: `hash_tag "[]" cannot apply with distribution redis_cluster, whose hash tag is "{}"`,
+  },
+  {
+    name: "redis_cluster with a unix socket seed",
+    yaml: yaml("p:", LISTEN, "  redis: true", "  distribution: redis_cluster", "  servers:", "   - /tmp/r.sock:1"),
+    error: `test.yml:6: pool "p": server "/tmp/r.sock:1" is a unix socket`,
+  },
+  {
+    name: "read_from without redis_cluster",
+    yaml: withSettings("  redis: true", "  read_from: replica"),
+    error: `directive "read_from" needs distribution redis_cluster`,
+  },
+  { name: "read_from unknown", yaml: withClusterSettings("  read_from: slave"), error: `"slave" is not a valid read_from; use one of master, replica, prefer-replica` },
 ];
 
 const quiet = (): void => {};
@@ -333,6 +384,7 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: false,
       reuseport: false,
       coalesceGets: true,
+      readFrom: "master",
     });
     expect(listen).toEqual({ spec: "127.0.0.1:22121", host: "127.0.0.1", port: 22121, unix: false, perm: null });
     expect(servers).toEqual([
@@ -512,6 +564,24 @@ describe("server_name", () => {
     expect(pool.hash).toBe("fnv1a_64");
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`t.yml:3: pool "p": hash "md5" is ignored`);
+  });
+});
+
+describe("redis_cluster", () => {
+  test("the issue's example: seeds as servers, read_from master", () => {
+    const warnings: string[] = [];
+    const pool = parseConfig(REDIS_CLUSTER_POOL, "t.yml", (w) => warnings.push(w)).pools[0]!;
+    expect(pool.distribution).toBe("redis_cluster");
+    expect(pool.readFrom).toBe("master");
+    expect(pool.servers.map((s) => s.addr.spec)).toEqual(["127.0.0.1:7000", "127.0.0.1:7001"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("a hash is ignored with a warning naming the file, pool and hash", () => {
+    const warnings: string[] = [];
+    const text = CASES.find((c) => c.name === "redis_cluster with a hash")!.yaml;
+    expect(parseConfig(text, "t.yml", (w) => warnings.push(w)).pools[0]!.distribution).toBe("redis_cluster");
+    expect(warnings).toEqual([`t.yml:5: pool "p": hash "md5" is ignored with distribution redis_cluster (keys go by the cluster's slots, CRC16)`]);
   });
 });
 

@@ -1,8 +1,9 @@
 // Loading a real cluster's slot map (src/redis-cluster/topology-loader.ts): from any node, past
 // seeds that are down, with an error naming every node when none answers, and a map that
-// follows a reshard.
+// follows a reshard; ClusterTopology (topology.ts) keeping it current.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { ClusterTopology } from "../../src/redis-cluster/topology.ts";
 import { loadFrom, loadFromAny } from "../../src/redis-cluster/topology-loader.ts";
 import { SLOT_COUNT } from "../../src/route/key-slot.ts";
 import { nodeAddress, type SlotMap } from "../../src/route/slot-map.ts";
@@ -78,5 +79,58 @@ describe("slot map from a real cluster", () => {
     const map = await loadFrom(cluster.nodes[1]!, OPTS);
     expect(mastersOf(map)).toEqual(owners(await cluster.nodeLines(cluster.nodes[1]!)));
     expect(nodeAddress(map.master(0)!)).toBe(masters[1]!.address);
+  });
+});
+
+describe("ClusterTopology keeps the map current", () => {
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicas: 0 });
+  });
+  afterAll(() => cluster.stop());
+
+  /** Resolves with the next map the topology hands over. */
+  function nextMap(maps: SlotMap[], after: number): Promise<SlotMap> {
+    return (async () => {
+      const deadline = Date.now() + 10_000;
+      while (maps.length <= after) {
+        if (Date.now() > deadline) throw new Error("no new map within 10 s");
+        await Bun.sleep(10);
+      }
+      return maps[after]!;
+    })();
+  }
+
+  test("starts once a seed answers, reloads on request, coalesces bursts, stops", async () => {
+    const seed = cluster.nodes[0]!;
+    await seed.process.freeze(); // connections are accepted, nothing is answered
+    const maps: SlotMap[] = [];
+    const topology = new ClusterTopology({ pool: "t", seeds: [seed], auth: null, timeoutMs: 300, periodicMs: 60_000 }, (m) => maps.push(m));
+    try {
+      await Bun.sleep(1000);
+      expect(topology.map).toBeNull();
+      expect(topology.refreshFailures).toBeGreaterThan(0);
+      seed.process.signal("SIGCONT");
+      const first = await nextMap(maps, 0);
+      expect(first.uncovered()).toBe(0);
+
+      const lines = await cluster.nodeLines(cluster.nodes[0]!);
+      const masters = lines.filter((l) => l.masterId === "-").sort((a, b) => a.slots[0]![0] - b.slots[0]![0]);
+      await cluster.cli(["reshard", cluster.nodes[0]!.address, "--cluster-from", masters[2]!.id, "--cluster-to", masters[0]!.id, "--cluster-slots", "5", "--cluster-yes"]);
+      const before = topology.refreshes;
+      for (let i = 0; i < 50; i++) topology.refresh();
+      const after = await nextMap(maps, maps.length);
+      expect(mastersOf(after)).toEqual(owners(await cluster.nodeLines(cluster.nodes[0]!)));
+      await Bun.sleep(400);
+      // 50 requests for a reload: one load at once, one more for those that came while it ran.
+      expect(topology.refreshes - before).toBeLessThanOrEqual(2);
+    } finally {
+      topology.stop();
+    }
+    const count = maps.length;
+    await Bun.sleep(300);
+    topology.refresh();
+    await Bun.sleep(300);
+    expect(maps.length).toBe(count);
   });
 });

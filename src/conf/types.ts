@@ -8,7 +8,7 @@ export const HASH_NAMES = [
 export type HashName = (typeof HASH_NAMES)[number];
 
 // The first four are the WASM router's distribution ids, in order; redis_cluster (ours) routes by
-// the cluster's slots instead (src/route/slot-map.ts).
+// the cluster's slots instead (src/redis-cluster/slot-map.ts).
 export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name", "redis_cluster"] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 

@@ -8,7 +8,7 @@ import { Rsp } from "../proto/codec.ts";
 import { parseCurrentEpoch, parseShards, parseSlots, type Topology } from "../proto/redis/cluster-topology.ts";
 import { parseResponse } from "../proto/redis/response.ts";
 import { decodeReply, ReplyError, type RespValue } from "../proto/redis/value.ts";
-import { SlotMap } from "../route/slot-map.ts";
+import { SlotMap } from "./slot-map.ts";
 
 export interface NodeAddress {
   readonly host: string;

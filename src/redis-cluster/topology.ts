@@ -7,7 +7,7 @@
 // the configured seeds.
 
 import { LOG_INFO, log } from "../log.ts";
-import { nodeAddress, type SlotMap } from "../route/slot-map.ts";
+import { nodeAddress, type SlotMap } from "./slot-map.ts";
 import { loadFromAny, type LoadOptions, type NodeAddress } from "./topology-loader.ts";
 
 /** Between two loads' starts, at least this long. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { ClusterTopology } from "../../src/redis-cluster/topology.ts";
 import { loadFrom, loadFromAny } from "../../src/redis-cluster/topology-loader.ts";
 import { SLOT_COUNT } from "../../src/route/key-slot.ts";
-import { nodeAddress, type SlotMap } from "../../src/route/slot-map.ts";
+import { nodeAddress, type SlotMap } from "../../src/redis-cluster/slot-map.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startRedisCluster, type NodeLine, type RedisCluster } from "../helpers/redis-cluster.ts";
 

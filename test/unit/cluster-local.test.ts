@@ -9,7 +9,7 @@ import { clusterReply, selfId, type SelfNode } from "../../src/proto/redis/clust
 import { parseCurrentEpoch, parseShards, parseSlots } from "../../src/proto/redis/cluster-topology.ts";
 import { decodeReply, textOf, type RespValue } from "../../src/proto/redis/value.ts";
 import { KeySlots } from "../../src/route/key-slot.ts";
-import { SlotMap } from "../../src/route/slot-map.ts";
+import { SlotMap } from "../../src/redis-cluster/slot-map.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange } from "../helpers/client.ts";
 import { endpointOf } from "../helpers/direct.ts";

@@ -15,7 +15,7 @@ import {
 } from "../../src/proto/redis/cluster-topology.ts";
 import { decodeReply, ReplyError, type RespValue } from "../../src/proto/redis/value.ts";
 import { SLOT_COUNT } from "../../src/route/key-slot.ts";
-import { nodeAddress, SlotMap } from "../../src/route/slot-map.ts";
+import { nodeAddress, SlotMap } from "../../src/redis-cluster/slot-map.ts";
 import { parseClusterNodes, type NodeLine } from "../helpers/redis-cluster.ts";
 
 const STATES = ["created", "resharded", "failed-over"] as const;

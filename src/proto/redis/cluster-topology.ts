@@ -1,7 +1,7 @@
 // A Redis Cluster's topology from its own replies: CLUSTER SHARDS (redis 7), CLUSTER SLOTS (any
 // cluster version) and the current epoch from CLUSTER INFO, decoded (value.ts) into shards (a
 // master, its replicas) and the slot ranges each serves. Pure: a reply in, a Topology out or a
-// TopologyError naming what is wrong; the routing table is built from it by src/route/slot-map.ts.
+// TopologyError naming what is wrong; the routing table is built from it by src/redis-cluster/slot-map.ts.
 
 import { ReplyError, textOf, type RespValue } from "./value.ts";
 

@@ -2,7 +2,7 @@
 // cluster's topology, CLUSTER INFO): off the hot path, where a tree is clearer than offsets.
 // Forwarded replies are never decoded (response.ts frames them in place).
 
-import { COLON, CR, DOLLAR, LF, MINUS, NUMBER_OK, number, PLUS, readNumber, STAR } from "./resp.ts";
+import { COLON, CR, DOLLAR, LF, MINUS, numberValue, PLUS, readNumber, STAR } from "./resp.ts";
 
 /** An error reply (`-...`), as a value. */
 export class ReplyError {
@@ -34,9 +34,9 @@ function decodeAt(buf: Uint8Array, p: number, end: number, depth: number): [Resp
     const text = latin1.decode(buf.subarray(p + 1, q));
     return [type === PLUS ? text : new ReplyError(text), q + 2];
   }
-  if (readNumber(buf, p + 1, end) !== NUMBER_OK) throw new Error("bad number in reply");
-  const n = number.value;
-  const next = number.next;
+  const next = readNumber(buf, p + 1, end);
+  if (next < 0) throw new Error("bad number in reply");
+  const n = numberValue(buf, p + 1);
   if (type === COLON) return [n, next];
   if (type === DOLLAR) {
     if (n < 0) return [null, next];

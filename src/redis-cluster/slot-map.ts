@@ -5,7 +5,7 @@
 
 import type { ClusterNode, Shard, Topology } from "../proto/redis/cluster-topology.ts";
 import { TopologyError } from "../proto/redis/cluster-topology.ts";
-import { SLOT_COUNT } from "./key-slot.ts";
+import { SLOT_COUNT } from "../route/key-slot.ts";
 
 /** owner[] value of a slot no shard serves. */
 const NONE = 0xffff;

@@ -5,6 +5,7 @@
 import { Route, type LocalReply, type Req } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
+import { dispatchBySlot } from "./cluster-dispatch.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
@@ -28,14 +29,19 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     return;
   }
   const route = req.command!.route;
+  const router = pool.router;
+  if (router === null) {
+    dispatchBySlot(pool, pool.cluster!, msg, buf, req, route);
+    return;
+  }
   switch (route) {
     case Route.Key:
-      forward(pool, msg, pool.router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
+      forward(pool, msg, router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
       return;
     case Route.Get:
     case Route.Sum:
     case Route.Set:
-      if (req.nkeys === 1) forward(pool, msg, pool.router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
+      if (req.nkeys === 1) forward(pool, msg, router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
       else split(pool, msg, buf, req, route);
       return;
     case Route.Any: {
@@ -63,7 +69,7 @@ export function rejectFatal(pool: Pool, c: ClientConn, error: string | null): vo
   answerLocally(pool, msg, error === null ? null : pool.codec.replyLine(error));
 }
 
-function local(pool: Pool, msg: Msg, reply: LocalReply): void {
+export function local(pool: Pool, msg: Msg, reply: LocalReply): void {
   if (reply.close) {
     msg.flags |= MSG_CLOSE;
     msg.client.closing = true;
@@ -86,7 +92,7 @@ function anyLiveServer(pool: Pool): Server | null {
 /** Why key i of req has no server (index: what the router said). */
 function unroutable(pool: Pool, index: number, buf: Uint8Array, req: Req, key: number): string {
   if (index < 0 && pool.cfg.distribution === "server_name") {
-    const part = pool.router.routingPart(buf, req.keyStart(key), req.keyEnd(key));
+    const part = pool.router!.routingPart(buf, req.keyStart(key), req.keyEnd(key));
     return `no server named '${new TextDecoder().decode(part)}' in pool '${pool.cfg.name}'`;
   }
   return "Connection refused";
@@ -99,7 +105,7 @@ function forward(pool: Pool, msg: Msg, index: number, buf: Uint8Array, req: Req)
   else forwardTo(msg, server, buf, req);
 }
 
-function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
+export function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
   const conn = server.conn(msg.client.group);
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
@@ -114,7 +120,7 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
   const plan = pool.splitPlan;
   plan.reserve(n);
   const keyServer = plan.keyServer;
-  const router = pool.router;
+  const router = pool.router!;
   const servers = pool.servers;
   let same = true;
   for (let i = 0; i < n; i++) {

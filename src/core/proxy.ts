@@ -98,7 +98,9 @@ export class Proxy {
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
     const plan = next.pools.map((cfg) => {
       const pool = running.get(cfg.name);
-      const kept = pool !== undefined && pool.cfg.redis === cfg.redis;
+      // A pool that changes protocol, or starts or stops being a redis_cluster, is replaced.
+      const clustered = (c: PoolConfig): boolean => c.distribution === "redis_cluster";
+      const kept = pool !== undefined && pool.cfg.redis === cfg.redis && clustered(pool.cfg) === clustered(cfg);
       return { cfg, pool: kept ? pool : this.createPool(cfg), kept };
     });
     const leaving = this.pools.filter((p) => !plan.some((x) => x.pool === p));

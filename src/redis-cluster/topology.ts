@@ -39,12 +39,18 @@ export class ClusterTopology {
   private stopped = false;
 
   constructor(
-    private readonly opts: TopologyOptions,
+    private opts: TopologyOptions,
     /** Called with every new map (the pool re-points its servers). */
     private readonly onMap: (map: SlotMap) => void,
   ) {
     this.periodic = setInterval(() => this.refresh(), opts.periodicMs ?? PERIODIC_MS);
     this.periodic.unref();
+    this.refresh();
+  }
+
+  /** New seeds or password (a reload): used from the next load on, which starts soon. */
+  reconfigure(opts: TopologyOptions): void {
+    this.opts = opts;
     this.refresh();
   }
 

@@ -2,12 +2,14 @@
 // ports (each with its own bus port, `cluster-port`), joined by `redis-cli --cluster create`,
 // ready once every node reports cluster_state:ok, knows every other node and every replica's
 // link to its master is up. Whoever starts one stops it (stop() stops every node, added ones too).
+// untilRouting() waits for a redis_cluster proxy pool in front of one to have its slot map.
 
 import { startRedis, type Backend } from "./backends.ts";
 import { freePort } from "./ports.ts";
 import { runToEnd } from "./process.ts";
+import { exchange, type Endpoint } from "./client.ts";
 import { redisCall } from "./direct.ts";
-import { RespError, type Bytes, type RespValue } from "./resp.ts";
+import { command, respFrame, RespError, type Bytes, type RespValue } from "./resp.ts";
 
 export interface ClusterOptions {
   /** Masters; default 3. */
@@ -184,4 +186,16 @@ export function parseClusterNodes(text: string): NodeLine[] {
         slots: ranges,
       };
     });
+}
+
+/** Resolves once a redis_cluster pool at `endpoint` routes requests (its first slot map is
+ *  loaded: a GET is answered by a node, not with the proxy's "not loaded yet" error). */
+export async function untilRouting(endpoint: Endpoint, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [reply] = await exchange(endpoint, command("GET", "untilRouting"), 1, respFrame);
+    if (!reply!.toString("latin1").startsWith("-")) return;
+    if (Date.now() > deadline) throw new Error(`the proxy does not route after ${timeoutMs} ms: ${reply!.toString("latin1").trim()}`);
+    await sleep(20);
+  }
 }

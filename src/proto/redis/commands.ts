@@ -6,7 +6,8 @@
 // when numkeysAt > 0, the `numkeys` keys that follow the argument numkeysAt.
 //
 // The commands are twemproxy 0.5.0's plus the newer redis 7 ones. Route Local is answered by the
-// proxy (local.ts). Route Key sends the request to
+// proxy (local.ts; CLUSTER, INFO, READONLY and READWRITE only by redis_cluster pools, see
+// src/redis-cluster/routing.ts, others refuse them). Route Key sends the request to
 // the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
 // must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
 // not serve (it replies "-ERR unsupported command"); a name missing here is unknown.
@@ -64,7 +65,7 @@ const TABLE: readonly Row[] = [
   ["bzpopmax",              -3, No,    1, -2, 1],
   ["bzpopmin",              -3, No,    1, -2, 1],
   ["client",                -2, No,    0,  0, 0],
-  ["cluster",               -2, No,    0,  0, 0],
+  ["cluster",               -2, Local, 0,  0, 0],
   ["command",               -1, Any,   0,  0, 0],
   ["config",                -2, No,    0,  0, 0],
   ["copy",                  -3, Key,   1,  2, 1],
@@ -127,7 +128,7 @@ const TABLE: readonly Row[] = [
   ["incr",                   2, Key,   1,  1, 1],
   ["incrby",                 3, Key,   1,  1, 1],
   ["incrbyfloat",            3, Key,   1,  1, 1],
-  ["info",                  -1, No,    0,  0, 0],
+  ["info",                  -1, Local, 0,  0, 0],
   ["keys",                   2, No,    0,  0, 0],
   ["lastsave",               1, No,    0,  0, 0],
   ["latency",               -2, No,    0,  0, 0],
@@ -175,8 +176,8 @@ const TABLE: readonly Row[] = [
   ["punsubscribe",          -1, No,    0,  0, 0],
   ["quit",                  -1, Local, 0,  0, 0],
   ["randomkey",              1, No,    0,  0, 0],
-  ["readonly",               1, No,    0,  0, 0],
-  ["readwrite",              1, No,    0,  0, 0],
+  ["readonly",               1, Local, 0,  0, 0],
+  ["readwrite",              1, Local, 0,  0, 0],
   ["rename",                 3, No,    1,  2, 1],
   ["renamenx",               3, No,    1,  2, 1],
   ["replconf",              -1, No,    0,  0, 0],
@@ -303,6 +304,8 @@ function supported(name: string): SupportedCommand {
 export const PING = supported("ping");
 export const QUIT = supported("quit");
 export const AUTH = supported("auth");
+/** Answered by redis_cluster pools (the proxy as a one-node cluster), refused by the others. */
+export const CLUSTER_ONLY: ReadonlySet<SupportedCommand> = new Set(["cluster", "info", "readonly", "readwrite"].map(supported));
 
 /** PING with a message: redis echoes the message, so any server answers it. */
 export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };

@@ -6,7 +6,7 @@
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, equalBytes } from "../../lib/bytes.ts";
 import type { LocalReply, Req } from "../codec.ts";
-import { AUTH, PING, QUIT } from "./commands.ts";
+import { AUTH, CLUSTER_ONLY, PING, QUIT } from "./commands.ts";
 import { AUTH_INVALID, AUTH_NOT_SET, NO_AUTH, OK, PONG } from "./replies.ts";
 
 /** One per client (Codec.newSession). */
@@ -26,6 +26,17 @@ const AUTH_OK_REPLY = reply(OK);
 const AUTH_INVALID_REPLY = reply(AUTH_INVALID);
 const AUTH_NOT_SET_REPLY = reply(AUTH_NOT_SET);
 const NO_AUTH_REPLY = reply(NO_AUTH);
+
+/** "-ERR unsupported command 'x'", as the parser refuses a command the table does not serve. */
+const unsupportedReplies = new Map<string, LocalReply>();
+function unsupported(name: string): LocalReply {
+  let r = unsupportedReplies.get(name);
+  if (r === undefined) {
+    r = reply(ascii(`-ERR unsupported command '${name}'\r\n`));
+    unsupportedReplies.set(name, r);
+  }
+  return r;
+}
 
 /** The password bytes of each pool config (configs are frozen; a reload makes new ones). */
 const passwords = new WeakMap<PoolConfig, Uint8Array>();
@@ -59,6 +70,8 @@ export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: Po
     session.authed = true;
     return AUTH_OK_REPLY;
   }
+  // A redis_cluster pool answers these before asking here; other pools do not serve them.
+  if (command !== null && CLUSTER_ONLY.has(command)) return unsupported(command.name);
   throw new Error(`redis: no local reply for '${command?.name}'`);
 }
 

@@ -1,0 +1,215 @@
+// A redis_cluster pool in front of a real cluster (3 masters, 3 replicas, started here): command
+// families answered byte for byte as a cluster-aware client talking to the nodes gets them,
+// multi-key commands split by slot, CROSSSLOT, ASK and MOVED never reaching the client, and the
+// proxy's own CLUSTER answers read by ioredis' Cluster and redis-py's RedisCluster.
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Cluster } from "ioredis";
+import { KeySlots } from "../../src/route/key-slot.ts";
+import { exchange, type Endpoint } from "../helpers/client.ts";
+import { poolYaml, serverLine } from "../helpers/config.ts";
+import { endpointOf } from "../helpers/direct.ts";
+import { freePort } from "../helpers/ports.ts";
+import { runToEnd } from "../helpers/process.ts";
+import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { startRedisCluster, untilRouting, type RedisCluster } from "../helpers/redis-cluster.ts";
+import { command, decode, respFrame, type Bytes } from "../helpers/resp.ts";
+
+setDefaultTimeout(120_000);
+
+const slots = new KeySlots();
+const slotOf = (key: Bytes): number => {
+  const b = Buffer.from(key as string, "latin1");
+  return slots.slot(b, 0, b.length);
+};
+
+let cluster: RedisCluster;
+let proxy: RunningProxy;
+let endpoint: Endpoint;
+
+/** A cluster-aware client, direct: each command to the master of its first key's slot, as
+ *  CLUSTER NODES says, following MOVED as such a client does. */
+async function direct(args: Bytes[], keyAt = 1): Promise<Buffer> {
+  let node = await cluster.ownerOf(slotOf(args[keyAt]!));
+  for (let hop = 0; hop < 5; hop++) {
+    const [reply] = await exchange(endpointOf(node), command(...args), 1, respFrame);
+    const moved = /^-MOVED \d+ ([\d.]+):(\d+)/.exec(reply!.toString("latin1"));
+    if (moved === null) return reply!;
+    node = cluster.nodes.find((n) => n.port === Number(moved[2]))!;
+  }
+  throw new Error("too many MOVED");
+}
+
+async function viaProxy(...commands: Bytes[][]): Promise<Buffer[]> {
+  return exchange(endpoint, Buffer.concat(commands.map((c) => command(...c))), commands.length, respFrame);
+}
+
+describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    proxy = await startProxy(
+      TARGET,
+      poolYaml("big", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 5000 }, [
+        serverLine(cluster.seeds[0]!),
+        serverLine(cluster.seeds[1]!),
+      ]),
+    );
+    endpoint = proxy.pools.big!;
+    await untilRouting(endpoint);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await cluster?.stop();
+  });
+
+  /** One script per family; `p:` keys through the proxy, `d:` keys direct. Hash tags keep each
+   *  family's multi-key commands in one slot, as redis needs. */
+  const families: Record<string, (k: (name: string) => string) => Bytes[][]> = {
+    strings: (k) => [
+      ["SET", k("s"), "hello"], ["APPEND", k("s"), " world"], ["GET", k("s")], ["GETRANGE", k("s"), "0", "4"],
+      ["STRLEN", k("s")], ["INCRBY", k("n"), "41"], ["INCR", k("n")], ["INCRBYFLOAT", k("n"), "0.5"],
+      ["SETNX", k("s"), "x"], ["GETSET", k("s"), "new"], ["GETDEL", k("s")], ["GET", k("s")], ["SET", k("e"), "v", "EX", "100"],
+      ["TTL", k("e")], ["PERSIST", k("e")], ["TTL", k("e")], ["SETRANGE", k("e"), "3", "xyz"], ["GET", k("e")],
+    ],
+    hashes: (k) => [
+      ["HSET", k("h"), "a", "1", "b", "2"], ["HGET", k("h"), "a"], ["HINCRBY", k("h"), "a", "10"], ["HMGET", k("h"), "a", "b", "c"],
+      ["HLEN", k("h"), ], ["HDEL", k("h"), "b"], ["HEXISTS", k("h"), "b"], ["HGETALL", k("h")],
+    ],
+    lists: (k) => [
+      ["RPUSH", k("l"), "a", "b", "c"], ["LPUSH", k("l"), "z"], ["LRANGE", k("l"), "0", "-1"], ["LPOP", k("l")], ["LLEN", k("l")],
+      ["LINDEX", k("l"), "1"], ["LSET", k("l"), "0", "A"], ["RPOP", k("l"), "2"],
+    ],
+    sets: (k) => [
+      ["SADD", k("{t}s1"), "a", "b", "c"], ["SADD", k("{t}s2"), "b", "c", "d"], ["SCARD", k("{t}s1")], ["SISMEMBER", k("{t}s1"), "a"],
+      ["SINTERSTORE", k("{t}s3"), k("{t}s1"), k("{t}s2")], ["SMOVE", k("{t}s1"), k("{t}s2"), "a"], ["SCARD", k("{t}s2")], ["SMISMEMBER", k("{t}s3"), "b", "x"],
+    ],
+    zsets: (k) => [
+      ["ZADD", k("z"), "1", "a", "2", "b", "3", "c"], ["ZRANGE", k("z"), "0", "-1", "WITHSCORES"], ["ZINCRBY", k("z"), "5", "a"],
+      ["ZSCORE", k("z"), "a"], ["ZRANK", k("z"), "a"], ["ZREVRANGE", k("z"), "0", "1"], ["ZREM", k("z"), "b"], ["ZCARD", k("z")],
+    ],
+    "bits, hyperloglog, geo, streams": (k) => [
+      ["SETBIT", k("b"), "7", "1"], ["BITCOUNT", k("b")], ["PFADD", k("hll"), "a", "b", "c"], ["PFCOUNT", k("hll")],
+      ["GEOADD", k("g"), "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"], ["GEODIST", k("g"), "Palermo", "Catania", "km"],
+      ["XADD", k("x"), "1-1", "f", "v"], ["XADD", k("x"), "2-1", "f", "w"], ["XLEN", k("x")], ["XRANGE", k("x"), "-", "+"],
+    ],
+    "keys, scripts and errors": (k) => [
+      ["SET", k("{u}a"), "1"], ["EXISTS", k("{u}a")], ["TYPE", k("{u}a")], ["EXPIRE", k("{u}a"), "100"], ["TTL", k("{u}a")],
+      ["EVAL", "return redis.call('INCRBY', KEYS[1], ARGV[1])", "1", k("{u}c"), "5"], ["LPUSH", k("{u}a"), "x"], ["GET", k("{u}c")],
+      ["HGET", k("{u}c"), "f"], ["INCR"], ["GET", k("{u}c"), "extra"],
+    ],
+  };
+
+  for (const [family, script] of Object.entries(families)) {
+    test(`${family}: replies byte for byte as the nodes give them directly`, async () => {
+      const ours = await viaProxy(...script((name) => `p:${family}:${name}`));
+      const theirs: Buffer[] = [];
+      for (const args of script((name) => `d:${family}:${name}`)) {
+        // Commands without a key (a wrong arity) go to any node; EVAL's key is its 4th argument.
+        const keyAt = args[0] === "EVAL" ? 3 : 1;
+        theirs.push(args.length > keyAt ? await direct(args, keyAt) : (await exchange(endpointOf(cluster.nodes[0]!), command(...args), 1, respFrame))[0]!);
+      }
+      const text = (rs: Buffer[]) => rs.map((r) => r.toString("latin1").replaceAll("d:", "p:"));
+      expect(text(ours)).toEqual(text(theirs));
+    });
+  }
+
+  test("RENAME of keys in two slots: redis's own CROSSSLOT, from the proxy", async () => {
+    const [a, b] = ["p:cross:a", "p:cross:b"];
+    expect(slotOf(a)).not.toBe(slotOf(b));
+    const [ours] = await viaProxy(["SUNIONSTORE", a, b]);
+    const theirs = await direct(["SUNIONSTORE", a, b]);
+    expect(ours!.toString()).toBe(theirs.toString());
+    expect(ours!.toString()).toStartWith("-CROSSSLOT ");
+  });
+
+  test("MGET, MSET, DEL, UNLINK, EXISTS, TOUCH over keys of many slots on every master", async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `p:multi:${i}`);
+    expect(new Set(keys.map(slotOf)).size).toBe(40);
+    const [mset, mget, exists, touch, del, unlink, after] = await viaProxy(
+      ["MSET", ...keys.flatMap((k) => [k, `v-${k}`])],
+      ["MGET", ...keys, "p:multi:absent"],
+      ["EXISTS", ...keys, keys[0]!],
+      ["TOUCH", ...keys.slice(0, 10)],
+      ["DEL", ...keys.slice(0, 20), "p:multi:absent"],
+      ["UNLINK", ...keys.slice(10)],
+      ["MGET", ...keys.slice(0, 3)],
+    );
+    expect(decode(mset!)).toBe("OK");
+    expect((decode(mget!) as (Buffer | null)[]).map((v) => (v === null ? null : v.toString()))).toEqual([...keys.map((k) => `v-${k}`), null]);
+    expect(decode(exists!)).toBe(41);
+    expect(decode(touch!)).toBe(10);
+    expect(decode(del!)).toBe(20);
+    expect(decode(unlink!)).toBe(20);
+    expect(decode(after!)).toEqual([null, null, null]);
+    // Each key was written on the node that owns its slot.
+    const keys2 = Array.from({ length: 12 }, (_, i) => `p:placed:${i}`);
+    await viaProxy(["MSET", ...keys2.flatMap((k) => [k, k])]);
+    for (const k of keys2) expect((await direct(["GET", k])).toString()).toBe(`$${k.length}\r\n${k}\r\n`);
+  });
+
+  test("a key mid-migration is served through ASK, a moved slot through MOVED, and the client sees neither", async () => {
+    const key = "p:ask:{m}";
+    const slot = slotOf(key);
+    const source = await cluster.ownerOf(slot);
+    const masters = (await cluster.nodeLines(source)).filter((l) => l.masterId === "-");
+    const destLine = masters.find((l) => l.address !== source.address)!;
+    const dest = cluster.nodes.find((n) => n.address === destLine.address)!;
+    const sourceId = masters.find((l) => l.address === source.address)!.id;
+    await viaProxy(["SET", key, "before"], ["SET", `${key}2`, "stays"]);
+    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceId);
+    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    await cluster.call(source, "MIGRATE", dest.host, String(dest.port), key, "0", "5000");
+    // The key is on the destination, its slot still the source's: the source answers ASK.
+    expect((await direct(["GET", key])).toString()).toStartWith("-ASK ");
+    const [viaAsk, stays] = await viaProxy(["GET", key], ["GET", `${key}2`]);
+    expect(viaAsk!.toString()).toBe("$6\r\nbefore\r\n");
+    expect(stays!.toString()).toBe("$5\r\nstays\r\n");
+    // Finish: the slot belongs to the destination; the proxy's map still says source: MOVED.
+    await cluster.call(source, "MIGRATE", dest.host, String(dest.port), `${key}2`, "0", "5000");
+    const others = cluster.nodes.filter((n) => n !== dest && masters.some((m) => m.address === n.address));
+    for (const node of [dest, ...others]) await cluster.call(node, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    const [moved, set] = await viaProxy(["GET", `${key}2`], ["SET", key, "after"]);
+    expect(moved!.toString()).toBe("$5\r\nstays\r\n");
+    expect(set!.toString()).toBe("+OK\r\n");
+    expect((await exchange(endpointOf(dest), command("GET", key), 1, respFrame))[0]!.toString()).toBe("$5\r\nafter\r\n");
+  });
+
+  test("ioredis' Cluster, pointed at the proxy, sees one node and works across slots", async () => {
+    // RESP2: the proxy does not speak HELLO 3 (ioredis 6 asks for it first).
+    const client = new Cluster([{ host: "127.0.0.1", port: (endpoint as { port: number }).port }], { lazyConnect: true, redisOptions: { protocol: 2 } });
+    try {
+      await client.connect();
+      expect(client.nodes("master").map((n) => n.options.port)).toEqual([(endpoint as { port: number }).port]);
+      const keys = Array.from({ length: 30 }, (_, i) => `p:ioredis:${i}`);
+      const pipe = client.pipeline();
+      for (const k of keys) pipe.set(k, `io-${k}`);
+      await pipe.exec();
+      expect(await client.mget(...keys)).toEqual(keys.map((k) => `io-${k}`));
+      expect(await client.del(...keys.slice(0, 5))).toBe(5);
+      for (const k of keys.slice(5, 10)) expect((await direct(["GET", k])).toString()).toContain(`io-${k}`);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  test("redis-py's RedisCluster, pointed at the proxy, sees one node and works across slots", async () => {
+    const script = [
+      "import sys",
+      "from redis.cluster import RedisCluster",
+      "rc = RedisCluster(host='127.0.0.1', port=int(sys.argv[1]))",
+      "print(len(rc.get_nodes()))",
+      "keys = ['p:py:%d' % i for i in range(30)]",
+      "for k in keys: rc.set(k, 'py-' + k)",
+      "print(all(rc.get(k) == ('py-' + k).encode() for k in keys))",
+      "print(rc.mget_nonatomic(keys) == [('py-' + k).encode() for k in keys])",
+      "print(rc.delete(*keys[:5]))",
+      "print(rc.cluster_keyslot('foo'))",
+    ].join("\n");
+    const port = String((endpoint as { port: number }).port);
+    const result = await runToEnd(["/usr/bin/python3", "-c", script, port], 30_000);
+    expect(result.stderr).toBe("");
+    expect(result.stdout.trim().split("\n")).toEqual(["1", "True", "True", "5", "12182"]);
+    expect((await direct(["GET", "p:py:7"])).toString()).toContain("py-p:py:7");
+  });
+});

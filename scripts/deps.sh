@@ -11,6 +11,8 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v memcached >/dev/null || need+=(memcached)
 command -v memcaslap >/dev/null || need+=(libmemcached-tools)
 [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
+# redis-py's RedisCluster, for the redis_cluster client tests (Debian's python3, not a pyenv one).
+/usr/bin/python3 -c 'import redis.cluster' 2>/dev/null || need+=(python3-redis)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -258,6 +258,14 @@ class ConfigReader {
       const problem = `hash_tag ${quote(settings.hashTag)} cannot apply with distribution redis_cluster, whose hash tag is "{}"`;
       throw this.error(at("hash_tag"), `${pool}: ${problem}`);
     }
+    if (settings.redisDb !== 0) {
+      throw this.error(at("redis_db"), `${pool}: redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`);
+    }
+    if (settings.readFrom !== "master") {
+      // Replica reads (READONLY connections to the slot's replicas) are not served yet.
+      const problem = `read_from ${quote(settings.readFrom)} is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`;
+      throw this.error(at("read_from"), `${pool}: ${problem}`);
+    }
     if (given.has("hash")) {
       const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
       this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);

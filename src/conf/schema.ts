@@ -136,7 +136,8 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("reuseport", "reuseport", bool, false),
   // ours: consecutive memcached get (or gets) requests to a server go as one command line.
   directive("coalesce_gets", "coalesceGets", bool, true),
-  // ours: with distribution redis_cluster, read-only commands may go to the slot's replicas.
+  // ours: where read-only commands go; with distribution redis_cluster only (load.ts), which
+  // serves "master" so far (replica reads are to come).
   directive("read_from", "readFrom", oneOf<ReadFrom>(READ_FROM, "read_from"), "master"),
   directive("servers", "servers", servers, REQUIRED),
 ];

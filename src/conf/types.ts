@@ -68,8 +68,8 @@ export interface PoolConfig {
   /** ours: memcached get (and gets) requests to one server share a command line (proto/memcache/upstream.ts). */
   readonly coalesceGets: boolean;
   readonly reuseport: boolean;
-  /** ours: where read-only commands go (distribution redis_cluster: the replicas the cluster
-   *  reports for the key's slot). */
+  /** ours: where read-only commands go; "master" (the only value distribution redis_cluster
+   *  serves so far). */
   readonly readFrom: ReadFrom;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */

@@ -287,10 +287,20 @@ const CASES: Case[] = [
   // redis_cluster (ours)
   { name: "redis_cluster example", yaml: REDIS_CLUSTER_POOL, error: null, differs: "redis_cluster is ours" },
   {
-    name: "redis_cluster with read_from replica and the cluster's own hash tag",
-    yaml: withClusterSettings("  read_from: replica", '  hash_tag: "{}"'),
+    name: "redis_cluster with read_from master and the cluster's own hash tag",
+    yaml: withClusterSettings("  read_from: master", '  hash_tag: "{}"'),
     error: null,
     differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster with read_from replica (not served yet)",
+    yaml: withClusterSettings("  read_from: replica"),
+    error: `read_from "replica" is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`,
+  },
+  {
+    name: "redis_cluster with a database",
+    yaml: withClusterSettings("  redis_db: 2"),
+    error: `redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`,
   },
   {
     name: "redis_cluster with a hash",

@@ -64,6 +64,7 @@ export class Proxy {
       name: p.cfg.name,
       listening: p.listening,
       servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected })),
+      ...(p.cluster === null ? {} : { cluster: p.cluster.health() }),
     }));
   }
 

@@ -12,6 +12,7 @@ import { clusterReply, INFO_REPLY, OK_REPLY, selfId, type SelfNode } from "../pr
 import type { ClusterNode } from "../proto/redis/cluster-topology.ts";
 import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts";
 import { KeySlots, SLOT_COUNT } from "../route/key-slot.ts";
+import type { ClusterHealth } from "../stats/http.ts";
 import type { SlotMap } from "./slot-map.ts";
 import { ClusterTopology } from "./topology.ts";
 
@@ -65,7 +66,7 @@ export class ClusterRouting {
   readonly asking = encoder.encode("*1\r\n$6\r\nASKING\r\n");
   /** redis's own reply to keys of several slots in one command that cannot be split. */
   readonly crossSlot = encoder.encode("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
-  /** MOVED and ASK replies followed, TRYAGAIN/CLUSTERDOWN retries (for the log and tests). */
+  /** MOVED and ASK replies followed, TRYAGAIN/CLUSTERDOWN retries (/healthz). */
   moved = 0;
   asked = 0;
   retried = 0;
@@ -174,6 +175,21 @@ export class ClusterRouting {
       port,
       epoch: map?.epoch ?? -1,
       uncovered: map === null ? SLOT_COUNT : map.uncovered(),
+    };
+  }
+
+  /** The map and the redirections followed, for /healthz. */
+  health(): ClusterHealth {
+    const map = this.topology.map;
+    return {
+      loaded: map !== null,
+      epoch: map?.epoch ?? -1,
+      uncoveredSlots: map === null ? SLOT_COUNT : map.uncovered(),
+      mapLoads: this.topology.refreshes,
+      mapLoadFailures: this.topology.refreshFailures,
+      moved: this.moved,
+      asked: this.asked,
+      retried: this.retried,
     };
   }
 

@@ -26,6 +26,7 @@ const slotOf = (key: Bytes): number => {
 let cluster: RedisCluster;
 let proxy: RunningProxy;
 let endpoint: Endpoint;
+const metricsPort = freePort();
 
 /** A cluster-aware client, direct: each command to the master of its first key's slot, as
  *  CLUSTER NODES says, following MOVED as such a client does. */
@@ -53,6 +54,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
         serverLine(cluster.seeds[0]!),
         serverLine(cluster.seeds[1]!),
       ]),
+      { args: ["--metrics-port", String(metricsPort)] },
     );
     endpoint = proxy.pools.big!;
     await untilRouting(endpoint);
@@ -173,6 +175,22 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     expect(moved!.toString()).toBe("$5\r\nstays\r\n");
     expect(set!.toString()).toBe("+OK\r\n");
     expect((await exchange(endpointOf(dest), command("GET", key), 1, respFrame))[0]!.toString()).toBe("$5\r\nafter\r\n");
+  });
+
+  test("/healthz shows the slot map (epoch, every slot covered) and the redirections followed", async () => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    expect(res.status).toBe(200);
+    const [pool] = (await res.json()).pools;
+    const epoch = Math.max(...(await cluster.nodeLines(cluster.nodes[0]!)).map((l) => l.configEpoch));
+    expect(pool.cluster).toMatchObject({ loaded: true, uncoveredSlots: 0 });
+    expect(pool.cluster.epoch).toBeGreaterThanOrEqual(epoch - 1);
+    expect(pool.cluster.mapLoads).toBeGreaterThanOrEqual(1);
+    // The migration test above: one ASK, then MOVED.
+    expect(pool.cluster.asked).toBeGreaterThanOrEqual(1);
+    expect(pool.cluster.moved).toBeGreaterThanOrEqual(1);
+    // Every master is a server of the pool, under its address.
+    const masters = (await cluster.nodeLines(cluster.nodes[0]!)).filter((l) => l.masterId === "-").map((l) => l.address);
+    expect(pool.live).toEqual(expect.arrayContaining(masters));
   });
 
   test("ioredis' Cluster, pointed at the proxy, sees one node and works across slots", async () => {

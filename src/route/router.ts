@@ -35,7 +35,6 @@ export class Router implements KeyRouter {
 
   /** Builds the tables for pool.servers (already in internal sorted order). */
   constructor(pool: PoolConfig) {
-    if (pool.distribution === "redis_cluster") throw new Error(`pool ${pool.name}: a redis_cluster pool routes by its slot map, not a ring`);
     const byName = pool.distribution === "server_name";
     const names = pool.servers.map((server) => {
       if (byName && server.name === null) {

@@ -1,17 +1,20 @@
 // A redis_cluster pool in front of a real cluster (3 masters, 3 replicas, started here): command
 // families answered byte for byte as a cluster-aware client talking to the nodes gets them,
 // multi-key commands split by slot, CROSSSLOT, ASK and MOVED never reaching the client, and the
-// proxy's own CLUSTER answers read by ioredis' Cluster and redis-py's RedisCluster.
+// proxy's own CLUSTER answers read by ioredis' Cluster and redis-py's RedisCluster; and a
+// redis_cluster pool across hot reloads.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Cluster } from "ioredis";
 import { KeySlots } from "../../src/route/key-slot.ts";
+import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { ReloadableProxy } from "../helpers/reload.ts";
 import { startRedisCluster, untilRouting, type RedisCluster } from "../helpers/redis-cluster.ts";
 import { command, decode, respFrame, type Bytes } from "../helpers/resp.ts";
 
@@ -229,5 +232,50 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     expect(result.stderr).toBe("");
     expect(result.stdout.trim().split("\n")).toEqual(["1", "True", "True", "5", "12182"]);
     expect((await direct(["GET", "p:py:7"])).toString()).toContain("py-p:py:7");
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("redis_cluster and hot reload", () => {
+  let cluster: RedisCluster;
+  let plain: Backend;
+  let proxy: ReloadableProxy;
+  const listen = `127.0.0.1:${freePort()}`;
+  const clusterPool = (seeds: string[], timeout: number) =>
+    poolYaml("big", { listen, redis: true, distribution: "redis_cluster", timeout }, seeds.map((s) => serverLine(s)));
+
+  beforeAll(async () => {
+    [cluster, plain] = await Promise.all([startRedisCluster({ replicas: 0 }), startRedis()]);
+    proxy = await ReloadableProxy.start(clusterPool([cluster.seeds[0]!], 5000));
+    await untilRouting(proxy.endpoint("big"));
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    await Promise.all([cluster?.stop(), plain?.stop()]);
+  });
+
+  const call = async (...args: Bytes[]): Promise<string> =>
+    (await exchange(proxy.endpoint("big"), command(...args), 1, respFrame))[0]!.toString("latin1");
+
+  test("new seeds and timeout: the nodes, their connections and the map stay", async () => {
+    expect(await call("SET", "reload:a", "1")).toBe("+OK\r\n");
+    const before = (await proxy.healthz()).body.pools[0]!;
+    const logged = await proxy.signalReload(clusterPool([cluster.seeds[1]!, cluster.seeds[2]!], 3000));
+    expect(logged[0]).toStartWith("reloaded");
+    expect(await call("GET", "reload:a")).toBe("$1\r\n1\r\n");
+    const after = (await proxy.healthz()).body.pools[0]!;
+    expect(after.live).toEqual(expect.arrayContaining(before.live));
+    expect((after as unknown as { cluster: { loaded: boolean } }).cluster.loaded).toBe(true);
+  });
+
+  test("a pool that stops or starts being redis_cluster is replaced", async () => {
+    let logged = await proxy.signalReload(poolYaml("big", { listen, redis: true }, [serverLine(plain.address)]));
+    expect(logged[0]).toStartWith("reloaded");
+    expect(await call("GET", "reload:a")).toBe("$-1\r\n"); // the plain redis has no such key
+    expect(await call("CLUSTER", "INFO")).toBe("-ERR unsupported command 'cluster'\r\n");
+    logged = await proxy.signalReload(clusterPool([cluster.seeds[0]!], 5000));
+    expect(logged[0]).toStartWith("reloaded");
+    await untilRouting(proxy.endpoint("big"));
+    expect(await call("GET", "reload:a")).toBe("$1\r\n1\r\n");
   });
 });

@@ -72,7 +72,9 @@ export class Listener {
   }
 }
 
-function accept(pool: Pool, s: Socket<ClientConn>): void {
+/** A client connected to pool on socket s: refused (an error reply, then closed) when over the
+ *  limits, else served by a new ClientConn (s.data). */
+export function accept(pool: Pool, s: Socket<ClientConn>): void {
   const limit = pool.cfg.clientConnections;
   const full = limit > 0 && pool.clients.size >= limit;
   if (full || fdBudget.clients >= fdBudget.maxClients) {

@@ -12,6 +12,7 @@ import { fdBudget } from "./fdlimit.ts";
 import { checkTimeouts } from "./health.ts";
 import { Pool } from "./pool.ts";
 import { abandon, apply, prepare, type PreparedReload } from "./reload.ts";
+import { plainSockets, type SocketFactory } from "./sockets.ts";
 
 export function codecFor(cfg: PoolConfig): Codec {
   return cfg.redis ? redisCodec : memcacheCodec;
@@ -42,6 +43,8 @@ export class Proxy {
   constructor(
     public config: Config,
     private readonly listenOpts: ListenOptions = { reusePort: false, listenUnix: true },
+    /** Where every pool's listeners and server connections come from. */
+    private readonly sockets: SocketFactory = plainSockets,
   ) {
     this.stats = new ProxyStats([]);
     this.pools = config.pools.map((p) => this.createPool(p));
@@ -50,7 +53,7 @@ export class Proxy {
 
   private createPool(cfg: PoolConfig): Pool {
     const stats = new PoolStats(cfg.name, cfg.servers.map((s) => new ServerStats(s.statsName)));
-    return new Pool(cfg, codecFor(cfg), stats, this.stats);
+    return new Pool(cfg, codecFor(cfg), stats, this.stats, this.sockets);
   }
 
   private startPool(pool: Pool): void {

@@ -47,7 +47,8 @@ export interface CommandSpec {
   /** Lowercase command name. */
   readonly name: string;
   readonly route: Route;
-  /** Retrievals of one non-zero kind may share a command line upstream (Codec.join). */
+  /** Retrievals of one non-zero kind may share a command line upstream (memcached joined
+   *  lines, proto/memcache/upstream.ts). */
   readonly join?: number;
 }
 
@@ -142,9 +143,9 @@ export class Rsp {
   /** Input, kept by reset(): 0 to parse a reply from its start, or an earlier `next`. */
   resume = 0;
   /** Input, kept by reset(): the next request on the connection joined this one's command line
-   *  (Codec.join), so the reply ends before the terminator, which belongs to the last request of
-   *  the line, or before the first item that is not for the next of its keys with a hit (keys are
-   *  answered in order). Its keys are keyBuf[keys[3i], keys[3i + 1]) for each i with
+   *  (memcached joined lines, set by Upstream.parseReply), so the reply ends before the
+   *  terminator, which belongs to the last request of the line, or before the first item that
+   *  is not for the next of its keys with a hit (keys are answered in order). Its keys are keyBuf[keys[3i], keys[3i + 1]) for each i with
    *  keys[3i + 2] === keyGroup (Split.keys), or, with keys null, keyBuf[keyStart, keyEnd),
    *  separated by spaces. */
   joined = false;

@@ -261,7 +261,7 @@ describe.skipIf(TARGET !== "buncracker")("stats, side by side with nutcracker", 
 
   // Known gap: nutcracker counts a server connection when it tries to connect (conn_get), so the
   // refused connect to the dead server adds one to total_connections; buncracker counts server
-  // connections once they are established (src/core/server.ts onOpen). Flip to `test` once fixed.
+  // connections once they are established (src/core/server-conn.ts onOpen). Flip to `test` once fixed.
   test("connection totals: total_connections counts refused connects as nutcracker does", () => {
     expect(buncracker.doc.total_connections).toBe(nutcracker.doc.total_connections!);
   });

@@ -209,6 +209,12 @@ const CASES: Case[] = [
   { name: "server weight 0", yaml: withServers("127.0.0.1:6379:0"), error: "the weight must be greater than 0" },
   { name: "server weight negative", yaml: withServers("127.0.0.1:6379:-1"), error: `weight "-1" is not a number` },
   { name: "server weight junk", yaml: withServers("127.0.0.1:6379:x"), error: `weight "x" is not a number` },
+  {
+    name: "server weights over 32 bits",
+    yaml: withServers("127.0.0.1:6379:2000000000", "127.0.0.1:6380:2000000000", "127.0.0.1:6381:2000000000"),
+    error: "weights add up to 6000000000, over 4294967295",
+    differs: "0.5.0 adds them in a uint32_t",
+  },
   { name: "server port 0", yaml: withServers("127.0.0.1:0:1"), error: `port "0" is not a valid port` },
   { name: "server port 65536", yaml: withServers("127.0.0.1:65536:1"), error: `port "65536" is not a valid port` },
   { name: "server with two names", yaml: withServers("127.0.0.1:6379:1 a b"), error: "has more than one name" },

@@ -50,8 +50,8 @@ function joinedRsp(member: Member): Rsp {
   return rsp;
 }
 
-/** Parse the reply of each member in turn from one buffer, as ServerConn.parse does: the last
- *  member is not `joined` and takes END. Returns each part and whether it was open. */
+/** Parse the reply of each member in turn from one buffer, as a server connection does
+ *  (Upstream.parseReply): the last member is not `joined` and takes END. Returns each part and whether it was open. */
 function divide(reply: string, members: Member[]): { part: string; open: boolean; isError: boolean }[] {
   const buf = bytes(reply);
   let pos = 0;

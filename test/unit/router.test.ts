@@ -289,10 +289,6 @@ describe("server_name", () => {
     servers.forEach((server, i) => expect(route(router, utf8(server.name))).toBe(i));
     expect(route(router, utf8("shard-1000-ü"))).toBe(-1);
   });
-
-  test("an unnamed server is an error", () => {
-    expect(() => new Router(testPool("server_name", NAMES, { named: false }))).toThrow(/has no name/);
-  });
 });
 
 describe("random", () => {
@@ -347,9 +343,5 @@ describe("large keys and buffers", () => {
 describe("bad input", () => {
   test("setLive with the wrong number of flags", () => {
     expect(() => new Router(testPool("ketama", WEIGHTED)).setLive(new Uint8Array(2))).toThrow(/2 flags for 7 servers/);
-  });
-
-  test("a hash_tag that is not two bytes", () => {
-    expect(() => new Router(testPool("ketama", WEIGHTED, { hashTag: "«»" }))).toThrow(/two bytes/);
   });
 });

@@ -126,9 +126,15 @@ export function valueKey(buf: Uint8Array, start: number, end: number): number {
 
 /** The <bytes> of a `VALUE <key> <flags> <bytes> [<cas>]` line, or -1 if the line is malformed. */
 export function valueLength(buf: Uint8Array, start: number, end: number): number {
-  let i = start + VALUE_PREFIX;
+  const key = valueKey(buf, start, end);
+  return key === end ? -1 : lengthAfterKey(buf, tokenEnd(buf, key, end), end);
+}
+
+/** The <bytes> of a VALUE line read from the end of its key, buf[i, end) being
+ *  ` <flags> <bytes> [<cas>]`, or -1 if that is malformed. */
+export function lengthAfterKey(buf: Uint8Array, i: number, end: number): number {
   let length = -1;
-  let n = 0;
+  let n = 1; // the key
   while (i < end) {
     while (i < end && buf[i] === SP) i++;
     if (i === end) break;
@@ -138,7 +144,7 @@ export function valueLength(buf: Uint8Array, start: number, end: number): number
     if (n === 3) length = parseLength(buf, s, i);
     else if (n === 2 || n === 4) {
       if (!isUint64(buf, s, i)) return -1;
-    } else if (n > 4) return -1;
+    } else return -1;
   }
   return n >= 3 ? length : -1;
 }

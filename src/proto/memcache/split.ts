@@ -3,7 +3,7 @@
 
 import type { Req, Split } from "../codec.ts";
 import { equalBytes, type ByteWriter } from "../../lib/bytes.ts";
-import { classifyLine, Line, valueKey, valueLength } from "./response.ts";
+import { classifyLine, lengthAfterKey, Line, valueKey, valueLength } from "./response.ts";
 import { findLF, lineContentEnd, SP, startsWith, tokenEnd } from "./scan.ts";
 
 /** `<cmd> [<exptime>] <key>...` with the request's command (and gat's exptime) and the keys
@@ -66,7 +66,7 @@ function valueFor(frag: Uint8Array, at: number, end: number, bytes: Uint8Array, 
   const afterKey = tokenEnd(frag, key, end);
   if (!equalBytes(frag, key, afterKey, bytes, keyStart, keyEnd)) return -1;
   const lf = findLF(frag, afterKey, end);
-  return lf + 1 + valueLength(frag, at, lineContentEnd(frag, at, lf)) + 2;
+  return lf + 1 + lengthAfterKey(frag, afterKey, lineContentEnd(frag, at, lf)) + 2;
 }
 
 /** Start of the error line that ends the fragment frag[.., end) (after any items left at

@@ -8,18 +8,22 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v memcached >/dev/null || need+=(memcached)
 command -v memcaslap >/dev/null || need+=(libmemcached-tools)
 [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
-# redis-py's RedisCluster, for the redis_cluster client tests (Debian's python3, not a pyenv one).
+# redis-py, one of the client libraries the tests connect through the proxy (its RedisCluster
+# too, for the redis_cluster client tests; Debian's python3, not a pyenv one), and `script`,
+# which gives redis-cli a terminal for its interactive prompt.
 /usr/bin/python3 -c 'import redis.cluster' 2>/dev/null || need+=(python3-redis)
+command -v script >/dev/null || need+=(bsdutils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   # Debian starts packaged daemons on install; the project runs its own on free ports.
-  for svc in redis-server memcached nutcracker; do
+  for svc in redis-server redis-sentinel memcached nutcracker; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

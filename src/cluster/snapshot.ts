@@ -17,6 +17,8 @@ interface ServerSnapshot {
   readonly counters: number[];
   readonly latency: HistogramSnapshot;
   readonly ejected: boolean;
+  /** Where the server is, for a pool that follows sentinels (ServerStats.address). */
+  readonly address: string | null;
 }
 
 interface PoolSnapshot {
@@ -70,6 +72,7 @@ export function takeSnapshot(
         counters: Array.from(s.stats.counters),
         latency: histogram(s.stats.latency),
         ejected: s.ejected,
+        address: s.stats.address,
       })),
     })),
   };
@@ -81,10 +84,13 @@ function addHistogram(into: Histogram, from: HistogramSnapshot): void {
   into.sumMicros += from.sumMicros;
 }
 
-function addCounters(into: Float64Array, from: number[], timestampSlot: number): void {
+/** Server slots that are the highest of the workers', not a sum: a timestamp
+ *  (server_ejected_at), and failovers, which every worker follows on its own. */
+const HIGHEST = [S.server_ejected_at, S.failovers];
+
+function addCounters(into: Float64Array, from: number[], highest: readonly number[]): void {
   for (let i = 0; i < from.length; i++) {
-    // A timestamp (server_ejected_at) is the latest of the workers', not a sum.
-    into[i] = i === timestampSlot ? Math.max(into[i]!, from[i]!) : into[i]! + from[i]!;
+    into[i] = highest.includes(i) ? Math.max(into[i]!, from[i]!) : into[i]! + from[i]!;
   }
 }
 
@@ -95,13 +101,14 @@ function addPool(
   p: PoolSnapshot,
   serverFor: (name: string) => ServerStats | undefined,
 ): void {
-  addCounters(pool.counters, p.counters, -1);
+  addCounters(pool.counters, p.counters, []);
   addHistogram(pool.latency, p.latency);
   for (const s of p.servers) {
     const server = serverFor(s.name);
     if (server === undefined) continue;
-    addCounters(server.counters, s.counters, S.server_ejected_at);
+    addCounters(server.counters, s.counters, HIGHEST);
     addHistogram(server.latency, s.latency);
+    server.address ??= s.address ?? null;
   }
 }
 
@@ -194,21 +201,24 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
 /** /healthz over all workers: a pool listens when any worker listens on it; a server is
  *  ejected when any worker ejected it. */
 export function sumHealth(snapshots: Iterable<StatsSnapshot>): PoolHealth[] {
-  const pools = new Map<string, { listening: boolean; servers: Map<string, boolean> }>();
+  const pools = new Map<string, { listening: boolean; servers: Map<string, boolean>; addresses: Map<string, string> }>();
   for (const snap of snapshots) {
     for (const p of snap.pools) {
       let pool = pools.get(p.name);
       if (pool === undefined) {
-        pool = { listening: false, servers: new Map() };
+        pool = { listening: false, servers: new Map(), addresses: new Map() };
         pools.set(p.name, pool);
       }
       pool.listening ||= p.listening;
-      for (const s of p.servers) pool.servers.set(s.name, (pool.servers.get(s.name) ?? false) || s.ejected);
+      for (const s of p.servers) {
+        pool.servers.set(s.name, (pool.servers.get(s.name) ?? false) || s.ejected);
+        if (s.address !== null && s.address !== undefined && !pool.addresses.has(s.name)) pool.addresses.set(s.name, s.address);
+      }
     }
   }
   return [...pools].map(([name, p]) => ({
     name,
     listening: p.listening,
-    servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected })),
+    servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected, address: p.addresses.get(server) ?? null })),
   }));
 }

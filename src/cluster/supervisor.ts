@@ -140,7 +140,7 @@ export function runSupervisor(
   const starting: PoolHealth[] = config.pools.map((p) => ({
     name: p.name,
     listening: false,
-    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false })),
+    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false, address: null })),
   }));
   setInterval(refresh, REPORT_INTERVAL_MS).unref();
   servers.push(

@@ -22,6 +22,14 @@ export function parseListen(text: string): Address {
   return { spec: text, host: parseHost(text.slice(0, colon)), port, unix: false, perm: null };
 }
 
+/** A TCP `host:port` (or `[ipv6]:port`) another process listens on, e.g. a sentinel. */
+export function parseHostPort(text: string): Address {
+  const colon = text.lastIndexOf(":");
+  if (colon < 0 || text.startsWith("/")) throw new ValueError(`${quote(text)} is not "host:port" or "[ipv6]:port"`);
+  const port = parsePort(text.slice(colon + 1));
+  return { spec: text, host: parseHost(text.slice(0, colon)), port, unix: false, perm: null };
+}
+
 function parseUnixListen(text: string): Address {
   const space = text.lastIndexOf(" ");
   const path = space < 0 ? text : text.slice(0, space);

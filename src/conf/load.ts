@@ -209,6 +209,7 @@ class ConfigReader {
     const serverLines = given.get("servers")!.lines;
     const entries = settings.servers.map((server, i) => ({ server, line: serverLines[i]! }));
     this.checkRedisCluster(pool, settings, distribution, given, entries);
+    this.checkSentinels(pool, settings, given, entries);
     if (distribution === SERVER_NAME) {
       const unnamed = entries.find((e) => e.server.name === null);
       if (unnamed) {
@@ -236,7 +237,7 @@ class ConfigReader {
   }
 
   /** distribution redis_cluster: a redis pool whose servers are TCP seed nodes; the cluster
-   *  fixes hash and hash tag. read_from only there. */
+   *  fixes hash and hash tag, and has no sentinels. Replica reads are not served there yet. */
   private checkRedisCluster(
     pool: string,
     settings: PoolSettings,
@@ -244,15 +245,14 @@ class ConfigReader {
     given: ReadonlyMap<string, { at: number; lines: readonly number[] }>,
     entries: readonly { server: PoolSettings["servers"][number]; line: number }[],
   ): void {
+    if (distribution !== REDIS_CLUSTER) return;
     const at = (key: string) => given.get(key)?.at ?? 0;
-    if (distribution !== REDIS_CLUSTER) {
-      if (given.has("read_from")) {
-        throw this.error(at("read_from"), `${pool}: directive "read_from" needs distribution redis_cluster (replicas are learned from the cluster)`);
-      }
-      return;
-    }
     if (!settings.redis) {
       throw this.error(at("distribution"), `${pool}: distribution redis_cluster is only valid for a redis pool (add "redis: true")`);
+    }
+    if (settings.sentinels.length > 0) {
+      const problem = `directive "sentinels" cannot apply with distribution redis_cluster (the cluster fails over by itself)`;
+      throw this.error(at("sentinels"), `${pool}: ${problem}`);
     }
     if (settings.hashTag !== null && settings.hashTag !== "{}") {
       const problem = `hash_tag ${quote(settings.hashTag)} cannot apply with distribution redis_cluster, whose hash tag is "{}"`;
@@ -273,6 +273,37 @@ class ConfigReader {
     for (const { server, line } of entries) {
       if (server.addr.unix) {
         const problem = `is a unix socket; cluster nodes announce each other by host and port`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} ${problem}`);
+      }
+    }
+  }
+
+  /** Sentinel keys: a redis pool of named TCP servers (a name is the sentinel master name);
+   *  sentinel_auth, and read_from other than master, only with sentinels (a redis_cluster
+   *  pool, checked before, reads from its masters). */
+  private checkSentinels(
+    pool: string,
+    settings: PoolSettings,
+    given: ReadonlyMap<string, { at: number; lines: readonly number[] }>,
+    entries: readonly { server: PoolSettings["servers"][number]; line: number }[],
+  ): void {
+    const at = (key: string) => given.get(key)?.at ?? 0;
+    if (settings.sentinels.length === 0) {
+      const needs = `needs "sentinels:" (the replicas are learned from them)`;
+      if (given.has("sentinel_auth")) throw this.error(at("sentinel_auth"), `${pool}: directive "sentinel_auth" ${needs}`);
+      if (settings.readFrom !== "master") throw this.error(at("read_from"), `${pool}: directive "read_from" other than master ${needs}`);
+      return;
+    }
+    if (!settings.redis) {
+      throw this.error(at("sentinels"), `${pool}: directive "sentinels" is only valid for a redis pool (add "redis: true")`);
+    }
+    for (const { server, line } of entries) {
+      if (server.name === null) {
+        const needs = `with sentinels every server needs "host:port:weight name", its sentinel master name`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} has no name; ${needs}`);
+      }
+      if (server.addr.unix) {
+        const problem = `is a unix socket; sentinels announce masters by host and port`;
         throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} ${problem}`);
       }
     }

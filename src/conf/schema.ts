@@ -2,7 +2,7 @@
 // parsing, defaults, the unknown-key error and the required-key errors from this table alone.
 // Defaults and checks are twemproxy 0.5.0's (nc_conf.h, nc_conf.c) unless marked "ours".
 
-import { parseListen } from "./address.ts";
+import { parseHostPort, parseListen } from "./address.ts";
 import { parseServer } from "./server.ts";
 import { DISTRIBUTIONS, HASH_NAMES, READ_FROM, type Distribution, type HashName, type PoolConfig, type ReadFrom } from "./types.ts";
 import { parseDecimal, quote, ValueError } from "./value.ts";
@@ -13,9 +13,10 @@ export const SERVER_NAME = "server_name";
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** A pool as the table fills it, before cross-key rules, sorting and freezing. */
-export type PoolSettings = Omit<Mutable<PoolConfig>, "name" | "hash" | "servers"> & {
+export type PoolSettings = Omit<Mutable<PoolConfig>, "name" | "hash" | "servers" | "sentinels"> & {
   hash: HashName | typeof SERVER_NAME;
   servers: PoolConfig["servers"][number][];
+  sentinels: PoolConfig["sentinels"][number][];
 };
 
 /** How the YAML value of a key is read: one scalar, or a block sequence of scalars. */
@@ -102,17 +103,38 @@ const hashTag = scalar((value): string | null => {
   return value;
 });
 
-const servers: ValueType<PoolSettings["servers"]> = {
+
+/** A list whose items are parsed one by one; a bad item is reported with its position. */
+function listOf<T>(parseItem: (text: string) => T): ValueType<T[]> {
+  return {
+    shape: "list",
+    parse: (items) =>
+      items.map((item, i) => {
+        try {
+          return parseItem(item);
+        } catch (error) {
+          throw error instanceof ValueError ? new ItemError(i, error.message) : error;
+        }
+      }),
+  };
+}
+
+const sentinels: ValueType<PoolSettings["sentinels"]> = {
   shape: "list",
-  parse: (items) =>
-    items.map((item, i) => {
-      try {
-        return parseServer(item);
-      } catch (error) {
-        throw error instanceof ValueError ? new ItemError(i, error.message) : error;
-      }
-    }),
+  parse(items) {
+    const addresses = listOf(parseHostPort).parse(items);
+    addresses.forEach((a, i) => {
+      const first = addresses.findIndex((b) => b.host.toLowerCase() === a.host.toLowerCase() && b.port === a.port);
+      if (first < i) throw new ItemError(i, `sentinel ${quote(a.spec)} is listed twice`);
+    });
+    return addresses;
+  },
 };
+
+const servers: ValueType<PoolSettings["servers"]> = listOf(parseServer);
+
+/** Not given: no sentinels (one shared empty list, so a reload sees no change). */
+const NO_SENTINELS: PoolSettings["sentinels"] = [];
 
 export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("listen", "listen", scalar(parseListen), REQUIRED),
@@ -136,8 +158,11 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("reuseport", "reuseport", bool, false),
   // ours: consecutive memcached get (or gets) requests to a server go as one command line.
   directive("coalesce_gets", "coalesceGets", bool, true),
-  // ours: where read-only commands go; with distribution redis_cluster only (load.ts), which
-  // serves "master" so far (replica reads are to come).
+  // ours: follow Redis Sentinel failovers (issue 20); each server's name is its master name.
+  directive("sentinels", "sentinels", sentinels, NO_SENTINELS),
+  directive("sentinel_auth", "sentinelAuth", text, null),
+  // ours: where read-only commands go; other than master only with sentinels (load.ts);
+  // distribution redis_cluster serves "master" so far (replica reads are to come).
   directive("read_from", "readFrom", oneOf<ReadFrom>(READ_FROM, "read_from"), "master"),
   directive("servers", "servers", servers, REQUIRED),
 ];

@@ -13,8 +13,8 @@ export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name", "redi
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 
 export const READ_FROM = ["master", "replica", "prefer-replica"] as const;
-/** Where read-only commands go: the master, a replica (an error when none is up), or a replica
- *  when one is up, else the master. */
+/** Where read-only commands go (ours, with sentinels): the master, a replica (an error when none
+ *  is up), or a replica when one is up, else the master. */
 export type ReadFrom = (typeof READ_FROM)[number];
 
 /** Where a pool listens or a server lives: TCP host:port or a unix socket path. */
@@ -68,8 +68,13 @@ export interface PoolConfig {
   /** ours: memcached get (and gets) requests to one server share a command line (proto/memcache/upstream.ts). */
   readonly coalesceGets: boolean;
   readonly reuseport: boolean;
-  /** ours: where read-only commands go; "master" (the only value distribution redis_cluster
-   *  serves so far). */
+  /** ours: Redis Sentinels to follow failovers with (a server's name is its sentinel master
+   *  name); empty when the pool has none. TCP addresses only. */
+  readonly sentinels: readonly Address[];
+  /** ours: the password the sentinels require (their requirepass), or null. */
+  readonly sentinelAuth: string | null;
+  /** ours: where read-only commands go; "master" unless sentinels report replicas (distribution
+   *  redis_cluster serves "master" only so far). */
   readonly readFrom: ReadFrom;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */

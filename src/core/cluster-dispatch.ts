@@ -11,7 +11,7 @@ import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Resend } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { answerLocally, fail } from "./deliver.ts";
-import { forwardTo, local } from "./dispatch.ts";
+import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
@@ -44,7 +44,7 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
         msg.sentEnd = req.end;
         const node = cluster.master(slot);
         if (node === null) fail(pool, msg, cluster.unserved(slot));
-        else forwardTo(msg, pool.serverAt(node.host, node.port), buf, req);
+        else forwardTo(pool, msg, pool.serverAt(node.host, node.port), buf, req);
       } else if (route === Route.Key) {
         answerLocally(pool, msg, cluster.crossSlot);
       } else {
@@ -55,15 +55,13 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
     case Route.Any: {
       const node = cluster.anyMaster();
       if (node === null) fail(pool, msg, cluster.unserved(0));
-      else forwardTo(msg, pool.serverAt(node.host, node.port), buf, req);
+      else forwardTo(pool, msg, pool.serverAt(node.host, node.port), buf, req);
       return;
     }
-    case Route.Local: {
-      const c = msg.client;
-      const own = cluster.local(buf, req, c.socket.localAddress, c.socket.localPort);
-      if (own !== null) answerLocally(pool, msg, own);
-      else local(pool, msg, pool.codec.local(buf, req, c.session, pool.cfg));
-      c.group = pool.codec.group(c.session);
+    case Route.All: {
+      const masters = cluster.masters();
+      if (masters.length === 0) fail(pool, msg, cluster.unserved(0));
+      else toAll(pool, msg, buf, req, masters.map((node) => pool.serverAt(node.host, node.port)));
       return;
     }
   }

@@ -37,7 +37,7 @@ export function fail(pool: Pool, msg: Msg, reason: string): void {
   pool.stats.counters[P.forward_error]!++;
   const parent = msg.parent;
   if (parent !== null) {
-    if (parent.split!.failed(reason)) finishSplit(pool, parent, performance.now());
+    if (parent.split!.failed(reason, msg.fragIndex)) finishSplit(pool, parent, performance.now());
     return;
   }
   msg.setReply((msg.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(reason));
@@ -60,8 +60,8 @@ function finishSplit(pool: Pool, parent: Msg, now: number): void {
   parent.split = null;
   const c = parent.client;
   if (split.error !== null) {
-    parent.setReply(pool.errorReply(split.error));
-  } else if (c.closed) {
+    parent.setReply((parent.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(split.error));
+  } else if (c.closed || (parent.flags & MSG_SILENT) !== 0) {
     parent.setReply(null);
   } else if (c.first === parent) {
     const own = pool.codec.merge(split, c.out, c.session) ?? NOTHING;

@@ -1,6 +1,9 @@
 // The dispatcher: a parsed request becomes a reply slot and then a local reply, a message
 // forwarded whole to the server of its key, or a split request whose fragments go to several
-// servers (planned by split.ts, written by each connection's Upstream).
+// servers (planned by split.ts, written by each connection's Upstream). In a pool that follows
+// sentinels, a request may wait for a failover first (failover.ts), and read-only commands may
+// go to a replica of their server (read_from). A redis_cluster pool routes by slot instead
+// (cluster-dispatch.ts) and answers CLUSTER itself.
 
 import { Route, type LocalReply, type Req } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
@@ -17,17 +20,35 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const msg = new Msg(c, now);
   c.enqueue(msg, req.end - req.start);
   const codec = pool.codec;
+  const silent = codec.silent(c.session);
   if (req.error !== null) {
     pool.stats.counters[P.request_errors]!++;
     // A rejected noreply request stays silent, as memcached keeps it.
-    answerLocally(pool, msg, req.noreply ? null : codec.replyLine(req.error));
+    answerLocally(pool, msg, req.noreply || silent ? null : codec.replyLine(req.error));
     return;
   }
   const refused = codec.admit(req, c.session);
   if (refused !== null) {
-    local(pool, msg, refused);
+    local(pool, msg, silent ? { reply: null, close: refused.close } : refused);
     return;
   }
+  if (silent) msg.flags |= MSG_SILENT;
+  if (req.command!.route === Route.Local) {
+    // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
+    const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.socket.localAddress, c.socket.localPort);
+    if (own !== null) answerLocally(pool, msg, own);
+    else local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
+    // The session may have changed, and with it the connections its requests go to.
+    c.group = codec.group(c.session);
+    return;
+  }
+  routeRequest(pool, msg, buf, req);
+}
+
+/** Send a request (its slot is msg) to its server(s), unless it has to wait for a failover. */
+export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
+  const failover = pool.failover;
+  if (failover !== null && failover.active && failover.parks(msg, buf, req)) return;
   const route = req.command!.route;
   const router = pool.router;
   if (router === null) {
@@ -47,13 +68,11 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     case Route.Any: {
       const server = anyLiveServer(pool);
       if (server === null) fail(pool, msg, "Connection refused");
-      else forwardTo(msg, server, buf, req);
+      else forwardTo(pool, msg, server, buf, req);
       return;
     }
-    case Route.Local:
-      local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
-      // The session may have changed, and with it the connections its requests go to.
-      c.group = codec.group(c.session);
+    case Route.All:
+      toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected));
       return;
   }
 }
@@ -69,7 +88,7 @@ export function rejectFatal(pool: Pool, c: ClientConn, error: string | null): vo
   answerLocally(pool, msg, error === null ? null : pool.codec.replyLine(error));
 }
 
-export function local(pool: Pool, msg: Msg, reply: LocalReply): void {
+function local(pool: Pool, msg: Msg, reply: LocalReply): void {
   if (reply.close) {
     msg.flags |= MSG_CLOSE;
     msg.client.closing = true;
@@ -102,16 +121,51 @@ function unroutable(pool: Pool, index: number, buf: Uint8Array, req: Req, key: n
 function forward(pool: Pool, msg: Msg, index: number, buf: Uint8Array, req: Req): void {
   const server = liveServer(pool, index);
   if (server === null) fail(pool, msg, unroutable(pool, index, buf, req, 0));
-  else forwardTo(msg, server, buf, req);
+  else forwardTo(pool, msg, server, buf, req);
 }
 
-export function forwardTo(msg: Msg, server: Server, buf: Uint8Array, req: Req): void {
+/** Where a request for `master` goes: a replica for a read-only command with read_from, else
+ *  the master; null when read_from: replica finds no replica in service. */
+function destination(pool: Pool, master: Server, req: Req): Server | null {
+  return pool.cfg.readFrom !== "master" && req.command!.readOnly === true ? master.readTarget() : master;
+}
+
+export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array, req: Req): void {
+  const server = destination(pool, master, req);
+  if (server === null) {
+    fail(pool, msg, `no replica of ${master.cfg.name} is in service`);
+    return;
+  }
   const conn = server.conn(msg.client.group);
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
   msg.server = server;
   conn.upstream.forward(buf, req, msg, conn);
   conn.push(msg);
+}
+
+/** Send the whole request to each of `live` (every server in service); the replies are merged
+ *  (Route.All). */
+export function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, live: readonly Server[]): void {
+  if (live.length === 0) {
+    fail(pool, msg, "Connection refused");
+    return;
+  }
+  // The Split's "keys" are the arguments after the command name (redis INFO: its sections).
+  const n = req.nargs - 1;
+  const args = new Int32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    args[3 * i] = req.argStart[i + 1]!;
+    args[3 * i + 1] = req.argEnd[i + 1]!;
+    args[3 * i + 2] = -1;
+  }
+  msg.split = new SplitState(Route.All, buf, n, args, live.length);
+  for (let f = 0; f < live.length; f++) {
+    const child = new Msg(msg.client, msg.t0);
+    child.parent = msg;
+    child.fragIndex = f;
+    forwardTo(pool, child, live[f]!, buf, req);
+  }
 }
 
 /** Route every key; forward whole when they share a server, else one fragment per server. */
@@ -133,7 +187,7 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
     if (index !== keyServer[0]) same = false;
   }
   if (same) {
-    forwardTo(msg, servers[keyServer[0]!]!, buf, req);
+    forwardTo(pool, msg, servers[keyServer[0]!]!, buf, req);
     return;
   }
   // Key i: its bytes' start and end, and its fragment (Split.keys).
@@ -148,10 +202,15 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
   pool.stats.counters[P.fragments]! += nfrags;
   const group = msg.client.group;
   for (let f = 0; f < nfrags; f++) {
-    const server = servers[plan.fragServer[f]!]!;
+    const master = servers[plan.fragServer[f]!]!;
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
+    const server = destination(pool, master, req);
+    if (server === null) {
+      fail(pool, child, `no replica of ${master.cfg.name} is in service`);
+      continue;
+    }
     child.server = server;
     const conn = server.conn(group);
     const from = plan.fragStart[f]!;

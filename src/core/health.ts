@@ -1,6 +1,7 @@
 // Server health: failures counted toward auto_eject_hosts, ejection from the ring and the
-// return after server_retry_timeout, and request timeouts (a connection whose oldest request
-// waited longer than the pool's timeout is closed, failing what it carries).
+// return after server_retry_timeout (a replica: from reads), and request timeouts (a connection
+// whose oldest request waited longer than the pool's timeout is closed, failing what it carries;
+// a request waiting for a failover gets an error).
 
 import { LOG_INFO, log } from "../log.ts";
 import { P, S } from "../stats/table.ts";
@@ -16,6 +17,10 @@ export function serverFailed(pool: Pool, server: Server): void {
     return;
   }
   const cfg = pool.cfg;
+  if (server.replicaOf !== null) {
+    replicaFailed(pool, server);
+    return;
+  }
   if (!cfg.autoEjectHosts || server.ejected) return;
   if (++server.failures < cfg.serverFailureLimit) return;
   server.failures = 0;
@@ -25,6 +30,22 @@ export function serverFailed(pool: Pool, server: Server): void {
   log.warn(`server ${server.cfg.pname} of pool '${cfg.name}' ejected for ${cfg.serverRetryTimeout} ms`);
   applyLiveness(pool);
   setTimeout(() => retry(pool, server), cfg.serverRetryTimeout).unref();
+}
+
+/** A replica that fails server_failure_limit times in a row gets no reads for
+ *  server_retry_timeout, auto_eject_hosts or not (where keys live does not change). */
+function replicaFailed(pool: Pool, replica: Server): void {
+  const cfg = pool.cfg;
+  if (replica.ejected || ++replica.failures < Math.max(1, cfg.serverFailureLimit)) return;
+  replica.failures = 0;
+  replica.ejected = true;
+  log.warn(`replica ${replica.cfg.pname} of pool '${cfg.name}' gets no reads for ${cfg.serverRetryTimeout} ms`);
+  setTimeout(() => (replica.ejected = false), cfg.serverRetryTimeout).unref();
+}
+
+/** A master answered -READONLY: a failover demoted it before its news came. */
+export function serverDemoted(pool: Pool, server: Server): void {
+  if (server.replicaOf === null) pool.failover?.demoted(server);
 }
 
 /** A reply that is not a failure: the count of consecutive failures starts over. */
@@ -53,12 +74,18 @@ export function checkTimeouts(pool: Pool, now: number): void {
   const timeout = pool.cfg.timeout;
   if (timeout === null) return;
   for (const server of pool.servers) {
-    for (const group of server.groups) {
-      if (group === undefined) continue;
-      for (const conn of group.conns) if (conn !== null) expire(conn, now, timeout);
-    }
+    expireServer(server, now, timeout);
+    for (const replica of server.replicas) expireServer(replica, now, timeout);
   }
   for (const conn of pool.retiringConns) expire(conn, now, timeout);
+  pool.failover?.checkTimeouts(now, timeout);
+}
+
+function expireServer(server: Server, now: number, timeout: number): void {
+  for (const group of server.groups) {
+    if (group === undefined) continue;
+    for (const conn of group.conns) if (conn !== null) expire(conn, now, timeout);
+  }
 }
 
 function expire(conn: ServerConn, now: number, timeout: number): void {

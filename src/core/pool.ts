@@ -1,6 +1,7 @@
 // A server pool as it runs: its config, codec, servers, router, clients and listener, and its
 // life (listen, preconnect, close, retire). What happens to requests is in dispatch.ts and
-// deliver.ts, server health in health.ts, a hot reload in reload.ts.
+// deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
+// failover.ts.
 
 import type { PoolConfig, ServerConfig } from "../conf/types.ts";
 import { ByteWriter } from "../lib/bytes.ts";
@@ -11,6 +12,7 @@ import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
 import type { ClientConn } from "./client.ts";
+import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
@@ -38,6 +40,8 @@ export class Pool {
   mergeOut = new ByteWriter(4096);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
+  /** Following the pool's sentinels (pool key `sentinels`), else null. */
+  failover: PoolFailover | null = null;
 
   constructor(
     cfg: PoolConfig,
@@ -77,6 +81,7 @@ export class Pool {
     // A cluster's fragments are planned by slot (redis refuses keys of two slots in one command).
     const groups = this.cluster !== null ? SLOT_COUNT : servers.length;
     if (this.splitPlan.fragServer.length !== groups) this.splitPlan = new SplitPlan(groups);
+    this.follow();
   }
 
   /** redis_cluster: the server of the node at host:port, added the first time it is named. */
@@ -96,6 +101,20 @@ export class Pool {
     this.stats.servers.push(server.stats);
     log.notice(`pool '${this.cfg.name}': cluster node ${address} added`);
     return server;
+  }
+
+  /** (Re)start following the sentinels of the config, if it has any: anew after a reload
+   *  (sentinels or servers may have changed); servers that stay keep their address meanwhile. */
+  private follow(): void {
+    this.failover?.stop();
+    this.failover = null;
+    for (const s of this.servers) {
+      for (const r of s.replicas) r.retire();
+      s.replicas = [];
+    }
+    if (this.cfg.sentinels.length === 0) return;
+    this.failover = new PoolFailover(this);
+    this.failover.start();
   }
 
   // ---- listening ----
@@ -150,8 +169,13 @@ export class Pool {
   close(): void {
     this.cluster?.stop();
     this.stopListening();
+    this.failover?.stop();
+    this.failover = null;
     for (const c of this.clients) c.socket.end();
-    for (const s of this.servers) s.closeAll("Connection closed by proxy");
+    for (const s of this.servers) {
+      s.closeAll("Connection closed by proxy");
+      for (const r of s.replicas) r.closeAll("Connection closed by proxy");
+    }
     // Nothing checks their timeouts once the pool is gone.
     for (const c of [...this.retiringConns]) c.close("Connection closed by proxy");
   }

@@ -66,7 +66,7 @@ export class Proxy {
     return this.pools.map((p) => ({
       name: p.cfg.name,
       listening: p.listening,
-      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected })),
+      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.stats.address })),
       ...(p.cluster === null ? {} : { cluster: p.cluster.health() }),
     }));
   }

@@ -6,7 +6,7 @@
 // prepares every pool before it applies any (Proxy.reload), so a reload applies whole or not
 // at all.
 
-import type { PoolConfig, ServerConfig } from "../conf/types.ts";
+import type { Address, PoolConfig, ServerConfig } from "../conf/types.ts";
 import { equalBytes } from "../lib/bytes.ts";
 import type { Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
@@ -33,6 +33,9 @@ function preambleChanged(codec: Codec, old: PoolConfig, cfg: PoolConfig, group: 
   if (a === null || b === null) return a !== b;
   return a.replies !== b.replies || !equalBytes(a.bytes, 0, a.bytes.length, b.bytes, 0, b.bytes.length);
 }
+
+const sameAddresses = (a: readonly Address[], b: readonly Address[]): boolean =>
+  a.length === b.length && a.every((x, i) => x.spec === b[i]!.spec);
 
 /** A server stays the same server across a reload when its name and address do. */
 function serverIdentity(s: ServerConfig): string {
@@ -89,7 +92,8 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   applyLiveness(pool);
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
     // Named as in the config file: redisAuth -> redis_auth.
-    if (key !== "servers" && key !== "listen" && old[key] !== cfg[key]) {
+    const same = key === "sentinels" ? sameAddresses(old.sentinels, cfg.sentinels) : old[key] === cfg[key];
+    if (key !== "servers" && key !== "listen" && !same) {
       changes.push(key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
     }
   }

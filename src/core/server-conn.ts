@@ -13,7 +13,7 @@ import { redirected } from "./cluster-dispatch.ts";
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import { serverFailed, serverAnswered } from "./health.ts";
+import { serverAnswered, serverDemoted, serverFailed } from "./health.ts";
 import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
 import { ReplyStream } from "./reply-stream.ts";
 import type { ConnGroup, Server } from "./server.ts";
@@ -197,6 +197,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.dequeue(head, end - rsp.start + streamed);
     if (rsp.failure) serverFailed(pool, server);
     else serverAnswered(server);
+    if (rsp.demoted) serverDemoted(pool, server);
     if (rsp.open) head.flags |= MSG_OPEN;
     // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
     if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;

@@ -3,7 +3,8 @@
 // server_connections connections opened the same way (the same Codec.preamble): group 0 serves
 // every client today; a protocol can put clients in other groups (Codec.group: RESP3 clients on
 // connections opened with HELLO 3), and a group can be made for one client alone (pub/sub,
-// blocking commands) and closed with it.
+// blocking commands) and closed with it. In a pool that follows sentinels, a master also has
+// its replicas (servers of their own, for read_from) and may hold its writes during a failover.
 
 import type { Address, ServerConfig } from "../conf/types.ts";
 import type { ServerStats } from "../stats/store.ts";
@@ -76,14 +77,34 @@ export class Server {
   /** Consecutive failures (auto_eject_hosts). */
   failures = 0;
   ejected = false;
+  /** A failover of this master is under way (sentinels): its writes wait (failover.ts). */
+  holdWrites = false;
+  /** Its replicas that reads may go to (read_from), and the next one to use. */
+  replicas: Server[] = [];
+  private nextReplica = 0;
 
   constructor(
     readonly pool: Pool,
     public index: number,
     public cfg: ServerConfig,
     readonly stats: ServerStats,
+    /** For a replica: the master whose reads it serves; null for a master. */
+    readonly replicaOf: Server | null = null,
   ) {
     this.addr = cfg.addr;
+  }
+
+  /** Where a read-only request for this server goes with read_from: round robin over the
+   *  replicas in service; with none, the master for prefer-replica, else null. */
+  readTarget(): Server | null {
+    const replicas = this.replicas;
+    for (let n = 0; n < replicas.length; n++) {
+      const i = this.nextReplica;
+      this.nextReplica = i + 1 >= replicas.length ? 0 : i + 1;
+      const r = replicas[i]!;
+      if (!r.ejected) return r;
+    }
+    return this.pool.cfg.readFrom === "prefer-replica" ? this : null;
   }
 
   /** A connection of group `group` for the next request. */

@@ -3,7 +3,10 @@
 // (SplitState, handed to Codec.merge). The dispatcher routes the keys and writes the fragments;
 // nothing here touches sockets or the router.
 
-import type { Route, Split } from "../proto/codec.ts";
+import { Route, type Split } from "../proto/codec.ts";
+
+/** The reply of a fragment that got none (Route.All). */
+const NO_REPLY = new Uint8Array(0);
 
 /** What a parent remembers to merge its fragments' replies (see Codec.merge). */
 export class SplitState implements Split {
@@ -11,6 +14,8 @@ export class SplitState implements Split {
   pending: number;
   /** First proxy-made error of any fragment: the whole request gets it. */
   error: string | null = null;
+  /** Fragments that got a proxy-made error (Route.All). */
+  private failures = 0;
   readonly fragBuf: Uint8Array[];
   readonly fragPos: Int32Array;
 
@@ -34,9 +39,16 @@ export class SplitState implements Split {
     return --this.pending === 0;
   }
 
-  /** Fragment f got a proxy-made error; true when it was the last one missing. */
-  failed(reason: string): boolean {
-    this.error ??= reason;
+  /** Fragment f got a proxy-made error; true when it was the last one missing. A request sent
+   *  to every server (Route.All) is merged from the replies there are (fragment f's is empty),
+   *  and fails only when every server failed. */
+  failed(reason: string, f: number): boolean {
+    if (this.route !== Route.All) this.error ??= reason;
+    else if (++this.failures === this.nfrags) this.error = reason;
+    else {
+      this.fragBuf[f] = NO_REPLY;
+      this.fragPos[2 * f] = this.fragPos[2 * f + 1] = 0;
+    }
     return --this.pending === 0;
   }
 }

@@ -38,8 +38,13 @@ export const Route = {
   Set: 3,
   /** No key: forward to any live server (memcached `version`). */
   Any: 4,
-  /** Answered by the proxy: Codec.local decides the reply (PING, QUIT, AUTH). */
+  /** Answered by the proxy: Codec.local decides the reply (PING, QUIT, AUTH, the redis
+   *  handshake commands, memcached verbosity). */
   Local: 5,
+  /** Sent whole to every live server (over the client's connection group); the replies are
+   *  merged (Codec.merge; redis INFO). Its Split's "keys" are the request's arguments after the
+   *  command name, in no fragment (-1). */
+  All: 6,
 } as const;
 export type Route = (typeof Route)[keyof typeof Route];
 
@@ -50,6 +55,8 @@ export interface CommandSpec {
   /** Retrievals of one non-zero kind may share a command line upstream (memcached joined
    *  lines, proto/memcache/upstream.ts). */
   readonly join?: number;
+  /** The command changes nothing on the server, so a replica may answer it (redis read_from). */
+  readonly readOnly?: boolean;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
@@ -80,6 +87,9 @@ export class Req {
   /** memcached: the request carried `noreply` (its Upstream forwards it without, and the core
    *  drops the reply, so the server's reply stream stays in step). */
   noreply = false;
+  /** redis: an inline command (a text line, not a RESP array); its arguments may have been
+   *  unescaped in place, so it goes upstream as Codec.buildForward writes it. */
+  inline = false;
   /** With NEED_MORE: bytes from `start` needed before the parse can progress. */
   need = 0;
   /** A well-framed request the proxy rejects: the full reply line without CRLF, in the
@@ -94,6 +104,7 @@ export class Req {
     this.nargs = 0;
     this.nkeys = 0;
     this.noreply = false;
+    this.inline = false;
     this.need = 0;
     this.error = null;
   }
@@ -132,6 +143,9 @@ export class Rsp {
   isError = false;
   /** The reply says the server is failing (redis -OOM, -BUSY, -LOADING): counts toward ejection. */
   failure = false;
+  /** The reply says the server is a replica refusing writes (redis -READONLY): a master that a
+   *  failover demoted. */
+  demoted = false;
   /** With FATAL: what was wrong with the server's bytes (for the log). */
   error: string | null = null;
   /** With NEED_MORE: the first `opaque` bytes from `start` are final whatever follows (complete
@@ -169,6 +183,7 @@ export class Rsp {
     this.need = 0;
     this.isError = false;
     this.failure = false;
+    this.demoted = false;
     this.error = null;
     this.opaque = 0;
     this.next = 0;
@@ -195,9 +210,9 @@ export interface Split {
   readonly fragPos: Int32Array;
 }
 
-/** Per-client protocol state (redis: authenticated or not; later the protocol version, the
- *  client name, the selected database), made, read and changed only by its codec: the core
- *  stores one per client and hands it back, never looking inside. */
+/** Per-client protocol state (redis: authenticated or not, the protocol version, the client
+ *  name, CLIENT REPLY), made, read and changed only by its codec: the core stores one per client
+ *  and hands it back, never looking inside. */
 export type Session = object;
 
 /** A reply the proxy makes itself (Codec.local, Codec.admit). Codecs keep their constant ones
@@ -295,6 +310,11 @@ export interface Codec<S extends Session = Session> {
   /** The pool's config changed (hot reload): what a connected client's session keeps. */
   reconfigure(session: S, pool: PoolConfig): void;
 
+  /** Called once for each request as it is dispatched, before admit: true when no reply may
+   *  reach the client (redis CLIENT REPLY OFF, or SKIP for the request after it). A local reply
+   *  decides for itself (redis answers CLIENT REPLY ON even so). */
+  silent(session: S): boolean;
+
   /** Checked before every well-formed request is routed: null to let it through, else the
    *  reply it gets instead (redis: NOAUTH before AUTH). */
   admit(req: Req, session: S): LocalReply | null;
@@ -303,8 +323,8 @@ export interface Codec<S extends Session = Session> {
    *  which it may change (AUTH). */
   local(buf: Uint8Array, req: Req, session: S, pool: PoolConfig): LocalReply;
 
-  /** The connection group a client's requests go to (0 for all today; a RESP3 client's would
-   *  go to connections opened with HELLO 3). Read again after every local reply. */
+  /** The connection group a client's requests go to (redis: 0 for RESP2, 1 for RESP3 clients,
+   *  on connections opened with HELLO 3). Read again after every local reply. */
   group(session: S): number;
 
   /** What a new server connection of `group` sends first; null when nothing. */

@@ -2,13 +2,14 @@
 // a slot (the current slot map, kept current by ClusterTopology), what to do with a node's reply
 // that redirects its request (MOVED: the map re-pointed at once and reloaded, then sent to the
 // new owner; ASK: sent to the named node after ASKING; TRYAGAIN, CLUSTERDOWN: sent again after
-// a pause, within the request's time), and the replies the pool makes itself for cluster-aware
-// clients (CLUSTER ..., INFO, READONLY, READWRITE). The core maps the nodes named here to its
+// a pause, within the request's time), and the CLUSTER replies the pool makes itself for
+// cluster-aware clients (its INFO is every master's, merged, with cluster_enabled:1; READONLY and
+// READWRITE are the handshake's, as in every redis pool). The core maps the nodes named here to its
 // servers by "host:port".
 
 import type { PoolConfig } from "../conf/types.ts";
 import type { Req } from "../proto/codec.ts";
-import { clusterReply, INFO_REPLY, OK_REPLY, selfId, type SelfNode } from "../proto/redis/cluster-local.ts";
+import { clusterReply, selfId, type SelfNode } from "../proto/redis/cluster-local.ts";
 import type { ClusterNode } from "../proto/redis/cluster-topology.ts";
 import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts";
 import { KeySlots, SLOT_COUNT } from "../route/key-slot.ts";
@@ -108,6 +109,11 @@ export class ClusterRouting {
     return this.topology.map?.master(slot) ?? null;
   }
 
+  /** Every master of the map (Route.All: INFO); none before the first map. */
+  masters(): ClusterNode[] {
+    return this.topology.map?.shards.map((s) => s.master!) ?? [];
+  }
+
   /** Any master (commands without a key). */
   anyMaster(): ClusterNode | null {
     return this.topology.map?.shards[0]?.master ?? null;
@@ -150,21 +156,11 @@ export class ClusterRouting {
     this.topology.refresh();
   }
 
-  /** The pool's own reply to CLUSTER, INFO, READONLY or READWRITE (null for other commands),
-   *  for a client that reached the proxy at host:port. */
+  /** The pool's own reply to CLUSTER (null for other commands), for a client that reached the
+   *  proxy at host:port. */
   local(buf: Uint8Array, req: Req, host: string, port: number): Uint8Array | null {
-    switch (req.command?.name) {
-      case "cluster":
-        return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e));
-      case "info":
-        return INFO_REPLY;
-      case "readonly":
-      case "readwrite":
-        // Where reads go is the pool's read_from, whatever a client asks.
-        return OK_REPLY;
-      default:
-        return null;
-    }
+    if (req.command?.name !== "cluster") return null;
+    return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e));
   }
 
   private self(host: string, port: number): SelfNode {

@@ -9,6 +9,8 @@ export interface ServerHealth {
   /** The server's stats name. */
   readonly name: string;
   readonly ejected: boolean;
+  /** Where it is now, for a pool that follows sentinels; else null. */
+  readonly address: string | null;
 }
 
 /** A redis_cluster pool's slot map. */
@@ -78,6 +80,10 @@ function healthz(source: HealthSource, config: ConfigInfo): Response {
     live: p.servers.filter((s) => !s.ejected).map((s) => s.name),
     ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
     ...(p.cluster === undefined ? {} : { cluster: p.cluster }),
+    // Pools that follow sentinels: where each server is now.
+    ...(p.servers.some((s) => s.address !== null)
+      ? { addresses: Object.fromEntries(p.servers.map((s) => [s.name, s.address])) }
+      : {}),
   }));
   // A cluster pool without a map, or with slots no master serves, cannot serve every key.
   const ok = pools.every((p) => p.listening && (p.cluster === undefined || (p.cluster.loaded && p.cluster.uncoveredSlots === 0)));

@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 import { TWEMPROXY_VERSION } from "../lib/version.ts";
 import type { PoolStats, ProxyStats, ServerStats } from "./store.ts";
-import { POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
+import { POOL_STATS, S, SERVER_STATS, type StatSpec } from "./table.ts";
 
 export const STATS_SERVICE = "nutcracker";
 export const STATS_VERSION = TWEMPROXY_VERSION;
@@ -84,6 +84,11 @@ export function renderStatsJson(
     for (const server of pool.servers) {
       w.begin(server.name);
       w.slots(SERVER_STATS, server);
+      if (server.address !== null) {
+        // ours, for pools that follow sentinels only: where the server is, how often it moved.
+        w.string("server_address", server.address);
+        w.number("failovers", server.aggregated[S.failovers]!);
+      }
       w.end();
     }
     w.end();

@@ -95,6 +95,16 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
     );
   });
 
+  x.family("buncracker_server_address_info", "gauge",
+    "Where a server of a pool that follows sentinels is now (always 1; the address is a label).");
+  pools.forEach((pool, p) =>
+    pool.servers.forEach((server, s) => {
+      if (server.address !== null) {
+        x.sample("buncracker_server_address_info", `${serverLabels[p]![s]!},address="${labelValue(server.address)}"`, 1);
+      }
+    }),
+  );
+
   x.family(POOL_LATENCY, "histogram",
     "Client-visible request latency: request parsed to reply ready (fragments merged).");
   pools.forEach((pool, p) => x.histogram(POOL_LATENCY, poolLabels[p]!, pool.latency));

@@ -11,6 +11,8 @@ export class ServerStats {
   readonly aggregated = new Float64Array(SERVER_STATS.length);
   /** Round trip of each request (or fragment) sent to this server: forwarded -> reply parsed. */
   readonly latency = new Histogram();
+  /** Where the server is now, for a pool that follows sentinels (which move it); else null. */
+  address: string | null = null;
   constructor(readonly name: string) {}
 
   /** One completed request to this server took `micros` µs. */

@@ -1,4 +1,4 @@
-// Fuzzing the redis request and response parsers: random and mutated valid messages from a
+// Fuzzing the redis request and response parsers (RESP2 and RESP3 replies): random and mutated valid messages from a
 // fixed-seed generator, fed the way the proxy feeds them (parse from pos, advance, repeat).
 // Each call must return NEED_MORE with a `need` beyond the bytes available (else the caller
 // would spin), FATAL with an error line, or a position in (pos, end]; never throw or hang.
@@ -12,6 +12,7 @@ import { FATAL, NEED_MORE, Req, Rsp } from "../../src/proto/codec.ts";
 import { COMMANDS } from "../../src/proto/redis/commands.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { respFrame } from "../helpers/resp.ts";
+import { encodeResp3, randomResp3 } from "../helpers/resp3-values.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
 
 /** mulberry32: small, fast, good enough for fuzzing, and reproducible from its seed. */
@@ -307,6 +308,21 @@ export function fuzzResponses(cases: number, seed: number): FuzzStats {
   return stats;
 }
 
+/** RESP3 reply streams: every type, attributes, pushes, streamed strings and aggregates. */
+export function fuzzResponses3(cases: number, seed: number): FuzzStats {
+  const rng = new Rng(seed);
+  const rsp = new Rsp();
+  const stats = newStats();
+  const parse: Parse = (buf, pos, end) => redisCodec.parseResponse(buf, pos, end, rsp);
+  const last = { need: () => rsp.need, error: () => (rsp.error === null ? null : `-ERR Protocol error: ${rsp.error}`), start: () => rsp.start };
+  const message = (r: Rng, w: ByteWriter) => w.bytes(Buffer.from(encodeResp3(randomResp3(r), r.chance(0.3) ? r : null), "latin1"));
+  for (let i = 0; i < cases; i++) {
+    drive("response", fuzzInput(rng, message), parse, last, stats, rng, i % 4 === 0);
+    stats.cases++;
+  }
+  return stats;
+}
+
 if (import.meta.main) {
   const flag = (name: string, fallback: number): number => {
     const at = process.argv.indexOf(name);
@@ -317,5 +333,6 @@ if (import.meta.main) {
   const t0 = performance.now();
   console.log("requests ", fuzzRequests(cases, seed));
   console.log("responses", fuzzResponses(cases, seed));
+  console.log("RESP3    ", fuzzResponses3(cases, seed));
   console.log(`${cases} cases per parser, seed ${seed}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }

@@ -48,6 +48,14 @@ async function viaProxy(...commands: Bytes[][]): Promise<Buffer[]> {
   return exchange(endpoint, Buffer.concat(commands.map((c) => command(...c))), commands.length, respFrame);
 }
 
+/** As viaProxy, from a RESP3 client (HELLO 3 first: its requests go on the proxy's RESP3
+ *  connections to the nodes). */
+async function viaProxy3(...commands: Bytes[][]): Promise<Buffer[]> {
+  const [hello, ...replies] = await viaProxy(["HELLO", "3"], ...commands);
+  expect(hello![0]).toBe(0x25); // a map: the session is RESP3
+  return replies;
+}
+
 describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
   beforeAll(async () => {
     cluster = await startRedisCluster();
@@ -170,6 +178,11 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     const [viaAsk, stays] = await viaProxy(["GET", key], ["GET", `${key}2`]);
     expect(viaAsk!.toString()).toBe("$6\r\nbefore\r\n");
     expect(stays!.toString()).toBe("$5\r\nstays\r\n");
+    // The same from a RESP3 client: ASKING and the resend go on its own connections.
+    const [viaAsk3, stays3, hash3] = await viaProxy3(["GET", key], ["GET", `${key}2`], ["HGETALL", key]);
+    expect(viaAsk3!.toString()).toBe("$6\r\nbefore\r\n");
+    expect(stays3!.toString()).toBe("$5\r\nstays\r\n");
+    expect(hash3!.toString()).toStartWith("-WRONGTYPE");
     // Finish: the slot belongs to the destination; the proxy's map still says source: MOVED.
     await cluster.call(source, "MIGRATE", dest.host, String(dest.port), `${key}2`, "0", "5000");
     const others = cluster.nodes.filter((n) => n !== dest && masters.some((m) => m.address === n.address));
@@ -177,7 +190,26 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     const [moved, set] = await viaProxy(["GET", `${key}2`], ["SET", key, "after"]);
     expect(moved!.toString()).toBe("$5\r\nstays\r\n");
     expect(set!.toString()).toBe("+OK\r\n");
+    const [moved3, map3] = await viaProxy3(["GET", `${key}2`], ["HGETALL", `${key}:h`]);
+    expect(moved3!.toString()).toBe("$5\r\nstays\r\n");
+    expect(map3!.toString()).toBe("%0\r\n"); // a RESP3 reply, from a RESP3 connection
     expect((await exchange(endpointOf(dest), command("GET", key), 1, respFrame))[0]!.toString()).toBe("$5\r\nafter\r\n");
+  });
+
+  test("INFO: every master's, merged, with cluster_enabled:1", async () => {
+    const [info] = await viaProxy(["INFO"]);
+    const text = info!.toString("latin1");
+    expect(text).toContain("\r\n# Cluster\r\ncluster_enabled:1\r\n");
+    expect(text).toContain("redis_mode:cluster\r\n");
+    // The keyspace is the masters' together (replicas hold copies, not more keys).
+    const lines = await cluster.nodeLines(cluster.nodes[0]!);
+    let keys = 0;
+    for (const line of lines.filter((l) => l.masterId === "-")) {
+      const node = cluster.nodes.find((n) => n.address === line.address)!;
+      const [size] = await exchange(endpointOf(node), command("DBSIZE"), 1, respFrame);
+      keys += Number(size!.toString().slice(1));
+    }
+    expect(/db0:keys=(\d+),/.exec(text)?.[1]).toBe(String(keys));
   });
 
   test("/healthz shows the slot map (epoch, every slot covered) and the redirections followed", async () => {
@@ -197,8 +229,8 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
   });
 
   test("ioredis' Cluster, pointed at the proxy, sees one node and works across slots", async () => {
-    // RESP2: the proxy does not speak HELLO 3 (ioredis 6 asks for it first).
-    const client = new Cluster([{ host: "127.0.0.1", port: (endpoint as { port: number }).port }], { lazyConnect: true, redisOptions: { protocol: 2 } });
+    // Default options: ioredis 6 opens its connections with HELLO 3 (RESP3).
+    const client = new Cluster([{ host: "127.0.0.1", port: (endpoint as { port: number }).port }], { lazyConnect: true });
     try {
       await client.connect();
       expect(client.nodes("master").map((n) => n.options.port)).toEqual([(endpoint as { port: number }).port]);

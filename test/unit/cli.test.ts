@@ -253,7 +253,7 @@ describe("texts", () => {
     const lines: string[] = [];
     testConf(BAD, (l) => lines.push(l));
     expect(lines).toEqual([
-      `buncracker: ${BAD}:3: pool "p": directive "foo" is unknown (known: listen, hash, hash_tag, distribution, timeout, backlog, client_connections, redis, redis_auth, redis_db, preconnect, auto_eject_hosts, server_connections, server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, coalesce_gets, read_from, servers)`,
+      `buncracker: ${BAD}:3: pool "p": directive "foo" is unknown (known: listen, hash, hash_tag, distribution, timeout, backlog, client_connections, redis, redis_auth, redis_db, preconnect, auto_eject_hosts, server_connections, server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, coalesce_gets, sentinels, sentinel_auth, read_from, servers)`,
       `nutcracker: configuration file '${BAD}' syntax is invalid`,
     ]);
   });

@@ -330,11 +330,42 @@ const CASES: Case[] = [
     error: `test.yml:6: pool "p": server "/tmp/r.sock:1" is a unix socket`,
   },
   {
-    name: "read_from without redis_cluster",
-    yaml: withSettings("  redis: true", "  read_from: replica"),
-    error: `directive "read_from" needs distribution redis_cluster`,
+    name: "redis_cluster with sentinels",
+    yaml: withClusterSettings("  sentinels:", "   - 127.0.0.1:26379"),
+    error: `directive "sentinels" cannot apply with distribution redis_cluster`,
   },
   { name: "read_from unknown", yaml: withClusterSettings("  read_from: slave"), error: `"slave" is not a valid read_from; use one of master, replica, prefer-replica` },
+  // sentinels (ours: twemproxy 0.5.0 knows none of these keys)
+  ...[
+    { name: "sentinels", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1:26379", '   - "[::1]:26380"', "   - localhost:26381"], error: null },
+    { name: "sentinels with auth and read_from", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1:26379", "  sentinel_auth: pw", "  read_from: prefer-replica"], error: null },
+    { name: "read_from replica", settings: ["  redis: true", "  read_from: replica", "  sentinels:", "   - 127.0.0.1:26379"], error: null },
+    { name: "sentinels without redis", settings: ["  sentinels:", "   - 127.0.0.1:26379"], error: `directive "sentinels" is only valid for a redis pool` },
+    { name: "sentinels scalar", settings: ["  redis: true", "  sentinels: 127.0.0.1:26379"], error: `key "sentinels": expected a list` },
+    { name: "sentinel without port", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1"], error: `"127.0.0.1" is not "host:port"` },
+    { name: "sentinel bad port", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1:0"], error: `port "0" is not a valid port` },
+    { name: "sentinel unix socket", settings: ["  redis: true", "  sentinels:", "   - /tmp/s.sock:1"], error: `is not "host:port"` },
+    { name: "sentinel twice", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1:26379", "   - 127.0.0.1:26379"], error: `sentinel "127.0.0.1:26379" is listed twice` },
+    { name: "read_from unknown", settings: ["  redis: true", "  read_from: slave", "  sentinels:", "   - 127.0.0.1:26379"], error: `"slave" is not a valid read_from; use one of master, replica, prefer-replica` },
+    { name: "read_from without sentinels", settings: ["  redis: true", "  read_from: replica"], error: `directive "read_from" other than master needs "sentinels:"` },
+    { name: "read_from master without sentinels", settings: ["  redis: true", "  read_from: master"], error: null },
+    { name: "sentinel_auth without sentinels", settings: ["  redis: true", "  sentinel_auth: pw"], error: `directive "sentinel_auth" needs "sentinels:"` },
+  ].map((c) => ({
+    name: c.name,
+    yaml: yaml("p:", LISTEN, ...c.settings, "  servers:", "   - 127.0.0.1:6379:1 shard1", "   - 127.0.0.1:6380:1 shard2"),
+    error: c.error,
+    ...(c.error === null ? { differs: "sentinels are ours" } : {}),
+  })),
+  {
+    name: "sentinels with an unnamed server",
+    yaml: yaml("p:", LISTEN, "  redis: true", "  sentinels:", "   - 127.0.0.1:26379", "  servers:", "   - 127.0.0.1:6379:1 shard1", "   - 127.0.0.1:6380:1"),
+    error: `pool "p": server "127.0.0.1:6380:1" has no name; with sentinels every server needs "host:port:weight name"`,
+  },
+  {
+    name: "sentinels with a unix socket server",
+    yaml: yaml("p:", LISTEN, "  redis: true", "  sentinels:", "   - 127.0.0.1:26379", "  servers:", "   - /tmp/r.sock:1 shard1"),
+    error: `server "/tmp/r.sock:1" is a unix socket`,
+  },
 ];
 
 const quiet = (): void => {};
@@ -400,6 +431,8 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: false,
       reuseport: false,
       coalesceGets: true,
+      sentinels: [],
+      sentinelAuth: null,
       readFrom: "master",
     });
     expect(listen).toEqual({ spec: "127.0.0.1:22121", host: "127.0.0.1", port: 22121, unix: false, perm: null });
@@ -442,6 +475,14 @@ describe("defaults are twemproxy 0.5.0's", () => {
       coalesceGets: true,
     });
   });
+});
+
+test("sentinel keys are read", () => {
+  const pool = parseConfig(CASES.find((c) => c.name === "sentinels with auth and read_from")!.yaml, "t.yml", quiet).pools[0]!;
+  expect(pool.sentinels).toEqual([{ spec: "127.0.0.1:26379", host: "127.0.0.1", port: 26379, unix: false, perm: null }]);
+  expect(pool).toMatchObject({ sentinelAuth: "pw", readFrom: "prefer-replica" });
+  const v6 = parseConfig(CASES.find((c) => c.name === "sentinels")!.yaml, "t.yml", quiet).pools[0]!.sentinels;
+  expect(v6.map((a) => [a.host, a.port])).toEqual([["127.0.0.1", 26379], ["::1", 26380], ["localhost", 26381]]);
 });
 
 describe("addresses", () => {

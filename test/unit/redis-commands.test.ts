@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { Route } from "../../src/proto/codec.ts";
-import { CLUSTER_ONLY, COMMANDS, lookupCommand, type RedisCommand } from "../../src/proto/redis/commands.ts";
+import { COMMANDS, Flag, lookupCommand, type RedisCommand } from "../../src/proto/redis/commands.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { redisCall } from "../helpers/direct.ts";
 import type { RespValue } from "../helpers/resp.ts";
@@ -40,6 +40,8 @@ function fields(v: RespValue): Record<string, RespValue> {
 
 interface RedisCommandInfo {
   name: string;
+  /** redis's command flags (readonly, write, ...). */
+  flags: string[];
   arity: number;
   first: number;
   last: number;
@@ -47,6 +49,8 @@ interface RedisCommandInfo {
   /** The argument that holds numkeys, 0 when none; and the offset of the first key after it. */
   numkeysAt: number;
   firstKeyAfterNumkeys: number;
+  /** redis's `no_auth` flag: may be called before AUTH. */
+  noAuth: boolean;
 }
 
 describe("the command table", () => {
@@ -70,12 +74,14 @@ describe("the command table", () => {
       }
       return {
         name: text(entry[0]!),
+        flags: (entry[2] as RespValue[]).map(text),
         arity: entry[1] as number,
         first: entry[3] as number,
         last: entry[4] as number,
         step: entry[5] as number,
         numkeysAt,
         firstKeyAfterNumkeys,
+        noAuth: (entry[2] as RespValue[]).map(text).includes("no_auth"),
       };
     });
   });
@@ -90,9 +96,9 @@ describe("the command table", () => {
     expect(missing).toEqual([]);
   });
 
-  test("has redis-server's arity for every command (AUTH: the password alone)", () => {
+  test("has redis-server's arity for every command", () => {
     const differ = info.filter((c) => byName(c.name).arity !== c.arity).map((c) => [c.name, c.arity, byName(c.name).arity]);
-    expect(differ).toEqual([["auth", -2, 2]]);
+    expect(differ).toEqual([]);
   });
 
   test("has redis-server's key positions for every served command", () => {
@@ -111,6 +117,21 @@ describe("the command table", () => {
     }
   });
 
+  test("lets exactly redis's no_auth commands through before AUTH", () => {
+    const ours = COMMANDS.filter((c) => c.route !== null && (c.flags & Flag.NoAuth) !== 0).map((c) => c.name);
+    const theirs = info.filter((c) => c.noAuth && byName(c.name).route !== null).map((c) => c.name);
+    expect(ours.sort()).toEqual(theirs.sort());
+    expect(ours).toContain("hello");
+  });
+
+  test("marks read-only exactly the commands redis flags readonly", () => {
+    const theirs = info.filter((c) => c.flags.includes("readonly")).map((c) => c.name).sort();
+    const ours = COMMANDS.filter((c) => c.readOnly).map((c) => c.name).sort();
+    expect(theirs.length).toBeGreaterThan(50);
+    expect(ours).toEqual(theirs);
+    expect(info.filter((c) => c.flags.includes("write") && byName(c.name).readOnly)).toEqual([]);
+  });
+
   test("serves no command without a way to route it", () => {
     const keyed: (number | null)[] = [Route.Key, Route.Get, Route.Sum, Route.Set];
     for (const c of COMMANDS) {
@@ -121,14 +142,10 @@ describe("the command table", () => {
 });
 
 describe("against twemproxy", () => {
-  test("refuses what REFERENCE.md lists as unsupported", () => {
-    // INFO is answered by redis_cluster pools only (a cluster-aware client checks it), routed
-    // Local; every other pool refuses it as 0.5.0 does (test/integration/side-by-side.test.ts).
-    for (const name of REFERENCE_UNSUPPORTED) {
-      const served = byName(name);
-      if (served.route !== null && CLUSTER_ONLY.has(served)) continue;
-      expect([name, served.route]).toEqual([name, null]);
-    }
+  test("refuses what REFERENCE.md lists as unsupported, but the handshake and INFO (issue 16)", () => {
+    const answered = ["echo", "select", "info", "client"];
+    for (const name of REFERENCE_UNSUPPORTED) if (!answered.includes(name)) expect([name, byName(name).route]).toEqual([name, null]);
+    expect(answered.map((name) => byName(name).route)).toEqual([Route.Local, Route.Local, Route.All, Route.Local]);
   });
 
   test("splits and merges what REFERENCE.md says, answers PING, QUIT and AUTH itself", () => {
@@ -142,6 +159,6 @@ describe("against twemproxy", () => {
     const known = [...new Set(binary.match(/REQ_REDIS_[A-Z_]+/g))].map((t) => t.slice("REQ_REDIS_".length).toLowerCase());
     expect(known.length).toBeGreaterThan(130);
     const refused = known.filter((name) => byName(name).route === null);
-    expect(refused.sort()).toEqual(["move", "select"]);
+    expect(refused.sort()).toEqual(["move"]);
   });
 });

@@ -2,7 +2,7 @@
 // `bun test/fuzz/redis.fuzz.ts --cases N --seed S`); the checks are in test/fuzz/redis.fuzz.ts.
 
 import { expect, test } from "bun:test";
-import { fuzzRequests, fuzzResponses } from "../fuzz/redis.fuzz.ts";
+import { fuzzRequests, fuzzResponses, fuzzResponses3 } from "../fuzz/redis.fuzz.ts";
 
 const CASES = 100_000;
 
@@ -15,6 +15,12 @@ test("request parser: 100,000 random and damaged pipelines", () => {
 
 test("response parser: 100,000 random and damaged reply streams", () => {
   const stats = fuzzResponses(CASES, 2);
+  expect(stats.cases).toBe(CASES);
+  for (const outcome of ["parsed", "incomplete", "fatal"] as const) expect(stats[outcome]).toBeGreaterThan(CASES / 50);
+}, 120_000);
+
+test("response parser: 100,000 random and damaged RESP3 reply streams", () => {
+  const stats = fuzzResponses3(CASES, 3);
   expect(stats.cases).toBe(CASES);
   for (const outcome of ["parsed", "incomplete", "fatal"] as const) expect(stats[outcome]).toBeGreaterThan(CASES / 50);
 }, 120_000);

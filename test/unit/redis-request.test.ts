@@ -121,7 +121,7 @@ describe("requests", () => {
       [null, null, [], "-ERR unknown command 'FOO', with args beginning with: 'bar' "],
       [null, null, [], "-ERR unsupported command 'keys'"],
       ["get", Route.Key, [], "-ERR wrong number of arguments for 'get' command"],
-      [null, null, [], "-ERR unsupported inline command: send commands as RESP arrays of bulk strings"],
+      ["get", Route.Key, ["a"], null], // inline
       ["set", Route.Key, ["big"], null], // the blank lines and *0 before it were skipped
       ["del", Route.Sum, ["a", "b"], null],
       ["quit", Route.Local, [], null],
@@ -189,9 +189,14 @@ describe("requests", () => {
     expect(route("QUIT")).toEqual([Route.Local, null]);
     expect(route("QUIT", "now")).toEqual([Route.Local, null]); // redis's QUIT takes anything too
     expect(route("AUTH", "secret")).toEqual([Route.Local, null]);
-    // The proxy checks the password alone: AUTH with a user name is refused, not mistaken.
+    // AUTH takes the password alone or a user name and the password (redis 6's ACL form).
     expect(route("AUTH")).toEqual([Route.Local, "-ERR wrong number of arguments for 'auth' command"]);
-    expect(route("AUTH", "default", "secret")).toEqual([Route.Local, "-ERR wrong number of arguments for 'auth' command"]);
+    expect(route("AUTH", "default", "secret")).toEqual([Route.Local, null]);
+    for (const handshake of [["HELLO"], ["HELLO", "3"], ["CLIENT", "SETNAME", "x"], ["SELECT", "0"], ["ECHO", "x"], ["RESET"], ["READONLY"], ["READWRITE"]]) {
+      expect(route(...handshake)).toEqual([Route.Local, null]);
+    }
+    expect(route("INFO")).toEqual([Route.All, null]);
+    expect(route("INFO", "keyspace", "server")).toEqual([Route.All, null]);
   });
 
   test("command names in any letter case, and no false matches", () => {
@@ -222,12 +227,13 @@ describe("requests", () => {
     expect(parseOne(command("FCALL", "f", "0")).parsed.error).toBe("-ERR unsupported command 'fcall' without keys");
   });
 
-  test("inline requests get an error reply; blank lines and empty arrays are skipped", () => {
-    const { parsed, fatal } = parseWhole(bytes("PING\r\n\n\r\n*-1\r\n*0\r\nget a\n"));
+  test("inline requests are parsed (inline.ts); blank lines and empty arrays are skipped", () => {
+    const { parsed, fatal } = parseWhole(bytes("PING\r\n\n\r\n*-1\r\n*0\r\nget a\n  \t\nFOO\n"));
     expect(fatal).toBeNull();
-    expect(parsed.map((p) => [p.start, p.end, p.error])).toEqual([
-      [0, 6, "-ERR unsupported inline command: send commands as RESP arrays of bulk strings"],
-      [18, 24, "-ERR unsupported inline command: send commands as RESP arrays of bulk strings"],
+    expect(parsed.map((p) => [p.start, p.end, p.command, p.keys, p.error])).toEqual([
+      [0, 6, "ping", [], null],
+      [18, 24, "get", ["a"], null],
+      [28, 32, null, [], "-ERR unknown command 'FOO', with args beginning with: "],
     ]);
     expect(parseOne("PING").result).toBe(NEED_MORE);
     expect(parseOne(Buffer.alloc(70_000, "a")).req.error).toBe("-ERR Protocol error: too big inline request");

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ByteWriter } from "../../src/lib/bytes.ts";
 import { Req, type Split } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
+import { merge } from "../../src/proto/redis/merge.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange } from "../helpers/client.ts";
 import { endpointOf, flushBackends } from "../helpers/direct.ts";
@@ -155,4 +156,46 @@ describe("fragment errors", () => {
     const tooShort = await send(target, command("MGET", "k0"));
     expect(Buffer.from(mergeReply(redisCodec, withReplies(get.split, [tooShort, tooShort]))).toString("latin1")).toStartWith("-ERR ");
   }, 60_000);
+});
+
+describe("merged in the client's protocol (RESP3)", () => {
+  const HELLO3 = command("HELLO", "3");
+  /** The reply to `data` on a connection that said HELLO 3 first. */
+  const send3 = async (backend: Backend, data: Uint8Array): Promise<Buffer> =>
+    (await exchange(endpointOf(backend), Buffer.concat([HELLO3, data]), 2, respFrame))[1]!;
+  const merged = (split: Split, replies: Uint8Array[], proto: 2 | 3): string => {
+    const w = new ByteWriter(64);
+    const own = merge(withReplies(split, replies), w, proto);
+    return Buffer.from(own ?? w.take()).toString("latin1");
+  };
+
+  test("MGET, DEL, EXISTS and MSET from RESP3 fragments: what redis answers a RESP3 client", async () => {
+    await load(30);
+    const rng = new Rng(33);
+    for (const args of [["MGET", ...keys(rng, 12, 30)], ["EXISTS", ...keys(rng, 9, 30)], ["MSET", "a", "1", "b", "2", "c", "3"], ["DEL", ...keys(rng, 5, 30)]]) {
+      const request = command(...args);
+      const { split, fragments } = fragment(request, () => rng.int(3));
+      const replies = await Promise.all(fragments.map((f) => send3(target, f)));
+      const expected = await send3(reference, request);
+      expect(merged(split, replies, 3)).toBe(expected.toString("latin1"));
+    }
+  });
+
+  test("nulls are the client's: RESP2 fragments for a RESP3 client, RESP3 fragments for a RESP2 client", async () => {
+    await load(30);
+    const request = command("MGET", "k0", "k2", "nothing", "k1");
+    const { split, fragments } = fragment(request, (k) => k % 2);
+    const as2 = await Promise.all(fragments.map((f) => send(target, f)));
+    const as3 = await Promise.all(fragments.map((f) => send3(target, f)));
+    expect(merged(split, as2, 3)).toBe((await send3(reference, request)).toString("latin1"));
+    expect(merged(split, as3, 2)).toBe((await send(reference, request)).toString("latin1"));
+    expect(merged(split, as3, 3)).toContain("_\r\n");
+  });
+
+  test("a RESP3 blob error from a fragment is the reply", () => {
+    const request = command("MGET", "a", "b");
+    const { split } = fragment(request, (k) => k);
+    const blob = Buffer.from("!9\r\nERR x y z\r\n");
+    expect(merged(split, [Buffer.from("*1\r\n_\r\n"), blob], 3)).toBe(blob.toString("latin1"));
+  });
 });

@@ -96,10 +96,23 @@ describe("exposition", () => {
   });
 });
 
+test("a server of a pool that follows sentinels: its address as a label, its failovers", () => {
+  const stats = sampleStats();
+  const moved = stats.pools[1]!.servers[0]!;
+  moved.address = "127.0.0.1:6380";
+  moved.counters[S.failovers] = 2;
+  const f = parseExposition(renderMetrics(stats, RUNTIME));
+  expect(f.get("buncracker_server_address_info")?.samples).toEqual([
+    { name: "buncracker_server_address_info", labels: { pool: "beta", server: "127.0.0.1", address: "127.0.0.1:6380" }, value: 1 },
+  ]);
+  expect(value(f, "buncracker_server_failovers_total", { pool: "beta" })).toBe(2);
+  expect(value(f, "buncracker_server_failovers_total", { server: "127.0.0.1:6379" })).toBe(0);
+});
+
 describe("metrics HTTP server", () => {
   const pools: PoolHealth[] = [
-    { name: "alpha", listening: true, servers: [{ name: "a1", ejected: false }, { name: "a2", ejected: true }] },
-    { name: "beta", listening: true, servers: [{ name: "b1", ejected: false }] },
+    { name: "alpha", listening: true, servers: [{ name: "a1", ejected: false, address: null }, { name: "a2", ejected: true, address: null }] },
+    { name: "beta", listening: true, servers: [{ name: "b1", ejected: false, address: null }] },
   ];
   const health: HealthSource = { health: () => pools };
 
@@ -148,7 +161,7 @@ describe("metrics HTTP server", () => {
 
   test("GET /healthz: a redis_cluster pool shows its map; 503 without one or with uncovered slots", async () => {
     const map = { loaded: true, epoch: 7, uncoveredSlots: 0, mapLoads: 3, mapLoadFailures: 1, moved: 2, asked: 1, retried: 0 };
-    pools.push({ name: "big", listening: true, servers: [{ name: "127.0.0.1:7000", ejected: false }], cluster: map });
+    pools.push({ name: "big", listening: true, servers: [{ name: "127.0.0.1:7000", ejected: false, address: null }], cluster: map });
     try {
       await withServer({}, async (base) => {
         let res = await fetch(`${base}/healthz`);

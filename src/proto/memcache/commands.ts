@@ -24,11 +24,13 @@ export const Shape = {
   Version: 7,
   /** `quit`, any further tokens ignored */
   Quit: 8,
+  /** `verbosity <level> [noreply]` */
+  Verbosity: 9,
   /** Known to memcached, not proxied: rejected with an error naming it. */
-  Unsupported: 9,
+  Unsupported: 10,
   /** Unsupported, but followed by a data block whose length is token 2 (meta `ms`), which
    *  must be skipped to stay in step with the client. */
-  UnsupportedWithData: 10,
+  UnsupportedWithData: 11,
 } as const;
 export type Shape = (typeof Shape)[keyof typeof Shape];
 
@@ -77,11 +79,11 @@ export const COMMANDS: readonly MemcacheCommand[] = [
   routed("touch", Shape.Touch, Route.Key),
   routed("version", Shape.Version, Route.Any),
   routed("quit", Shape.Quit, Route.Local),
+  routed("verbosity", Shape.Verbosity, Route.Local),
   // memcached 1.6's other ASCII commands: server-wide or per-connection state that has no
   // meaning behind a sharding proxy (twemproxy rejects them too, by closing the connection).
   unsupported("flush_all"),
   unsupported("stats"),
-  unsupported("verbosity"),
   unsupported("shutdown"),
   unsupported("slabs"),
   unsupported("lru"),

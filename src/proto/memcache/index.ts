@@ -1,19 +1,18 @@
 // The memcached ASCII protocol as a Codec: the request and reply parsers, the split of
 // retrieval commands and the merge of their replies, the writer of joined retrieval lines. See
-// commands.ts for what is supported. memcached has no per-client state, no handshake and one
-// local command (quit).
+// commands.ts for what is supported. memcached has no per-client state, no handshake and two
+// local commands (quit, verbosity).
 
 import { ascii } from "../../lib/bytes.ts";
-import type { Codec, LocalReply, Session } from "../codec.ts";
+import type { Codec, Session } from "../codec.ts";
 import { parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
 import { merge } from "./split.ts";
 import { upstreamFor } from "./upstream.ts";
+import { local } from "./local.ts";
 
 /** Every client's session: there is nothing to keep per client. */
 const NO_STATE: Session = Object.freeze({});
-/** quit: no reply, the connection closes. */
-const QUIT: LocalReply = { reply: null, close: true };
 
 export const memcacheCodec: Codec = {
   name: "memcache",
@@ -27,9 +26,10 @@ export const memcacheCodec: Codec = {
   openEnd: ascii("END\r\n"),
   newSession: () => NO_STATE,
   reconfigure() {},
+  silent: () => false,
   admit: () => null,
-  // quit is the only command routed Local.
-  local: () => QUIT,
+  // quit and verbosity are routed Local.
+  local,
   group: () => 0,
   preamble: () => null,
 };

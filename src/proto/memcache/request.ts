@@ -62,7 +62,7 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
     req.error = LINE_TOO_LONG;
     return FATAL;
   }
-  const control = tokenize(buf, nameStart, lineEnd, req);
+  const nul = tokenize(buf, nameStart, lineEnd, req);
   if (command === null) {
     // Unknown command or empty line: memcached's plain ERROR.
     req.error = ERROR;
@@ -72,19 +72,21 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
   req.command = command;
   switch (command.shape) {
     case Shape.Storage:
-      return storage(buf, end, req, control, 5);
+      return storage(buf, end, req, nul, 5);
     case Shape.Cas:
-      return storage(buf, end, req, control, 6);
+      return storage(buf, end, req, nul, 6);
     case Shape.Retrieval:
-      return retrieval(buf, req, control, 1);
+      return retrieval(buf, req, nul, 1);
     case Shape.Gat:
-      return retrieval(buf, req, control, 2);
+      return retrieval(buf, req, nul, 2);
     case Shape.Delete:
-      return del(buf, req, control);
+      return del(buf, req, nul);
     case Shape.Arith:
-      return keyAndValue(buf, req, control, isUint64, INVALID_DELTA);
+      return keyAndValue(buf, req, nul, isUint64, INVALID_DELTA);
     case Shape.Touch:
-      return keyAndValue(buf, req, control, isInt64, INVALID_EXPTIME);
+      return keyAndValue(buf, req, nul, isInt64, INVALID_EXPTIME);
+    case Shape.Verbosity:
+      return verbosity(buf, req);
     case Shape.Version:
     case Shape.Quit:
       return req.end;
@@ -116,34 +118,32 @@ function lineLimit(command: MemcacheCommand | null, leadingSpaces: number): numb
   return command !== null && command.shape === Shape.Retrieval && leadingSpaces <= 100 ? MAX_GET_LINE : MAX_LINE;
 }
 
-/** Split buf[i, end) at spaces into req's arguments; true if any control byte was seen (only
- *  keys need the exact check, and only then). */
+/** Split buf[i, end) at spaces into req's arguments; true if a NUL byte was seen (only keys
+ *  need the exact check, and only then). */
 function tokenize(buf: Uint8Array, i: number, end: number, req: Req): boolean {
-  let control = false;
+  let nul = false;
   while (i < end) {
     const start = i;
     for (; i < end; i++) {
       const b = buf[i]!;
       if (b === SP) break;
-      if (b < SP || b === 0x7f) control = true;
+      if (b === 0) nul = true;
     }
     req.pushArg(start, i);
     while (i < end && buf[i] === SP) i++;
   }
-  return control;
+  return nul;
 }
 
-/** memcached's key rule: at most 250 bytes; and, as its protocol says (memcached itself does
- *  not check), no control characters. */
-function validKey(buf: Uint8Array, req: Req, arg: number, control: boolean): boolean {
+/** memcached's key rule: at most 250 bytes. Any other byte but a space goes, control characters
+ *  included, as memcached 1.6 and twemproxy take them (memaslap's keys start with 0x10), except
+ *  NUL: memcached reads a command line as a C string, so it would see a different key. */
+function validKey(buf: Uint8Array, req: Req, arg: number, nul: boolean): boolean {
   const start = req.argStart[arg]!;
   const end = req.argEnd[arg]!;
   if (end - start > MAX_KEY_LENGTH) return false;
-  if (control) {
-    for (let i = start; i < end; i++) {
-      const b = buf[i]!;
-      if (b < SP || b === 0x7f) return false;
-    }
+  if (nul) {
+    for (let i = start; i < end; i++) if (buf[i] === 0) return false;
   }
   return true;
 }
@@ -163,7 +163,7 @@ function trailingNoreply(buf: Uint8Array, req: Req, max: number): boolean {
 /** set/add/replace/append/prepend (`min` 5 tokens) and cas (6): the line, then <bytes> of
  *  data and CRLF. A rejected line whose <bytes> is readable still owns its data block, which
  *  is swallowed (req.end covers it) so the next request starts where the client meant it to. */
-function storage(buf: Uint8Array, end: number, req: Req, control: boolean, min: number): number {
+function storage(buf: Uint8Array, end: number, req: Req, nul: boolean, min: number): number {
   if (req.nargs < min || req.nargs > min + 1) {
     req.error = ERROR;
     return req.end;
@@ -173,7 +173,7 @@ function storage(buf: Uint8Array, end: number, req: Req, control: boolean, min: 
   const z = req.argEnd;
   const valid =
     trailingNoreply(buf, req, min + 1) &&
-    validKey(buf, req, 1, control) &&
+    validKey(buf, req, 1, nul) &&
     isUint32(buf, a[2]!, z[2]!) &&
     isInt64(buf, a[3]!, z[3]!) &&
     (min === 5 || isUint64(buf, a[5]!, z[5]!));
@@ -205,7 +205,7 @@ function swallowData(buf: Uint8Array, end: number, req: Req, length: number): nu
 }
 
 /** get/gets (keys from token 1) and gat/gats (exptime, then keys from token 2). */
-function retrieval(buf: Uint8Array, req: Req, control: boolean, firstKey: number): number {
+function retrieval(buf: Uint8Array, req: Req, nul: boolean, firstKey: number): number {
   const nargs = req.nargs;
   // memcached checks gat's exptime before it looks for keys.
   if (firstKey === 2 && nargs >= 2 && !isInt64(buf, req.argStart[1]!, req.argEnd[1]!)) {
@@ -217,7 +217,7 @@ function retrieval(buf: Uint8Array, req: Req, control: boolean, firstKey: number
     return req.end;
   }
   for (let arg = firstKey; arg < nargs; arg++) {
-    if (!validKey(buf, req, arg, control)) {
+    if (!validKey(buf, req, arg, nul)) {
       req.error = BAD_FORMAT;
       return req.end;
     }
@@ -227,7 +227,7 @@ function retrieval(buf: Uint8Array, req: Req, control: boolean, firstKey: number
 }
 
 /** `delete <key> [0] [noreply]`, with memcached's checks in memcached's order. */
-function del(buf: Uint8Array, req: Req, control: boolean): number {
+function del(buf: Uint8Array, req: Req, nul: boolean): number {
   const nargs = req.nargs;
   if (nargs < 2 || nargs > 4) {
     req.error = ERROR;
@@ -242,7 +242,7 @@ function del(buf: Uint8Array, req: Req, control: boolean): number {
     }
   }
   req.pushKey(1);
-  if (!validKey(buf, req, 1, control)) req.error = BAD_FORMAT;
+  if (!validKey(buf, req, 1, nul)) req.error = BAD_FORMAT;
   return req.end;
 }
 
@@ -250,7 +250,7 @@ function del(buf: Uint8Array, req: Req, control: boolean): number {
 function keyAndValue(
   buf: Uint8Array,
   req: Req,
-  control: boolean,
+  nul: boolean,
   validValue: (buf: Uint8Array, start: number, end: number) => boolean,
   invalidValue: string,
 ): number {
@@ -260,9 +260,20 @@ function keyAndValue(
   }
   req.pushKey(1);
   const noreplyOk = trailingNoreply(buf, req, 4);
-  if (!validKey(buf, req, 1, control)) req.error = BAD_FORMAT;
+  if (!validKey(buf, req, 1, nul)) req.error = BAD_FORMAT;
   else if (!validValue(buf, req.argStart[2]!, req.argEnd[2]!)) req.error = invalidValue;
   else if (!noreplyOk) req.error = BAD_FORMAT;
+  return req.end;
+}
+
+/** `verbosity <level> [noreply]`: answered by the proxy (local.ts), checked as memcached 1.6
+ *  checks it: another token count is ERROR, a level that is not a number CLIENT_ERROR (both
+ *  silent with noreply). */
+function verbosity(buf: Uint8Array, req: Req): number {
+  const nargs = req.nargs;
+  req.noreply = nargs > 1 && isNoreply(buf, req, nargs - 1);
+  if (nargs < 2 || nargs > 3) req.error = ERROR;
+  else if (!isUint32(buf, req.argStart[1]!, req.argEnd[1]!)) req.error = BAD_FORMAT;
   return req.end;
 }
 

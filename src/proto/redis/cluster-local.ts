@@ -2,9 +2,8 @@
 // ioredis Cluster, redis-cli -c) can use the proxy: it presents itself as a one-node cluster
 // that serves every slot at the address the client reached it on, so such a client sends
 // everything to the proxy, which routes by the real cluster's slots. CLUSTER SLOTS, SHARDS,
-// NODES, INFO, MYID and KEYSLOT are answered in redis 7's own shapes; INFO says only that this
-// is a cluster (redis-py's RedisCluster checks cluster_enabled), READONLY and READWRITE are
-// acknowledged (where reads go is the pool's read_from). Pure: the request's arguments and the proxy's identity in, the reply bytes out.
+// NODES, INFO, MYID and KEYSLOT are answered in redis 7's own shapes (the pool's INFO, with
+// cluster_enabled:1 that redis-py's RedisCluster checks, is built by info.ts). Pure: the request's arguments and the proxy's identity in, the reply bytes out.
 
 import { createHash } from "node:crypto";
 
@@ -94,12 +93,6 @@ function lowerAscii(buf: Uint8Array, start: number, end: number): string {
   }
   return text;
 }
-
-/** INFO, whatever section is asked for: the proxy is a cluster node. */
-export const INFO_REPLY = encoder.encode(bulk("# Server\r\nredis_mode:cluster\r\n\r\n# Cluster\r\ncluster_enabled:1\r\n"));
-
-/** READONLY, READWRITE. */
-export const OK_REPLY = encoder.encode("+OK\r\n");
 
 /** The reply to `CLUSTER <sub> ...` whose arguments (the command name is argument 0) are
  *  buf[argStart[i], argEnd[i]) for i < nargs. */

@@ -6,8 +6,8 @@
 // when numkeysAt > 0, the `numkeys` keys that follow the argument numkeysAt.
 //
 // The commands are twemproxy 0.5.0's plus the newer redis 7 ones. Route Local is answered by the
-// proxy (local.ts; CLUSTER, INFO, READONLY and READWRITE only by redis_cluster pools, see
-// src/redis-cluster/routing.ts, others refuse them). Route Key sends the request to
+// proxy (local.ts; CLUSTER by redis_cluster pools only, see src/redis-cluster/routing.ts,
+// others refuse it), Route All goes to every server. Route Key sends the request to
 // the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
 // must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
 // not serve (it replies "-ERR unsupported command"); a name missing here is unknown.
@@ -24,31 +24,43 @@ interface KeyPositions {
 
 /** A command the proxy serves. */
 export interface SupportedCommand extends CommandSpec, KeyPositions {
+  readonly readOnly: boolean;
   /** The reply to a call with the wrong number of arguments (redis's own text). */
   readonly arityError: string;
+  /** Flag bits (Flag). */
+  readonly flags: number;
 }
 
 /** A command the proxy knows but does not serve. */
 export interface UnsupportedCommand extends KeyPositions {
   readonly name: string;
   readonly route: null;
+  readonly readOnly: boolean;
 }
 
 export type RedisCommand = SupportedCommand | UnsupportedCommand;
 
-type Row = readonly [name: string, arity: number, route: Route | null, firstKey: number, lastKey: number, keyStep: number, numkeysAt?: number];
+type Row = readonly [name: string, arity: number, route: Route | null, firstKey: number, lastKey: number, keyStep: number, numkeysAt?: number, flags?: number];
 
-const { Key, Get, Sum, Any, Local } = Route;
+/** Command flags (the last column), as redis's COMMAND flags. */
+export const Flag = {
+  /** May be called before AUTH (redis's `no_auth`). */
+  NoAuth: 1,
+} as const;
+
+const { Key, Get, Sum, Any, Local, All } = Route;
 const No = null;
+const NoAuth = Flag.NoAuth;
 
-// AUTH takes exactly the password here (redis also accepts `AUTH username password`; the
-// proxy has no users). COMMAND and LOLWUT have no key: any server answers them alike.
+// COMMAND and LOLWUT have no key: any server answers them alike. The connection handshake
+// (AUTH, HELLO, CLIENT, SELECT, ECHO, RESET, READONLY, READWRITE) is answered by the proxy from
+// the client's session (handshake.ts); INFO is built from every server's (info.ts).
 const TABLE: readonly Row[] = [
   // name                 arity route first last step numkeysAt
   ["acl",                   -2, No,    0,  0, 0],
   ["append",                 3, Key,   1,  1, 1],
   ["asking",                 1, No,    0,  0, 0],
-  ["auth",                   2, Local, 0,  0, 0],
+  ["auth",                  -2, Local, 0,  0, 0, 0, NoAuth],
   ["bgrewriteaof",           1, No,    0,  0, 0],
   ["bgsave",                -1, No,    0,  0, 0],
   ["bitcount",              -2, Key,   1,  1, 1],
@@ -64,7 +76,7 @@ const TABLE: readonly Row[] = [
   ["bzmpop",                -5, No,    0,  0, 0, 2],
   ["bzpopmax",              -3, No,    1, -2, 1],
   ["bzpopmin",              -3, No,    1, -2, 1],
-  ["client",                -2, No,    0,  0, 0],
+  ["client",                -2, Local, 0,  0, 0],
   ["cluster",               -2, Local, 0,  0, 0],
   ["command",               -1, Any,   0,  0, 0],
   ["config",                -2, No,    0,  0, 0],
@@ -76,7 +88,7 @@ const TABLE: readonly Row[] = [
   ["del",                   -2, Sum,   1, -1, 1],
   ["discard",                1, No,    0,  0, 0],
   ["dump",                   2, Key,   1,  1, 1],
-  ["echo",                   2, No,    0,  0, 0],
+  ["echo",                   2, Local, 0,  0, 0],
   ["eval",                  -3, Key,   0,  0, 0, 2],
   ["eval_ro",               -3, Key,   0,  0, 0, 2],
   ["evalsha",               -3, Key,   0,  0, 0, 2],
@@ -109,7 +121,7 @@ const TABLE: readonly Row[] = [
   ["getrange",               4, Key,   1,  1, 1],
   ["getset",                 3, Key,   1,  1, 1],
   ["hdel",                  -3, Key,   1,  1, 1],
-  ["hello",                 -1, No,    0,  0, 0],
+  ["hello",                 -1, Local, 0,  0, 0, 0, NoAuth],
   ["hexists",                3, Key,   1,  1, 1],
   ["hget",                   3, Key,   1,  1, 1],
   ["hgetall",                2, Key,   1,  1, 1],
@@ -128,7 +140,7 @@ const TABLE: readonly Row[] = [
   ["incr",                   2, Key,   1,  1, 1],
   ["incrby",                 3, Key,   1,  1, 1],
   ["incrbyfloat",            3, Key,   1,  1, 1],
-  ["info",                  -1, Local, 0,  0, 0],
+  ["info",                  -1, All,   0,  0, 0],
   ["keys",                   2, No,    0,  0, 0],
   ["lastsave",               1, No,    0,  0, 0],
   ["latency",               -2, No,    0,  0, 0],
@@ -174,7 +186,7 @@ const TABLE: readonly Row[] = [
   ["publish",                3, No,    0,  0, 0],
   ["pubsub",                -2, No,    0,  0, 0],
   ["punsubscribe",          -1, No,    0,  0, 0],
-  ["quit",                  -1, Local, 0,  0, 0],
+  ["quit",                  -1, Local, 0,  0, 0, 0, NoAuth],
   ["randomkey",              1, No,    0,  0, 0],
   ["readonly",               1, Local, 0,  0, 0],
   ["readwrite",              1, Local, 0,  0, 0],
@@ -182,7 +194,7 @@ const TABLE: readonly Row[] = [
   ["renamenx",               3, No,    1,  2, 1],
   ["replconf",              -1, No,    0,  0, 0],
   ["replicaof",              3, No,    0,  0, 0],
-  ["reset",                  1, No,    0,  0, 0],
+  ["reset",                   1, Local, 0,  0, 0, 0, NoAuth],
   ["restore",               -4, Key,   1,  1, 1],
   ["restore-asking",        -4, No,    1,  1, 1],
   ["role",                   1, No,    0,  0, 0],
@@ -197,7 +209,7 @@ const TABLE: readonly Row[] = [
   ["script",                -2, No,    0,  0, 0],
   ["sdiff",                 -2, Key,   1, -1, 1],
   ["sdiffstore",            -3, Key,   1, -1, 1],
-  ["select",                 2, No,    0,  0, 0],
+  ["select",                 2, Local, 0,  0, 0],
   ["set",                   -3, Key,   1,  1, 1],
   ["setbit",                 4, Key,   1,  1, 1],
   ["setex",                  4, Key,   1,  1, 1],
@@ -288,10 +300,37 @@ const TABLE: readonly Row[] = [
   ["zunionstore",           -4, Key,   1,  1, 1, 2],
 ];
 
-export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0]) =>
+// The commands redis flags `readonly` in COMMAND (redis 7; test/unit/redis-commands.test.ts
+// checks the list against a real redis-server): they may be served by a replica (read_from).
+// A column of its own beside the table: one fact, short rows.
+const READ_ONLY = new Set([
+  "bitcount", "bitfield_ro", "bitpos", "dbsize", "dump", "eval_ro", "evalsha_ro", "exists",
+  "expiretime", "fcall_ro", "geodist", "geohash", "geopos", "georadius_ro", "georadiusbymember_ro",
+  "geosearch", "get", "getbit", "getrange", "hexists", "hget", "hgetall", "hkeys", "hlen", "hmget",
+  "hrandfield", "hscan", "hstrlen", "hvals", "keys", "lcs", "lindex", "llen", "lolwut", "lpos",
+  "lrange", "mget", "pexpiretime", "pfcount", "pttl", "randomkey", "scan", "scard", "sdiff",
+  "sinter", "sintercard", "sismember", "smembers", "smismember", "sort_ro", "srandmember", "sscan",
+  "strlen", "substr", "sunion", "touch", "ttl", "type", "xlen", "xpending", "xrange", "xread",
+  "xrevrange", "zcard", "zcount", "zdiff", "zinter", "zintercard", "zlexcount", "zmscore",
+  "zrandmember", "zrange", "zrangebylex", "zrangebyscore", "zrank", "zrevrange", "zrevrangebylex",
+  "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion",
+]);
+
+export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0, flags = 0]) =>
   route === null
-    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt }
-    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, arityError: `-ERR wrong number of arguments for '${name}' command` },
+    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly: READ_ONLY.has(name) }
+    : {
+        name,
+        route,
+        arity,
+        firstKey,
+        lastKey,
+        keyStep,
+        numkeysAt,
+        readOnly: READ_ONLY.has(name),
+        flags,
+        arityError: `-ERR wrong number of arguments for '${name}' command`,
+      },
 );
 
 function supported(name: string): SupportedCommand {
@@ -304,8 +343,6 @@ function supported(name: string): SupportedCommand {
 export const PING = supported("ping");
 export const QUIT = supported("quit");
 export const AUTH = supported("auth");
-/** Answered by redis_cluster pools (the proxy as a one-node cluster), refused by the others. */
-export const CLUSTER_ONLY: ReadonlySet<SupportedCommand> = new Set(["cluster", "info", "readonly", "readwrite"].map(supported));
 
 /** PING with a message: redis echoes the message, so any server answers it. */
 export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };

@@ -1,46 +1,91 @@
-// The redis (RESP2) codec: the parsers, the command table, split fragments, merged replies,
-// the proxy's own replies and the client session, behind the protocol-neutral Codec interface.
+// The redis codec (RESP2 and RESP3): the parsers, the command table, split fragments, merged
+// replies, the proxy's own replies and the client session, behind the protocol-neutral Codec
+// interface. A client that said HELLO 3 is in connection group 1, whose server connections open
+// with HELLO 3 (preamble.ts), so its replies come back in RESP3 and pass through unconverted.
 
-import type { Codec, Upstream } from "../codec.ts";
-import { buildFragment } from "./fragment.ts";
-import { admit, local, reconfigure, RedisSession } from "./local.ts";
+import type { PoolConfig } from "../../conf/types.ts";
+import { ascii } from "../../lib/bytes.ts";
+import { VERSION } from "../../lib/version.ts";
+import { Route, type Codec, type Upstream } from "../codec.ts";
+import { factsOf } from "./facts.ts";
+import { buildFragment, writeArgs } from "./fragment.ts";
+import { buildInfo, infoBody, infoField, lowestVersion } from "./info.ts";
+import { admit, local, newSession, reconfigure, silent } from "./local.ts";
 import { merge } from "./merge.ts";
-import { errorReply, preamble } from "./replies.ts";
+import { preamble } from "./preamble.ts";
+import { errorReply } from "./replies.ts";
+import { writeVerbatim } from "./reply.ts";
 import { parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
-import { ascii } from "../../lib/bytes.ts";
+import type { RedisSession } from "./session.ts";
 
-/** Redis requests go upstream as the client sent them (a split's fragments as buildFragment
- *  writes them), and redis answers a pipeline's commands with one send already, so a server
- *  connection needs no state of its own: one Upstream serves them all. */
-const upstream: Upstream = {
-  forward(buf, req, msg, sink) {
-    sink.send(buf, req.start, req.end);
-    msg.bytes = req.end - req.start;
-  },
-  fragment(req, split, _group, order, from, n, msg, sink) {
-    const out = sink.out;
-    const before = out.len;
-    buildFragment(split.bytes, req, order, from, n, out);
-    msg.bytes = out.len - before;
-  },
-  sent() {},
-  parseReply: parseResponse,
-};
+/** Connection groups: RESP2 clients' connections, and RESP3 clients' (opened with HELLO 3). */
+const RESP2_GROUP = 0;
+const RESP3_GROUP = 1;
+
+/** Redis requests go upstream as the client sent them (an inline command as a RESP array of its
+ *  arguments, a split's fragments as buildFragment writes them), and redis answers a pipeline's
+ *  commands with one send already, so a server connection keeps no state of its own. Replies to
+ *  the preamble (head null) tell the pool's ServerFacts the server's version. */
+function upstreamFor(pool: PoolConfig): Upstream {
+  const facts = factsOf(pool.name);
+  return {
+    forward(buf, req, msg, sink) {
+      if (req.inline) {
+        const out = sink.out;
+        const before = out.len;
+        writeArgs(buf, req, out);
+        msg.bytes = out.len - before;
+        return;
+      }
+      sink.send(buf, req.start, req.end);
+      msg.bytes = req.end - req.start;
+    },
+    fragment(req, split, _group, order, from, n, msg, sink) {
+      const out = sink.out;
+      const before = out.len;
+      buildFragment(split.bytes, req, order, from, n, out);
+      msg.bytes = out.len - before;
+    },
+    sent() {},
+    parseReply(buf, pos, end, rsp, head) {
+      const next = parseResponse(buf, pos, end, rsp);
+      if (head === null && next > 0) facts.learn(buf, rsp.start, next);
+      return next;
+    },
+  };
+}
+
+const latin1 = new TextDecoder("latin1");
+
+/** INFO (Route.All): one text from every server's INFO, in the client's protocol. */
+function mergeInfo(split: Parameters<Codec["merge"]>[0], out: Parameters<Codec["merge"]>[1], session: RedisSession): null {
+  const sections: string[] = [];
+  for (let i = 0; i < split.nkeys; i++) sections.push(latin1.decode(split.bytes.subarray(split.keys[3 * i]!, split.keys[3 * i + 1]!)));
+  const texts: (string | null)[] = [];
+  for (let f = 0; f < split.nfrags; f++) texts.push(infoBody(split.fragBuf[f]!, split.fragPos[2 * f]!, split.fragPos[2 * f + 1]!));
+  const pool = session.pool;
+  const version = lowestVersion(texts.map((t) => (t === null ? null : infoField(t, "server", "redis_version"))));
+  if (version !== null) factsOf(pool.name).noteVersion(version);
+  const facts = { version: VERSION, processId: process.pid, port: pool.listen.port, uptimeSeconds: Math.floor(process.uptime()), redisDb: pool.redisDb, cluster: pool.distribution === "redis_cluster" };
+  writeVerbatim(out, session.proto, buildInfo(sections, texts, facts));
+  return null;
+}
 
 export const redisCodec: Codec<RedisSession> = {
   name: "redis",
   parseRequest,
   parseResponse,
-  upstream: () => upstream,
-  merge,
+  upstream: upstreamFor,
+  merge: (split, out, session) => (split.route === Route.All ? mergeInfo(split, out, session) : merge(split, out, session.proto)),
   errorReply,
   replyLine: (line) => ascii(`${line}\r\n`),
   openEnd: null,
-  newSession: (pool) => new RedisSession(pool),
+  newSession,
   reconfigure,
+  silent,
   admit,
   local,
-  group: () => 0,
-  preamble,
+  group: (session) => (session.proto === 3 ? RESP3_GROUP : RESP2_GROUP),
+  preamble: (pool, group) => preamble(pool, group === RESP3_GROUP ? 3 : 2),
 };

@@ -1,82 +1,51 @@
-// What a redis client's session holds and the replies the proxy decides itself: PING, QUIT,
-// AUTH (checked against the pool's redis_auth), and NOAUTH for anything else before AUTH. The
-// handshake commands of RESP3 (HELLO, CLIENT, SELECT, ECHO) land here as more local commands
-// and more session fields.
+// The replies the proxy decides itself for a redis client, and the client's session: PING,
+// QUIT, NOAUTH before AUTH (for every command but those redis lets through, the no_auth flag of
+// commands.ts), CLIENT REPLY's silence, and the connection handshake (AUTH, HELLO, CLIENT,
+// SELECT, ECHO, RESET, READONLY, READWRITE) answered from the session by handshake.ts.
 
 import type { PoolConfig } from "../../conf/types.ts";
-import { ascii, equalBytes } from "../../lib/bytes.ts";
 import type { LocalReply, Req } from "../codec.ts";
-import { AUTH, CLUSTER_ONLY, PING, QUIT } from "./commands.ts";
-import { AUTH_INVALID, AUTH_NOT_SET, NO_AUTH, OK, PONG } from "./replies.ts";
-
-/** One per client (Codec.newSession). */
-export class RedisSession {
-  /** Sent the pool's password with AUTH, or the pool needs none. */
-  authed: boolean;
-
-  constructor(pool: PoolConfig) {
-    this.authed = pool.redisAuth === null;
-  }
-}
+import { Flag, PING, QUIT, type SupportedCommand } from "./commands.ts";
+import { factsOf } from "./facts.ts";
+import { answerLocal } from "./handshake.ts";
+import { NO_AUTH, PONG } from "./replies.ts";
+import { RedisSession } from "./session.ts";
 
 const reply = (bytes: Uint8Array | null, close = false): LocalReply => ({ reply: bytes, close });
 const PONG_REPLY = reply(PONG);
 const QUIT_REPLY = reply(null, true);
-const AUTH_OK_REPLY = reply(OK);
-const AUTH_INVALID_REPLY = reply(AUTH_INVALID);
-const AUTH_NOT_SET_REPLY = reply(AUTH_NOT_SET);
 const NO_AUTH_REPLY = reply(NO_AUTH);
+const NO_REPLY = reply(null);
 
-/** "-ERR unsupported command 'x'", as the parser refuses a command the table does not serve. */
-const unsupportedReplies = new Map<string, LocalReply>();
-function unsupported(name: string): LocalReply {
-  let r = unsupportedReplies.get(name);
-  if (r === undefined) {
-    r = reply(ascii(`-ERR unsupported command '${name}'\r\n`));
-    unsupportedReplies.set(name, r);
-  }
-  return r;
+/** CLIENT ID of the last client (unique within a proxy process, as within a redis-server). */
+let lastId = 0;
+
+export function newSession(pool: PoolConfig): RedisSession {
+  return new RedisSession(++lastId, pool, Date.now());
 }
 
-/** The password bytes of each pool config (configs are frozen; a reload makes new ones). */
-const passwords = new WeakMap<PoolConfig, Uint8Array>();
-
-function password(pool: PoolConfig): Uint8Array | null {
-  if (pool.redisAuth === null) return null;
-  let bytes = passwords.get(pool);
-  if (bytes === undefined) {
-    bytes = ascii(pool.redisAuth);
-    passwords.set(pool, bytes);
-  }
-  return bytes;
-}
-
-/** Before AUTH only AUTH and QUIT are served. */
+/** Before AUTH only the commands redis lets through (AUTH, HELLO, QUIT, RESET) are served. */
 export function admit(req: Req, session: RedisSession): LocalReply | null {
   if (session.authed) return null;
-  const command = req.command;
-  return command === AUTH || command === QUIT ? null : NO_AUTH_REPLY;
+  return ((req.command as SupportedCommand).flags & Flag.NoAuth) !== 0 ? null : NO_AUTH_REPLY;
+}
+
+export function silent(session: RedisSession): boolean {
+  return session.silence();
 }
 
 export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: PoolConfig): LocalReply {
   const command = req.command;
-  if (command === PING) return PONG_REPLY;
   if (command === QUIT) return QUIT_REPLY;
-  if (command === AUTH) {
-    // AUTH takes exactly the password (the table's arity): argument 1.
-    const want = password(pool);
-    if (want === null) return AUTH_NOT_SET_REPLY;
-    if (!equalBytes(buf, req.argStart[1]!, req.argEnd[1]!, want, 0, want.length)) return AUTH_INVALID_REPLY;
-    session.authed = true;
-    return AUTH_OK_REPLY;
-  }
-  // A redis_cluster pool answers these before asking here; other pools do not serve them.
-  if (command !== null && CLUSTER_ONLY.has(command)) return unsupported(command.name);
-  throw new Error(`redis: no local reply for '${command?.name}'`);
+  if (command === PING) return session.silenced ? NO_REPLY : PONG_REPLY;
+  const facts = factsOf(pool.name);
+  const ctx = { pool, serverVersion: facts.version, resp3Refusal: facts.resp3Refusal, now: Date.now() };
+  return reply(answerLocal(buf, req, session, ctx));
 }
 
 /** A reload: without redis_auth nobody has to authenticate, clients that never did included; a
  *  new password applies to later AUTH commands, and connected clients keep working (issue 10). */
 export function reconfigure(session: RedisSession, pool: PoolConfig): void {
+  session.pool = pool;
   if (pool.redisAuth === null) session.authed = true;
 }

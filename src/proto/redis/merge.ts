@@ -1,11 +1,15 @@
 // The client's reply to a split request, from its fragments' replies: MGET -> the values in the
 // original key order, DEL/UNLINK/TOUCH/EXISTS -> the sum, MSET -> +OK. If a fragment's reply is
-// an error, the whole request gets the first such error.
+// an error (`-` or RESP3's `!`), the whole request gets the first such error. The reply is built
+// in the client's protocol: a fragment's null value is written as the client's null (`$-1` in
+// RESP2, `_` in RESP3) whichever protocol its server connection spoke; every other value is
+// copied as the server sent it.
 
 import type { ByteWriter } from "../../lib/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
 import { errorReply, OK } from "./replies.ts";
-import { COLON, DOLLAR, MINUS, NUMBER_INVALID, numberValue, readNumber, STAR } from "./resp.ts";
+import { writeNull, type Proto } from "./reply.ts";
+import { BANG, COLON, DOLLAR, MINUS, NUMBER_INVALID, numberValue, readNumber, STAR, UNDERSCORE } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a split request");
@@ -15,16 +19,17 @@ const rsp = new Rsp();
 let carried = new Int32Array(64);
 let cursor = new Int32Array(64);
 
-export function merge(split: Split, out: ByteWriter): Uint8Array | null {
+/** The merged reply for a client speaking `proto`. */
+export function merge(split: Split, out: ByteWriter, proto: Proto = 2): Uint8Array | null {
   const { fragBuf, fragPos, nfrags } = split;
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;
     const start = fragPos[2 * f]!;
-    if (reply[start] === MINUS) return reply.subarray(start, fragPos[2 * f + 1]!);
+    if (reply[start] === MINUS || reply[start] === BANG) return reply.subarray(start, fragPos[2 * f + 1]!);
   }
   switch (split.route) {
     case Route.Get:
-      return mergeValues(split, out);
+      return mergeValues(split, out, proto);
     case Route.Sum:
       return mergeSum(split, out);
     case Route.Set:
@@ -35,7 +40,7 @@ export function merge(split: Split, out: ByteWriter): Uint8Array | null {
   }
 }
 
-function mergeValues(split: Split, out: ByteWriter): Uint8Array | null {
+function mergeValues(split: Split, out: ByteWriter, proto: Proto): Uint8Array | null {
   const { fragBuf, fragPos, nfrags, keys, nkeys } = split;
   if (cursor.length < nfrags) {
     cursor = new Int32Array(nfrags * 2);
@@ -63,7 +68,8 @@ function mergeValues(split: Split, out: ByteWriter): Uint8Array | null {
       out.truncate(mark);
       return UNEXPECTED;
     }
-    out.bytes(reply, start, next);
+    if (isNull(reply, start)) writeNull(out, proto);
+    else out.bytes(reply, start, next);
     cursor[f] = next;
   }
   // Every value of every fragment used exactly once.
@@ -88,6 +94,12 @@ function valueEnd(reply: Uint8Array, start: number, end: number): number {
   if (length < -1) return -1;
   const stop = length < 0 ? next : next + length + 2;
   return stop <= end ? stop : -1;
+}
+
+/** The value at reply[start] (complete) is a null: `$-1` or `_`. */
+function isNull(reply: Uint8Array, start: number): boolean {
+  const type = reply[start];
+  return type === UNDERSCORE || (type === DOLLAR && reply[start + 1] === MINUS);
 }
 
 function mergeSum(split: Split, out: ByteWriter): Uint8Array | null {

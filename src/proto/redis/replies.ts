@@ -1,10 +1,6 @@
-// The bytes of the replies the proxy makes itself, and of the commands it sends first on every
-// server connection (the preamble).
+// Replies the proxy makes itself, the same in RESP2 and RESP3.
 
-import type { PoolConfig } from "../../conf/types.ts";
-import type { Preamble } from "../codec.ts";
-import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import { DOLLAR, STAR } from "./resp.ts";
+import { ascii } from "../../lib/bytes.ts";
 
 // Texts as nutcracker 0.5.0 sends them (checked against it in test/unit/redis-replies.test.ts).
 export const PONG = ascii("+PONG\r\n");
@@ -16,34 +12,4 @@ export const NO_AUTH = ascii("-NOAUTH Authentication required\r\n");
 /** "-ERR <reason>\r\n"; CR and LF in the reason become spaces (a reply is one line). */
 export function errorReply(reason: string): Uint8Array {
   return ascii(`-ERR ${reason.replace(/[\r\n]/g, " ")}\r\n`);
-}
-
-/** AUTH <redis_auth> when set, SELECT <redis_db> when not 0, and how many replies they get
- *  (one connection group today: every client speaks RESP2). */
-export function preamble(pool: PoolConfig, _group: number): Preamble | null {
-  const w = new ByteWriter(64);
-  let replies = 0;
-  if (pool.redisAuth !== null) {
-    command(w, "AUTH", pool.redisAuth);
-    replies++;
-  }
-  if (pool.redisDb !== 0) {
-    command(w, "SELECT", String(pool.redisDb));
-    replies++;
-  }
-  return replies === 0 ? null : { bytes: w.take(), replies };
-}
-
-function command(w: ByteWriter, ...args: string[]): void {
-  w.byte(STAR);
-  w.int(args.length);
-  w.crlf();
-  for (const arg of args) {
-    const bytes = ascii(arg);
-    w.byte(DOLLAR);
-    w.int(bytes.length);
-    w.crlf();
-    w.bytes(bytes);
-    w.crlf();
-  }
 }

@@ -6,11 +6,12 @@
 // Framing is checked at least as strictly as redis-server checks it, so bytes the proxy forwards
 // can never desynchronise a server connection shared with other clients. Only broken framing is
 // FATAL; a well-framed request the proxy will not serve gets an error reply and the connection
-// stays open.
+// stays open. A line that is not a RESP array is an inline command (inline.ts).
 
 import { ByteWriter } from "../../lib/bytes.ts";
 import { FATAL, fatal, NEED_MORE, needMore, type Req } from "../codec.ts";
 import { lookupCommand, PING, PING_MESSAGE, type SupportedCommand } from "./commands.ts";
+import { splitInline } from "./inline.ts";
 import {
   CR,
   DOLLAR,
@@ -37,10 +38,12 @@ const INVALID_BULK = PROTOCOL_ERROR + "invalid bulk length";
 const TOO_BIG_INLINE = PROTOCOL_ERROR + "too big inline request";
 const MISSING_CRLF = PROTOCOL_ERROR + "expected CRLF after bulk data";
 const TOO_MANY_EMPTY = PROTOCOL_ERROR + "too many empty requests";
+const UNBALANCED_QUOTES = PROTOCOL_ERROR + "unbalanced quotes in request";
+// Redis looks for an inline line's end with strchr(), which stops at a NUL: it waits for more
+// bytes until its 64 KB limit, then closes. Said at once here.
+const NUL_INLINE = PROTOCOL_ERROR + "NUL byte in inline request";
 
-// Well-framed requests the proxy answers with an error. Twemproxy only speaks RESP arrays; an
-// inline command is still a well-framed line, so it gets a reply and the stream stays usable.
-const INLINE_UNSUPPORTED = "-ERR unsupported inline command: send commands as RESP arrays of bulk strings";
+// Well-framed requests the proxy answers with an error.
 const NOT_INTEGER = "-ERR value is not an integer or out of range";
 const NEGATIVE_NUMKEYS = "-ERR Number of keys can't be negative";
 const TOO_MANY_NUMKEYS = "-ERR Number of keys can't be greater than number of args";
@@ -57,14 +60,20 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
       const lf = inlineLineEnd(buf, p, end);
       if (lf === NEED_MORE) return needMore(req, pos, end + 1);
       if (lf === FATAL) return fatal(req, TOO_BIG_INLINE);
-      if (isBlank(buf, p, lf)) {
+      if (hasNul(buf, p, lf)) return fatal(req, NUL_INLINE);
+      // Redis takes a CR before the LF off the line (unless the line is that CR alone).
+      const stop = lf > p && buf[lf - 1] === CR ? lf - 1 : lf;
+      req.nargs = 0;
+      if (!splitInline(buf, p, stop, req)) return fatal(req, UNBALANCED_QUOTES);
+      if (req.nargs === 0) {
+        // Blank (whitespace only): skipped without a reply, as redis does.
         p = lf + 1;
         continue;
       }
-      // A well-framed line: answered, the stream stays usable.
       req.start = p;
       req.end = lf + 1;
-      req.error = INLINE_UNSUPPORTED;
+      req.inline = true;
+      resolveCommand(buf, req);
       return lf + 1;
     }
     const next = readNumber(buf, p + 1, end);
@@ -117,13 +126,9 @@ function inlineLineEnd(buf: Uint8Array, p: number, end: number): number {
   return limit === end ? NEED_MORE : FATAL;
 }
 
-/** buf[p, lf) is whitespace only (C's isspace()): redis skips such a line without a reply. */
-function isBlank(buf: Uint8Array, p: number, lf: number): boolean {
-  for (let q = p; q < lf; q++) {
-    const c = buf[q]!;
-    if (c !== 32 && c !== CR && (c < 9 || c > 12)) return false;
-  }
-  return true;
+function hasNul(buf: Uint8Array, p: number, lf: number): boolean {
+  for (let q = p; q < lf; q++) if (buf[q] === 0) return true;
+  return false;
 }
 
 // ---- the command and its keys ----

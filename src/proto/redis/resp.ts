@@ -1,12 +1,27 @@
-// RESP2 bytes and the strict number reader shared by the request and response parsers.
+// RESP bytes (RESP2 and RESP3) and the strict number reader shared by the request and response
+// parsers.
 
 export const CR = 13;
 export const LF = 10;
-export const STAR = 42; // *
-export const DOLLAR = 36; // $
-export const PLUS = 43; // +
-export const MINUS = 45; // -
-export const COLON = 58; // :
+export const STAR = 42; // * array
+export const DOLLAR = 36; // $ bulk string
+export const PLUS = 43; // + simple string
+export const MINUS = 45; // - error
+export const COLON = 58; // : integer
+// RESP3 (https://github.com/redis/redis-specifications/blob/master/protocol/RESP3.md)
+export const UNDERSCORE = 95; // _ null
+export const COMMA = 44; // , double
+export const PAREN = 40; // ( big number
+export const HASH = 35; // # boolean
+export const EQUALS = 61; // = verbatim string
+export const BANG = 33; // ! blob error
+export const PERCENT = 37; // % map
+export const TILDE = 126; // ~ set
+export const PIPE = 124; // | attribute
+export const GREATER = 62; // > push
+export const QUESTION = 63; // ? streamed length
+export const SEMICOLON = 59; // ; streamed string chunk
+export const DOT = 46; // . end of a streamed aggregate
 
 /** Largest bulk string accepted (redis's default proto-max-bulk-len). */
 export const MAX_BULK = 512 * 1024 * 1024;

@@ -1,0 +1,218 @@
+// Following Redis Sentinel in a pool (pool key `sentinels`): the sentinel client's topology
+// changes applied to the pool's servers, each named by its sentinel master name.
+//
+// - A master moved: the server moves (new requests go to the new address, requests already
+//   sent finish or fail on the old connections, which then close), counted in `failovers`.
+// - A failover announced: from then on the server's writes wait here ("parked"), in arrival
+//   order, until the master moved (they go to the new one) or the failover was aborted (they go
+//   to the old one), or the request timeout fails them. Reads go on. A client with a parked
+//   request has all its later requests parked behind it, so its own order holds.
+// - Replicas up or down: the server's replica list, where read_from sends read-only commands.
+// - A master answered -READONLY (demoted before the event arrived): the sentinels are asked again.
+
+import type { Address } from "../conf/types.ts";
+import { log } from "../log.ts";
+import { Req } from "../proto/codec.ts";
+import { SentinelClient, type TopologyChange } from "../sentinel/client.ts";
+import { instanceText, type Instance } from "../sentinel/events.ts";
+import { S } from "../stats/table.ts";
+import type { ClientConn } from "./client.ts";
+import { fail } from "./deliver.ts";
+import { routeRequest } from "./dispatch.ts";
+import type { Msg } from "./msg.ts";
+import type { Pool } from "./pool.ts";
+import { Server } from "./server.ts";
+
+/** A request waiting for a failover to end: its slot, and its bytes in the client's read buffer
+ *  (never reused, core/reader.ts), parsed again when it is released. */
+interface Parked {
+  readonly msg: Msg;
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+}
+
+const DEMOTED_ASK_MS = 100;
+
+const addressOf = (i: Instance): Address => ({ spec: instanceText(i), host: i.host, port: i.port, unix: false, perm: null });
+
+export class PoolFailover {
+  private readonly client: SentinelClient;
+  private parked: Parked[] = [];
+  /** Parked requests per client. */
+  private parkedBy = new Map<ClientConn, number>();
+  /** Servers holding their writes now. */
+  private holding = 0;
+  /** Released requests are parsed again into this. */
+  private readonly req = new Req();
+  /** When -READONLY last made the sentinels be asked again. */
+  private demotedAskedAt = -Infinity;
+
+  constructor(private readonly pool: Pool) {
+    const cfg = pool.cfg;
+    this.client = new SentinelClient({
+      sentinels: cfg.sentinels,
+      auth: cfg.sentinelAuth,
+      names: cfg.servers.map((s) => s.name!),
+      label: `pool '${cfg.name}'`,
+      onChange: (change) => this.apply(change),
+      framer: pool.codec,
+      sockets: pool.sockets,
+    });
+    for (const s of pool.servers) s.stats.address = s.addr.spec;
+  }
+
+  start(): void {
+    this.client.start();
+  }
+
+  /** Stop following; parked requests go where their servers are now. */
+  stop(): void {
+    this.client.stop();
+    for (const s of this.pool.servers) s.holdWrites = false;
+    this.holding = 0;
+    this.release();
+  }
+
+  /** Sentinels followed now (for /healthz). */
+  get sentinelsReachable(): number {
+    return this.client.reachable;
+  }
+
+  /** Does dispatch have to ask parks()? Only during a failover or while requests are parked. */
+  get active(): boolean {
+    return this.holding > 0 || this.parked.length > 0;
+  }
+
+  /** A request (parsed into req from buf) about to be routed: parks it and returns true when
+   *  it writes to a server whose failover is under way, or its client has requests parked. */
+  parks(msg: Msg, buf: Uint8Array, req: Req): boolean {
+    const c = msg.client;
+    const before = this.parkedBy.get(c) ?? 0;
+    if (before === 0 && (req.command!.readOnly === true || !this.writesToHolding(buf, req))) return false;
+    this.parked.push({ msg, buf, start: req.start, end: req.end });
+    this.parkedBy.set(c, before + 1);
+    return true;
+  }
+
+  private writesToHolding(buf: Uint8Array, req: Req): boolean {
+    const servers = this.pool.servers;
+    const router = this.pool.router;
+    for (let i = 0; i < req.nkeys; i++) {
+      const index = router.route(buf, req.keyStart(i), req.keyEnd(i));
+      if (index >= 0 && servers[index]!.holdWrites) return true;
+    }
+    return false;
+  }
+
+  /** Dispatch every parked request again, in arrival order (those whose server still holds
+   *  park again, and their clients' later ones behind them). */
+  private release(): void {
+    const parked = this.parked;
+    if (parked.length === 0) return;
+    this.parked = [];
+    this.parkedBy = new Map();
+    const codec = this.pool.codec;
+    const req = this.req;
+    for (const p of parked) {
+      if (p.msg.client.closed) {
+        fail(this.pool, p.msg, "client closed");
+        continue;
+      }
+      codec.parseRequest(p.buf, p.start, p.end, req);
+      routeRequest(this.pool, p.msg, p.buf, req);
+    }
+  }
+
+  /** Parked requests older than the pool's timeout get an error. */
+  checkTimeouts(now: number, timeout: number): void {
+    if (this.parked.length === 0 || now - this.parked[0]!.msg.t0 <= timeout) return;
+    const kept: Parked[] = [];
+    for (const p of this.parked) {
+      if (now - p.msg.t0 <= timeout) {
+        kept.push(p);
+        continue;
+      }
+      const c = p.msg.client;
+      const n = this.parkedBy.get(c)! - 1;
+      if (n === 0) this.parkedBy.delete(c);
+      else this.parkedBy.set(c, n);
+      fail(this.pool, p.msg, "Failover in progress");
+    }
+    this.parked = kept;
+  }
+
+  /** A server answered -READONLY: its master was demoted; find out where it went (once per
+   *  DEMOTED_ASK_MS: a pipeline of writes gets as many -READONLY). */
+  demoted(server: Server): void {
+    const now = performance.now();
+    if (now - this.demotedAskedAt < DEMOTED_ASK_MS) return;
+    this.demotedAskedAt = now;
+    this.client.requery(`server ${server.cfg.name} answered -READONLY`);
+  }
+
+  private serverNamed(name: string): Server | null {
+    for (const s of this.pool.servers) if (s.cfg.name === name) return s;
+    return null;
+  }
+
+  private apply(change: TopologyChange): void {
+    const server = this.serverNamed(change.name);
+    if (server === null) return;
+    switch (change.kind) {
+      case "master-moved": {
+        const addr = addressOf(change.to);
+        if (server.addr.host !== addr.host || server.addr.port !== addr.port) {
+          log.notice(`pool '${this.pool.cfg.name}': server ${change.name} moves from ${server.addr.spec} to ${addr.spec}`);
+          server.moveTo(addr);
+          server.stats.address = addr.spec;
+          server.stats.counters[S.failovers]!++;
+          // The new master is no replica to read from any more.
+          this.dropReplica(server, change.to);
+        }
+        this.endHold(server);
+        return;
+      }
+      case "failover-started":
+        if (!server.holdWrites) {
+          server.holdWrites = true;
+          this.holding++;
+        }
+        return;
+      case "failover-aborted":
+        this.endHold(server);
+        return;
+      case "replica-up":
+        if (server.replicas.some((r) => r.addr.host === change.replica.host && r.addr.port === change.replica.port)) return;
+        server.replicas.push(this.replica(server, addressOf(change.replica)));
+        return;
+      case "replica-down":
+        this.dropReplica(server, change.replica);
+        return;
+      case "master-down":
+      case "master-up":
+        return;
+    }
+  }
+
+  private endHold(server: Server): void {
+    if (!server.holdWrites) return;
+    server.holdWrites = false;
+    this.holding--;
+    this.release();
+  }
+
+  /** A replica of `master` at `addr`: a server of its own (connections, health), counted in
+   *  its master's stats. */
+  private replica(master: Server, addr: Address): Server {
+    const cfg = { ...master.cfg, addr, pname: `${addr.spec} (replica of ${master.cfg.name})` };
+    return new Server(this.pool, master.index, cfg, master.stats, master);
+  }
+
+  private dropReplica(server: Server, replica: Instance): void {
+    const i = server.replicas.findIndex((r) => r.addr.host === replica.host && r.addr.port === replica.port);
+    if (i < 0) return;
+    const [gone] = server.replicas.splice(i, 1);
+    gone!.retire();
+  }
+}

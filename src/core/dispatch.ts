@@ -36,7 +36,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   if (req.command!.route === Route.Local) {
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
     const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.socket.localAddress, c.socket.localPort);
-    if (own !== null) answerLocally(pool, msg, own);
+    if (own !== null) answerLocally(pool, msg, silent ? null : own);
     else local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
     // The session may have changed, and with it the connections its requests go to.
     c.group = codec.group(c.session);

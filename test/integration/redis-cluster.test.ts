@@ -212,6 +212,13 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     expect(/db0:keys=(\d+),/.exec(text)?.[1]).toBe(String(keys));
   });
 
+  test("CLUSTER answers follow CLIENT REPLY OFF like every other reply", async () => {
+    const requests = [["CLIENT", "REPLY", "OFF"], ["CLUSTER", "MYID"], ["CLIENT", "REPLY", "ON"], ["CLUSTER", "KEYSLOT", "foo"]];
+    // Two replies: REPLY OFF and MYID are silent.
+    const replies = await exchange(endpoint, Buffer.concat(requests.map((c) => command(...c))), 2, respFrame);
+    expect(replies.map(String)).toEqual(["+OK\r\n", ":12182\r\n"]);
+  });
+
   test("/healthz shows the slot map (epoch, every slot covered) and the redirections followed", async () => {
     const res = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
     expect(res.status).toBe(200);

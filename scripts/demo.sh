@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the proxy on conf/nutcracker.yml in front of local backends it starts (2 redis-server,
-# 2 memcached, the addresses in that file). Extra arguments go to the proxy. Ctrl-C stops all.
+# 2 memcached, the addresses in that file), with the metrics port on (the dashboard at
+# http://127.0.0.1:22223/). Extra arguments go to the proxy. Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -18,6 +19,7 @@ for port in 21211 21212; do
 done
 echo "demo: redis on 16379 16380, memcached on 21211 21212;" \
   "proxy: redis pool 127.0.0.1:22121, memcached pool 127.0.0.1:22122, stats 127.0.0.1:22222" >&2
-node_modules/.bin/bun src/main.ts -c conf/nutcracker.yml -a 127.0.0.1 "$@" &
+echo "demo: dashboard http://127.0.0.1:22223/ (data: /dashboard.json; /metrics, /healthz)" >&2
+node_modules/.bin/bun src/main.ts -c conf/nutcracker.yml -a 127.0.0.1 --metrics-port 22223 "$@" &
 pids+=($!)
 wait "${pids[-1]}"

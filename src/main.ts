@@ -13,8 +13,10 @@ import { Proxy } from "./core/proxy.ts";
 import { log } from "./log.ts";
 import { daemonChannel, daemonize } from "./ops/daemon.ts";
 import { writePidFile } from "./ops/pidfile.ts";
+import { selfCommand } from "./ops/self.ts";
 import { installSignals } from "./ops/signals.ts";
 import { startMetricsServer } from "./stats/http.ts";
+import { ReloadHistory } from "./stats/reloads.ts";
 import { startStatsServer } from "./stats/server.ts";
 
 function fail(message: string): never {
@@ -22,15 +24,20 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-/** SIGUSR1 / POST /reload: re-read the config and apply it; an invalid file changes nothing. */
-function reloader(proxy: Proxy, opts: Options): () => void {
+/** SIGUSR1 / POST /reload: re-read the config and apply it; an invalid file changes nothing.
+ *  Every attempt goes into `history` (the dashboard's). */
+function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): () => void {
+  const rejected = (reason: string): void => {
+    log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
+    history.record({ at: Date.now(), applied: false, generation: proxy.generation, detail: reason });
+  };
   return () => {
     let next;
     try {
       next = loadConfig(opts.confFile);
     } catch (err) {
       const reason = err instanceof ConfigError ? err.message : (err as Error).message;
-      log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
+      rejected(reason);
       throw new Error(reason);
     }
     let summary;
@@ -38,10 +45,11 @@ function reloader(proxy: Proxy, opts: Options): () => void {
       summary = proxy.reload(next, opts.drainTimeout);
     } catch (err) {
       // A listen address that cannot be bound: Proxy.reload changed nothing.
-      log.error(`reload rejected, the running configuration is unchanged: ${(err as Error).message}`);
+      rejected((err as Error).message);
       throw err;
     }
     log.notice(`reloaded '${opts.confFile}' (generation ${proxy.generation}): ${summary}`);
+    history.record({ at: Date.now(), applied: true, generation: proxy.generation, detail: summary });
   };
 }
 
@@ -58,7 +66,8 @@ function serve(opts: Options, worker: number | null): void {
   // (as nutcracker binds its stats port before its pools): whoever sees a pool listening can
   // rely on them.
   if (worker === null && opts.pidFile !== null) writePidFile(opts.pidFile);
-  const reload = reloader(proxy, opts);
+  const reloads = new ReloadHistory();
+  const reload = reloader(proxy, opts, reloads);
   process.on("SIGUSR1", () => {
     try {
       reload();
@@ -95,6 +104,7 @@ function serve(opts: Options, worker: number | null): void {
       reload,
       configGeneration: () => proxy.generation,
       configLoadedAt: () => proxy.loadedAt,
+      reloads,
     });
   }
   proxy.start();
@@ -125,7 +135,7 @@ async function main(argv: readonly string[]): Promise<void> {
       const config = loadConfig(opts.confFile);
       if (opts.pidFile !== null) writePidFile(opts.pidFile);
       // Ready (for the daemon's parent) once every worker listens.
-      runSupervisor(opts, config, process.argv[1]!, argv, {
+      runSupervisor(opts, config, selfCommand(), argv, {
         ready: () => daemon?.ready(),
         failed: (message) => daemon?.fail(`buncracker: ${message}`),
       });

@@ -59,6 +59,10 @@ network=${project}_default
 # ---- what podman may change outside its scratch folder, to put back --------------------
 ip_forward_before=$(cat /proc/sys/net/ipv4/ip_forward)
 netavark_rules_before=$(iptables-save 2>/dev/null | grep -c NETAVARK || true)
+declare -A netavark_before # per table, netavark's chains and rules (iptables -S) found before
+for table in nat filter; do
+  netavark_before[$table]=$(iptables -t "$table" -S 2>/dev/null | grep NETAVARK || true)
+done
 nft_tables_before=$(nft list tables 2>/dev/null || true)
 run_dirs_absent=()
 for d in /run/containers /run/libpod /var/lib/containers /etc/containers/networks; do
@@ -94,17 +98,17 @@ kube_file=""
 compose_up=false
 
 restore_firewall() {
-  # netavark leaves its chains behind; they go only if there were none before this run.
-  [ "$netavark_rules_before" -eq 0 ] || return 0
+  # netavark leaves its chains and rules behind: those this run added go (another run's, found
+  # before, stay).
   local table rule chain
   for table in nat filter; do
+    local before=${netavark_before[$table]}
     while read -r rule; do
       eval "iptables -t $table ${rule/#-A/-D}"
-    done < <(iptables -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j NETAVARK' || true)
+    done < <(iptables -t "$table" -S 2>/dev/null | grep -E '^-A .*NETAVARK' | grep -vxF -f <(printf '%s\n' "$before") || true)
     for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^NETAVARK/ { print $2 }'); do
+      grep -qxF -- "-N $chain" <<<"$before" && continue
       iptables -t "$table" -F "$chain"
-    done
-    for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^NETAVARK/ { print $2 }'); do
       iptables -t "$table" -X "$chain"
     done
     # The table itself, if this run made it and it holds nothing but empty built-in chains.
@@ -188,7 +192,11 @@ fi
 podman build --quiet "${build_args[@]}" . >"$ctr/build.log" 2>&1 || { tail -30 "$ctr/build.log"; die "podman build"; }
 ok "image built: $image, $(podman image inspect --format '{{.Size}}' "$image" | awk '{ printf "%.0f MB", $1 / 1e6 }') (base $(podman image inspect --format '{{.Size}}' "$bun_image" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"
 check "the image runs as a non-root user" test "$(podman image inspect --format '{{.Config.User}}' "$image")" = 1000:1000
-check "the image holds no dev dependency" test "$(podman run --rm --entrypoint ls "$image" node_modules 2>/dev/null)" = yaml
+check "the image is the single executable alone: no shell, no Bun" \
+  eval '! podman run --rm --entrypoint /bin/sh "$image" -c true >/dev/null 2>&1 && ! podman run --rm --entrypoint bun "$image" --version >/dev/null 2>&1'
+image_bytes=$(podman image inspect --format '{{.Size}}' "$image")
+bun_bytes=$(podman image inspect --format '{{.Size}}' "$bun_image")
+check "the image is smaller than the Bun image it was built on" test "$image_bytes" -lt "$bun_bytes"
 check "the image's config passes -t" eval 'podman run --rm "$image" -t -c /etc/buncracker/buncracker.yml >/dev/null 2>&1'
 
 # ---- compose ------------------------------------------------------------------------------

@@ -219,6 +219,9 @@ export function sumHealth(snapshots: Iterable<StatsSnapshot>): PoolHealth[] {
   return [...pools].map(([name, p]) => ({
     name,
     listening: p.listening,
-    servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected, address: p.addresses.get(server) ?? null })),
+    // Only pools that follow sentinels report addresses (ServerStats.address); failures are
+    // each worker's own.
+    sentinels: p.addresses.size > 0,
+    servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected, address: p.addresses.get(server) ?? null, failures: 0 })),
   }));
 }

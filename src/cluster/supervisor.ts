@@ -40,10 +40,11 @@ interface Worker {
   reported: boolean;
 }
 
+/** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
 export function runSupervisor(
   opts: Options,
   config: Config,
-  mainPath: string,
+  command: readonly string[],
   argv: readonly string[],
   events: SupervisorEvents,
 ): void {
@@ -94,7 +95,7 @@ export function runSupervisor(
     w.startedAt = Date.now();
     w.reported = false;
     w.proc = Bun.spawn({
-      cmd: [process.execPath, mainPath, ...argv],
+      cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
       stdio: ["ignore", "inherit", "inherit"],
       ipc: (report: WorkerReport) => received(i, report),
@@ -140,7 +141,9 @@ export function runSupervisor(
   const starting: PoolHealth[] = config.pools.map((p) => ({
     name: p.name,
     listening: false,
-    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false, address: null })),
+    sentinels: p.sentinels.length > 0,
+    // A pool that follows sentinels is where they say, known once a worker reports.
+    servers: p.servers.map((s) => ({ name: s.statsName, ejected: false, address: p.sentinels.length > 0 ? null : s.addr.spec, failures: 0 })),
   }));
   setInterval(refresh, REPORT_INTERVAL_MS).unref();
   servers.push(

@@ -66,7 +66,9 @@ export class Proxy {
     return this.pools.map((p) => ({
       name: p.cfg.name,
       listening: p.listening,
-      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.stats.address })),
+      sentinels: p.cfg.sentinels.length > 0,
+      // address and failures: also for the dashboard (stats/dashboard-data.ts)
+      servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.addr.spec, failures: s.failures })),
       ...(p.cluster === null ? {} : { cluster: p.cluster.health() }),
     }));
   }

@@ -7,6 +7,7 @@
 // which is also how the daemon knows it is the daemon and must not detach again.
 
 import { closeSync, writeSync } from "node:fs";
+import { selfCommand } from "./self.ts";
 
 const DAEMON_FD_ENV = "BUNCRACKER_DAEMON_FD";
 const DAEMON_FD = 3;
@@ -22,7 +23,7 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
  *  Messages for the user go to stderr. */
 export async function daemonize(readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS): Promise<number> {
   const child = Bun.spawn({
-    cmd: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    cmd: [...selfCommand(), ...process.argv.slice(2)],
     env: { ...process.env, [DAEMON_FD_ENV]: String(DAEMON_FD) },
     detached: true,
     stdio: ["ignore", "ignore", "ignore", "pipe"],

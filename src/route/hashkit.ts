@@ -1,10 +1,11 @@
 // The WASM hashkit (assembly/, built to build/hashkit.wasm): compiled once per process, one
 // instance (and so one linear memory) per user. Hashkit owns the key buffer in that memory.
+// The file is imported as an asset: from source it is the path of build/hashkit.wasm, in the
+// single executable (`npm run build`) a path inside the executable's embedded files. Without
+// build/hashkit.wasm the source does not load ("Cannot find module"): `bun run build:wasm`.
 
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-
-const WASM_FILE = fileURLToPath(new URL("../../build/hashkit.wasm", import.meta.url));
+import WASM_FILE from "../../build/hashkit.wasm" with { type: "file" };
 
 /** Keys up to this length are copied with a loop; longer ones with one set() on a subarray view,
  *  whose allocation costs about as much as copying 120-190 bytes one by one (measured). */
@@ -30,13 +31,7 @@ let compiled: WebAssembly.Module | null = null;
 
 function hashkitModule(): WebAssembly.Module {
   if (compiled) return compiled;
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    bytes = readFileSync(WASM_FILE);
-  } catch {
-    throw new Error(`the WASM hashkit ${WASM_FILE} is missing: run \`bun run build:wasm\``);
-  }
-  compiled = new WebAssembly.Module(bytes);
+  compiled = new WebAssembly.Module(readFileSync(WASM_FILE));
   return compiled;
 }
 

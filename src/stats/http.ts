@@ -1,16 +1,26 @@
-// The HTTP side port (--metrics-port): GET /metrics (Prometheus), GET /healthz, POST /reload.
+// The HTTP side port (--metrics-port): GET /metrics (Prometheus), GET /healthz, POST /reload,
+// and the live dashboard: GET / (the page, stats/dashboard-page.ts) and GET /dashboard.json (its
+// data, stats/dashboard-data.ts).
 
+import { DashboardSampler } from "./dashboard-data.ts";
+import { DASHBOARD_HTML } from "./dashboard-page.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { EventLoopLag } from "./loop-lag.ts";
 import type { RunningServer } from "./server.ts";
+import type { ReloadHistory } from "./reloads.ts";
 import type { ProxyStats } from "./store.ts";
 
 export interface ServerHealth {
   /** The server's stats name. */
   readonly name: string;
   readonly ejected: boolean;
-  /** Where it is now, for a pool that follows sentinels; else null. */
+  /** Where the proxy connects now (host:port or socket path; a pool that follows sentinels:
+   *  where they said its master is); null where not known (the supervisor of --workers knows
+   *  only the addresses its workers report, those of pools that follow sentinels). */
   readonly address: string | null;
+  /** Consecutive failures so far (auto_eject_hosts counts them up to server_failure_limit);
+   *  0 once a request succeeds. */
+  readonly failures: number;
 }
 
 /** A redis_cluster pool's slot map. */
@@ -34,6 +44,8 @@ export interface PoolHealth {
   readonly name: string;
   /** false before the listener is bound, or once it stopped (drain). */
   readonly listening: boolean;
+  /** The pool follows sentinels (/healthz lists where its servers are). */
+  readonly sentinels: boolean;
   readonly servers: readonly ServerHealth[];
   /** distribution redis_cluster only. */
   readonly cluster?: ClusterHealth;
@@ -57,6 +69,8 @@ export interface MetricsServerOptions {
   readonly configGeneration?: () => number;
   /** When the running configuration was loaded (ms since epoch), for /healthz. */
   readonly configLoadedAt?: () => number;
+  /** The reloads the dashboard lists; absent: it lists none. */
+  readonly reloads?: ReloadHistory;
 }
 
 const TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8";
@@ -81,7 +95,7 @@ function healthz(source: HealthSource, config: ConfigInfo): Response {
     ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
     ...(p.cluster === undefined ? {} : { cluster: p.cluster }),
     // Pools that follow sentinels: where each server is now.
-    ...(p.servers.some((s) => s.address !== null)
+    ...(p.sentinels
       ? { addresses: Object.fromEntries(p.servers.map((s) => [s.name, s.address])) }
       : {}),
   }));
@@ -125,7 +139,16 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
     });
     return new Response(body, { headers: { "content-type": TEXT_0_0_4 } });
   };
+  const dashboard = new DashboardSampler({
+    stats: opts.stats,
+    health: opts.health,
+    generation,
+    loadedAt: () => opts.configLoadedAt?.(),
+    reloads: opts.reloads,
+  });
   const routes: Readonly<Record<string, Route>> = {
+    "/": { method: "GET", handle: () => new Response(DASHBOARD_HTML, { headers: { "content-type": "text/html; charset=utf-8" } }) },
+    "/dashboard.json": { method: "GET", handle: () => json(200, dashboard.data()) },
     "/metrics": { method: "GET", handle: metrics },
     "/healthz": { method: "GET", handle: () => healthz(opts.health, configInfo()) },
     "/reload": { method: "POST", handle: () => reload(opts.reload) },
@@ -153,11 +176,13 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
     );
   }
   lag.start();
+  dashboard.start();
   const running = server;
   return {
     port: running.port ?? opts.port,
     stop() {
       lag.stop();
+      dashboard.stop();
       void running.stop(true);
     },
   };

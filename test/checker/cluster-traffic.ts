@@ -4,7 +4,8 @@
 // (keys never expire or get deleted); an INCR of the lane's own counter must return one more
 // than the last (a lost or doubled execution shows); MSET, EXISTS, TOUCH, DEL and UNLINK span
 // slots (the proxy splits them). A MOVED, ASK or TRYAGAIN reaching the client is unexpected;
-// proxy errors and CLUSTERDOWN are counted by reason (allowed only where a test allows them).
+// proxy errors and CLUSTERDOWN are counted by reason, never explained (no fault is declared to
+// the report: a test allows them where it expects them).
 // After the run, verify() reads every acknowledged key and counter from the nodes directly.
 
 import type { Backend } from "../helpers/backends.ts";
@@ -12,6 +13,7 @@ import { exchange } from "../helpers/client.ts";
 import { endpointOf } from "../helpers/direct.ts";
 import type { Rng } from "../helpers/random.ts";
 import { command, decode, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
+import type { Problem } from "./report.ts";
 import { PROXY_ERRORS, type Request, type Traffic, type Verdict } from "./traffic.ts";
 
 const COUNTERS = 4;
@@ -24,12 +26,14 @@ export function valueOf(key: string): Buffer {
   return Buffer.from(`${key}=${String.fromCharCode(97 + (h % 26)).repeat(8 + (h % 193))}`, "latin1");
 }
 
+const bad = (problem: Problem, what: string): Verdict => ({ problem, what });
+
 function errorVerdict(reply: RespValue): Verdict | null {
   if (!(reply instanceof RespError)) return null;
   const reason = reply.message.replace(/^ERR /, "");
-  if (reply.message.startsWith("ERR ") && PROXY_ERRORS.has(reason)) return `error:${reason}`;
-  if (reply.message.startsWith("CLUSTERDOWN")) return "error:CLUSTERDOWN";
-  return `unexpected:-${reply.message}`;
+  if (reply.message.startsWith("ERR ") && PROXY_ERRORS.has(reason)) return { error: reason, explained: false };
+  if (reply.message.startsWith("CLUSTERDOWN")) return { error: "CLUSTERDOWN", explained: false };
+  return bad("unexpected", `-${reply.message}`);
 }
 
 export class ClusterTraffic implements Traffic {
@@ -68,7 +72,7 @@ export class ClusterTraffic implements Traffic {
     if (roll < 25 || this.acked.length < 8) {
       const key = this.fresh();
       return this.make(command("SET", key, valueOf(key)), (r) => {
-        if (r !== "OK") return `misordered:SET ${key} got ${JSON.stringify(r)}`;
+        if (r !== "OK") return bad("misordered", `SET ${key} got ${JSON.stringify(r)}`);
         this.acked.push(key);
         return "ok";
       });
@@ -80,7 +84,7 @@ export class ClusterTraffic implements Traffic {
     if (roll < 55) {
       const keys = this.known(2 + this.rng.int(6));
       return this.make(command("MGET", ...keys), (r) => {
-        if (!Array.isArray(r) || r.length !== keys.length) return `misordered:MGET of ${keys.length} got ${JSON.stringify(r).slice(0, 80)}`;
+        if (!Array.isArray(r) || r.length !== keys.length) return bad("misordered", `MGET of ${keys.length} got ${JSON.stringify(r).slice(0, 80)}`);
         for (let i = 0; i < keys.length; i++) {
           const v = this.value(keys[i]!, r[i]!);
           if (v !== "ok") return v;
@@ -91,7 +95,7 @@ export class ClusterTraffic implements Traffic {
     if (roll < 65) {
       const keys = Array.from({ length: 2 + this.rng.int(4) }, () => this.fresh());
       return this.make(command("MSET", ...keys.flatMap((k) => [k, valueOf(k)])), (r) => {
-        if (r !== "OK") return `misordered:MSET got ${JSON.stringify(r)}`;
+        if (r !== "OK") return bad("misordered", `MSET got ${JSON.stringify(r)}`);
         this.acked.push(...keys);
         return "ok";
       });
@@ -103,46 +107,52 @@ export class ClusterTraffic implements Traffic {
     if (roll < 90) {
       const keys = this.known(1 + this.rng.int(5));
       const verb = roll < 85 ? "EXISTS" : "TOUCH";
-      return this.make(command(verb, ...keys), (r) => (r === keys.length ? "ok" : `unexpected:${verb} of ${keys.length} acknowledged keys got ${JSON.stringify(r)}`));
+      return this.make(command(verb, ...keys), (r) => (r === keys.length ? "ok" : bad("unexpected", `${verb} of ${keys.length} acknowledged keys got ${JSON.stringify(r)}`)));
     }
     if (roll < 97) {
       // Keys never written: nothing to delete, on every slot they fall in.
       const keys = Array.from({ length: 1 + this.rng.int(4) }, () => `gone:${this.lane}:${this.seq++}`);
       const verb = roll < 94 ? "DEL" : "UNLINK";
-      return this.make(command(verb, ...keys), (r) => (r === 0 ? "ok" : `unexpected:${verb} of absent keys got ${JSON.stringify(r)}`));
+      return this.make(command(verb, ...keys), (r) => (r === 0 ? "ok" : bad("unexpected", `${verb} of absent keys got ${JSON.stringify(r)}`)));
     }
-    return this.make(command("PING"), (r) => (r === "PONG" ? "ok" : `misordered:PING got ${JSON.stringify(r)}`));
+    return this.make(command("PING"), (r) => (r === "PONG" ? "ok" : bad("misordered", `PING got ${JSON.stringify(r)}`)));
   }
 
   private value(key: string, got: RespValue): Verdict {
     if (Buffer.isBuffer(got) && got.equals(valueOf(key))) return "ok";
-    if (got === null) return `unexpected:acknowledged ${key} is missing`;
-    return `misordered:${key} got ${JSON.stringify(String(got)).slice(0, 60)}`;
+    if (got === null) return bad("missing", `acknowledged ${key} is missing`);
+    return bad("misordered", `${key} got ${JSON.stringify(String(got)).slice(0, 60)}`);
   }
 
   private counted(j: number, got: RespValue): Verdict {
-    if (typeof got !== "number") return `misordered:INCR got ${JSON.stringify(got)}`;
+    if (typeof got !== "number") return bad("misordered", `INCR got ${JSON.stringify(got)}`);
     const want = this.counters[j]! + 1;
     if (got !== want && !(this.uncertain[j] && got > want)) {
-      return `unexpected:INCR ${this.counterKey(j)} returned ${got} after ${this.counters[j]} (an execution lost or doubled)`;
+      return bad("unexpected", `INCR ${this.counterKey(j)} returned ${got} after ${this.counters[j]} (an execution lost or doubled)`);
     }
     this.counters[j] = got;
     this.uncertain[j] = false;
     return "ok";
   }
 
-  /** `counter`: the INCR's counter, whose value an error leaves unknown (it may have run). */
+  /** `counter`: the INCR's counter, whose value an error or a lost reply leaves unknown (it
+   *  may have run). */
   private make(bytes: Buffer, check: (reply: RespValue) => Verdict, counter = -1): Request {
     return {
       bytes,
-      check: (raw) => {
-        const reply = decode(raw);
-        const error = errorVerdict(reply);
-        if (error !== null) {
+      awaited: {
+        check: (raw) => {
+          const reply = decode(raw);
+          const error = errorVerdict(reply);
+          if (error !== null) {
+            if (counter >= 0) this.uncertain[counter] = true;
+            return error;
+          }
+          return check(reply);
+        },
+        lost: () => {
           if (counter >= 0) this.uncertain[counter] = true;
-          return error;
-        }
-        return check(reply);
+        },
       },
     };
   }

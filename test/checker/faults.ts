@@ -8,52 +8,42 @@ import { mutate as mutateRedis, randomRequest as redisRequest, Rng as FuzzRng } 
 import type { Backend } from "../helpers/backends.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
 import { makeRng, type Rng } from "../helpers/random.ts";
+import type { FaultContext } from "./check.ts";
 import type { Report } from "./report.ts";
 
-export class Faults {
-  private running = true;
-  private loop: Promise<void> | null = null;
-
-  constructor(
-    private readonly backends: readonly Backend[],
-    private readonly rng: Rng,
-    private readonly report: Report,
-    /** Pause between faults, ms. */
-    private readonly gapMs: readonly [number, number] = [800, 2500],
-  ) {}
-
-  start(): void {
-    this.loop = this.run();
-  }
-
-  /** Stop injecting and bring every backend back (running, not stopped). */
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.loop;
-  }
-
-  private between([lo, hi]: readonly [number, number]): number {
-    return lo + this.rng.int(hi - lo + 1);
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      await Bun.sleep(this.between(this.gapMs));
-      if (!this.running) break;
-      const b = this.backends[this.rng.int(this.backends.length)]!;
-      if (this.rng.int(2) === 0) {
-        this.report.fault(`kill ${b.kind}`);
-        await b.kill();
-        await Bun.sleep(this.between([100, 1000]));
-        await b.restart();
+/**
+ * Faults for check()'s `inject`: until the run's duration has passed, one backend at a time is
+ * killed (SIGKILL, restarted empty a moment later) or frozen (SIGSTOP past the pool timeout, then
+ * SIGCONT), with pauses between.
+ */
+export function randomFaults(
+  backends: readonly Backend[],
+  rng: Rng,
+  /** The pools a fault of each backend disturbs (FaultContext.fault's `pools`); default all. */
+  poolsOf: (b: Backend) => string[] | undefined = () => undefined,
+  gapMs: readonly [number, number] = [800, 2500],
+): (ctx: FaultContext) => Promise<void> {
+  const between = ([lo, hi]: readonly [number, number]): number => lo + rng.int(hi - lo + 1);
+  return async (ctx) => {
+    for (;;) {
+      await Bun.sleep(between(gapMs));
+      if (!ctx.running) return;
+      const b = backends[rng.int(backends.length)]!;
+      if (rng.int(2) === 0) {
+        await ctx.fault(`kill ${b.kind}`, async () => {
+          await b.kill();
+          await Bun.sleep(between([100, 1000]));
+          await b.restart();
+        }, { pools: poolsOf(b) });
       } else {
-        this.report.fault(`stop ${b.kind}`);
-        await b.process.freeze();
-        await Bun.sleep(this.between([200, 2000]));
-        b.process.signal("SIGCONT");
+        await ctx.fault(`stop ${b.kind}`, async () => {
+          await b.process.freeze();
+          await Bun.sleep(between([200, 2000]));
+          b.process.signal("SIGCONT");
+        }, { pools: poolsOf(b) });
       }
     }
-  }
+  };
 }
 
 /** Garbage senders on side connections, for the length of the run. */

@@ -1,19 +1,19 @@
 // One checker client: a connection that keeps up to `window` requests in flight (pipelining) and
 // checks each reply against the request it answers, in order. A connection the proxy closes
 // loses its outstanding requests and is reopened; a reply stream that cannot be framed abandons
-// them. Both are counted, and both must never happen.
+// them. Both are counted, and both must never happen. A reply that arrives with nothing in
+// flight (during the run, or in the quiet time after the last reply before close) is duplicated,
+// and so are bytes of a reply still unfinished at close.
 
 import type { Socket } from "bun";
 import { connectSocket, type Endpoint } from "../helpers/client.ts";
 import type { Report } from "./report.ts";
-import type { Request, Traffic } from "./traffic.ts";
-
-type Check = NonNullable<Request["check"]>;
+import type { Awaited, Traffic } from "./traffic.ts";
 
 export class Lane {
   private socket: Socket<undefined> | null = null;
-  /** Checks of the requests sent and not answered yet, oldest first, from `head`. */
-  private waiting: Check[] = [];
+  /** The requests sent and not answered yet, oldest first, from `head`. */
+  private waiting: Awaited[] = [];
   private head = 0;
   /** Bytes written to the socket only in part, waiting for drain. */
   private unsent: Buffer | null = null;
@@ -57,12 +57,13 @@ export class Lane {
     }
   }
 
-  /** Close; whatever is still unanswered is lost. */
+  /** Close; whatever is still unanswered is lost, and bytes of an unfinished reply are extra. */
   close(): void {
     this.running = false;
-    this.report.lost += this.inFlight;
-    this.waiting = [];
-    this.head = 0;
+    this.forget("lost");
+    if (this.socket !== null && this.readEnd > this.readAt) {
+      this.report.problem("duplicated", `${this.readEnd - this.readAt} bytes of an unfinished reply at close`);
+    }
     const s = this.socket;
     this.socket = null;
     s?.terminate();
@@ -81,7 +82,7 @@ export class Lane {
     } catch (err) {
       // The proxy must keep accepting checker connections: a refusal counts as a disconnect.
       this.report.disconnects++;
-      if (this.report.samples.length < 20) this.report.samples.push(`connect: ${(err as Error).message}`);
+      this.report.sample(`connect: ${(err as Error).message}`);
       if (this.running) setTimeout(() => void this.connect(), 200);
       return;
     }
@@ -99,7 +100,7 @@ export class Lane {
       const req = this.traffic.next();
       parts.push(req.bytes);
       this.report.requests++;
-      if (req.check !== null) this.waiting.push(req.check);
+      if (req.awaited !== null) this.waiting.push(req.awaited);
       else this.report.noreply++;
     }
     if (parts.length === 0) return;
@@ -142,21 +143,23 @@ export class Lane {
       this.readAt = stop;
       report.replies++;
       if (this.head === this.waiting.length) {
-        report.problem("duplicated", JSON.stringify(reply.toString("latin1", 0, 80)));
+        report.problem("duplicated", `a reply with nothing in flight: ${JSON.stringify(reply.toString("latin1", 0, 80))}`);
         continue;
       }
-      const check = this.waiting[this.head++]!;
+      const awaited = this.waiting[this.head++]!;
       if (this.head > 4096) {
         this.waiting = this.waiting.slice(this.head);
         this.head = 0;
       }
-      const verdict = check(reply);
-      if (verdict === "ok") report.ok++;
-      else if (verdict.startsWith("error:")) report.error(verdict.slice(6));
-      else {
-        const colon = verdict.indexOf(":");
-        report.problem(verdict.slice(0, colon) as "misordered" | "foreign" | "unexpected", verdict.slice(colon + 1));
+      let verdict;
+      try {
+        verdict = awaited.check(reply);
+      } catch (err) {
+        verdict = { problem: "unexpected" as const, what: `${(err as Error).message} in ${JSON.stringify(reply.toString("latin1", 0, 80))}` };
       }
+      if (verdict === "ok") report.ok++;
+      else if ("error" in verdict) report.error(verdict.error, verdict.explained);
+      else report.problem(verdict.problem, verdict.what);
     }
     if (this.readAt === this.readEnd) this.readAt = this.readEnd = 0;
     const wake = this.wake;
@@ -165,11 +168,17 @@ export class Lane {
     this.pump();
   }
 
-  /** The stream cannot be followed any more: give up on what is in flight, start over. */
-  private abandon(): void {
-    this.report.abandoned += this.inFlight;
+  /** Every request in flight will never be answered: count it under `as`, settle its changes unknown. */
+  private forget(as: "lost" | "abandoned"): void {
+    this.report[as] += this.inFlight;
+    for (let i = this.head; i < this.waiting.length; i++) this.waiting[i]!.lost();
     this.waiting = [];
     this.head = 0;
+  }
+
+  /** The stream cannot be followed any more: give up on what is in flight, start over. */
+  private abandon(): void {
+    this.forget("abandoned");
     this.unsent = null;
     const s = this.socket;
     this.socket = null;
@@ -182,10 +191,8 @@ export class Lane {
     this.socket = null;
     this.unsent = null;
     this.report.disconnects++;
-    this.report.lost += this.inFlight;
-    if (this.report.samples.length < 20) this.report.samples.push(`disconnect with ${this.inFlight} requests in flight`);
-    this.waiting = [];
-    this.head = 0;
+    this.report.sample(`disconnect with ${this.inFlight} requests in flight`);
+    this.forget("lost");
     const wake = this.wake;
     this.wake = null;
     wake?.();

@@ -2,8 +2,12 @@
 // fixed-seed generator, fed the way the proxy feeds them (parse from pos, advance, repeat).
 // Each call must return NEED_MORE with a `need` beyond the bytes available (else the caller
 // would spin), FATAL with an error line, or a position in (pos, end]; never throw or hang.
-// Parsed messages are checked against test/helpers/resp.ts's independent framer, and their
-// prefixes must all be incomplete (with a `need` that never overshoots the real size).
+// Every message parsed without error ends where test/helpers/resp.ts's independent framer says
+// (an array) or at its line feed (inline), and its prefixes are all incomplete (with a `need`
+// that never overshoots the real size). Round trip: requests encoded by the test encoder
+// (resp.ts `command`) and fed in random chunks parse back to exactly their arguments. Streaming:
+// reply streams with large values, parsed as a server connection streams them (opaque parts
+// passed on, parsing resumed after them), frame exactly as the reference framer does.
 //
 // A module for test/unit/redis-fuzz.test.ts, and a script for long runs:
 //   bun test/fuzz/redis.fuzz.ts --cases 10000000 [--seed N]
@@ -11,8 +15,9 @@
 import { FATAL, NEED_MORE, Req, Rsp } from "../../src/proto/codec.ts";
 import { COMMANDS } from "../../src/proto/redis/commands.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
-import { respFrame } from "../helpers/resp.ts";
+import { command, respFrame } from "../helpers/resp.ts";
 import { encodeResp3, randomResp3 } from "../helpers/resp3-values.ts";
+import { parseStreamed } from "../helpers/streamed-parse.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
 
 /** mulberry32: small, fast, good enough for fuzzing, and reproducible from its seed. */
@@ -192,7 +197,7 @@ function fail(what: string, buf: Uint8Array, pos: number, detail: string): never
   throw new Error(`${what}: ${detail} at ${pos} in ${shown}`);
 }
 
-/** What the independent framer says about buf[pos, end): an end, -1, or null (it cannot tell). */
+/** What the independent framer says about buf[pos, end): an end, -1, or null (not RESP at all). */
 function frameEnd(buf: Uint8Array, pos: number, end: number): number | null {
   try {
     return respFrame(buf, pos, end);
@@ -225,6 +230,11 @@ function drive(
     if (r === NEED_MORE) {
       const need = last.need();
       if (!Number.isSafeInteger(need) || need <= end - pos) fail(what, buf, pos, `NEED_MORE with need ${need}`);
+      // (A request array of no elements, *0 or *-1, is skipped: NEED_MORE is then for the next.)
+      if (thorough && (what === "response" || (buf[pos] === 42 && buf[pos + 1]! > 48 && buf[pos + 1]! <= 57))) {
+        const framed = frameEnd(buf, pos, end);
+        if (framed !== null && framed >= 0) fail(what, buf, pos, `NEED_MORE, but the reference framer finds a whole message ending at ${framed}`);
+      }
       stats.incomplete++;
       return;
     }
@@ -244,9 +254,17 @@ function drive(
       if (!error.startsWith("-") || /[\r\n]/.test(error)) fail(what, buf, pos, `error line ${JSON.stringify(error)}`);
       stats.rejected++;
     } else stats.parsed++;
-    if (thorough && (buf[start] === 42 || what === "response")) {
-      const framed = frameEnd(buf, start, end);
-      if (framed !== null && framed !== r) fail(what, buf, pos, `parsed to ${r}, the reference framer says ${framed}`);
+    if (thorough && error === null) {
+      // A message taken as valid is one the reference frames the same way (a throw is a failure).
+      let framed: number;
+      if (buf[start] === 42 || what === "response") {
+        try {
+          framed = respFrame(buf, start, end);
+        } catch (err) {
+          fail(what, buf, pos, `parsed to ${r}, the reference framer rejects it: ${(err as Error).message}`);
+        }
+      } else framed = buf.indexOf(10, start) + 1; // an inline request ends at its line feed
+      if (framed !== r) fail(what, buf, pos, `parsed to ${r}, the reference framer says ${framed}`);
     }
     if (thorough) {
       for (let k = 0; k < 3; k++) {
@@ -308,6 +326,146 @@ export function fuzzResponses(cases: number, seed: number): FuzzStats {
   return stats;
 }
 
+/** A request's arguments: a command of the table (any case, mostly one the proxy serves), mostly
+ *  with as many arguments as it takes, each random (binary, empty, CRLF inside). */
+const SERVED = COMMANDS.filter((c) => c.route !== null);
+
+function requestArgs(rng: Rng): Buffer[] {
+  const spec = rng.chance(0.9) ? rng.pick(SERVED) : rng.pick(COMMANDS);
+  const name = Buffer.from(spec.name.replace(/[a-z]/g, (c) => (rng.chance(0.5) ? c.toUpperCase() : c)), "latin1");
+  const want = Math.abs(spec.arity) - 1 + (spec.arity < 0 ? rng.int(4) : 0);
+  const nargs = rng.chance(0.9) ? want : rng.int(6);
+  const args = [name];
+  const w = new ByteWriter(64);
+  for (let i = 0; i < nargs; i++) {
+    w.reset();
+    randomBytes(rng, w, rng.chance(0.02) ? 5000 : 40);
+    args.push(Buffer.from(w.view()));
+  }
+  return args;
+}
+
+export interface RoundTripStats {
+  cases: number;
+  /** Requests parsed back to their arguments, and the ones rejected with an error reply. */
+  parsed: number;
+  rejected: number;
+  /** Parses that stopped at NEED_MORE part way through a request. */
+  resumed: number;
+}
+
+/**
+ * Round trip: pipelines of 1-4 requests encoded by the test encoder, arriving in random chunks;
+ * each parses to its own bytes exactly, with its arguments' contents, or is rejected with an
+ * error line (a wrong argument count); NEED_MORE on the way never asks past the request's end.
+ */
+export function fuzzRoundTrip(cases: number, seed: number): RoundTripStats {
+  const rng = new Rng(seed);
+  const req = new Req();
+  const stats: RoundTripStats = { cases: 0, parsed: 0, rejected: 0, resumed: 0 };
+  for (let c = 0; c < cases; c++) {
+    const requests = Array.from({ length: 1 + rng.int(4) }, () => requestArgs(rng));
+    const encoded = requests.map((args) => command(...args));
+    const buf = Buffer.concat(encoded);
+    let pos = 0;
+    let received = 0;
+    for (const [i, args] of requests.entries()) {
+      const stop = pos + encoded[i]!.length;
+      for (;;) {
+        if (received === pos || rng.chance(0.3)) received = Math.min(buf.length, received + 1 + rng.int(rng.chance(0.5) ? 8 : 600));
+        const r = redisCodec.parseRequest(buf, pos, received, req);
+        if (r === NEED_MORE) {
+          if (received >= stop) fail("round trip", buf, pos, `NEED_MORE with the whole request there`);
+          if (req.need <= received - pos || req.need > stop - pos) fail("round trip", buf, pos, `need ${req.need} of a ${stop - pos}-byte request with ${received - pos} there`);
+          stats.resumed++;
+          continue;
+        }
+        if (r !== stop) fail("round trip", buf, pos, `parsed to ${r}, the request ends at ${stop}`);
+        break;
+      }
+      if (req.error !== null) {
+        if (!req.error.startsWith("-") || /[\r\n]/.test(req.error)) fail("round trip", buf, pos, `error line ${JSON.stringify(req.error)}`);
+        // Explained: not served, the wrong count (as the command's table arity or redis's own
+        // rule for it says), or a `numkeys` argument that is no count of keys.
+        const spec = COMMANDS.find((s) => s.name === args[0]!.toString("latin1").toLowerCase())!;
+        const fits = spec.arity > 0 ? args.length === spec.arity : args.length >= -spec.arity;
+        if (spec.route !== null && fits && spec.numkeysAt === 0 && !req.error.startsWith("-ERR wrong number of arguments")) {
+          fail("round trip", buf, pos, `rejected ${JSON.stringify(req.error)} with ${args.length} arguments (arity ${spec.arity})`);
+        }
+        stats.rejected++;
+      } else {
+        if (req.command?.name !== args[0]!.toString("latin1").toLowerCase()) fail("round trip", buf, pos, `command ${req.command?.name}`);
+        if (req.nargs !== args.length) fail("round trip", buf, pos, `${req.nargs} arguments, sent ${args.length}`);
+        for (let a = 0; a < args.length; a++) {
+          if (!buf.subarray(req.argStart[a]!, req.argEnd[a]!).equals(args[a]!)) fail("round trip", buf, pos, `argument ${a} differs`);
+        }
+        stats.parsed++;
+      }
+      pos = stop;
+    }
+    stats.cases++;
+  }
+  return stats;
+}
+
+/** Large values are slices of this: letters, CR and LF. */
+const BIG = (() => {
+  const rng = new Rng(0xb16);
+  return Uint8Array.from({ length: 1 << 16 }, () => (rng.chance(0.05) ? rng.pick([13, 10]) : 97 + rng.int(26)));
+})();
+
+/** A reply, now and then with large bulk values (what a server connection streams). */
+function streamedResponse(rng: Rng, w: ByteWriter): void {
+  if (!rng.chance(0.4)) return randomResponse(rng, w);
+  const big = (): void => {
+    const n = 300 + rng.int(12_000);
+    const at = rng.int(BIG.length - n);
+    w.text(`$${n}\r\n`);
+    w.bytes(BIG, at, at + n);
+    w.crlf();
+  };
+  if (rng.chance(0.5)) return big();
+  const n = 1 + rng.int(5);
+  w.text(`*${n}\r\n`);
+  for (let i = 0; i < n; i++) (rng.chance(0.5) ? big() : randomResponse(rng, w, 2));
+}
+
+export interface StreamStats {
+  cases: number;
+  replies: number;
+  /** Cases where some bytes were passed on before their reply was complete. */
+  streamed: number;
+}
+
+/** Reply streams parsed in random chunks as a server connection streams them frame exactly as
+ *  the reference framer frames the whole stream. */
+export function fuzzStreamed(cases: number, seed: number): StreamStats {
+  const rng = new Rng(seed);
+  const w = new ByteWriter(1 << 16);
+  const stats: StreamStats = { cases: 0, replies: 0, streamed: 0 };
+  for (let c = 0; c < cases; c++) {
+    w.reset();
+    for (let n = 1 + rng.int(4); n > 0; n--) streamedResponse(rng, w);
+    const stream = w.buf.slice(0, w.len);
+    const expected: [number, number][] = [];
+    for (let at = 0; at < stream.length; ) {
+      const stop = respFrame(stream, at, stream.length);
+      expected.push([at, stop]);
+      at = stop;
+    }
+    const sizes = Array.from({ length: 1 + rng.int(3) }, () => 1 + rng.int(rng.chance(0.3) ? 64 : 8000));
+    const got = parseStreamed(redisCodec, stream, sizes, rng.pick([1, 64, 4096]));
+    if (got.fatal !== null) fail("streamed", stream, 0, `FATAL ${got.fatal} with chunks ${sizes}`);
+    if (JSON.stringify(got.replies) !== JSON.stringify(expected)) {
+      fail("streamed", stream, 0, `framed ${JSON.stringify(got.replies)}, the reference ${JSON.stringify(expected)} (chunks ${sizes})`);
+    }
+    stats.replies += expected.length;
+    if (got.passed > 0) stats.streamed++;
+    stats.cases++;
+  }
+  return stats;
+}
+
 /** RESP3 reply streams: every type, attributes, pushes, streamed strings and aggregates. */
 export function fuzzResponses3(cases: number, seed: number): FuzzStats {
   const rng = new Rng(seed);
@@ -333,6 +491,8 @@ if (import.meta.main) {
   const t0 = performance.now();
   console.log("requests ", fuzzRequests(cases, seed));
   console.log("responses", fuzzResponses(cases, seed));
+  console.log("round trip", fuzzRoundTrip(cases, seed));
+  console.log("streamed", fuzzStreamed(cases, seed));
   console.log("RESP3    ", fuzzResponses3(cases, seed));
   console.log(`${cases} cases per parser, seed ${seed}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }

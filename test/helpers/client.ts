@@ -18,6 +18,16 @@ export interface SendOptions {
   gapMs?: number;
 }
 
+export interface ReadOptions {
+  /** Default 10 s. */
+  timeoutMs?: number;
+  /**
+   * More replies are expected after these (a pipeline read in parts). Otherwise any byte already
+   * received beyond the expected replies fails the read: a proxy must answer each request once.
+   */
+  more?: boolean;
+}
+
 export interface ReadResult {
   replies: Buffer[];
   /** True when the peer closed before all requested replies arrived. */
@@ -91,9 +101,12 @@ export class RawClient {
     }
   }
 
-  /** Reads exactly `count` complete replies; throws if the peer closes first or on timeout. */
-  async readReplies(count: number, framer: Framer, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer[]> {
-    const { replies, closed } = await this.readRepliesOrClose(count, framer, timeoutMs);
+  /**
+   * Reads exactly `count` complete replies; throws if the peer closes first, on timeout, or when
+   * bytes beyond them have arrived (unless `more`). A number is the timeout (ms).
+   */
+  async readReplies(count: number, framer: Framer, opts: number | ReadOptions = {}): Promise<Buffer[]> {
+    const { replies, closed } = await this.readRepliesOrClose(count, framer, opts);
     if (closed) {
       throw new Error(
         `${describeEndpoint(this.endpoint)} closed the connection after ${replies.length} of ${count} replies` +
@@ -103,13 +116,17 @@ export class RawClient {
     return replies;
   }
 
-  /** Reads one complete reply. */
-  async readReply(framer: Framer, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
-    return (await this.readReplies(1, framer, timeoutMs))[0]!;
+  /** Reads one complete reply (and nothing beyond it, unless `more`). */
+  async readReply(framer: Framer, opts: number | ReadOptions = {}): Promise<Buffer> {
+    return (await this.readReplies(1, framer, opts))[0]!;
   }
 
-  /** Reads up to `count` replies, stopping early (closed: true) if the peer closes; throws on timeout. */
-  async readRepliesOrClose(count: number, framer: Framer, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ReadResult> {
+  /**
+   * Reads up to `count` replies, stopping early (closed: true) if the peer closes; throws on
+   * timeout, or when bytes beyond the `count` replies have arrived (unless `more`).
+   */
+  async readRepliesOrClose(count: number, framer: Framer, opts: number | ReadOptions = {}): Promise<ReadResult> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, more = false } = typeof opts === "number" ? { timeoutMs: opts } : opts;
     const replies: Buffer[] = [];
     const deadline = Date.now() + timeoutMs;
     while (replies.length < count) {
@@ -123,6 +140,11 @@ export class RawClient {
       await this.waitForData(deadline, () =>
         `${describeEndpoint(this.endpoint)}: timed out after ${timeoutMs} ms waiting for reply ${replies.length + 1} of ${count}` +
           ` (buffered ${this.end - this.start} bytes: ${preview(this.buffered)})`,
+      );
+    }
+    if (!more && this.end > this.start) {
+      throw new Error(
+        `${describeEndpoint(this.endpoint)}: ${this.end - this.start} bytes after the ${count} expected replies: ${preview(this.buffered)}`,
       );
     }
     return { replies, closed: false };

@@ -16,7 +16,8 @@ const text = (buf: Uint8Array, start: number, stop: number): string =>
 /**
  * Framer: the end offset of the complete memcached reply starting at `start`, or -1 if it is not
  * complete yet. A retrieval reply is `VALUE <key> <flags> <bytes> [<cas>]` + data blocks up to
- * `END`; a `stats` reply is `STAT ...` lines up to `END`; anything else is one line.
+ * `END` (or an error line); a `stats` reply is `STAT ...` lines up to `END`; anything else is
+ * one line.
  */
 export function memcacheFrame(buf: Uint8Array, start: number, end: number): number {
   let at = start;
@@ -25,7 +26,7 @@ export function memcacheFrame(buf: Uint8Array, start: number, end: number): numb
     if (after < 0) return -1;
     const line = text(buf, at, after - 2);
     if (line.startsWith("VALUE ")) {
-      const bytes = Number(line.split(" ")[3]);
+      const bytes = Number(line.split(/ +/)[3]);
       if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`memcached: bad VALUE line ${JSON.stringify(line)}`);
       if (after + bytes + 2 > end) return -1;
       at = after + bytes + 2;
@@ -35,8 +36,12 @@ export function memcacheFrame(buf: Uint8Array, start: number, end: number): numb
       at = after;
       continue;
     }
-    // END closes a retrieval/stats reply (or is the whole reply of a miss); any other line is a reply.
-    if (at !== start && line !== "END") throw new Error(`memcached: ${JSON.stringify(line)} inside a multi-line reply`);
+    // END closes a retrieval/stats reply (or is the whole reply of a miss), and so does an error
+    // line (memcached's "SERVER_ERROR out of memory writing get response" after some items);
+    // any other line is a reply of its own.
+    if (at !== start && line !== "END" && !/^(SERVER_ERROR|CLIENT_ERROR|ERROR)( |$)/.test(line)) {
+      throw new Error(`memcached: ${JSON.stringify(line)} inside a multi-line reply`);
+    }
     return after;
   }
 }

@@ -1,6 +1,7 @@
 // What the kernel knows about test processes, read from /proc (Linux): children of a process,
 // listening sockets on a port, which process holds the proxy side of a client connection, and
-// CPU time. Used by the workers suites (which worker served a client?) and bench/workers.
+// CPU time; bytes waiting unread in the sockets of a port (a stopped backend's backlog). Used by
+// the workers suites (which worker served a client?), the resilience suites and bench/workers.
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
@@ -46,6 +47,10 @@ interface TcpEntry {
   readonly remotePort: number;
   readonly state: string;
   readonly inode: string;
+  /** Bytes received and not read by the socket's owner yet. */
+  readonly rxQueue: number;
+  /** The kernel timer running on the socket: 0 none, 1 retransmit, 2 keepalive, ... */
+  readonly timer: number;
 }
 
 function tcpEntries(): TcpEntry[] {
@@ -65,6 +70,8 @@ function tcpEntries(): TcpEntry[] {
         remotePort: parseInt(f[2]!.split(":")[1]!, 16),
         state: f[3]!,
         inode: f[9]!,
+        rxQueue: parseInt(f[4]!.split(":")[1]!, 16),
+        timer: parseInt(f[5]!.split(":")[0]!, 16),
       });
     }
   }
@@ -74,6 +81,27 @@ function tcpEntries(): TcpEntry[] {
 /** How many sockets listen on TCP `port` (one per worker with SO_REUSEPORT). */
 export function listenerCount(port: number): number {
   return tcpEntries().filter((e) => e.state === TCP_LISTEN && e.localPort === port).length;
+}
+
+/** Bytes waiting unread in the established connections accepted on local TCP `port` (e.g. a frozen backend's). */
+export function unreadBytes(port: number): number {
+  return tcpEntries()
+    .filter((e) => e.state === TCP_ESTABLISHED && e.localPort === port)
+    .reduce((sum, e) => sum + e.rxQueue, 0);
+}
+
+/** The timers of the established connections to remote TCP `port` (2: SO_KEEPALIVE's). */
+export function timersTo(port: number): number[] {
+  return tcpEntries()
+    .filter((e) => e.state === TCP_ESTABLISHED && e.remotePort === port)
+    .map((e) => e.timer);
+}
+
+/** The same for the connections accepted on local TCP `port` (a listener's clients). */
+export function timersOn(port: number): number[] {
+  return tcpEntries()
+    .filter((e) => e.state === TCP_ESTABLISHED && e.localPort === port)
+    .map((e) => e.timer);
 }
 
 /** Socket inodes open in `pid`. */

@@ -1,9 +1,10 @@
 // Proxies under test: buncracker (this repo) or the reference nutcracker, started the same way
 // (`-c FILE -s STATS_PORT -a 127.0.0.1`), and the BC_TARGET switch that picks which one the
-// integration suites run against.
+// integration suites run against. BC_EXECUTABLE=dist/buncracker runs buncracker as the single
+// executable (`npm run build`) instead of `bun src/main.ts`.
 
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import type { Endpoint } from "./client.ts";
 import { freePort, waitForPort, waitForUnixSocket } from "./ports.ts";
@@ -25,9 +26,21 @@ function parseTarget(value: string | undefined): ProxyKind {
   throw new Error(`BC_TARGET must be "buncracker" or "nutcracker", not ${JSON.stringify(value)}`);
 }
 
+/** buncracker's single executable under test (BC_EXECUTABLE, relative to the repo), or null
+ *  for the source. */
+export const EXECUTABLE: string | null = executable(process.env.BC_EXECUTABLE);
+
+function executable(value: string | undefined): string | null {
+  if (value === undefined || value === "") return null;
+  const path = resolve(REPO, value);
+  if (!existsSync(path)) throw new Error(`BC_EXECUTABLE=${value}: ${path} does not exist (npm run build)`);
+  return path;
+}
+
 /** The command line that runs `kind` (append the flags). */
 export function proxyCommand(kind: ProxyKind): string[] {
-  return kind === "nutcracker" ? [NUTCRACKER] : [BUN, join(REPO, "src", "main.ts")];
+  if (kind === "nutcracker") return [NUTCRACKER];
+  return EXECUTABLE === null ? [BUN, join(REPO, "src", "main.ts")] : [EXECUTABLE];
 }
 
 export interface ProxyOptions {

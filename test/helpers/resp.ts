@@ -61,10 +61,14 @@ export function respFrame(buf: Uint8Array, start: number, end: number): number {
     case 0x2b /* + */:
     case 0x2d /* - */:
     case 0x3a /* : */:
-    case 0x5f /* _ */:
     case 0x2c /* , */:
     case 0x28 /* ( */:
+      return after;
+    case 0x5f /* _ */:
+      if (header !== "") throw new Error(`RESP: null with ${JSON.stringify(header)}`);
+      return after;
     case 0x23 /* # */:
+      if (header !== "t" && header !== "f") throw new Error(`RESP: boolean ${JSON.stringify(header)}`);
       return after;
     case 0x24 /* $ */:
     case 0x3d /* = */:

@@ -14,6 +14,9 @@ export interface StreamedFraming {
   fatal: string | null;
 }
 
+/** Sets the parser's inputs for reply `reply` (counted from 0) in rsp. */
+export type Prepare = (rsp: Rsp, reply: number) => void;
+
 class Framer extends ReplyStream {
   readonly framing: StreamedFraming = { replies: [], passed: 0, fatal: null };
   private at = 0;
@@ -21,6 +24,7 @@ class Framer extends ReplyStream {
   constructor(
     private readonly codec: Codec,
     minOpaque: number,
+    private readonly prepare: Prepare | undefined,
   ) {
     super(minOpaque);
   }
@@ -30,6 +34,8 @@ class Framer extends ReplyStream {
   }
 
   protected parseReply(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
+    // A reply's first parse (again after NEED_MORE), not one resumed after a part passed on.
+    if (rsp.resume === 0) this.prepare?.(rsp, this.framing.replies.length);
     return this.codec.parseResponse(buf, pos, end, rsp);
   }
 
@@ -59,9 +65,16 @@ class Framer extends ReplyStream {
 }
 
 /** Parses `stream` arriving in chunks of `sizes` (cycled); opaque prefixes of at least
- *  `minOpaque` bytes are passed on. */
-export function parseStreamed(codec: Codec, stream: Uint8Array, sizes: number[], minOpaque = 1): StreamedFraming {
-  const framer = new Framer(codec, minOpaque);
+ *  `minOpaque` bytes are passed on. `prepare(rsp, i)` sets the inputs for reply i (Rsp.joined
+ *  and its keys) before its first parse; they are kept across its resumed parses. */
+export function parseStreamed(
+  codec: Codec,
+  stream: Uint8Array,
+  sizes: number[],
+  minOpaque = 1,
+  prepare?: Prepare,
+): StreamedFraming {
+  const framer = new Framer(codec, minOpaque, prepare);
   for (let at = 0, i = 0; at < stream.length; i++) {
     const next = Math.min(stream.length, at + sizes[i % sizes.length]!);
     // A fresh buffer per chunk, as a socket hands them.

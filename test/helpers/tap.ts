@@ -1,6 +1,8 @@
 // A recording relay in front of a real backend: every connection to the tap is relayed to the
 // backend both ways, and what the proxy sent is kept, so a test can see the commands on the
-// wire (joined retrieval lines) while a real server answers them.
+// wire (joined retrieval lines) while a real server answers them. With `replyChunk`, the
+// backend's bytes reach the proxy in pieces of that size, one per `gapMs`, so the proxy reads
+// a reply in parts cut where the test chooses.
 
 import type { Socket } from "bun";
 import { freePort } from "./ports.ts";
@@ -24,6 +26,16 @@ interface Pair {
   /** Bytes a side has not taken yet (the upstream still connecting, or a full socket). */
   toUpstream: Uint8Array[];
   toClient: Uint8Array[];
+  /** With replyChunk: the backend's bytes not passed on yet. */
+  held: Buffer;
+  dribbling: boolean;
+}
+
+export interface TapOptions {
+  /** Pass the backend's bytes to the proxy in pieces of this size. */
+  replyChunk?: number;
+  /** Pause between those pieces (ms); default 5. */
+  gapMs?: number;
 }
 
 /** Write queued bytes, then `chunk`, keeping what the socket does not take. */
@@ -40,8 +52,18 @@ function pass(to: Socket<Pair> | null, queue: Uint8Array[], chunk: Uint8Array | 
   }
 }
 
-export function startTap(backendHost: string, backendPort: number): Tap {
+export function startTap(backendHost: string, backendPort: number, opts: TapOptions = {}): Tap {
   let sent = "";
+  const dribble = (pair: Pair): void => {
+    if (pair.held.length === 0) {
+      pair.dribbling = false;
+      return;
+    }
+    pair.dribbling = true;
+    pass(pair.client, pair.toClient, pair.held.subarray(0, opts.replyChunk));
+    pair.held = pair.held.subarray(opts.replyChunk);
+    setTimeout(() => dribble(pair), opts.gapMs ?? 5);
+  };
   let received = 0;
   const sockets = new Set<Socket<Pair>>();
   const upstreamHandlers = {
@@ -51,7 +73,9 @@ export function startTap(backendHost: string, backendPort: number): Tap {
       pass(s, s.data.toUpstream, null);
     },
     data(s: Socket<Pair>, chunk: Uint8Array) {
-      pass(s.data.client, s.data.toClient, chunk);
+      if (opts.replyChunk === undefined) return pass(s.data.client, s.data.toClient, chunk);
+      s.data.held = Buffer.concat([s.data.held, chunk]);
+      if (!s.data.dribbling) dribble(s.data);
     },
     drain(s: Socket<Pair>) {
       pass(s, s.data.toUpstream, null);
@@ -68,7 +92,7 @@ export function startTap(backendHost: string, backendPort: number): Tap {
     socket: {
       open(client) {
         sockets.add(client);
-        const pair: Pair = { client, upstream: null, toUpstream: [], toClient: [] };
+        const pair: Pair = { client, upstream: null, toUpstream: [], toClient: [], held: Buffer.alloc(0), dribbling: false };
         client.data = pair;
         Bun.connect<Pair>({ hostname: backendHost, port: backendPort, socket: upstreamHandlers, data: pair }).catch(() =>
           client.end(),

@@ -252,6 +252,19 @@ describe("deliberate differences from nutcracker", () => {
     expect(latin1(await client.readUntilClose())).toBe("");
   };
 
+  /** The seconds `key` has left on the one backend that holds it (memcached's `mg <key> t`); -1: never expires. */
+  const remainingTtl = async (key: string): Promise<number> => {
+    const found: number[] = [];
+    for (const b of backends) {
+      const [reply] = await exchange(endpointOf(b), `mg ${key} t\r\n`, 1, memcacheFrame);
+      const m = /^HD t(-?\d+)\r\n$/.exec(latin1(reply!));
+      if (m !== null) found.push(Number(m[1]));
+      else expect(latin1(reply!)).toBe("EN\r\n");
+    }
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  };
+
   testDeliberate("gat and gats: split, merged in key order, and the expiry is set", {
     buncracker: async () => {
       await roundTrip([storage("set", "gat:a", "A", { flags: 1 }), storage("set", "gat:c", "C")], 2);
@@ -262,6 +275,16 @@ describe("deliberate differences from nutcracker", () => {
       const values = parseRetrieval(gats!);
       expect(values.map((v) => [v.key, latin1(v.data), v.flags])).toEqual([["gat:c", "C", 0], ["gat:a", "A", 1]]);
       for (const v of values) expect(v.cas).toMatch(/^\d+$/);
+      // The expiry: before the gat the keys never expired (memcached's meta get says t-1); now
+      // the backend that holds each key counts down from 100 s.
+      await roundTrip([storage("set", "gat:d", "D")], 1);
+      expect(await remainingTtl("gat:d")).toBe(-1);
+      await roundTrip([line("gat", "100", "gat:d")], 1);
+      for (const key of ["gat:a", "gat:c", "gat:d"]) {
+        const ttl = await remainingTtl(key);
+        expect(ttl).toBeGreaterThan(90);
+        expect(ttl).toBeLessThanOrEqual(100);
+      }
     },
     nutcracker: closesSilently("gat 100 gat:a\r\n"),
   });

@@ -165,6 +165,41 @@ describe.skipIf(TARGET !== "buncracker")("joined retrievals", () => {
     expect(taps[0]!.lines("get")).toEqual(["get L:big1 L:none L:small L:big2", "get L:big1"]);
   });
 
+  test("a value streamed, then the request's next item read in parts: the item stays with its request", async () => {
+    // The server's reply reaches the proxy in 10,012-byte reads: the 50,000-byte value of L:huge
+    // is streamed (over 32 KB known before it is whole), and the read that completes it ends
+    // inside the data of L:after, the same request's next item. Parsing resumes there twice.
+    const huge = "h".repeat(50_000);
+    const after = "a".repeat(100);
+    await pipeline(ep("one"), set("L:huge", huge) + set("L:after", after) + set("L:other", "o"), 3);
+    const tap = startTap(backends[0]!.host, backends[0]!.port, { replyChunk: 10_012, gapMs: 5 });
+    const dribbled = await startProxy(TARGET, pool("dribbled", [tap]));
+    try {
+      const replies = await pipeline(dribbled.pools.dribbled!, "get L:huge L:after\r\nget L:other\r\n", 2);
+      expect(tap.lines("get")).toEqual(["get L:huge L:after L:other"]);
+      expect(replies.map((r) => r.toString("latin1"))).toEqual([item("L:huge", huge) + item("L:after", after) + "END\r\n", item("L:other", "o") + "END\r\n"]);
+    } finally {
+      await dribbled.stop();
+      tap.stop();
+    }
+  });
+
+  test("a line stops taking requests past 2 KB (memcached reads longer lines on a slower path)", async () => {
+    // 60 gets of one 100-byte key each, in one write: 6 KB of keys, which would fit one line.
+    const keys = Array.from({ length: 60 }, (_, i) => `cap:${i}:`.padEnd(100, "k"));
+    await pipeline(ep("one"), keys.slice(0, 3).map((k) => set(k, k)).join(""), 3);
+    taps[0]!.forget();
+    const replies = await pipeline(ep("one"), keys.map((k) => `get ${k}\r\n`).join(""), keys.length);
+    expect(replies.map((r) => r.toString("latin1"))).toEqual(keys.map((k, i) => (i < 3 ? item(k, k) : "") + "END\r\n"));
+    const lines = taps[0]!.lines("get");
+    // Every key once, in order, over several lines; each line stopped near 2 KB: past it by at
+    // most its last request's key, and (but the last) not much short of it.
+    expect(lines.flatMap((l) => l.split(" ").slice(1))).toEqual(keys);
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(2048 + 101);
+    for (const l of lines.slice(0, -1)) expect(l.length).toBeGreaterThan(2048 - 101);
+  });
+
   test("an error reply to a joined line goes to every request on it, and the stream stays in step", async () => {
     taps[2]!.forget();
     const error = "CLIENT_ERROR unauthenticated\r\n";

@@ -4,9 +4,10 @@
 // it has no name, so the backends run on the vectors' own ports (127.0.0.1:30501-30525) when
 // those are free. When they are not, the pools whose placement does not depend on the addresses
 // (named servers, modula with order-preserving ports, single servers) still run on other ports,
-// and the rest are skipped with a message.
+// and the rest fail saying why (helpers/needs.ts; BC_ALLOW_SKIPS=1 skips them). Ports another
+// run holds are waited for, up to a minute.
 
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout } from "bun:test";
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
@@ -16,6 +17,7 @@ import { canBind, freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { command, OK, respFrame } from "../helpers/resp.ts";
 import { expectReplies } from "../helpers/assertions.ts";
+import { readyWithin, testNeeding } from "../helpers/needs.ts";
 import { addressesMatter, loadDistribution, rewritePoolYaml, type VectorPool } from "../helpers/vectors.ts";
 
 // Real processes and large payloads: allow more than bun's 5 s default per test and hook.
@@ -24,9 +26,10 @@ setDefaultTimeout(60_000);
 const vectors = loadDistribution();
 const VECTOR_PORTS = Array.from({ length: 25 }, (_, i) => 30501 + i);
 const exactPorts = (count: number) => VECTOR_PORTS.slice(0, count).every((p) => canBind("127.0.0.1", p));
-const EXACT5 = exactPorts(5);
-const EXACT25 = exactPorts(25);
-if (!EXACT5) console.warn("placement: 127.0.0.1:30501-30505 are taken; pools keyed by address are skipped");
+const EXACT25 = await readyWithin(() => exactPorts(25), 60_000);
+const EXACT5 = EXACT25 || exactPorts(5);
+const NEED5 = "127.0.0.1:30501-30505 are taken: pools keyed by address need the vectors' own ports";
+const NEED25 = "127.0.0.1:30501-30525 are taken: pools keyed by address need the vectors' own ports";
 
 const poolsOf = (size: number) => vectors.pools.filter((p) => p.servers.every((s) => s.port - 30501 < size) && p.servers.length <= size);
 const runnable = (pool: VectorPool, exact: boolean) => exact || !addressesMatter(pool);
@@ -76,7 +79,7 @@ describe("redis", () => {
   });
 
   for (const pool of pools) {
-    test.skipIf(!runnable(pool, EXACT5))(`${pool.name}: ${vectors.keys.length} keys land on the vector's servers`, async () => {
+    testNeeding(runnable(pool, EXACT5), NEED5)(`${pool.name}: ${vectors.keys.length} keys land on the vector's servers`, async () => {
       const db = Number(/redis_db: (\d+)/.exec(pool.yaml)![1]);
       const replies = await exchange(proxy.pools[pool.name]!, Buffer.concat(vectors.keys.map((k) => command("SET", k, "v"))), vectors.keys.length, respFrame);
       expectReplies(replies, vectors.keys.map(() => OK));
@@ -107,9 +110,10 @@ describe("redis, 25 servers", () => {
   });
 
   for (const pool of pools) {
-    test.skipIf(!EXACT25)(`${pool.name}: keys land on the vector's servers`, async () => {
+    testNeeding(EXACT25, NEED25)(`${pool.name}: keys land on the vector's servers`, async () => {
       const db = Number(/redis_db: (\d+)/.exec(pool.yaml)![1]);
-      await exchange(proxy.pools[pool.name]!, Buffer.concat(vectors.keys.map((k) => command("SET", k, "v"))), vectors.keys.length, respFrame);
+      const replies = await exchange(proxy.pools[pool.name]!, Buffer.concat(vectors.keys.map((k) => command("SET", k, "v"))), vectors.keys.length, respFrame);
+      expectReplies(replies, vectors.keys.map(() => OK));
       const holders = new Map<string, number[]>();
       for (const [i, backend] of backends.entries()) {
         for (const key of await redisKeys(backend, db)) holders.set(key.toString("hex"), [...(holders.get(key.toString("hex")) ?? []), i]);
@@ -164,7 +168,7 @@ describe("memcached", () => {
   });
 
   for (const pool of pools) {
-    test.skipIf(!runnable(pool, EXACT5))(`${pool.name}: ${memcachedKeys.length} keys land on the vector's servers`, async () => {
+    testNeeding(runnable(pool, EXACT5), NEED5)(`${pool.name}: ${memcachedKeys.length} keys land on the vector's servers`, async () => {
       await flushBackends(backends);
       await storeThrough(proxy.pools[pool.name]!, keys);
       const actual = toPlacements(pool, await memcachedHolders(backends, keys), keys);
@@ -179,7 +183,6 @@ describe("memcached", () => {
 describe("memcached, servers on port 11211", () => {
   const HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
   const free = HOSTS.every((h) => canBind(h, 11211));
-  if (!free) console.warn("placement: port 11211 is taken on 127.0.0.2-5; the 11211 case is skipped");
   let on11211: Backend[] = [];
   let elsewhere: Backend[] = [];
   let proxy: RunningProxy;
@@ -215,7 +218,7 @@ describe("memcached, servers on port 11211", () => {
     });
   }
 
-  test.skipIf(!free)("the effective name of host:11211 is the host", async () => {
+  testNeeding(free, "port 11211 is taken on 127.0.0.2-5: the case is about servers on that port")("the effective name of host:11211 is the host", async () => {
     const viaPort = await placementVia("port11211", on11211);
     const viaHostNames = await placementVia("named_hosts", elsewhere);
     const viaFullNames = await placementVia("named_with_port", elsewhere);

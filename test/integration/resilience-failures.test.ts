@@ -15,6 +15,7 @@ import { eventually, readStats, startBlackhole, type Blackhole } from "../helper
 import { placement } from "../helpers/fault-ring.ts";
 import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
+import { unreadBytes } from "../helpers/procfs.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { spread } from "../helpers/random.ts";
 import { bulk, command, error, OK, respFrame, simple, type RespValue } from "../helpers/resp.ts";
@@ -177,6 +178,27 @@ describe("request timeout", () => {
     c.close();
   }, 30_000);
 
+  test("redis: a connect that is never answered counts toward timeout", async () => {
+    // A stopped redis whose accept queue (backlog 1) is full: the kernel drops further SYNs, so
+    // the proxy's connect never completes.
+    const r = await redis(["--tcp-backlog", "1"]);
+    await r.process.freeze();
+    const filler = await RawClient.connect({ host: r.host, port: r.port });
+    try {
+      const proxy = await proxyFor([redisPool("t", [r.address], { timeout: 300 })]);
+      const c = await RawClient.connect(proxy.pools.t!);
+      expectReplies(await pipelineReplies(c, [command("GET", "a"), command("SET", "b", "1")]), [ERR_TIMEOUT, ERR_TIMEOUT]);
+      await expectStats(proxy, "server_timedout", (doc) => {
+        const server = Object.entries(doc.t as Record<string, any>).find(([name]) => name.startsWith(r.address))?.[1];
+        return server?.server_timedout >= 1;
+      });
+      c.close();
+    } finally {
+      filler.close();
+      r.process.signal("SIGCONT");
+    }
+  }, 30_000);
+
   test("memcached: a stopped memcached times out, then serves again after SIGCONT", async () => {
     const m = await memcached();
     const proxy = await proxyFor([memcachePool("m", [m.address], { timeout: 300 })]);
@@ -219,7 +241,9 @@ describe("backend killed mid-pipeline", () => {
       }
     }
     await c.send(Buffer.concat(requests));
-    await Bun.sleep(200);
+    // Every request for the stopped backend waits in its socket (forwarded as sent) before the kill.
+    const forA = requests.filter((_, i) => onA.has(keys[i % keys.length]!)).reduce((n, r) => n + r.length, 0);
+    await eventually(() => unreadBytes(a.port) >= forA, 5000, `${forA} request bytes unread at the stopped backend`);
     await a.kill();
     const replies = await c.readReplies(requests.length, respFrame);
     replies.forEach((r, i) => {
@@ -258,7 +282,10 @@ describe("backend killed mid-pipeline", () => {
       onA.has(k) ? [[reset, refused], [reset, refused]] : [[retrieval([valueBlock(k, `v-${k}`)])], [stored]],
     );
     await c.send(Buffer.concat(requests));
-    await Bun.sleep(200);
+    // The requests for the stopped backend wait in its socket before the kill: at least the sets
+    // (forwarded as sent) and each get's key (gets may share a line).
+    const forA = [...onA].reduce((n, k) => n + storage("set", k, "new").length + k.length + 1, 0);
+    await eventually(() => unreadBytes(a.port) >= forA, 5000, `${forA} request bytes unread at the stopped backend`);
     await a.kill();
     const replies = await c.readReplies(requests.length, memcacheFrame);
     replies.forEach((r, i) => {
@@ -319,6 +346,73 @@ describe("auto_eject_hosts", () => {
     );
     expectReplies(await pipelineReplies(c, keys.map((k) => command("SET", k, "5"))), keys.map(() => OK));
     for (const [i, k] of keys.entries()) expect(await redisCall(byAddr.get(full[i]!)!, "GET", k)).toEqual(Buffer.from("5"));
+    c.close();
+  }, 30_000);
+
+  test("ejected after server_failure_limit timeouts: a stopped server's keys move to the live one", async () => {
+    const servers = await Promise.all([redis(), redis()]);
+    const [stopped, live] = servers as [Backend, Backend];
+    const addrs = servers.map((s) => s.address);
+    const settings = { timeout: 300, auto_eject_hosts: true, server_failure_limit: 2, server_retry_timeout: 60_000 };
+    const proxy = await proxyFor([redisPool("to", addrs, settings)]);
+    const keys = keysNamed("to", 40);
+    const full = placement(addrs, keys);
+    const stoppedKeys = keys.filter((_, i) => full[i] === stopped.address);
+    expect(stoppedKeys.length).toBeGreaterThan(2);
+    const c = await RawClient.connect(proxy.pools.to!);
+    expect(await call(c, "PING")).toBe("+PONG\r\n");
+    await stopped.process.freeze();
+    try {
+      // One at a time: each times out until the second timeout ejects the server.
+      const replies: string[] = [];
+      for (const k of stoppedKeys.slice(0, 3)) replies.push(await call(c, "SET", k, "1"));
+      expect(replies).toEqual([latin1(ERR_TIMEOUT), latin1(ERR_TIMEOUT), "+OK\r\n"]);
+      const c2 = await nextPhase(c, proxy.pools.to!);
+      expectReplies(await pipelineReplies(c2, keys.map((k) => command("SET", k, "2"))), keys.map(() => OK));
+      for (const k of keys) expect(await redisCall(live, "GET", k)).toEqual(Buffer.from("2"));
+      await expectStats(proxy, "server_ejects and the stopped server's timeouts", (doc) => {
+        const server = Object.entries(doc.to as Record<string, any>).find(([name]) => name.startsWith(stopped.address))?.[1];
+        return doc.to.server_ejects === 1 && server?.server_timedout >= 2;
+      });
+      c2.close();
+    } finally {
+      stopped.process.signal("SIGCONT");
+    }
+  }, 30_000);
+
+  test("memcached: ejected after server_failure_limit failures, its keys move to the live server", async () => {
+    const servers = await Promise.all([memcached(), memcached()]);
+    const [dead, live] = servers as [Backend, Backend];
+    const addrs = servers.map((s) => s.address);
+    const proxy = await proxyFor([memcachePool("me", addrs, { auto_eject_hosts: true, server_failure_limit: 2, server_retry_timeout: 60_000 })]);
+    const keys = keysNamed("me", 40);
+    const full = placement(addrs, keys);
+    const deadKeys = keys.filter((_, i) => full[i] === dead.address);
+    expect(deadKeys.length).toBeGreaterThan(2);
+    let c = await RawClient.connect(proxy.pools.me!);
+    const stored = Buffer.from("STORED\r\n");
+    expectReplies(await pipelineReplies(c, keys.map((k) => storage("set", k, "1")), memcacheFrame), keys.map(() => stored));
+    await dead.kill();
+    // Its keys fail until it is ejected (the closed connection may count as the first failure):
+    // at least one error, at most server_failure_limit, then they are stored elsewhere.
+    const replies: string[] = [];
+    for (const k of deadKeys) {
+      c = await nextPhase(c, proxy.pools.me!);
+      const [reply] = await pipelineReplies(c, [storage("set", k, "2")], memcacheFrame);
+      replies.push(latin1(reply!));
+      if (replies.at(-1) === "STORED\r\n") break;
+    }
+    const failed = replies.slice(0, -1);
+    expect(replies.at(-1)).toBe("STORED\r\n");
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    expect(failed.length).toBeLessThanOrEqual(2);
+    for (const r of failed) expect(["SERVER_ERROR Connection refused\r\n", "SERVER_ERROR Connection reset by peer\r\n"]).toContain(r);
+    c = await nextPhase(c, proxy.pools.me!);
+    expectReplies(await pipelineReplies(c, keys.map((k) => storage("set", k, "3")), memcacheFrame), keys.map(() => stored));
+    const direct = await RawClient.connect(endpointOf(live));
+    expectReplies(await pipelineReplies(direct, keys.map((k) => line("get", k)), memcacheFrame), keys.map((k) => retrieval([valueBlock(k, "3")])));
+    direct.close();
+    await expectStats(proxy, "server_ejects", (doc) => doc.me.server_ejects === 1);
     c.close();
   }, 30_000);
 

@@ -77,7 +77,8 @@ describe("client_connections", () => {
         clients.pop()!.close();
         // The proxy sees the close a moment later; until then a newcomer may still be refused.
         let again: RawClient;
-        for (;;) {
+        for (let attempt = 0; ; attempt++) {
+          if (attempt > 250) throw new Error("a freed slot was never reusable (refused for 5 s)");
           again = await RawClient.connect(endpoint);
           await again.send(ping).catch(() => {});
           const [reply] = (await again.readRepliesOrClose(1, framer)).replies;

@@ -11,6 +11,7 @@ import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf, flushBackends, redisKeys, stopAll } from "../helpers/direct.ts";
 import { line, memcacheFrame, parseRetrieval, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
+import { readStats, waitFor } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, testConfig, type RunningProxy } from "../helpers/proxy.ts";
 import { array, bulk, command, integer, OK, respFrame, simple } from "../helpers/resp.ts";
@@ -134,6 +135,50 @@ describe.skipIf(TARGET !== "buncracker")("redis pools", () => {
   });
 });
 
+describe.skipIf(TARGET !== "buncracker")("an ejected named server", () => {
+  test("its keys get connection errors and are never sent to another server; forward_error counts them", async () => {
+    const backends = await Promise.all([startRedis(), startRedis()]);
+    const [named, other] = backends as [Backend, Backend];
+    const yaml = poolYaml(
+      "sn_eject",
+      settings(`127.0.0.1:${freePort()}`, { redis: true, hash_tag: "{}", auto_eject_hosts: true, server_failure_limit: "1", server_retry_timeout: "60000" }),
+      [serverLine(named.address, 1, "r1"), serverLine(other.address, 1, "r2")],
+    );
+    const proxy = await startProxy("buncracker", yaml, { args: ["-i", "100"] });
+    const client = await RawClient.connect(proxy.pools.sn_eject!);
+    try {
+      await client.send(Buffer.concat([command("SET", "{r1}before", "1"), command("SET", "{r2}before", "1")]));
+      expectReplies(await client.readReplies(2, respFrame), [OK, OK]);
+      await named.kill();
+      // Before and after the ejection alike: an error, never +OK from the other server.
+      const replies: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        await client.send(command("SET", `{r1}k${i}`, "v"));
+        replies.push(latin1(await client.readReply(respFrame)));
+      }
+      for (const r of replies) expect(r).toMatch(/^-ERR Connection (refused|reset by peer)\r\n$/);
+      expect((await redisKeys(other)).map(latin1).sort()).toEqual(["{r2}before"]);
+      // The other name is served all along.
+      await client.send(Buffer.concat([command("GET", "{r2}before"), command("PING")]));
+      expectReplies(await client.readReplies(2, respFrame), [bulk("1"), simple("PONG")]);
+      let seen: Record<string, any> = {};
+      await waitFor(
+        "server_ejects 1 and forward_error for the refused requests",
+        async () => {
+          seen = (await readStats(proxy.statsPort)).sn_eject as Record<string, any>;
+          return seen.server_ejects === 1 && seen.forward_error >= replies.length - 1;
+        },
+        5000,
+        () => JSON.stringify({ server_ejects: seen.server_ejects, forward_error: seen.forward_error }),
+      );
+    } finally {
+      client.close();
+      await proxy.stop();
+      await stopAll(backends);
+    }
+  });
+});
+
 describe.skipIf(TARGET !== "buncracker")("memcached pool", () => {
   let backends: Backend[] = [];
   let proxy: RunningProxy;
@@ -200,6 +245,10 @@ describe("config checks (-t)", () => {
   test.skipIf(TARGET !== "buncracker")("another hash with distribution server_name is accepted (ignored, with a warning)", async () => {
     const result = await check([serverLine(backendLike[0]!, 1, "a")], { hash: "md5" });
     expect(result.code).toBe(0);
+    expect(result.stdout + result.stderr).toContain("syntax is ok");
+    const warnings = (result.stdout + result.stderr).split("\n").filter((l) => l.includes("ignored"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/warning: .*proxy.yml:\d+: pool "snpool": hash "md5" is ignored with distribution server_name/);
   });
 
   test.skipIf(TARGET !== "buncracker")("a server without a name is an error naming the pool and the server", async () => {

@@ -44,11 +44,12 @@ interface Rule {
   nutcracker(outcome: Outcome, runs: Runs): void;
 }
 
-async function run(endpoint: Endpoint, session: CorpusSession, framer: Framer): Promise<Outcome> {
+/** One session on a fresh connection; `more`: replies beyond the session's count are no error (the oracle). */
+async function run(endpoint: Endpoint, session: CorpusSession, framer: Framer, more = false): Promise<Outcome> {
   const client = await RawClient.connect(endpoint);
   try {
     await client.send(Buffer.concat(session.requests));
-    return await client.readRepliesOrClose(session.replies, framer, 15000);
+    return await client.readRepliesOrClose(session.replies, framer, { timeoutMs: 15000, more });
   } finally {
     client.close();
   }
@@ -96,9 +97,9 @@ function sideBySide(
     const rule = rules[session.name];
     const label = rule ? `${session.name} [${TARGET === "buncracker" ? "ours" : "nutcracker's behaviour"}]` : session.name;
     test(label, async () => {
-      const once = async (endpoint: Endpoint, backends: Backend[]) => {
+      const once = async (endpoint: Endpoint, backends: Backend[], more = false) => {
         await flushBackends(backends);
-        return run(endpoint, session, framer);
+        return run(endpoint, session, framer, more);
       };
       // The target first: a reference that closes a session early (nutcracker does, on what
       // it does not support) may still deliver the requests it had forwarded after the client
@@ -106,13 +107,15 @@ function sideBySide(
       const target = await once(env.target.pools.main!, env.backends);
       const reference = await once(env.reference.pools.main!, env.backends);
       // Nor in the next session's runs: give such late writes time to land before its flush.
+      // (No condition marks them: nutcracker writes them after it closed the client, and its
+      // stats lag; a pause is the only wait there is.)
       if (reference.closed) await Bun.sleep(50);
       if (!rule) {
         // A session nutcracker cuts short belongs with the deliberate differences (or is broken).
         expect(reference.closed).toBe(false);
         return sameAs(target, reference);
       }
-      const runs = { target, reference, oracle: await once(endpointOf(env.oracle), [env.oracle]) };
+      const runs = { target, reference, oracle: await once(endpointOf(env.oracle), [env.oracle], true) };
       rule.nutcracker(reference, runs);
       if (TARGET === "buncracker") rule.buncracker(target, runs);
       else rule.nutcracker(target, runs);

@@ -13,6 +13,7 @@ import { testDeliberate } from "../helpers/deliberate.ts";
 import { redisCall, redisHolders } from "../helpers/direct.ts";
 import { eventually } from "../helpers/fault.ts";
 import { Flood } from "../helpers/fault-flood.ts";
+import { readStats, serverOf } from "../helpers/ops.ts";
 import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET } from "../helpers/proxy.ts";
@@ -24,6 +25,22 @@ const track = stopAfterEach();
 
 const pool = (name: string, redis: boolean, servers: Backend[], settings: Record<string, Setting> = {}): string =>
   poolYaml(name, { listen: `127.0.0.1:${freePort()}`, redis, ...settings }, servers.map((s) => serverLine(s.address)));
+
+/** Stats every 100 ms, so a test can wait for what the proxy has received from a server. */
+const STATS_100MS = { args: ["-i", "100"] };
+
+/** Waits until the proxy's stats show `server` of `pool` sent at least `bytes` of replies. */
+async function serverSent(statsPort: number, pool: string, server: Backend, bytes: number): Promise<void> {
+  let seen = 0;
+  await eventually(
+    async () => {
+      seen = serverOf(await readStats(statsPort), pool, server.address).response_bytes as number;
+      return seen >= bytes;
+    },
+    10_000,
+    `${bytes} reply bytes from ${server.address} at the proxy (${seen} so far)`,
+  );
+}
 
 /** Pseudo-random bytes, so a reordered or spliced chunk cannot match. */
 const value = (size: number, seed: number): Buffer => makeRng(seed).bytes(size);
@@ -68,7 +85,7 @@ describe("redis", () => {
   test("a large reply behind a slower one waits for it, then both arrive in order", async () => {
     const servers = await Promise.all([track(startRedis()), track(startRedis())]);
     const [slow, fast] = servers as [Backend, Backend];
-    const proxy = await track(startProxy(TARGET, pool("r", true, servers, { server_connections: 1 })));
+    const proxy = await track(startProxy(TARGET, pool("r", true, servers, { server_connections: 1 }), STATS_100MS));
     const c = await RawClient.connect(proxy.pools.r!);
     const small = await keyOn("small", slow, servers, c);
     const large = await keyOn("large", fast, servers, c);
@@ -78,9 +95,10 @@ describe("redis", () => {
 
     await slow.process.freeze();
     try {
+      const before = serverOf(await readStats(proxy.statsPort), "r", fast.address).response_bytes as number;
       await c.send(Buffer.concat([command("GET", small), command("GET", large)]));
       // The large reply is complete at the proxy, and must not be written before the first one.
-      await Bun.sleep(300);
+      await serverSent(proxy.statsPort, "r", fast, before + big.length);
       expect(c.buffered.length).toBe(0);
     } finally {
       slow.process.signal("SIGCONT");
@@ -91,20 +109,23 @@ describe("redis", () => {
 
   test("a client that stops reading large replies gets every one, in order, once it reads again", async () => {
     const r = await track(startRedis());
-    const proxy = await track(startProxy(TARGET, pool("r", true, [r])));
+    const proxy = await track(startProxy(TARGET, pool("r", true, [r]), STATS_100MS));
     const big = value(200_000, 11);
     await redisCall(r, "SET", "big", big);
     const flood = await Flood.connect(proxy.pools.r!, bulk(big));
     flood.stopReading();
-    // 40 MB of replies wait in the proxy (the client reads nothing), then are read in one go.
-    await flood.pushUntilStalled(() => command("GET", "big"), 500, 200 * command("GET", "big").length);
-    await Bun.sleep(500);
-    flood.startReading();
+    // 40 MB of replies wait in the proxy (the client reads nothing), then are read in one go:
+    // the proxy takes all 200 requests without the client reading (no stall), and has every
+    // reply from redis before the client reads again.
+    const stalled = await flood.pushUntilStalled(() => command("GET", "big"), 2000, 200 * command("GET", "big").length);
+    expect(stalled).toBe(false);
     await flood.finish();
-    await flood.readReplies(flood.requests, 30_000);
+    await serverSent(proxy.statsPort, "r", r, 200 * bulk(big).length);
+    expect(flood.replies).toBe(0);
+    flood.startReading();
+    await flood.readReplies(200, 30_000);
     expect(flood.mismatch).toBeNull();
-    expect(flood.replies).toBe(flood.requests);
-    expect(flood.requests).toBe(200);
+    expect(flood.replies).toBe(200);
     flood.close();
   }, 60_000);
 
@@ -118,10 +139,10 @@ describe("redis", () => {
     try {
       // Both clients' large SETs, each followed by a small APPEND whose reply (the new length)
       // tells its place, queue up on the one server connection while redis reads nothing.
-      for (const [ci, c] of clients.entries()) {
-        void c.send(Buffer.concat(values.flatMap((v, i) => [command("SET", `held:${ci}:${i}`, v), command("APPEND", `order:${ci}`, `${i},`)])));
-      }
-      await Bun.sleep(500);
+      // Every byte of both clients' requests is taken before redis reads again.
+      await Promise.all(
+        clients.map((c, ci) => c.send(Buffer.concat(values.flatMap((v, i) => [command("SET", `held:${ci}:${i}`, v), command("APPEND", `order:${ci}`, `${i},`)])))),
+      );
     } finally {
       r.process.signal("SIGCONT");
     }
@@ -163,6 +184,39 @@ describe("redis", () => {
       await other.send(command("GET", "small"));
       expect(await other.readReply(respFrame)).toEqual(bulk("ok"));
       other.close();
+    },
+  }, 60_000);
+
+  testDeliberate("a server that fails mid-reply: other clients' requests queued behind it each get an error reply", {
+    buncracker: async () => {
+      const r = await track(startRedis());
+      const size = 128 << 20;
+      await redisCall(r, "SETRANGE", "huge", String(size - 1), "x");
+      await redisCall(r, "SET", "small", "ok");
+      const proxy = await track(startProxy(TARGET, pool("r", true, [r], { timeout: 1000, server_connections: 1 })));
+      const streamed = await RawClient.connect(proxy.pools.r!);
+      await streamed.send(command("GET", "huge"));
+      await eventually(() => streamed.buffered.length > 0, 10_000, "the start of the reply");
+      // Two other clients' requests go on the same server connection, behind the large reply.
+      const others = await Promise.all([0, 1].map(() => RawClient.connect(proxy.pools.r!)));
+      await Promise.all(others.map((c) => c.send(Buffer.concat([command("GET", "small"), command("EXISTS", "small")]))));
+      await r.process.freeze();
+      try {
+        await eventually(() => streamed.closed, 10_000, "the streamed client disconnected after the timeout");
+        // Each queued request gets one error reply, in order; those clients stay connected.
+        for (const c of others) {
+          const replies = (await c.readReplies(2, respFrame)).map((b) => b.toString("latin1"));
+          expect(replies).toEqual(["-ERR Connection timed out\r\n", "-ERR Connection timed out\r\n"]);
+          expect(c.closed).toBe(false);
+        }
+      } finally {
+        r.process.signal("SIGCONT");
+      }
+      for (const c of others) {
+        await c.send(command("GET", "small"));
+        expect(await c.readReply(respFrame)).toEqual(bulk("ok"));
+        c.close();
+      }
     },
   }, 60_000);
 });

@@ -62,6 +62,7 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
     const logPath = dir.file("restart.log");
     const sup = await startWorkers(config(port, sock), WORKERS, { args: ["-o", logPath] });
     let clients: OwnedClient[] = [];
+    let sampling = true;
     try {
       const workers = await sup.workers();
       clients = await ownedClients(port, 16, workers);
@@ -72,6 +73,16 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
       });
       expect(requestsOf(counted)).toBe(16);
 
+      // The summed counter, sampled all along the kill and the restart: it never goes back.
+      const sampled: { at: string; requests: number }[] = [];
+      let phase = "before the kill";
+      const sampler = (async () => {
+        while (sampling) {
+          sampled.push({ at: phase, requests: requestsOf(await readStats(sup.proxy.statsPort)) });
+          await Bun.sleep(20);
+        }
+      })();
+
       // Kill the worker that holds the unix socket (worker 0), with clients on both workers.
       const victim = workers[0]!;
       const survivor = workers[1]!;
@@ -80,6 +91,8 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
       renameSync(logPath, `${logPath}.1`);
       sup.proxy.signal("SIGHUP");
       await waitForLines(() => fileText(logPath), /reopened log file/, WORKERS + 1);
+      await waitFor("a sample before the kill", () => sampled.length > 0);
+      phase = "during the restart";
       process.kill(victim, "SIGKILL");
 
       const victims = clients.filter((c) => c.owner === victim);
@@ -93,6 +106,8 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
         return now[0] !== victim ? now : undefined;
       });
       expect(restarted[1]).toBe(survivor);
+      await waitFor("a sample during the restart", () => sampled.some((x) => x.at === "during the restart"));
+      phase = "after the restart";
       await waitForListeners(port, WORKERS);
       for (const c of survivors) expect(await get(c.client)).toBe(THE_VALUE);
       expect(survivors.every((c) => !c.client.closed)).toBe(true);
@@ -125,8 +140,43 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
       await Bun.sleep(2500); // two more reports: the sum must not overshoot either
       expect(requestsOf(await readStats(sup.proxy.statsPort))).toBe(expected);
       expect(requestsOf(after)).toBe(expected);
+      sampling = false;
+      await sampler;
+      const backwards = sampled.filter((x, i) => i > 0 && x.requests < sampled[i - 1]!.requests);
+      expect(backwards).toEqual([]);
+      expect(new Set(sampled.map((x) => x.at))).toEqual(new Set(["before the kill", "during the restart", "after the restart"]));
     } finally {
+      sampling = false;
       for (const c of clients) c.client.close();
+      await sup.proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a worker that keeps dying", () => {
+  test("is restarted after a backoff that doubles: 500, 1000, 2000 ms (logged), serving again each time", async () => {
+    const port = freePort();
+    const logPath = dir.file("backoff.log");
+    const sup = await startWorkers(config(port), WORKERS, { args: ["-o", logPath] });
+    try {
+      let workers = await sup.workers();
+      for (const [n, delay] of [500, 1000, 2000].entries()) {
+        const victim = workers[0]!;
+        process.kill(victim, "SIGKILL");
+        await waitForLines(() => fileText(logPath), new RegExp(`worker 0 exited \\(SIGKILL\\); restarting it in ${delay} ms`));
+        workers = await waitFor(`worker 0 restarted (${n + 1})`, async () => {
+          const now = await sup.workers();
+          return now[0] !== victim && now.length === WORKERS ? now : undefined;
+        }, 10_000);
+        await waitForListeners(port, WORKERS);
+      }
+      // Each restart was logged once, with its own delay.
+      const delays = [...fileText(logPath).matchAll(/worker 0 exited \(SIGKILL\); restarting it in (\d+) ms/g)].map((m) => Number(m[1]));
+      expect(delays).toEqual([500, 1000, 2000]);
+      const client = await RawClient.connect({ host: "127.0.0.1", port });
+      expect(await get(client)).toBe(THE_VALUE);
+      client.close();
+    } finally {
       await sup.proxy.stop();
     }
   });

@@ -12,6 +12,7 @@ import { testConf } from "../../src/cli/testconf.ts";
 import { infoText, usage, versionBanner } from "../../src/cli/usage.ts";
 import { describeStats } from "../../src/stats/describe.ts";
 import { makeTempDir } from "../helpers/tmp.ts";
+import { describeNeeding, NO_NUTCRACKER } from "../helpers/needs.ts";
 
 const NUTCRACKER = "/usr/sbin/nutcracker";
 const haveNutcracker = existsSync(NUTCRACKER);
@@ -158,7 +159,7 @@ describe("parseArgs", () => {
   });
 });
 
-describe.skipIf(!haveNutcracker)("agrees with nutcracker 0.5.0", () => {
+describeNeeding(haveNutcracker, NO_NUTCRACKER)("agrees with nutcracker 0.5.0", () => {
   for (const c of GOOD_ARGS.filter((g) => !g.ours)) {
     test(`nutcracker accepts ${JSON.stringify(c.argv)}`, () => {
       // -t first, so that nutcracker only checks GOOD (or the -c given) and exits

@@ -12,6 +12,7 @@ import { startProxy } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
 import { makeTempDir } from "../helpers/tmp.ts";
 import { loadDistribution, type VectorPool } from "../helpers/vectors.ts";
+import { describeNeeding, NO_NUTCRACKER } from "../helpers/needs.ts";
 
 const NUTCRACKER = "/usr/sbin/nutcracker";
 const haveNutcracker = existsSync(NUTCRACKER);
@@ -394,7 +395,7 @@ describe("accepts and rejects", () => {
   }
 });
 
-describe.skipIf(!haveNutcracker)("-t agrees with nutcracker -t (twemproxy 0.5.0)", () => {
+describeNeeding(haveNutcracker, NO_NUTCRACKER)("-t agrees with nutcracker -t (twemproxy 0.5.0)", () => {
   CASES.forEach((c, i) => {
     test(c.differs ? `${c.name} (differs: ${c.differs})` : c.name, () => {
       const file = dir.file(`case${i}.yml`);
@@ -574,7 +575,7 @@ function readStats(port: number): Promise<Record<string, unknown>> {
   });
 }
 
-describe.skipIf(!haveNutcracker)("statsName is the key nutcracker gives each server in its stats", () => {
+describeNeeding(haveNutcracker, NO_NUTCRACKER)("statsName is the key nutcracker gives each server in its stats", () => {
   test("named, unnamed, port 11211 and unix servers, in order", async () => {
     const text = withServers(
       "127.0.0.1:6379:1",

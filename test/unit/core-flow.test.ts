@@ -1,7 +1,7 @@
 // The core's flow control driven without a network (test/helpers/fake-net.ts): large replies
 // streamed to their client as they arrive, a client or server socket that stops taking bytes,
 // a client paused when too much waits for it, ejection after failures and the return, request
-// timeouts, and a server whose address moves.
+// timeouts, and a server whose address moves (also as Proxy.health() reports it).
 
 import { describe, expect, test } from "bun:test";
 import { CLIENT_MAX_QUEUED } from "../../src/core/client.ts";
@@ -144,6 +144,25 @@ describe("health", () => {
     await until(() => !p.servers[0]!.ejected, 1000);
     const bytes = new TextEncoder().encode(k);
     expect(p.router!.route(bytes, 0, bytes.length)).toBe(0);
+  });
+
+  test("Proxy.health(): each server's consecutive failures, and the address it connects to now", async () => {
+    const { proxy, net } = fakeProxy(
+      "p:\n  listen: 127.0.0.1:1\n  redis: true\n  auto_eject_hosts: true\n  server_failure_limit: 3\n" +
+        "  servers:\n   - 127.0.0.1:7001:1 a\n   - 127.0.0.1:7002:1 b\n",
+    );
+    const p = proxy.pools[0]!;
+    const servers = () => proxy.health()[0]!.servers;
+    const c = client(p);
+    c.receive(command("GET", keyOn(p, 0)));
+    await turn();
+    net.to(portOf(p, 0))[0]!.close(new Error("boom"));
+    expect(servers()).toEqual([
+      { name: "a", ejected: false, address: "127.0.0.1:7001", failures: 1 },
+      { name: "b", ejected: false, address: "127.0.0.1:7002", failures: 0 },
+    ]);
+    p.servers[1]!.moveTo({ ...p.servers[1]!.cfg.addr, port: 7009, spec: "127.0.0.1:7009" });
+    expect(servers()[1]).toEqual({ name: "b", ejected: false, address: "127.0.0.1:7009", failures: 0 });
   });
 
   test("a request with no reply after `timeout` closes its connection with a timeout error", async () => {

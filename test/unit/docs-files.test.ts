@@ -32,7 +32,7 @@ export function namedFiles(doc: string): Set<string> {
     const opens = /^ {2}([a-z]+(?:\/[a-z]+)*\/)(?:\s|$)/.exec(line);
     if (opens !== null) folder = opens[1]!;
     else if (/^ {2}\S/.test(line)) folder = "";
-    for (const [token] of line.matchAll(/[\w/-]+\.ts\b/g)) named.add(token.includes("/") ? token : folder + token);
+    for (const [token] of line.matchAll(/[\w/-]+(?:\.[\w-]+)*\.ts\b/g)) named.add(token.includes("/") ? token : folder + token);
   }
   return named;
 }
@@ -45,6 +45,6 @@ test("docs/architecture.md names every file under src/", () => {
 });
 
 test("the reading of the section: folders, names alone and paths", () => {
-  const doc = "## Files\n```\nassembly/\n  x.ts\nsrc/\n  main.ts  entry\n  lib/bytes.ts  bytes\n  core/\n    pool.ts  a pool\n  proto/redis/       index.ts (the codec),\n                     local.ts\n```\n## Next\n";
-  expect([...namedFiles(doc)].sort()).toEqual(["core/pool.ts", "lib/bytes.ts", "main.ts", "proto/redis/index.ts", "proto/redis/local.ts"]);
+  const doc = "## Files\n```\nassembly/\n  x.ts\nsrc/\n  main.ts  entry\n  lib/bytes.ts  bytes\n  route/  hashkit.ts, assets.d.ts (types)\n  core/\n    pool.ts  a pool\n  proto/redis/       index.ts (the codec),\n                     local.ts\n```\n## Next\n";
+  expect([...namedFiles(doc)].sort()).toEqual(["core/pool.ts", "lib/bytes.ts", "main.ts", "proto/redis/index.ts", "proto/redis/local.ts", "route/assets.d.ts", "route/hashkit.ts"]);
 });

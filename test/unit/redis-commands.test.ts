@@ -9,6 +9,7 @@ import { COMMANDS, Flag, lookupCommand, type RedisCommand } from "../../src/prot
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { redisCall } from "../helpers/direct.ts";
 import type { RespValue } from "../helpers/resp.ts";
+import { testNeeding, NO_NUTCRACKER } from "../helpers/needs.ts";
 
 const NUTCRACKER = "/usr/sbin/nutcracker";
 
@@ -154,7 +155,7 @@ describe("against twemproxy", () => {
     expect(routes).toEqual({ mget: Get, mset: Set, del: Sum, unlink: Sum, touch: Sum, exists: Sum, ping: Local, quit: Local, auth: Local });
   });
 
-  test.skipIf(!existsSync(NUTCRACKER))("serves every command nutcracker 0.5.0 knows, but those REFERENCE.md excludes", () => {
+  testNeeding(existsSync(NUTCRACKER), NO_NUTCRACKER)("serves every command nutcracker 0.5.0 knows, but those REFERENCE.md excludes", () => {
     const binary = readFileSync(NUTCRACKER).toString("latin1");
     const known = [...new Set(binary.match(/REQ_REDIS_[A-Z_]+/g))].map((t) => t.slice("REQ_REDIS_".length).toLowerCase());
     expect(known.length).toBeGreaterThan(130);

@@ -13,6 +13,7 @@ import { endpointOf } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, type RunningProxy } from "../helpers/proxy.ts";
 import { command, respFrame, type Bytes } from "../helpers/resp.ts";
+import { describeNeeding, NO_NUTCRACKER } from "../helpers/needs.ts";
 
 const PASSWORD = "sekret";
 const text = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
@@ -46,7 +47,7 @@ async function replies(endpoint: Endpoint, requests: Bytes[][]): Promise<string[
   }
 }
 
-describe.skipIf(!existsSync("/usr/sbin/nutcracker"))("local replies, as nutcracker 0.5.0 sends them", () => {
+describeNeeding(existsSync("/usr/sbin/nutcracker"), NO_NUTCRACKER)("local replies, as nutcracker 0.5.0 sends them", () => {
   let locked: Backend;
   let open: Backend;
   let nutcracker: RunningProxy;

@@ -111,8 +111,16 @@ test("a server of a pool that follows sentinels: its address as a label, its fai
 
 describe("metrics HTTP server", () => {
   const pools: PoolHealth[] = [
-    { name: "alpha", listening: true, servers: [{ name: "a1", ejected: false, address: null }, { name: "a2", ejected: true, address: null }] },
-    { name: "beta", listening: true, servers: [{ name: "b1", ejected: false, address: null }] },
+    {
+      name: "alpha",
+      listening: true,
+      sentinels: false,
+      servers: [
+        { name: "a1", ejected: false, address: "127.0.0.1:6379", failures: 0 },
+        { name: "a2", ejected: true, address: "127.0.0.1:6380", failures: 0 },
+      ],
+    },
+    { name: "beta", listening: true, sentinels: true, servers: [{ name: "b1", ejected: false, address: "10.0.0.5:6379", failures: 1 }] },
   ];
   const health: HealthSource = { health: () => pools };
 
@@ -139,7 +147,7 @@ describe("metrics HTTP server", () => {
     });
   });
 
-  test("GET /healthz: 200 with live and ejected servers while every pool listens, else 503", async () => {
+  test("GET /healthz: 200 with live and ejected servers while every pool listens, else 503; addresses of pools that follow sentinels", async () => {
     await withServer({}, async (base) => {
       let res = await fetch(`${base}/healthz`);
       expect(res.status).toBe(200);
@@ -148,7 +156,7 @@ describe("metrics HTTP server", () => {
         config: { generation: 1 },
         pools: [
           { name: "alpha", listening: true, live: ["a1"], ejected: ["a2"] },
-          { name: "beta", listening: true, live: ["b1"], ejected: [] },
+          { name: "beta", listening: true, live: ["b1"], ejected: [], addresses: { b1: "10.0.0.5:6379" } },
         ],
       });
       pools[1] = { ...pools[1]!, listening: false };
@@ -161,7 +169,7 @@ describe("metrics HTTP server", () => {
 
   test("GET /healthz: a redis_cluster pool shows its map; 503 without one or with uncovered slots", async () => {
     const map = { loaded: true, epoch: 7, uncoveredSlots: 0, mapLoads: 3, mapLoadFailures: 1, moved: 2, asked: 1, retried: 0 };
-    pools.push({ name: "big", listening: true, servers: [{ name: "127.0.0.1:7000", ejected: false, address: null }], cluster: map });
+    pools.push({ name: "big", listening: true, sentinels: false, servers: [{ name: "127.0.0.1:7000", ejected: false, address: "127.0.0.1:7000", failures: 0 }], cluster: map });
     try {
       await withServer({}, async (base) => {
         let res = await fetch(`${base}/healthz`);

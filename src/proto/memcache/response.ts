@@ -50,14 +50,18 @@ export function classifyLine(buf: Uint8Array, start: number, end: number): Line 
 /** The smallest line that can follow a VALUE item's data (`END\n`): a safe lower bound for need. */
 const MIN_NEXT_LINE = 4;
 
-/** Rsp.next after a VALUE item's data (streamed): its CRLF, then END, a VALUE item or an error line. */
+/** Rsp.next after a VALUE item's data (streamed): its CRLF, then END, a VALUE item or an error
+ *  line. It carries a joined reply's key cursor as it stood after that item (next = AFTER_DATA +
+ *  2 * cursor), so a parse resumed from it starts from the same cursor however often it is
+ *  retried: a retry after NEED_MORE must not see the cursor a failed attempt moved on. */
 const AFTER_DATA = 1;
 
 export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rsp): number {
   const resume = rsp.resume;
   rsp.reset(pos);
   let p = pos;
-  if (resume === AFTER_DATA) {
+  if (resume !== 0) {
+    rsp.keyCursor = (resume - AFTER_DATA) / 2;
     if (p + 2 > end) {
       rsp.need = 2 + MIN_NEXT_LINE;
       return NEED_MORE;
@@ -86,7 +90,7 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       const dataEnd = lf + 1 + length;
       if (dataEnd + 2 > end) {
         rsp.opaque = dataEnd - pos;
-        rsp.next = AFTER_DATA;
+        rsp.next = AFTER_DATA + 2 * rsp.keyCursor;
         rsp.need = dataEnd + 2 + MIN_NEXT_LINE - pos;
         return NEED_MORE;
       }

@@ -188,9 +188,13 @@ class ConfigReader {
     const pool = `pool ${quote(name)}`;
     const at = (key: string) => given.get(key)?.at ?? 0;
 
-    if (settings.redisAuth !== null && !settings.redis) {
-      const problem = `directive "redis_auth" is only valid for a redis pool (add "redis: true")`;
-      throw this.error(at("redis_auth"), `${pool}: ${problem}`);
+    if (!settings.redis) {
+      // redis_db is accepted on memcached pools, as 0.5.0 accepts it.
+      const redisOnly = [...given.keys()].find((key) => key.startsWith("redis_") && key !== "redis_db");
+      if (redisOnly !== undefined) {
+        const problem = `directive ${quote(redisOnly)} is only valid for a redis pool (add "redis: true")`;
+        throw this.error(at(redisOnly), `${pool}: ${problem}`);
+      }
     }
 
     let { hash, distribution } = settings;

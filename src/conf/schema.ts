@@ -158,6 +158,16 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("reuseport", "reuseport", bool, false),
   // ours: consecutive memcached get (or gets) requests to a server go as one command line.
   directive("coalesce_gets", "coalesceGets", bool, true),
+  // ours (issue 17): redis commands that touch every server. KEYS blocks every server while it
+  // runs, FLUSHDB / FLUSHALL empty them: both refused unless the pool enables them.
+  directive("redis_allow_keys", "redisAllowKeys", bool, false),
+  directive("redis_allow_flush", "redisAllowFlush", bool, false),
+  // ours: clients of the pool in subscribed mode at once (each holds its own connection to
+  // every server it subscribes on); 0 = no limit.
+  directive("redis_max_subscribers", "redisMaxSubscribers", count, 0),
+  // ours: dedicated connections (blocking commands, transactions) per server at once; 0 = no
+  // limit.
+  directive("redis_dedicated_connections", "redisDedicatedConnections", count, 0),
   // ours: follow Redis Sentinel failovers (issue 20); each server's name is its master name.
   directive("sentinels", "sentinels", sentinels, NO_SENTINELS),
   directive("sentinel_auth", "sentinelAuth", text, null),

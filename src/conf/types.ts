@@ -68,6 +68,15 @@ export interface PoolConfig {
   /** ours: memcached get (and gets) requests to one server share a command line (proto/memcache/upstream.ts). */
   readonly coalesceGets: boolean;
   readonly reuseport: boolean;
+  /** ours: KEYS is served (merged from every server); else refused. */
+  readonly redisAllowKeys: boolean;
+  /** ours: FLUSHDB and FLUSHALL are served (on every server); else refused. */
+  readonly redisAllowFlush: boolean;
+  /** ours: clients in subscribed mode at once; 0 = no limit. */
+  readonly redisMaxSubscribers: number;
+  /** ours: dedicated upstream connections (blocking commands, transactions) per server at
+   *  once; 0 = no limit. */
+  readonly redisDedicatedConnections: number;
   /** ours: Redis Sentinels to follow failovers with (a server's name is its sentinel master
    *  name); empty when the pool has none. TCP addresses only. */
   readonly sentinels: readonly Address[];

@@ -9,7 +9,8 @@ import { P } from "../stats/table.ts";
 import { dispatch, rejectFatal } from "./dispatch.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
-import { MSG_CLOSE, MSG_OPEN, type Msg } from "./msg.ts";
+import type { OwnConns } from "./dedicated.ts";
+import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
@@ -78,6 +79,9 @@ export class ClientConn extends StreamReader implements Flushable {
   queued = 0;
   /** Request bytes of the queued requests. */
   inBytes = 0;
+  /** Server connections of its own (subscriptions, transaction, blocking requests:
+   *  dedicated.ts); null until its first. */
+  own: OwnConns | null = null;
 
   constructor(
     readonly pool: Pool,
@@ -207,9 +211,25 @@ export class ClientConn extends StreamReader implements Flushable {
   /** The server failed after part of a reply was written: the stream cannot be repaired, so the
    *  connection is cut (as a backend's own failure mid-reply would cut a direct client). */
   abort(): void {
+    this.drop(new Error("server failed mid-reply"));
+  }
+
+  /** Cut the connection now (`why`: for the client_err count). */
+  drop(why: Error): void {
     if (this.closed) return;
     this.socket.terminate();
-    this.teardown(new Error("server failed mid-reply"));
+    this.teardown(why);
+  }
+
+  /** A message its server pushed on one of its subscriber connections: after every reply
+   *  already due (as an answered slot of its own at the end of the queue). */
+  deliverPush(buf: Uint8Array, start: number, end: number): void {
+    if (this.closed) return;
+    const msg = new Msg(this, performance.now());
+    this.enqueue(msg, 0);
+    msg.setReply(buf, start, end);
+    msg.done = true;
+    this.advance();
   }
 
   /** The connection is gone (closed by either side, or failed): forget its pending replies and
@@ -219,6 +239,7 @@ export class ClientConn extends StreamReader implements Flushable {
     this.closed = true;
     const pool = this.pool;
     pool.clients.delete(this);
+    this.own?.closeAll();
     this.dropPending();
     fdBudget.clients--;
     this.out.clear();
@@ -262,6 +283,13 @@ export class ClientConn extends StreamReader implements Flushable {
 
   /** The client sent FIN: read nothing more, close once every reply is written. */
   onEnd(): void {
+    if (this.own !== null && this.own.waiting) {
+      // Subscribed or blocked: redis drops such a client at once (a blocking request could wait
+      // for ever for a client that is gone), and so does the proxy. A transaction finishes.
+      this.socket.end();
+      this.teardown();
+      return;
+    }
     this.closing = true;
     this.dropPending();
     markDirty(this);

@@ -29,7 +29,14 @@ const fragmentSink: UpstreamSink = {
 
 /** Dispatch of a parsed request of a redis_cluster pool (after Codec.admit let it through). */
 export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, req: Req, route: Route): void {
-  switch (route) {
+  if (req.command!.planned === true) {
+    // Pub/sub, transactions, blocking and whole-pool commands are not served by slot yet.
+    const reason = `unsupported command '${req.command!.name}' with distribution redis_cluster`;
+    answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(reason));
+    return;
+  }
+  // A keyed command given no key (EVAL with numkeys 0) goes to any master.
+  switch (req.nkeys === 0 && route !== Route.All ? Route.Any : route) {
     case Route.Key:
     case Route.Get:
     case Route.Sum:

@@ -55,7 +55,7 @@ export function answerLocally(pool: Pool, msg: Msg, reply: Uint8Array | null): v
 
 /** Every fragment of a split request has its reply: the merged reply goes straight into the
  *  client's output when the client waits for it next, else into the request's slot. */
-function finishSplit(pool: Pool, parent: Msg, now: number): void {
+export function finishSplit(pool: Pool, parent: Msg, now: number): void {
   const split = parent.split!;
   parent.split = null;
   const c = parent.client;
@@ -64,14 +64,14 @@ function finishSplit(pool: Pool, parent: Msg, now: number): void {
   } else if (c.closed || (parent.flags & MSG_SILENT) !== 0) {
     parent.setReply(null);
   } else if (c.first === parent) {
-    const own = pool.codec.merge(split, c.out, c.session) ?? NOTHING;
+    const own = (split.mergeWith === null ? pool.codec.merge(split, c.out, c.session) : split.mergeWith(split, c.out)) ?? NOTHING;
     c.writeHead(parent, own, 0, own.length, now);
     return;
   } else {
     // Built aside, then copied out (take()): the slot waits for earlier replies.
     const w = pool.mergeOut;
     w.reset();
-    parent.setReply(pool.codec.merge(split, w, c.session) ?? w.take());
+    parent.setReply((split.mergeWith === null ? pool.codec.merge(split, w, c.session) : split.mergeWith(split, w)) ?? w.take());
     if (w.buf.length > MERGE_OUT_KEEP) pool.mergeOut = new ByteWriter(4096);
   }
   parent.done = true;

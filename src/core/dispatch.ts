@@ -1,6 +1,8 @@
 // The dispatcher: a parsed request becomes a reply slot and then a local reply, a message
-// forwarded whole to the server of its key, or a split request whose fragments go to several
-// servers (planned by split.ts, written by each connection's Upstream). In a pool that follows
+// forwarded whole to the server of its key, a split request whose fragments go to several
+// servers (planned by split.ts, written by each connection's Upstream), a request sent to every
+// live server (Route.All, also the fan-out of the planner's whole-pool commands), or, when the
+// codec's planner has a plan for it (beyond one key), that plan (planned.ts). In a pool that follows
 // sentinels, a request may wait for a failover first (failover.ts), and read-only commands may
 // go to a replica of their server (read_from). A redis_cluster pool routes by slot instead
 // (cluster-dispatch.ts) and answers CLUSTER itself.
@@ -13,6 +15,7 @@ import { answerLocally, fail } from "./deliver.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
+import { carryOut } from "./planned.ts";
 import { SplitState } from "./split.ts";
 
 /** A request of client c parsed from buf at `now` (performance.now()). */
@@ -21,13 +24,25 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   c.enqueue(msg, req.end - req.start);
   const codec = pool.codec;
   const silent = codec.silent(c.session);
+  const refused = req.error === null ? codec.admit(req, c.session) : null;
+  // A redis_cluster pool plans nothing beyond one key yet (dispatchBySlot refuses those commands).
+  const planner = pool.cluster === null ? codec.planner : null;
+  if (planner !== null && refused === null) {
+    // Beyond one key (a request the parser refused too: in a transaction it aborts it).
+    const plan = planner.plan(buf, req, c.session, pool.view);
+    if (plan !== null) {
+      if (req.error !== null) pool.stats.counters[P.request_errors]!++;
+      if (silent) msg.flags |= MSG_SILENT;
+      carryOut(pool, c, msg, buf, req, plan);
+      return;
+    }
+  }
   if (req.error !== null) {
     pool.stats.counters[P.request_errors]!++;
     // A rejected noreply request stays silent, as memcached keeps it.
     answerLocally(pool, msg, req.noreply || silent ? null : codec.replyLine(req.error));
     return;
   }
-  const refused = codec.admit(req, c.session);
   if (refused !== null) {
     local(pool, msg, silent ? { reply: null, close: refused.close } : refused);
     return;
@@ -130,13 +145,17 @@ function destination(pool: Pool, master: Server, req: Req): Server | null {
   return pool.cfg.readFrom !== "master" && req.command!.readOnly === true ? master.readTarget() : master;
 }
 
+/** Forward the whole request to `master` (or its replica, destination()): on the client's own
+ *  connection there while it has one lent (so its requests reach the server in order), else on
+ *  a shared one. */
 export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array, req: Req): void {
   const server = destination(pool, master, req);
   if (server === null) {
     fail(pool, msg, `no replica of ${master.cfg.name} is in service`);
     return;
   }
-  const conn = server.conn(msg.client.group);
+  const own = msg.client.own;
+  const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(msg.client.group);
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
   msg.server = server;
@@ -144,9 +163,10 @@ export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array,
   conn.push(msg);
 }
 
-/** Send the whole request to each of `live` (every server in service); the replies are merged
- *  (Route.All). */
-export function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, live: readonly Server[]): void {
+/** Send the whole request to each of `live` (the servers in service; a redis_cluster pool's
+ *  masters); the replies are merged (Route.All) by Codec.merge, or by `merge` (a planned
+ *  whole-pool command, Plan.All). */
+export function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, live: readonly Server[], merge: SplitState["mergeWith"] = null): void {
   if (live.length === 0) {
     fail(pool, msg, "Connection refused");
     return;
@@ -160,6 +180,7 @@ export function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, live: rea
     args[3 * i + 2] = -1;
   }
   msg.split = new SplitState(Route.All, buf, n, args, live.length);
+  msg.split.mergeWith = merge;
   for (let f = 0; f < live.length; f++) {
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;

@@ -46,6 +46,9 @@ export class Msg implements Outbound {
   resends = 0;
   /** Request bytes read from the client (client backpressure). */
   inBytes = 0;
+  /** How much longer than the pool's timeout it may wait for its reply, in ms (a blocking
+   *  command's own timeout; Infinity: no limit). */
+  extraWait = 0;
   /** performance.now() when parsed: latency and timeouts. */
   readonly t0: number;
 

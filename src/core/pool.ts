@@ -6,7 +6,7 @@
 import type { PoolConfig, ServerConfig } from "../conf/types.ts";
 import { ByteWriter } from "../lib/bytes.ts";
 import { log } from "../log.ts";
-import type { Codec } from "../proto/codec.ts";
+import type { Codec, PoolView } from "../proto/codec.ts";
 import { ClusterRouting } from "../redis-cluster/routing.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
@@ -14,6 +14,7 @@ import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts"
 import type { ClientConn } from "./client.ts";
 import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
+import { poolView } from "./planned.ts";
 import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { plainSockets, type SocketFactory } from "./sockets.ts";
@@ -38,6 +39,8 @@ export class Pool {
   splitPlan: SplitPlan;
   /** Merged replies that must wait for earlier ones are built here, then copied out. */
   mergeOut = new ByteWriter(4096);
+  /** The pool as its codec's planner sees it (planned.ts). */
+  readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
   /** Following the pool's sentinels (pool key `sentinels`), else null. */

@@ -10,6 +10,7 @@ import { ByteWriter } from "../lib/bytes.ts";
 import type { Rsp, Upstream, UpstreamSink } from "../proto/codec.ts";
 import { S } from "../stats/table.ts";
 import { redirected } from "./cluster-dispatch.ts";
+import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./dedicated.ts";
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
@@ -61,6 +62,8 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   private closeReason = "";
   /** Messages sent (or queued to send) on this connection, oldest first. */
   first: Msg | null = null;
+  /** A connection of one client alone (dedicated.ts); null for a shared one. */
+  dedicated: Dedicated | null = null;
   private last: Msg | null = null;
   /** Close once every request on it is answered (its server left the pool). */
   private retiring = false;
@@ -121,8 +124,10 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
       fail(this.server.pool, msg, this.closeReason);
       return;
     }
-    if (this.last === null) this.first = msg;
-    else this.last.snext = msg;
+    if (this.last === null) {
+      this.first = msg;
+      if (this.dedicated !== null) this.dedicated.headSince = msg.t0;
+    } else this.last.snext = msg;
     this.last = msg;
     const c = this.server.stats.counters;
     c[S.requests]!++;
@@ -187,12 +192,18 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
       }
       return true;
     }
+    const pool = server.pool;
+    const dedicated = this.dedicated;
+    if (dedicated !== null && dedicated.role === DedicatedRole.Subscriber && pool.codec.planner!.isPush(buf, rsp.start, end)) {
+      // A message on a channel its client subscribed to: after the replies already due.
+      dedicated.owner?.deliverPush(buf, rsp.start, end);
+      return true;
+    }
     const head = this.first;
     if (head === null) {
       this.broken("sent a reply nobody asked for");
       return false;
     }
-    const pool = server.pool;
     const now = this.now;
     this.dequeue(head, end - rsp.start + streamed);
     if (rsp.failure) serverFailed(pool, server);
@@ -210,6 +221,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
         deliver(pool, m, buf, rsp.errorStart, end, now);
       }
     }
+    if (dedicated !== null && this.first === null) return answeredAll(this, this.group.id);
     return true;
   }
 
@@ -235,6 +247,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   /** Take the answered head of the queue off it. */
   private dequeue(msg: Msg, replyBytes: number): void {
     this.first = msg.snext;
+    if (this.dedicated !== null) this.dedicated.headSince = this.now;
     if (this.first === null) this.last = null;
     msg.snext = null;
     const counters = this.server.stats.counters;
@@ -335,6 +348,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     counters[S.out_queue]! -= this.queued - this.unsent;
     counters[S.out_queue_bytes]! -= allBytes - this.unsentBytes;
     this.queued = this.unsent = this.unsentBytes = 0;
+    if (this.dedicated !== null) dedicatedClosed(this);
     if (failure) serverFailed(pool, this.server);
   }
 }

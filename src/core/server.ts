@@ -9,6 +9,7 @@
 import type { Address, ServerConfig } from "../conf/types.ts";
 import type { ServerStats } from "../stats/store.ts";
 import type { Pool } from "./pool.ts";
+import { Lending } from "./dedicated.ts";
 import { ServerConn } from "./server-conn.ts";
 
 /** Connections of one server opened alike, used round robin. */
@@ -72,6 +73,8 @@ export class ConnGroup {
 export class Server {
   /** By Codec.group id; made on first use. */
   readonly groups: ConnGroup[] = [];
+  /** Connections of one client alone (dedicated.ts). */
+  readonly lending: Lending = new Lending(this);
   /** Where new connections go: cfg.addr unless moved (moveTo). */
   addr: Address;
   /** Consecutive failures (auto_eject_hosts). */
@@ -149,5 +152,6 @@ export class Server {
 
   closeAll(reason: string): void {
     for (const g of this.groups) g?.closeAll(reason);
+    this.lending.closeAll(reason);
   }
 }

@@ -3,6 +3,7 @@
 // (SplitState, handed to Codec.merge). The dispatcher routes the keys and writes the fragments;
 // nothing here touches sockets or the router.
 
+import type { ByteWriter } from "../lib/bytes.ts";
 import { Route, type Split } from "../proto/codec.ts";
 
 /** The reply of a fragment that got none (Route.All). */
@@ -18,6 +19,8 @@ export class SplitState implements Split {
   private failures = 0;
   readonly fragBuf: Uint8Array[];
   readonly fragPos: Int32Array;
+  /** A planned fan-out's merge (Plan.All, Plan.Fanout), used instead of Codec.merge. */
+  mergeWith: ((replies: Split, out: ByteWriter) => Uint8Array | null) | null = null;
 
   constructor(
     readonly route: Route,

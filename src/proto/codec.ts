@@ -57,6 +57,8 @@ export interface CommandSpec {
   readonly join?: number;
   /** The command changes nothing on the server, so a replica may answer it (redis read_from). */
   readonly readOnly?: boolean;
+  /** Carried out by Codec.planner (beyond one server); a pool that asks no planner refuses it. */
+  readonly planned?: boolean;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
@@ -329,4 +331,93 @@ export interface Codec<S extends Session = Session> {
 
   /** What a new server connection of `group` sends first; null when nothing. */
   preamble(pool: PoolConfig, group: number): Preamble | null;
+
+  /** Requests beyond one key (issue 17); null: the protocol has none. */
+  readonly planner: Planner<S> | null;
+}
+
+// ---- requests beyond one key (issue 17): the codec plans, the core carries the plan out ----
+
+/** The pool as a plan sees it. */
+export interface PoolView {
+  readonly cfg: PoolConfig;
+  /** The server of buf[start, end) as a key (-1: none). */
+  route(buf: Uint8Array, start: number, end: number): number;
+  /** Whether server `index` (a position in cfg.servers) is in service. */
+  live(index: number): boolean;
+  /** Clients of the pool in subscribed mode now (counted when asked). */
+  subscribers(): number;
+}
+
+/** Which connection of a server a fan-out request goes on. */
+export const Via = {
+  /** The pool's shared connections (the client's connection group). */
+  Shared: 0,
+  /** The client's own connection to that server for its subscriptions (made on first use);
+   *  the server may send messages on it unasked (Planner.isPush). */
+  Subscriber: 1,
+} as const;
+export type Via = (typeof Via)[keyof typeof Via];
+
+/** One request of a fan-out: to `server`, on `via`, as `write` writes it (one reply each). */
+export interface FanoutTarget {
+  readonly server: number;
+  readonly via: Via;
+  write(w: ByteWriter): void;
+}
+
+export const PlanKind = {
+  /** The reply is `reply`. */
+  Local: 1,
+  /** The request as it is to server `server` on the shared connections. */
+  Server: 2,
+  /** The request as it is to every live server (Route.All's fan-out); the client's reply is
+   *  merge(the replies, in server order): a server that failed has an empty reply, and the
+   *  request fails only when every server did. */
+  All: 6,
+  /** One request per target; the client's reply is merge(their replies, in target order)
+   *  (appended to `out`, null returned, or a reply of its own). A proxy-made error of any
+   *  target is the reply instead. */
+  Fanout: 3,
+  /** On the client's connection pinned to `server` (lent to it on first use): `before` first
+   *  (its `silent` replies dropped), then the request, or, with `reply` set, that is its
+   *  reply; `release`: the pin ends (the connection is given back once it has answered). */
+  Pinned: 4,
+  /** On a connection lent to the client at `server` while the request waits; it may wait
+   *  `waitMs` beyond the pool's timeout (Infinity: no limit). */
+  Blocking: 5,
+} as const;
+export type PlanKind = (typeof PlanKind)[keyof typeof PlanKind];
+
+export type Plan =
+  | { readonly kind: typeof PlanKind.Local; readonly reply: Uint8Array }
+  | { readonly kind: typeof PlanKind.Server; readonly server: number }
+  | { readonly kind: typeof PlanKind.All; merge(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null }
+  | {
+      readonly kind: typeof PlanKind.Fanout;
+      readonly targets: readonly FanoutTarget[];
+      merge(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null;
+    }
+  | {
+      readonly kind: typeof PlanKind.Pinned;
+      readonly server: number;
+      readonly before: Uint8Array | null;
+      readonly silent: number;
+      readonly reply: Uint8Array | null;
+      readonly release: boolean;
+    }
+  | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly waitMs: number };
+
+/** A protocol's requests beyond one key: subscriptions, transactions, blocking and whole-pool
+ *  commands (redis: proto/redis/plan.ts). */
+export interface Planner<S extends Session = Session> {
+  /** The plan for a request (parsed, Req.error set or not); null: the usual routing. */
+  plan(buf: Uint8Array, req: Req, session: S, pool: PoolView): Plan | null;
+  /** On a subscriber connection: is buf[start, end) a message the server pushed (not the reply
+   *  to a request)? The core passes it to the client after the replies already due. */
+  isPush(buf: Uint8Array, start: number, end: number): boolean;
+  /** The connection the session's transaction is pinned to closed. */
+  pinLost(session: S): void;
+  /** Whether the session is in subscribed mode. */
+  subscribed(session: S): boolean;
 }

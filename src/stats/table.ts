@@ -47,6 +47,7 @@ export const SERVER_STATS = [
   s("in_queue_bytes", "gauge", "current request bytes in incoming queue"),
   s("out_queue", "gauge", "# requests in outgoing queue"),
   s("out_queue_bytes", "gauge", "current request bytes in outgoing queue"),
+  s("dedicated_connections", "gauge", "# connections of one client alone (subscriptions, transactions, blocking commands)", false),
   s("failovers", "counter", "# times sentinels moved the server to another master", false),
 ] as const satisfies readonly StatSpec[];
 

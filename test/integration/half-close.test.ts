@@ -65,6 +65,14 @@ test("redis: the replies to a pipeline sent before FIN all arrive, split ones in
   expect(reply).toBe("+OK\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nb\r\n");
 });
 
+test.skipIf(TARGET !== "buncracker")("redis: a transaction sent before FIN runs on its connection and is answered", async () => {
+  const reply = await sendThenHalfClose(
+    proxy.pools.r!,
+    "*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$3\r\nfin\r\n$1\r\n1\r\n*2\r\n$4\r\nINCR\r\n$3\r\nfin\r\n*1\r\n$4\r\nEXEC\r\n",
+  );
+  expect(reply).toBe("+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:2\r\n");
+});
+
 test("memcached: the replies to a pipeline sent before FIN all arrive", async () => {
   const reply = await sendThenHalfClose(
     proxy.pools.m!,

@@ -157,12 +157,35 @@ const protocolError: Rule = {
   nutcracker: closedSilently,
 };
 
+/** Refused unless the pool enables it with `key` (issue 17), then the session's PING works. */
+const refusedByPool = (name: string, key: string): Rule => ({
+  buncracker(target) {
+    expect(target.closed).toBe(false);
+    const [error, pong] = target.replies.map(latin1);
+    expect(error).toStartWith(`-ERR '${name}' is refused by this pool`);
+    expect(error).toContain(key);
+    expect(pong).toBe("+PONG\r\n");
+  },
+  nutcracker: closedSilently,
+});
+
 const REDIS_RULES: Record<string, Rule> = {
   ...Object.fromEntries(
-    ["keys", "flushall", "multi", "scan", "randomkey", "rename", "blpop", "subscribe", "dbsize", "msetnx", "object", "wait"].map(
-      (name) => [`deliberate: unsupported ${name.toUpperCase()}`, unsupported(name)],
-    ),
+    ["rename", "msetnx", "object", "wait"].map((name) => [`deliberate: unsupported ${name.toUpperCase()}`, unsupported(name)]),
   ),
+  // Served beyond one key (issue 17): as a single redis answers, on empty servers.
+  ...Object.fromEntries(["MULTI", "RANDOMKEY", "BLPOP", "SUBSCRIBE", "DBSIZE"].map((n) => [`deliberate: served beyond one key ${n}`, likeRedis])),
+  "deliberate: refused by the pool KEYS": refusedByPool("keys", "redis_allow_keys"),
+  "deliberate: refused by the pool FLUSHALL": refusedByPool("flushall", "redis_allow_flush"),
+  "deliberate: served beyond one key SCAN": {
+    // The cursor is the pool's (the next server's), the keys none: then the PING.
+    buncracker(target) {
+      expect(target.closed).toBe(false);
+      expect(latin1(target.replies[0]!)).toMatch(/^\*2\r\n\$\d+\r\n\d+\r\n\*0\r\n$/);
+      expect(latin1(target.replies[1]!)).toBe("+PONG\r\n");
+    },
+    nutcracker: closedSilently,
+  },
   ...Object.fromEntries(
     ["EXPIRETIME", "SORT_RO", "BITFIELD_RO", "EVAL_RO", "SINTERCARD", "ZINTERCARD", "LMPOP", "streams"].map((n) => [`deliberate: newer ${n}`, likeRedis]),
   ),

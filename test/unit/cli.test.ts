@@ -9,6 +9,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { parseArgs } from "../../src/cli/args.ts";
 import { DEFAULTS, type Options } from "../../src/cli/options.ts";
 import { testConf } from "../../src/cli/testconf.ts";
+import { POOL_DIRECTIVES } from "../../src/conf/schema.ts";
 import { infoText, usage, versionBanner } from "../../src/cli/usage.ts";
 import { describeStats } from "../../src/stats/describe.ts";
 import { makeTempDir } from "../helpers/tmp.ts";
@@ -254,7 +255,7 @@ describe("texts", () => {
     const lines: string[] = [];
     testConf(BAD, (l) => lines.push(l));
     expect(lines).toEqual([
-      `buncracker: ${BAD}:3: pool "p": directive "foo" is unknown (known: listen, hash, hash_tag, distribution, timeout, backlog, client_connections, redis, redis_auth, redis_db, preconnect, auto_eject_hosts, server_connections, server_retry_timeout, server_failure_limit, tcpkeepalive, reuseport, coalesce_gets, sentinels, sentinel_auth, read_from, servers)`,
+      `buncracker: ${BAD}:3: pool "p": directive "foo" is unknown (known: ${POOL_DIRECTIVES.map((d) => d.key).join(", ")})`,
       `nutcracker: configuration file '${BAD}' syntax is invalid`,
     ]);
   });

@@ -69,8 +69,8 @@ describe("SplitState", () => {
     const state = new SplitState(Route.Get, new Uint8Array(0), 3, new Int32Array(9), 3);
     const reply = new TextEncoder().encode("xx+OK\r\nyy");
     expect(state.fill(1, reply, 2, 7)).toBe(false);
-    expect(state.failed("first")).toBe(false);
-    expect(state.failed("second")).toBe(true);
+    expect(state.failed("first", 0)).toBe(false);
+    expect(state.failed("second", 1)).toBe(true);
     expect(state.error).toBe("first");
     expect([state.fragBuf[1], state.fragPos[2], state.fragPos[3]]).toEqual([reply, 2, 7]);
   });

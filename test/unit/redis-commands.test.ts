@@ -143,10 +143,24 @@ describe("the command table", () => {
 });
 
 describe("against twemproxy", () => {
-  test("refuses what REFERENCE.md lists as unsupported, but the handshake and INFO (issue 16)", () => {
+  test("refuses what REFERENCE.md lists as unsupported, but the handshake and INFO (issue 16) and what it serves beyond one key (issue 17)", () => {
     const answered = ["echo", "select", "info", "client"];
-    for (const name of REFERENCE_UNSUPPORTED) if (!answered.includes(name)) expect([name, byName(name).route]).toEqual([name, null]);
+    for (const name of REFERENCE_UNSUPPORTED) {
+      if (answered.includes(name)) continue;
+      const c = byName(name);
+      // Served only with a role: whole-pool, pub/sub, transaction or blocking.
+      expect([name, c.route === null || c.role !== null]).toEqual([name, true]);
+    }
     expect(answered.map((name) => byName(name).route)).toEqual([Route.Local, Route.Local, Route.All, Route.Local]);
+  });
+
+  test("every command with a role (issue 17) is served", () => {
+    for (const c of COMMANDS) if (c.route !== null && c.role !== null) expect(c.arityError).toContain(c.name);
+    const withRole = COMMANDS.filter((c) => c.route !== null && c.role !== null).map((c) => c.name);
+    expect(withRole).toContain("scan");
+    expect(withRole).toContain("subscribe");
+    expect(withRole).toContain("multi");
+    expect(withRole).toContain("blpop");
   });
 
   test("splits and merges what REFERENCE.md says, answers PING, QUIT and AUTH itself", () => {

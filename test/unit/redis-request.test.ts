@@ -119,7 +119,7 @@ describe("requests", () => {
       ["ping", Route.Local, [], null],
       ["ping", Route.Any, [], null], // redis echoes the message: any server answers
       [null, null, [], "-ERR unknown command 'FOO', with args beginning with: 'bar' "],
-      [null, null, [], "-ERR unsupported command 'keys'"],
+      ["keys", Route.Any, [], null], // served beyond one key (issue 17): routed by its role
       ["get", Route.Key, [], "-ERR wrong number of arguments for 'get' command"],
       ["get", Route.Key, ["a"], null], // inline
       ["set", Route.Key, ["big"], null], // the blank lines and *0 before it were skipped

@@ -51,6 +51,13 @@ function testPool(
     tcpkeepalive: false,
     reuseport: false,
     coalesceGets: true,
+    redisAllowKeys: false,
+    redisAllowFlush: false,
+    redisMaxSubscribers: 0,
+    redisDedicatedConnections: 0,
+    sentinels: [],
+    sentinelAuth: null,
+    readFrom: "master",
     servers: configs,
   };
 }

@@ -32,4 +32,5 @@ export const memcacheCodec: Codec = {
   local,
   group: () => 0,
   preamble: () => null,
+  planner: null,
 };

@@ -10,7 +10,10 @@
 // others refuse it), Route All goes to every server. Route Key sends the request to
 // the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
 // must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
-// not serve (it replies "-ERR unsupported command"); a name missing here is unknown.
+// not serve (it replies "-ERR unsupported command"); a name missing here is unknown. Two facts
+// have a column of their own beside the table (short rows, names checked against it): which
+// commands are read-only (READ_ONLY, for read_from) and which have a role beyond one key (ROLES,
+// for the planner, plan.ts).
 
 import { Route, type CommandSpec } from "../codec.ts";
 
@@ -25,6 +28,8 @@ interface KeyPositions {
 /** A command the proxy serves. */
 export interface SupportedCommand extends CommandSpec, KeyPositions {
   readonly readOnly: boolean;
+  /** What the proxy does with it beyond routing it by key (issue 17); null for none. */
+  readonly role: CommandRole | null;
   /** The reply to a call with the wrong number of arguments (redis's own text). */
   readonly arityError: string;
   /** Flag bits (Flag). */
@@ -316,22 +321,142 @@ const READ_ONLY = new Set([
   "zrevrangebyscore", "zrevrank", "zscan", "zscore", "zunion",
 ]);
 
-export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, route, firstKey, lastKey, keyStep, numkeysAt = 0, flags = 0]) =>
-  route === null
-    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly: READ_ONLY.has(name) }
-    : {
-        name,
-        route,
-        arity,
-        firstKey,
-        lastKey,
-        keyStep,
-        numkeysAt,
-        readOnly: READ_ONLY.has(name),
-        flags,
-        arityError: `-ERR wrong number of arguments for '${name}' command`,
-      },
-);
+// ---- commands beyond one key (issue 17): what the proxy does with them besides routing ----
+//
+// One row per command that is not served by key alone. `pool` commands go to every live server
+// (or to one) and their replies are merged; `pubsub` commands run on the client's own upstream
+// connections; `blocking` commands wait on a dedicated connection, and their timeout argument
+// says how long the request timeout must let them wait; `transaction` commands pin the client
+// to a dedicated connection to one server; `one-server` commands need all their keys on one.
+
+/** How the replies of a command sent to every live server become the client's one reply. */
+export const PoolMerge = {
+  /** The integers summed (DBSIZE). */
+  Sum: "sum",
+  /** The arrays concatenated (KEYS). */
+  Concat: "concat",
+  /** The arrays concatenated, each element once (PUBSUB CHANNELS / SHARDCHANNELS). */
+  Union: "union",
+  /** [name, count, ...] arrays of the same names in the same order: the counts summed
+   *  (PUBSUB NUMSUB / SHARDNUMSUB). */
+  PairSum: "pair-sum",
+  /** The largest integer (PUBSUB NUMPAT: every pattern subscription is on every server). */
+  Max: "max",
+  /** +OK when every server said +OK (FLUSHDB, FLUSHALL). */
+  AllOk: "all-ok",
+  /** Not merged: one live server answers (TIME, LASTSAVE). */
+  AnyOne: "any-one",
+  /** A reply that is not nil, at random (RANDOMKEY: a random server that has keys). */
+  RandomOne: "random-one",
+  /** SCAN: the server and its cursor are in the client's cursor (scan.ts). */
+  Cursor: "cursor",
+} as const;
+export type PoolMerge = (typeof PoolMerge)[keyof typeof PoolMerge];
+
+/** Pub/sub operations (subscriptions.ts). Channels route like keys; patterns go to every server. */
+export const PubSubOp = {
+  Subscribe: "subscribe",
+  Unsubscribe: "unsubscribe",
+  PSubscribe: "psubscribe",
+  PUnsubscribe: "punsubscribe",
+  SSubscribe: "ssubscribe",
+  SUnsubscribe: "sunsubscribe",
+  /** PUBLISH / SPUBLISH: routed by the channel (argument 1) on the shared connections. */
+  Publish: "publish",
+  /** PUBSUB <subcommand>: to every live server, merged by PUBSUB_MERGE. */
+  Introspect: "pubsub",
+} as const;
+export type PubSubOp = (typeof PubSubOp)[keyof typeof PubSubOp];
+
+export const TxOp = { Multi: "multi", Exec: "exec", Discard: "discard", Watch: "watch", Unwatch: "unwatch" } as const;
+export type TxOp = (typeof TxOp)[keyof typeof TxOp];
+
+/** Where a blocking command's timeout is: the argument `at` (negative: from the end) in
+ *  seconds, or the value after the option `BLOCK` in milliseconds (XREAD, XREADGROUP). */
+export type BlockingTimeout = { readonly at: number; readonly unit: "s" } | { readonly option: "block"; readonly unit: "ms" };
+
+export type CommandRole =
+  | { readonly kind: "pool"; readonly merge: PoolMerge; readonly enabledBy?: "redis_allow_keys" | "redis_allow_flush" }
+  /** Every key must be on one server (scripts: twemproxy would run them on the first key's
+   *  server, with the other keys missing there). */
+  | { readonly kind: "one-server" }
+  | { readonly kind: "pubsub"; readonly op: PubSubOp }
+  | { readonly kind: "blocking"; readonly timeout: BlockingTimeout }
+  | { readonly kind: "transaction"; readonly op: TxOp };
+
+const LAST_ARG: BlockingTimeout = { at: -1, unit: "s" };
+const SECOND_ARG: BlockingTimeout = { at: 1, unit: "s" };
+const BLOCK_OPTION: BlockingTimeout = { option: "block", unit: "ms" };
+
+const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
+  ["blmove",       { kind: "blocking", timeout: LAST_ARG }],
+  ["blmpop",       { kind: "blocking", timeout: SECOND_ARG }],
+  ["blpop",        { kind: "blocking", timeout: LAST_ARG }],
+  ["brpop",        { kind: "blocking", timeout: LAST_ARG }],
+  ["brpoplpush",   { kind: "blocking", timeout: LAST_ARG }],
+  ["bzmpop",       { kind: "blocking", timeout: SECOND_ARG }],
+  ["bzpopmax",     { kind: "blocking", timeout: LAST_ARG }],
+  ["bzpopmin",     { kind: "blocking", timeout: LAST_ARG }],
+  ["xread",        { kind: "blocking", timeout: BLOCK_OPTION }],
+  ["xreadgroup",   { kind: "blocking", timeout: BLOCK_OPTION }],
+  ["dbsize",       { kind: "pool", merge: PoolMerge.Sum }],
+  ["flushall",     { kind: "pool", merge: PoolMerge.AllOk, enabledBy: "redis_allow_flush" }],
+  ["flushdb",      { kind: "pool", merge: PoolMerge.AllOk, enabledBy: "redis_allow_flush" }],
+  ["keys",         { kind: "pool", merge: PoolMerge.Concat, enabledBy: "redis_allow_keys" }],
+  ["lastsave",     { kind: "pool", merge: PoolMerge.AnyOne }],
+  ["randomkey",    { kind: "pool", merge: PoolMerge.RandomOne }],
+  ["scan",         { kind: "pool", merge: PoolMerge.Cursor }],
+  ["time",         { kind: "pool", merge: PoolMerge.AnyOne }],
+  ["psubscribe",   { kind: "pubsub", op: PubSubOp.PSubscribe }],
+  ["publish",      { kind: "pubsub", op: PubSubOp.Publish }],
+  ["pubsub",       { kind: "pubsub", op: PubSubOp.Introspect }],
+  ["punsubscribe", { kind: "pubsub", op: PubSubOp.PUnsubscribe }],
+  ["spublish",     { kind: "pubsub", op: PubSubOp.Publish }],
+  ["ssubscribe",   { kind: "pubsub", op: PubSubOp.SSubscribe }],
+  ["subscribe",    { kind: "pubsub", op: PubSubOp.Subscribe }],
+  ["sunsubscribe", { kind: "pubsub", op: PubSubOp.SUnsubscribe }],
+  ["unsubscribe",  { kind: "pubsub", op: PubSubOp.Unsubscribe }],
+  ["eval",         { kind: "one-server" }],
+  ["eval_ro",      { kind: "one-server" }],
+  ["evalsha",      { kind: "one-server" }],
+  ["evalsha_ro",   { kind: "one-server" }],
+  ["fcall",        { kind: "one-server" }],
+  ["fcall_ro",     { kind: "one-server" }],
+  ["discard",      { kind: "transaction", op: TxOp.Discard }],
+  ["exec",         { kind: "transaction", op: TxOp.Exec }],
+  ["multi",        { kind: "transaction", op: TxOp.Multi }],
+  ["unwatch",      { kind: "transaction", op: TxOp.Unwatch }],
+  ["watch",        { kind: "transaction", op: TxOp.Watch }],
+];
+
+const roleByName = new Map<string, CommandRole>(ROLES);
+
+/** PUBSUB's subcommands (lowercase) and how their replies from every server merge. */
+export const PUBSUB_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
+  ["channels", PoolMerge.Union],
+  ["shardchannels", PoolMerge.Union],
+  ["numsub", PoolMerge.PairSum],
+  ["shardnumsub", PoolMerge.PairSum],
+  ["numpat", PoolMerge.Max],
+]);
+
+// A command with a role is served (the plan routes it), whatever its row's route says.
+export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, tableRoute, firstKey, lastKey, keyStep, numkeysAt = 0, flags = 0]) => {
+  const role = roleByName.get(name) ?? null;
+  const route = tableRoute ?? (role === null ? null : Route.Any);
+  const readOnly = READ_ONLY.has(name);
+  return route === null
+    ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly }
+    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly, role, planned: role !== null && role.kind !== "one-server", flags, arityError: arityError(name) };
+});
+
+/** Redis's reply to a wrong argument count; EXEC's also aborts the transaction, so it says so. */
+function arityError(name: string): string {
+  const text = `wrong number of arguments for '${name}' command`;
+  return name === "exec" ? `-EXECABORT Transaction discarded because of: ${text}` : `-ERR ${text}`;
+}
+for (const name of [...roleByName.keys(), ...READ_ONLY]) if (!TABLE.some((row) => row[0] === name)) throw new Error(`${name}: not in the command table`);
+
 
 function supported(name: string): SupportedCommand {
   const command = COMMANDS.find((c) => c.name === name);
@@ -343,6 +468,9 @@ function supported(name: string): SupportedCommand {
 export const PING = supported("ping");
 export const QUIT = supported("quit");
 export const AUTH = supported("auth");
+/** Handshake commands that change what the planner keeps for a client (plan.ts). */
+export const HELLO = supported("hello");
+export const RESET = supported("reset");
 
 /** PING with a message: redis echoes the message, so any server answers it. */
 export const PING_MESSAGE: SupportedCommand = { ...PING, route: Route.Any };

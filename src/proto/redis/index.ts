@@ -16,7 +16,9 @@ import { preamble } from "./preamble.ts";
 import { errorReply } from "./replies.ts";
 import { writeVerbatim } from "./reply.ts";
 import { parseRequest } from "./request.ts";
+import { planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
+import { isPubSubMessage } from "./subscriptions.ts";
 import type { RedisSession } from "./session.ts";
 
 /** Connection groups: RESP2 clients' connections, and RESP3 clients' (opened with HELLO 3). */
@@ -88,4 +90,10 @@ export const redisCodec: Codec<RedisSession> = {
   local,
   group: (session) => (session.proto === 3 ? RESP3_GROUP : RESP2_GROUP),
   preamble: (pool, group) => preamble(pool, group === RESP3_GROUP ? 3 : 2),
+  planner: {
+    plan: (buf, req, session, pool) => planRequest(buf, req, session, pool, session.proto === 3),
+    isPush: isPubSubMessage,
+    pinLost: (session) => session.multikey?.transaction.connectionLost(),
+    subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,
+  },
 };

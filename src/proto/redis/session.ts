@@ -1,10 +1,12 @@
 // What the proxy keeps per client connection of a redis pool, because a redis server keeps it per
 // connection and the proxy's server connections are shared: the protocol the client chose
 // (HELLO), whether it has authenticated, its name and library (CLIENT SETNAME / SETINFO), its
-// CLIENT REPLY mode and the flags it set. Read and changed only by the handshake commands
-// (handshake.ts), which the proxy answers itself; never sent to a server.
+// CLIENT REPLY mode and the flags it set, read and changed only by the handshake commands
+// (handshake.ts), which the proxy answers itself; and its subscriptions and transaction, once
+// it has any (plan.ts).
 
 import type { PoolConfig } from "../../conf/types.ts";
+import type { MultiKeyState } from "./plan.ts";
 import type { Proto } from "./reply.ts";
 
 /** CLIENT REPLY: ON answers every request; OFF none; SKIP none for the next request only. */
@@ -28,6 +30,8 @@ export class RedisSession {
   noTouch = false;
   /** READONLY was sent (READWRITE clears it). */
   readonly = false;
+  /** Subscriptions and transaction (plan.ts); null until it first needs them. */
+  multikey: MultiKeyState | null = null;
 
   /** The client's address and the listener's, `ip:port` (CLIENT INFO addr, laddr), when known. */
   addr = "";

@@ -1,0 +1,161 @@
+// Server connections of one client alone (issue 17). A client's subscriber connection to a
+// server carries its (un)subscribe requests, and the server sends it messages unasked on it
+// (Planner.isPush). A lent connection carries a client's blocking requests, or its transaction
+// (which holds it from WATCH / MULTI to EXEC / DISCARD): while it has requests of the client on
+// it, the client's other requests to that server go there too, so they reach the server in the
+// client's order; once it has answered everything and nothing holds it, it goes back to its
+// server for the next client (at most IDLE_KEEP idle per server and group). A server has at
+// most the pool's redis_dedicated_connections lent connections at once (0: no limit). Every
+// dedicated connection closes with its client, and counts in the server's
+// dedicated_connections.
+
+import { S } from "../stats/table.ts";
+import type { ClientConn } from "./client.ts";
+import { ConnGroup, type Server } from "./server.ts";
+import type { ServerConn } from "./server-conn.ts";
+
+/** Idle lent connections kept per server and connection group for the next client. */
+const IDLE_KEEP = 16;
+
+export const DedicatedRole = {
+  Subscriber: 0,
+  Lent: 1,
+} as const;
+export type DedicatedRole = (typeof DedicatedRole)[keyof typeof DedicatedRole];
+
+/** What makes a ServerConn dedicated (ServerConn.dedicated; null for a shared one). */
+export class Dedicated {
+  /** A transaction holds it (a lent connection is not given back while it does). */
+  pinned = false;
+  /** performance.now() when the oldest request on it became the oldest: a request queued
+   *  behind a blocking one waits for it first, so its timeout counts from then. */
+  headSince = 0;
+
+  constructor(
+    readonly role: DedicatedRole,
+    /** The client it serves now; null while idle. */
+    public owner: ClientConn | null,
+  ) {}
+}
+
+/** A client's own connections, by server (not by index: a reload may renumber the servers);
+ *  made on its first one. */
+export class OwnConns {
+  readonly subscriber = new Map<Server, ServerConn>();
+  readonly lent = new Map<Server, ServerConn>();
+  /** The lent connection its transaction holds. */
+  pinned: ServerConn | null = null;
+
+  /** Subscribed, or a blocking request waits on one of them: a client that would never be
+   *  answered if it went away. */
+  get waiting(): boolean {
+    if (this.subscriber.size > 0) return true;
+    for (const conn of this.lent.values()) if (conn.first !== null && conn.first.extraWait !== 0) return true;
+    return false;
+  }
+
+  /** Close them all (the client is gone). */
+  closeAll(): void {
+    const all = [...this.subscriber.values(), ...this.lent.values()];
+    this.subscriber.clear();
+    this.lent.clear();
+    this.pinned = null;
+    for (const conn of all) conn.close("client closed");
+  }
+}
+
+/** Per server: its dedicated connections, and the lent ones given back. */
+export class Lending {
+  /** Every dedicated connection of the server, open or connecting (timeouts, closeAll). */
+  readonly all = new Set<ServerConn>();
+  /** Lent connections given back, by connection group. */
+  private readonly idle = new Map<number, ServerConn[]>();
+  private lent = 0;
+
+  constructor(private readonly server: Server) {}
+
+  /** A new connection for `owner` alone, opened with the preamble of its connection group. */
+  open(owner: ClientConn, role: DedicatedRole): ServerConn {
+    const conn = new ConnGroup(this.server, owner.group, 1).open(0);
+    conn.dedicated = new Dedicated(role, owner);
+    this.all.add(conn);
+    if (role === DedicatedRole.Lent) this.lent++;
+    this.server.stats.counters[S.dedicated_connections]!++;
+    return conn;
+  }
+
+  /** A connection lent to `owner`: an idle one of its group, or a new one while the pool's
+   *  redis_dedicated_connections allows; null when it does not. */
+  borrow(owner: ClientConn): ServerConn | null {
+    const idle = this.idle.get(owner.group);
+    const conn = idle?.pop();
+    if (conn !== undefined) {
+      conn.dedicated!.owner = owner;
+      return conn;
+    }
+    const limit = this.server.pool.cfg.redisDedicatedConnections;
+    if (limit > 0 && this.lent >= limit) return null;
+    return this.open(owner, DedicatedRole.Lent);
+  }
+
+  /** A lent connection answered everything and nothing holds it: idle until the next client
+   *  (or closed, past IDLE_KEEP). Returns false when it closed. */
+  giveBack(conn: ServerConn, group: number): boolean {
+    conn.dedicated!.owner = null;
+    let idle = this.idle.get(group);
+    if (idle === undefined) this.idle.set(group, (idle = []));
+    if (idle.length < IDLE_KEEP) {
+      idle.push(conn);
+      return true;
+    }
+    conn.close("idle");
+    return false;
+  }
+
+  /** A dedicated connection closed. */
+  forget(conn: ServerConn): void {
+    if (!this.all.delete(conn)) return;
+    this.server.stats.counters[S.dedicated_connections]!--;
+    if (conn.dedicated!.role === DedicatedRole.Lent) this.lent--;
+    for (const idle of this.idle.values()) {
+      const i = idle.indexOf(conn);
+      if (i >= 0) idle.splice(i, 1);
+    }
+  }
+
+  closeAll(reason: string): void {
+    for (const conn of [...this.all]) conn.close(reason);
+  }
+}
+
+/** conn (dedicated) has answered everything on it: a lent one its transaction does not hold
+ *  goes back to its server. Returns false when it closed. */
+export function answeredAll(conn: ServerConn, group: number): boolean {
+  const d = conn.dedicated!;
+  const owner = d.owner;
+  if (d.role !== DedicatedRole.Lent || d.pinned || owner === null) return true;
+  const own = owner.own!;
+  if (own.lent.get(conn.server) === conn) own.lent.delete(conn.server);
+  return conn.server.lending.giveBack(conn, group);
+}
+
+/** conn (dedicated) closed: its server and its client let go of it. A client whose subscriber
+ *  connection closed under it (its server failed) is disconnected: it would wait for messages
+ *  that can no longer come, and reconnecting makes it subscribe again. */
+export function dedicatedClosed(conn: ServerConn): void {
+  conn.server.lending.forget(conn);
+  const owner = conn.dedicated!.owner;
+  const own = owner?.own;
+  if (own === null || own === undefined || owner!.closed) return;
+  if (conn.dedicated!.role === DedicatedRole.Subscriber) {
+    owner!.drop(new Error(`subscriber connection to ${conn.server.cfg.pname} lost`));
+    return;
+  }
+  const server = conn.server;
+  if (own.lent.get(server) === conn) own.lent.delete(server);
+  if (own.subscriber.get(server) === conn) own.subscriber.delete(server);
+  if (own.pinned === conn) {
+    own.pinned = null;
+    owner!.pool.codec.planner?.pinLost(owner!.session);
+  }
+}

@@ -1,0 +1,175 @@
+// Carrying out a protocol's plan for a request beyond one key (Codec.planner, issue 17): a
+// local reply, the request to one server, a fan-out whose replies the plan merges (whole-pool
+// commands, SCAN, subscriptions on the client's subscriber connections), a request on the
+// connection the client's transaction is pinned to, or a blocking request on a connection lent
+// to it (dedicated.ts). The core decides nothing here: the plan says where, the connections how.
+
+import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../proto/codec.ts";
+import type { ClientConn } from "./client.ts";
+import { DedicatedRole, OwnConns } from "./dedicated.ts";
+import { answerLocally, fail, finishSplit } from "./deliver.ts";
+import { forwardTo, toAll } from "./dispatch.ts";
+import { MSG_SILENT, Msg } from "./msg.ts";
+import type { Pool } from "./pool.ts";
+import type { Server } from "./server.ts";
+import type { ServerConn } from "./server-conn.ts";
+import { SplitState } from "./split.ts";
+
+const NO_BYTES = new Uint8Array(0);
+const NO_KEYS = new Int32Array(0);
+const REFUSED = "Connection refused";
+
+/** The pool as its codec's planner sees it. */
+export function poolView(pool: Pool): PoolView {
+  return {
+    get cfg() {
+      return pool.cfg;
+    },
+    route: (buf, start, end) => pool.router!.route(buf, start, end), // a redis_cluster pool asks no planner
+    live: (index) => !pool.servers[index]!.ejected,
+    subscribers() {
+      const planner = pool.codec.planner!;
+      let n = 0;
+      for (const c of pool.clients) if (planner.subscribed(c.session)) n++;
+      return n;
+    },
+  };
+}
+
+/** Carry out `plan` for msg (the slot of req, parsed from buf). */
+export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): void {
+  switch (plan.kind) {
+    case PlanKind.Local:
+      answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : plan.reply);
+      return;
+    case PlanKind.Server: {
+      const server = pool.servers[plan.server]!;
+      if (server.ejected) fail(pool, msg, REFUSED);
+      else forwardTo(pool, msg, server, buf, req);
+      return;
+    }
+    case PlanKind.All:
+      toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected), plan.merge);
+      return;
+    case PlanKind.Fanout:
+      fanout(pool, c, msg, plan.targets, plan.merge);
+      return;
+    case PlanKind.Pinned:
+      pinned(pool, c, msg, buf, req, plan.server, plan.before, plan.silent, plan.reply, plan.release);
+      return;
+    case PlanKind.Blocking: {
+      const conn = lentConn(pool, c, msg, plan.server);
+      if (conn === null) return;
+      msg.extraWait = plan.waitMs;
+      send(msg, conn, buf, req);
+      return;
+    }
+  }
+}
+
+/** One request per target; the client's reply is merged from theirs. */
+function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTarget[], merge: SplitState["mergeWith"]): void {
+  for (const t of targets) {
+    if (pool.servers[t.server]!.ejected) {
+      fail(pool, msg, REFUSED);
+      return;
+    }
+  }
+  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, targets.length);
+  split.mergeWith = merge;
+  msg.split = split;
+  if (targets.length === 0) {
+    finishSplit(pool, msg, performance.now());
+    return;
+  }
+  targets.forEach((t, f) => {
+    const server = pool.servers[t.server]!;
+    const child = new Msg(c, msg.t0);
+    child.parent = msg;
+    child.fragIndex = f;
+    child.server = server;
+    const conn = t.via === Via.Subscriber ? subscriberConn(c, server) : server.conn(c.group);
+    const before = conn.out.len;
+    t.write(conn.out);
+    child.bytes = conn.out.len - before;
+    conn.push(child);
+  });
+}
+
+function ownConns(c: ClientConn): OwnConns {
+  return (c.own ??= new OwnConns());
+}
+
+/** The client's subscriber connection to `server`, made on first use. */
+function subscriberConn(c: ClientConn, server: Server): ServerConn {
+  const own = ownConns(c);
+  let conn = own.subscriber.get(server);
+  if (conn === undefined) {
+    conn = server.lending.open(c, DedicatedRole.Subscriber);
+    own.subscriber.set(server, conn);
+  }
+  return conn;
+}
+
+/** The connection lent to the client at server `index` (its own already, or a new loan); null
+ *  after answering msg with the reason when the pool's redis_dedicated_connections allows no
+ *  more, or the server is out. */
+function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerConn | null {
+  const own = ownConns(c);
+  const server = pool.servers[index]!;
+  const mine = own.lent.get(server);
+  if (mine !== undefined) return mine;
+  if (server.ejected) {
+    fail(pool, msg, REFUSED);
+    return null;
+  }
+  const conn = server.lending.borrow(c);
+  if (conn === null) {
+    const limit = pool.cfg.redisDedicatedConnections;
+    answerLocally(pool, msg, pool.errorReply(`too many dedicated connections to server ${server.cfg.pname} (redis_dedicated_connections: ${limit})`));
+    return null;
+  }
+  own.lent.set(server, conn);
+  return conn;
+}
+
+/** On the connection the client's transaction is pinned to: `before` (its replies dropped),
+ *  then the request or the local reply; `release` lets go of the pin (the connection goes back
+ *  once it has answered). */
+function pinned(
+  pool: Pool,
+  c: ClientConn,
+  msg: Msg,
+  buf: Uint8Array,
+  req: Req,
+  index: number,
+  before: Uint8Array | null,
+  silent: number,
+  reply: Uint8Array | null,
+  release: boolean,
+): void {
+  const own = ownConns(c);
+  const conn = own.pinned ?? lentConn(pool, c, msg, index);
+  if (conn === null) return;
+  conn.dedicated!.pinned = !release;
+  own.pinned = release ? null : conn;
+  if (before !== null) {
+    conn.send(before, 0, before.length);
+    for (let i = 0; i < silent; i++) {
+      const m = new Msg(c, msg.t0);
+      m.flags |= MSG_SILENT;
+      m.server = conn.server;
+      m.bytes = i === 0 ? before.length : 0;
+      conn.push(m);
+    }
+  }
+  if (reply !== null) answerLocally(pool, msg, reply);
+  else send(msg, conn, buf, req);
+}
+
+/** The request as the client sent it, on conn. */
+function send(msg: Msg, conn: ServerConn, buf: Uint8Array, req: Req): void {
+  msg.server = conn.server;
+  conn.upstream.forward(buf, req, msg, conn);
+  conn.push(msg);
+}

@@ -1,0 +1,261 @@
+// How a redis request is carried out when its key alone does not say (issue 17): the decision,
+// per request and client, between the core's usual routing, a local reply, a request sent to
+// several servers with its replies merged (whole-pool commands, SCAN, subscriptions), a
+// request on the client's pinned transaction connection, and a blocking request on a
+// connection of its own. Pure: the pool is seen through PoolView, the client through its
+// MultiKeyState; the core carries the plan out.
+
+import type { PoolConfig } from "../../conf/types.ts";
+import { ascii, ByteWriter } from "../../lib/bytes.ts";
+import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req, type Split } from "../codec.ts";
+import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
+import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type CommandRole, type SupportedCommand } from "./commands.ts";
+import { mergePool } from "./pool-merge.ts";
+import { MINUS } from "./resp.ts";
+import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
+import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
+import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
+
+/** A client's state beyond its keys (in its session, made when it first needs one: most
+ *  clients never do, and per-client memory counts with 10,000s of clients). */
+export class MultiKeyState {
+  readonly subscriptions = new Subscriptions();
+  readonly transaction = new Transaction();
+
+  /** In subscribed mode or in a transaction: every request is planned. */
+  get busy(): boolean {
+    return this.transaction.active || this.subscriptions.subscribed;
+  }
+}
+
+const local = (reply: Uint8Array): Plan => ({ kind: PlanKind.Local, reply });
+const line = (text: string): Uint8Array => ascii(`${text}\r\n`);
+
+const NO_SERVER = line("-ERR Connection refused");
+const INVALID_CURSOR = line("-ERR invalid cursor");
+const SUBSCRIBERS_FULL = (max: number) => line(`-ERR max number of subscribers reached for this pool (redis_max_subscribers: ${max})`);
+const NOT_IN_TRANSACTION = (name: string) => line(`-ERR '${name}' is not allowed in a transaction through the proxy`);
+const RESET_BUSY = line("-ERR 'reset' is not served through the proxy while subscribed or in a transaction (unsubscribe, or DISCARD / UNWATCH, first)");
+const HELLO_2_SUBSCRIBED = line("-ERR 'hello 2' is not served through the proxy while subscribed in RESP3 (unsubscribe first)");
+const DISABLED: Record<string, (name: string) => Uint8Array> = {
+  redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
+  redis_allow_flush: (name) => line(`-ERR '${name}' is refused by this pool: it empties every server (enable with redis_allow_flush: true)`),
+};
+
+/** The server all of req's keys route to, KEYLESS (none) or CROSS_SERVER. */
+export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
+  if (req.nkeys === 0) return KEYLESS;
+  const first = pool.route(buf, req.keyStart(0), req.keyEnd(0));
+  for (let i = 1; i < req.nkeys; i++) if (pool.route(buf, req.keyStart(i), req.keyEnd(i)) !== first) return CROSS_SERVER;
+  return first;
+}
+
+/** Where a client keeps its MultiKeyState (its session). */
+export interface HasMultiKey {
+  multikey: MultiKeyState | null;
+}
+
+/** The plan for req (parsed from buf, req.error set or not) of a client (`holder`: its
+ *  session); null for the usual routing. */
+export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool: PoolView, resp3: boolean): Plan | null {
+  const command = req.command as SupportedCommand | null;
+  const role = command === null ? null : command.role;
+  // The hot path: a plain command of a client in no special state.
+  if (role === null && (holder.multikey === null || !holder.multikey.busy)) return null;
+  const state = (holder.multikey ??= new MultiKeyState());
+  // QUIT closes the connection whatever the client is in the middle of, as redis does.
+  if (command === QUIT) return null;
+  // RESET would have to end the subscriptions and the transaction on the servers too.
+  if (command === RESET) return local(RESET_BUSY);
+  if (req.error !== null && !state.transaction.active) return null;
+  const name = command?.name ?? "";
+  if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
+    // XREAD / XREADGROUP: their keys follow STREAMS.
+    const error = pushStreamKeys(buf, req);
+    if (error !== null) return local(line(error));
+  }
+  const subs = state.subscriptions;
+  if (!resp3 && subs.subscribed && req.error === null && !allowedWhileSubscribed(name, role?.kind === "pubsub" ? role.op : null)) {
+    return local(notAllowedWhileSubscribed(name));
+  }
+  // Its subscriber connections speak RESP3: their messages are pushes a RESP2 client cannot read.
+  if (command === HELLO && resp3 && subs.subscribed && req.error === null && req.nargs > 1 && isTwo(buf, req.argStart[1]!, req.argEnd[1]!)) {
+    return local(HELLO_2_SUBSCRIBED);
+  }
+  const tx = state.transaction;
+  if (tx.active || role?.kind === "transaction") {
+    const refused =
+      req.error !== null
+        ? line(req.error)
+        : keptByProxy(command!) || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server")
+          ? NOT_IN_TRANSACTION(name)
+          : null;
+    const action = tx.step(
+      { op: role?.kind === "transaction" ? role.op : null, server: req.error === null ? keysServer(buf, req, pool) : KEYLESS, refused, buf, start: req.start, end: req.end },
+      firstLive(pool),
+    );
+    if (action.do === TxDo.Reply && action.before === null) return local(action.reply!);
+    if (action.do !== TxDo.Pass) {
+      return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release };
+    }
+  }
+  if (req.error !== null || command === null) return null;
+  if (name === "ping" && subs.subscribed && !resp3) return pong(buf, req);
+  if (role === null) return null;
+  return planRole(role, name, buf, req, state, pool, resp3);
+}
+
+/** A command the proxy answers from the client's session (AUTH, HELLO, CLIENT, SELECT, ...):
+ *  queued in a transaction it would run on the server's connection instead. PING and ECHO
+ *  answer alike either way. */
+function keptByProxy(command: SupportedCommand): boolean {
+  return command.route === Route.Local && command !== PING && command.name !== "echo";
+}
+
+function isTwo(buf: Uint8Array, start: number, end: number): boolean {
+  return end - start === 1 && buf[start] === 0x32;
+}
+
+function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {
+  switch (role.kind) {
+    case "one-server":
+      return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(CROSSSLOT) : null;
+    case "pool":
+      if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
+      return planPool(role.merge, buf, req, pool);
+    case "pubsub":
+      return planPubSub(role.op, buf, req, state, pool, resp3);
+    case "blocking": {
+      const server = keysServer(buf, req, pool);
+      if (server === CROSS_SERVER) return local(CROSSSLOT);
+      if (server < 0 || !pool.live(server)) return local(NO_SERVER);
+      const timeoutMs = blockingTimeout(buf, req, role.timeout);
+      if (timeoutMs === NO_BLOCK || timeoutMs === BAD_TIMEOUT) return { kind: PlanKind.Server, server };
+      return { kind: PlanKind.Blocking, server, waitMs: timeoutMs === FOREVER ? Infinity : timeoutMs };
+    }
+    case "transaction":
+      // Decided by the transaction above.
+      return null;
+  }
+}
+
+function enabled(cfg: PoolConfig, key: "redis_allow_keys" | "redis_allow_flush"): boolean {
+  return key === "redis_allow_keys" ? cfg.redisAllowKeys : cfg.redisAllowFlush;
+}
+
+function firstLive(pool: PoolView): number {
+  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) return s;
+  return -1;
+}
+
+function liveServers(pool: PoolView): number[] {
+  const live: number[] = [];
+  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) live.push(s);
+  return live;
+}
+
+function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  const live = liveServers(pool);
+  if (live.length === 0) return local(NO_SERVER);
+  switch (how) {
+    case PoolMerge.AnyOne:
+      return { kind: PlanKind.Server, server: live[0]! };
+    case PoolMerge.Cursor:
+      return planScan(buf, req, pool);
+    default:
+      return { kind: PlanKind.All, merge: (replies, out) => mergePool(how, replies, out) };
+  }
+}
+
+function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  const servers = pool.cfg.servers.length;
+  const position = decodeCursor(buf, req.argStart[1]!, req.argEnd[1]!, servers);
+  if (position === null) return local(INVALID_CURSOR);
+  const target = scanTarget(position, servers, (s) => pool.live(s));
+  if (target === null) {
+    return { kind: PlanKind.Fanout, targets: [], merge: (_replies, out) => (writeScanEnd(out), null) };
+  }
+  return {
+    kind: PlanKind.Fanout,
+    targets: [{ server: target.server, via: Via.Shared, write: (w) => buildScan(buf, req, target.cursor, w) }],
+    merge: (replies, out) => {
+      const reply = replies.fragBuf[0]!;
+      const start = replies.fragPos[0]!;
+      const end = replies.fragPos[1]!;
+      return writeScanReply(reply, start, end, target.server, servers, out) ? null : reply.subarray(start, end);
+    },
+  };
+}
+
+const latin1 = new TextDecoder("latin1");
+
+function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+  switch (op) {
+    case PubSubOp.Publish: {
+      const server = pool.route(buf, req.argStart[1]!, req.argEnd[1]!);
+      return server >= 0 && pool.live(server) ? { kind: PlanKind.Server, server } : local(NO_SERVER);
+    }
+    case PubSubOp.Introspect: {
+      const sub = latin1.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
+      return planPool(PUBSUB_MERGE.get(sub) ?? PoolMerge.AnyOne, buf, req, pool);
+    }
+    default:
+      return planSubscription(op, buf, req, state, pool, resp3);
+  }
+}
+
+function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
+  const subs = state.subscriptions;
+  const subscribing = op === PubSubOp.Subscribe || op === PubSubOp.PSubscribe || op === PubSubOp.SSubscribe;
+  const max = pool.cfg.redisMaxSubscribers;
+  if (subscribing && !subs.subscribed && max > 0 && pool.subscribers() >= max) return local(SUBSCRIBERS_FULL(max));
+  const names: Uint8Array[] = [];
+  for (let a = 1; a < req.nargs; a++) names.push(buf.subarray(req.argStart[a]!, req.argEnd[a]!));
+  const live = liveServers(pool);
+  if (subscribing && op !== PubSubOp.PSubscribe) {
+    for (const name of names) {
+      const s = pool.route(name, 0, name.length);
+      if (s < 0 || !pool.live(s)) return local(NO_SERVER);
+    }
+  } else if (subscribing && live.length === 0) {
+    return local(NO_SERVER);
+  }
+  const change = subs.change(op, names, (name) => pool.route(name, 0, name.length), live, resp3);
+  const targets: FanoutTarget[] = [];
+  const word = ascii(op);
+  for (const [server, list] of change.upstream) {
+    for (const name of list) targets.push({ server, via: Via.Subscriber, write: (w) => writeCommand(w, word, name) });
+  }
+  if (targets.length === 0) return local(change.reply);
+  return { kind: PlanKind.Fanout, targets, merge: (replies) => firstError(replies) ?? change.reply };
+}
+
+/** PING in RESP2 subscribed mode. */
+function pong(buf: Uint8Array, req: Req): Plan {
+  const w = new ByteWriter(32);
+  subscribedPong(req.nargs > 1 ? buf.subarray(req.argStart[1]!, req.argEnd[1]!) : null, w);
+  return local(w.take());
+}
+
+/** The first error reply among a fan-out's replies (a server refused a subscription), or null. */
+function firstError(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">): Uint8Array | null {
+  for (let f = 0; f < replies.nfrags; f++) {
+    const start = replies.fragPos[2 * f]!;
+    if (replies.fragBuf[f]![start] === MINUS) return replies.fragBuf[f]!.subarray(start, replies.fragPos[2 * f + 1]!);
+  }
+  return null;
+}
+
+/** `*2 $<word> $<name>`: a one-name (un)subscribe, answered by one confirmation. */
+function writeCommand(w: ByteWriter, word: Uint8Array, name: Uint8Array): void {
+  w.text("*2\r\n$");
+  w.int(word.length);
+  w.crlf();
+  w.bytes(word);
+  w.crlf();
+  w.byte(36);
+  w.int(name.length);
+  w.crlf();
+  w.bytes(name);
+  w.crlf();
+}

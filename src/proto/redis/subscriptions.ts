@@ -1,0 +1,175 @@
+// One client's pub/sub subscriptions across the servers of a pool, and the replies a single
+// redis would give it. A channel (and a shard channel) is routed like a key, so PUBLISH and
+// SUBSCRIBE of one channel meet on one server; a pattern is subscribed on every live server, as
+// a message may be published on any of them. The client's upstream subscriptions are on its own
+// connections (one per server it needs), each of which reports only its own counts: so the
+// proxy keeps the client's whole state here, sends upstream only what changes (a channel
+// subscribed twice goes up once; an unknown one is never sent up to be unsubscribed) and writes
+// the confirmations itself, in argument order, with the client's counts, once the servers have
+// confirmed theirs. Messages (message, pmessage, smessage) pass through as the servers send
+// them; to a RESP3 client as push messages (`>` for `*`: the rest is the same in RESP3).
+//
+// Counts are redis 7's: (un)subscribe and p(un)subscribe count channels plus patterns,
+// s(un)subscribe count shard channels; a client is in subscribed mode while any count is > 0
+// (RESP2: then only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET are allowed).
+
+import { ascii, ByteWriter } from "../../lib/bytes.ts";
+import { PubSubOp } from "./commands.ts";
+
+/** A subscription kind: its confirmation words and its set. */
+const enum Kind {
+  Channel,
+  Pattern,
+  Shard,
+}
+
+const KIND_OF: Partial<Record<PubSubOp, { kind: Kind; subscribe: boolean }>> = {
+  [PubSubOp.Subscribe]: { kind: Kind.Channel, subscribe: true },
+  [PubSubOp.Unsubscribe]: { kind: Kind.Channel, subscribe: false },
+  [PubSubOp.PSubscribe]: { kind: Kind.Pattern, subscribe: true },
+  [PubSubOp.PUnsubscribe]: { kind: Kind.Pattern, subscribe: false },
+  [PubSubOp.SSubscribe]: { kind: Kind.Shard, subscribe: true },
+  [PubSubOp.SUnsubscribe]: { kind: Kind.Shard, subscribe: false },
+};
+
+/** The commands allowed in RESP2 subscribed mode besides the six (un)subscribes. */
+const ALSO_ALLOWED = new Set(["ping", "quit", "reset"]);
+
+/** A subscription the client holds: its name's bytes and the servers it is subscribed on. */
+interface Held {
+  readonly name: Uint8Array;
+  readonly servers: readonly number[];
+}
+
+/** What a (un)subscribe request changes. */
+export interface SubscriptionChange {
+  /** The client's reply: one confirmation per name (or one with a nil name when an
+   *  unsubscribe-all finds nothing). */
+  readonly reply: Uint8Array;
+  /** Per server, the names to send up with the same command (each gets one confirmation back). */
+  readonly upstream: ReadonlyMap<number, Uint8Array[]>;
+}
+
+const latin1 = new TextDecoder("latin1");
+
+export class Subscriptions {
+  private readonly held: [Map<string, Held>, Map<string, Held>, Map<string, Held>] = [new Map(), new Map(), new Map()];
+
+  /** Channels plus patterns (the count of (p)(un)subscribe confirmations). */
+  get count(): number {
+    return this.held[Kind.Channel].size + this.held[Kind.Pattern].size;
+  }
+
+  get shardCount(): number {
+    return this.held[Kind.Shard].size;
+  }
+
+  /** In subscribed mode: any subscription at all. */
+  get subscribed(): boolean {
+    return this.count + this.shardCount > 0;
+  }
+
+  /**
+   * Apply a (P|S)(UN)SUBSCRIBE with the names `names` (none: unsubscribe from all of its kind).
+   * `route` gives a channel's server (a live one: the caller refuses a request with a channel
+   * that has none before this); `everyServer`, the live servers a pattern goes to. `resp3`
+   * writes the confirmations as push messages.
+   */
+  change(op: PubSubOp, names: readonly Uint8Array[], route: (name: Uint8Array) => number, everyServer: readonly number[], resp3: boolean): SubscriptionChange {
+    const what = KIND_OF[op];
+    if (what === undefined) throw new Error(`${op} is not a (un)subscribe`);
+    const map = this.held[what.kind];
+    const upstream = new Map<number, Uint8Array[]>();
+    const up = (server: number, name: Uint8Array) => {
+      const list = upstream.get(server);
+      if (list === undefined) upstream.set(server, [name]);
+      else list.push(name);
+    };
+    const w = new ByteWriter(64);
+    const word = ascii(op);
+    const counted = () => (what.kind === Kind.Shard ? this.shardCount : this.count);
+    if (!what.subscribe && names.length === 0) {
+      if (map.size === 0) confirmation(w, resp3, word, null, counted());
+      for (const [key, h] of [...map]) {
+        map.delete(key);
+        for (const s of h.servers) up(s, h.name);
+        confirmation(w, resp3, word, h.name, counted());
+      }
+      return { reply: w.take(), upstream };
+    }
+    for (const name of names) {
+      const key = latin1.decode(name);
+      const h = map.get(key);
+      if (what.subscribe && h === undefined) {
+        const copy = name.slice();
+        const servers = what.kind === Kind.Pattern ? [...everyServer] : [route(name)];
+        map.set(key, { name: copy, servers });
+        for (const s of servers) up(s, copy);
+      } else if (!what.subscribe && h !== undefined) {
+        map.delete(key);
+        for (const s of h.servers) up(s, h.name);
+      }
+      confirmation(w, resp3, word, name, counted());
+    }
+    return { reply: w.take(), upstream };
+  }
+
+}
+
+/** `*3 <word> <name or nil> :<count>` (RESP3: `>3`). */
+function confirmation(w: ByteWriter, resp3: boolean, word: Uint8Array, name: Uint8Array | null, count: number): void {
+  w.text(resp3 ? ">3\r\n$" : "*3\r\n$");
+  w.int(word.length);
+  w.crlf();
+  w.bytes(word);
+  w.crlf();
+  if (name === null) {
+    w.text("$-1\r\n");
+  } else {
+    w.byte(36);
+    w.int(name.length);
+    w.crlf();
+    w.bytes(name);
+    w.crlf();
+  }
+  w.byte(58);
+  w.int(count);
+  w.crlf();
+}
+
+/** May a RESP2 client in subscribed mode run the command named `name` (lowercase)? */
+export function allowedWhileSubscribed(name: string, op: PubSubOp | null): boolean {
+  return (op !== null && KIND_OF[op] !== undefined) || ALSO_ALLOWED.has(name);
+}
+
+/** Redis's reply to a command a RESP2 client in subscribed mode may not run. */
+export function notAllowedWhileSubscribed(name: string): Uint8Array {
+  return ascii(`-ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n`);
+}
+
+/** PING in RESP2 subscribed mode: `*2 pong <message or "">`. */
+export function subscribedPong(message: Uint8Array | null, w: ByteWriter): void {
+  w.text("*2\r\n$4\r\npong\r\n$");
+  w.int(message === null ? 0 : message.length);
+  w.crlf();
+  if (message !== null) w.bytes(message);
+  w.crlf();
+}
+
+/** How a pushed message starts: RESP2 arrays, or RESP3 pushes on a RESP3 client's connections. */
+const MESSAGE_HEADS: Uint8Array[] = ["message", "pmessage", "smessage"].flatMap((word) => {
+  const n = word === "pmessage" ? 4 : 3;
+  return ["*", ">"].map((type) => ascii(`${type}${n}\r\n$${word.length}\r\n${word}\r\n`));
+});
+
+/** Is the reply buf[start, end) (from a subscriber connection) a message pushed to the client
+ *  rather than the confirmation of a request? */
+export function isPubSubMessage(buf: Uint8Array, start: number, end: number): boolean {
+  for (const head of MESSAGE_HEADS) {
+    if (end - start <= head.length) continue;
+    let i = 0;
+    while (i < head.length && buf[start + i] === head[i]) i++;
+    if (i === head.length) return true;
+  }
+  return false;
+}

@@ -1,0 +1,217 @@
+// A client's transaction (WATCH, MULTI, queued commands, EXEC / DISCARD) as a pure state
+// machine: each request in, what to do with it out. A transaction runs on one server: WATCH, or
+// the first command with a key after MULTI, pins the client to that server (the core gives it a
+// dedicated connection there) until EXEC, DISCARD or an UNWATCH outside MULTI. While pinned,
+// every command of the client whose keys are on that server goes on the pinned connection, so
+// it reaches the server in order with the transaction.
+//
+// As redis does: a command refused while queueing (unknown, wrong arity, keys on another server
+// than the pinned one: -CROSSSLOT) flags the transaction and EXEC answers -EXECABORT. MULTI is
+// answered here until the server is known; commands without keys before that are held (copied)
+// and answered +QUEUED, then sent after MULTI once the server is known (their upstream replies
+// and MULTI's are dropped). Protocol texts are redis 7's (checked against redis-server in
+// test/unit/redis-transaction.test.ts).
+
+import { ascii } from "../../lib/bytes.ts";
+import { TxOp } from "./commands.ts";
+
+const QUEUED = ascii("+QUEUED\r\n");
+const OK = ascii("+OK\r\n");
+const EMPTY_EXEC = ascii("*0\r\n");
+const EXECABORT = ascii("-EXECABORT Transaction discarded because of previous errors.\r\n");
+const NESTED = ascii("-ERR MULTI calls can not be nested\r\n");
+const WATCH_IN_MULTI = ascii("-ERR WATCH inside MULTI is not allowed\r\n");
+const EXEC_WITHOUT = ascii("-ERR EXEC without MULTI\r\n");
+const DISCARD_WITHOUT = ascii("-ERR DISCARD without MULTI\r\n");
+export const CROSSSLOT = ascii("-CROSSSLOT Keys in request don't hash to the same server (a transaction runs on one server: use hash tags)\r\n");
+const LOST = ascii("-ERR the connection of this transaction to its server was lost\r\n");
+const MULTI_COMMAND = ascii("*1\r\n$5\r\nMULTI\r\n");
+const DISCARD_COMMAND = ascii("*1\r\n$7\r\nDISCARD\r\n");
+
+/** A request's keys are on no server in particular (it has none). */
+export const KEYLESS = -1;
+/** A request's keys are on more than one server. */
+export const CROSS_SERVER = -2;
+
+export const TxDo = {
+  /** Not the transaction's business: serve the request as usual. */
+  Pass: 0,
+  /** Answer it with `reply` (after sending `before` on the pinned connection, when set). */
+  Reply: 1,
+  /** Send it on the connection pinned to `server` (after `before`). */
+  Forward: 2,
+} as const;
+export type TxDo = (typeof TxDo)[keyof typeof TxDo];
+
+export interface TxAction {
+  readonly do: TxDo;
+  /** Reply: the reply. */
+  readonly reply: Uint8Array | null;
+  /** Forward, or Reply with `before`: the pinned server. */
+  readonly server: number;
+  /** Commands to send first on the pinned connection; their `silent` replies are dropped. */
+  readonly before: Uint8Array | null;
+  readonly silent: number;
+  /** The pin ends with this request (the dedicated connection is free once its replies are in). */
+  readonly release: boolean;
+}
+
+const PASS: TxAction = { do: TxDo.Pass, reply: null, server: -1, before: null, silent: 0, release: false };
+
+const local = (reply: Uint8Array): TxAction => ({ do: TxDo.Reply, reply, server: -1, before: null, silent: 0, release: false });
+
+/** One request, as the transaction needs to see it. */
+export interface TxRequest {
+  /** Its transaction role, or null for any other command. */
+  readonly op: TxOp | null;
+  /** The server of its keys, KEYLESS or CROSS_SERVER. */
+  readonly server: number;
+  /** The error reply the proxy gives it anyway (unknown command, arity, not allowed in a
+   *  transaction), or null. */
+  readonly refused: Uint8Array | null;
+  /** Its bytes, buf[start, end) (copied when it must be held). */
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+}
+
+export class Transaction {
+  /** The pinned server, -1 when none. */
+  private pinned = -1;
+  private watching = false;
+  private multi = false;
+  /** MULTI went upstream on the pinned connection. */
+  private multiSent = false;
+  /** A queued command was refused: EXEC answers -EXECABORT. */
+  private dirty = false;
+  /** The pinned connection closed: the watches and queued commands are gone with it. */
+  private lost = false;
+  /** Keyless commands after MULTI, before the server was known. */
+  private held: Uint8Array[] = [];
+
+  /** Whether the client is between WATCH or MULTI and the end of its transaction. */
+  get active(): boolean {
+    return this.multi || this.watching || this.lost;
+  }
+
+  /** What to do with a request. `anyServer`: a live server, for a transaction of keyless
+   *  commands only (-1 when none is live). */
+  step(req: TxRequest, anyServer: number): TxAction {
+    if (req.refused !== null && req.op !== null) {
+      // A transaction command the proxy refuses (its argument count): EXEC's refusal ends the
+      // transaction (redis says -EXECABORT), any other's in MULTI flags it.
+      if (req.op === TxOp.Exec && this.multi) return this.finish(this.multiSent ? this.discardUpstream(req.refused) : local(req.refused));
+      return this.multi ? this.refuse(req.refused) : local(req.refused);
+    }
+    switch (req.op) {
+      case TxOp.Watch:
+        return this.watch(req);
+      case TxOp.Unwatch:
+        if (this.multi) return this.queue(req);
+        return this.finish(this.lost || this.pinned < 0 ? local(OK) : this.forward(true));
+      case TxOp.Multi:
+        if (this.multi) return local(NESTED);
+        this.multi = true;
+        this.dirty = this.lost;
+        if (this.pinned < 0) return local(OK);
+        this.multiSent = true;
+        return this.forward(false);
+      case TxOp.Exec:
+        return this.exec(anyServer);
+      case TxOp.Discard:
+        if (!this.multi) return local(DISCARD_WITHOUT);
+        return this.finish(this.multiSent ? this.forward(true) : local(OK));
+      default:
+        if (this.multi) return this.queue(req);
+        // Between WATCH and MULTI: the pinned server's commands keep to the pinned connection.
+        if (this.pinned >= 0 && req.server === this.pinned && req.refused === null) return this.forward(false);
+        return PASS;
+    }
+  }
+
+  /** The pinned connection closed (its server failed, or it was cut). */
+  connectionLost(): void {
+    if (this.pinned < 0) return;
+    this.pinned = -1;
+    this.multiSent = false;
+    this.held = [];
+    this.lost = true;
+    if (this.multi) this.dirty = true;
+  }
+
+  private watch(req: TxRequest): TxAction {
+    if (this.multi) return this.multiSent ? this.forward(false) : local(WATCH_IN_MULTI);
+    if (this.lost) return local(LOST);
+    if (req.refused !== null) return local(req.refused);
+    if (req.server === CROSS_SERVER || (this.pinned >= 0 && req.server !== this.pinned)) return local(CROSSSLOT);
+    this.pinned = req.server;
+    this.watching = true;
+    return this.forward(false);
+  }
+
+  /** A command after MULTI. */
+  private queue(req: TxRequest): TxAction {
+    if (req.refused !== null) return this.refuse(req.refused);
+    if (this.lost) return this.refuse(LOST);
+    if (req.server === CROSS_SERVER) return this.refuse(CROSSSLOT);
+    if (req.server === KEYLESS) {
+      if (this.pinned >= 0) return this.forward(false);
+      this.held.push(req.buf.slice(req.start, req.end));
+      return local(QUEUED);
+    }
+    if (this.pinned < 0) {
+      this.pinned = req.server;
+      return this.sendMulti(false);
+    }
+    return req.server === this.pinned ? this.forward(false) : this.refuse(CROSSSLOT);
+  }
+
+  private exec(anyServer: number): TxAction {
+    if (!this.multi) return local(EXEC_WITHOUT);
+    if (this.dirty) return this.finish(this.multiSent ? this.discardUpstream(EXECABORT) : local(EXECABORT));
+    if (this.pinned >= 0) return this.finish(this.forward(true));
+    if (this.held.length === 0) return this.finish(local(EMPTY_EXEC));
+    if (anyServer < 0) return this.finish(local(LOST));
+    this.pinned = anyServer;
+    return this.finish(this.sendMulti(true));
+  }
+
+  /** Answer `reply` and discard the transaction upstream (DISCARD, its reply dropped). */
+  private discardUpstream(reply: Uint8Array): TxAction {
+    return { do: TxDo.Reply, reply, server: this.pinned, before: DISCARD_COMMAND, silent: 1, release: true };
+  }
+
+  /** MULTI and the held commands go first on the newly pinned connection. */
+  private sendMulti(release: boolean): TxAction {
+    let size = MULTI_COMMAND.length;
+    for (const h of this.held) size += h.length;
+    const before = new Uint8Array(size);
+    before.set(MULTI_COMMAND);
+    let at = MULTI_COMMAND.length;
+    for (const h of this.held) {
+      before.set(h, at);
+      at += h.length;
+    }
+    const silent = 1 + this.held.length;
+    this.held = [];
+    this.multiSent = true;
+    return { do: TxDo.Forward, reply: null, server: this.pinned, before, silent, release };
+  }
+
+  private refuse(reply: Uint8Array): TxAction {
+    this.dirty = true;
+    return local(reply);
+  }
+
+  private forward(release: boolean): TxAction {
+    return { do: TxDo.Forward, reply: null, server: this.pinned, before: null, silent: 0, release };
+  }
+
+  /** The transaction ends with this action: back to no state at all. */
+  private finish(action: TxAction): TxAction {
+    this.pinned = -1;
+    this.watching = this.multi = this.multiSent = this.dirty = this.lost = false;
+    this.held = [];
+    return action;
+  }
+}

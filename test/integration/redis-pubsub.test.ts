@@ -1,0 +1,320 @@
+// Pub/sub through a redis pool of three real redis-servers (issue 17): channels routed like keys
+// (PUBLISH and SUBSCRIBE of a channel meet on one server), patterns on every server, the
+// client's own counts in confirmations, RESP2 subscribed-mode rules, RESP3 pushes (a RESP2 and a
+// RESP3 client on one channel, compared with a single redis), PUBSUB introspection
+// merged, the subscriber limit, and no upstream connection left behind by a subscriber that
+// goes away (checked with CLIENT LIST on the servers).
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import Redis from "ioredis";
+import { startRedis, type Backend } from "../helpers/backends.ts";
+import { spread } from "../helpers/random.ts";
+import { RawClient, type Endpoint } from "../helpers/client.ts";
+import { latin1 } from "../helpers/assertions.ts";
+import { clientList, subscribers } from "../helpers/client-list.ts";
+import { poolYaml, serverLine } from "../helpers/config.ts";
+import { stopAll } from "../helpers/direct.ts";
+import { freePort } from "../helpers/ports.ts";
+import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { eventually, placer } from "../helpers/reload.ts";
+import { array, bulk, command, decode, error, integer, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
+
+setDefaultTimeout(60_000);
+
+let backends: Backend[] = [];
+let proxy: RunningProxy;
+let pool: Endpoint;
+let limited: Endpoint;
+let serverOf: (key: string) => string;
+const CHANNELS = Array.from({ length: 30 }, (_, i) => `chan:${spread(i)}`);
+
+beforeAll(async () => {
+  backends = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  const servers = backends.map((b) => serverLine(b.address));
+  const yaml = [
+    poolYaml("pubsub", { listen: `127.0.0.1:${freePort()}`, redis: true }, servers),
+    poolYaml("limited", { listen: `127.0.0.1:${freePort()}`, redis: true, redis_max_subscribers: 1 }, servers),
+  ].join("");
+  proxy = await startProxy(TARGET, yaml);
+  pool = proxy.pools.pubsub!;
+  limited = proxy.pools.limited!;
+  serverOf = placer(yaml, "pubsub");
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await stopAll(backends);
+});
+
+const confirm = (word: string, name: string | null, count: number): Buffer => array([bulk(word), bulk(name), integer(count)]);
+const text = (v: RespValue): string => (Buffer.isBuffer(v) ? v.toString("latin1") : JSON.stringify(v));
+
+async function call(endpoint: Endpoint, ...args: string[]): Promise<RespValue> {
+  const client = await RawClient.connect(endpoint);
+  try {
+    await client.send(command(...args));
+    return decode((await client.readReplies(1, respFrame))[0]!);
+  } finally {
+    client.close();
+  }
+}
+
+/** Subscriber connections on every backend (CLIENT LIST). */
+const upstreamSubscribers = async (): Promise<number> => (await Promise.all(backends.map(async (b) => subscribers(await clientList(b)).length))).reduce((a, b) => a + b, 0);
+
+/** Earlier tests' subscribers are gone from the servers (they close as their clients do). */
+const noSubscribersLeft = (): Promise<boolean> =>
+  eventually("no subscriber connections on the servers", async () => ((await upstreamSubscribers()) === 0 ? true : undefined));
+
+describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
+  test("the channels are spread over the three servers", () => {
+    expect(new Set(CHANNELS.map(serverOf)).size).toBe(3);
+  });
+
+  test("between two clients: confirmations with the client's counts, in order; every message delivered once", async () => {
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("SUBSCRIBE", ...CHANNELS));
+    const confirmations = await sub.readReplies(CHANNELS.length, respFrame);
+    expect(Buffer.concat(confirmations).toString()).toBe(Buffer.concat(CHANNELS.map((c, i) => confirm("subscribe", c, i + 1))).toString());
+    const pub = await RawClient.connect(pool);
+    await pub.send(Buffer.concat(CHANNELS.map((c) => command("PUBLISH", c, `hello ${c}`))));
+    expect((await pub.readReplies(CHANNELS.length, respFrame)).map((r) => r.toString())).toEqual(CHANNELS.map(() => ":1\r\n"));
+    const messages = (await sub.readReplies(CHANNELS.length, respFrame)).map((r) => (decode(r) as RespValue[]).map(text));
+    expect(messages.sort()).toEqual(CHANNELS.map((c) => ["message", c, `hello ${c}`]).sort());
+    pub.close();
+    sub.close();
+  });
+
+  test("a pattern subscription receives from every server, each message once", async () => {
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("PSUBSCRIBE", "chan:*"));
+    expect((await sub.readReplies(1, respFrame))[0]!.toString()).toBe(confirm("psubscribe", "chan:*", 1).toString());
+    const pub = await RawClient.connect(pool);
+    await pub.send(Buffer.concat(CHANNELS.map((c) => command("PUBLISH", c, c))));
+    expect((await pub.readReplies(CHANNELS.length, respFrame)).map(String)).toEqual(CHANNELS.map(() => ":1\r\n"));
+    const messages = (await sub.readReplies(CHANNELS.length, respFrame)).map((r) => (decode(r) as RespValue[]).map(text));
+    expect(messages.sort()).toEqual(CHANNELS.map((c) => ["pmessage", "chan:*", c, c]).sort());
+    // Nothing more: one more PUBLISH is the next message.
+    await pub.send(command("PUBLISH", CHANNELS[0]!, "last"));
+    await pub.readReplies(1, respFrame);
+    expect((decode((await sub.readReplies(1, respFrame))[0]!) as RespValue[]).map(text)).toEqual(["pmessage", "chan:*", CHANNELS[0]!, "last"]);
+    pub.close();
+    sub.close();
+  });
+
+  test("a large message (1 MB) arrives whole, also while the subscriber waits for a confirmation", async () => {
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("SUBSCRIBE", CHANNELS[1]!));
+    await sub.readReplies(1, respFrame);
+    const big = "x".repeat(1 << 20);
+    const pub = await RawClient.connect(pool);
+    await pub.send(command("PUBLISH", CHANNELS[1]!, big));
+    await sub.send(command("SUBSCRIBE", CHANNELS[2]!));
+    expect(decode((await pub.readReplies(1, respFrame))[0]!)).toBe(1);
+    const replies = (await sub.readReplies(2, respFrame)).map((r) => (decode(r) as RespValue[]).map(text));
+    expect(replies).toContainEqual(["message", CHANNELS[1]!, big]);
+    expect(replies).toContainEqual(["subscribe", CHANNELS[2]!, "2"]);
+    pub.close();
+    sub.close();
+  });
+
+  test("between a RESP2 and a RESP3 client: pushes for RESP3 (confirmations and messages), other commands while subscribed; as a single redis answers", async () => {
+    const channel = CHANNELS[3]!;
+    // The same session against the proxy and against one redis-server directly.
+    const run = async (endpoint: Endpoint): Promise<string[]> => {
+      const r3 = await RawClient.connect(endpoint);
+      const r2 = await RawClient.connect(endpoint);
+      const pub = await RawClient.connect(endpoint);
+      try {
+        await r3.send(command("HELLO", "3"));
+        const [hello] = await r3.readReplies(1, respFrame);
+        expect(latin1(hello!)).toStartWith("%");
+        const seen: string[] = [];
+        const take = async (client: RawClient, n: number) => seen.push(...(await client.readReplies(n, respFrame)).map(latin1));
+        await r3.send(Buffer.concat([command("SUBSCRIBE", channel), command("PSUBSCRIBE", "chan:*")]));
+        await take(r3, 2);
+        // RESP3 lets a subscribed client run any command.
+        await r3.send(Buffer.concat([command("SET", `${channel}:k`, "v"), command("GET", `${channel}:k`), command("PING")]));
+        await take(r3, 3);
+        await r2.send(command("SUBSCRIBE", channel));
+        await take(r2, 1);
+        await pub.send(command("PUBLISH", channel, "hello"));
+        await take(pub, 1);
+        await take(r3, 2);
+        await take(r2, 1);
+        await r3.send(Buffer.concat([command("UNSUBSCRIBE"), command("PUNSUBSCRIBE"), command("GET", `${channel}:k`)]));
+        await take(r3, 3);
+        await pub.send(command("DEL", `${channel}:k`));
+        await take(pub, 1);
+        return seen;
+      } finally {
+        r3.close();
+        r2.close();
+        pub.close();
+      }
+    };
+    const direct = await run({ host: backends[0]!.host, port: backends[0]!.port });
+    const proxied = await run(pool);
+    expect(proxied).toEqual(direct);
+    // What the comparison covers: the RESP3 client's replies are pushes, the RESP2 one's arrays.
+    expect(proxied.filter((r) => r.startsWith(">")).length).toBe(6);
+    expect(proxied.filter((r) => r.startsWith("*3\r\n$7\r\nmessage")).length).toBe(1);
+  });
+
+  test("ioredis with its default options (RESP3): subscribe, receive, and a command while subscribed", async () => {
+    const port = (pool as { port: number }).port;
+    const sub = new Redis({ host: "127.0.0.1", port, lazyConnect: true });
+    const pub = new Redis({ host: "127.0.0.1", port, lazyConnect: true });
+    try {
+      await sub.connect();
+      await pub.connect();
+      const got: string[] = [];
+      const all = new Promise<void>((resolve) => {
+        sub.on("message", (channel: string, message: string) => {
+          got.push(`${channel}=${message}`);
+          if (got.length === 5) resolve();
+        });
+      });
+      expect(await sub.subscribe(...CHANNELS.slice(10, 15))).toBe(5);
+      expect(await sub.set("resp3:k", "v")).toBe("OK");
+      expect(await sub.get("resp3:k")).toBe("v");
+      for (const c of CHANNELS.slice(10, 15)) expect(await pub.publish(c, c.toUpperCase())).toBe(1);
+      await all;
+      expect(got.sort()).toEqual(CHANNELS.slice(10, 15).map((c) => `${c}=${c.toUpperCase()}`).sort());
+      await pub.del("resp3:k");
+    } finally {
+      sub.disconnect();
+      pub.disconnect();
+    }
+  });
+
+  test("RESP2 subscribed mode: redis's rules, then back to normal once every subscription is gone", async () => {
+    const sub = await RawClient.connect(pool);
+    await sub.send(Buffer.concat([command("SUBSCRIBE", "chan:1", "chan:2"), command("PSUBSCRIBE", "p*"), command("GET", "k"), command("PING"), command("PING", "hi")]));
+    const replies = await sub.readReplies(6, respFrame);
+    expect(Buffer.concat(replies).toString()).toBe(
+      Buffer.concat([
+        confirm("subscribe", "chan:1", 1),
+        confirm("subscribe", "chan:2", 2),
+        confirm("psubscribe", "p*", 3),
+        error("ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"),
+        array([bulk("pong"), bulk("")]),
+        array([bulk("pong"), bulk("hi")]),
+      ]).toString(),
+    );
+    await sub.send(Buffer.concat([command("UNSUBSCRIBE", "chan:2", "nothere"), command("UNSUBSCRIBE"), command("PUNSUBSCRIBE"), command("GET", "k")]));
+    const after = await sub.readReplies(5, respFrame);
+    expect(Buffer.concat(after).toString()).toBe(
+      Buffer.concat([
+        confirm("unsubscribe", "chan:2", 2),
+        confirm("unsubscribe", "nothere", 2),
+        confirm("unsubscribe", "chan:1", 1),
+        confirm("punsubscribe", "p*", 0),
+        bulk(null),
+      ]).toString(),
+    );
+    sub.close();
+  });
+
+  test("shard channels: SSUBSCRIBE and SPUBLISH meet on the channel's server", async () => {
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("SSUBSCRIBE", "chan:3", "chan:4"));
+    expect(Buffer.concat(await sub.readReplies(2, respFrame)).toString()).toBe(Buffer.concat([confirm("ssubscribe", "chan:3", 1), confirm("ssubscribe", "chan:4", 2)]).toString());
+    expect(await call(pool, "SPUBLISH", "chan:4", "x")).toBe(1);
+    expect((decode((await sub.readReplies(1, respFrame))[0]!) as RespValue[]).map(text)).toEqual(["smessage", "chan:4", "x"]);
+    sub.close();
+  });
+
+  test("PUBSUB CHANNELS, NUMSUB and NUMPAT count the pool's subscribers", async () => {
+    await noSubscribersLeft();
+    const a = await RawClient.connect(pool);
+    const b = await RawClient.connect(pool);
+    await a.send(Buffer.concat([command("SUBSCRIBE", "chan:5", "chan:6"), command("PSUBSCRIBE", "x*")]));
+    await a.readReplies(3, respFrame);
+    await b.send(command("SUBSCRIBE", "chan:6"));
+    await b.readReplies(1, respFrame);
+    expect(((await call(pool, "PUBSUB", "CHANNELS", "chan:*")) as Buffer[]).map(String).sort()).toEqual(["chan:5", "chan:6"]);
+    expect((await call(pool, "PUBSUB", "NUMSUB", "chan:5", "chan:6", "chan:7")) as RespValue[]).toEqual([
+      Buffer.from("chan:5"), 1, Buffer.from("chan:6"), 2, Buffer.from("chan:7"), 0,
+    ]);
+    expect(await call(pool, "PUBSUB", "NUMPAT")).toBe(1);
+    a.close();
+    b.close();
+  });
+
+  test("ioredis on RESP2: subscribe, publish, receive", async () => {
+    const sub = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, lazyConnect: true, protocol: 2 });
+    const pub = new Redis({ host: "127.0.0.1", port: (pool as { port: number }).port, lazyConnect: true, protocol: 2 });
+    try {
+      await sub.connect();
+      await pub.connect();
+      const got: string[] = [];
+      const all = new Promise<void>((resolve) => {
+        sub.on("message", (channel: string, message: string) => {
+          got.push(`${channel}=${message}`);
+          if (got.length === 10) resolve();
+        });
+      });
+      expect(await sub.subscribe(...CHANNELS.slice(0, 10))).toBe(10);
+      for (const c of CHANNELS.slice(0, 10)) expect(await pub.publish(c, c.toUpperCase())).toBe(1);
+      await all;
+      expect(got.sort()).toEqual(CHANNELS.slice(0, 10).map((c) => `${c}=${c.toUpperCase()}`).sort());
+    } finally {
+      sub.disconnect();
+      pub.disconnect();
+    }
+  });
+
+  test("redis_max_subscribers: one more subscriber gets a clear error, and a place frees when one leaves", async () => {
+    const first = await RawClient.connect(limited);
+    await first.send(command("SUBSCRIBE", "a"));
+    await first.readReplies(1, respFrame);
+    const second = await RawClient.connect(limited);
+    await second.send(command("SUBSCRIBE", "b"));
+    const refused = decode((await second.readReplies(1, respFrame))[0]!) as RespError;
+    expect(refused.message).toContain("redis_max_subscribers");
+    // Still a normal client.
+    await second.send(command("PING"));
+    expect((await second.readReplies(1, respFrame))[0]!.toString()).toBe("+PONG\r\n");
+    first.close();
+    await eventually("the place freed", async () => {
+      await second.send(command("SUBSCRIBE", "b"));
+      const [reply] = await second.readReplies(1, respFrame);
+      return reply!.toString().startsWith("*3") ? true : undefined;
+    });
+    second.close();
+  });
+
+  test("a subscriber that disconnects leaves no upstream connection behind", async () => {
+    await noSubscribersLeft();
+    const before = await Promise.all(backends.map(async (b) => (await clientList(b)).length));
+    const sub = await RawClient.connect(pool);
+    await sub.send(Buffer.concat([command("SUBSCRIBE", ...CHANNELS), command("PSUBSCRIBE", "q*")]));
+    await sub.readReplies(CHANNELS.length + 1, respFrame);
+    // Its own connection on every server (the pattern is on all three).
+    expect(await upstreamSubscribers()).toBe(3);
+    sub.close();
+    await noSubscribersLeft();
+    const after = await Promise.all(backends.map(async (b) => (await clientList(b)).length));
+    expect(after).toEqual(before);
+  });
+
+  test("a subscriber whose server goes away is disconnected (it would wait for messages for ever)", async () => {
+    const channel = CHANNELS[0]!;
+    const backend = backends.find((b) => b.address === serverOf(channel))!;
+    const sub = await RawClient.connect(pool);
+    await sub.send(command("SUBSCRIBE", channel));
+    await sub.readReplies(1, respFrame);
+    const other = await RawClient.connect(pool);
+    await backend.kill();
+    try {
+      expect(latin1(await sub.readUntilClose())).toBe("");
+      // Other clients are not touched.
+      await other.send(command("PING"));
+      expect((await other.readReplies(1, respFrame))[0]!.toString()).toBe("+PONG\r\n");
+    } finally {
+      other.close();
+      await backend.restart();
+    }
+  });
+});

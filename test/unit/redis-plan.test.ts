@@ -1,0 +1,121 @@
+// The redis planner (src/proto/redis/plan.ts) without servers: plain commands keep the usual
+// routing and leave the client without any state beyond its keys (the hot path); commands with
+// a role get the plan their role says. End to end: test/integration/redis-*.test.ts.
+
+import { describe, expect, test } from "bun:test";
+import { parseConfig } from "../../src/conf/load.ts";
+import { PlanKind, Req, type Plan, type PoolView } from "../../src/proto/codec.ts";
+import { planRequest, type HasMultiKey } from "../../src/proto/redis/plan.ts";
+import { parseRequest } from "../../src/proto/redis/request.ts";
+import { createRouter } from "../../src/route/router.ts";
+import { ByteWriter } from "../../src/lib/bytes.ts";
+import { command } from "../helpers/resp.ts";
+
+const yaml = (extra: string) =>
+  `p:\n  listen: 127.0.0.1:22121\n  redis: true\n${extra}  servers:\n   - 127.0.0.1:7001:1 a\n   - 127.0.0.1:7002:1 b\n   - 127.0.0.1:7003:1 c\n`;
+
+function view(extra = "", live = [true, true, true], subscribers = 0): PoolView {
+  const cfg = parseConfig(yaml(extra), "t.yml", () => {}).pools[0]!;
+  const router = createRouter(cfg);
+  return { cfg, route: (b, s, e) => router.route(b, s, e), live: (i) => live[i]!, subscribers: () => subscribers };
+}
+
+function planIn(resp3: boolean, pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null {
+  const buf = command(...args);
+  const req = new Req();
+  expect(parseRequest(buf, 0, buf.length, req)).toBe(buf.length);
+  return planRequest(buf, req, holder, pool, resp3);
+}
+
+const plan = (pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null => planIn(false, pool, holder, ...args);
+
+const text = (p: Plan | null) => (p !== null && p.kind === PlanKind.Local ? Buffer.from(p.reply).toString() : "");
+
+describe("the hot path", () => {
+  test("plain commands, refused ones too, keep the usual routing and make no state", () => {
+    const pool = view();
+    const holder: HasMultiKey = { multikey: null };
+    for (const args of [["GET", "a"], ["SET", "a", "1"], ["MGET", "a", "b"], ["PING"], ["NOSUCH"], ["GET"], ["RENAME", "a", "b"]]) {
+      expect(plan(pool, holder, ...args)).toBeNull();
+    }
+    expect(holder.multikey).toBeNull();
+  });
+});
+
+describe("roles", () => {
+  test("KEYS and FLUSHDB refused unless enabled; whole-pool commands go to every live server (Route.All's fan-out)", () => {
+    const holder: HasMultiKey = { multikey: null };
+    expect(text(plan(view(), holder, "KEYS", "*"))).toContain("redis_allow_keys");
+    expect(text(plan(view(), holder, "FLUSHDB"))).toContain("redis_allow_flush");
+    const open = view("  redis_allow_keys: true\n  redis_allow_flush: true\n", [true, false, true]);
+    for (const args of [["KEYS", "*"], ["FLUSHDB"], ["DBSIZE"], ["RANDOMKEY"], ["PUBSUB", "NUMPAT"]]) expect(plan(open, holder, ...args)?.kind).toBe(PlanKind.All);
+    expect(text(plan(view("", [false, false, false]), holder, "DBSIZE"))).toBe("-ERR Connection refused\r\n");
+  });
+
+  test("SCAN goes to the cursor's server, skipping ejected ones; a bad cursor is redis's error", () => {
+    const holder: HasMultiKey = { multikey: null };
+    const p = plan(view("", [false, true, true]), holder, "SCAN", "0");
+    expect(p?.kind === PlanKind.Fanout && p.targets.map((t) => t.server)).toEqual([1]);
+    expect(text(plan(view(), holder, "SCAN", "x"))).toBe("-ERR invalid cursor\r\n");
+  });
+
+  test("PUBLISH goes to its channel's server, as SUBSCRIBE's subscription does", () => {
+    const pool = view();
+    const holder: HasMultiKey = { multikey: null };
+    const channel = Buffer.from("news");
+    const p = plan(pool, holder, "PUBLISH", "news", "x");
+    expect(p).toEqual({ kind: PlanKind.Server, server: pool.route(channel, 0, channel.length) });
+    const sub = plan(pool, holder, "SUBSCRIBE", "news");
+    expect(sub?.kind === PlanKind.Fanout && sub.targets.map((t) => t.server)).toEqual([pool.route(channel, 0, channel.length)]);
+  });
+
+  test("the subscriber limit", () => {
+    const holder: HasMultiKey = { multikey: null };
+    expect(text(plan(view("  redis_max_subscribers: 2\n", [true, true, true], 2), holder, "SUBSCRIBE", "x"))).toContain("redis_max_subscribers: 2");
+    expect(plan(view("  redis_max_subscribers: 2\n", [true, true, true], 1), holder, "SUBSCRIBE", "x")?.kind).toBe(PlanKind.Fanout);
+  });
+
+  test("blocking commands: a lent connection with their own timeout; keys on two servers refused", () => {
+    const pool = view();
+    const holder: HasMultiKey = { multikey: null };
+    expect(plan(pool, holder, "BLPOP", "q", "2.5")).toMatchObject({ kind: PlanKind.Blocking, waitMs: 2500 });
+    expect(plan(pool, holder, "BRPOP", "q", "0")).toMatchObject({ kind: PlanKind.Blocking, waitMs: Infinity });
+    expect(plan(pool, holder, "XREAD", "STREAMS", "s", "0")?.kind).toBe(PlanKind.Server);
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+    expect(text(plan(pool, holder, "BLPOP", ...keys, "1"))).toStartWith("-CROSSSLOT ");
+  });
+});
+
+describe("the client's protocol and the commands the proxy answers itself", () => {
+  test("a RESP3 subscriber runs any command and gets push confirmations; a RESP2 one is held to redis's rules", () => {
+    const pool = view();
+    const r3: HasMultiKey = { multikey: null };
+    const sub = planIn(true, pool, r3, "SUBSCRIBE", "news");
+    expect(sub?.kind).toBe(PlanKind.Fanout);
+    if (sub?.kind === PlanKind.Fanout) {
+      const w = new ByteWriter(64);
+      const reply = sub.merge({ nfrags: 1, fragBuf: [Buffer.from(">3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")], fragPos: new Int32Array([0, 36]) }, w);
+      expect(Buffer.from(reply!).toString()).toStartWith(">3\r\n");
+    }
+    expect(planIn(true, pool, r3, "GET", "a")).toBeNull();
+    const r2: HasMultiKey = { multikey: null };
+    planIn(false, pool, r2, "SUBSCRIBE", "news");
+    expect(text(planIn(false, pool, r2, "GET", "a"))).toStartWith("-ERR Can't execute 'get'");
+  });
+
+  test("RESET while subscribed or in a transaction, HELLO 2 while subscribed in RESP3, and handshake commands in a transaction: refused", () => {
+    const pool = view();
+    const plain: HasMultiKey = { multikey: null };
+    expect(planIn(false, pool, plain, "RESET")).toBeNull();
+    const r3: HasMultiKey = { multikey: null };
+    planIn(true, pool, r3, "SUBSCRIBE", "news");
+    expect(text(planIn(true, pool, r3, "HELLO", "2"))).toContain("'hello 2'");
+    expect(planIn(true, pool, r3, "HELLO", "3")).toBeNull();
+    expect(text(planIn(true, pool, r3, "RESET"))).toContain("'reset'");
+    const tx: HasMultiKey = { multikey: null };
+    expect(planIn(false, pool, tx, "MULTI")?.kind).toBe(PlanKind.Local);
+    for (const args of [["CLIENT", "SETNAME", "x"], ["SELECT", "0"], ["HELLO", "3"]]) expect(text(planIn(false, pool, tx, ...args))).toContain("not allowed in a transaction");
+    // ECHO is queued like any keyless command (held until the server is known).
+    expect(text(planIn(false, pool, tx, "ECHO", "x"))).toBe("+QUEUED\r\n");
+  });
+});

@@ -1,0 +1,152 @@
+// A client's subscriptions across servers (src/proto/redis/subscriptions.ts): the confirmations
+// the proxy writes are compared byte for byte with a real redis-server's for the same requests,
+// and what goes upstream is exactly what changes, on the server each channel routes to (every
+// server for a pattern).
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { ByteWriter } from "../../src/lib/bytes.ts";
+import { PubSubOp } from "../../src/proto/redis/commands.ts";
+import { allowedWhileSubscribed, isPubSubMessage, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
+import { startRedis, type Backend } from "../helpers/backends.ts";
+import { RawClient } from "../helpers/client.ts";
+import { command, respFrame } from "../helpers/resp.ts";
+
+setDefaultTimeout(60_000);
+
+let redis: Backend;
+let direct: RawClient;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  direct = await RawClient.connect({ host: redis.host, port: redis.port });
+});
+
+afterAll(async () => {
+  direct.close();
+  await redis.stop();
+});
+
+const OP: Record<string, PubSubOp> = {
+  SUBSCRIBE: PubSubOp.Subscribe,
+  UNSUBSCRIBE: PubSubOp.Unsubscribe,
+  PSUBSCRIBE: PubSubOp.PSubscribe,
+  PUNSUBSCRIBE: PubSubOp.PUnsubscribe,
+  SSUBSCRIBE: PubSubOp.SSubscribe,
+  SUNSUBSCRIBE: PubSubOp.SUnsubscribe,
+};
+const bytes = (s: string) => Buffer.from(s, "latin1");
+const names = (list: Uint8Array[] | undefined) => (list ?? []).map((n) => Buffer.from(n).toString("latin1"));
+
+/** redis's replies to a request, as many as it sends (one per name, or one). */
+async function redisReplies(args: string[], count: number): Promise<Buffer> {
+  await direct.send(command(...args));
+  return Buffer.concat(await direct.readReplies(count, respFrame));
+}
+
+describe("confirmations are a redis-server's, byte for byte (one server)", () => {
+  const subs = new Subscriptions();
+  const steps: string[][] = [
+    ["SUBSCRIBE", "a", "b", "a"],
+    ["PSUBSCRIBE", "p*", "q?"],
+    ["SSUBSCRIBE", "s1"],
+    ["UNSUBSCRIBE", "b", "never"],
+    ["SUBSCRIBE", "bin\r\n\x00\xff"],
+    ["PUNSUBSCRIBE", "p*"],
+    ["SUNSUBSCRIBE"],
+    ["SUNSUBSCRIBE"],
+    ["PUNSUBSCRIBE", "q?"],
+    ["UNSUBSCRIBE", "a"],
+    ["UNSUBSCRIBE", "bin\r\n\x00\xff"],
+    ["UNSUBSCRIBE"],
+    ["PUNSUBSCRIBE"],
+  ];
+  for (const args of steps) {
+    test(args.join(" ").replace(/[^\x20-\x7e]/g, "?"), async () => {
+      const change = subs.change(OP[args[0]!]!, args.slice(1).map(bytes), () => 0, [0], false);
+      const count = Math.max(1, args.length - 1);
+      expect(Buffer.from(change.reply).toString("latin1")).toBe((await redisReplies(args, count)).toString("latin1"));
+    });
+  }
+
+  test("out of subscribed mode at the end", () => {
+    expect(subs.subscribed).toBe(false);
+    expect(subs.count + subs.shardCount).toBe(0);
+  });
+});
+
+describe("upstream: only what changes, where it lives", () => {
+  const route = (name: Uint8Array) => name[0]! % 3;
+
+  test("channels go to their server, patterns to every server, each once", () => {
+    const subs = new Subscriptions();
+    const first = subs.change(PubSubOp.Subscribe, ["a", "b", "c", "a"].map(bytes), route, [0, 1, 2], false);
+    // "a" = 97 -> 1, "b" = 98 -> 2, "c" = 99 -> 0.
+    expect(names(first.upstream.get(0))).toEqual(["c"]);
+    expect(names(first.upstream.get(1))).toEqual(["a"]);
+    expect(names(first.upstream.get(2))).toEqual(["b"]);
+    const again = subs.change(PubSubOp.Subscribe, ["a", "d"].map(bytes), route, [0, 1, 2], false);
+    expect([...again.upstream.keys()]).toEqual([1]);
+    expect(names(again.upstream.get(1))).toEqual(["d"]);
+    const patterns = subs.change(PubSubOp.PSubscribe, [bytes("n*")], route, [0, 2], false);
+    expect(names(patterns.upstream.get(0))).toEqual(["n*"]);
+    expect(names(patterns.upstream.get(2))).toEqual(["n*"]);
+    expect(patterns.upstream.has(1)).toBe(false);
+    expect(subs.count).toBe(5);
+  });
+
+  test("unsubscribe goes where the subscription was made, even after the routing changed", () => {
+    const subs = new Subscriptions();
+    subs.change(PubSubOp.Subscribe, [bytes("a")], () => 2, [0, 1, 2], false);
+    subs.change(PubSubOp.PSubscribe, [bytes("p*")], route, [0, 1], false);
+    const off = subs.change(PubSubOp.Unsubscribe, [bytes("a"), bytes("zz")], () => 0, [0, 1, 2], false);
+    expect([...off.upstream.keys()]).toEqual([2]);
+    const all = subs.change(PubSubOp.PUnsubscribe, [], route, [0, 1, 2], false);
+    expect([...all.upstream.keys()].sort()).toEqual([0, 1]);
+    expect(subs.subscribed).toBe(false);
+  });
+
+  test("RESP3: confirmations are push messages", () => {
+    const subs = new Subscriptions();
+    const change = subs.change(PubSubOp.SSubscribe, [bytes("s")], route, [0], true);
+    expect(Buffer.from(change.reply).toString()).toBe(">3\r\n$10\r\nssubscribe\r\n$1\r\ns\r\n:1\r\n");
+  });
+});
+
+describe("RESP2 subscribed mode", () => {
+  test("which commands are allowed, and redis's error and PING replies", async () => {
+    expect(allowedWhileSubscribed("subscribe", PubSubOp.Subscribe)).toBe(true);
+    expect(allowedWhileSubscribed("ping", null)).toBe(true);
+    expect(allowedWhileSubscribed("publish", PubSubOp.Publish)).toBe(false);
+    expect(allowedWhileSubscribed("get", null)).toBe(false);
+    await direct.send(command("SUBSCRIBE", "x"));
+    await direct.readReplies(1, respFrame);
+    const pong = new ByteWriter(16);
+    subscribedPong(null, pong);
+    subscribedPong(bytes("hi"), pong);
+    const expected = Buffer.concat([notAllowedWhileSubscribed("get"), pong.take()]);
+    await direct.send(Buffer.concat([command("GET", "k"), command("PING"), command("PING", "hi")]));
+    expect(Buffer.concat(await direct.readReplies(3, respFrame)).toString()).toBe(Buffer.from(expected).toString());
+  });
+});
+
+describe("messages pushed on a subscriber connection", () => {
+  test("message, pmessage and smessage, in RESP2 and RESP3, are pushes; confirmations and replies are not", async () => {
+    const sub = await RawClient.connect({ host: redis.host, port: redis.port });
+    const pub = await RawClient.connect({ host: redis.host, port: redis.port });
+    await sub.send(Buffer.concat([command("SUBSCRIBE", "c"), command("PSUBSCRIBE", "c*"), command("SSUBSCRIBE", "s")]));
+    const confirmations = await sub.readReplies(3, respFrame);
+    await pub.send(Buffer.concat([command("PUBLISH", "c", "x"), command("SPUBLISH", "s", "y")]));
+    await pub.readReplies(2, respFrame);
+    const pushed = await sub.readReplies(3, respFrame);
+    await sub.send(command("PING"));
+    const [pong] = await sub.readReplies(1, respFrame);
+    const is = (b: Uint8Array) => isPubSubMessage(b, 0, b.length);
+    expect(confirmations.map(is)).toEqual([false, false, false]);
+    expect(pushed.map(is)).toEqual([true, true, true]);
+    expect(is(pong!)).toBe(false);
+    // RESP3: the same messages as pushes.
+    for (const p of pushed) expect(is(Buffer.concat([Buffer.from(">"), p.subarray(1)]))).toBe(true);
+    sub.close();
+    pub.close();
+  });
+});

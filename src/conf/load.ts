@@ -21,6 +21,8 @@ export type Warn = (message: string) => void;
 
 const logWarning: Warn = (message) => log.warn(message);
 
+const REDIS_CLUSTER = "redis_cluster";
+
 const DIRECTIVES = new Map<string, Directive>(POOL_DIRECTIVES.map((d) => [d.key, d]));
 
 /** YAML that twemproxy (libyaml tokens, checked before parsing) refuses: its config is plain
@@ -239,6 +241,7 @@ class ConfigReader {
 
     const serverLines = given.get("servers")!.lines;
     const entries = settings.servers.map((server, i) => ({ server, line: serverLines[i]! }));
+    this.checkRedisCluster(pool, settings, distribution, given, entries);
     this.checkSentinels(pool, settings, given, entries);
     if (distribution === SERVER_NAME) {
       const unnamed = entries.find((e) => e.server.name === null);
@@ -286,8 +289,51 @@ class ConfigReader {
     }
   }
 
+  /** distribution redis_cluster: a redis pool whose servers are TCP seed nodes; the cluster
+   *  fixes hash and hash tag, and has no sentinels. Replica reads are not served there yet. */
+  private checkRedisCluster(
+    pool: string,
+    settings: PoolSettings,
+    distribution: PoolConfig["distribution"],
+    given: ReadonlyMap<string, { at: number; lines: readonly number[] }>,
+    entries: readonly { server: PoolSettings["servers"][number]; line: number }[],
+  ): void {
+    if (distribution !== REDIS_CLUSTER) return;
+    const at = (key: string) => given.get(key)?.at ?? 0;
+    if (!settings.redis) {
+      throw this.error(at("distribution"), `${pool}: distribution redis_cluster is only valid for a redis pool (add "redis: true")`);
+    }
+    if (settings.sentinels.length > 0) {
+      const problem = `directive "sentinels" cannot apply with distribution redis_cluster (the cluster fails over by itself)`;
+      throw this.error(at("sentinels"), `${pool}: ${problem}`);
+    }
+    if (settings.hashTag !== null && settings.hashTag !== "{}") {
+      const problem = `hash_tag ${quote(settings.hashTag)} cannot apply with distribution redis_cluster, whose hash tag is "{}"`;
+      throw this.error(at("hash_tag"), `${pool}: ${problem}`);
+    }
+    if (settings.redisDb !== 0) {
+      throw this.error(at("redis_db"), `${pool}: redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`);
+    }
+    if (settings.readFrom !== "master") {
+      // Replica reads (READONLY connections to the slot's replicas) are not served yet.
+      const problem = `read_from ${quote(settings.readFrom)} is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`;
+      throw this.error(at("read_from"), `${pool}: ${problem}`);
+    }
+    if (given.has("hash")) {
+      const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
+      this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);
+    }
+    for (const { server, line } of entries) {
+      if (server.addr.unix) {
+        const problem = `is a unix socket; cluster nodes announce each other by host and port`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} ${problem}`);
+      }
+    }
+  }
+
   /** Sentinel keys: a redis pool of named TCP servers (a name is the sentinel master name);
-   *  sentinel_auth and read_from only with sentinels. */
+   *  sentinel_auth, and read_from other than master, only with sentinels (a redis_cluster
+   *  pool, checked before, reads from its masters). */
   private checkSentinels(
     pool: string,
     settings: PoolSettings,
@@ -296,9 +342,9 @@ class ConfigReader {
   ): void {
     const at = (key: string) => given.get(key)?.at ?? 0;
     if (settings.sentinels.length === 0) {
-      for (const key of ["sentinel_auth", "read_from"]) {
-        if (given.has(key)) throw this.error(at(key), `${pool}: directive ${quote(key)} needs "sentinels:" (the replicas are learned from them)`);
-      }
+      const needs = `needs "sentinels:" (the replicas are learned from them)`;
+      if (given.has("sentinel_auth")) throw this.error(at("sentinel_auth"), `${pool}: directive "sentinel_auth" ${needs}`);
+      if (settings.readFrom !== "master") throw this.error(at("read_from"), `${pool}: directive "read_from" other than master ${needs}`);
       return;
     }
     if (!settings.redis) {

@@ -307,6 +307,8 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   // ours: follow Redis Sentinel failovers (issue 20); each server's name is its master name.
   directive("sentinels", "sentinels", sentinels, NO_SENTINELS),
   directive("sentinel_auth", "sentinelAuth", text, null),
+  // ours: where read-only commands go; other than master only with sentinels (load.ts);
+  // distribution redis_cluster serves "master" so far (replica reads are to come).
   directive("read_from", "readFrom", oneOf<ReadFrom>(READ_FROM, "read_from"), "master"),
   directive("servers", "servers", servers, REQUIRED),
 ];

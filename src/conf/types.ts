@@ -7,7 +7,9 @@ export const HASH_NAMES = [
 ] as const; // twemproxy's hash_type_t enum order: the index is the WASM hash id
 export type HashName = (typeof HASH_NAMES)[number];
 
-export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name"] as const;
+// The first four are the WASM router's distribution ids, in order; redis_cluster (ours) routes by
+// the cluster's slots instead (src/redis-cluster/slot-map.ts).
+export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name", "redis_cluster"] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 
 export const READ_FROM = ["master", "replica", "prefer-replica"] as const;
@@ -117,7 +119,8 @@ export interface PoolConfig {
   readonly sentinels: readonly Address[];
   /** ours: the password the sentinels require (their requirepass), or null. */
   readonly sentinelAuth: string | null;
-  /** ours: where read-only commands go; "master" unless sentinels report replicas. */
+  /** ours: where read-only commands go; "master" unless sentinels report replicas (distribution
+   *  redis_cluster serves "master" only so far). */
   readonly readFrom: ReadFrom;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */

@@ -3,12 +3,14 @@
 // deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
 // failover.ts.
 
-import type { PoolConfig } from "../conf/types.ts";
-import { LOG_INFO, log } from "../log.ts";
+import type { PoolConfig, ServerConfig } from "../conf/types.ts";
 import { bufferPool, ByteWriter } from "../lib/bytes.ts";
+import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
+import { ClusterRouting } from "../redis-cluster/routing.ts";
+import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
-import type { PoolStats, ProxyStats } from "../stats/store.ts";
+import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
 import { P } from "../stats/table.ts";
 import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
@@ -29,7 +31,11 @@ export class Pool {
   /** Replaced as a whole by a reload; in-flight messages keep their servers. */
   cfg: PoolConfig;
   servers: Server[] = [];
-  router: KeyRouter;
+  /** The ring; null for a redis_cluster pool, which routes by `cluster`. */
+  router: KeyRouter | null;
+  /** distribution redis_cluster: slots, the cluster's map and its redirections; the pool's
+   *  servers are the cluster's nodes, added as the map names them (serverAt). */
+  readonly cluster: ClusterRouting | null;
   readonly clients = new Set<ClientConn>();
   /** Connections taken out of service that still wait for replies (ServerConn.retire). */
   readonly retiringConns = new Set<ServerConn>();
@@ -62,8 +68,18 @@ export class Pool {
     this.cfg = cfg;
     this.tls = poolTls(cfg);
     this.sockets = tlsSockets(base, this);
-    this.router = createRouter(cfg);
-    this.splitPlan = new SplitPlan(cfg.servers.length);
+    const clustered = cfg.distribution === "redis_cluster";
+    this.router = clustered ? null : createRouter(cfg);
+    this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
+    // Every master of a new map gets its server (and stats) at once, connected with preconnect.
+    this.cluster = clustered
+      ? new ClusterRouting(cfg, (map) => {
+          for (const shard of map.shards) {
+            const server = this.serverAt(shard.master!.host, shard.master!.port);
+            if (this.cfg.preconnect) server.preconnect();
+          }
+        })
+      : null;
     this.install(
       cfg,
       this.router,
@@ -73,13 +89,34 @@ export class Pool {
 
   /** Run on `cfg` with these servers (in cfg.servers order) and this router (built on cfg, every
    *  server live): at start and after a reload. */
-  install(cfg: PoolConfig, router: KeyRouter, servers: Server[]): void {
+  install(cfg: PoolConfig, router: KeyRouter | null, servers: Server[]): void {
     this.cfg = cfg;
     this.servers = servers;
     this.stats.servers = servers.map((s) => s.stats);
     this.router = router;
-    if (this.splitPlan.fragServer.length !== servers.length) this.splitPlan = new SplitPlan(servers.length);
+    // A cluster's fragments are planned by slot (redis refuses keys of two slots in one command).
+    const groups = this.cluster !== null ? SLOT_COUNT : servers.length;
+    if (this.splitPlan.fragServer.length !== groups) this.splitPlan = new SplitPlan(groups);
     this.follow();
+  }
+
+  /** redis_cluster: the server of the node at host:port, added the first time it is named. */
+  serverAt(host: string, port: number): Server {
+    for (const server of this.servers) if (server.addr.port === port && server.addr.host === host) return server;
+    const address = `${host}:${port}`;
+    const cfg: ServerConfig = {
+      addr: { spec: address, host, port, unix: false, perm: null },
+      weight: 1,
+      name: null,
+      effectiveName: address,
+      statsName: address,
+      pname: `${address}:1`,
+    };
+    const server = new Server(this, this.servers.length, cfg, new ServerStats(address));
+    this.servers.push(server);
+    this.stats.servers.push(server.stats);
+    log.notice(`pool '${this.cfg.name}': cluster node ${address} added`);
+    return server;
   }
 
   /** (Re)start following the sentinels of the config, if it has any: anew after a reload
@@ -161,6 +198,7 @@ export class Pool {
   }
 
   close(): void {
+    this.cluster?.stop();
     this.stopListening();
     this.failover?.stop();
     this.failover = null;

@@ -74,6 +74,7 @@ export class Proxy {
       sentinels: p.cfg.sentinels.length > 0,
       // address and failures: also for the dashboard (stats/dashboard-data.ts)
       servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.addr.spec, failures: s.failures })),
+      ...(p.cluster === null ? {} : { cluster: p.cluster.health() }),
     }));
   }
 
@@ -114,7 +115,9 @@ export class Proxy {
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
     const plan = next.pools.map((cfg) => {
       const pool = running.get(cfg.name);
-      const kept = pool !== undefined && pool.cfg.redis === cfg.redis;
+      // A pool that changes protocol, or starts or stops being a redis_cluster, is replaced.
+      const clustered = (c: PoolConfig): boolean => c.distribution === "redis_cluster";
+      const kept = pool !== undefined && pool.cfg.redis === cfg.redis && clustered(pool.cfg) === clustered(cfg);
       return { cfg, pool: kept ? pool : this.createPool(cfg), kept };
     });
     const leaving = this.pools.filter((p) => !plan.some((x) => x.pool === p));

@@ -20,7 +20,8 @@ import { Server } from "./server.ts";
 /** What a reload of one pool needs, made before anything changes. */
 export interface PreparedReload {
   readonly cfg: PoolConfig;
-  readonly router: KeyRouter;
+  /** Null for a redis_cluster pool (it routes by its slot map). */
+  readonly router: KeyRouter | null;
   /** TLS contexts from the PEM files as read for this reload (rotation). */
   readonly tls: PoolTls;
   /** The new listen address, bound, when it changed (null: unchanged, or not served by this
@@ -47,7 +48,7 @@ function serverIdentity(s: ServerConfig): string {
 /** Everything that can fail, for pool to run on cfg; throws (and has bound nothing) when
  *  something cannot be done. `serve`: this process serves cfg's listen address. */
 export function prepare(pool: Pool, cfg: PoolConfig, serve: boolean, reusePort: boolean): PreparedReload {
-  const router = createRouter(cfg);
+  const router = pool.cluster !== null ? null : createRouter(cfg);
   const tls = poolTls(cfg);
   const moved = pool.cfg.listen.spec !== cfg.listen.spec;
   return { cfg, router, tls, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
@@ -65,8 +66,11 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   // First: servers read their connection count from it.
   pool.cfg = cfg;
   const changes: string[] = [];
-  const kept = new Map(pool.servers.map((s) => [serverIdentity(s.cfg), s]));
-  const servers = cfg.servers.map((sc, i) => {
+  // A cluster's servers are its nodes, from its slot map (the servers: list only seeds it).
+  const cluster = pool.cluster;
+  cluster?.reconfigure(cfg);
+  const kept = new Map(cluster !== null ? [] : pool.servers.map((s) => [serverIdentity(s.cfg), s]));
+  const servers = cluster !== null ? pool.servers : cfg.servers.map((sc, i) => {
     const id = serverIdentity(sc);
     const s = kept.get(id);
     if (s === undefined) {

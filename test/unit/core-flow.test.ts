@@ -24,7 +24,7 @@ function pool(settings: string): { pool: Pool; net: FakeNet } {
 function keyOn(p: Pool, index: number): string {
   for (let i = 0; ; i++) {
     const bytes = new TextEncoder().encode(`k${i}`);
-    if (p.router.route(bytes, 0, bytes.length) === index) return `k${i}`;
+    if (p.router!.route(bytes, 0, bytes.length) === index) return `k${i}`;
   }
 }
 
@@ -162,7 +162,7 @@ describe("health", () => {
     expect(got).toBe(replies);
     await until(() => !p.servers[0]!.ejected, 1000);
     const bytes = new TextEncoder().encode(k);
-    expect(p.router.route(bytes, 0, bytes.length)).toBe(0);
+    expect(p.router!.route(bytes, 0, bytes.length)).toBe(0);
   });
 
   test("Proxy.health(): each server's consecutive failures, and the address it connects to now", async () => {

@@ -24,6 +24,9 @@ function placeOf(file: string): { layer: number; unit: string } {
     return { layer: 4, unit: file.split("/").slice(0, 2).join("/") };
   }
   if (top === "route" || top === "stats" || top === "tls" || top === "sentinel") return { layer: 4, unit: top };
+  // Redis Cluster routing: over the redis protocol's topology replies and the router's key
+  // slots, below the core, which asks it where a redis_cluster pool's requests go.
+  if (top === "redis-cluster") return { layer: 4.5, unit: top };
   if (top === "core") return { layer: 5, unit: "core" };
   // The entry: flags and process chores, the --workers supervisor over them, main over all.
   if (top === "cli" || top === "ops") return { layer: 6, unit: top };

@@ -319,6 +319,12 @@ class ConfigReader {
       const problem = `read_from ${quote(settings.readFrom)} is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`;
       throw this.error(at("read_from"), `${pool}: ${problem}`);
     }
+    if (settings.serverTls !== null) {
+      // The slot map is loaded on connections of its own (redis-cluster/topology-loader.ts),
+      // which do not speak TLS yet.
+      const problem = `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`;
+      throw this.error(at("server_tls"), `${pool}: ${problem}`);
+    }
     if (given.has("hash")) {
       const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
       this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);

@@ -339,6 +339,11 @@ const CASES: Case[] = [
     error: `test.yml:6: pool "p": server "/tmp/r.sock:1" is a unix socket`,
   },
   {
+    name: "redis_cluster with server_tls (not served yet)",
+    yaml: withClusterSettings("  server_tls:", "    verify: false"),
+    error: `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`,
+  },
+  {
     name: "redis_cluster with sentinels",
     yaml: withClusterSettings("  sentinels:", "   - 127.0.0.1:26379"),
     error: `directive "sentinels" cannot apply with distribution redis_cluster`,

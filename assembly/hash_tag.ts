@@ -19,7 +19,7 @@ export function setHashTag(openByte: i32, closeByte: i32): void {
 /** Index of the first `byte` in [from, len) of the key, or len. Eight bytes per step (the key
  *  buffer has KEY_SLACK readable bytes after the key); in each word, the lowest flagged byte of
  *  the zero-byte test (x - 1) & ~x & 0x80 is exactly the first byte equal to `byte`. */
-@inline function indexOfByte(key: usize, from: u32, len: u32, byte: i32): u32 {
+@inline export function indexOfByte(key: usize, from: u32, len: u32, byte: i32): u32 {
   const pattern = ONES * <u64>byte;
   for (let i = from; i < len; i += <u32>KEY_SLACK) {
     const x = load<u64>(key + i) ^ pattern;

@@ -4,9 +4,10 @@
 //   2. configure(...), then build() (again after changing live flags), which returns the key
 //      buffer's address,
 //   3. per key: copies the bytes to the key buffer (reserveKey(len) first when it might not fit)
-//      and calls route(len).
+//      and calls route(len), or keySlot(len) for Redis Cluster's slot (no servers needed).
 
 import { hashBytes } from "./hashes";
+import { keySlot as clusterKeySlot } from "./key_slot";
 import { findRoutingPart, partOffset, partLength, setHashTag } from "./hash_tag";
 import { align16, ensureMemory, KEY_SLACK } from "./layout";
 import { seedRandom } from "./random";
@@ -55,6 +56,11 @@ export function route(len: u32): i32 {
 /** hash_<id>() of the `len`-byte key in the key buffer, called directly (no empty-key rule). */
 export function hash(id: u32, len: u32): u32 {
   return hashBytes(id, keyBuffer, len);
+}
+
+/** Redis Cluster's slot (0..16383) of the `len`-byte key in the key buffer (key_slot.ts). */
+export function keySlot(len: u32): u32 {
+  return clusterKeySlot(keyBuffer, len);
 }
 
 /** Offset of the routing part (hash-tag text or the whole key) of the key in the key buffer;

@@ -13,11 +13,13 @@ command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v memcached >/dev/null || need+=(memcached)
 command -v memcaslap >/dev/null || need+=(libmemcached-tools)
 [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
+command -v openssl >/dev/null || need+=(openssl) # the TLS suites make their certificates
 command -v chromium >/dev/null || need+=(chromium)
 [ -x /bin/nc.openbsd ] || need+=(netcat-openbsd)
-# redis-py, one of the client libraries the tests connect through the proxy (and `script`,
-# which gives redis-cli a terminal for its interactive prompt).
-/usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
+# redis-py, one of the client libraries the tests connect through the proxy (its RedisCluster
+# too, for the redis_cluster client tests; Debian's python3, not a pyenv one), and `script`,
+# which gives redis-cli a terminal for its interactive prompt.
+/usr/bin/python3 -c 'import redis.cluster' 2>/dev/null || need+=(python3-redis)
 command -v script >/dev/null || need+=(bsdutils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing Debian packages: ${need[*]}" >&2

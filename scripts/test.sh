@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: set-up first (scripts/deps.sh), then bun's test runner over test/ on the source
+# Runs every test: set-up first (scripts/deps.sh), the type check (tsc), then bun's test runner over test/ on the source
 # (`bun src/main.ts`), then `npm run build` and the integration suites that exercise the process
 # as a whole (data path, RESP3, operations and signals, reload, workers) a second time on the single
 # executable (BC_EXECUTABLE=dist/buncracker). With arguments, only `bun test "$@"` on the source.
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 bun=node_modules/.bin/bun
 if [ $# -gt 0 ]; then exec "$bun" test --timeout 120000 "$@"; fi
+echo "# type check (tsc, strict)" >&2
+node_modules/.bin/tsc -p .
 "$bun" test --timeout 120000
 scripts/build.sh
 echo "# the same suites on the single executable, dist/buncracker" >&2

@@ -8,8 +8,9 @@ import { infoText, usage, versionBanner } from "./cli/usage.ts";
 import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
 import { ConfigError, loadConfig } from "./conf/load.ts";
-import { bufferPool } from "./lib/bytes.ts";
+import { bufferBudget } from "./core/budget.ts";
 import { Proxy } from "./core/proxy.ts";
+import { bufferPool } from "./lib/bytes.ts";
 import { log } from "./log.ts";
 import { daemonChannel, daemonize } from "./ops/daemon.ts";
 import { writePidFile } from "./ops/pidfile.ts";
@@ -57,6 +58,8 @@ function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): () => vo
 function serve(opts: Options, worker: number | null): void {
   const config = loadConfig(opts.confFile);
   bufferPool.setSize(opts.mbufSize);
+  // Workers share the budget evenly (each runs its own clients).
+  bufferBudget.limit = worker === null ? opts.bufferBudget : opts.bufferBudget / opts.workers;
   const proxy = new Proxy(config, {
     reusePort: worker !== null,
     // A unix socket path cannot be shared: worker 0 alone serves unix-socket pools.

@@ -3,7 +3,7 @@
 // value checks (nc.c); --workers, --metrics-port and --drain-timeout are ours.
 
 import { availableParallelism } from "node:os";
-import { decimal } from "../conf/value.ts";
+import { decimal, parseByteSize, ValueError } from "../conf/value.ts";
 import { LOG_MAX, LOG_NOTICE } from "../log.ts";
 
 export interface Options {
@@ -35,11 +35,15 @@ export interface Options {
   readonly metricsPort: number;
   /** ours: on SIGTERM, how long in-flight requests may take before the proxy exits, ms. */
   readonly drainTimeout: number;
+  /** ours: bytes of requests and replies the proxy may hold for its clients, all pools together;
+   *  past it, the clients holding the most are read no further until it drains. */
+  readonly bufferBudget: number;
 }
 
 const MBUF_MIN_SIZE = 512;
 const MBUF_MAX_SIZE = 16 * 1024 * 1024;
 const MAX_WORKERS = 1024;
+const BUFFER_BUDGET_MIN = 1024 ** 2;
 
 export const DEFAULTS: Options = Object.freeze({
   help: false,
@@ -58,6 +62,9 @@ export const DEFAULTS: Options = Object.freeze({
   workers: 1,
   metricsPort: 0,
   drainTimeout: 5000,
+  // Incomplete requests may use half of it (core/budget.ts): room for the largest value redis
+  // takes (512 MB) twice over.
+  bufferBudget: 2 * 1024 ** 3,
 });
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -237,6 +244,25 @@ export const FLAGS: readonly Flag[] = [
       const n = atoi(value);
       if (n < 0) return "option --drain-timeout requires a number";
       options.drainTimeout = n;
+      return null;
+    },
+  },
+  {
+    short: null,
+    long: "buffer-budget",
+    arg: "BYTES",
+    help: `set bytes of requests and replies held for clients, e.g. 256mb (default: 2gb)`,
+    needs: "a size",
+    set(options, value) {
+      let n: number;
+      try {
+        n = parseByteSize(value, "option --buffer-budget value");
+      } catch (error) {
+        if (error instanceof ValueError) return error.message;
+        throw error;
+      }
+      if (n < BUFFER_BUDGET_MIN) return `option --buffer-budget must be at least 1mb`;
+      options.bufferBudget = n;
       return null;
     },
   },

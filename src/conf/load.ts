@@ -2,10 +2,11 @@
 // from the table in schema.ts; this file walks the YAML, reports errors with their location,
 // and applies the rules that span several keys or pools.
 
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { CST, isMap, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Node, type Pair } from "yaml";
 import { log } from "../log.ts";
-import { ItemError, POOL_DIRECTIVES, SERVER_NAME, type Directive, type PoolSettings } from "./schema.ts";
+import { EntryError, ItemError, POOL_DIRECTIVES, SERVER_NAME, type Directive, type PoolSettings } from "./schema.ts";
 import { compareServers } from "./server.ts";
 import type { Config, PoolConfig } from "./types.ts";
 import { quote, ValueError } from "./value.ts";
@@ -19,6 +20,8 @@ export class ConfigError extends Error {
 export type Warn = (message: string) => void;
 
 const logWarning: Warn = (message) => log.warn(message);
+
+const REDIS_CLUSTER = "redis_cluster";
 
 const DIRECTIVES = new Map<string, Directive>(POOL_DIRECTIVES.map((d) => [d.key, d]));
 
@@ -147,6 +150,10 @@ class ConfigReader {
       this.apply(offset(node), where, () => directive.read(settings, text));
       return [];
     }
+    if (directive.shape === "map") {
+      this.readMapping(directive, node, settings, where);
+      return [];
+    }
     if (!isSeq(node) || node.items.length === 0) {
       throw this.error(offset(node), `${where}: expected a list below it, one "- entry" per line`);
     }
@@ -154,6 +161,28 @@ class ConfigReader {
     const texts = items.map((item) => this.scalarText(item, where));
     this.apply(offset(node), where, () => directive.read(settings, texts), (i) => offset(items[i]));
     return items.map((item) => this.line(offset(item)));
+  }
+
+  /** A mapping value: scalar keys (each once) to non-empty scalar values. */
+  private readMapping(directive: Directive, node: Node, settings: Partial<PoolSettings>, where: string): void {
+    if (!isMap(node) || node.items.length === 0) {
+      throw this.error(offset(node), `${where}: expected its settings indented below it, one "name: value" per line`);
+    }
+    const entries = new Map<string, string>();
+    const at = new Map<string, number>();
+    for (const pair of node.items) {
+      const key = this.keyText(pair, `setting name in ${where}`);
+      if (entries.has(key)) throw this.error(offset(pair.key), `${where}: ${quote(key)} is a duplicate`);
+      entries.set(key, this.scalarText(pair.value as Node | null, `${where}, ${quote(key)}`));
+      at.set(key, offset(pair.key));
+    }
+    try {
+      directive.read(settings, entries);
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      if (!(error instanceof EntryError)) throw this.error(offset(node), `${where}: ${error.message}`);
+      throw this.error(at.get(error.key) ?? offset(node), `${where}, setting ${quote(error.key)}: ${error.message}`);
+    }
   }
 
   private scalarText(node: Node | null, where: string): string {
@@ -208,8 +237,11 @@ class ConfigReader {
       throw this.error(at("hash"), `${pool}: ${problem}`);
     }
 
+    this.warnTls(name, settings, at);
+
     const serverLines = given.get("servers")!.lines;
     const entries = settings.servers.map((server, i) => ({ server, line: serverLines[i]! }));
+    this.checkRedisCluster(pool, settings, distribution, given, entries);
     this.checkSentinels(pool, settings, given, entries);
     if (distribution === SERVER_NAME) {
       const unnamed = entries.find((e) => e.server.name === null);
@@ -237,8 +269,77 @@ class ConfigReader {
     return { ...settings, name, hash, distribution, servers: entries.map((e) => e.server) };
   }
 
+  /** Valid TLS settings that still deserve a loud line: no verification, an expired certificate. */
+  private warnTls(name: string, settings: PoolSettings, at: (key: string) => number): void {
+    const pool = `pool ${quote(name)}`;
+    if (settings.serverTls !== null && !settings.serverTls.verify) {
+      const unsafe = `server_tls verify is false: the servers' certificates are NOT checked (anyone in the path can read and change the traffic)`;
+      this.warn(`${this.where(at("server_tls"))}: ${pool}: ${unsafe}`);
+    }
+    const own = [
+      { key: "tls", file: settings.tls?.cert ?? null },
+      { key: "server_tls", file: settings.serverTls?.cert ?? null },
+    ];
+    for (const { key, file } of own) {
+      if (file === null) continue;
+      const until = new X509Certificate(file.text).validToDate;
+      if (until.getTime() < Date.now()) {
+        this.warn(`${this.where(at(key))}: ${pool}: the certificate in ${quote(file.path)} expired on ${until.toISOString()}`);
+      }
+    }
+  }
+
+  /** distribution redis_cluster: a redis pool whose servers are TCP seed nodes; the cluster
+   *  fixes hash and hash tag, and has no sentinels. Replica reads are not served there yet. */
+  private checkRedisCluster(
+    pool: string,
+    settings: PoolSettings,
+    distribution: PoolConfig["distribution"],
+    given: ReadonlyMap<string, { at: number; lines: readonly number[] }>,
+    entries: readonly { server: PoolSettings["servers"][number]; line: number }[],
+  ): void {
+    if (distribution !== REDIS_CLUSTER) return;
+    const at = (key: string) => given.get(key)?.at ?? 0;
+    if (!settings.redis) {
+      throw this.error(at("distribution"), `${pool}: distribution redis_cluster is only valid for a redis pool (add "redis: true")`);
+    }
+    if (settings.sentinels.length > 0) {
+      const problem = `directive "sentinels" cannot apply with distribution redis_cluster (the cluster fails over by itself)`;
+      throw this.error(at("sentinels"), `${pool}: ${problem}`);
+    }
+    if (settings.hashTag !== null && settings.hashTag !== "{}") {
+      const problem = `hash_tag ${quote(settings.hashTag)} cannot apply with distribution redis_cluster, whose hash tag is "{}"`;
+      throw this.error(at("hash_tag"), `${pool}: ${problem}`);
+    }
+    if (settings.redisDb !== 0) {
+      throw this.error(at("redis_db"), `${pool}: redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`);
+    }
+    if (settings.readFrom !== "master") {
+      // Replica reads (READONLY connections to the slot's replicas) are not served yet.
+      const problem = `read_from ${quote(settings.readFrom)} is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`;
+      throw this.error(at("read_from"), `${pool}: ${problem}`);
+    }
+    if (settings.serverTls !== null) {
+      // The slot map is loaded on connections of its own (redis-cluster/topology-loader.ts),
+      // which do not speak TLS yet.
+      const problem = `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`;
+      throw this.error(at("server_tls"), `${pool}: ${problem}`);
+    }
+    if (given.has("hash")) {
+      const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
+      this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);
+    }
+    for (const { server, line } of entries) {
+      if (server.addr.unix) {
+        const problem = `is a unix socket; cluster nodes announce each other by host and port`;
+        throw this.errorOnLine(line, `${pool}: server ${quote(server.pname)} ${problem}`);
+      }
+    }
+  }
+
   /** Sentinel keys: a redis pool of named TCP servers (a name is the sentinel master name);
-   *  sentinel_auth and read_from only with sentinels. */
+   *  sentinel_auth, and read_from other than master, only with sentinels (a redis_cluster
+   *  pool, checked before, reads from its masters). */
   private checkSentinels(
     pool: string,
     settings: PoolSettings,
@@ -247,9 +348,9 @@ class ConfigReader {
   ): void {
     const at = (key: string) => given.get(key)?.at ?? 0;
     if (settings.sentinels.length === 0) {
-      for (const key of ["sentinel_auth", "read_from"]) {
-        if (given.has(key)) throw this.error(at(key), `${pool}: directive ${quote(key)} needs "sentinels:" (the replicas are learned from them)`);
-      }
+      const needs = `needs "sentinels:" (the replicas are learned from them)`;
+      if (given.has("sentinel_auth")) throw this.error(at("sentinel_auth"), `${pool}: directive "sentinel_auth" ${needs}`);
+      if (settings.readFrom !== "master") throw this.error(at("read_from"), `${pool}: directive "read_from" other than master ${needs}`);
       return;
     }
     if (!settings.redis) {

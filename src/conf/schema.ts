@@ -3,9 +3,20 @@
 // Defaults and checks are twemproxy 0.5.0's (nc_conf.h, nc_conf.c) unless marked "ours".
 
 import { parseHostPort, parseListen } from "./address.ts";
+import { checkKeyPair, readCertificates, readKey } from "./pem.ts";
 import { parseServer } from "./server.ts";
-import { DISTRIBUTIONS, HASH_NAMES, READ_FROM, type Distribution, type HashName, type PoolConfig, type ReadFrom } from "./types.ts";
-import { parseDecimal, quote, ValueError } from "./value.ts";
+import {
+  DISTRIBUTIONS,
+  HASH_NAMES,
+  READ_FROM,
+  type Distribution,
+  type HashName,
+  type ListenTls,
+  type PoolConfig,
+  type ReadFrom,
+  type ServerTls,
+} from "./types.ts";
+import { parseByteSize, parseDecimal, quote, ValueError } from "./value.ts";
 
 /** `hash: server_name` is accepted as another way to ask for the server_name distribution. */
 export const SERVER_NAME = "server_name";
@@ -19,10 +30,15 @@ export type PoolSettings = Omit<Mutable<PoolConfig>, "name" | "hash" | "servers"
   sentinels: PoolConfig["sentinels"][number][];
 };
 
-/** How the YAML value of a key is read: one scalar, or a block sequence of scalars. */
+/** How the YAML value of a key is read: one scalar, a block sequence of scalars, or a block
+ *  mapping of scalars (key -> text, in file order). */
 type ValueType<T> =
   | { readonly shape: "scalar"; parse(text: string): T }
-  | { readonly shape: "list"; parse(items: readonly string[]): T };
+  | { readonly shape: "list"; parse(items: readonly string[]): T }
+  | { readonly shape: "map"; parse(entries: ReadonlyMap<string, string>): T };
+
+export type Shape = ValueType<unknown>["shape"];
+export type RawValue = string | readonly string[] | ReadonlyMap<string, string>;
 
 /** A bad list item: which one, and what is wrong with it. */
 export class ItemError extends ValueError {
@@ -34,15 +50,26 @@ export class ItemError extends ValueError {
   }
 }
 
+/** A bad entry of a mapping value: its key, and what is wrong with it. */
+export class EntryError extends ValueError {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 const REQUIRED = Symbol("required");
 
 /** One row of the table, seen by the loader without its value type. */
 export interface Directive {
   readonly key: string;
-  readonly shape: "scalar" | "list";
+  readonly shape: Shape;
   readonly required: boolean;
-  /** Parses and checks a value (a string, or the list's strings) into `settings`; throws ValueError. */
-  read(settings: Partial<PoolSettings>, value: string | readonly string[]): void;
+  /** Parses and checks a value (a string, the list's strings, or the mapping's entries) into
+   *  `settings`; throws ValueError. */
+  read(settings: Partial<PoolSettings>, value: RawValue): void;
   /** Stores the default of an optional key that was not given. */
   setDefault(settings: Partial<PoolSettings>): void;
 }
@@ -60,7 +87,12 @@ function directive<F extends keyof PoolSettings>(
     shape: type.shape,
     required: defaultValue === REQUIRED,
     read(settings, raw) {
-      const value = type.shape === "scalar" ? type.parse(raw as string) : type.parse(raw as readonly string[]);
+      const value =
+        type.shape === "scalar"
+          ? type.parse(raw as string)
+          : type.shape === "list"
+            ? type.parse(raw as readonly string[])
+            : type.parse(raw as ReadonlyMap<string, string>);
       const problem = check?.(value);
       if (problem) throw new ValueError(problem);
       settings[field] = value;
@@ -71,7 +103,11 @@ function directive<F extends keyof PoolSettings>(
   };
 }
 
-const scalar = <T>(parse: (text: string) => T): ValueType<T> => ({ shape: "scalar", parse });
+type Scalar<T> = Extract<ValueType<T>, { shape: "scalar" }>;
+
+type List<T> = Extract<ValueType<T>, { shape: "list" }>;
+
+const scalar = <T>(parse: (text: string) => T): Scalar<T> => ({ shape: "scalar", parse });
 
 function oneOf<T extends string>(names: readonly T[], what: string): ValueType<T> {
   return scalar((text) => {
@@ -103,9 +139,8 @@ const hashTag = scalar((value): string | null => {
   return value;
 });
 
-
 /** A list whose items are parsed one by one; a bad item is reported with its position. */
-function listOf<T>(parseItem: (text: string) => T): ValueType<T[]> {
+function listOf<T>(parseItem: (text: string) => T): List<T[]> {
   return {
     shape: "list",
     parse: (items) =>
@@ -130,6 +165,99 @@ const sentinels: ValueType<PoolSettings["sentinels"]> = {
     return addresses;
   },
 };
+
+/** ms, 0 = never (client_idle_timeout). */
+const idleMs = timeoutMs;
+
+/** Bytes, with an optional kb/mb/gb suffix; 0 = the protocol's own limit. */
+const byteSize = scalar((text) => parseByteSize(text, "value"));
+
+/** One entry of a mapping value: its key and whether it must be given. */
+interface Entry {
+  readonly key: string;
+  readonly required: boolean;
+}
+
+/** A mapping value with these entries: unknown and missing ones are refused before `build`
+ *  reads them (each through `entry`, so that an error names its entry). */
+function mapping<T>(entries: readonly Entry[], build: (get: (key: string) => string | null) => T): ValueType<T> {
+  return {
+    shape: "map",
+    parse(given) {
+      for (const key of given.keys()) {
+        if (!entries.some((e) => e.key === key)) {
+          throw new EntryError(key, `unknown setting (known: ${entries.map((e) => e.key).join(", ")})`);
+        }
+      }
+      for (const e of entries) {
+        if (e.required && !given.has(e.key)) throw new ValueError(`setting ${quote(e.key)} is missing`);
+      }
+      return build((key) => given.get(key) ?? null);
+    },
+  };
+}
+
+/** Runs `step` for the entry `key`, so its ValueError points at that entry. */
+function entry<T>(key: string, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof ValueError && !(error instanceof EntryError)) throw new EntryError(key, error.message);
+    throw error;
+  }
+}
+
+/** `cert` + `key` (+ `ca` for clients' certificates) files, checked to parse and to match. */
+const listenTls = mapping<ListenTls | null>(
+  [
+    { key: "cert", required: true },
+    { key: "key", required: true },
+    { key: "ca", required: false },
+  ],
+  (get) => {
+    const cert = entry("cert", () => readCertificates(get("cert")!));
+    const key = entry("key", () => readKey(get("key")!));
+    entry("key", () => checkKeyPair(cert.certs[0]!, cert.file.path, key.key, key.file.path));
+    const ca = get("ca");
+    return { cert: cert.file, key: key.file, ca: ca === null ? null : entry("ca", () => readCertificates(ca).file) };
+  },
+);
+
+const serverTls = mapping<ServerTls | null>(
+  [
+    { key: "ca", required: false },
+    { key: "cert", required: false },
+    { key: "key", required: false },
+    { key: "server_name", required: false },
+    { key: "verify", required: false },
+  ],
+  (get) => {
+    const caPath = get("ca");
+    const ca = caPath === null ? null : entry("ca", () => readCertificates(caPath).file);
+    const certPath = get("cert");
+    const keyPath = get("key");
+    if ((certPath === null) !== (keyPath === null)) {
+      throw new EntryError(certPath === null ? "key" : "cert", `"cert" and "key" go together (a client certificate and its key)`);
+    }
+    let cert = null;
+    let key = null;
+    if (certPath !== null && keyPath !== null) {
+      const c = entry("cert", () => readCertificates(certPath));
+      const k = entry("key", () => readKey(keyPath));
+      entry("key", () => checkKeyPair(c.certs[0]!, certPath, k.key, keyPath));
+      cert = c.file;
+      key = k.file;
+    }
+    const verify = get("verify");
+    return {
+      ca,
+      cert,
+      key,
+      serverName: get("server_name"),
+      verify: verify === null ? true : entry("verify", () => bool.parse(verify)),
+    };
+  },
+);
 
 const servers: ValueType<PoolSettings["servers"]> = listOf(parseServer);
 
@@ -158,6 +286,14 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   directive("reuseport", "reuseport", bool, false),
   // ours: consecutive memcached get (or gets) requests to a server go as one command line.
   directive("coalesce_gets", "coalesceGets", bool, true),
+  // ours: TLS for the pool's clients (cert, key, optional ca: mutual TLS).
+  directive("tls", "tls", listenTls, null),
+  // ours: TLS to the pool's servers (ca, cert + key, server_name, verify).
+  directive("server_tls", "serverTls", serverTls, null),
+  // ours: a client's request larger than this is refused with an error (0: no cap of ours).
+  directive("client_max_request", "clientMaxRequest", byteSize, 0),
+  // ours: ms a client may be idle before it is closed (0: never).
+  directive("client_idle_timeout", "clientIdleTimeout", idleMs, null),
   // ours (issue 17): redis commands that touch every server. KEYS blocks every server while it
   // runs, FLUSHDB / FLUSHALL empty them: both refused unless the pool enables them.
   directive("redis_allow_keys", "redisAllowKeys", bool, false),
@@ -171,6 +307,8 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   // ours: follow Redis Sentinel failovers (issue 20); each server's name is its master name.
   directive("sentinels", "sentinels", sentinels, NO_SENTINELS),
   directive("sentinel_auth", "sentinelAuth", text, null),
+  // ours: where read-only commands go; other than master only with sentinels (load.ts);
+  // distribution redis_cluster serves "master" so far (replica reads are to come).
   directive("read_from", "readFrom", oneOf<ReadFrom>(READ_FROM, "read_from"), "master"),
   directive("servers", "servers", servers, REQUIRED),
 ];

@@ -7,7 +7,9 @@ export const HASH_NAMES = [
 ] as const; // twemproxy's hash_type_t enum order: the index is the WASM hash id
 export type HashName = (typeof HASH_NAMES)[number];
 
-export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name"] as const;
+// The first four are the WASM router's distribution ids, in order; redis_cluster (ours) routes by
+// the cluster's slots instead (src/redis-cluster/slot-map.ts).
+export const DISTRIBUTIONS = ["ketama", "modula", "random", "server_name", "redis_cluster"] as const;
 export type Distribution = (typeof DISTRIBUTIONS)[number];
 
 export const READ_FROM = ["master", "replica", "prefer-replica"] as const;
@@ -42,6 +44,34 @@ export interface ServerConfig {
   readonly pname: string;
 }
 
+/** A PEM file as read when the config was loaded: a reload reads it again (rotation). */
+export interface PemFile {
+  readonly path: string;
+  /** The file's text (certificates and keys, already checked to parse). */
+  readonly text: string;
+}
+
+/** ours: the pool's clients connect with TLS (key `tls`). */
+export interface ListenTls {
+  readonly cert: PemFile;
+  readonly key: PemFile;
+  /** Clients must present a certificate this CA signed (mutual TLS); null: none asked for. */
+  readonly ca: PemFile | null;
+}
+
+/** ours: the pool connects to its servers with TLS (key `server_tls`). */
+export interface ServerTls {
+  /** The CAs the servers' certificates are checked against; null: the runtime's public roots. */
+  readonly ca: PemFile | null;
+  /** A client certificate for servers that require one (mutual TLS); both or neither. */
+  readonly cert: PemFile | null;
+  readonly key: PemFile | null;
+  /** SNI and the name the certificate must carry; null: each server's host. */
+  readonly serverName: string | null;
+  /** false: any certificate is accepted (logged as a warning at every load). */
+  readonly verify: boolean;
+}
+
 export interface PoolConfig {
   readonly name: string;
   readonly listen: Address;
@@ -66,6 +96,15 @@ export interface PoolConfig {
   /** ours: memcached get (and gets) requests to one server share a command line (proto/memcache/upstream.ts). */
   readonly coalesceGets: boolean;
   readonly reuseport: boolean;
+  /** ours: TLS for the pool's clients, or null for plaintext. */
+  readonly tls: ListenTls | null;
+  /** ours: TLS to the pool's servers, or null for plaintext. */
+  readonly serverTls: ServerTls | null;
+  /** ours: the largest request a client may send, in bytes; 0: the protocol's own limit. */
+  readonly clientMaxRequest: number;
+  /** ours: ms a client may stay idle (nothing sent, nothing owed) before it is closed; null:
+   *  forever (redis's `timeout`). */
+  readonly clientIdleTimeout: number | null;
   /** ours: KEYS is served (merged from every server); else refused. */
   readonly redisAllowKeys: boolean;
   /** ours: FLUSHDB and FLUSHALL are served (on every server); else refused. */
@@ -80,7 +119,8 @@ export interface PoolConfig {
   readonly sentinels: readonly Address[];
   /** ours: the password the sentinels require (their requirepass), or null. */
   readonly sentinelAuth: string | null;
-  /** ours: where read-only commands go; "master" unless sentinels report replicas. */
+  /** ours: where read-only commands go; "master" unless sentinels report replicas (distribution
+   *  redis_cluster serves "master" only so far). */
   readonly readFrom: ReadFrom;
   /** In twemproxy's internal order (sorted by effectiveName: shorter first, then bytewise).
    *  Every server index in the proxy (routing, stats, connections) is an index into this array. */

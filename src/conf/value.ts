@@ -20,6 +20,19 @@ export function parseDecimal(text: string, what: string): number {
   throw new ValueError(`${what} ${quote(text)} ${problem}`);
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { "": 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+/** Larger sizes are surely typos (and stay exact in a double). */
+const SIZE_MAX = 2 ** 50;
+
+/** A size in bytes: digits, optionally followed by kb, mb or gb (1024-based, any case: "512mb"). */
+export function parseByteSize(text: string, what: string): number {
+  const match = /^([0-9]+)([kmg]b)?$/i.exec(text);
+  const bytes = match === null ? NaN : Number(match[1]) * SIZE_UNITS[(match[2] ?? "").toLowerCase()]!;
+  if (Number.isNaN(bytes)) throw new ValueError(`${what} ${quote(text)} is not a size (digits, optionally followed by kb, mb or gb)`);
+  if (bytes > SIZE_MAX) throw new ValueError(`${what} ${quote(text)} is too large (at most 1024 TB)`);
+  return bytes;
+}
+
 export function parsePort(text: string, what = "port"): number {
   const port = parseDecimal(text, what);
   if (port < 1 || port > 65535) throw new ValueError(`${what} ${quote(text)} is not a valid port (1..65535)`);

@@ -4,9 +4,12 @@
 
 import type { Socket } from "bun";
 import { ByteWriter } from "../lib/bytes.ts";
+import { log } from "../log.ts";
 import { FATAL, NEED_MORE, Req, type Session } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
-import { dispatch, rejectFatal } from "./dispatch.ts";
+import { bufferBudget, type BudgetHolder } from "./budget.ts";
+import { dispatch, refuseRequest, rejectFatal } from "./dispatch.ts";
+import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import type { OwnConns } from "./dedicated.ts";
@@ -14,12 +17,20 @@ import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 
-/** Backpressure: stop reading from a client with this many requests waiting for replies, this
- *  many bytes of such requests (a backend that stops reading), or this many reply bytes it has
- *  not read yet; resume once its replies are written and it is below half. */
+/** Backpressure: stop taking requests from a client with this many requests waiting for
+ *  replies, this many bytes of such requests (a backend that stops reading), or this many reply
+ *  bytes owed to it (not read yet, or estimated for its requests in flight: Pool.replyEstimate);
+ *  resume once its replies are written and it is below half. The buffer budget (budget.ts)
+ *  bounds all clients together. */
 export const CLIENT_MAX_QUEUED = 4096;
 export const CLIENT_MAX_IN_BYTES = 8 << 20;
 export const CLIENT_MAX_OUT_BYTES = 4 << 20;
+/** A subscriber not reading its messages is closed past this many bytes unwritten (redis's
+ *  own limit for its pub/sub clients: client-output-buffer-limit pubsub 32mb). Its messages
+ *  come unasked, so pausing its reads cannot bound them. */
+export const SUBSCRIBER_MAX_OUT_BYTES = 32 << 20;
+/** Past the buffer budget, a client holding (or owed) less than this still takes requests. */
+const BUDGET_SMALL_HOLDER = 64 << 10;
 
 /** A client still owed replies holds its ready ones back until the last arrives, for at most
  *  about twice HOLD_MAX_MS (one timer tick after it has held HOLD_MAX_MS), and not once
@@ -54,7 +65,10 @@ function releaseHeld(): void {
  *  client shares one scratch Req (per-client memory matters with 10,000s of clients). */
 const scratch = new Req();
 
-export class ClientConn extends StreamReader implements Flushable {
+/** Fed to a client that may take requests again: parses what was read before it stopped. */
+const RESUMED = new Uint8Array(0);
+
+export class ClientConn extends StreamReader implements Flushable, BudgetHolder {
   readonly out = new ByteWriter();
   /** Large replies the socket has not taken yet (written before `out`). */
   readonly held = new HeldViews();
@@ -79,6 +93,11 @@ export class ClientConn extends StreamReader implements Flushable {
   queued = 0;
   /** Request bytes of the queued requests. */
   inBytes = 0;
+  budgeted = 0;
+  budgetedPartial = 0;
+  budgetPaused = false;
+  /** performance.now() of the last bytes read (client_idle_timeout). */
+  lastRead = performance.now();
   /** Server connections of its own (subscriptions, transaction, blocking requests:
    *  dedicated.ts); null until its first. */
   own: OwnConns | null = null;
@@ -94,16 +113,53 @@ export class ClientConn extends StreamReader implements Flushable {
 
   onData(chunk: Uint8Array): void {
     if (this.closing) return;
+    this.lastRead = performance.now();
     this.feed(chunk);
-    if (
-      !this.paused &&
-      (this.queued > CLIENT_MAX_QUEUED ||
-        this.inBytes > CLIENT_MAX_IN_BYTES ||
-        this.pendingOut > CLIENT_MAX_OUT_BYTES)
-    ) {
+    this.account();
+    if (!this.paused && this.full()) {
       this.paused = true;
       this.socket.pause();
     }
+  }
+
+  /** Take no more requests now (see CLIENT_MAX_QUEUED). */
+  private full(): boolean {
+    const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
+    return (
+      this.queued > CLIENT_MAX_QUEUED ||
+      this.inBytes > CLIENT_MAX_IN_BYTES ||
+      owed > CLIENT_MAX_OUT_BYTES ||
+      this.budgetPaused ||
+      // Past the budget only clients that hold little take more: they are still served.
+      (bufferBudget.over && this.inBytes + owed > BUDGET_SMALL_HOLDER)
+    );
+  }
+
+  /** Tell the buffer budget what this client holds now. A reply byte owed counts twice: the
+   *  copy in this client's output and the server's read buffer it came from, which is garbage
+   *  but resident until the collector runs. */
+  account(): void {
+    if (this.closed) return;
+    const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
+    bufferBudget.report(this, Math.max(this.buffered, this.partial) + this.inBytes + 2 * owed, this.partial);
+  }
+
+  pauseForBudget(): void {
+    this.pool.stats.counters[P.client_budget_paused]!++;
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resumeFromBudget(): void {
+    markDirty(this);
+  }
+
+  refuseForBudget(): void {
+    this.dropPending();
+    refuseRequest(this.pool, this, "request larger than the proxy's buffer budget allows");
+    // Its bytes are gone: the budget must know before it looks for the next largest.
+    this.account();
   }
 
   protected parse(buf: Uint8Array, pos: number, end: number): number {
@@ -112,7 +168,12 @@ export class ClientConn extends StreamReader implements Flushable {
     const now = performance.now();
     while (pos < end) {
       const next = codec.parseRequest(buf, pos, end, req);
+      const cap = this.pool.cfg.clientMaxRequest;
       if (next === NEED_MORE) {
+        if (cap > 0 && req.need > cap) {
+          refuseRequest(this.pool, this, `request of ${req.need} bytes or more is over client_max_request (${cap})`);
+          return FATAL;
+        }
         this.need = req.need;
         return pos;
       }
@@ -120,9 +181,18 @@ export class ClientConn extends StreamReader implements Flushable {
         rejectFatal(this.pool, this, req.error);
         return FATAL;
       }
+      if (cap > 0 && next - pos > cap) {
+        refuseRequest(this.pool, this, `request of ${next - pos} bytes is over client_max_request (${cap})`);
+        return FATAL;
+      }
       dispatch(this.pool, this, buf, req, now);
       if (this.closing) return FATAL;
       pos = next;
+      if (pos < end && this.full()) {
+        // The rest waits in the carry-over until the client may send again (flush).
+        this.need = 0;
+        return pos;
+      }
     }
     this.need = 0;
     return pos;
@@ -230,6 +300,15 @@ export class ClientConn extends StreamReader implements Flushable {
     msg.setReply(buf, start, end);
     msg.done = true;
     this.advance();
+    if (this.pendingOut > SUBSCRIBER_MAX_OUT_BYTES && !this.closing) {
+      const unread = `${this.pendingOut} bytes of messages unread, over ${SUBSCRIBER_MAX_OUT_BYTES}`;
+      log.warn(`subscriber ${peerOf(this.socket)} of pool '${this.pool.cfg.name}': ${unread}; closing it`);
+      this.closing = true;
+      // Once the subscriber connection delivering this has returned (closing it is part of the drop).
+      queueMicrotask(() => this.drop(new Error("subscriber not reading its messages")));
+      return;
+    }
+    this.account();
   }
 
   /** The connection is gone (closed by either side, or failed): forget its pending replies and
@@ -239,6 +318,7 @@ export class ClientConn extends StreamReader implements Flushable {
     this.closed = true;
     const pool = this.pool;
     pool.clients.delete(this);
+    bufferBudget.remove(this);
     this.own?.closeAll();
     this.dropPending();
     fdBudget.clients--;
@@ -253,6 +333,8 @@ export class ClientConn extends StreamReader implements Flushable {
   }
 
   flush(): void {
+    // Once per loop turn with anything new (replies added or written, requests read).
+    this.account();
     if (this.closed || this.blocked) return;
     if (this.hold !== HOLD_EXPIRED && this.first !== null && this.pendingOut < HOLD_MAX_BYTES) {
       // More replies are due (a pipeline spread over several servers, typically): write when
@@ -275,9 +357,17 @@ export class ClientConn extends StreamReader implements Flushable {
       this.socket.end();
       return;
     }
-    if (this.paused && this.queued < CLIENT_MAX_QUEUED / 2 && this.inBytes < CLIENT_MAX_IN_BYTES / 2) {
+    if (
+      this.paused &&
+      !this.budgetPaused &&
+      this.queued < CLIENT_MAX_QUEUED / 2 &&
+      this.inBytes < CLIENT_MAX_IN_BYTES / 2 &&
+      this.pendingOut + this.queued * this.pool.replyEstimate < CLIENT_MAX_OUT_BYTES / 2
+    ) {
       this.paused = false;
       this.socket.resume();
+      // Requests read before it stopped and not parsed yet: they may fill it again.
+      if (this.buffered > 0 && !this.closing) this.onData(RESUMED);
     }
   }
 

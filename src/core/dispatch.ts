@@ -4,12 +4,16 @@
 // live server (Route.All, also the fan-out of the planner's whole-pool commands), or, when the
 // codec's planner has a plan for it (beyond one key), that plan (planned.ts). In a pool that follows
 // sentinels, a request may wait for a failover first (failover.ts), and read-only commands may
-// go to a replica of their server (read_from).
+// go to a replica of their server (read_from). A redis_cluster pool routes by slot instead
+// (cluster-dispatch.ts) and answers CLUSTER itself.
 
+import { log } from "../log.ts";
 import { Route, type LocalReply, type Req } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
+import { dispatchBySlot } from "./cluster-dispatch.ts";
 import { answerLocally, fail } from "./deliver.ts";
+import { peerOf } from "./errors.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
@@ -23,7 +27,8 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const codec = pool.codec;
   const silent = codec.silent(c.session);
   const refused = req.error === null ? codec.admit(req, c.session) : null;
-  const planner = codec.planner;
+  // A redis_cluster pool plans nothing beyond one key yet (dispatchBySlot refuses those commands).
+  const planner = pool.cluster === null ? codec.planner : null;
   if (planner !== null && refused === null) {
     // Beyond one key (a request the parser refused too: in a transaction it aborts it).
     const plan = planner.plan(buf, req, c.session, pool.view);
@@ -46,7 +51,10 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   }
   if (silent) msg.flags |= MSG_SILENT;
   if (req.command!.route === Route.Local) {
-    local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
+    // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
+    const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.socket.localAddress, c.socket.localPort);
+    if (own !== null) answerLocally(pool, msg, silent ? null : own);
+    else local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
     // The session may have changed, and with it the connections its requests go to.
     c.group = codec.group(c.session);
     return;
@@ -59,14 +67,19 @@ export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): v
   const failover = pool.failover;
   if (failover !== null && failover.active && failover.parks(msg, buf, req)) return;
   const route = req.command!.route;
+  const router = pool.router;
+  if (router === null) {
+    dispatchBySlot(pool, pool.cluster!, msg, buf, req, route);
+    return;
+  }
   switch (route) {
     case Route.Key:
-      forward(pool, msg, pool.router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
+      forward(pool, msg, router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
       return;
     case Route.Get:
     case Route.Sum:
     case Route.Set:
-      if (req.nkeys === 1) forward(pool, msg, pool.router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
+      if (req.nkeys === 1) forward(pool, msg, router.route(buf, req.keyStart(0), req.keyEnd(0)), buf, req);
       else split(pool, msg, buf, req, route);
       return;
     case Route.Any: {
@@ -76,7 +89,7 @@ export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): v
       return;
     }
     case Route.All:
-      toAll(pool, msg, buf, req);
+      toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected));
       return;
   }
 }
@@ -90,6 +103,20 @@ export function rejectFatal(pool: Pool, c: ClientConn, error: string | null): vo
   c.closing = true;
   pool.stats.counters[P.request_errors]!++;
   answerLocally(pool, msg, error === null ? null : pool.codec.replyLine(error));
+}
+
+/** A request refused for its size (client_max_request, the buffer budget): its bytes are
+ *  dropped, the client gets an error after its earlier replies and is closed. Logged, counted. */
+export function refuseRequest(pool: Pool, c: ClientConn, reason: string): void {
+  if (c.closing) return;
+  pool.stats.counters[P.requests_refused]!++;
+  log.warn(`client ${peerOf(c.socket)} of pool '${pool.cfg.name}': ${reason}; closing it`);
+  const msg = new Msg(c, performance.now());
+  c.enqueue(msg, 0);
+  msg.flags |= MSG_CLOSE;
+  c.closing = true;
+  c.dropPending();
+  answerLocally(pool, msg, pool.errorReply(reason));
 }
 
 function local(pool: Pool, msg: Msg, reply: LocalReply): void {
@@ -115,7 +142,7 @@ function anyLiveServer(pool: Pool): Server | null {
 /** Why key i of req has no server (index: what the router said). */
 function unroutable(pool: Pool, index: number, buf: Uint8Array, req: Req, key: number): string {
   if (index < 0 && pool.cfg.distribution === "server_name") {
-    const part = pool.router.routingPart(buf, req.keyStart(key), req.keyEnd(key));
+    const part = pool.router!.routingPart(buf, req.keyStart(key), req.keyEnd(key));
     return `no server named '${new TextDecoder().decode(part)}' in pool '${pool.cfg.name}'`;
   }
   return "Connection refused";
@@ -152,10 +179,10 @@ export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array,
   conn.push(msg);
 }
 
-/** Send the whole request to every live server; the replies are merged (Route.All) by
- *  Codec.merge, or by `merge` (a planned whole-pool command, Plan.All). */
-export function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, merge: SplitState["mergeWith"] = null): void {
-  const live = pool.servers.filter((s) => !s.ejected);
+/** Send the whole request to each of `live` (the servers in service; a redis_cluster pool's
+ *  masters); the replies are merged (Route.All) by Codec.merge, or by `merge` (a planned
+ *  whole-pool command, Plan.All). */
+export function toAll(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, live: readonly Server[], merge: SplitState["mergeWith"] = null): void {
   if (live.length === 0) {
     fail(pool, msg, "Connection refused");
     return;
@@ -184,7 +211,7 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
   const plan = pool.splitPlan;
   plan.reserve(n);
   const keyServer = plan.keyServer;
-  const router = pool.router;
+  const router = pool.router!;
   const servers = pool.servers;
   let same = true;
   for (let i = 0; i < n; i++) {

@@ -1,4 +1,7 @@
-// Proxy-made error reasons, in twemproxy's words (strerror text of the failing errno).
+// Proxy-made error reasons, in twemproxy's words (strerror text of the failing errno), and how
+// log lines name a peer.
+
+import type { Socket } from "bun";
 
 const REASONS: Record<string, string> = {
   ECONNREFUSED: "Connection refused",
@@ -26,4 +29,11 @@ export function describeError(err: Error): string {
     if (code.startsWith("DNS_") || code.startsWith("EAI_")) return "Host is down";
   }
   return err.message || "Connection reset by peer";
+}
+
+/** The peer of an accepted or connected socket, for log lines. */
+export function peerOf(socket: Socket<unknown>): string {
+  const address = socket.remoteAddress;
+  if (address === undefined || address === "") return "a unix socket peer";
+  return address.includes(":") ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`;
 }

@@ -97,7 +97,7 @@ export class PoolFailover {
 
   private writesToHolding(buf: Uint8Array, req: Req): boolean {
     const servers = this.pool.servers;
-    const router = this.pool.router;
+    const router = this.pool.router!; // a pool with sentinels is never redis_cluster (load.ts)
     for (let i = 0; i < req.nkeys; i++) {
       const index = router.route(buf, req.keyStart(i), req.keyEnd(i));
       if (index >= 0 && servers[index]!.holdWrites) return true;

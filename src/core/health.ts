@@ -11,6 +11,11 @@ import type { ServerConn } from "./server-conn.ts";
 
 /** A connection error, EOF, timeout or failure reply (auto_eject_hosts). */
 export function serverFailed(pool: Pool, server: Server): void {
+  if (pool.cluster !== null) {
+    // No ejection in a cluster: the cluster fails the node over, and its map says where to.
+    pool.cluster.nodeFailed();
+    return;
+  }
   const cfg = pool.cfg;
   if (server.replicaOf !== null) {
     replicaFailed(pool, server);
@@ -56,6 +61,7 @@ function retry(pool: Pool, server: Server): void {
 
 /** Rebuild the pool's routing over the servers not ejected. */
 export function applyLiveness(pool: Pool): void {
+  if (pool.router === null) return;
   const servers = pool.servers;
   const live = new Uint8Array(servers.length);
   for (let i = 0; i < live.length; i++) live[i] = servers[i]!.ejected ? 0 : 1;

@@ -37,6 +37,13 @@ export class Msg implements Outbound {
   keyGroup = 0;
   keyStart = 0;
   keyEnd = 0;
+  /** redis_cluster pools (cluster-dispatch.ts): the bytes sent for this request or fragment,
+   *  kept to send them again when a node redirects it; its slot; how often it was sent again. */
+  sentBuf: Uint8Array | null = null;
+  sentStart = 0;
+  sentEnd = 0;
+  slot = -1;
+  resends = 0;
   /** Request bytes read from the client (client backpressure). */
   inBytes = 0;
   /** How much longer than the pool's timeout it may wait for its reply, in ms (a blocking

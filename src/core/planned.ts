@@ -25,7 +25,7 @@ export function poolView(pool: Pool): PoolView {
     get cfg() {
       return pool.cfg;
     },
-    route: (buf, start, end) => pool.router.route(buf, start, end),
+    route: (buf, start, end) => pool.router!.route(buf, start, end), // a redis_cluster pool asks no planner
     live: (index) => !pool.servers[index]!.ejected,
     subscribers() {
       const planner = pool.codec.planner!;
@@ -49,7 +49,7 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       return;
     }
     case PlanKind.All:
-      toAll(pool, msg, buf, req, plan.merge);
+      toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected), plan.merge);
       return;
     case PlanKind.Fanout:
       fanout(pool, c, msg, plan.targets, plan.merge);

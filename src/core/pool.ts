@@ -3,12 +3,18 @@
 // deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
 // failover.ts.
 
-import type { PoolConfig } from "../conf/types.ts";
-import { ByteWriter } from "../lib/bytes.ts";
+import type { PoolConfig, ServerConfig } from "../conf/types.ts";
+import { bufferPool, ByteWriter } from "../lib/bytes.ts";
+import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
+import { ClusterRouting } from "../redis-cluster/routing.ts";
+import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
-import type { PoolStats, ProxyStats } from "../stats/store.ts";
+import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
+import { P } from "../stats/table.ts";
+import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
+import { peerOf } from "./errors.ts";
 import { PoolFailover } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { poolView } from "./planned.ts";
@@ -16,6 +22,7 @@ import { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { plainSockets, type SocketFactory } from "./sockets.ts";
 import { SplitPlan } from "./split.ts";
+import { tlsSockets } from "./tls-sockets.ts";
 
 /** Proxy-made error replies kept per pool (a handful of distinct reasons). */
 const MAX_ERROR_REPLIES = 64;
@@ -24,7 +31,11 @@ export class Pool {
   /** Replaced as a whole by a reload; in-flight messages keep their servers. */
   cfg: PoolConfig;
   servers: Server[] = [];
-  router: KeyRouter;
+  /** The ring; null for a redis_cluster pool, which routes by `cluster`. */
+  router: KeyRouter | null;
+  /** distribution redis_cluster: slots, the cluster's map and its redirections; the pool's
+   *  servers are the cluster's nodes, added as the map names them (serverAt). */
+  readonly cluster: ClusterRouting | null;
   readonly clients = new Set<ClientConn>();
   /** Connections taken out of service that still wait for replies (ServerConn.retire). */
   readonly retiringConns = new Set<ServerConn>();
@@ -36,6 +47,14 @@ export class Pool {
   readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
+  /** Running average of the replies' sizes, counted for each request in flight by the buffer
+   *  budget and the per-client bounds. Until replies come it is an mbuf's size (-m), so a
+   *  client's first pipeline is bounded too. */
+  replyEstimate = bufferPool.size;
+  /** TLS for new clients and new server connections (replaced by a reload: rotation). */
+  tls: PoolTls;
+  /** Where listeners and server connections come from: `base`, with the pool's TLS. */
+  readonly sockets: SocketFactory;
   /** Following the pool's sentinels (pool key `sentinels`), else null. */
   failover: PoolFailover | null = null;
 
@@ -44,12 +63,23 @@ export class Pool {
     readonly codec: Codec,
     readonly stats: PoolStats,
     readonly proxyStats: ProxyStats,
-    /** Where listeners and server connections come from. */
-    readonly sockets: SocketFactory = plainSockets,
+    base: SocketFactory = plainSockets,
   ) {
     this.cfg = cfg;
-    this.router = createRouter(cfg);
-    this.splitPlan = new SplitPlan(cfg.servers.length);
+    this.tls = poolTls(cfg);
+    this.sockets = tlsSockets(base, this);
+    const clustered = cfg.distribution === "redis_cluster";
+    this.router = clustered ? null : createRouter(cfg);
+    this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
+    // Every master of a new map gets its server (and stats) at once, connected with preconnect.
+    this.cluster = clustered
+      ? new ClusterRouting(cfg, (map) => {
+          for (const shard of map.shards) {
+            const server = this.serverAt(shard.master!.host, shard.master!.port);
+            if (this.cfg.preconnect) server.preconnect();
+          }
+        })
+      : null;
     this.install(
       cfg,
       this.router,
@@ -59,13 +89,34 @@ export class Pool {
 
   /** Run on `cfg` with these servers (in cfg.servers order) and this router (built on cfg, every
    *  server live): at start and after a reload. */
-  install(cfg: PoolConfig, router: KeyRouter, servers: Server[]): void {
+  install(cfg: PoolConfig, router: KeyRouter | null, servers: Server[]): void {
     this.cfg = cfg;
     this.servers = servers;
     this.stats.servers = servers.map((s) => s.stats);
     this.router = router;
-    if (this.splitPlan.fragServer.length !== servers.length) this.splitPlan = new SplitPlan(servers.length);
+    // A cluster's fragments are planned by slot (redis refuses keys of two slots in one command).
+    const groups = this.cluster !== null ? SLOT_COUNT : servers.length;
+    if (this.splitPlan.fragServer.length !== groups) this.splitPlan = new SplitPlan(groups);
     this.follow();
+  }
+
+  /** redis_cluster: the server of the node at host:port, added the first time it is named. */
+  serverAt(host: string, port: number): Server {
+    for (const server of this.servers) if (server.addr.port === port && server.addr.host === host) return server;
+    const address = `${host}:${port}`;
+    const cfg: ServerConfig = {
+      addr: { spec: address, host, port, unix: false, perm: null },
+      weight: 1,
+      name: null,
+      effectiveName: address,
+      statsName: address,
+      pname: `${address}:1`,
+    };
+    const server = new Server(this, this.servers.length, cfg, new ServerStats(address));
+    this.servers.push(server);
+    this.stats.servers.push(server.stats);
+    log.notice(`pool '${this.cfg.name}': cluster node ${address} added`);
+    return server;
   }
 
   /** (Re)start following the sentinels of the config, if it has any: anew after a reload
@@ -120,6 +171,21 @@ export class Pool {
     return r;
   }
 
+  /** Clients idle (nothing read, nothing owed) for client_idle_timeout ms are closed; as with
+   *  redis's `timeout`, not those subscribed or blocked (they wait for the servers). */
+  closeIdle(now: number): void {
+    const limit = this.cfg.clientIdleTimeout;
+    if (limit === null) return;
+    for (const c of this.clients) {
+      if (c.closing || c.queued !== 0 || c.pendingOut !== 0 || now - c.lastRead < limit) continue;
+      if (c.own !== null && c.own.waiting) continue;
+      this.stats.counters[P.client_idle_closed]!++;
+      if (log.level >= LOG_INFO) log.info(`client ${peerOf(c.socket)} of pool '${this.cfg.name}' idle for ${limit} ms: closed`);
+      c.closing = true;
+      c.socket.end();
+    }
+  }
+
   // ---- the end ----
 
   /** Requests still waiting for replies, over all clients; a reply ready but not yet written
@@ -132,6 +198,7 @@ export class Pool {
   }
 
   close(): void {
+    this.cluster?.stop();
     this.stopListening();
     this.failover?.stop();
     this.failover = null;

@@ -25,6 +25,9 @@ function tickFor(config: Config): number | null {
   return min === Infinity ? null : Math.min(100, Math.max(5, Math.floor(min / 10)));
 }
 
+/** How often idle clients are looked for (client_idle_timeout is met within this). */
+const IDLE_TICK_MS = 250;
+
 export interface ListenOptions {
   /** SO_REUSEPORT on every TCP listener (workers share the ports). */
   readonly reusePort: boolean;
@@ -39,6 +42,8 @@ export class Proxy {
   generation = 1;
   loadedAt = Date.now();
   private ticker: Timer | null = null;
+  /** Closes idle clients, while a pool has client_idle_timeout. */
+  private idleTicker: Timer | null = null;
 
   constructor(
     public config: Config,
@@ -69,6 +74,7 @@ export class Proxy {
       sentinels: p.cfg.sentinels.length > 0,
       // address and failures: also for the dashboard (stats/dashboard-data.ts)
       servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.addr.spec, failures: s.failures })),
+      ...(p.cluster === null ? {} : { cluster: p.cluster.health() }),
     }));
   }
 
@@ -79,8 +85,14 @@ export class Proxy {
   }
 
   private startTicker(): void {
-    if (this.ticker !== null) clearInterval(this.ticker);
-    this.ticker = null;
+    this.stopTickers();
+    if (this.config.pools.some((p) => p.clientIdleTimeout !== null)) {
+      this.idleTicker = setInterval(() => {
+        const now = performance.now();
+        for (const pool of this.pools) pool.closeIdle(now);
+      }, IDLE_TICK_MS);
+      this.idleTicker.unref();
+    }
     const tick = tickFor(this.config);
     if (tick === null) return;
     this.ticker = setInterval(() => {
@@ -103,7 +115,9 @@ export class Proxy {
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
     const plan = next.pools.map((cfg) => {
       const pool = running.get(cfg.name);
-      const kept = pool !== undefined && pool.cfg.redis === cfg.redis;
+      // A pool that changes protocol, or starts or stops being a redis_cluster, is replaced.
+      const clustered = (c: PoolConfig): boolean => c.distribution === "redis_cluster";
+      const kept = pool !== undefined && pool.cfg.redis === cfg.redis && clustered(pool.cfg) === clustered(cfg);
       return { cfg, pool: kept ? pool : this.createPool(cfg), kept };
     });
     const leaving = this.pools.filter((p) => !plan.some((x) => x.pool === p));
@@ -173,8 +187,14 @@ export class Proxy {
   }
 
   close(): void {
+    this.stopTickers();
+    for (const pool of this.pools) pool.close();
+  }
+
+  private stopTickers(): void {
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
-    for (const pool of this.pools) pool.close();
+    if (this.idleTicker !== null) clearInterval(this.idleTicker);
+    this.idleTicker = null;
   }
 }

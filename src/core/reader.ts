@@ -6,12 +6,24 @@
 // valid for as long as anyone holds it, and replies can be kept as views instead of copies.
 
 import { FATAL } from "../proto/codec.ts";
+import { collectSoon } from "./budget.ts";
 
 /** A peer may announce a huge message; reserve at most this much before its bytes arrive. */
 const MAX_PREALLOCATION = 32 << 20;
 
+/** Carry-over buffers from this size on are collected as soon as they are outgrown. */
+const LARGE_CARRY = 8 << 20;
+
 function preallocation(need: number): number {
   return need < MAX_PREALLOCATION ? need : MAX_PREALLOCATION;
+}
+
+/** A carry-over buffer for `have` bytes of a message of `need` bytes (0: unknown): room to
+ *  double, but never past the message's known size, and that size at once from half of it (a
+ *  300 MB value grows 128 MB -> 300 MB, not through 256 MB: the buffer budget counts buffers). */
+function capacity(have: number, need: number): number {
+  const room = Math.max(have * 2, preallocation(need), 16384);
+  return need > have && room * 2 > need ? need : room;
 }
 
 export abstract class StreamReader {
@@ -26,6 +38,18 @@ export abstract class StreamReader {
    *  message set `this.need` (bytes from the returned position) and return its start. Return
    *  FATAL when the stream is broken (the connection is then closed by the implementation). */
   protected abstract parse(buf: Uint8Array, pos: number, end: number): number;
+
+  /** Bytes waiting in the carry-over buffer. */
+  get buffered(): number {
+    return this.pendEnd - this.pendStart;
+  }
+
+  /** The carry-over buffer's size when it holds an incomplete message (what it was allocated
+   *  for: the message's known size at most), 0 when it holds only whole messages not parsed yet
+   *  (parsing was stopped) or nothing. */
+  get partial(): number {
+    return this.need > 0 && this.pending !== null ? this.pending.length : 0;
+  }
 
   protected feed(chunk: Uint8Array): void {
     let buf: Uint8Array;
@@ -45,7 +69,9 @@ export abstract class StreamReader {
         pos = this.pendStart;
       } else {
         // Never move bytes inside a buffer that views may point into: take a new one.
-        const next = new Uint8Array(Math.max(total * 2, preallocation(this.need), 16384));
+        const next = new Uint8Array(capacity(total, this.need));
+        // The one outgrown is garbage now: a large one is collected at once.
+        if (pending.length >= LARGE_CARRY) collectSoon();
         next.set(pending.subarray(this.pendStart, this.pendEnd));
         next.set(chunk, have);
         buf = next;
@@ -71,7 +97,7 @@ export abstract class StreamReader {
     }
     const left = end - reached;
     if (buf === chunk) {
-      const carry = new Uint8Array(Math.max(left * 2, preallocation(this.need), 16384));
+      const carry = new Uint8Array(capacity(left, this.need));
       carry.set(chunk.subarray(reached, end));
       this.pending = carry;
       this.pendStart = 0;

@@ -11,6 +11,7 @@ import { equalBytes } from "../lib/bytes.ts";
 import type { Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats } from "../stats/store.ts";
+import { poolTls, tlsChanged, type PoolTls } from "../tls/context.ts";
 import { applyLiveness } from "./health.ts";
 import { bind, type Bound } from "./listener.ts";
 import type { Pool } from "./pool.ts";
@@ -19,7 +20,10 @@ import { Server } from "./server.ts";
 /** What a reload of one pool needs, made before anything changes. */
 export interface PreparedReload {
   readonly cfg: PoolConfig;
-  readonly router: KeyRouter;
+  /** Null for a redis_cluster pool (it routes by its slot map). */
+  readonly router: KeyRouter | null;
+  /** TLS contexts from the PEM files as read for this reload (rotation). */
+  readonly tls: PoolTls;
   /** The new listen address, bound, when it changed (null: unchanged, or not served by this
    *  process). */
   readonly bound: Bound | null;
@@ -44,9 +48,10 @@ function serverIdentity(s: ServerConfig): string {
 /** Everything that can fail, for pool to run on cfg; throws (and has bound nothing) when
  *  something cannot be done. `serve`: this process serves cfg's listen address. */
 export function prepare(pool: Pool, cfg: PoolConfig, serve: boolean, reusePort: boolean): PreparedReload {
-  const router = createRouter(cfg);
+  const router = pool.cluster !== null ? null : createRouter(cfg);
+  const tls = poolTls(cfg);
   const moved = pool.cfg.listen.spec !== cfg.listen.spec;
-  return { cfg, router, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
+  return { cfg, router, tls, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
 }
 
 /** Give up a prepared reload (another pool's could not be prepared). */
@@ -61,8 +66,11 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   // First: servers read their connection count from it.
   pool.cfg = cfg;
   const changes: string[] = [];
-  const kept = new Map(pool.servers.map((s) => [serverIdentity(s.cfg), s]));
-  const servers = cfg.servers.map((sc, i) => {
+  // A cluster's servers are its nodes, from its slot map (the servers: list only seeds it).
+  const cluster = pool.cluster;
+  cluster?.reconfigure(cfg);
+  const kept = new Map(cluster !== null ? [] : pool.servers.map((s) => [serverIdentity(s.cfg), s]));
+  const servers = cluster !== null ? pool.servers : cfg.servers.map((sc, i) => {
     const id = serverIdentity(sc);
     const s = kept.get(id);
     if (s === undefined) {
@@ -78,18 +86,28 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
     changes.push(`-server ${s.cfg.pname}`);
     s.retire();
   }
+  const serverTls = tlsChanged(old.serverTls, cfg.serverTls);
   for (const s of servers) {
-    // Connections opened with a preamble (AUTH, SELECT) for the old settings: later requests go
-    // to new connections, the old ones close once they have answered theirs.
-    for (const g of s.groups) if (g !== undefined && preambleChanged(pool.codec, old, cfg, g.id)) g.retire();
+    // Connections opened with a preamble (AUTH, SELECT) or TLS settings for the old config:
+    // later requests go to new connections, the old ones close once they have answered theirs.
+    for (const g of s.groups) {
+      if (g !== undefined && (serverTls || preambleChanged(pool.codec, old, cfg, g.id))) g.retire();
+    }
   }
+  // New clients and connections get the certificates as read now; open ones keep theirs.
+  pool.tls = prepared.tls;
   for (const c of pool.clients) pool.codec.reconfigure(c.session, cfg);
   pool.install(cfg, prepared.router, servers);
   applyLiveness(pool);
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
     // Named as in the config file: redisAuth -> redis_auth.
-    const same = key === "sentinels" ? sameAddresses(old.sentinels, cfg.sentinels) : old[key] === cfg[key];
-    if (key !== "servers" && key !== "listen" && !same) {
+    const changed =
+      key === "tls" || key === "serverTls"
+        ? tlsChanged(old[key], cfg[key])
+        : key === "sentinels"
+          ? !sameAddresses(old.sentinels, cfg.sentinels)
+          : old[key] !== cfg[key];
+    if (key !== "servers" && key !== "listen" && changed) {
       changes.push(key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
     }
   }

@@ -9,6 +9,7 @@ import { LOG_INFO, log } from "../log.ts";
 import { ByteWriter } from "../lib/bytes.ts";
 import type { Rsp, Upstream, UpstreamSink } from "../proto/codec.ts";
 import { S } from "../stats/table.ts";
+import { redirected } from "./cluster-dispatch.ts";
 import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./dedicated.ts";
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
@@ -209,6 +210,8 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     else serverAnswered(server);
     if (rsp.demoted) serverDemoted(pool, server);
     if (rsp.open) head.flags |= MSG_OPEN;
+    // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
+    if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
     deliver(pool, head, buf, rsp.start, end, now);
     if (rsp.isError) {
       // The server stopped at the error: requests that went up on the same line get it too
@@ -250,6 +253,8 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     const counters = this.server.stats.counters;
     counters[S.responses]!++;
     counters[S.response_bytes]! += replyBytes;
+    const pool = this.server.pool;
+    pool.replyEstimate += (replyBytes - pool.replyEstimate) / 16;
     if (this.queued-- > this.unsent) {
       counters[S.out_queue]!--;
       counters[S.out_queue_bytes]! -= msg.bytes;

@@ -57,6 +57,8 @@ export interface CommandSpec {
   readonly join?: number;
   /** The command changes nothing on the server, so a replica may answer it (redis read_from). */
   readonly readOnly?: boolean;
+  /** Carried out by Codec.planner (beyond one server); a pool that asks no planner refuses it. */
+  readonly planned?: boolean;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {

@@ -24,6 +24,7 @@ interface HashkitExports {
   hash(id: number, len: number): number;
   routingPartOffset(len: number): number;
   routingPartLength(): number;
+  keySlot(len: number): number;
 }
 
 let compiled: WebAssembly.Module | null = null;

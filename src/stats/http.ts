@@ -23,6 +23,23 @@ export interface ServerHealth {
   readonly failures: number;
 }
 
+/** A redis_cluster pool's slot map. */
+export interface ClusterHealth {
+  /** A map was loaded (requests are routed). */
+  readonly loaded: boolean;
+  /** The cluster's current epoch when the map was read (-1: unknown). */
+  readonly epoch: number;
+  /** Slots no master serves in the map. */
+  readonly uncoveredSlots: number;
+  /** Loads of the map that succeeded and that failed. */
+  readonly mapLoads: number;
+  readonly mapLoadFailures: number;
+  /** Redirections followed: MOVED, ASK, and TRYAGAIN/CLUSTERDOWN retries. */
+  readonly moved: number;
+  readonly asked: number;
+  readonly retried: number;
+}
+
 export interface PoolHealth {
   readonly name: string;
   /** false before the listener is bound, or once it stopped (drain). */
@@ -30,6 +47,8 @@ export interface PoolHealth {
   /** The pool follows sentinels (/healthz lists where its servers are). */
   readonly sentinels: boolean;
   readonly servers: readonly ServerHealth[];
+  /** distribution redis_cluster only. */
+  readonly cluster?: ClusterHealth;
 }
 
 /** Implemented by the core (Proxy): the pools as they are now. */
@@ -74,12 +93,14 @@ function healthz(source: HealthSource, config: ConfigInfo): Response {
     listening: p.listening,
     live: p.servers.filter((s) => !s.ejected).map((s) => s.name),
     ejected: p.servers.filter((s) => s.ejected).map((s) => s.name),
+    ...(p.cluster === undefined ? {} : { cluster: p.cluster }),
     // Pools that follow sentinels: where each server is now.
     ...(p.sentinels
       ? { addresses: Object.fromEntries(p.servers.map((s) => [s.name, s.address])) }
       : {}),
   }));
-  const ok = pools.every((p) => p.listening);
+  // A cluster pool without a map, or with slots no master serves, cannot serve every key.
+  const ok = pools.every((p) => p.listening && (p.cluster === undefined || (p.cluster.loaded && p.cluster.uncoveredSlots === 0)));
   return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", config, pools });
 }
 

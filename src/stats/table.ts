@@ -30,6 +30,10 @@ export const POOL_STATS = [
   s("client_refused", "counter", "# client connections refused over client_connections", false),
   s("requests_local", "counter", "# requests answered by the proxy itself", false),
   s("request_errors", "counter", "# requests rejected with an error reply by the proxy", false),
+  s("client_tls_failed", "counter", "# client connections refused in the TLS handshake", false),
+  s("requests_refused", "counter", "# requests refused over client_max_request or the buffer budget (client closed)", false),
+  s("client_budget_paused", "counter", "# times a client stopped being read for the buffer budget", false),
+  s("client_idle_closed", "counter", "# client connections closed after client_idle_timeout", false),
 ] as const satisfies readonly StatSpec[];
 
 /** Per server, in nutcracker's order. */
@@ -47,6 +51,7 @@ export const SERVER_STATS = [
   s("in_queue_bytes", "gauge", "current request bytes in incoming queue"),
   s("out_queue", "gauge", "# requests in outgoing queue"),
   s("out_queue_bytes", "gauge", "current request bytes in outgoing queue"),
+  s("server_tls_failed", "counter", "# server connections that failed the TLS handshake", false),
   s("dedicated_connections", "gauge", "# connections of one client alone (subscriptions, transactions, blocking commands)", false),
   s("failovers", "counter", "# times sentinels moved the server to another master", false),
 ] as const satisfies readonly StatSpec[];

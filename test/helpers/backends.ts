@@ -24,6 +24,18 @@ export interface Backend {
   restart(): Promise<void>;
 }
 
+/** TLS for a backend: its port speaks only TLS. */
+export interface BackendTls {
+  /** The server's certificate and key (PEM files). */
+  readonly cert: string;
+  readonly key: string;
+  /** With `requireClientCert`: the CA clients' certificates must chain to. */
+  readonly ca?: string;
+  /** Refuse clients without a certificate `ca` signed (redis --tls-auth-clients yes,
+   *  memcached ssl_verify_mode=2). */
+  readonly requireClientCert?: boolean;
+}
+
 export interface RedisOptions {
   host?: string;
   /** A fixed port; default a free one. */
@@ -32,6 +44,8 @@ export interface RedisOptions {
   unixSocket?: boolean;
   /** Sets `requirepass`. */
   password?: string;
+  /** TLS on the port (`--tls-port`; no plaintext port). */
+  tls?: BackendTls;
   /** More `--name value` arguments for redis-server. */
   args?: string[];
 }
@@ -43,6 +57,8 @@ export interface MemcachedOptions {
   memoryMb?: number;
   /** Largest item (`-I`), e.g. "2m"; default memcached's 1m. */
   maxItemSize?: string;
+  /** TLS on the port (`-Z`). */
+  tls?: BackendTls;
   args?: string[];
 }
 
@@ -52,9 +68,11 @@ const isRoot = process.getuid?.() === 0;
 export function startRedis(opts: RedisOptions = {}): Promise<Backend> {
   const host = opts.host ?? "127.0.0.1";
   return startBackend("redis", host, opts.port, (port, dir) => {
+    const tls = opts.tls;
+    const ports = tls === undefined ? ["--port", String(port)] : ["--port", "0", "--tls-port", String(port)];
     const argv = [
       "redis-server",
-      "--port", String(port),
+      ...ports,
       "--bind", host,
       "--save", "",
       "--appendonly", "no",
@@ -65,6 +83,11 @@ export function startRedis(opts: RedisOptions = {}): Promise<Backend> {
     ];
     if (opts.unixSocket) argv.push("--unixsocket", dir.file("redis.sock"), "--unixsocketperm", "700");
     if (opts.password !== undefined) argv.push("--requirepass", opts.password);
+    if (tls !== undefined) {
+      argv.push("--tls-cert-file", tls.cert, "--tls-key-file", tls.key);
+      // redis needs a CA file even when it asks clients for nothing.
+      argv.push("--tls-ca-cert-file", tls.ca ?? tls.cert, "--tls-auth-clients", tls.requireClientCert ? "yes" : "no");
+    }
     argv.push(...(opts.args ?? []));
     return { argv, unixPath: opts.unixSocket ? dir.file("redis.sock") : null };
   });
@@ -77,6 +100,13 @@ export function startMemcached(opts: MemcachedOptions = {}): Promise<Backend> {
     argv.push("-m", String(opts.memoryMb ?? 64));
     if (opts.maxItemSize !== undefined) argv.push("-I", opts.maxItemSize);
     if (isRoot) argv.push("-u", "root");
+    const tls = opts.tls;
+    if (tls !== undefined) {
+      const settings = [`ssl_chain_cert=${tls.cert}`, `ssl_key=${tls.key}`];
+      if (tls.ca !== undefined) settings.push(`ssl_ca_cert=${tls.ca}`);
+      if (tls.requireClientCert) settings.push("ssl_verify_mode=2");
+      argv.push("-Z", "-o", settings.join(","));
+    }
     argv.push(...(opts.args ?? []));
     return { argv, unixPath: null };
   });

@@ -2,7 +2,7 @@
 // time), read N complete replies using a protocol framer, or read until the peer closes. Every
 // wait has a timeout that throws (so a broken proxy fails the test instead of hanging it).
 
-import type { Socket, SocketHandler } from "bun";
+import type { Socket, SocketHandler, TLSOptions } from "bun";
 import type { Bytes } from "./resp.ts";
 
 /** End offset of the complete reply that starts at `start` in buf[start, end), or -1. */
@@ -71,6 +71,51 @@ export class RawClient {
     client.socket = socket;
     if (!("path" in endpoint)) socket.setNoDelay(true);
     return client;
+  }
+
+  /** Opens a TLS connection to a TCP endpoint and resolves once the handshake succeeded. Rejects
+   *  with the reason when it fails on our side (the peer's certificate did not verify), when the
+   *  peer ends the connection during the handshake, or after `timeoutMs`. */
+  static async connectTls(
+    endpoint: { host: string; port: number },
+    tls: TLSOptions,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+  ): Promise<RawClient> {
+    const client = new RawClient(endpoint);
+    const handshake = Promise.withResolvers<Socket<undefined>>();
+    const refused = (why: string) => handshake.reject(new Error(`TLS handshake with ${describeEndpoint(endpoint)}: ${why}`));
+    Bun.connect({
+      hostname: endpoint.host,
+      port: endpoint.port,
+      tls,
+      socket: {
+        handshake(socket, ok, error) {
+          if (ok) handshake.resolve(socket);
+          else refused(error?.message ?? "refused");
+        },
+        data: (_socket, chunk) => client.received(chunk),
+        drain: () => client.writePending(),
+        close: (_socket, error) => {
+          refused(error?.message ?? "closed by the peer");
+          client.closedByPeer();
+        },
+        end: () => client.closedByPeer(),
+        error: (_socket, error) => {
+          refused(error.message);
+          client.closedByPeer();
+        },
+        connectError: (_socket, error) => refused(error.message),
+      },
+    }).catch((error: Error) => refused(error.message));
+    const socket = await withTimeout(handshake.promise, timeoutMs, `TLS connect to ${describeEndpoint(endpoint)}`);
+    client.socket = socket;
+    socket.setNoDelay(true);
+    return client;
+  }
+
+  /** The certificate the peer presented (TLS connections), e.g. its `serialNumber`. */
+  peerCertificate(): ReturnType<Socket<undefined>["getPeerCertificate"]> | null {
+    return this.socket?.getPeerCertificate() ?? null;
   }
 
   /** Our side's TCP port (which proxy process accepted us: procfs.ts connectionOwner). */

@@ -42,7 +42,9 @@ export type Workload = (endpoint: Endpoint, prefix: string, keys: readonly strin
 function ioLike(Client: typeof IORedis | typeof IOValkey): Workload {
   return async (endpoint, prefix, keys, opts = {}) => {
     if ("path" in endpoint) throw new Error("TCP only");
-    const client = new Client({
+    // iovalkey is ioredis's fork with the same API; its types are a copy that TypeScript cannot
+    // unite with ioredis's in one constructor type.
+    const client = new (Client as typeof IORedis)({
       host: endpoint.host,
       port: endpoint.port,
       password: opts.password,
@@ -92,7 +94,7 @@ export const nodeRedis: Workload = async (endpoint, prefix, keys, opts = {}) => 
     socket: { host: endpoint.host, port: endpoint.port, reconnectStrategy: false },
     password: opts.password,
     name: opts.name,
-    scripts: { getKey: defineScript({ NUMBER_OF_KEYS: 1, SCRIPT: LUA_GET, parseCommand: (parser, key: string) => parser.pushKey(key) }) },
+    scripts: { getKey: defineScript({ NUMBER_OF_KEYS: 1, SCRIPT: LUA_GET, parseCommand: (parser, key: string) => parser.pushKey(key), transformReply: (reply: unknown) => reply }) },
   });
   client.on("error", () => {});
   const out: Outcome = {};

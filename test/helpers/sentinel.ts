@@ -5,7 +5,7 @@
 // succeed at once); `stop()` stops every process it started.
 
 import { writeFileSync } from "node:fs";
-import { startRedis, type Backend } from "./backends.ts";
+import { startRedis, type Backend, type BackendTls } from "./backends.ts";
 import { exchange } from "./client.ts";
 import { redisCall } from "./direct.ts";
 import { freePort, waitForPort } from "./ports.ts";
@@ -277,4 +277,51 @@ export async function startSentinels(options: SentinelOptions = {}): Promise<Sen
 export async function forceFailover(sentinel: SentinelProcess, name: string, password?: string): Promise<void> {
   const reply = await sentinelCall(sentinel, password, "SENTINEL", "FAILOVER", name);
   if (text(reply) !== "OK") throw new Error(`SENTINEL FAILOVER ${name}: ${text(reply)}`);
+}
+
+/** One redis-sentinel whose port speaks only TLS (`tls-port`, `port 0`), monitoring `masters`
+ *  (TLS redis-servers; `tls-replication yes`: it reaches them over TLS, with its own certificate
+ *  as client certificate) with quorum 1. `tls.requireClientCert`: clients must show a
+ *  certificate `tls.ca` signed. For the TLS suites; `stop()` stops it and removes its dir. */
+export async function startTlsSentinel(
+  masters: readonly { name: string; backend: Backend }[],
+  tls: BackendTls & { ca: string },
+): Promise<{ readonly address: string; stop(): Promise<void> }> {
+  const dir = makeTempDir("bct-tls-sentinel-");
+  for (let attempt = 1; ; attempt++) {
+    const port = freePort();
+    const configFile = dir.file("sentinel.conf");
+    const lines = [
+      `port 0`,
+      `tls-port ${port}`,
+      `tls-cert-file ${tls.cert}`,
+      `tls-key-file ${tls.key}`,
+      `tls-ca-cert-file ${tls.ca}`,
+      `tls-auth-clients ${tls.requireClientCert ? "yes" : "no"}`,
+      `tls-replication yes`,
+      `bind 127.0.0.1`,
+      `daemonize no`,
+      `protected-mode no`,
+      `dir ${dir.path}`,
+      `logfile ""`,
+      ...masters.flatMap(({ name, backend }) => [
+        `sentinel monitor ${name} ${backend.host} ${backend.port} 1`,
+        `sentinel down-after-milliseconds ${name} 1000`,
+      ]),
+    ];
+    writeFileSync(configFile, lines.join("\n") + "\n");
+    const started = await launchSentinel(configFile, port).catch((error: Error) => error);
+    if (started instanceof Error) {
+      if (attempt < 5) continue;
+      dir.remove();
+      throw started;
+    }
+    return {
+      address: `127.0.0.1:${port}`,
+      async stop() {
+        await started.stop();
+        dir.remove();
+      },
+    };
+  }
 }

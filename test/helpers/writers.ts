@@ -190,7 +190,7 @@ export class SentinelClientWriters {
     name: string,
     readonly prefix: string,
     clients = 4,
-    private readonly window = 16,
+    window = 16,
   ) {
     for (let id = 0; id < clients; id++) {
       const redis = new Redis({ sentinels: [...sentinels], name, failoverDetector: true, lazyConnect: false });

@@ -92,6 +92,9 @@ const GOOD_ARGS: Good[] = [
   { argv: ["--metrics-port=0"], expect: { metricsPort: 0 }, ours: true },
   { argv: ["--drain-timeout=0"], expect: { drainTimeout: 0 }, ours: true },
   { argv: ["--drain", "250"], expect: { drainTimeout: 250 }, ours: true },
+  { argv: ["--buffer-budget=256mb"], expect: { bufferBudget: 256 * 1024 * 1024 }, ours: true },
+  { argv: ["--buffer-budget", "2GB"], expect: { bufferBudget: 2 * 1024 ** 3 }, ours: true },
+  { argv: ["--buffer-budget=1048576"], expect: { bufferBudget: 1048576 }, ours: true },
 ];
 
 interface Bad {
@@ -136,6 +139,9 @@ const BAD_ARGS: Bad[] = [
   { argv: ["--workers"], error: "option --workers requires a number or auto", text: "ours" },
   { argv: ["--metrics-port=70000"], error: "option --metrics-port value 70000 is not a valid port", text: "ours" },
   { argv: ["--drain-timeout=-1"], error: "option --drain-timeout requires a number", text: "ours" },
+  { argv: ["--buffer-budget=lots"], error: `option --buffer-budget value "lots" is not a size (digits, optionally followed by kb, mb or gb)`, text: "ours" },
+  { argv: ["--buffer-budget=10kb"], error: "option --buffer-budget must be at least 1mb", text: "ours" },
+  { argv: ["--buffer-budget"], error: "option --buffer-budget requires a size", text: "ours" },
   { argv: ["-a", ""], error: "option -a requires a string", text: "ours", differs: "0.5.0 takes an empty stats address" },
   { argv: ["foo"], error: "unexpected argument 'foo'", text: "ours", differs: "0.5.0 ignores non-flag arguments" },
   { argv: ["--", "foo"], error: "unexpected argument 'foo'", text: "ours", differs: "0.5.0 ignores non-flag arguments" },
@@ -231,7 +237,7 @@ describe("texts", () => {
   test("usage names buncracker and every flag", () => {
     const text = usage();
     expect(text).toStartWith("Usage: buncracker ");
-    for (const long of ["help", "version", "test-conf", "daemonize", "describe-stats", "verbose=N", "output=S", "conf-file=S", "stats-port=N", "stats-addr=S", "stats-interval=N", "pid-file=S", "mbuf-size=N", "workers=N|auto", "metrics-port=N", "drain-timeout=MS"]) {
+    for (const long of ["help", "version", "test-conf", "daemonize", "describe-stats", "verbose=N", "output=S", "conf-file=S", "stats-port=N", "stats-addr=S", "stats-interval=N", "pid-file=S", "mbuf-size=N", "workers=N|auto", "metrics-port=N", "drain-timeout=MS", "buffer-budget=BYTES"]) {
       expect(text).toContain(`--${long} `);
     }
   });

@@ -50,6 +50,21 @@ const SERVER_NAME_POOL = yaml(
   ...[1, 2, 3, 4, 5, 6].map((i) => `   - 127.0.0.1:6379:1 r${i}`),
 );
 
+/** The issue's example: a redis_cluster pool with two seed nodes. */
+const REDIS_CLUSTER_POOL = yaml(
+  "big:",
+  "  listen: 127.0.0.1:22121",
+  "  redis: true",
+  "  distribution: redis_cluster",
+  "  read_from: master",
+  "  servers:",
+  "   - 127.0.0.1:7000:1",
+  "   - 127.0.0.1:7001:1",
+);
+/** Pool "p": redis_cluster on one seed, plus `settings`. */
+const withClusterSettings = (...settings: string[]): string =>
+  withSettings("  redis: true", "  distribution: redis_cluster", ...settings);
+
 const CASES: Case[] = [
   // valid
   { name: "minimal", yaml: withSettings(), error: null },
@@ -284,6 +299,56 @@ const CASES: Case[] = [
     error: `hash "server_name" needs distribution server_name`,
   },
 
+  // redis_cluster (ours)
+  { name: "redis_cluster example", yaml: REDIS_CLUSTER_POOL, error: null, differs: "redis_cluster is ours" },
+  {
+    name: "redis_cluster with read_from master and the cluster's own hash tag",
+    yaml: withClusterSettings("  read_from: master", '  hash_tag: "{}"'),
+    error: null,
+    differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster with read_from replica (not served yet)",
+    yaml: withClusterSettings("  read_from: replica"),
+    error: `read_from "replica" is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`,
+  },
+  {
+    name: "redis_cluster with a database",
+    yaml: withClusterSettings("  redis_db: 2"),
+    error: `redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`,
+  },
+  {
+    name: "redis_cluster with a hash",
+    yaml: withClusterSettings("  hash: md5"),
+    error: null,
+    differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster without redis",
+    yaml: withSettings("  distribution: redis_cluster"),
+    error: `pool "p": distribution redis_cluster is only valid for a redis pool (add "redis: true")`,
+  },
+  {
+    name: "redis_cluster with another hash tag",
+    yaml: withClusterSettings('  hash_tag: "[]"'),
+    error: `hash_tag "[]" cannot apply with distribution redis_cluster, whose hash tag is "{}"`,
+  },
+  {
+    name: "redis_cluster with a unix socket seed",
+    yaml: yaml("p:", LISTEN, "  redis: true", "  distribution: redis_cluster", "  servers:", "   - /tmp/r.sock:1"),
+    error: `test.yml:6: pool "p": server "/tmp/r.sock:1" is a unix socket`,
+  },
+  {
+    name: "redis_cluster with server_tls (not served yet)",
+    yaml: withClusterSettings("  server_tls:", "    verify: false"),
+    error: `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`,
+  },
+  {
+    name: "redis_cluster with sentinels",
+    yaml: withClusterSettings("  sentinels:", "   - 127.0.0.1:26379"),
+    error: `directive "sentinels" cannot apply with distribution redis_cluster`,
+  },
+  { name: "read_from unknown", yaml: withClusterSettings("  read_from: slave"), error: `"slave" is not a valid read_from; use one of master, replica, prefer-replica` },
   // sentinels (ours: twemproxy 0.5.0 knows none of these keys)
   ...[
     { name: "sentinels", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1:26379", '   - "[::1]:26380"', "   - localhost:26381"], error: null },
@@ -296,7 +361,8 @@ const CASES: Case[] = [
     { name: "sentinel unix socket", settings: ["  redis: true", "  sentinels:", "   - /tmp/s.sock:1"], error: `is not "host:port"` },
     { name: "sentinel twice", settings: ["  redis: true", "  sentinels:", "   - 127.0.0.1:26379", "   - 127.0.0.1:26379"], error: `sentinel "127.0.0.1:26379" is listed twice` },
     { name: "read_from unknown", settings: ["  redis: true", "  read_from: slave", "  sentinels:", "   - 127.0.0.1:26379"], error: `"slave" is not a valid read_from; use one of master, replica, prefer-replica` },
-    { name: "read_from without sentinels", settings: ["  redis: true", "  read_from: replica"], error: `directive "read_from" needs "sentinels:"` },
+    { name: "read_from without sentinels", settings: ["  redis: true", "  read_from: replica"], error: `directive "read_from" other than master needs "sentinels:"` },
+    { name: "read_from master without sentinels", settings: ["  redis: true", "  read_from: master"], error: null },
     { name: "sentinel_auth without sentinels", settings: ["  redis: true", "  sentinel_auth: pw"], error: `directive "sentinel_auth" needs "sentinels:"` },
   ].map((c) => ({
     name: c.name,
@@ -379,6 +445,11 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: false,
       reuseport: false,
       coalesceGets: true,
+      // ours, off unless configured
+      tls: null,
+      serverTls: null,
+      clientMaxRequest: 0,
+      clientIdleTimeout: null,
       redisAllowKeys: false,
       redisAllowFlush: false,
       redisMaxSubscribers: 0,
@@ -425,6 +496,11 @@ describe("defaults are twemproxy 0.5.0's", () => {
       tcpkeepalive: true,
       reuseport: false,
       coalesceGets: true,
+      // ours, off unless configured
+      tls: null,
+      serverTls: null,
+      clientMaxRequest: 0,
+      clientIdleTimeout: null,
     });
   });
 });
@@ -573,6 +649,24 @@ describe("server_name", () => {
     expect(pool.hash).toBe("fnv1a_64");
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(`t.yml:3: pool "p": hash "md5" is ignored`);
+  });
+});
+
+describe("redis_cluster", () => {
+  test("the issue's example: seeds as servers, read_from master", () => {
+    const warnings: string[] = [];
+    const pool = parseConfig(REDIS_CLUSTER_POOL, "t.yml", (w) => warnings.push(w)).pools[0]!;
+    expect(pool.distribution).toBe("redis_cluster");
+    expect(pool.readFrom).toBe("master");
+    expect(pool.servers.map((s) => s.addr.spec)).toEqual(["127.0.0.1:7000", "127.0.0.1:7001"]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("a hash is ignored with a warning naming the file, pool and hash", () => {
+    const warnings: string[] = [];
+    const text = CASES.find((c) => c.name === "redis_cluster with a hash")!.yaml;
+    expect(parseConfig(text, "t.yml", (w) => warnings.push(w)).pools[0]!.distribution).toBe("redis_cluster");
+    expect(warnings).toEqual([`t.yml:5: pool "p": hash "md5" is ignored with distribution redis_cluster (keys go by the cluster's slots, CRC16)`]);
   });
 });
 

@@ -25,7 +25,7 @@ function keyOn(p: Pool, index: number, not: string[] = []): string {
   for (let i = 0; ; i++) {
     const key = `k${i}`;
     const bytes = new TextEncoder().encode(key);
-    if (p.router.route(bytes, 0, bytes.length) === index && !not.includes(key)) return key;
+    if (p.router!.route(bytes, 0, bytes.length) === index && !not.includes(key)) return key;
   }
 }
 

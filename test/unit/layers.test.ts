@@ -1,9 +1,9 @@
 // The layers of src/ import only downward: entry (main, cluster, cli, ops) -> core ->
-// protocols / router / stats / sentinel client -> config, log -> byte utilities and constants
-// (lib). Read from the import statements of every file under src/, so a new file or import is
-// checked as it lands. Also: the core sees protocols only through the protocol interface
-// (proto/codec.ts), but for the one place that picks a pool's codec; protocols, router, stats and
-// the sentinel client do not import each other.
+// protocols / router / stats / TLS / sentinel client -> config, log -> byte utilities and
+// constants (lib). Read from the import statements of every file under src/, so a new file or
+// import is checked as it lands. Also: the core sees protocols only through the protocol
+// interface (proto/codec.ts), but for the one place that picks a pool's codec; protocols,
+// router, stats, TLS and the sentinel client do not import each other.
 
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
@@ -23,7 +23,10 @@ function placeOf(file: string): { layer: number; unit: string } {
     if (file === "proto/codec.ts") return { layer: 3, unit: "proto/codec" };
     return { layer: 4, unit: file.split("/").slice(0, 2).join("/") };
   }
-  if (top === "route" || top === "stats" || top === "sentinel") return { layer: 4, unit: top };
+  if (top === "route" || top === "stats" || top === "tls" || top === "sentinel") return { layer: 4, unit: top };
+  // Redis Cluster routing: over the redis protocol's topology replies and the router's key
+  // slots, below the core, which asks it where a redis_cluster pool's requests go.
+  if (top === "redis-cluster") return { layer: 4.5, unit: top };
   if (top === "core") return { layer: 5, unit: "core" };
   // The entry: flags and process chores, the --workers supervisor over them, main over all.
   if (top === "cli" || top === "ops") return { layer: 6, unit: top };

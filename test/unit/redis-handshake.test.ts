@@ -197,6 +197,10 @@ describe("the proxy's own answers", () => {
         [{ t: "bulk", v: "modules" }, { t: "array", v: [] }],
       ],
     });
+    // A redis_cluster pool's mode is cluster.
+    const clusterCtx = { ...ctx, pool: { ...ctx.pool, distribution: "redis_cluster" } as PoolConfig };
+    const clusterHello = decode3(Buffer.from(ask(session, clusterCtx, ["HELLO"])!, "latin1")) as { v: [unknown, unknown][] };
+    expect(clusterHello.v[4]).toEqual([{ t: "bulk", v: "mode" }, { t: "bulk", v: "cluster" }]);
     expect(ask(session, ctx, ["CLIENT", "GETNAME"])).toBe("$3\r\nsvc\r\n");
     ask(session, ctx, ["CLIENT", "SETNAME", ""]);
     expect(ask(session, ctx, ["CLIENT", "GETNAME"])).toBe("_\r\n"); // RESP3's null

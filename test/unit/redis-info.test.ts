@@ -18,7 +18,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s?.stop()));
 });
 
-const facts: InfoFacts = { version: "0.1.0", processId: 1234, port: 22121, uptimeSeconds: 90_000, redisDb: 0 };
+const facts: InfoFacts = { version: "0.1.0", processId: 1234, port: 22121, uptimeSeconds: 90_000, redisDb: 0, cluster: false };
 
 /** Each server's INFO text, read the way the proxy reads it (infoBody of the raw reply). */
 async function infos(resp3 = false, section?: string): Promise<string[]> {
@@ -82,6 +82,12 @@ describe("INFO from the servers' INFO", () => {
     expect(headers(["SERVER"])).toEqual(["Server"]);
     expect(headers(["keyspace", "clients"])).toEqual(["Clients", "Keyspace"]);
     expect(buildInfo(["nosuchsection"], texts, facts)).toBe("");
+    // A redis_cluster pool's INFO says so (redis-py's RedisCluster checks cluster_enabled).
+    const cluster = { ...facts, cluster: true };
+    expect([...buildInfo([], texts, cluster).matchAll(/^# (\w+)/gm)].map((m) => m[1])).toEqual([...headers([]), "Cluster"]);
+    expect(fieldOf(buildInfo(["cluster"], texts, cluster), "cluster", "cluster_enabled")).toBe("1");
+    expect(fieldOf(buildInfo(["server"], texts, cluster), "server", "redis_mode")).toBe("cluster");
+    expect(buildInfo(["cluster"], texts, facts)).toBe("");
     // A server that did not answer is left out of the sums.
     expect(fieldOf(buildInfo(["server"], [null, texts[0]!], facts), "server", "redis_version")).toBe(fieldOf(texts[0]!, "server", "redis_version"));
   });

@@ -167,6 +167,26 @@ describe("metrics HTTP server", () => {
     });
   });
 
+  test("GET /healthz: a redis_cluster pool shows its map; 503 without one or with uncovered slots", async () => {
+    const map = { loaded: true, epoch: 7, uncoveredSlots: 0, mapLoads: 3, mapLoadFailures: 1, moved: 2, asked: 1, retried: 0 };
+    pools.push({ name: "big", listening: true, sentinels: false, servers: [{ name: "127.0.0.1:7000", ejected: false, address: "127.0.0.1:7000", failures: 0 }], cluster: map });
+    try {
+      await withServer({}, async (base) => {
+        let res = await fetch(`${base}/healthz`);
+        expect(res.status).toBe(200);
+        expect((await res.json()).pools[2]).toEqual({ name: "big", listening: true, live: ["127.0.0.1:7000"], ejected: [], cluster: map });
+        pools[2] = { ...pools[2]!, cluster: { ...map, uncoveredSlots: 100 } };
+        res = await fetch(`${base}/healthz`);
+        expect(res.status).toBe(503);
+        expect((await res.json()).pools[2].cluster.uncoveredSlots).toBe(100);
+        pools[2] = { ...pools[2]!, cluster: { ...map, loaded: false, uncoveredSlots: 16384 } };
+        expect((await fetch(`${base}/healthz`)).status).toBe(503);
+      });
+    } finally {
+      pools.pop();
+    }
+  });
+
   test("POST /reload runs the callback and reports its outcome; 501 without one", async () => {
     await withServer({}, async (base) => {
       expect((await fetch(`${base}/reload`, { method: "POST" })).status).toBe(501);

@@ -6,7 +6,8 @@
 // when numkeysAt > 0, the `numkeys` keys that follow the argument numkeysAt.
 //
 // The commands are twemproxy 0.5.0's plus the newer redis 7 ones. Route Local is answered by the
-// proxy (local.ts), Route All goes to every server. Route Key sends the request to
+// proxy (local.ts; CLUSTER by redis_cluster pools only, see src/redis-cluster/routing.ts,
+// others refuse it), Route All goes to every server. Route Key sends the request to
 // the server of its first key (for multi-key commands, such as SMOVE or ZUNIONSTORE, all keys
 // must share a hash tag, as in twemproxy). A null route is a command the proxy knows but does
 // not serve (it replies "-ERR unsupported command"); a name missing here is unknown. Two facts
@@ -81,7 +82,7 @@ const TABLE: readonly Row[] = [
   ["bzpopmax",              -3, No,    1, -2, 1],
   ["bzpopmin",              -3, No,    1, -2, 1],
   ["client",                -2, Local, 0,  0, 0],
-  ["cluster",               -2, No,    0,  0, 0],
+  ["cluster",               -2, Local, 0,  0, 0],
   ["command",               -1, Any,   0,  0, 0],
   ["config",                -2, No,    0,  0, 0],
   ["copy",                  -3, Key,   1,  2, 1],
@@ -446,7 +447,7 @@ export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, tableR
   const readOnly = READ_ONLY.has(name);
   return route === null
     ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly }
-    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly, role, flags, arityError: arityError(name) };
+    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly, role, planned: role !== null && role.kind !== "one-server", flags, arityError: arityError(name) };
 });
 
 /** Redis's reply to a wrong argument count; EXEC's also aborts the transaction, so it says so. */

@@ -182,7 +182,8 @@ function hello(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalConte
     writeBulkText(w, "id");
     writeInteger(w, session.id);
     writeBulkText(w, "mode");
-    writeBulkText(w, "standalone");
+    // A redis_cluster pool is a cluster node to its clients (as its INFO's redis_mode).
+    writeBulkText(w, ctx.pool.distribution === "redis_cluster" ? "cluster" : "standalone");
     writeBulkText(w, "role");
     writeBulkText(w, "master");
     writeBulkText(w, "modules");

@@ -69,7 +69,7 @@ function mergeInfo(split: Parameters<Codec["merge"]>[0], out: Parameters<Codec["
   const pool = session.pool;
   const version = lowestVersion(texts.map((t) => (t === null ? null : infoField(t, "server", "redis_version"))));
   if (version !== null) factsOf(pool.name).noteVersion(version);
-  const facts = { version: VERSION, processId: process.pid, port: pool.listen.port, uptimeSeconds: Math.floor(process.uptime()), redisDb: pool.redisDb };
+  const facts = { version: VERSION, processId: process.pid, port: pool.listen.port, uptimeSeconds: Math.floor(process.uptime()), redisDb: pool.redisDb, cluster: pool.distribution === "redis_cluster" };
   writeVerbatim(out, session.proto, buildInfo(sections, texts, facts));
   return null;
 }

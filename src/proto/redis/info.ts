@@ -10,6 +10,8 @@
 //   # Stats        the servers' numeric fields, summed
 //   # Replication  role:master (clients see one standalone server)
 //   # Keyspace     db0: the servers' lines for redis_db, summed (avg_ttl weighted by expires)
+//   # Cluster      cluster_enabled:1, for a redis_cluster pool only (redis-py's RedisCluster
+//                  checks it); its redis_mode is cluster
 // Pure: (requested sections, servers' texts, facts) -> text.
 
 import { CR, DOLLAR, EQUALS, LF, numberValue, readNumber } from "./resp.ts";
@@ -23,12 +25,14 @@ export interface InfoFacts {
   readonly uptimeSeconds: number;
   /** The pool's redis_db: the servers' keyspace line shown as db0. */
   readonly redisDb: number;
+  /** A redis_cluster pool: its servers are the cluster's masters. */
+  readonly cluster: boolean;
 }
 
 /** One server's INFO text: its sections, each a list of [field, value] in the server's order. */
 type Sections = Map<string, [string, string][]>;
 
-const SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace"] as const;
+const SECTIONS = ["server", "clients", "memory", "persistence", "stats", "replication", "keyspace", "cluster"] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** Redis's names for sets of sections. */
@@ -43,6 +47,7 @@ export function buildInfo(requested: readonly string[], servers: readonly (strin
   const parts: string[] = [];
   for (const section of SECTIONS) {
     if (!all && !wanted.has(section)) continue;
+    if (section === "cluster" && !facts.cluster) continue;
     const fields = sectionFields(section, parsed, facts);
     parts.push(`# ${section[0]!.toUpperCase()}${section.slice(1)}\r\n${fields.map(([k, v]) => `${k}:${v}\r\n`).join("")}`);
   }
@@ -55,7 +60,7 @@ function sectionFields(section: Section, servers: Sections[], facts: InfoFacts):
       return [
         ["redis_version", lowestVersion(servers.map((s) => field(s, "server", "redis_version"))) ?? "unknown"],
         ["buncracker_version", facts.version],
-        ["redis_mode", "standalone"],
+        ["redis_mode", facts.cluster ? "cluster" : "standalone"],
         ["process_id", String(facts.processId)],
         ["tcp_port", String(facts.port)],
         ["uptime_in_seconds", String(facts.uptimeSeconds)],
@@ -79,6 +84,8 @@ function sectionFields(section: Section, servers: Sections[], facts: InfoFacts):
       ];
     case "keyspace":
       return keyspace(servers, facts.redisDb);
+    case "cluster":
+      return [["cluster_enabled", "1"]];
   }
 }
 

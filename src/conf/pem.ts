@@ -1,0 +1,54 @@
+// The PEM files a config names (keys `tls` and `server_tls`), read and checked when the config
+// loads: a missing file, a certificate or key that does not parse, or a key that does not belong
+// to its certificate is a config error naming the file, not a failed handshake later. A reload
+// reads them again, which is how certificates are rotated.
+
+import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { PemFile } from "./types.ts";
+import { quote, ValueError } from "./value.ts";
+
+const CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new ValueError(`cannot read ${quote(path)} (${reason})`);
+  }
+}
+
+/** A file of one or more PEM certificates (a chain, or a CA bundle), each one checked. */
+export function readCertificates(path: string): { file: PemFile; certs: X509Certificate[] } {
+  const text = readText(path);
+  const blocks = text.match(CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ValueError(`${quote(path)} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`);
+  const certs = blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (error) {
+      throw new ValueError(`${quote(path)}: certificate ${i + 1} does not parse (${(error as Error).message})`);
+    }
+  });
+  return { file: { path, text }, certs };
+}
+
+/** A file holding one unencrypted PEM private key. */
+export function readKey(path: string): { file: PemFile; key: KeyObject } {
+  const text = readText(path);
+  if (!text.includes("PRIVATE KEY-----")) throw new ValueError(`${quote(path)} holds no PEM private key`);
+  if (text.includes("ENCRYPTED")) throw new ValueError(`${quote(path)}: encrypted private keys are not supported`);
+  try {
+    return { file: { path, text }, key: createPrivateKey(text) };
+  } catch (error) {
+    throw new ValueError(`${quote(path)}: the private key does not parse (${(error as Error).message})`);
+  }
+}
+
+/** Throws unless `key` is the private key of `cert` (the first certificate of its file). */
+export function checkKeyPair(cert: X509Certificate, certPath: string, key: KeyObject, keyPath: string): void {
+  if (!cert.checkPrivateKey(key)) {
+    throw new ValueError(`the key in ${quote(keyPath)} does not belong to the certificate in ${quote(certPath)}`);
+  }
+}

@@ -1,0 +1,150 @@
+// A redis_cluster pool's requests: routed by slot to the slot's master (Pool.cluster says which
+// node, Pool.serverAt gives its server), multi-key requests split by slot (redis refuses keys of
+// two slots in one command) or refused with CROSSSLOT when they cannot be split, the pool's own
+// CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
+// CLUSTERDOWN) turned into sending the same bytes again, so the client only ever sees the
+// final reply, in its place in the client's queue.
+
+import { ByteWriter } from "../lib/bytes.ts";
+import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
+import type { ClusterRouting } from "../redis-cluster/routing.ts";
+import { Resend } from "../redis-cluster/routing.ts";
+import { P } from "../stats/table.ts";
+import { answerLocally, fail } from "./deliver.ts";
+import { forwardTo, toAll } from "./dispatch.ts";
+import { MSG_SILENT, Msg } from "./msg.ts";
+import type { Pool } from "./pool.ts";
+import type { Server } from "./server.ts";
+import { SplitState } from "./split.ts";
+
+/** Fragments are written here by their connection's Upstream, then copied out to be kept
+ *  (Msg.sentBuf) and sent. */
+const fragmentOut = new ByteWriter(256);
+const fragmentSink: UpstreamSink = {
+  out: fragmentOut,
+  send(buf, start, end) {
+    fragmentOut.bytes(buf, start, end);
+  },
+};
+
+/** Dispatch of a parsed request of a redis_cluster pool (after Codec.admit let it through). */
+export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, req: Req, route: Route): void {
+  if (req.command!.planned === true) {
+    // Pub/sub, transactions, blocking and whole-pool commands are not served by slot yet.
+    const reason = `unsupported command '${req.command!.name}' with distribution redis_cluster`;
+    answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(reason));
+    return;
+  }
+  // A keyed command given no key (EVAL with numkeys 0) goes to any master.
+  switch (req.nkeys === 0 && route !== Route.All ? Route.Any : route) {
+    case Route.Key:
+    case Route.Get:
+    case Route.Sum:
+    case Route.Set: {
+      const slot = cluster.slotOf(buf, req.keyStart(0), req.keyEnd(0));
+      let same = true;
+      for (let i = 1; i < req.nkeys && same; i++) same = cluster.slotOf(buf, req.keyStart(i), req.keyEnd(i)) === slot;
+      if (same) {
+        msg.slot = slot;
+        msg.sentBuf = buf;
+        msg.sentStart = req.start;
+        msg.sentEnd = req.end;
+        const node = cluster.master(slot);
+        if (node === null) fail(pool, msg, cluster.unserved(slot));
+        else forwardTo(pool, msg, pool.serverAt(node.host, node.port), buf, req);
+      } else if (route === Route.Key) {
+        answerLocally(pool, msg, cluster.crossSlot);
+      } else {
+        splitBySlot(pool, cluster, msg, buf, req, route);
+      }
+      return;
+    }
+    case Route.Any: {
+      const node = cluster.anyMaster();
+      if (node === null) fail(pool, msg, cluster.unserved(0));
+      else forwardTo(pool, msg, pool.serverAt(node.host, node.port), buf, req);
+      return;
+    }
+    case Route.All: {
+      const masters = cluster.masters();
+      if (masters.length === 0) fail(pool, msg, cluster.unserved(0));
+      else toAll(pool, msg, buf, req, masters.map((node) => pool.serverAt(node.host, node.port)));
+      return;
+    }
+  }
+}
+
+/** One fragment per slot, each built once and kept (a redirection sends it again). */
+function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, req: Req, route: Route): void {
+  const n = req.nkeys;
+  const plan = pool.splitPlan;
+  plan.reserve(n);
+  const keys = new Int32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    keys[3 * i] = req.keyStart(i);
+    keys[3 * i + 1] = req.keyEnd(i);
+    plan.keyServer[i] = cluster.slotOf(buf, req.keyStart(i), req.keyEnd(i));
+  }
+  const nfrags = plan.plan(n, keys);
+  const state = new SplitState(route, buf, n, keys, nfrags);
+  msg.split = state;
+  pool.stats.counters[P.fragments]! += nfrags;
+  for (let f = 0; f < nfrags; f++) {
+    const slot = plan.fragServer[f]!;
+    const child = new Msg(msg.client, msg.t0);
+    child.parent = msg;
+    child.fragIndex = f;
+    child.slot = slot;
+    const node = cluster.master(slot);
+    if (node === null) {
+      fail(pool, child, cluster.unserved(slot));
+      continue;
+    }
+    const server = pool.serverAt(node.host, node.port);
+    const from = plan.fragStart[f]!;
+    fragmentOut.reset();
+    server.conn(msg.client.group).upstream.fragment(req, state, f, plan.order, from, plan.fragEnd(f) - from, child, fragmentSink);
+    child.sentBuf = fragmentOut.take();
+    child.sentStart = 0;
+    child.sentEnd = child.sentBuf.length;
+    send(child, server, false, cluster);
+  }
+}
+
+/** msg's kept bytes to `server`, after ASKING when `asking`. */
+function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting): void {
+  const conn = server.conn(msg.client.group);
+  if (asking) {
+    // Its own silent message: the node's +OK is swallowed.
+    const ask = new Msg(msg.client, msg.t0);
+    ask.flags |= MSG_SILENT;
+    ask.server = server;
+    conn.send(cluster.asking, 0, cluster.asking.length);
+    ask.bytes = cluster.asking.length;
+    conn.push(ask);
+  }
+  conn.send(msg.sentBuf!, msg.sentStart, msg.sentEnd);
+  msg.bytes = msg.sentEnd - msg.sentStart;
+  msg.joined = false;
+  msg.server = server;
+  conn.push(msg);
+}
+
+/** The error reply buf[start, end) came for msg: when it redirects msg, send msg again (now, or
+ *  after a pause) and return true; false when the reply is the client's. */
+export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number): boolean {
+  if (msg.sentBuf === null) return false; // not sent by slot (a keyless command)
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg);
+  if (to === null) return false;
+  msg.resends++;
+  if (to.how !== Resend.Later) {
+    send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster);
+    return true;
+  }
+  setTimeout(() => {
+    const node = cluster.master(msg.slot);
+    if (node === null) fail(pool, msg, cluster.unserved(msg.slot));
+    else send(msg, pool.serverAt(node.host, node.port), false, cluster);
+  }, to.delayMs);
+  return true;
+}

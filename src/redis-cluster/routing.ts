@@ -1,0 +1,195 @@
+// What the core asks of a redis_cluster pool's routing: a key's slot (WASM), the master serving
+// a slot (the current slot map, kept current by ClusterTopology), what to do with a node's reply
+// that redirects its request (MOVED: the map re-pointed at once and reloaded, then sent to the
+// new owner; ASK: sent to the named node after ASKING; TRYAGAIN, CLUSTERDOWN: sent again after
+// a pause, within the request's time), and the CLUSTER replies the pool makes itself for
+// cluster-aware clients (its INFO is every master's, merged, with cluster_enabled:1; READONLY and
+// READWRITE are the handshake's, as in every redis pool). The core maps the nodes named here to its
+// servers by "host:port".
+
+import type { PoolConfig } from "../conf/types.ts";
+import type { Req } from "../proto/codec.ts";
+import { clusterReply, selfId, type SelfNode } from "../proto/redis/cluster-local.ts";
+import type { ClusterNode } from "../proto/redis/cluster-topology.ts";
+import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts";
+import { KeySlots, SLOT_COUNT } from "../route/key-slot.ts";
+import type { ClusterHealth } from "../stats/http.ts";
+import type { SlotMap } from "./slot-map.ts";
+import { ClusterTopology } from "./topology.ts";
+
+/** How long a node may take to connect and answer a topology query. */
+const LOAD_TIMEOUT_MS = 2000;
+/** A request is sent again at most this often (a slot moving twice while one request is
+ *  redirected is rare; more is a loop). */
+const MAX_RESENDS = 16;
+/** TRYAGAIN / CLUSTERDOWN: the first retry waits this long, each next twice as long, up to
+ *  RETRY_MAX_MS, while the request's time allows (the pool's timeout, else RETRY_WINDOW_MS). */
+const RETRY_FIRST_MS = 5;
+const RETRY_MAX_MS = 200;
+const RETRY_WINDOW_MS = 2000;
+
+const encoder = new TextEncoder();
+
+/** How a redirected request goes again. */
+export const Resend = {
+  /** To host:port now (MOVED). */
+  Now: 0,
+  /** To host:port now, after ASKING (ASK). */
+  Asking: 1,
+  /** To the slot's master after delayMs (TRYAGAIN, CLUSTERDOWN). */
+  Later: 2,
+} as const;
+export type Resend = (typeof Resend)[keyof typeof Resend];
+
+export interface Redirection {
+  readonly how: Resend;
+  /** Resend.Now / Asking: where. */
+  readonly host: string;
+  readonly port: number;
+  /** Resend.Later: after how long. */
+  readonly delayMs: number;
+}
+
+/** What a request that went to the cluster carries, for redirection(). */
+export interface SentRequest {
+  /** Its slot. */
+  readonly slot: number;
+  /** Times it was sent again so far. */
+  readonly resends: number;
+  /** performance.now() when parsed. */
+  readonly t0: number;
+}
+
+export class ClusterRouting {
+  private readonly keySlots = new KeySlots();
+  readonly topology: ClusterTopology;
+  /** ASKING, sent before a request an ASK reply sends to another node. */
+  readonly asking = encoder.encode("*1\r\n$6\r\nASKING\r\n");
+  /** redis's own reply to keys of several slots in one command that cannot be split. */
+  readonly crossSlot = encoder.encode("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+  /** MOVED and ASK replies followed, TRYAGAIN/CLUSTERDOWN retries (/healthz). */
+  moved = 0;
+  asked = 0;
+  retried = 0;
+
+  constructor(
+    private cfg: PoolConfig,
+    /** Called with every new map. */
+    onMap: (map: SlotMap) => void,
+  ) {
+    this.topology = new ClusterTopology(
+      {
+        pool: cfg.name,
+        seeds: cfg.servers.map((s) => ({ host: s.addr.host, port: s.addr.port })),
+        auth: cfg.redisAuth,
+        timeoutMs: LOAD_TIMEOUT_MS,
+      },
+      onMap,
+    );
+  }
+
+  /** A reload: new seeds, password, name. */
+  reconfigure(cfg: PoolConfig): void {
+    this.cfg = cfg;
+    this.topology.reconfigure({
+      pool: cfg.name,
+      seeds: cfg.servers.map((s) => ({ host: s.addr.host, port: s.addr.port })),
+      auth: cfg.redisAuth,
+      timeoutMs: LOAD_TIMEOUT_MS,
+    });
+  }
+
+  /** The slot of the key buf[start, end). */
+  slotOf(buf: Uint8Array, start: number, end: number): number {
+    return this.keySlots.slot(buf, start, end);
+  }
+
+  /** The master serving `slot`; null before the first map, or when the slot is uncovered. */
+  master(slot: number): ClusterNode | null {
+    return this.topology.map?.master(slot) ?? null;
+  }
+
+  /** Every master of the map (Route.All: INFO); none before the first map. */
+  masters(): ClusterNode[] {
+    return this.topology.map?.shards.map((s) => s.master!) ?? [];
+  }
+
+  /** Any master (commands without a key). */
+  anyMaster(): ClusterNode | null {
+    return this.topology.map?.shards[0]?.master ?? null;
+  }
+
+  /** Why `slot` has no master, as an error reason. */
+  unserved(slot: number): string {
+    return this.topology.map === null ? "cluster slot map not loaded yet" : `slot ${slot} is not served`;
+  }
+
+  /** What to do with the reply buf[start, end) a node at `fromHost` gave to `sent`: null when it
+   *  is the client's reply (not a redirection, or sent again too often, or out of time). */
+  redirection(buf: Uint8Array, start: number, end: number, fromHost: string, sent: SentRequest): Redirection | null {
+    const kind = redirectOf(buf, start, end);
+    if (kind === Redirect.None || sent.resends >= MAX_RESENDS) return null;
+    if (kind === Redirect.Moved || kind === Redirect.Ask) {
+      const target = redirectTarget(buf, start, end);
+      if (target === null) return null;
+      const host = target.host ?? fromHost;
+      if (kind === Redirect.Moved) {
+        this.moved++;
+        // Routed there from now on, and the whole map reloaded: a MOVED rarely comes alone.
+        this.topology.map?.moved(target.slot, host, target.port);
+        this.topology.refresh();
+        return { how: Resend.Now, host, port: target.port, delayMs: 0 };
+      }
+      this.asked++;
+      return { how: Resend.Asking, host, port: target.port, delayMs: 0 };
+    }
+    const delayMs = Math.min(RETRY_FIRST_MS << sent.resends, RETRY_MAX_MS);
+    if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS)) return null;
+    this.retried++;
+    // CLUSTERDOWN: a failover is under way; its end changes the map.
+    if (kind === Redirect.ClusterDown) this.topology.refresh();
+    return { how: Resend.Later, host: "", port: 0, delayMs };
+  }
+
+  /** A connection to a node failed: how a failover starts, so the map may change. */
+  nodeFailed(): void {
+    this.topology.refresh();
+  }
+
+  /** The pool's own reply to CLUSTER (null for other commands), for a client that reached the
+   *  proxy at host:port. */
+  local(buf: Uint8Array, req: Req, host: string, port: number): Uint8Array | null {
+    if (req.command?.name !== "cluster") return null;
+    return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e));
+  }
+
+  private self(host: string, port: number): SelfNode {
+    const map = this.topology.map;
+    return {
+      id: selfId(this.cfg.name, host, port),
+      host,
+      port,
+      epoch: map?.epoch ?? -1,
+      uncovered: map === null ? SLOT_COUNT : map.uncovered(),
+    };
+  }
+
+  /** The map and the redirections followed, for /healthz. */
+  health(): ClusterHealth {
+    const map = this.topology.map;
+    return {
+      loaded: map !== null,
+      epoch: map?.epoch ?? -1,
+      uncoveredSlots: map === null ? SLOT_COUNT : map.uncovered(),
+      mapLoads: this.topology.refreshes,
+      mapLoadFailures: this.topology.refreshFailures,
+      moved: this.moved,
+      asked: this.asked,
+      retried: this.retried,
+    };
+  }
+
+  stop(): void {
+    this.topology.stop();
+  }
+}

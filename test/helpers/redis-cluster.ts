@@ -1,0 +1,201 @@
+// A real Redis Cluster on loopback for tests: cluster-enabled redis-server processes on free
+// ports (each with its own bus port, `cluster-port`), joined by `redis-cli --cluster create`,
+// ready once every node reports cluster_state:ok, knows every other node and every replica's
+// link to its master is up. Whoever starts one stops it (stop() stops every node, added ones too).
+// untilRouting() waits for a redis_cluster proxy pool in front of one to have its slot map.
+
+import { startRedis, type Backend } from "./backends.ts";
+import { freePort } from "./ports.ts";
+import { runToEnd } from "./process.ts";
+import { exchange, type Endpoint } from "./client.ts";
+import { redisCall } from "./direct.ts";
+import { command, respFrame, RespError, type Bytes, type RespValue } from "./resp.ts";
+
+export interface ClusterOptions {
+  /** Masters; default 3. */
+  masters?: number;
+  /** Replicas per master; default 1. */
+  replicas?: number;
+  /** cluster-node-timeout in ms (how soon a dead master is failed over); default 2000. */
+  nodeTimeoutMs?: number;
+}
+
+/** One line of CLUSTER NODES. */
+export interface NodeLine {
+  id: string;
+  /** "host:port" (without the bus port). */
+  address: string;
+  port: number;
+  flags: string[];
+  /** The master's id for a replica, "-" for a master. */
+  masterId: string;
+  configEpoch: number;
+  connected: boolean;
+  /** Slot ranges owned, [first, last] inclusive (importing/migrating markers left out). */
+  slots: [number, number][];
+}
+
+export interface RedisCluster {
+  /** Every node started, in start order (added ones at the end); a stopped node stays listed. */
+  readonly nodes: Backend[];
+  /** "host:port" of the nodes created with the cluster, for a proxy's `servers:`. */
+  readonly seeds: string[];
+  /** One command to one node, decoded; a redis error reply throws. */
+  call(node: Backend, ...args: Bytes[]): Promise<RespValue>;
+  /** CLUSTER NODES as `node` sees it. */
+  nodeLines(node: Backend): Promise<NodeLine[]>;
+  /** The node (among the running ones) that owns `slot` as master, as `via` sees it. */
+  ownerOf(slot: number, via?: Backend): Promise<Backend>;
+  /** `redis-cli --cluster <args...>`; throws with its output when it fails. */
+  cli(args: string[], timeoutMs?: number): Promise<string>;
+  /** Resolves when the running nodes are healthy (see the file comment); throws after timeoutMs. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Starts an empty cluster node (not yet part of the cluster: see `cli(["add-node", ...])`). */
+  startNode(): Promise<Backend>;
+  stop(): Promise<void>;
+}
+
+const SLOTS = 16384;
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function startRedisCluster(opts: ClusterOptions = {}): Promise<RedisCluster> {
+  const masters = opts.masters ?? 3;
+  const replicas = opts.replicas ?? 1;
+  const nodeTimeout = opts.nodeTimeoutMs ?? 2000;
+  const nodes: Backend[] = [];
+
+  const startNode = async (): Promise<Backend> => {
+    const node = await startRedis({
+      args: [
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-port", String(freePort()),
+        "--cluster-node-timeout", String(nodeTimeout),
+        // A replica may be promoted however long its link was down (tests kill masters).
+        "--cluster-replica-validity-factor", "0",
+      ],
+    });
+    nodes.push(node);
+    return node;
+  };
+
+  const call = async (node: Backend, ...args: Bytes[]): Promise<RespValue> => {
+    const value = await redisCall(node, ...args);
+    if (value instanceof RespError) throw new Error(`${node.address} ${String(args[0])}: ${value.message}`);
+    return value;
+  };
+
+  const running = (): Backend[] => nodes.filter((n) => n.process.running);
+
+  const nodeLines = async (node: Backend): Promise<NodeLine[]> =>
+    parseClusterNodes(String(await call(node, "CLUSTER", "NODES")));
+
+  const cli = async (args: string[], timeoutMs = 60_000): Promise<string> => {
+    const result = await runToEnd(["redis-cli", "--cluster", ...args], timeoutMs);
+    const output = result.stdout + result.stderr;
+    if (result.code !== 0 || /\[ERR\]/.test(output)) {
+      throw new Error(`redis-cli --cluster ${args.join(" ")} failed (${result.code}): ${output.slice(-2000)}`);
+    }
+    return output;
+  };
+
+  const healthy = async (): Promise<string | null> => {
+    const live = running();
+    for (const node of live) {
+      const info = String(await call(node, "CLUSTER", "INFO"));
+      if (!/cluster_state:ok/.test(info)) return `${node.address}: cluster_state is not ok`;
+      const lines = await nodeLines(node);
+      const connected = lines.filter((l) => l.connected && !l.flags.includes("fail")).length;
+      if (connected < live.length) return `${node.address} sees ${connected} of ${live.length} nodes connected`;
+      const me = lines.find((l) => l.flags.includes("myself"))!;
+      if (me.flags.includes("slave")) {
+        const replication = String(await call(node, "INFO", "replication"));
+        if (!/master_link_status:up/.test(replication)) return `${node.address}: replica link not up`;
+      }
+      const covered = lines.reduce((sum, l) => sum + l.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0);
+      if (covered !== SLOTS) return `${node.address} sees ${covered} slots covered`;
+    }
+    return null;
+  };
+
+  const waitHealthy = async (timeoutMs = 30_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const problem = await healthy().catch((error: Error) => error.message);
+      if (problem === null) return;
+      if (Date.now() > deadline) throw new Error(`cluster not healthy after ${timeoutMs} ms: ${problem}`);
+      await sleep(100);
+    }
+  };
+
+  const stop = async (): Promise<void> => {
+    await Promise.all(nodes.map((n) => n.stop()));
+  };
+
+  try {
+    for (let i = 0; i < masters * (1 + replicas); i++) await startNode();
+    const seeds = nodes.map((n) => n.address);
+    await cli(["create", ...seeds, "--cluster-replicas", String(replicas), "--cluster-yes"]);
+    const cluster: RedisCluster = {
+      nodes,
+      seeds,
+      call,
+      nodeLines,
+      async ownerOf(slot, via) {
+        const lines = await nodeLines(via ?? running()[0]!);
+        const owner = lines.find((l) => l.masterId === "-" && l.slots.some(([a, b]) => slot >= a && slot <= b));
+        const node = running().find((n) => n.address === owner?.address);
+        if (node === undefined) throw new Error(`no running master owns slot ${slot}`);
+        return node;
+      },
+      cli,
+      waitHealthy,
+      startNode,
+      stop,
+    };
+    await waitHealthy();
+    return cluster;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** CLUSTER NODES text -> one NodeLine per node. */
+export function parseClusterNodes(text: string): NodeLine[] {
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => {
+      const [id, addr, flags, masterId, , , epoch, link, ...slots] = line.trim().split(" ");
+      const address = addr!.split("@")[0]!.split(",")[0]!;
+      const ranges: [number, number][] = [];
+      for (const s of slots) {
+        if (s.startsWith("[")) continue; // [slot->-id] / [slot-<-id]: a migration in progress
+        const [a, b] = s.split("-").map(Number);
+        ranges.push([a!, b ?? a!]);
+      }
+      return {
+        id: id!,
+        address,
+        port: Number(address.slice(address.lastIndexOf(":") + 1)),
+        flags: flags!.split(","),
+        masterId: masterId!,
+        configEpoch: Number(epoch),
+        connected: link === "connected",
+        slots: ranges,
+      };
+    });
+}
+
+/** Resolves once a redis_cluster pool at `endpoint` routes requests (its first slot map is
+ *  loaded: a GET is answered by a node, not with the proxy's "not loaded yet" error). */
+export async function untilRouting(endpoint: Endpoint, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [reply] = await exchange(endpoint, command("GET", "untilRouting"), 1, respFrame);
+    if (!reply!.toString("latin1").startsWith("-")) return;
+    if (Date.now() > deadline) throw new Error(`the proxy does not route after ${timeoutMs} ms: ${reply!.toString("latin1").trim()}`);
+    await sleep(20);
+  }
+}

@@ -21,18 +21,7 @@ if [ -z "${CONTAINER_TEST_BOUNDED:-}" ]; then
   exec timeout --kill-after=120 "${CONTAINER_TEST_TIMEOUT:-900}" "$0" "$@"
 fi
 
-started=$(date +%s)
-passed=0
-failed=0
-step() { echo "# $* [$(($(date +%s) - started)) s]"; }
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...: one counted check
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-die() { not_ok "$*"; exit 1; }
+. test/checks.sh
 
 [ "$(id -u)" -eq 0 ] || die "run as root (podman's bridge networks and firewall rules need it)"
 

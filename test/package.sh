@@ -23,18 +23,7 @@ if [ -z "${PACKAGE_TEST_BOUNDED:-}" ]; then
   exec timeout --kill-after=60 "${PACKAGE_TEST_TIMEOUT:-600}" "$0" "$@"
 fi
 
-started=$(date +%s)
-passed=0
-failed=0
-step() { echo "# $* [$(($(date +%s) - started)) s]"; }
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION COMMAND...: one counted check
-  local what=$1
-  shift
-  if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-die() { not_ok "$*"; exit 1; }
+. test/checks.sh
 # grep -q stops reading at the first match, and under pipefail the writer's SIGPIPE would fail
 # the pipeline: this reads everything.
 contains() { grep -c -- "$1" >/dev/null; }

@@ -91,6 +91,16 @@ describe("pid file", () => {
   });
 });
 
+/** The pid in a pid file, or null when there is none: a daemon that failed may remove its file
+ *  between any check and the read, so the read itself is the check. */
+function readPid(path: string): number | null {
+  try {
+    return Number(readFileSync(path, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
 describe.skipIf(TARGET !== "buncracker")("-d (daemonize)", () => {
   /** Runs `buncracker -d ...` to its end; records the daemon (from its pid file) for clean-up. */
   async function daemonize(name: string, yamlText: string, extra: string[] = []) {
@@ -99,7 +109,7 @@ describe.skipIf(TARGET !== "buncracker")("-d (daemonize)", () => {
     writeFileSync(confPath, yamlText);
     const argv = [...proxyCommand("buncracker"), "-d", "-c", confPath, "-s", String(freePort()), "-a", "127.0.0.1", "-p", pidPath, ...extra];
     const run = await runToEnd(argv, 60_000);
-    const pid = existsSync(pidPath) ? Number(readFileSync(pidPath, "utf8")) : null;
+    const pid = readPid(pidPath);
     if (pid !== null) daemons.add(pid);
     return { ...run, confPath, pidPath, pid };
   }

@@ -3,12 +3,12 @@
 // servers (planned by split.ts, written by each connection's Upstream), a request sent to every
 // live server (Route.All, also the fan-out of the planner's whole-pool commands), or, when the
 // codec's planner has a plan for it (beyond one key), that plan (planned.ts). In a pool that follows
-// sentinels, a request may wait for a failover first (failover.ts), and read-only commands may
+// sentinels, a request (routed or planned) may wait for a failover first (failover.ts), and read-only commands may
 // go to a replica of their server (read_from). A redis_cluster pool routes by slot instead
 // (cluster-dispatch.ts) and answers CLUSTER itself.
 
 import { log } from "../log.ts";
-import { Route, type LocalReply, type Req } from "../proto/codec.ts";
+import { Route, type LocalReply, type Plan, type Req } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { dispatchBySlot } from "./cluster-dispatch.ts";
@@ -35,7 +35,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     if (plan !== null) {
       if (req.error !== null) pool.stats.counters[P.request_errors]!++;
       if (silent) msg.flags |= MSG_SILENT;
-      carryOut(pool, c, msg, buf, req, plan);
+      runPlan(pool, msg, buf, req, plan);
       return;
     }
   }
@@ -65,7 +65,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
 /** Send a request (its slot is msg) to its server(s), unless it has to wait for a failover. */
 export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
   const failover = pool.failover;
-  if (failover !== null && failover.active && failover.parks(msg, buf, req)) return;
+  if (failover !== null && failover.active && failover.parks(msg, buf, req, null)) return;
   const route = req.command!.route;
   const router = pool.router;
   if (router === null) {
@@ -92,6 +92,13 @@ export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): v
       toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected));
       return;
   }
+}
+
+/** Carry out a request's plan (planned.ts), unless it has to wait for a failover first. */
+export function runPlan(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): void {
+  const failover = pool.failover;
+  if (failover !== null && failover.active && failover.parks(msg, buf, req, plan)) return;
+  carryOut(pool, msg.client, msg, buf, req, plan);
 }
 
 /** A request the stream cannot recover from: reply `error` (a line, Req.error; null: none),

@@ -6,31 +6,40 @@
 // - A failover announced: from then on the server's writes wait here ("parked"), in arrival
 //   order, until the master moved (they go to the new one) or the failover was aborted (they go
 //   to the old one), or the request timeout fails them. Reads go on. A client with a parked
-//   request has all its later requests parked behind it, so its own order holds.
+//   request has all its later requests parked behind it, so its own order holds. A request the
+//   planner planned (planned.ts) keeps its plan, carried out on release: one that writes, and
+//   everything on a transaction's or a blocking request's connection to the server, waits.
+//   A transaction whose pinned connection went with the old master fails instead.
 // - Replicas up or down: the server's replica list, where read_from sends read-only commands.
 // - A master answered -READONLY (demoted before the event arrived): the sentinels are asked again.
 
 import type { Address } from "../conf/types.ts";
 import { log } from "../log.ts";
-import { Req } from "../proto/codec.ts";
+import { PlanKind, Req, type Plan } from "../proto/codec.ts";
 import { SentinelClient, type TopologyChange } from "../sentinel/client.ts";
 import { instanceText, type Instance } from "../sentinel/events.ts";
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { fail } from "./deliver.ts";
-import { routeRequest } from "./dispatch.ts";
+import { routeRequest, runPlan } from "./dispatch.ts";
 import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { Server } from "./server.ts";
+import type { ServerConn } from "./server-conn.ts";
 
 /** A request waiting for a failover to end: its slot, and its bytes in the client's read buffer
- *  (never reused, core/reader.ts), parsed again when it is released. */
+ *  (never reused, core/reader.ts), parsed again when it is released; the planner's plan for it
+ *  (null: routed by its keys) and the connection its client's transaction was pinned to then. */
 interface Parked {
   readonly msg: Msg;
   readonly buf: Uint8Array;
   readonly start: number;
   readonly end: number;
+  readonly plan: Plan | null;
+  readonly pin: ServerConn | null;
 }
+
+const TX_LOST = "the connection of this transaction to its server was lost in a failover";
 
 const DEMOTED_ASK_MS = 100;
 
@@ -84,15 +93,38 @@ export class PoolFailover {
     return this.holding > 0 || this.parked.length > 0;
   }
 
-  /** A request (parsed into req from buf) about to be routed: parks it and returns true when
-   *  it writes to a server whose failover is under way, or its client has requests parked. */
-  parks(msg: Msg, buf: Uint8Array, req: Req): boolean {
+  /** A request (parsed into req from buf) about to be routed (plan null) or carried out as
+   *  `plan`: parks it and returns true when it writes to a server whose failover is under way,
+   *  or its client has requests parked. A local reply never waits (its slot keeps its order). */
+  parks(msg: Msg, buf: Uint8Array, req: Req, plan: Plan | null): boolean {
+    if (plan !== null && plan.kind === PlanKind.Local) return false;
     const c = msg.client;
     const before = this.parkedBy.get(c) ?? 0;
-    if (before === 0 && (req.command!.readOnly === true || !this.writesToHolding(buf, req))) return false;
-    this.parked.push({ msg, buf, start: req.start, end: req.end });
+    if (before === 0 && !(plan === null ? req.command!.readOnly !== true && this.writesToHolding(buf, req) : this.planWaits(plan, req))) return false;
+    this.parked.push({ msg, buf, start: req.start, end: req.end, plan, pin: c.own?.pinned ?? null });
     this.parkedBy.set(c, before + 1);
     return true;
+  }
+
+  /** Does `plan` (for req) write to a server that holds its writes? A transaction's and a
+   *  blocking request's connection to the old master closes when it moves, so all they send
+   *  waits; (un)subscriptions wait too, to be made on the new master. */
+  private planWaits(plan: Plan, req: Req): boolean {
+    const servers = this.pool.servers;
+    const writes = req.command?.readOnly !== true;
+    switch (plan.kind) {
+      case PlanKind.Local:
+        return false;
+      case PlanKind.Pinned:
+      case PlanKind.Blocking:
+        return plan.server >= 0 && servers[plan.server]!.holdWrites;
+      case PlanKind.Server:
+        return writes && servers[plan.server]!.holdWrites;
+      case PlanKind.All:
+        return writes && servers.some((s) => s.holdWrites);
+      case PlanKind.Fanout:
+        return writes && plan.targets.some((t) => servers[t.server]!.holdWrites);
+    }
   }
 
   private writesToHolding(buf: Uint8Array, req: Req): boolean {
@@ -120,7 +152,11 @@ export class PoolFailover {
         continue;
       }
       codec.parseRequest(p.buf, p.start, p.end, req);
-      routeRequest(this.pool, p.msg, p.buf, req);
+      if (p.plan === null) routeRequest(this.pool, p.msg, p.buf, req);
+      // Planned on a pinned connection that closed since (its server moved): the rest of the
+      // transaction must not run anywhere else.
+      else if (p.plan.kind === PlanKind.Pinned && p.pin !== null && p.pin !== p.msg.client.own?.pinned) fail(this.pool, p.msg, TX_LOST);
+      else runPlan(this.pool, p.msg, p.buf, req, p.plan);
     }
   }
 

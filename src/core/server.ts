@@ -133,10 +133,15 @@ export class Server {
   }
 
   /** The server now lives at `addr` (a failover): requests from now on go there; those already
-   *  sent finish (or fail) on their old connections, which close once answered. */
+   *  sent finish (or fail) on their old shared connections, which close once answered. The
+   *  clients' own connections close now (a blocking request there would wait for writes that
+   *  go elsewhere, a transaction would run on the old master; a subscriber is disconnected, as
+   *  when its server fails, to subscribe again). */
   moveTo(addr: Address): void {
+    const from = this.addr.spec;
     this.addr = addr;
     this.retire();
+    this.lending.closeAll(`server ${this.cfg.name} moved from ${from} to ${addr.spec} (failover)`);
   }
 
   /** Left the pool in a reload, or its connections' preamble (AUTH, SELECT) is stale: close

@@ -91,7 +91,8 @@ function resumed(ackTimes: readonly number[], commands: readonly number[], end: 
   return out;
 }
 
-const range = (xs: readonly number[]): string => (xs.length === 0 ? "-" : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)} s (median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]!.toFixed(2)} s)`);
+const range = (xs: readonly number[]): string =>
+  xs.length === 0 ? "-" : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)} s (median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]!.toFixed(2)} s; each: ${xs.map((x) => x.toFixed(2)).join(", ")})`;
 
 const d = await startSentinels();
 const yaml =

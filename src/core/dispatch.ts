@@ -3,9 +3,9 @@
 // servers (planned by split.ts, written by each connection's Upstream), a request sent to every
 // live server (Route.All, also the fan-out of the planner's whole-pool commands), or, when the
 // codec's planner has a plan for it (beyond one key), that plan (planned.ts). In a pool that follows
-// sentinels, a request (routed or planned) may wait for a failover first (failover.ts), and read-only commands may
-// go to a replica of their server (read_from). A redis_cluster pool routes by slot instead
-// (cluster-dispatch.ts) and answers CLUSTER itself.
+// sentinels, a request (routed or planned) may wait for a failover first (failover.ts), and
+// read-only commands may go to a replica of their server (read_from). A redis_cluster pool
+// routes by slot instead (cluster-dispatch.ts) and answers CLUSTER itself.
 
 import { log } from "../log.ts";
 import { Route, type LocalReply, type Plan, type Req } from "../proto/codec.ts";

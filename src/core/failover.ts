@@ -100,7 +100,7 @@ export class PoolFailover {
     if (plan !== null && plan.kind === PlanKind.Local) return false;
     const c = msg.client;
     const before = this.parkedBy.get(c) ?? 0;
-    if (before === 0 && !(plan === null ? req.command!.readOnly !== true && this.writesToHolding(buf, req) : this.planWaits(plan, req))) return false;
+    if (before === 0 && !(plan === null ? this.writes(buf, req) : this.planWaits(plan, req))) return false;
     this.parked.push({ msg, buf, start: req.start, end: req.end, plan, pin: c.own?.pinned ?? null });
     this.parkedBy.set(c, before + 1);
     return true;
@@ -125,6 +125,11 @@ export class PoolFailover {
       case PlanKind.Fanout:
         return writes && plan.targets.some((t) => servers[t.server]!.holdWrites);
     }
+  }
+
+  /** Does req (routed by its keys) write to a server that holds its writes? */
+  private writes(buf: Uint8Array, req: Req): boolean {
+    return req.command!.readOnly !== true && this.writesToHolding(buf, req);
   }
 
   private writesToHolding(buf: Uint8Array, req: Req): boolean {
@@ -155,8 +160,9 @@ export class PoolFailover {
       if (p.plan === null) routeRequest(this.pool, p.msg, p.buf, req);
       // Planned on a pinned connection that closed since (its server moved): the rest of the
       // transaction must not run anywhere else.
-      else if (p.plan.kind === PlanKind.Pinned && p.pin !== null && p.pin !== p.msg.client.own?.pinned) fail(this.pool, p.msg, TX_LOST);
-      else runPlan(this.pool, p.msg, p.buf, req, p.plan);
+      else if (p.plan.kind === PlanKind.Pinned && p.pin !== null && p.pin !== p.msg.client.own?.pinned) {
+        fail(this.pool, p.msg, TX_LOST);
+      } else runPlan(this.pool, p.msg, p.buf, req, p.plan);
     }
   }
 

@@ -34,6 +34,9 @@ export const MEMORY_SETUP = {
   idleMs: 2000,
   /** Pause after a crowd left (the proxy closes its connections). */
   settleMs: 1000,
+  /** After idle is read, the process's clean file pages are paged out (pageout.py): its RSS this
+   *  much later is what it needs resident while idle, without the pages start-up touched once. */
+  pageoutSettleMs: 3000,
   /** How long the bare runtime idles before it is read, as a proxy idles while started and probed. */
   runtimeSettleMs: 1000,
 } as const;
@@ -47,6 +50,7 @@ export const MEMORY_PHASE = {
 };
 
 const CROWD = join(import.meta.dir, "../../test/helpers/fault-crowd.ts");
+const PAGEOUT = join(import.meta.dir, "pageout.py");
 /** How long the crowd keeps its connections after reporting (we read /proc meanwhile). */
 const CROWD_HOLD_MS = MEMORY_SETUP.idleMs + 2000;
 const CROWD_TIMEOUT_MS = 120_000;
@@ -87,6 +91,8 @@ export interface MemoryRun {
   /** Size of the proxy's executable (nutcracker, or the bun binary), bytes: what RssFile maps. */
   executableBytes?: number;
   idle?: MemoryStatus;
+  /** MEMORY_SETUP.pageoutSettleMs after its clean file pages were paged out (see pageOut). */
+  idlePagedOut?: MemoryStatus;
   /** After the warm-up crowd left. */
   warm?: MemoryStatus;
   /** MEMORY_SETUP.crowds, in order. */
@@ -176,6 +182,26 @@ async function crowd(
   }
 }
 
+/** The idle process's clean file pages (executable code, read-only data) paged out by
+ *  pageout.py, then its memory once it idled MEMORY_SETUP.pageoutSettleMs: start-up touches much
+ *  of Bun's binary once (module loading, parser, JIT), which stays resident but unused until the
+ *  kernel needs the memory; this is what idling needs. Null (and a problem) when it fails. */
+async function pageOut(pid: number, run: { problems: string[] }): Promise<MemoryStatus | null> {
+  const proc = Bun.spawn(["python3", PAGEOUT, String(pid)], { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill(), 10_000);
+  try {
+    const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    if (code !== 0) {
+      run.problems.push(`page-out failed (${code}): ${err.trim().slice(0, 200)}`);
+      return null;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  await Bun.sleep(MEMORY_SETUP.pageoutSettleMs);
+  return memoryStatus(pid);
+}
+
 /** The warm-up crowd, then every crowd of MEMORY_SETUP.crowds, into `run`. */
 async function crowds(run: MemoryRun | RuntimeRun, port: number, pid: number, bun: string, dir: string): Promise<void> {
   await crowd(MEMORY_SETUP.warmClients, port, pid, run, bun, dir);
@@ -249,6 +275,7 @@ async function measureTarget(cluster: Cluster, launch: MemoryLaunch, bun: string
     await ping(proxy.listen.redis4);
     run.executableBytes = statSync(`/proc/${proxy.pid}/exe`).size;
     run.idle = memoryStatus(proxy.pid);
+    run.idlePagedOut = (await pageOut(proxy.pid, run)) ?? undefined;
     await crowds(run, proxy.listen.redis4, proxy.pid, bun, dir);
     const last = run.crowds[run.crowds.length - 1];
     if (last !== undefined) {
@@ -280,6 +307,7 @@ const crowdText = (c: CrowdRun): string => `${c.clients} clients ${mb(c.status.r
 function progress(run: MemoryRun): void {
   const parts = [
     run.idle && `idle ${mb(run.idle.rss)}`,
+    run.idlePagedOut && `paged out ${mb(run.idlePagedOut.rss)}`,
     ...run.crowds.map(crowdText),
     run.burstPeak && `burst peak ${mb(run.burstPeak.rss)}`,
     ...run.after.map((a) => `+${a.seconds} s ${mb(a.status.rss)}`),
@@ -292,6 +320,7 @@ function progress(run: MemoryRun): void {
 export interface RuntimeRun {
   label: string;
   idle: MemoryStatus;
+  idlePagedOut?: MemoryStatus;
   warm?: MemoryStatus;
   crowds: CrowdRun[];
   problems: string[];
@@ -312,6 +341,7 @@ async function runtimeAlone(bun: string, dir: string): Promise<RuntimeRun | null
     await waitListening(proc, port, "bare bun");
     await Bun.sleep(MEMORY_SETUP.runtimeSettleMs);
     const run: RuntimeRun = { label: "bun runtime alone", idle: memoryStatus(proc.pid), crowds: [], problems: [] };
+    run.idlePagedOut = (await pageOut(proc.pid, run)) ?? undefined;
     await crowds(run, port, proc.pid, bun, dir);
     return run;
   } catch (error) {
@@ -359,7 +389,8 @@ export async function measureMemory(cluster: Cluster, launches: MemoryLaunch[], 
   const runtime = await runtimeAlone(bun, dir);
   if (runtime !== null) {
     const idle = `${mb(runtime.idle.rss)} (anon ${mb(runtime.idle.anon)}, file ${mb(runtime.idle.file)})`;
-    console.log(`[memory] bare bun runtime: idle ${idle}, ${runtime.crowds.map(crowdText).join(", ")}`);
+    const paged = runtime.idlePagedOut === undefined ? "" : `, paged out ${mb(runtime.idlePagedOut.rss)}`;
+    console.log(`[memory] bare bun runtime: idle ${idle}${paged}, ${runtime.crowds.map(crowdText).join(", ")}`);
   }
   return { runs, runtime };
 }

@@ -14,7 +14,7 @@ const SMALL_COPY = 128;
 
 /** How often the pool gives back the chunks it did not hand out since the last time. */
 const TRIM_MS = 1000;
-/** A trim that gave back this much collects at once, so that the memory leaves the process
+/** A trim that gave back this much asks for a collection (not blocking), so that the memory leaves the process
  *  rather than waiting for the collector's next turn (an idle proxy allocates nothing). */
 const TRIM_COLLECT_BYTES = 1 << 20;
 
@@ -53,7 +53,7 @@ export const bufferPool = {
     if (unused > 0) this.free.splice(0, unused);
     this.low = this.free.length;
     if (this.free.length === 0) this.stopTrimming();
-    if (unused * this.size >= TRIM_COLLECT_BYTES) Bun.gc(true);
+    if (unused * this.size >= TRIM_COLLECT_BYTES) Bun.gc(false);
   },
 
   stopTrimming(): void {

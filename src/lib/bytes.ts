@@ -14,8 +14,9 @@ const SMALL_COPY = 128;
 
 /** How often the pool gives back the chunks it did not hand out since the last time. */
 const TRIM_MS = 1000;
-/** A trim that gave back this much asks for a collection (not blocking), so that the memory leaves the process
- *  rather than waiting for the collector's next turn (an idle proxy allocates nothing). */
+/** A trim that gave back this much asks for a collection (not blocking), so that the memory
+ *  leaves the process rather than waiting for the collector's next turn (an idle proxy
+ *  allocates nothing). */
 const TRIM_COLLECT_BYTES = 1 << 20;
 
 export const bufferPool = {

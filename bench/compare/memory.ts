@@ -34,8 +34,8 @@ export const MEMORY_SETUP = {
   idleMs: 2000,
   /** Pause after a crowd left (the proxy closes its connections). */
   settleMs: 1000,
-  /** After idle is read, the process's clean file pages are paged out (pageout.py): its RSS this
-   *  much later is what it needs resident while idle, without the pages start-up touched once. */
+  /** At the end, the process's clean file pages are paged out (pageout.py): its RSS this much
+   *  later is what it needs resident while idle, without the pages once touched and now unused. */
   pageoutSettleMs: 3000,
   /** How long the bare runtime idles before it is read, as a proxy idles while started and probed. */
   runtimeSettleMs: 1000,
@@ -91,8 +91,6 @@ export interface MemoryRun {
   /** Size of the proxy's executable (nutcracker, or the bun binary), bytes: what RssFile maps. */
   executableBytes?: number;
   idle?: MemoryStatus;
-  /** MEMORY_SETUP.pageoutSettleMs after its clean file pages were paged out (see pageOut). */
-  idlePagedOut?: MemoryStatus;
   /** After the warm-up crowd left. */
   warm?: MemoryStatus;
   /** MEMORY_SETUP.crowds, in order. */
@@ -106,6 +104,8 @@ export interface MemoryRun {
   /** The sample with the highest VmRSS during the burst; its hwm is VmHWM when the burst ended. */
   burstPeak?: MemoryStatus;
   after: Array<{ seconds: number; status: MemoryStatus }>;
+  /** At the end, MEMORY_SETUP.pageoutSettleMs after its clean file pages were paged out (pageOut). */
+  pagedOut?: MemoryStatus;
   /** What went wrong: clients or burst connections that failed, or the step that stopped the phase early. */
   problems: string[];
 }
@@ -183,9 +183,11 @@ async function crowd(
 }
 
 /** The idle process's clean file pages (executable code, read-only data) paged out by
- *  pageout.py, then its memory once it idled MEMORY_SETUP.pageoutSettleMs: start-up touches much
- *  of Bun's binary once (module loading, parser, JIT), which stays resident but unused until the
- *  kernel needs the memory; this is what idling needs. Null (and a problem) when it fails. */
+ *  pageout.py, then its memory once it idled MEMORY_SETUP.pageoutSettleMs: start-up and traffic
+ *  touch much of Bun's binary (module loading, parser, JIT compilers), which stays resident,
+ *  unused, until the kernel needs the memory; this is what idling needs. Pages that other
+ *  processes map too stay (the bun binary of the source run is every Bun process's). Null (and
+ *  a problem) when it fails. */
 async function pageOut(pid: number, run: { problems: string[] }): Promise<MemoryStatus | null> {
   const proc = Bun.spawn(["python3", PAGEOUT, String(pid)], { stdout: "pipe", stderr: "pipe" });
   const timer = setTimeout(() => proc.kill(), 10_000);
@@ -275,7 +277,6 @@ async function measureTarget(cluster: Cluster, launch: MemoryLaunch, bun: string
     await ping(proxy.listen.redis4);
     run.executableBytes = statSync(`/proc/${proxy.pid}/exe`).size;
     run.idle = memoryStatus(proxy.pid);
-    run.idlePagedOut = (await pageOut(proxy.pid, run)) ?? undefined;
     await crowds(run, proxy.listen.redis4, proxy.pid, bun, dir);
     const last = run.crowds[run.crowds.length - 1];
     if (last !== undefined) {
@@ -289,6 +290,7 @@ async function measureTarget(cluster: Cluster, launch: MemoryLaunch, bun: string
       await Bun.sleep(ended + seconds * 1000 - Date.now());
       run.after.push({ seconds, status: memoryStatus(proxy.pid) });
     }
+    run.pagedOut = (await pageOut(proxy.pid, run)) ?? undefined;
   } catch (error) {
     run.problems.push((error as Error).message);
   } finally {
@@ -307,7 +309,7 @@ const crowdText = (c: CrowdRun): string => `${c.clients} clients ${mb(c.status.r
 function progress(run: MemoryRun): void {
   const parts = [
     run.idle && `idle ${mb(run.idle.rss)}`,
-    run.idlePagedOut && `paged out ${mb(run.idlePagedOut.rss)}`,
+    run.pagedOut && `paged out at the end ${mb(run.pagedOut.rss)}`,
     ...run.crowds.map(crowdText),
     run.burstPeak && `burst peak ${mb(run.burstPeak.rss)}`,
     ...run.after.map((a) => `+${a.seconds} s ${mb(a.status.rss)}`),
@@ -320,7 +322,7 @@ function progress(run: MemoryRun): void {
 export interface RuntimeRun {
   label: string;
   idle: MemoryStatus;
-  idlePagedOut?: MemoryStatus;
+  pagedOut?: MemoryStatus;
   warm?: MemoryStatus;
   crowds: CrowdRun[];
   problems: string[];
@@ -341,8 +343,8 @@ async function runtimeAlone(bun: string, dir: string): Promise<RuntimeRun | null
     await waitListening(proc, port, "bare bun");
     await Bun.sleep(MEMORY_SETUP.runtimeSettleMs);
     const run: RuntimeRun = { label: "bun runtime alone", idle: memoryStatus(proc.pid), crowds: [], problems: [] };
-    run.idlePagedOut = (await pageOut(proc.pid, run)) ?? undefined;
     await crowds(run, port, proc.pid, bun, dir);
+    run.pagedOut = (await pageOut(proc.pid, run)) ?? undefined;
     return run;
   } catch (error) {
     console.log(`[memory] bare bun runtime: PROBLEM: ${(error as Error).message}`);
@@ -389,7 +391,7 @@ export async function measureMemory(cluster: Cluster, launches: MemoryLaunch[], 
   const runtime = await runtimeAlone(bun, dir);
   if (runtime !== null) {
     const idle = `${mb(runtime.idle.rss)} (anon ${mb(runtime.idle.anon)}, file ${mb(runtime.idle.file)})`;
-    const paged = runtime.idlePagedOut === undefined ? "" : `, paged out ${mb(runtime.idlePagedOut.rss)}`;
+    const paged = runtime.pagedOut === undefined ? "" : `, paged out at the end ${mb(runtime.pagedOut.rss)}`;
     console.log(`[memory] bare bun runtime: idle ${idle}${paged}, ${runtime.crowds.map(crowdText).join(", ")}`);
   }
   return { runs, runtime };

@@ -175,12 +175,12 @@ const crowdCell = (c: CrowdRun | undefined): string => (c === undefined ? "—" 
 
 function memoryRow(run: MemoryRun | RuntimeRun): string {
   const idle = run.idle === undefined ? "—" : anonFile(run.idle);
-  const paged = run.idlePagedOut === undefined ? "—" : anonFile(run.idlePagedOut);
+  const paged = run.pagedOut === undefined ? "—" : anonFile(run.pagedOut);
   const crowds = CROWDS.map((n) => crowdCell(run.crowds.find((c) => c.clients === n)));
-  if (!("after" in run)) return `| ${run.label} | ${idle} | ${paged} | ${crowds.join(" | ")} | — | — |`;
+  if (!("after" in run)) return `| ${run.label} | ${idle} | ${crowds.join(" | ")} | — | — | ${paged} |`;
   const peak = run.burstPeak === undefined ? "—" : `${mb(run.burstPeak.rss)} (VmHWM ${mb(run.burstPeak.hwm)})`;
   const after = run.after.length === 0 ? "—" : `${run.after.map((a) => (a.status.rss / 1024).toFixed(1)).join(" / ")} MB`;
-  return `| ${run.label} | ${idle} | ${paged} | ${crowds.join(" | ")} | ${peak} | ${after} |`;
+  return `| ${run.label} | ${idle} | ${crowds.join(" | ")} | ${peak} | ${after} | ${paged} |`;
 }
 
 function memorySection({ runs, runtime }: MemoryPhase): string[] {
@@ -199,10 +199,7 @@ function memorySection({ runs, runtime }: MemoryPhase): string[] {
       `open-file limit of ${count(nofile)}. Memory is read from /proc/<pid>/status: VmRSS (RssAnon / RssFile).`,
     "",
     "- *idle*: after it listens and answered one PING.",
-    `- *idle, paged out*: ${MEMORY_SETUP.pageoutSettleMs / 1000} s after its clean file pages (the executable's code and ` +
-      "read-only data) were paged out (bench/compare/pageout.py, process_madvise MADV_PAGEOUT): what idling keeps resident, " +
-      "without the pages start-up touched once (module loading, parser, JIT compilers), which otherwise stay until the kernel " +
-      "needs the memory. Traffic brings back what it uses.",
+
     `- *with N clients*: ${MEMORY_SETUP.idleMs / 1000} s after N connections (test/helpers/fault-crowd.ts, a process of its own, ` +
       `${crowdBatch} connecting at a time) that each made one request (SET then GET of a key of its own) are all open and idle. First a warm-up crowd ` +
       `of ${count(warmClients)} comes and goes (JIT, backend connections, pooled buffers), then ${CROWDS.map(count).join(", then ")}; ` +
@@ -211,12 +208,17 @@ function memorySection({ runs, runtime }: MemoryPhase): string[] {
       `${burstValueBytes / 2 ** 20} MB value and GET it back (reply lengths checked), and VmHWM at its end (the highest RSS of ` +
       "the process's life, so maybe from the clients phase).",
     `- *after*: VmRSS ${AFTER_SECONDS.join(" s / ")} s after the burst ended, with no traffic.`,
+    `- *paged out*: then, ${MEMORY_SETUP.pageoutSettleMs / 1000} s after its clean file pages (the executable's code and ` +
+      "read-only data) were paged out (bench/compare/pageout.py, process_madvise MADV_PAGEOUT): what idling keeps resident, " +
+      "without the pages of Bun's binary that start-up and traffic touched (module loading, parser, JIT compilers) and that " +
+      "otherwise stay until the kernel needs the memory. Pages other processes map too stay: the source run's bun binary is " +
+      "every Bun process's, so only the executable's figure is meaningful.",
     "- *bun runtime alone*: the floor under buncracker, a `bun --eval` process with one listening socket and no other code " +
       `than answering the crowd's SET+GET, read ${MEMORY_SETUP.runtimeSettleMs / 1000} s after it listens, then with the same crowds.`,
     "",
-    `| target | idle RSS (anon / file) | idle, paged out | ${CROWDS.map((n) => `with ${count(n)} clients, KB per client`).join(" | ")} | burst peak | ` +
-      `after ${AFTER_SECONDS.join(" s / ")} s |`,
-    `|---|---|---|${CROWDS.map(() => "---|").join("")}---|---|`,
+    `| target | idle RSS (anon / file) | ${CROWDS.map((n) => `with ${count(n)} clients, KB per client`).join(" | ")} | burst peak | ` +
+      `after ${AFTER_SECONDS.join(" s / ")} s | then paged out |`,
+    `|---|---|${CROWDS.map(() => "---|").join("")}---|---|---|`,
     ...runs.map(memoryRow),
     ...(runtime === null ? [] : [memoryRow(runtime)]),
     "",
@@ -248,7 +250,7 @@ function memoryGoal({ runs, runtime }: MemoryPhase): string {
   else {
     parts.push(
       `${bun.label} idle VmRSS ${mb(bun.idle.rss)} <= ${mb(IDLE_MAX_KB)} ${verdict(bun.idle.rss <= IDLE_MAX_KB)}` +
-        (bun.idlePagedOut === undefined ? "" : `; ${mb(bun.idlePagedOut.rss)} once start-up's file pages are paged out`) +
+        (bun.pagedOut === undefined ? "" : ` (${mb(bun.pagedOut.rss)} at the end once the file pages it touched are paged out)`) +
         (runtime === null ? "" : ` (the Bun runtime alone, one listening socket and no proxy code: ${mb(runtime.idle.rss)})`),
     );
   }

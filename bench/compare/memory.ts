@@ -1,10 +1,13 @@
-// The memory phase (pseudo-workload `memory`): for each proxy, a fresh process (the cluster's
+// The memory phase (pseudo-workload `memory`): for each proxy (nutcracker, buncracker from source,
+// and the shipped executable dist/buncracker when it is built), a fresh process (the cluster's
 // long-running proxies carry the whole benchmark in their heaps) on one redis pool over the 4
 // redis backends, at its default buffer sizes. Its memory from /proc/<pid>/status at idle, with
-// 10,000 clients connected that each made one request, during a burst of large values, and 1, 5
-// and 10 s after it: nutcracker keeps the mbufs a burst made it allocate, buncracker should not.
+// 1,000 and then 10,000 idle clients connected that each made one request, during a burst of
+// large values, and 1, 5 and 10 s after it: nutcracker keeps the mbufs a burst made it allocate,
+// buncracker should not. The Bun runtime alone, a trivial server, takes the same crowds: the
+// floor under buncracker's idle and per-client figures.
 
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { limitedArgv } from "../../test/helpers/fault.ts";
 import { type Cluster, type Proxy, type ProxyLaunch, startProxy } from "./cluster.ts";
@@ -13,7 +16,8 @@ import { WireClient } from "./wire.ts";
 
 /** The phase's parameters (the report describes the method from them). */
 export const MEMORY_SETUP = {
-  clients: 10_000,
+  /** The crowds, one after the other; the last is the "with clients" figure. */
+  crowds: [1_000, 10_000],
   /** Soft open-file limit of the proxy and of the crowd: the clients plus backends and spare. */
   nofile: 20_000,
   /** Clients connecting at a time. */
@@ -23,21 +27,32 @@ export const MEMORY_SETUP = {
   /** /proc sampling interval during the burst. */
   sampleMs: 50,
   afterSeconds: [1, 5, 10],
+  /** A first crowd of this size warms the proxy up (JIT, backend connections, pooled buffers)
+   *  before the measured ones; each crowd's increment is counted from RSS right before it. */
+  warmClients: 100,
+  /** How long a crowd's clients are connected and idle before the proxy is read. */
+  idleMs: 2000,
+  /** Pause after a crowd left (the proxy closes its connections). */
+  settleMs: 1000,
+  /** At the end, the process's clean file pages are paged out (pageout.py): its RSS this much
+   *  later is what it needs resident while idle, without the pages once touched and now unused. */
+  pageoutSettleMs: 3000,
   /** How long the bare runtime idles before it is read, as a proxy idles while started and probed. */
   runtimeSettleMs: 1000,
 } as const;
-const { clients: CLIENTS, nofile: NOFILE, burstConnections: BURST_CONNECTIONS, burstValueBytes: BURST_VALUE_BYTES } = MEMORY_SETUP;
+const { nofile: NOFILE, burstConnections: BURST_CONNECTIONS, burstValueBytes: BURST_VALUE_BYTES } = MEMORY_SETUP;
 
 export const MEMORY_PHASE = {
   name: "memory",
   what:
-    `fresh proxy per target: RSS idle, with ${CLIENTS} connected clients (one SET+GET each), ` +
+    `fresh proxy per target (and dist/buncracker): RSS idle, with ${MEMORY_SETUP.crowds.join(" / ")} connected clients (one SET+GET each), ` +
     `during and after ${BURST_CONNECTIONS} × ${BURST_VALUE_BYTES >> 20} MB SET+GET`,
 };
 
 const CROWD = join(import.meta.dir, "../../test/helpers/fault-crowd.ts");
+const PAGEOUT = join(import.meta.dir, "pageout.py");
 /** How long the crowd keeps its connections after reporting (we read /proc meanwhile). */
-const CROWD_HOLD_MS = 3000;
+const CROWD_HOLD_MS = MEMORY_SETUP.idleMs + 2000;
 const CROWD_TIMEOUT_MS = 120_000;
 const BURST_TIMEOUT_MS = 60_000;
 
@@ -53,20 +68,44 @@ export interface MemoryStatus {
   hwm: number;
 }
 
+/** One crowd: its clients all connected and idle. */
+export interface CrowdRun {
+  clients: number;
+  /** Right before the crowd connected (after the previous one left). */
+  before: MemoryStatus;
+  /** While all its clients are connected. */
+  status: MemoryStatus;
+  /** Client connections that opened (of `clients`). */
+  connected: number;
+}
+
+/** A proxy the phase measures: the cluster's launch, or the shipped executable. */
+export interface MemoryLaunch extends ProxyLaunch {
+  /** The report's row name. */
+  label: string;
+}
+
 export interface MemoryRun {
   target: ProxyLaunch["target"];
+  label: string;
   /** Size of the proxy's executable (nutcracker, or the bun binary), bytes: what RssFile maps. */
   executableBytes?: number;
   idle?: MemoryStatus;
-  /** While all clients are connected. */
+  /** After the warm-up crowd left. */
+  warm?: MemoryStatus;
+  /** MEMORY_SETUP.crowds, in order. */
+  crowds: CrowdRun[];
+  /** While all of the last crowd's clients are connected. */
   crowd?: MemoryStatus;
-  /** Client connections that opened (of CLIENTS). */
+  /** Client connections of the last crowd that opened. */
   connected?: number;
   /** After the crowd left, right before the burst. */
   beforeBurst?: MemoryStatus;
   /** The sample with the highest VmRSS during the burst; its hwm is VmHWM when the burst ended. */
   burstPeak?: MemoryStatus;
   after: Array<{ seconds: number; status: MemoryStatus }>;
+  /** At the end, MEMORY_SETUP.pageoutSettleMs after its clean file pages were paged out (pageOut). */
+  pagedOut?: MemoryStatus;
   /** What went wrong: clients or burst connections that failed, or the step that stopped the phase early. */
   problems: string[];
 }
@@ -106,10 +145,18 @@ function crowdReport(log: string): CrowdReport | null {
   return line === undefined ? null : (JSON.parse(line) as CrowdReport);
 }
 
-/** The clients (test/helpers/fault-crowd.ts, a process of its own): the proxy's memory while all are connected. */
-async function crowd(run: MemoryRun, proxy: Proxy<"redis4">, bun: string, dir: string): Promise<void> {
-  const log = join(dir, `${run.target}-memory-crowd.log`);
-  const args = [proxy.listen.redis4, CLIENTS, MEMORY_SETUP.crowdBatch, CROWD_HOLD_MS].map(String);
+/** `clients` clients (test/helpers/fault-crowd.ts, a process of its own) on `port`: the memory of
+ *  `pid` once all are connected and have been idle for MEMORY_SETUP.idleMs. */
+async function crowd(
+  clients: number,
+  port: number,
+  pid: number,
+  run: { label: string; problems: string[] },
+  bun: string,
+  dir: string,
+): Promise<{ status: MemoryStatus; connected: number }> {
+  const log = join(dir, `${run.label.replace(/[^a-z0-9.-]+/gi, "_")}-memory-crowd-${clients}.log`);
+  const args = [port, clients, MEMORY_SETUP.crowdBatch, CROWD_HOLD_MS].map(String);
   const argv = [bun, CROWD, "127.0.0.1", ...args];
   // `&&`, not procs.ts's `;`: a limit that cannot be raised must fail the run, not skew it.
   const proc = startService(limitedArgv(NOFILE, argv), log);
@@ -122,14 +169,49 @@ async function crowd(run: MemoryRun, proxy: Proxy<"redis4">, bun: string, dir: s
       await Bun.sleep(MEMORY_SETUP.sampleMs);
       report = crowdReport(log);
     }
-    run.crowd = memoryStatus(proxy.pid);
-    run.connected = report.connected;
-    if (report.answered !== CLIENTS) {
-      run.problems.push(`${report.answered} of ${CLIENTS} clients answered, ${report.failed} failed: ${report.samples.join("; ")}`);
+    await Bun.sleep(MEMORY_SETUP.idleMs);
+    const status = memoryStatus(pid);
+    if (report.answered !== clients) {
+      run.problems.push(`${report.answered} of ${clients} clients answered, ${report.failed} failed: ${report.samples.join("; ")}`);
     }
     await Promise.race([proc.exited, Bun.sleep(CROWD_HOLD_MS + 10_000)]);
+    return { status, connected: report.connected };
   } finally {
     await stop(proc);
+    await Bun.sleep(MEMORY_SETUP.settleMs); // let the proxy close the crowd's connections
+  }
+}
+
+/** The idle process's clean file pages (executable code, read-only data) paged out by
+ *  pageout.py, then its memory once it idled MEMORY_SETUP.pageoutSettleMs: start-up and traffic
+ *  touch much of Bun's binary (module loading, parser, JIT compilers), which stays resident,
+ *  unused, until the kernel needs the memory; this is what idling needs. Pages that other
+ *  processes map too stay (the bun binary of the source run is every Bun process's). Null (and
+ *  a problem) when it fails. */
+async function pageOut(pid: number, run: { problems: string[] }): Promise<MemoryStatus | null> {
+  const proc = Bun.spawn(["python3", PAGEOUT, String(pid)], { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill(), 10_000);
+  try {
+    const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+    if (code !== 0) {
+      run.problems.push(`page-out failed (${code}): ${err.trim().slice(0, 200)}`);
+      return null;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  await Bun.sleep(MEMORY_SETUP.pageoutSettleMs);
+  return memoryStatus(pid);
+}
+
+/** The warm-up crowd, then every crowd of MEMORY_SETUP.crowds, into `run`. */
+async function crowds(run: MemoryRun | RuntimeRun, port: number, pid: number, bun: string, dir: string): Promise<void> {
+  await crowd(MEMORY_SETUP.warmClients, port, pid, run, bun, dir);
+  run.warm = memoryStatus(pid);
+  for (const clients of MEMORY_SETUP.crowds) {
+    const before = memoryStatus(pid);
+    const { status, connected } = await crowd(clients, port, pid, run, bun, dir);
+    run.crowds.push({ clients, before, status, connected });
   }
 }
 
@@ -181,12 +263,12 @@ async function burst(run: MemoryRun, proxy: Proxy<"redis4">): Promise<void> {
   run.burstPeak = { ...(end.rss > peak.rss ? end : peak), hwm: end.hwm };
 }
 
-async function measureTarget(cluster: Cluster, launch: ProxyLaunch, bun: string, dir: string): Promise<MemoryRun> {
-  const run: MemoryRun = { target: launch.target, after: [], problems: [] };
+async function measureTarget(cluster: Cluster, launch: MemoryLaunch, bun: string, dir: string): Promise<MemoryRun> {
+  const run: MemoryRun = { target: launch.target, label: launch.label, crowds: [], after: [], problems: [] };
   let proxy: Proxy<"redis4"> | null = null;
   try {
     const started = await startProxy(cluster, launch, dir, {
-      tag: `${launch.target}-memory`,
+      tag: `${launch.label.replace(/[^a-z0-9.-]+/gi, "_")}-memory`,
       pools: ["redis4"],
       wrap: (argv) => limitedArgv(NOFILE, argv),
     });
@@ -195,8 +277,12 @@ async function measureTarget(cluster: Cluster, launch: ProxyLaunch, bun: string,
     await ping(proxy.listen.redis4);
     run.executableBytes = statSync(`/proc/${proxy.pid}/exe`).size;
     run.idle = memoryStatus(proxy.pid);
-    await crowd(run, proxy, bun, dir);
-    await Bun.sleep(1000); // let the proxy close the crowd's connections
+    await crowds(run, proxy.listen.redis4, proxy.pid, bun, dir);
+    const last = run.crowds[run.crowds.length - 1];
+    if (last !== undefined) {
+      run.crowd = last.status;
+      run.connected = last.connected;
+    }
     run.beforeBurst = memoryStatus(proxy.pid);
     await burst(run, proxy);
     const ended = Date.now();
@@ -204,6 +290,7 @@ async function measureTarget(cluster: Cluster, launch: ProxyLaunch, bun: string,
       await Bun.sleep(ended + seconds * 1000 - Date.now());
       run.after.push({ seconds, status: memoryStatus(proxy.pid) });
     }
+    run.pagedOut = (await pageOut(proxy.pid, run)) ?? undefined;
   } catch (error) {
     run.problems.push((error as Error).message);
   } finally {
@@ -214,26 +301,51 @@ async function measureTarget(cluster: Cluster, launch: ProxyLaunch, bun: string,
 
 const mb = (kb: number): string => `${(kb / 1024).toFixed(1)} MB`;
 
+/** KB per client a crowd added, counted from right before it. */
+export const perClient = (c: CrowdRun): number => (c.status.rss - c.before.rss) / Math.max(1, c.connected);
+
+const crowdText = (c: CrowdRun): string => `${c.clients} clients ${mb(c.status.rss)} (${perClient(c).toFixed(2)} KB each)`;
+
 function progress(run: MemoryRun): void {
   const parts = [
     run.idle && `idle ${mb(run.idle.rss)}`,
-    run.crowd && `${CLIENTS} clients ${mb(run.crowd.rss)}`,
+    run.pagedOut && `paged out at the end ${mb(run.pagedOut.rss)}`,
+    ...run.crowds.map(crowdText),
     run.burstPeak && `burst peak ${mb(run.burstPeak.rss)}`,
     ...run.after.map((a) => `+${a.seconds} s ${mb(a.status.rss)}`),
     ...run.problems.map((p) => `PROBLEM: ${p}`),
   ];
-  console.log(`[memory] ${run.target}: ${parts.filter(Boolean).join(", ")}`);
+  console.log(`[memory] ${run.label}: ${parts.filter(Boolean).join(", ")}`);
 }
 
-/** The floor under buncracker's RSS: a Bun process with one listening socket and no other code. */
-async function runtimeAlone(bun: string, dir: string): Promise<MemoryStatus | null> {
+/** The Bun runtime alone, with the crowds it took. */
+export interface RuntimeRun {
+  label: string;
+  idle: MemoryStatus;
+  pagedOut?: MemoryStatus;
+  warm?: MemoryStatus;
+  crowds: CrowdRun[];
+  problems: string[];
+}
+
+/** The floor under buncracker's RSS: a Bun process with one listening socket and no other code
+ *  than answering the crowd's SET+GET (sent in one write: +OK and the SET's value, the 7th
+ *  line), so that it takes the same crowds. */
+const RUNTIME_SERVER = (port: number): string =>
+  `Bun.listen({ hostname: "127.0.0.1", port: ${port}, socket: { data(s, d) { ` +
+  `const v = Buffer.from(d).toString("latin1").split("\\r\\n")[6] ?? ""; ` +
+  `s.write("+OK\\r\\n$" + v.length + "\\r\\n" + v + "\\r\\n"); } } });`;
+
+async function runtimeAlone(bun: string, dir: string): Promise<RuntimeRun | null> {
   const port = freePort();
-  const script = `Bun.listen({ hostname: "127.0.0.1", port: ${port}, socket: { data() {} } });`;
-  const proc = startService([bun, "--eval", script], join(dir, "bun-runtime-memory.log"));
+  const proc = startService(limitedArgv(NOFILE, [bun, "--eval", RUNTIME_SERVER(port)]), join(dir, "bun-runtime-memory.log"));
   try {
     await waitListening(proc, port, "bare bun");
     await Bun.sleep(MEMORY_SETUP.runtimeSettleMs);
-    return memoryStatus(proc.pid);
+    const run: RuntimeRun = { label: "bun runtime alone", idle: memoryStatus(proc.pid), crowds: [], problems: [] };
+    await crowds(run, port, proc.pid, bun, dir);
+    run.pagedOut = (await pageOut(proc.pid, run)) ?? undefined;
+    return run;
   } catch (error) {
     console.log(`[memory] bare bun runtime: PROBLEM: ${(error as Error).message}`);
     return null;
@@ -245,11 +357,31 @@ async function runtimeAlone(bun: string, dir: string): Promise<MemoryStatus | nu
 export interface MemoryPhase {
   runs: MemoryRun[];
   /** The Bun runtime alone (see runtimeAlone); null if it could not be measured. */
-  runtime: MemoryStatus | null;
+  runtime: RuntimeRun | null;
+}
+
+/** The executable `npm run build` makes, when it is there. */
+export const EXECUTABLE = "dist/buncracker";
+
+/** The cluster's launches, labelled, and buncracker's shipped executable (dist/buncracker, as
+ *  `bash scripts/build.sh` leaves it) after its source run, when it is built. */
+export function memoryLaunches(launches: ProxyLaunch[], repo: string): MemoryLaunch[] {
+  const out: MemoryLaunch[] = [];
+  for (const launch of launches) {
+    if (launch.target !== "buncracker") {
+      out.push({ ...launch, label: launch.target });
+      continue;
+    }
+    out.push({ ...launch, label: "buncracker (bun src/main.ts)" });
+    const exe = join(repo, EXECUTABLE);
+    if (existsSync(exe)) out.push({ target: "buncracker", label: `buncracker (${EXECUTABLE})`, command: [exe], cwd: repo, mustRun: EXECUTABLE });
+    else console.log(`[memory] ${EXECUTABLE} is not built (npm run build): only the source run is measured`);
+  }
+  return out;
 }
 
 /** The memory phase, one target after the other (never two proxies under load at once). */
-export async function measureMemory(cluster: Cluster, launches: ProxyLaunch[], bun: string, dir: string): Promise<MemoryPhase> {
+export async function measureMemory(cluster: Cluster, launches: MemoryLaunch[], bun: string, dir: string): Promise<MemoryPhase> {
   const runs: MemoryRun[] = [];
   for (const launch of launches) {
     const run = await measureTarget(cluster, launch, bun, dir);
@@ -257,6 +389,10 @@ export async function measureMemory(cluster: Cluster, launches: ProxyLaunch[], b
     runs.push(run);
   }
   const runtime = await runtimeAlone(bun, dir);
-  if (runtime !== null) console.log(`[memory] bare bun runtime: ${mb(runtime.rss)} (anon ${mb(runtime.anon)}, file ${mb(runtime.file)})`);
+  if (runtime !== null) {
+    const idle = `${mb(runtime.idle.rss)} (anon ${mb(runtime.idle.anon)}, file ${mb(runtime.idle.file)})`;
+    const paged = runtime.pagedOut === undefined ? "" : `, paged out at the end ${mb(runtime.pagedOut.rss)}`;
+    console.log(`[memory] bare bun runtime: idle ${idle}${paged}, ${runtime.crowds.map(crowdText).join(", ")}`);
+  }
   return { runs, runtime };
 }

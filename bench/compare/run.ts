@@ -21,7 +21,7 @@ import {
 } from "./cluster.ts";
 import { cpuPer, cpuSince, cpuTimes, cpuTotal } from "./cpu.ts";
 import { ensureTools, toolVersions } from "./install.ts";
-import { MEMORY_PHASE, measureMemory } from "./memory.ts";
+import { MEMORY_PHASE, measureMemory, memoryLaunches } from "./memory.ts";
 import { OPTIONAL_PHASES, runOptional } from "./optional.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
 import { PREDIXY_NOT_SERVED, startPredixy } from "./predixy.ts";
@@ -257,8 +257,8 @@ async function benchmark(options: Options, dir: string, command: string): Promis
   }
 
   // Fresh proxies of its own, for the targets that started (see memory.ts).
-  const memoryLaunches = proxyLaunches(tools, REPO, BUN).filter((l) => cluster.proxies[l.target] !== undefined);
-  const memory = options.memory ? await measureMemory(cluster, memoryLaunches, BUN, dir) : { runs: [], runtime: null };
+  const launches = memoryLaunches(proxyLaunches(tools, REPO, BUN).filter((l) => cluster.proxies[l.target] !== undefined), REPO);
+  const memory = options.memory ? await measureMemory(cluster, launches, BUN, dir) : { runs: [], runtime: null };
 
   const optional = await runOptional(options.optional, {
     bun: BUN,

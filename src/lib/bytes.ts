@@ -3,13 +3,21 @@
 // comparisons and decimal helpers the protocols and the core share.
 //
 // Connection buffers come from a pool of fixed-size chunks (twemproxy's mbufs; `-m` sets the
-// size) and go back to it when emptied, so idle connections hold no buffer and memory falls
-// back after a burst of large values.
+// size) and go back to it when emptied, so idle connections hold no buffer; chunks the pool did
+// not hand out for a second go back to the collector, so memory falls back after a burst of
+// large values or of clients.
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 /** Copies up to this size are done byte by byte (measured: faster than set(subarray())). */
 const SMALL_COPY = 128;
+
+/** How often the pool gives back the chunks it did not hand out since the last time. */
+const TRIM_MS = 1000;
+/** A trim that gave back this much asks for a collection (not blocking), so that the memory
+ *  leaves the process rather than waiting for the collector's next turn (an idle proxy
+ *  allocates nothing). */
+const TRIM_COLLECT_BYTES = 1 << 20;
 
 export const bufferPool = {
   /** Size of a pooled chunk (`-m`, nutcracker's mbuf size). */
@@ -17,18 +25,48 @@ export const bufferPool = {
   /** Chunks kept for reuse at most. */
   max: 4096,
   free: [] as Uint8Array[],
+  /** The fewest chunks free since the last trim: that many were not needed all along. */
+  low: 0,
+  /** Runs trim() while any chunk is free. */
+  trimmer: null as ReturnType<typeof setInterval> | null,
 
   get(): Uint8Array {
-    return this.free.pop() ?? new Uint8Array(this.size);
+    const b = this.free.pop();
+    if (b === undefined) return new Uint8Array(this.size);
+    if (this.free.length < this.low) this.low = this.free.length;
+    return b;
   },
 
   put(b: Uint8Array): void {
-    if (b.length === this.size && this.free.length < this.max) this.free.push(b);
+    if (b.length !== this.size || this.free.length >= this.max) return;
+    this.free.push(b);
+    if (this.trimmer === null) {
+      this.low = this.free.length;
+      this.trimmer = setInterval(() => this.trim(), TRIM_MS);
+      this.trimmer.unref();
+    }
+  },
+
+  /** Give back the chunks that stayed free since the last trim, the least recently used (a
+   *  burst's chunks do not stay, as twemproxy's mbufs do); stop when none is left. */
+  trim(): void {
+    const unused = this.low;
+    if (unused > 0) this.free.splice(0, unused);
+    this.low = this.free.length;
+    if (this.free.length === 0) this.stopTrimming();
+    if (unused * this.size >= TRIM_COLLECT_BYTES) Bun.gc(false);
+  },
+
+  stopTrimming(): void {
+    if (this.trimmer !== null) clearInterval(this.trimmer);
+    this.trimmer = null;
   },
 
   setSize(size: number): void {
     this.size = size;
     this.free.length = 0;
+    this.low = 0;
+    this.stopTrimming();
   },
 };
 

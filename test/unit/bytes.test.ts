@@ -51,3 +51,32 @@ test("consume() then more writes keep the unwritten tail, in order", () => {
   }
   expect(out).toEqual([...input, ...extra]);
 });
+
+test("the buffer pool gives back the chunks it did not hand out between two trims, oldest first", () => {
+  bufferPool.setSize(bufferPool.size);
+  try {
+    const chunks = Array.from({ length: 6 }, () => new Uint8Array(bufferPool.size));
+    for (const c of chunks) bufferPool.put(c);
+    expect(bufferPool.trimmer).not.toBeNull();
+    // The trimmer started with the first: it goes at the first trim, the others had no full turn.
+    bufferPool.trim();
+    expect(bufferPool.free).toEqual(chunks.slice(1));
+    // Two chunks in use at once since: three stayed free all along and go; the two used stay.
+    const a = bufferPool.get();
+    const b = bufferPool.get();
+    bufferPool.put(b);
+    bufferPool.put(a);
+    bufferPool.trim();
+    expect(bufferPool.free).toEqual([b, a]);
+    // A chunk of another size (a grown buffer) is never kept.
+    bufferPool.put(new Uint8Array(bufferPool.size * 2));
+    expect(bufferPool.free.length).toBe(2);
+    // Nothing handed out since: everything goes, and the pool stops trimming.
+    bufferPool.trim();
+    expect(bufferPool.free).toEqual([]);
+    expect(bufferPool.trimmer).toBeNull();
+    expect(bufferPool.get().length).toBe(bufferPool.size);
+  } finally {
+    bufferPool.setSize(bufferPool.size);
+  }
+});

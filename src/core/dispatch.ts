@@ -157,17 +157,20 @@ function forward(pool: Pool, msg: Msg, index: number, buf: Uint8Array, req: Req)
 
 /** Where a request for `master` goes: a replica for a read-only command with read_from, else
  *  the master; null when read_from: replica finds no replica in service. */
-function destination(pool: Pool, master: Server, req: Req): Server | null {
-  return pool.cfg.readFrom !== "master" && req.command!.readOnly === true ? master.readTarget() : master;
+export function destination(pool: Pool, master: Server, readOnly: boolean): Server | null {
+  return readOnly && pool.cfg.readFrom !== "master" ? master.readTarget() : master;
 }
+
+/** Why a read for `master` found no server (destination() gave null). */
+export const noReplica = (master: Server): string => `no replica of ${master.cfg.effectiveName} is in service`;
 
 /** Forward the whole request to `master` (or its replica, destination()): on the client's own
  *  connection there while it has one lent (so its requests reach the server in order), else on
  *  a shared one. */
 export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array, req: Req): void {
-  const server = destination(pool, master, req);
+  const server = destination(pool, master, req.command!.readOnly === true);
   if (server === null) {
-    fail(pool, msg, `no replica of ${master.cfg.name} is in service`);
+    fail(pool, msg, noReplica(master));
     return;
   }
   const own = msg.client.own;
@@ -243,9 +246,9 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
-    const server = destination(pool, master, req);
+    const server = destination(pool, master, req.command!.readOnly === true);
     if (server === null) {
-      fail(pool, child, `no replica of ${master.cfg.name} is in service`);
+      fail(pool, child, noReplica(master));
       continue;
     }
     child.server = server;

@@ -8,6 +8,7 @@ import { bufferPool, ByteWriter } from "../lib/bytes.ts";
 import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
 import { ClusterRouting } from "../redis-cluster/routing.ts";
+import type { SlotMap } from "../redis-cluster/slot-map.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
@@ -71,15 +72,7 @@ export class Pool {
     const clustered = cfg.distribution === "redis_cluster";
     this.router = clustered ? null : createRouter(cfg);
     this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
-    // Every master of a new map gets its server (and stats) at once, connected with preconnect.
-    this.cluster = clustered
-      ? new ClusterRouting(cfg, (map) => {
-          for (const shard of map.shards) {
-            const server = this.serverAt(shard.master!.host, shard.master!.port);
-            if (this.cfg.preconnect) server.preconnect();
-          }
-        })
-      : null;
+    this.cluster = clustered ? new ClusterRouting(cfg, (map) => this.mapped(map)) : null;
     this.install(
       cfg,
       this.router,
@@ -119,11 +112,29 @@ export class Pool {
     return server;
   }
 
+  /** redis_cluster: a new slot map. Every master gets its server (and stats) at once, connected
+   *  with preconnect; with read_from, so do its replicas, which become the master's
+   *  Server.replicas (reads go to them as in a pool with sentinels, dispatch.ts destination). */
+  private mapped(map: SlotMap): void {
+    const reads = this.cfg.readFrom !== "master";
+    const masters = new Set<Server>();
+    for (const shard of map.shards) {
+      const master = this.serverAt(shard.master!.host, shard.master!.port);
+      masters.add(master);
+      master.replicas = reads ? shard.replicas.map((r) => this.serverAt(r.host, r.port)) : [];
+      if (this.cfg.preconnect) for (const s of [master, ...master.replicas]) s.preconnect();
+    }
+    // A node that is no master now (demoted, or gone) serves no reads for anyone.
+    for (const s of this.servers) if (!masters.has(s)) s.replicas = [];
+  }
+
   /** (Re)start following the sentinels of the config, if it has any: anew after a reload
    *  (sentinels or servers may have changed); servers that stay keep their address meanwhile. */
   private follow(): void {
     this.failover?.stop();
     this.failover = null;
+    // A cluster's replicas come with its slot map (mapped), and are servers of the pool.
+    if (this.cluster !== null) return;
     for (const s of this.servers) {
       for (const r of s.replicas) r.retire();
       s.replicas = [];

@@ -71,6 +71,8 @@ export class ClusterRouting {
   moved = 0;
   asked = 0;
   retried = 0;
+  /** Requests sent again after their connection to a node was lost (/healthz). */
+  resentLost = 0;
 
   constructor(
     private cfg: PoolConfig,
@@ -151,6 +153,18 @@ export class ClusterRouting {
     return { how: Resend.Later, host: "", port: 0, delayMs };
   }
 
+  /** A request whose connection to a node was lost, to be sent again (core/cluster-resend.ts):
+   *  how long to wait first (half the time it has waited so far, 5 to 200 ms, so a failover's
+   *  map reload has time to come), or -1 when that would leave it less than a quarter of its
+   *  time (the pool's timeout, else 2 s) for its reply. */
+  lostDelay(sent: SentRequest): number {
+    const now = performance.now();
+    const delayMs = Math.min(Math.max(RETRY_FIRST_MS, (now - sent.t0) / 2), RETRY_MAX_MS);
+    if (now + delayMs - sent.t0 > ((this.cfg.timeout ?? RETRY_WINDOW_MS) * 3) / 4) return -1;
+    this.resentLost++;
+    return delayMs;
+  }
+
   /** A connection to a node failed: how a failover starts, so the map may change. */
   nodeFailed(): void {
     this.topology.refresh();
@@ -186,6 +200,7 @@ export class ClusterRouting {
       moved: this.moved,
       asked: this.asked,
       retried: this.retried,
+      resentLost: this.resentLost,
     };
   }
 

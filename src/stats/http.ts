@@ -38,6 +38,8 @@ export interface ClusterHealth {
   readonly moved: number;
   readonly asked: number;
   readonly retried: number;
+  /** Requests sent again after their connection to a node was lost (a node that died). */
+  readonly resentLost: number;
 }
 
 export interface PoolHealth {

@@ -308,9 +308,16 @@ const CASES: Case[] = [
     differs: "redis_cluster is ours",
   },
   {
-    name: "redis_cluster with read_from replica (not served yet)",
+    name: "redis_cluster with read_from replica (its replicas come from the cluster)",
     yaml: withClusterSettings("  read_from: replica"),
-    error: `read_from "replica" is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`,
+    error: null,
+    differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster with read_from prefer-replica",
+    yaml: withClusterSettings("  read_from: prefer-replica"),
+    error: null,
+    differs: "redis_cluster is ours",
   },
   {
     name: "redis_cluster with a database",

@@ -11,7 +11,7 @@ import { ClusterRouting } from "../redis-cluster/routing.ts";
 import type { SlotMap } from "../redis-cluster/slot-map.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
-import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
+import { newClusterStats, ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
 import { P } from "../stats/table.ts";
 import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
@@ -72,7 +72,7 @@ export class Pool {
     const clustered = cfg.distribution === "redis_cluster";
     this.router = clustered ? null : createRouter(cfg);
     this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
-    this.cluster = clustered ? new ClusterRouting(cfg, (map) => this.mapped(map)) : null;
+    this.cluster = clustered ? new ClusterRouting(cfg, (stats.cluster ??= newClusterStats()), (map) => this.mapped(map)) : null;
     this.install(
       cfg,
       this.router,

@@ -13,7 +13,7 @@ import { clusterReply, selfId, type SelfNode } from "../proto/redis/cluster-loca
 import type { ClusterNode } from "../proto/redis/cluster-topology.ts";
 import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts";
 import { KeySlots, SLOT_COUNT } from "../route/key-slot.ts";
-import type { ClusterHealth } from "../stats/http.ts";
+import { C } from "../stats/table.ts";
 import type { SlotMap } from "./slot-map.ts";
 import { ClusterTopology } from "./topology.ts";
 
@@ -67,15 +67,11 @@ export class ClusterRouting {
   readonly asking = encoder.encode("*1\r\n$6\r\nASKING\r\n");
   /** redis's own reply to keys of several slots in one command that cannot be split. */
   readonly crossSlot = encoder.encode("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
-  /** MOVED and ASK replies followed, TRYAGAIN/CLUSTERDOWN retries (/healthz). */
-  moved = 0;
-  asked = 0;
-  retried = 0;
-  /** Requests sent again after their connection to a node was lost (/healthz). */
-  resentLost = 0;
 
   constructor(
     private cfg: PoolConfig,
+    /** The pool's CLUSTER_STATS (stats/table.ts): the map in use, loads, redirections. */
+    private readonly stats: Float64Array,
     /** Called with every new map. */
     onMap: (map: SlotMap) => void,
   ) {
@@ -86,7 +82,14 @@ export class ClusterRouting {
         auth: cfg.redisAuth,
         timeoutMs: LOAD_TIMEOUT_MS,
       },
-      onMap,
+      (map) => {
+        stats[C.cluster_map_loaded] = 1;
+        stats[C.cluster_epoch] = map.epoch;
+        stats[C.cluster_uncovered_slots] = map.uncovered();
+        stats[C.cluster_map_loads]!++;
+        onMap(map);
+      },
+      () => stats[C.cluster_map_load_failures]!++,
     );
   }
 
@@ -136,18 +139,18 @@ export class ClusterRouting {
       if (target === null) return null;
       const host = target.host ?? fromHost;
       if (kind === Redirect.Moved) {
-        this.moved++;
+        this.stats[C.cluster_moved]!++;
         // Routed there from now on, and the whole map reloaded: a MOVED rarely comes alone.
         this.topology.map?.moved(target.slot, host, target.port);
         this.topology.refresh();
         return { how: Resend.Now, host, port: target.port, delayMs: 0 };
       }
-      this.asked++;
+      this.stats[C.cluster_asked]!++;
       return { how: Resend.Asking, host, port: target.port, delayMs: 0 };
     }
     const delayMs = Math.min(RETRY_FIRST_MS << sent.resends, RETRY_MAX_MS);
     if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS)) return null;
-    this.retried++;
+    this.stats[C.cluster_retried]!++;
     // CLUSTERDOWN: a failover is under way; its end changes the map.
     if (kind === Redirect.ClusterDown) this.topology.refresh();
     return { how: Resend.Later, host: "", port: 0, delayMs };
@@ -161,7 +164,7 @@ export class ClusterRouting {
     const now = performance.now();
     const delayMs = Math.min(Math.max(RETRY_FIRST_MS, (now - sent.t0) / 2), RETRY_MAX_MS);
     if (now + delayMs - sent.t0 > ((this.cfg.timeout ?? RETRY_WINDOW_MS) * 3) / 4) return -1;
-    this.resentLost++;
+    this.stats[C.cluster_resent_lost]!++;
     return delayMs;
   }
 
@@ -185,22 +188,6 @@ export class ClusterRouting {
       port,
       epoch: map?.epoch ?? -1,
       uncovered: map === null ? SLOT_COUNT : map.uncovered(),
-    };
-  }
-
-  /** The map and the redirections followed, for /healthz. */
-  health(): ClusterHealth {
-    const map = this.topology.map;
-    return {
-      loaded: map !== null,
-      epoch: map?.epoch ?? -1,
-      uncoveredSlots: map === null ? SLOT_COUNT : map.uncovered(),
-      mapLoads: this.topology.refreshes,
-      mapLoadFailures: this.topology.refreshFailures,
-      moved: this.moved,
-      asked: this.asked,
-      retried: this.retried,
-      resentLost: this.resentLost,
     };
   }
 

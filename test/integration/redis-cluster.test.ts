@@ -11,6 +11,7 @@ import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf } from "../helpers/direct.ts";
+import { poolOf, readStats, waitFor } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
@@ -244,6 +245,51 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     // Every master is a server of the pool, under its address.
     const masters = (await cluster.nodeLines(cluster.nodes[0]!)).filter((l) => l.masterId === "-").map((l) => l.address);
     expect(pool.live).toEqual(expect.arrayContaining(masters));
+  });
+
+  test("stats JSON and /metrics: the map (epoch, uncovered slots, loads) and redirections, per node stats", async () => {
+    const health = (await (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).json()).pools[0].cluster;
+    const doc = poolOf(await readStats(proxy.statsPort), "big");
+    expect(doc.cluster_map_loaded).toBe(1);
+    expect(doc.cluster_epoch).toBe(health.epoch);
+    expect(doc.cluster_uncovered_slots).toBe(0);
+    expect(doc.cluster_map_loads).toBeGreaterThanOrEqual(1);
+    expect(doc.cluster_asked).toBeGreaterThanOrEqual(1);
+    // Each master's own twemproxy server stats, under its address (requests: live in /metrics,
+    // as of the last aggregation in the JSON).
+    const masters = (await cluster.nodeLines(cluster.nodes[0]!)).filter((l) => l.masterId === "-").map((l) => l.address);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    for (const m of masters) {
+      expect(Object.keys(doc[m] as object)).toContain("requests");
+      expect(metrics).toMatch(new RegExp(`buncracker_server_requests_total\\{pool="big",server="${m}"\\} [1-9]`));
+    }
+    expect(metrics).toContain(`buncracker_pool_cluster_epoch{pool="big"} ${health.epoch}\n`);
+    expect(metrics).toContain(`buncracker_pool_cluster_uncovered_slots{pool="big"} 0\n`);
+    expect(metrics).toMatch(/buncracker_pool_cluster_map_loads_total\{pool="big"\} [1-9]/);
+  });
+
+  test("--workers: each worker loads its own map; /healthz, stats and /metrics sum them", async () => {
+    const port = freePort();
+    const workers = await startProxy(
+      TARGET,
+      poolYaml("big", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster" }, [serverLine(cluster.seeds[2]!)]),
+      { args: ["--workers", "2", "--metrics-port", String(port)] },
+    );
+    try {
+      await untilRouting(workers.pools.big!);
+      // Workers report every second: until both have loaded their map.
+      const doc = await waitFor("both workers' maps", async () => {
+        const d = poolOf(await readStats(workers.statsPort), "big");
+        return (d.cluster_map_loads as number) >= 2 && d.cluster_map_loaded === 1 ? d : false;
+      });
+      expect(doc.cluster_uncovered_slots).toBe(0);
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(res.status).toBe(200);
+      expect((await res.json()).pools[0].cluster).toMatchObject({ loaded: true, uncoveredSlots: 0 });
+      expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toContain(`buncracker_pool_cluster_map_loaded{pool="big"} 1\n`);
+    } finally {
+      await workers.stop();
+    }
   });
 
   test("ioredis' Cluster, pointed at the proxy, sees one node and works across slots", async () => {

@@ -315,12 +315,6 @@ class ConfigReader {
     if (settings.redisDb !== 0) {
       throw this.error(at("redis_db"), `${pool}: redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`);
     }
-    if (settings.serverTls !== null) {
-      // The slot map is loaded on connections of its own (redis-cluster/topology-loader.ts),
-      // which do not speak TLS yet.
-      const problem = `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`;
-      throw this.error(at("server_tls"), `${pool}: ${problem}`);
-    }
     if (given.has("hash")) {
       const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
       this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);

@@ -3,7 +3,7 @@
 // deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
 // failover.ts.
 
-import type { PoolConfig, ServerConfig } from "../conf/types.ts";
+import type { Address, PoolConfig, ServerConfig } from "../conf/types.ts";
 import { bufferPool, ByteWriter } from "../lib/bytes.ts";
 import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
@@ -27,6 +27,9 @@ import { tlsSockets } from "./tls-sockets.ts";
 
 /** Proxy-made error replies kept per pool (a handful of distinct reasons). */
 const MAX_ERROR_REPLIES = 64;
+
+/** A cluster node's address, as a server's. */
+const nodeAddress = (host: string, port: number): Address => ({ spec: `${host}:${port}`, host, port, unix: false, perm: null });
 
 export class Pool {
   /** Replaced as a whole by a reload; in-flight messages keep their servers. */
@@ -72,7 +75,7 @@ export class Pool {
     const clustered = cfg.distribution === "redis_cluster";
     this.router = clustered ? null : createRouter(cfg);
     this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
-    this.cluster = clustered ? new ClusterRouting(cfg, (stats.cluster ??= newClusterStats()), (map) => this.mapped(map)) : null;
+    this.cluster = clustered ? new ClusterRouting(cfg, (stats.cluster ??= newClusterStats()), (node, handlers, data) => this.sockets.connect(nodeAddress(node.host, node.port), handlers, data), (map) => this.mapped(map)) : null;
     this.install(
       cfg,
       this.router,
@@ -98,7 +101,7 @@ export class Pool {
     for (const server of this.servers) if (server.addr.port === port && server.addr.host === host) return server;
     const address = `${host}:${port}`;
     const cfg: ServerConfig = {
-      addr: { spec: address, host, port, unix: false, perm: null },
+      addr: nodeAddress(host, port),
       weight: 1,
       name: null,
       effectiveName: address,

@@ -15,7 +15,8 @@ import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts
 import { KeySlots, SLOT_COUNT } from "../route/key-slot.ts";
 import { C } from "../stats/table.ts";
 import type { SlotMap } from "./slot-map.ts";
-import { ClusterTopology } from "./topology.ts";
+import { ClusterTopology, type TopologyOptions } from "./topology.ts";
+import type { NodeConnect } from "./topology-loader.ts";
 
 /** How long a node may take to connect and answer a topology query. */
 const LOAD_TIMEOUT_MS = 2000;
@@ -72,16 +73,13 @@ export class ClusterRouting {
     private cfg: PoolConfig,
     /** The pool's CLUSTER_STATS (stats/table.ts): the map in use, loads, redirections. */
     private readonly stats: Float64Array,
+    /** How the map's own connections are opened: the pool's socket factory (server_tls). */
+    private readonly connect: NodeConnect,
     /** Called with every new map. */
     onMap: (map: SlotMap) => void,
   ) {
     this.topology = new ClusterTopology(
-      {
-        pool: cfg.name,
-        seeds: cfg.servers.map((s) => ({ host: s.addr.host, port: s.addr.port })),
-        auth: cfg.redisAuth,
-        timeoutMs: LOAD_TIMEOUT_MS,
-      },
+      this.topologyOptions(cfg),
       (map) => {
         stats[C.cluster_map_loaded] = 1;
         stats[C.cluster_epoch] = map.epoch;
@@ -93,15 +91,21 @@ export class ClusterRouting {
     );
   }
 
-  /** A reload: new seeds, password, name. */
-  reconfigure(cfg: PoolConfig): void {
-    this.cfg = cfg;
-    this.topology.reconfigure({
+  private topologyOptions(cfg: PoolConfig): TopologyOptions {
+    return {
       pool: cfg.name,
       seeds: cfg.servers.map((s) => ({ host: s.addr.host, port: s.addr.port })),
       auth: cfg.redisAuth,
       timeoutMs: LOAD_TIMEOUT_MS,
-    });
+      connect: this.connect,
+      tls: cfg.serverTls !== null,
+    };
+  }
+
+  /** A reload: new seeds, password, name, server_tls. */
+  reconfigure(cfg: PoolConfig): void {
+    this.cfg = cfg;
+    this.topology.reconfigure(this.topologyOptions(cfg));
   }
 
   /** The slot of the key buf[start, end). */

@@ -52,7 +52,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   if (silent) msg.flags |= MSG_SILENT;
   if (req.command!.route === Route.Local) {
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
-    const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.socket.localAddress, c.socket.localPort);
+    const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.session, c.socket.localAddress, c.socket.localPort);
     if (own !== null) answerLocally(pool, msg, silent ? null : own);
     else local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
     // The session may have changed, and with it the connections its requests go to.

@@ -8,7 +8,8 @@
 // servers by "host:port".
 
 import type { PoolConfig } from "../conf/types.ts";
-import type { Req } from "../proto/codec.ts";
+import type { Req, Session } from "../proto/codec.ts";
+import type { RedisSession } from "../proto/redis/session.ts";
 import { clusterReply, selfId, type SelfNode } from "../proto/redis/cluster-local.ts";
 import type { ClusterNode } from "../proto/redis/cluster-topology.ts";
 import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts";
@@ -178,10 +179,12 @@ export class ClusterRouting {
   }
 
   /** The pool's own reply to CLUSTER (null for other commands), for a client that reached the
-   *  proxy at host:port. */
-  local(buf: Uint8Array, req: Req, host: string, port: number): Uint8Array | null {
+   *  proxy at host:port, in its protocol (a redis_cluster pool is a redis pool: its sessions
+   *  are RedisSessions). */
+  local(buf: Uint8Array, req: Req, session: Session, host: string, port: number): Uint8Array | null {
     if (req.command?.name !== "cluster") return null;
-    return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e));
+    const proto = (session as RedisSession).proto;
+    return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e), proto);
   }
 
   private self(host: string, port: number): SelfNode {

@@ -120,8 +120,7 @@ function addPool(
   live: boolean,
 ): void {
   addCounters(pool.counters, p.counters, []);
-  // Snapshots of a version before the key have none.
-  if (p.cluster !== null && p.cluster !== undefined) pool.cluster = addCluster(pool.cluster, p.cluster, live);
+  if (p.cluster !== null) pool.cluster = addCluster(pool.cluster, p.cluster, live);
   addHistogram(pool.latency, p.latency);
   for (const s of p.servers) {
     const server = serverFor(s.name);
@@ -200,7 +199,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
       ...p,
       listening: false,
       counters: countersOnly(POOL_STATS, p.counters),
-      cluster: p.cluster === null || p.cluster === undefined ? null : countersOnly(CLUSTER_STATS, p.cluster),
+      cluster: p.cluster === null ? null : countersOnly(CLUSTER_STATS, p.cluster),
       servers: p.servers.map((s) => ({
         ...s,
         ejected: false,
@@ -231,7 +230,7 @@ export function sumHealth(snapshots: Iterable<StatsSnapshot>): PoolHealth[] {
         pools.set(p.name, pool);
       }
       pool.listening ||= p.listening;
-      if (p.cluster !== null && p.cluster !== undefined) pool.cluster = addCluster(pool.cluster, p.cluster, true);
+      if (p.cluster !== null) pool.cluster = addCluster(pool.cluster, p.cluster, true);
       for (const s of p.servers) {
         pool.servers.set(s.name, (pool.servers.get(s.name) ?? false) || s.ejected);
         if (s.address !== null && s.address !== undefined && !pool.addresses.has(s.name)) pool.addresses.set(s.name, s.address);

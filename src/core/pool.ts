@@ -75,7 +75,15 @@ export class Pool {
     const clustered = cfg.distribution === "redis_cluster";
     this.router = clustered ? null : createRouter(cfg);
     this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
-    this.cluster = clustered ? new ClusterRouting(cfg, (stats.cluster ??= newClusterStats()), (node, handlers, data) => this.sockets.connect(nodeAddress(node.host, node.port), handlers, data), (map) => this.mapped(map)) : null;
+    // The slot map's own connections come from the pool's sockets (TLS with server_tls).
+    this.cluster = clustered
+      ? new ClusterRouting(
+          cfg,
+          (stats.cluster ??= newClusterStats()),
+          (node, handlers, data) => this.sockets.connect(nodeAddress(node.host, node.port), handlers, data),
+          (map) => this.mapped(map),
+        )
+      : null;
     this.install(
       cfg,
       this.router,

@@ -1,10 +1,10 @@
 // Workers report their counters to the supervisor as plain snapshots; the supervisor sums them
 // into one ProxyStats, so the stats port and /metrics show the workers as one proxy.
 
-import type { PoolHealth } from "../stats/http.ts";
+import { clusterHealth, type PoolHealth } from "../stats/http.ts";
 import type { Histogram } from "../stats/histogram.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
-import { POOL_STATS, S, SERVER_STATS, type StatSpec } from "../stats/table.ts";
+import { C, CLUSTER_STATS, POOL_STATS, S, SERVER_STATS, type StatSpec } from "../stats/table.ts";
 
 interface HistogramSnapshot {
   readonly buckets: number[];
@@ -27,6 +27,8 @@ interface PoolSnapshot {
   readonly counters: number[];
   readonly latency: HistogramSnapshot;
   readonly servers: ServerSnapshot[];
+  /** A redis_cluster pool's CLUSTER_STATS (each worker has its own slot map); else null. */
+  readonly cluster: number[] | null;
 }
 
 export interface StatsSnapshot {
@@ -67,6 +69,7 @@ export function takeSnapshot(
       listening: p.listening,
       counters: Array.from(p.stats.counters),
       latency: histogram(p.stats.latency),
+      cluster: p.stats.cluster === null ? null : Array.from(p.stats.cluster),
       servers: p.servers.map((s) => ({
         name: s.stats.name,
         counters: Array.from(s.stats.counters),
@@ -94,14 +97,30 @@ function addCounters(into: Float64Array, from: number[], highest: readonly numbe
   }
 }
 
+/** One worker's CLUSTER_STATS into the sum (null: none yet): counters add up; the gauges say
+ *  how the stalest map any live worker routes by is (loaded only when every worker's is, the
+ *  lowest epoch, the most uncovered slots). A dead worker (`live` false) adds its counters only. */
+function addCluster(into: Float64Array | null, from: readonly number[], live: boolean): Float64Array | null {
+  if (into === null) return live ? Float64Array.from(from) : null;
+  CLUSTER_STATS.forEach((spec, i) => {
+    if (spec.kind === "counter") into[i]! += from[i]!;
+    else if (!live) return;
+    else if (i === C.cluster_uncovered_slots) into[i] = Math.max(into[i]!, from[i]!);
+    else into[i] = Math.min(into[i]!, from[i]!);
+  });
+  return into;
+}
+
 /** Adds one pool's snapshot into `pool`; `serverFor` names where each server's counters go
- *  (undefined: nowhere). */
+ *  (undefined: nowhere); `live`: the snapshot is a running worker's (else a dead one's). */
 function addPool(
   pool: PoolStats,
   p: PoolSnapshot,
   serverFor: (name: string) => ServerStats | undefined,
+  live: boolean,
 ): void {
   addCounters(pool.counters, p.counters, []);
+  if (p.cluster !== null) pool.cluster = addCluster(pool.cluster, p.cluster, live);
   addHistogram(pool.latency, p.latency);
   for (const s of p.servers) {
     const server = serverFor(s.name);
@@ -143,7 +162,7 @@ export function sumSnapshots(
           owner.servers.push(server);
         }
         return server;
-      });
+      }, true);
     }
   }
   if (retired !== null) {
@@ -151,7 +170,7 @@ export function sumSnapshots(
     for (const p of retired.pools) {
       const pool = pools.get(p.name);
       // Pools and servers a reload removed since are not brought back.
-      if (pool !== undefined) addPool(pool, p, (name) => servers.get(`${p.name}\n${name}`));
+      if (pool !== undefined) addPool(pool, p, (name) => servers.get(`${p.name}\n${name}`), false);
     }
   }
   // The workers' reports are the aggregation: serve them as they arrive (every second).
@@ -180,6 +199,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
       ...p,
       listening: false,
       counters: countersOnly(POOL_STATS, p.counters),
+      cluster: p.cluster === null ? null : countersOnly(CLUSTER_STATS, p.cluster),
       servers: p.servers.map((s) => ({
         ...s,
         ejected: false,
@@ -201,15 +221,16 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
 /** /healthz over all workers: a pool listens when any worker listens on it; a server is
  *  ejected when any worker ejected it. */
 export function sumHealth(snapshots: Iterable<StatsSnapshot>): PoolHealth[] {
-  const pools = new Map<string, { listening: boolean; servers: Map<string, boolean>; addresses: Map<string, string> }>();
+  const pools = new Map<string, { listening: boolean; servers: Map<string, boolean>; addresses: Map<string, string>; cluster: Float64Array | null }>();
   for (const snap of snapshots) {
     for (const p of snap.pools) {
       let pool = pools.get(p.name);
       if (pool === undefined) {
-        pool = { listening: false, servers: new Map(), addresses: new Map() };
+        pool = { listening: false, servers: new Map(), addresses: new Map(), cluster: null };
         pools.set(p.name, pool);
       }
       pool.listening ||= p.listening;
+      if (p.cluster !== null) pool.cluster = addCluster(pool.cluster, p.cluster, true);
       for (const s of p.servers) {
         pool.servers.set(s.name, (pool.servers.get(s.name) ?? false) || s.ejected);
         if (s.address !== null && s.address !== undefined && !pool.addresses.has(s.name)) pool.addresses.set(s.name, s.address);
@@ -223,5 +244,6 @@ export function sumHealth(snapshots: Iterable<StatsSnapshot>): PoolHealth[] {
     // each worker's own.
     sentinels: p.addresses.size > 0,
     servers: [...p.servers].map(([server, ejected]) => ({ name: server, ejected, address: p.addresses.get(server) ?? null, failures: 0 })),
+    ...(p.cluster === null ? {} : { cluster: clusterHealth(p.cluster) }),
   }));
 }

@@ -290,7 +290,8 @@ class ConfigReader {
   }
 
   /** distribution redis_cluster: a redis pool whose servers are TCP seed nodes; the cluster
-   *  fixes hash and hash tag, and has no sentinels. Replica reads are not served there yet. */
+   *  fixes hash and hash tag, and has no sentinels (its replicas, for read_from, come from the
+   *  cluster). */
   private checkRedisCluster(
     pool: string,
     settings: PoolSettings,
@@ -314,17 +315,6 @@ class ConfigReader {
     if (settings.redisDb !== 0) {
       throw this.error(at("redis_db"), `${pool}: redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`);
     }
-    if (settings.readFrom !== "master") {
-      // Replica reads (READONLY connections to the slot's replicas) are not served yet.
-      const problem = `read_from ${quote(settings.readFrom)} is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`;
-      throw this.error(at("read_from"), `${pool}: ${problem}`);
-    }
-    if (settings.serverTls !== null) {
-      // The slot map is loaded on connections of its own (redis-cluster/topology-loader.ts),
-      // which do not speak TLS yet.
-      const problem = `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`;
-      throw this.error(at("server_tls"), `${pool}: ${problem}`);
-    }
     if (given.has("hash")) {
       const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
       this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);
@@ -339,7 +329,7 @@ class ConfigReader {
 
   /** Sentinel keys: a redis pool of named TCP servers (a name is the sentinel master name);
    *  sentinel_auth, and read_from other than master, only with sentinels (a redis_cluster
-   *  pool, checked before, reads from its masters). */
+   *  pool, checked before, learns its replicas from the cluster). */
   private checkSentinels(
     pool: string,
     settings: PoolSettings,
@@ -350,7 +340,8 @@ class ConfigReader {
     if (settings.sentinels.length === 0) {
       const needs = `needs "sentinels:" (the replicas are learned from them)`;
       if (given.has("sentinel_auth")) throw this.error(at("sentinel_auth"), `${pool}: directive "sentinel_auth" ${needs}`);
-      if (settings.readFrom !== "master") throw this.error(at("read_from"), `${pool}: directive "read_from" other than master ${needs}`);
+      const clustered = settings.distribution === REDIS_CLUSTER;
+      if (settings.readFrom !== "master" && !clustered) throw this.error(at("read_from"), `${pool}: directive "read_from" other than master ${needs}`);
       return;
     }
     if (!settings.redis) {

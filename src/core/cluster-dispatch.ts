@@ -11,8 +11,8 @@ import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Resend } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { answerLocally, fail } from "./deliver.ts";
-import { forwardTo, toAll } from "./dispatch.ts";
-import { MSG_SILENT, Msg } from "./msg.ts";
+import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
+import { MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
 import { SplitState } from "./split.ts";
@@ -45,6 +45,7 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
       let same = true;
       for (let i = 1; i < req.nkeys && same; i++) same = cluster.slotOf(buf, req.keyStart(i), req.keyEnd(i)) === slot;
       if (same) {
+        if (req.command!.readOnly === true) msg.flags |= MSG_READ;
         msg.slot = slot;
         msg.sentBuf = buf;
         msg.sentStart = req.start;
@@ -95,12 +96,19 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
     child.parent = msg;
     child.fragIndex = f;
     child.slot = slot;
+    if (req.command!.readOnly === true) child.flags |= MSG_READ;
     const node = cluster.master(slot);
     if (node === null) {
       fail(pool, child, cluster.unserved(slot));
       continue;
     }
-    const server = pool.serverAt(node.host, node.port);
+    // A read goes to a replica with read_from, as a whole request does (forwardTo).
+    const master = pool.serverAt(node.host, node.port);
+    const server = destination(pool, master, req.command!.readOnly === true);
+    if (server === null) {
+      fail(pool, child, noReplica(master));
+      continue;
+    }
     const from = plan.fragStart[f]!;
     fragmentOut.reset();
     server.conn(msg.client.group).upstream.fragment(req, state, f, plan.order, from, plan.fragEnd(f) - from, child, fragmentSink);
@@ -112,7 +120,7 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
 }
 
 /** msg's kept bytes to `server`, after ASKING when `asking`. */
-function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting): void {
+export function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting): void {
   const conn = server.conn(msg.client.group);
   if (asking) {
     // Its own silent message: the node's +OK is swallowed.

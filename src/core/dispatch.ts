@@ -52,7 +52,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   if (silent) msg.flags |= MSG_SILENT;
   if (req.command!.route === Route.Local) {
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
-    const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.socket.localAddress, c.socket.localPort);
+    const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.session, c.socket.localAddress, c.socket.localPort);
     if (own !== null) answerLocally(pool, msg, silent ? null : own);
     else local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
     // The session may have changed, and with it the connections its requests go to.
@@ -164,17 +164,20 @@ function forward(pool: Pool, msg: Msg, index: number, buf: Uint8Array, req: Req)
 
 /** Where a request for `master` goes: a replica for a read-only command with read_from, else
  *  the master; null when read_from: replica finds no replica in service. */
-function destination(pool: Pool, master: Server, req: Req): Server | null {
-  return pool.cfg.readFrom !== "master" && req.command!.readOnly === true ? master.readTarget() : master;
+export function destination(pool: Pool, master: Server, readOnly: boolean): Server | null {
+  return readOnly && pool.cfg.readFrom !== "master" ? master.readTarget() : master;
 }
+
+/** Why a read for `master` found no server (destination() gave null). */
+export const noReplica = (master: Server): string => `no replica of ${master.cfg.effectiveName} is in service`;
 
 /** Forward the whole request to `master` (or its replica, destination()): on the client's own
  *  connection there while it has one lent (so its requests reach the server in order), else on
  *  a shared one. */
 export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array, req: Req): void {
-  const server = destination(pool, master, req);
+  const server = destination(pool, master, req.command!.readOnly === true);
   if (server === null) {
-    fail(pool, msg, `no replica of ${master.cfg.name} is in service`);
+    fail(pool, msg, noReplica(master));
     return;
   }
   const own = msg.client.own;
@@ -250,9 +253,9 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
-    const server = destination(pool, master, req);
+    const server = destination(pool, master, req.command!.readOnly === true);
     if (server === null) {
-      fail(pool, child, `no replica of ${master.cfg.name} is in service`);
+      fail(pool, child, noReplica(master));
       continue;
     }
     child.server = server;

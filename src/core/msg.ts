@@ -10,6 +10,7 @@ import type { SplitState } from "./split.ts";
 export const MSG_SILENT = 1; // memcached noreply: the reply is dropped
 export const MSG_CLOSE = 2; // QUIT or a fatal protocol error: close the client after this reply
 export const MSG_OPEN = 4; // its reply lacks the terminator (Rsp.open): the client adds Codec.openEnd
+export const MSG_READ = 8; // redis_cluster: a read-only command, safe to send again (cluster-resend.ts)
 
 export class Msg implements Outbound {
   /** Next in the client's reply queue. */

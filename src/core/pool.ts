@@ -3,14 +3,15 @@
 // deliver.ts, server health in health.ts, a hot reload in reload.ts, following sentinels in
 // failover.ts.
 
-import type { PoolConfig, ServerConfig } from "../conf/types.ts";
+import type { Address, PoolConfig, ServerConfig } from "../conf/types.ts";
 import { bufferPool, ByteWriter } from "../lib/bytes.ts";
 import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
 import { ClusterRouting } from "../redis-cluster/routing.ts";
+import type { SlotMap } from "../redis-cluster/slot-map.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
-import { ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
+import { newClusterStats, ServerStats, type PoolStats, type ProxyStats } from "../stats/store.ts";
 import { P } from "../stats/table.ts";
 import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
@@ -26,6 +27,9 @@ import { tlsSockets } from "./tls-sockets.ts";
 
 /** Proxy-made error replies kept per pool (a handful of distinct reasons). */
 const MAX_ERROR_REPLIES = 64;
+
+/** A cluster node's address, as a server's. */
+const nodeAddress = (host: string, port: number): Address => ({ spec: `${host}:${port}`, host, port, unix: false, perm: null });
 
 export class Pool {
   /** Replaced as a whole by a reload; in-flight messages keep their servers. */
@@ -71,14 +75,14 @@ export class Pool {
     const clustered = cfg.distribution === "redis_cluster";
     this.router = clustered ? null : createRouter(cfg);
     this.splitPlan = new SplitPlan(clustered ? SLOT_COUNT : cfg.servers.length);
-    // Every master of a new map gets its server (and stats) at once, connected with preconnect.
+    // The slot map's own connections come from the pool's sockets (TLS with server_tls).
     this.cluster = clustered
-      ? new ClusterRouting(cfg, (map) => {
-          for (const shard of map.shards) {
-            const server = this.serverAt(shard.master!.host, shard.master!.port);
-            if (this.cfg.preconnect) server.preconnect();
-          }
-        })
+      ? new ClusterRouting(
+          cfg,
+          (stats.cluster ??= newClusterStats()),
+          (node, handlers, data) => this.sockets.connect(nodeAddress(node.host, node.port), handlers, data),
+          (map) => this.mapped(map),
+        )
       : null;
     this.install(
       cfg,
@@ -105,7 +109,7 @@ export class Pool {
     for (const server of this.servers) if (server.addr.port === port && server.addr.host === host) return server;
     const address = `${host}:${port}`;
     const cfg: ServerConfig = {
-      addr: { spec: address, host, port, unix: false, perm: null },
+      addr: nodeAddress(host, port),
       weight: 1,
       name: null,
       effectiveName: address,
@@ -119,11 +123,29 @@ export class Pool {
     return server;
   }
 
+  /** redis_cluster: a new slot map. Every master gets its server (and stats) at once, connected
+   *  with preconnect; with read_from, so do its replicas, which become the master's
+   *  Server.replicas (reads go to them as in a pool with sentinels, dispatch.ts destination). */
+  private mapped(map: SlotMap): void {
+    const reads = this.cfg.readFrom !== "master";
+    const masters = new Set<Server>();
+    for (const shard of map.shards) {
+      const master = this.serverAt(shard.master!.host, shard.master!.port);
+      masters.add(master);
+      master.replicas = reads ? shard.replicas.map((r) => this.serverAt(r.host, r.port)) : [];
+      if (this.cfg.preconnect) for (const s of [master, ...master.replicas]) s.preconnect();
+    }
+    // A node that is no master now (demoted, or gone) serves no reads for anyone.
+    for (const s of this.servers) if (!masters.has(s)) s.replicas = [];
+  }
+
   /** (Re)start following the sentinels of the config, if it has any: anew after a reload
    *  (sentinels or servers may have changed); servers that stay keep their address meanwhile. */
   private follow(): void {
     this.failover?.stop();
     this.failover = null;
+    // A cluster's replicas come with its slot map (mapped), and are servers of the pool.
+    if (this.cluster !== null) return;
     for (const s of this.servers) {
       for (const r of s.replicas) r.retire();
       s.replicas = [];

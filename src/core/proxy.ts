@@ -4,7 +4,7 @@
 import type { Config, PoolConfig } from "../conf/types.ts";
 import { log } from "../log.ts";
 import type { Codec } from "../proto/codec.ts";
-import type { PoolHealth } from "../stats/http.ts";
+import { clusterHealth, type PoolHealth } from "../stats/http.ts";
 import { memcacheCodec } from "../proto/memcache/index.ts";
 import { redisCodec } from "../proto/redis/index.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
@@ -74,7 +74,7 @@ export class Proxy {
       sentinels: p.cfg.sentinels.length > 0,
       // address and failures: also for the dashboard (stats/dashboard-data.ts)
       servers: p.servers.map((s) => ({ name: s.cfg.statsName, ejected: s.ejected, address: s.addr.spec, failures: s.failures })),
-      ...(p.cluster === null ? {} : { cluster: p.cluster.health() }),
+      ...(p.stats.cluster === null ? {} : { cluster: clusterHealth(p.stats.cluster) }),
     }));
   }
 

@@ -10,6 +10,7 @@ import { ByteWriter } from "../lib/bytes.ts";
 import type { Rsp, Upstream, UpstreamSink } from "../proto/codec.ts";
 import { S } from "../stats/table.ts";
 import { redirected } from "./cluster-dispatch.ts";
+import { resendLost } from "./cluster-resend.ts";
 import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./dedicated.ts";
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
@@ -65,6 +66,9 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   /** A connection of one client alone (dedicated.ts); null for a shared one. */
   dedicated: Dedicated | null = null;
   private last: Msg | null = null;
+  /** The connection was lost (closed or refused by the server, or failed), not closed by the
+   *  proxy: a cluster pool may send its requests again (cluster-resend.ts). */
+  private lost = false;
   /** Close once every request on it is answered (its server left the pool). */
   private retiring = false;
   /** performance.now() when the chunk being parsed arrived (reply latency). */
@@ -301,6 +305,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     const counters = this.server.stats.counters;
     if (err === undefined) counters[S.server_eof]!++;
     else counters[S.server_err]!++;
+    this.lost = true;
     this.close(reason, true);
   }
 
@@ -340,11 +345,13 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     let m = this.first;
     this.first = this.last = null;
     let allBytes = 0;
+    // A cluster node lost: what is safe to send again waits for the map (a failover) instead.
+    const cluster = this.lost ? pool.cluster : null;
     while (m !== null) {
       const next = m.snext;
       m.snext = null;
       allBytes += m.bytes;
-      fail(pool, m, reason);
+      if (cluster === null || !resendLost(pool, cluster, m, s === null)) fail(pool, m, reason);
       m = next;
     }
     counters[S.out_queue]! -= this.queued - this.unsent;

@@ -8,14 +8,16 @@
 // servers by "host:port".
 
 import type { PoolConfig } from "../conf/types.ts";
-import type { Req } from "../proto/codec.ts";
+import type { Req, Session } from "../proto/codec.ts";
+import type { RedisSession } from "../proto/redis/session.ts";
 import { clusterReply, selfId, type SelfNode } from "../proto/redis/cluster-local.ts";
 import type { ClusterNode } from "../proto/redis/cluster-topology.ts";
 import { Redirect, redirectOf, redirectTarget } from "../proto/redis/redirect.ts";
 import { KeySlots, SLOT_COUNT } from "../route/key-slot.ts";
-import type { ClusterHealth } from "../stats/http.ts";
+import { C } from "../stats/table.ts";
 import type { SlotMap } from "./slot-map.ts";
-import { ClusterTopology } from "./topology.ts";
+import { ClusterTopology, type TopologyOptions } from "./topology.ts";
+import type { NodeConnect } from "./topology-loader.ts";
 
 /** How long a node may take to connect and answer a topology query. */
 const LOAD_TIMEOUT_MS = 2000;
@@ -67,36 +69,44 @@ export class ClusterRouting {
   readonly asking = encoder.encode("*1\r\n$6\r\nASKING\r\n");
   /** redis's own reply to keys of several slots in one command that cannot be split. */
   readonly crossSlot = encoder.encode("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
-  /** MOVED and ASK replies followed, TRYAGAIN/CLUSTERDOWN retries (/healthz). */
-  moved = 0;
-  asked = 0;
-  retried = 0;
 
   constructor(
     private cfg: PoolConfig,
+    /** The pool's CLUSTER_STATS (stats/table.ts): the map in use, loads, redirections. */
+    private readonly stats: Float64Array,
+    /** How the map's own connections are opened: the pool's socket factory (server_tls). */
+    private readonly connect: NodeConnect,
     /** Called with every new map. */
     onMap: (map: SlotMap) => void,
   ) {
     this.topology = new ClusterTopology(
-      {
-        pool: cfg.name,
-        seeds: cfg.servers.map((s) => ({ host: s.addr.host, port: s.addr.port })),
-        auth: cfg.redisAuth,
-        timeoutMs: LOAD_TIMEOUT_MS,
+      this.topologyOptions(cfg),
+      (map) => {
+        stats[C.cluster_map_loaded] = 1;
+        stats[C.cluster_epoch] = map.epoch;
+        stats[C.cluster_uncovered_slots] = map.uncovered();
+        stats[C.cluster_map_loads]!++;
+        onMap(map);
       },
-      onMap,
+      () => stats[C.cluster_map_load_failures]!++,
     );
   }
 
-  /** A reload: new seeds, password, name. */
-  reconfigure(cfg: PoolConfig): void {
-    this.cfg = cfg;
-    this.topology.reconfigure({
+  private topologyOptions(cfg: PoolConfig): TopologyOptions {
+    return {
       pool: cfg.name,
       seeds: cfg.servers.map((s) => ({ host: s.addr.host, port: s.addr.port })),
       auth: cfg.redisAuth,
       timeoutMs: LOAD_TIMEOUT_MS,
-    });
+      connect: this.connect,
+      tls: cfg.serverTls !== null,
+    };
+  }
+
+  /** A reload: new seeds, password, name, server_tls. */
+  reconfigure(cfg: PoolConfig): void {
+    this.cfg = cfg;
+    this.topology.reconfigure(this.topologyOptions(cfg));
   }
 
   /** The slot of the key buf[start, end). */
@@ -134,21 +144,33 @@ export class ClusterRouting {
       if (target === null) return null;
       const host = target.host ?? fromHost;
       if (kind === Redirect.Moved) {
-        this.moved++;
+        this.stats[C.cluster_moved]!++;
         // Routed there from now on, and the whole map reloaded: a MOVED rarely comes alone.
         this.topology.map?.moved(target.slot, host, target.port);
         this.topology.refresh();
         return { how: Resend.Now, host, port: target.port, delayMs: 0 };
       }
-      this.asked++;
+      this.stats[C.cluster_asked]!++;
       return { how: Resend.Asking, host, port: target.port, delayMs: 0 };
     }
     const delayMs = Math.min(RETRY_FIRST_MS << sent.resends, RETRY_MAX_MS);
     if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS)) return null;
-    this.retried++;
+    this.stats[C.cluster_retried]!++;
     // CLUSTERDOWN: a failover is under way; its end changes the map.
     if (kind === Redirect.ClusterDown) this.topology.refresh();
     return { how: Resend.Later, host: "", port: 0, delayMs };
+  }
+
+  /** A request whose connection to a node was lost, to be sent again (core/cluster-resend.ts):
+   *  how long to wait first (half the time it has waited so far, 5 to 200 ms, so a failover's
+   *  map reload has time to come), or -1 when that would leave it less than a quarter of its
+   *  time (the pool's timeout, else 2 s) for its reply. */
+  lostDelay(sent: SentRequest): number {
+    const now = performance.now();
+    const delayMs = Math.min(Math.max(RETRY_FIRST_MS, (now - sent.t0) / 2), RETRY_MAX_MS);
+    if (now + delayMs - sent.t0 > ((this.cfg.timeout ?? RETRY_WINDOW_MS) * 3) / 4) return -1;
+    this.stats[C.cluster_resent_lost]!++;
+    return delayMs;
   }
 
   /** A connection to a node failed: how a failover starts, so the map may change. */
@@ -157,10 +179,12 @@ export class ClusterRouting {
   }
 
   /** The pool's own reply to CLUSTER (null for other commands), for a client that reached the
-   *  proxy at host:port. */
-  local(buf: Uint8Array, req: Req, host: string, port: number): Uint8Array | null {
+   *  proxy at host:port, in its protocol (a redis_cluster pool is a redis pool: its sessions
+   *  are RedisSessions). */
+  local(buf: Uint8Array, req: Req, session: Session, host: string, port: number): Uint8Array | null {
     if (req.command?.name !== "cluster") return null;
-    return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e));
+    const proto = (session as RedisSession).proto;
+    return clusterReply(buf, req.argStart, req.argEnd, req.nargs, this.self(host, port), (b, s, e) => this.slotOf(b, s, e), proto);
   }
 
   private self(host: string, port: number): SelfNode {
@@ -171,21 +195,6 @@ export class ClusterRouting {
       port,
       epoch: map?.epoch ?? -1,
       uncovered: map === null ? SLOT_COUNT : map.uncovered(),
-    };
-  }
-
-  /** The map and the redirections followed, for /healthz. */
-  health(): ClusterHealth {
-    const map = this.topology.map;
-    return {
-      loaded: map !== null,
-      epoch: map?.epoch ?? -1,
-      uncoveredSlots: map === null ? SLOT_COUNT : map.uncovered(),
-      mapLoads: this.topology.refreshes,
-      mapLoadFailures: this.topology.refreshFailures,
-      moved: this.moved,
-      asked: this.asked,
-      retried: this.retried,
     };
   }
 

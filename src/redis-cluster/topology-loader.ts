@@ -1,9 +1,11 @@
 // Reads a Redis Cluster's slot map from one of its nodes: a short-lived connection of its own
 // (never a request connection, whose replies belong to clients) sends [AUTH], CLUSTER INFO and
 // CLUSTER SHARDS, or CLUSTER SLOTS when the node is older than redis 7, and builds a SlotMap.
-// loadFromAny tries nodes in turn until one answers; each failure is kept for the message.
+// loadFromAny tries nodes in turn until one answers; each failure is kept for the message. The
+// connection comes from the pool's socket factory (LoadOptions.connect), so a pool with
+// server_tls reads its map over TLS, and takes each node's TLS port from CLUSTER SHARDS.
 
-import type { Socket } from "bun";
+import type { Socket, SocketHandler } from "bun";
 import { Rsp } from "../proto/codec.ts";
 import { parseCurrentEpoch, parseShards, parseSlots, type Topology } from "../proto/redis/cluster-topology.ts";
 import { parseResponse } from "../proto/redis/response.ts";
@@ -15,11 +17,23 @@ export interface NodeAddress {
   readonly port: number;
 }
 
+/** Opens a connection to a node; resolves once it may be written to (after the TLS handshake,
+ *  if any), through handlers.open. */
+export type NodeConnect = <T>(node: NodeAddress, handlers: SocketHandler<T>, data: T) => Promise<Socket<T>>;
+
+/** Plain TCP (a pool passes its own socket factory's). */
+const plainConnect: NodeConnect = (node, handlers, data) =>
+  Bun.connect({ hostname: node.host, port: node.port, socket: handlers, data });
+
 export interface LoadOptions {
   /** redis_auth: sent first when set. */
   readonly auth: string | null;
   /** Connect and every reply must come within this. */
   readonly timeoutMs: number;
+  /** Default: plain TCP. */
+  readonly connect?: NodeConnect;
+  /** The nodes are reached over TLS (server_tls): their TLS ports are the ones to use. */
+  readonly tls?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -41,27 +55,37 @@ class ControlConnection {
   private waiting: { resolve(v: RespValue): void; reject(e: Error): void }[] = [];
   private failure: Error | null = null;
 
-  private constructor(private readonly socket: Socket<ControlConnection>) {}
+  private constructor(private readonly socket: Socket<ControlConnection | null>) {}
 
-  static async open(node: NodeAddress, timeoutMs: number): Promise<ControlConnection> {
-    let conn: ControlConnection | null = null;
-    const socket = await withTimeout(
-      Bun.connect<ControlConnection>({
-        hostname: node.host,
-        port: node.port,
-        socket: {
-          binaryType: "uint8array",
-          data: (s, chunk) => s.data.received(chunk),
-          close: (s) => s.data?.fail(new Error("connection closed")),
-          error: (s, err) => s.data?.fail(err),
+  static async open(node: NodeAddress, opts: LoadOptions): Promise<ControlConnection> {
+    let socket: Socket<ControlConnection | null> | null = null;
+    const opened = new Promise<ControlConnection>((resolve, reject) => {
+      const handlers: SocketHandler<ControlConnection | null> = {
+        binaryType: "uint8array",
+        open: (s) => {
+          const conn = new ControlConnection(s);
+          s.data = conn;
+          resolve(conn);
         },
-      }),
-      timeoutMs,
-      "connect",
-    );
-    conn = new ControlConnection(socket);
-    socket.data = conn;
-    return conn;
+        data: (s, chunk) => s.data?.received(chunk),
+        close: (s) => {
+          s.data?.fail(new Error("connection closed"));
+          reject(new Error("connection closed"));
+        },
+        error: (s, err) => {
+          s.data?.fail(err);
+          reject(err);
+        },
+        connectError: (_s, err) => reject(err),
+      };
+      (opts.connect ?? plainConnect)(node, handlers, null).then((s) => (socket = s), reject);
+    });
+    try {
+      return await withTimeout(opened, opts.timeoutMs, "connect");
+    } catch (error) {
+      (socket as Socket<ControlConnection | null> | null)?.terminate();
+      throw error;
+    }
   }
 
   /** Sends the commands at once; resolves with their replies. */
@@ -119,7 +143,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 
 /** The slot map as `node` sees it. Throws (TopologyError, or a network error) when it cannot. */
 export async function loadFrom(node: NodeAddress, opts: LoadOptions): Promise<SlotMap> {
-  const conn = await ControlConnection.open(node, opts.timeoutMs);
+  const conn = await ControlConnection.open(node, opts);
   try {
     const first = opts.auth === null ? [] : [command("AUTH", opts.auth)];
     const replies = await conn.call([...first, CLUSTER_INFO, CLUSTER_SHARDS], opts.timeoutMs);
@@ -131,7 +155,7 @@ export async function loadFrom(node: NodeAddress, opts: LoadOptions): Promise<Sl
       const [slots] = await conn.call([CLUSTER_SLOTS], opts.timeoutMs);
       topology = parseSlots(slots!, node.host);
     } else {
-      topology = parseShards(shards!, node.host);
+      topology = parseShards(shards!, node.host, opts.tls === true);
     }
     return new SlotMap(topology, parseCurrentEpoch(info!));
   } finally {

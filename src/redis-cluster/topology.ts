@@ -42,6 +42,8 @@ export class ClusterTopology {
     private opts: TopologyOptions,
     /** Called with every new map (the pool re-points its servers). */
     private readonly onMap: (map: SlotMap) => void,
+    /** Called when a load fails (the map in use stays). */
+    private readonly onFailure: () => void = () => {},
   ) {
     this.periodic = setInterval(() => this.refresh(), opts.periodicMs ?? PERIODIC_MS);
     this.periodic.unref();
@@ -105,6 +107,7 @@ export class ClusterTopology {
       this.onMap(map);
     } catch (error) {
       this.refreshFailures++;
+      this.onFailure();
       log.warn(`pool '${this.opts.pool}': ${(error as Error).message}`);
       if (this.map === null) this.pending = true;
     } finally {

@@ -9,6 +9,7 @@ import { EventLoopLag } from "./loop-lag.ts";
 import type { RunningServer } from "./server.ts";
 import type { ReloadHistory } from "./reloads.ts";
 import type { ProxyStats } from "./store.ts";
+import { C } from "./table.ts";
 
 export interface ServerHealth {
   /** The server's stats name. */
@@ -38,6 +39,23 @@ export interface ClusterHealth {
   readonly moved: number;
   readonly asked: number;
   readonly retried: number;
+  /** Requests sent again after their connection to a node was lost (a node that died). */
+  readonly resentLost: number;
+}
+
+/** /healthz's view of a redis_cluster pool's CLUSTER_STATS. */
+export function clusterHealth(stats: ArrayLike<number>): ClusterHealth {
+  return {
+    loaded: stats[C.cluster_map_loaded] === 1,
+    epoch: stats[C.cluster_epoch]!,
+    uncoveredSlots: stats[C.cluster_uncovered_slots]!,
+    mapLoads: stats[C.cluster_map_loads]!,
+    mapLoadFailures: stats[C.cluster_map_load_failures]!,
+    moved: stats[C.cluster_moved]!,
+    asked: stats[C.cluster_asked]!,
+    retried: stats[C.cluster_retried]!,
+    resentLost: stats[C.cluster_resent_lost]!,
+  };
 }
 
 export interface PoolHealth {

@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 import { TWEMPROXY_VERSION } from "../lib/version.ts";
 import type { PoolStats, ProxyStats, ServerStats } from "./store.ts";
-import { POOL_STATS, S, SERVER_STATS, type StatSpec } from "./table.ts";
+import { CLUSTER_STATS, POOL_STATS, S, SERVER_STATS, type StatSpec } from "./table.ts";
 
 export const STATS_SERVICE = "nutcracker";
 export const STATS_VERSION = TWEMPROXY_VERSION;
@@ -81,6 +81,8 @@ export function renderStatsJson(
   for (const pool of [...stats.pools].sort(byNutcrackerOrder)) {
     w.begin(pool.name);
     w.slots(POOL_STATS, pool);
+    // ours, for redis_cluster pools only (live): the slot map and the redirections followed.
+    if (pool.cluster !== null) CLUSTER_STATS.forEach((spec, i) => w.number(spec.name, pool.cluster![i]!));
     for (const server of pool.servers) {
       w.begin(server.name);
       w.slots(SERVER_STATS, server);

@@ -6,7 +6,7 @@
 import { TWEMPROXY_VERSION, VERSION } from "../lib/version.ts";
 import { type Histogram, LATENCY_BOUNDS_US } from "./histogram.ts";
 import type { ProxyStats } from "./store.ts";
-import { POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
+import { CLUSTER_STATS, POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
 
 /** Process-wide values measured outside the stats store. */
 export interface RuntimeMetrics {
@@ -84,6 +84,14 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
     pools.forEach((pool, p) =>
       x.sample(name, poolLabels[p]!, sampleValue(spec, pool.counters[slot]!)),
     );
+  });
+  // redis_cluster pools only: buncracker_pool_cluster_epoch, ...
+  CLUSTER_STATS.forEach((spec, slot) => {
+    const name = metricName("pool", spec);
+    x.family(name, typeOf(spec), help(spec));
+    pools.forEach((pool, p) => {
+      if (pool.cluster !== null) x.sample(name, poolLabels[p]!, pool.cluster[slot]!);
+    });
   });
   SERVER_STATS.forEach((spec, slot) => {
     const name = metricName("server", spec);

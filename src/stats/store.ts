@@ -3,7 +3,7 @@
 // Prometheus, /healthz) only read these; nothing here allocates per request.
 
 import { Histogram } from "./histogram.ts";
-import { POOL_STATS, SERVER_STATS } from "./table.ts";
+import { C, CLUSTER_STATS, POOL_STATS, SERVER_STATS } from "./table.ts";
 
 export class ServerStats {
   readonly counters = new Float64Array(SERVER_STATS.length);
@@ -28,6 +28,8 @@ export class PoolStats {
   /** What the client sees: request parsed -> its whole reply ready (fragments merged, local
    *  and error replies included). */
   readonly latency = new Histogram();
+  /** distribution redis_cluster: its map and redirections (CLUSTER_STATS, live); else null. */
+  cluster: Float64Array | null = null;
   constructor(
     readonly name: string,
     public servers: ServerStats[],
@@ -37,6 +39,14 @@ export class PoolStats {
   observe(micros: number): void {
     this.latency.observe(micros);
   }
+}
+
+/** A redis_cluster pool's CLUSTER_STATS before its first map. */
+export function newClusterStats(): Float64Array {
+  const stats = new Float64Array(CLUSTER_STATS.length);
+  stats[C.cluster_epoch] = -1;
+  stats[C.cluster_uncovered_slots] = 16384;
+  return stats;
 }
 
 export class ProxyStats {

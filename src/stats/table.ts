@@ -56,6 +56,20 @@ export const SERVER_STATS = [
   s("failovers", "counter", "# times sentinels moved the server to another master", false),
 ] as const satisfies readonly StatSpec[];
 
+/** Per redis_cluster pool (ours: in the stats JSON of such pools only, after the pool's own
+ *  stats): its slot map and the redirections it followed. Gauges describe the map in use. */
+export const CLUSTER_STATS = [
+  s("cluster_map_loaded", "gauge", "1 once a slot map is loaded (requests are routed)"),
+  s("cluster_epoch", "gauge", "the cluster's current epoch when the map in use was read (-1: unknown)"),
+  s("cluster_uncovered_slots", "gauge", "slots no master serves in the map in use"),
+  s("cluster_map_loads", "counter", "# slot map loads that succeeded"),
+  s("cluster_map_load_failures", "counter", "# slot map loads that failed"),
+  s("cluster_moved", "counter", "# MOVED replies followed"),
+  s("cluster_asked", "counter", "# ASK replies followed"),
+  s("cluster_retried", "counter", "# requests sent again after TRYAGAIN or CLUSTERDOWN"),
+  s("cluster_resent_lost", "counter", "# requests sent again after their connection to a node was lost"),
+] as const satisfies readonly StatSpec[];
+
 type Names<T extends readonly StatSpec[]> = T[number]["name"];
 
 function indexOf<T extends readonly StatSpec[]>(table: T): { readonly [K in Names<T>]: number } {
@@ -68,3 +82,5 @@ function indexOf<T extends readonly StatSpec[]>(table: T): { readonly [K in Name
 export const P = indexOf(POOL_STATS);
 /** Slot of each server stat: `serverStats[S.requests]++`. */
 export const S = indexOf(SERVER_STATS);
+/** Slot of each redis_cluster pool stat: `pool.cluster[C.cluster_moved]++`. */
+export const C = indexOf(CLUSTER_STATS);

@@ -18,6 +18,11 @@ export interface ClusterOptions {
   replicas?: number;
   /** cluster-node-timeout in ms (how soon a dead master is failed over); default 2000. */
   nodeTimeoutMs?: number;
+  /** Each node also listens with TLS (its `tlsAddress`), and the cluster bus and replication
+   *  run over TLS (`--tls-cluster yes`, `--tls-replication yes`); the plaintext port stays for
+   *  the test's own calls and `redis-cli --cluster`. The cluster bus asks the connecting node
+   *  for a certificate: `client` is the one each node gives (clientAuth). */
+  tls?: { readonly cert: string; readonly key: string; readonly ca: string; readonly client: { readonly cert: string; readonly key: string } };
 }
 
 /** One line of CLUSTER NODES. */
@@ -40,6 +45,8 @@ export interface RedisCluster {
   readonly nodes: Backend[];
   /** "host:port" of the nodes created with the cluster, for a proxy's `servers:`. */
   readonly seeds: string[];
+  /** With `tls`: a node's TLS "host:port" (null without). */
+  tlsAddress(node: Backend): string | null;
   /** One command to one node, decoded; a redis error reply throws. */
   call(node: Backend, ...args: Bytes[]): Promise<RespValue>;
   /** CLUSTER NODES as `node` sees it. */
@@ -63,10 +70,20 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   const replicas = opts.replicas ?? 1;
   const nodeTimeout = opts.nodeTimeoutMs ?? 2000;
   const nodes: Backend[] = [];
+  const tlsPorts = new Map<Backend, number>();
 
   const startNode = async (): Promise<Backend> => {
+    const tlsPort = freePort();
+    const tls = opts.tls;
+    const tlsArgs = tls === undefined ? [] : [
+      "--tls-port", String(tlsPort),
+      "--tls-cert-file", tls.cert, "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.ca,
+      "--tls-client-cert-file", tls.client.cert, "--tls-client-key-file", tls.client.key,
+      "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes",
+    ];
     const node = await startRedis({
       args: [
+        ...tlsArgs,
         "--cluster-enabled", "yes",
         "--cluster-config-file", "nodes.conf",
         "--cluster-port", String(freePort()),
@@ -76,6 +93,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       ],
     });
     nodes.push(node);
+    if (tls !== undefined) tlsPorts.set(node, tlsPort);
     return node;
   };
 
@@ -139,6 +157,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     const cluster: RedisCluster = {
       nodes,
       seeds,
+      tlsAddress: (node) => (tlsPorts.has(node) ? `${node.host}:${tlsPorts.get(node)}` : null),
       call,
       nodeLines,
       async ownerOf(slot, via) {

@@ -6,17 +6,19 @@
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Cluster } from "ioredis";
+import { createCluster } from "redis";
 import { KeySlots } from "../../src/route/key-slot.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf } from "../helpers/direct.ts";
+import { poolOf, readStats, waitFor } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { ReloadableProxy } from "../helpers/reload.ts";
 import { startRedisCluster, untilRouting, type RedisCluster } from "../helpers/redis-cluster.ts";
-import { command, decode, respFrame, type Bytes } from "../helpers/resp.ts";
+import { command, decode, decode3, respFrame, type Bytes, type Resp3 } from "../helpers/resp.ts";
 
 setDefaultTimeout(120_000);
 
@@ -244,6 +246,96 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster", () => {
     // Every master is a server of the pool, under its address.
     const masters = (await cluster.nodeLines(cluster.nodes[0]!)).filter((l) => l.masterId === "-").map((l) => l.address);
     expect(pool.live).toEqual(expect.arrayContaining(masters));
+  });
+
+  test("stats JSON and /metrics: the map (epoch, uncovered slots, loads) and redirections, per node stats", async () => {
+    const health = (await (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).json()).pools[0].cluster;
+    const doc = poolOf(await readStats(proxy.statsPort), "big");
+    expect(doc.cluster_map_loaded).toBe(1);
+    expect(doc.cluster_epoch).toBe(health.epoch);
+    expect(doc.cluster_uncovered_slots).toBe(0);
+    expect(doc.cluster_map_loads).toBeGreaterThanOrEqual(1);
+    expect(doc.cluster_asked).toBeGreaterThanOrEqual(1);
+    // Each master's own twemproxy server stats, under its address (requests: live in /metrics,
+    // as of the last aggregation in the JSON).
+    const masters = (await cluster.nodeLines(cluster.nodes[0]!)).filter((l) => l.masterId === "-").map((l) => l.address);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    for (const m of masters) {
+      expect(Object.keys(doc[m] as object)).toContain("requests");
+      expect(metrics).toMatch(new RegExp(`buncracker_server_requests_total\\{pool="big",server="${m}"\\} [1-9]`));
+    }
+    expect(metrics).toContain(`buncracker_pool_cluster_epoch{pool="big"} ${health.epoch}\n`);
+    expect(metrics).toContain(`buncracker_pool_cluster_uncovered_slots{pool="big"} 0\n`);
+    expect(metrics).toMatch(/buncracker_pool_cluster_map_loads_total\{pool="big"\} [1-9]/);
+  });
+
+  test("--workers: each worker loads its own map; /healthz, stats and /metrics sum them", async () => {
+    const port = freePort();
+    const workers = await startProxy(
+      TARGET,
+      poolYaml("big", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster" }, [serverLine(cluster.seeds[2]!)]),
+      { args: ["--workers", "2", "--metrics-port", String(port)] },
+    );
+    try {
+      await untilRouting(workers.pools.big!);
+      // Workers report every second: until both have loaded their map.
+      const doc = await waitFor("both workers' maps", async () => {
+        const d = poolOf(await readStats(workers.statsPort), "big");
+        return (d.cluster_map_loads as number) >= 2 && d.cluster_map_loaded === 1 ? d : false;
+      });
+      expect(doc.cluster_uncovered_slots).toBe(0);
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(res.status).toBe(200);
+      expect((await res.json()).pools[0].cluster).toMatchObject({ loaded: true, uncoveredSlots: 0 });
+      expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toContain(`buncracker_pool_cluster_map_loaded{pool="big"} 1\n`);
+    } finally {
+      await workers.stop();
+    }
+  });
+
+  test("RESP3: CLUSTER SLOTS, SHARDS, NODES and INFO in the shapes a node gives a RESP3 client", async () => {
+    const asks = [["CLUSTER", "SLOTS"], ["CLUSTER", "SHARDS"], ["CLUSTER", "NODES"], ["CLUSTER", "INFO"]];
+    const ours = (await viaProxy3(...asks)).map(decode3);
+    const node = await exchange(endpointOf(cluster.nodes[0]!), Buffer.concat([["HELLO", "3"], ...asks].map((c) => command(...c))), asks.length + 1, respFrame);
+    const theirs = node.slice(1).map(decode3);
+    const items = (v: Resp3): Resp3[] => (v.t === "array" ? v.v! : []);
+    const field = (v: Resp3, name: string): Resp3 => (v.t === "map" ? v.v.find(([k]) => k.t === "bulk" && k.v === name)![1] : { t: "null" });
+    const keys = (v: Resp3): string[] => (v.t === "map" ? v.v.map(([k]) => (k.t === "bulk" ? k.v! : "")) : []);
+    // SLOTS: [first, last, [host, port, id, metadata]], the metadata a map.
+    const slotNode = (v: Resp3): Resp3 => items(items(items(v)[0]!)[2]!)[3]!;
+    expect(slotNode(ours[0]!).t).toBe("map");
+    expect(slotNode(ours[0]!).t).toBe(slotNode(theirs[0]!).t);
+    // SHARDS: each shard a map, each of its nodes a map with the node's fields.
+    const shard = (v: Resp3): Resp3 => items(v)[0]!;
+    expect(shard(ours[1]!).t).toBe("map");
+    expect(keys(shard(ours[1]!)).sort()).toEqual(keys(shard(theirs[1]!)).sort());
+    const shardNode = (v: Resp3): Resp3 => items(field(shard(v), "nodes"))[0]!;
+    expect(shardNode(ours[1]!).t).toBe("map");
+    expect(keys(shardNode(theirs[1]!))).toEqual(expect.arrayContaining(keys(shardNode(ours[1]!))));
+    // NODES and INFO: verbatim text.
+    for (const i of [2, 3]) {
+      expect(ours[i]!.t).toBe("verbatim");
+      expect(ours[i]!.t).toBe(theirs[i]!.t);
+    }
+    // And RESP2 clients still get redis's RESP2 shapes: flat arrays and bulk strings.
+    const plain = await viaProxy(...asks);
+    expect(plain.map((r) => String.fromCharCode(r[0]!))).toEqual(["*", "*", "$", "$"]);
+    expect(decode3(plain[1]!).t).toBe("array");
+  });
+
+  test("node-redis's cluster client in RESP3, pointed at the proxy, works across slots", async () => {
+    const client = createCluster({ rootNodes: [{ url: `redis://127.0.0.1:${(endpoint as { port: number }).port}` }], RESP: 3 });
+    client.on("error", () => {});
+    await client.connect();
+    try {
+      const keys = Array.from({ length: 20 }, (_, i) => `nr3:${i}`);
+      for (const k of keys) expect(await client.set(k, `v${k}`)).toBe("OK");
+      for (const k of keys) expect(await client.get(k)).toBe(`v${k}`);
+      // One master (the proxy) serves every slot.
+      expect(client.masters.length).toBe(1);
+    } finally {
+      await client.close();
+    }
   });
 
   test("ioredis' Cluster, pointed at the proxy, sees one node and works across slots", async () => {

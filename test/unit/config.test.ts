@@ -308,9 +308,16 @@ const CASES: Case[] = [
     differs: "redis_cluster is ours",
   },
   {
-    name: "redis_cluster with read_from replica (not served yet)",
+    name: "redis_cluster with read_from replica (its replicas come from the cluster)",
     yaml: withClusterSettings("  read_from: replica"),
-    error: `read_from "replica" is not served with distribution redis_cluster yet; reads go to the masters (read_from: master)`,
+    error: null,
+    differs: "redis_cluster is ours",
+  },
+  {
+    name: "redis_cluster with read_from prefer-replica",
+    yaml: withClusterSettings("  read_from: prefer-replica"),
+    error: null,
+    differs: "redis_cluster is ours",
   },
   {
     name: "redis_cluster with a database",
@@ -339,9 +346,10 @@ const CASES: Case[] = [
     error: `test.yml:6: pool "p": server "/tmp/r.sock:1" is a unix socket`,
   },
   {
-    name: "redis_cluster with server_tls (not served yet)",
+    name: "redis_cluster with server_tls (the map and every node over TLS)",
     yaml: withClusterSettings("  server_tls:", "    verify: false"),
-    error: `server_tls is not served with distribution redis_cluster yet (the slot map is read over plaintext)`,
+    error: null,
+    differs: "redis_cluster is ours",
   },
   {
     name: "redis_cluster with sentinels",

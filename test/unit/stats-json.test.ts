@@ -9,8 +9,9 @@ import { loadConfig } from "../../src/conf/load.ts";
 import type { Config } from "../../src/conf/types.ts";
 import { renderStatsJson } from "../../src/stats/json.ts";
 import { startStatsServer } from "../../src/stats/server.ts";
-import { PoolStats, ProxyStats, ServerStats } from "../../src/stats/store.ts";
-import { P, POOL_STATS, S, SERVER_STATS } from "../../src/stats/table.ts";
+import { retire, sumHealth, sumSnapshots, takeSnapshot } from "../../src/cluster/snapshot.ts";
+import { newClusterStats, PoolStats, ProxyStats, ServerStats } from "../../src/stats/store.ts";
+import { C, CLUSTER_STATS, P, POOL_STATS, S, SERVER_STATS } from "../../src/stats/table.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -133,6 +134,50 @@ describe("stats values", () => {
       "s2",
     ]);
     expect(Object.keys(doc.p.s1)).toEqual(SERVER_STATS.filter((s) => s.json).map((s) => s.name));
+  });
+
+  test("a redis_cluster pool adds its map and redirections after the pool's stats; other pools do not", () => {
+    const stats = new ProxyStats([
+      new PoolStats("plain", [new ServerStats("s1")]),
+      new PoolStats("big", [new ServerStats("127.0.0.1:7000")]),
+    ]);
+    const cluster = newClusterStats();
+    stats.pools[1]!.cluster = cluster;
+    cluster[C.cluster_map_loaded] = 1;
+    cluster[C.cluster_epoch] = 6;
+    cluster[C.cluster_uncovered_slots] = 0;
+    cluster[C.cluster_map_loads] = 3;
+    cluster[C.cluster_moved] = 2;
+    const doc = JSON.parse(renderStatsJson(stats));
+    const twemproxy = POOL_STATS.filter((s) => s.json).map((s) => s.name);
+    expect(Object.keys(doc.plain)).toEqual([...twemproxy, "s1"]);
+    expect(Object.keys(doc.big)).toEqual([...twemproxy, ...CLUSTER_STATS.map((s) => s.name), "127.0.0.1:7000"]);
+    expect([doc.big.cluster_map_loaded, doc.big.cluster_epoch, doc.big.cluster_uncovered_slots, doc.big.cluster_map_loads, doc.big.cluster_moved]).toEqual([1, 6, 0, 3, 2]);
+    expect(newClusterStats()[C.cluster_epoch]).toBe(-1);
+    expect(newClusterStats()[C.cluster_uncovered_slots]).toBe(16384);
+  });
+
+  test("under --workers: cluster counters add up; the map shown is the stalest a worker routes by", () => {
+    const worker = (loaded: number, epoch: number, uncovered: number, loads: number, moved: number) => {
+      const pool = new PoolStats("big", [new ServerStats("127.0.0.1:7000")]);
+      pool.cluster = newClusterStats();
+      pool.cluster[C.cluster_map_loaded] = loaded;
+      pool.cluster[C.cluster_epoch] = epoch;
+      pool.cluster[C.cluster_uncovered_slots] = uncovered;
+      pool.cluster[C.cluster_map_loads] = loads;
+      pool.cluster[C.cluster_moved] = moved;
+      const stats = new ProxyStats([pool]);
+      return takeSnapshot(stats, [{ stats: pool, listening: true, servers: [] }], 1, 0);
+    };
+    const a = worker(1, 7, 0, 4, 5);
+    const b = worker(1, 6, 10, 2, 1);
+    const sum = new ProxyStats([]);
+    sumSnapshots(sum, [a, b], retire(null, worker(1, 9, 0, 100, 100)));
+    const c = sum.pools[0]!.cluster!;
+    expect([c[C.cluster_map_loaded], c[C.cluster_epoch], c[C.cluster_uncovered_slots], c[C.cluster_map_loads], c[C.cluster_moved]]).toEqual([1, 6, 10, 106, 106]);
+    const [health] = sumHealth([a, b, worker(0, -1, 16384, 0, 0)]);
+    expect(health!.cluster).toMatchObject({ loaded: false, epoch: -1, uncoveredSlots: 16384, mapLoads: 6, moved: 6 });
+    expect(sumHealth([a])[0]!.cluster).toMatchObject({ loaded: true, epoch: 7, uncoveredSlots: 0 });
   });
 
   test("uptime and timestamp are whole seconds of the clock", () => {

@@ -168,7 +168,7 @@ describe("metrics HTTP server", () => {
   });
 
   test("GET /healthz: a redis_cluster pool shows its map; 503 without one or with uncovered slots", async () => {
-    const map = { loaded: true, epoch: 7, uncoveredSlots: 0, mapLoads: 3, mapLoadFailures: 1, moved: 2, asked: 1, retried: 0 };
+    const map = { loaded: true, epoch: 7, uncoveredSlots: 0, mapLoads: 3, mapLoadFailures: 1, moved: 2, asked: 1, retried: 0, resentLost: 4 };
     pools.push({ name: "big", listening: true, sentinels: false, servers: [{ name: "127.0.0.1:7000", ejected: false, address: "127.0.0.1:7000", failures: 0 }], cluster: map });
     try {
       await withServer({}, async (base) => {

@@ -3,9 +3,13 @@
 // that serves every slot at the address the client reached it on, so such a client sends
 // everything to the proxy, which routes by the real cluster's slots. CLUSTER SLOTS, SHARDS,
 // NODES, INFO, MYID and KEYSLOT are answered in redis 7's own shapes (the pool's INFO, with
-// cluster_enabled:1 that redis-py's RedisCluster checks, is built by info.ts). Pure: the request's arguments and the proxy's identity in, the reply bytes out.
+// cluster_enabled:1 that redis-py's RedisCluster checks, is built by info.ts), in the client's
+// protocol as redis 7 gives them: for a RESP3 client, SHARDS' shards and nodes and SLOTS' node
+// metadata are maps, NODES and INFO verbatim text. Pure: the request's arguments, the client's
+// protocol and the proxy's identity in, the reply bytes out.
 
 import { createHash } from "node:crypto";
+import type { Proto } from "./reply.ts";
 
 /** The proxy as the one node its clients see. */
 export interface SelfNode {
@@ -35,14 +39,19 @@ const bulk = (text: string): string => `$${encoder.encode(text).length}\r\n${tex
 const int = (n: number): string => `:${n}\r\n`;
 const array = (items: string[]): string => `*${items.length}\r\n${items.join("")}`;
 const error = (text: string): Uint8Array => encoder.encode(`-ERR ${text}\r\n`);
+/** [name, value, ...]: a map in RESP3, a flat array in RESP2 (as redis's addReplyMapLen). */
+const map = (proto: Proto, items: string[]): string => (proto === 3 ? `%${items.length / 2}\r\n${items.join("")}` : array(items));
+/** Text: verbatim ("txt") in RESP3, a bulk string in RESP2 (as redis's addReplyVerbatim). */
+const text = (proto: Proto, body: string): string =>
+  proto === 3 ? `=${encoder.encode(body).length + 4}\r\ntxt:${body}\r\n` : bulk(body);
 
-function slots(self: SelfNode): string {
+function slots(self: SelfNode, proto: Proto): string {
   // redis 7: [first, last, [host, port, id, {metadata}]]
-  return array([array([int(0), int(LAST_SLOT), array([bulk(self.host), int(self.port), bulk(self.id), array([])])])]);
+  return array([array([int(0), int(LAST_SLOT), array([bulk(self.host), int(self.port), bulk(self.id), map(proto, [])])])]);
 }
 
-function shards(self: SelfNode): string {
-  const node = array([
+function shards(self: SelfNode, proto: Proto): string {
+  const node = map(proto, [
     bulk("id"), bulk(self.id),
     bulk("port"), int(self.port),
     bulk("ip"), bulk(self.host),
@@ -51,15 +60,15 @@ function shards(self: SelfNode): string {
     bulk("replication-offset"), int(0),
     bulk("health"), bulk("online"),
   ]);
-  return array([array([bulk("slots"), array([int(0), int(LAST_SLOT)]), bulk("nodes"), array([node])])]);
+  return array([map(proto, [bulk("slots"), array([int(0), int(LAST_SLOT)]), bulk("nodes"), array([node])])]);
 }
 
-function nodes(self: SelfNode): string {
+function nodes(self: SelfNode, proto: Proto): string {
   const epoch = Math.max(self.epoch, 0);
-  return bulk(`${self.id} ${self.host}:${self.port}@0 myself,master - 0 0 ${epoch} connected 0-${LAST_SLOT}\n`);
+  return text(proto, `${self.id} ${self.host}:${self.port}@0 myself,master - 0 0 ${epoch} connected 0-${LAST_SLOT}\n`);
 }
 
-function info(self: SelfNode): string {
+function info(self: SelfNode, proto: Proto): string {
   const epoch = Math.max(self.epoch, 0);
   const ok = LAST_SLOT + 1 - self.uncovered;
   const lines = [
@@ -73,11 +82,11 @@ function info(self: SelfNode): string {
     `cluster_current_epoch:${epoch}`,
     `cluster_my_epoch:${epoch}`,
   ];
-  return bulk(lines.map((l) => `${l}\r\n`).join(""));
+  return text(proto, lines.map((l) => `${l}\r\n`).join(""));
 }
 
 /** Subcommand -> [arguments after it, the reply]. */
-const ANSWERS: ReadonlyMap<string, { readonly args: number; reply(self: SelfNode): string }> = new Map([
+const ANSWERS: ReadonlyMap<string, { readonly args: number; reply(self: SelfNode, proto: Proto): string }> = new Map([
   ["slots", { args: 0, reply: slots }],
   ["shards", { args: 0, reply: shards }],
   ["nodes", { args: 0, reply: nodes }],
@@ -95,7 +104,7 @@ function lowerAscii(buf: Uint8Array, start: number, end: number): string {
 }
 
 /** The reply to `CLUSTER <sub> ...` whose arguments (the command name is argument 0) are
- *  buf[argStart[i], argEnd[i]) for i < nargs. */
+ *  buf[argStart[i], argEnd[i]) for i < nargs, for a client speaking `proto`. */
 export function clusterReply(
   buf: Uint8Array,
   argStart: Int32Array,
@@ -103,6 +112,7 @@ export function clusterReply(
   nargs: number,
   self: SelfNode,
   slotOf: SlotOf,
+  proto: Proto = 2,
 ): Uint8Array {
   if (nargs < 2) return error("wrong number of arguments for 'cluster' command");
   const sub = lowerAscii(buf, argStart[1]!, argEnd[1]!);
@@ -117,5 +127,5 @@ export function clusterReply(
     return error(`unsupported command 'cluster|${shown}' (the proxy answers CLUSTER SLOTS, SHARDS, NODES, INFO, MYID and KEYSLOT)`);
   }
   if (nargs !== 2 + answer.args) return error(`wrong number of arguments for 'cluster|${sub}' command`);
-  return encoder.encode(answer.reply(self));
+  return encoder.encode(answer.reply(self, proto));
 }

@@ -72,8 +72,9 @@ function fields(value: RespValue, what: string): Map<string, RespValue> {
 }
 
 /** CLUSTER SHARDS: one map per shard, {slots: [first, last, ...], nodes: [node maps]}. A node
- *  named by "endpoint" (else "ip"), else `fallbackHost` (the address the reply came from). */
-export function parseShards(reply: RespValue, fallbackHost: string): Topology {
+ *  named by "endpoint" (else "ip"), else `fallbackHost` (the address the reply came from); at
+ *  its "port", or with `tls` at its "tls-port" when it has one (a node may have both). */
+export function parseShards(reply: RespValue, fallbackHost: string, tls = false): Topology {
   const shards = replyArray(reply, "CLUSTER SHARDS").map((entry, s): Shard => {
     const what = `CLUSTER SHARDS shard ${s}`;
     const shard = fields(entry, what);
@@ -90,7 +91,7 @@ export function parseShards(reply: RespValue, fallbackHost: string): Topology {
       const found = {
         id: textOf(node.get("id") ?? null) ?? "",
         host,
-        port: port(node.get("port") ?? null, `${what} node ${n}`),
+        port: port((tls ? node.get("tls-port") : undefined) ?? node.get("port") ?? null, `${what} node ${n}`),
       };
       const role = textOf(node.get("role") ?? null);
       const health = textOf(node.get("health") ?? null);

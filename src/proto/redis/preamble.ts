@@ -3,7 +3,9 @@
 // when set, SELECT <redis_db> when not 0, as twemproxy. A RESP3 connection (serving clients
 // that said HELLO 3, so their replies pass through unconverted): HELLO 3, with AUTH default
 // <redis_auth> when set, then the SELECT. A server that does not know HELLO (redis before 6)
-// cannot serve RESP3 clients; its reply says so and the log names the server.
+// cannot serve RESP3 clients; its reply says so and the log names the server. A redis_cluster
+// pool that reads from replicas (read_from) ends with READONLY, so a replica serves its master's
+// slots (a master ignores it).
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
@@ -35,6 +37,10 @@ export function preamble(pool: PoolConfig, proto: Proto): Preamble | null {
   }
   if (pool.redisDb !== 0) {
     command(w, ["SELECT", String(pool.redisDb)]);
+    replies++;
+  }
+  if (pool.distribution === "redis_cluster" && pool.readFrom !== "master") {
+    command(w, ["READONLY"]);
     replies++;
   }
   return replies === 0 ? null : { bytes: w.take(), replies };

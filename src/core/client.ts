@@ -8,7 +8,6 @@ import { log } from "../log.ts";
 import { FATAL, NEED_MORE, Req, Route, type Session } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import { bufferBudget, type BudgetHolder } from "./budget.ts";
-import { answerLocally } from "./deliver.ts";
 import { dispatch, refuseRequest, rejectFatal, routeWhole } from "./dispatch.ts";
 import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
@@ -209,13 +208,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
         this.need = req.need;
         return pos;
       }
-      const deferred = this.deferred;
       if (next === FATAL) {
-        if (deferred !== null) {
-          // The fatal error line answers it.
-          this.deferred = null;
-          answerLocally(this.pool, deferred, null);
-        }
         rejectFatal(this.pool, this, req.error);
         return FATAL;
       }
@@ -223,6 +216,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
         refuseRequest(this.pool, this, `request of ${next - pos} bytes is over client_max_request (${cap})`);
         return FATAL;
       }
+      const deferred = this.deferred;
       if (deferred === null) dispatch(this.pool, this, buf, req, now);
       else {
         this.deferred = null;

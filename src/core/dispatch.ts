@@ -97,8 +97,7 @@ export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): v
 /** A request the stream cannot recover from: reply `error` (a line, Req.error; null: none),
  *  then close after the replies before it. */
 export function rejectFatal(pool: Pool, c: ClientConn, error: string | null): void {
-  const msg = new Msg(c, performance.now());
-  c.enqueue(msg, 0);
+  const msg = closingSlot(c);
   msg.flags |= MSG_CLOSE;
   c.closing = true;
   pool.stats.counters[P.request_errors]!++;
@@ -111,12 +110,24 @@ export function refuseRequest(pool: Pool, c: ClientConn, reason: string): void {
   if (c.closing) return;
   pool.stats.counters[P.requests_refused]!++;
   log.warn(`client ${peerOf(c.socket)} of pool '${pool.cfg.name}': ${reason}; closing it`);
-  const msg = new Msg(c, performance.now());
-  c.enqueue(msg, 0);
+  const msg = closingSlot(c);
   msg.flags |= MSG_CLOSE;
   c.closing = true;
   c.dropPending();
   answerLocally(pool, msg, pool.errorReply(reason));
+}
+
+/** The slot of the reply a client gets before it is closed: the request it was gathering to
+ *  route (ClientConn.deferred), whose bytes are now dropped, else a new one. */
+function closingSlot(c: ClientConn): Msg {
+  const deferred = c.deferred;
+  if (deferred !== null) {
+    c.deferred = null;
+    return deferred;
+  }
+  const msg = new Msg(c, performance.now());
+  c.enqueue(msg, 0);
+  return msg;
 }
 
 function local(pool: Pool, msg: Msg, reply: LocalReply): void {

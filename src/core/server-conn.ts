@@ -327,7 +327,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.first!.client.writePart(buf, start, end);
   }
 
-  protected replied(buf: Uint8Array, end: number, streamed: number): boolean {
+  protected replied(buf: Uint8Array, start: number, end: number, streamed: number): boolean {
     const rsp = this.rsp;
     const server = this.server;
     if (this.preambleReplies > 0) {
@@ -353,14 +353,14 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
       return false;
     }
     const now = this.now;
-    this.dequeue(head, end - rsp.start + streamed);
+    this.dequeue(head, end - start + streamed);
     if (rsp.failure) serverFailed(pool, server);
     else serverAnswered(server);
     if (rsp.demoted) serverDemoted(pool, server);
     if (rsp.open) head.flags |= MSG_OPEN;
     // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
     if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
-    deliver(pool, head, buf, rsp.start, end, now);
+    deliver(pool, head, buf, start, end, now);
     if (rsp.isError) {
       // The server stopped at the error: requests that went up on the same line get it too
       // (counted once).

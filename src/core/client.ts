@@ -8,6 +8,7 @@ import { log } from "../log.ts";
 import { FATAL, NEED_MORE, Req, Route, type Session } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import { bufferBudget, type BudgetHolder } from "./budget.ts";
+import { answerLocally } from "./deliver.ts";
 import { dispatch, refuseRequest, rejectFatal, routeWhole } from "./dispatch.ts";
 import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
@@ -179,7 +180,8 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   protected parse(buf: Uint8Array, pos: number, end: number): number {
     const codec = this.pool.codec;
     const req = scratch;
-    const now = performance.now();
+    // Parsing runs only from onData, which has just read the clock.
+    const now = this.lastRead;
     while (pos < end) {
       if (this.streamTail !== 0) {
         pos = this.streamOn(buf, pos, end);
@@ -488,6 +490,12 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     this.closing = true;
     this.cutStream();
     this.dropPending();
+    const deferred = this.deferred;
+    if (deferred !== null) {
+      // Its bytes will never all come: nothing is sent, and nothing answered.
+      this.deferred = null;
+      answerLocally(this.pool, deferred, null);
+    }
     markDirty(this);
   }
 

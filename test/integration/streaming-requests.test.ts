@@ -14,6 +14,7 @@ import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
 import { endpointOf, redisCall } from "../helpers/direct.ts";
 import { eventually } from "../helpers/fault.ts";
 import { line, memcacheFrame, retrieval, storage, valueBlock } from "../helpers/memcache.ts";
+import { poolOf, readStats } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
@@ -88,6 +89,34 @@ describe.skipIf(TARGET !== "buncracker")("redis", () => {
       expect(await clients[ci]!.readReply(respFrame, 30_000)).toEqual(bulk(vs[1]!));
     }
     for (const c of clients) c.close();
+  }, 60_000);
+
+  test("two large SETs for one connection at once: the second is gathered and sent once whole; one that leaves half-sent is dropped", async () => {
+    const r = await track(startRedis());
+    await redisCall(r, "SET", "b", "old");
+    // Stats every 100 ms: the proxy's count of connected clients.
+    const proxy = await track(startProxy(TARGET, pool("r", true, [r], { server_connections: 1 }), { args: ["-i", "100"] }));
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => RawClient.connect(proxy.pools.r!)));
+    const [va, vb, vc] = [value(3 << 20, 6), value(2 << 20, 7), value(1 << 20, 8)];
+    const [ra, rb, rc] = [command("SET", "a", va), command("SET", "b", vb), command("SET", "c", vc)];
+    const before = await redisBytesIn(r);
+    await a!.send(ra.subarray(0, 1 << 20));
+    await eventually(async () => (await redisBytesIn(r)) - before > 512 << 10, 10_000, "a's stream started at redis");
+    // b and c start while a streams on the connection: they wait, gathered.
+    await b!.send(rb.subarray(0, 1 << 20));
+    await c!.send(rc.subarray(0, 100_000));
+    c!.close();
+    await a!.send(ra.subarray(1 << 20));
+    await b!.send(rb.subarray(1 << 20));
+    expect(await a!.readReply(respFrame, 10_000)).toEqual(OK);
+    expect(await b!.readReply(respFrame, 10_000)).toEqual(OK);
+    expect(await redisCall(r, "GET", "a")).toEqual(va);
+    expect(await redisCall(r, "GET", "b")).toEqual(vb);
+    expect(await redisCall(r, "EXISTS", "c")).toEqual(0);
+    // The proxy closed the half-sent client's connection: it owed it nothing.
+    await eventually(async () => poolOf(await readStats(proxy.statsPort), "r").client_connections === 2, 10_000, "the half-sent client closed");
+    a!.close();
+    b!.close();
   }, 60_000);
 
   test("a client leaving mid-stream: the value is not written, and other clients' requests on that connection are answered", async () => {

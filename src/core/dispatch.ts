@@ -104,8 +104,7 @@ export function runPlan(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, plan: P
 /** A request the stream cannot recover from: reply `error` (a line, Req.error; null: none),
  *  then close after the replies before it. */
 export function rejectFatal(pool: Pool, c: ClientConn, error: string | null): void {
-  const msg = new Msg(c, performance.now());
-  c.enqueue(msg, 0);
+  const msg = closingSlot(c);
   msg.flags |= MSG_CLOSE;
   c.closing = true;
   pool.stats.counters[P.request_errors]!++;
@@ -118,12 +117,24 @@ export function refuseRequest(pool: Pool, c: ClientConn, reason: string): void {
   if (c.closing) return;
   pool.stats.counters[P.requests_refused]!++;
   log.warn(`client ${peerOf(c.socket)} of pool '${pool.cfg.name}': ${reason}; closing it`);
-  const msg = new Msg(c, performance.now());
-  c.enqueue(msg, 0);
+  const msg = closingSlot(c);
   msg.flags |= MSG_CLOSE;
   c.closing = true;
   c.dropPending();
   answerLocally(pool, msg, pool.errorReply(reason));
+}
+
+/** The slot of the reply a client gets before it is closed: the request it was gathering to
+ *  route (ClientConn.deferred), whose bytes are now dropped, else a new one. */
+function closingSlot(c: ClientConn): Msg {
+  const deferred = c.deferred;
+  if (deferred !== null) {
+    c.deferred = null;
+    return deferred;
+  }
+  const msg = new Msg(c, performance.now());
+  c.enqueue(msg, 0);
+  return msg;
 }
 
 function local(pool: Pool, msg: Msg, reply: LocalReply): void {
@@ -182,11 +193,35 @@ export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array,
   }
   const own = msg.client.own;
   const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(msg.client.group);
+  if (req.stream !== 0 && !conn.canStream) {
+    // Part of a request that would stream (ClientConn.streamOn) to a connection that streams
+    // another: its client gathers it and routes it again once it is whole (routeWhole).
+    msg.client.deferred = msg;
+    return;
+  }
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
   msg.server = server;
   conn.upstream.forward(buf, req, msg, conn);
+  if (req.stream === 0) {
+    conn.push(msg);
+    return;
+  }
+  // Its first bytes went; the rest follows as its client sends it.
+  msg.bytes = req.need;
   conn.push(msg);
+  conn.startStream(msg);
+  msg.client.streamConn = conn;
+}
+
+/** A request deferred while it was incomplete (forwardTo), now whole: routed as if just parsed. */
+export function routeWhole(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): void {
+  if (req.error === null) {
+    routeRequest(pool, msg, buf, req);
+    return;
+  }
+  pool.stats.counters[P.request_errors]!++;
+  answerLocally(pool, msg, pool.codec.replyLine(req.error));
 }
 
 /** Send the whole request to each of `live` (the servers in service; a redis_cluster pool's

@@ -89,6 +89,5 @@ function expireServer(server: Server, now: number, timeout: number): void {
 }
 
 function expire(conn: ServerConn, now: number, timeout: number): void {
-  const head = conn.first;
-  if (head !== null && now - head.t0 > timeout) conn.timedOut();
+  if (now - conn.waitingSince(now, timeout) > timeout) conn.timedOut();
 }

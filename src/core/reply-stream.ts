@@ -28,9 +28,10 @@ export abstract class ReplyStream extends StreamReader {
   protected abstract streamable(): boolean;
   /** Part of the reply being streamed. */
   protected abstract passOn(buf: Uint8Array, start: number, end: number): void;
-  /** A complete reply: buf[rsp.start, end), after `streamed` bytes passed on before. Returns
-   *  false when the stream must stop (the connection closed). */
-  protected abstract replied(buf: Uint8Array, end: number, streamed: number): boolean;
+  /** A complete reply: buf[start, end) (from rsp.start, or from earlier in a streamed reply's
+   *  data: its last part and its end together), after `streamed` bytes passed on before.
+   *  Returns false when the stream must stop (the connection closed). */
+  protected abstract replied(buf: Uint8Array, start: number, end: number, streamed: number): boolean;
   /** The bytes are not a reply (FATAL, with the parser's reason). */
   protected abstract malformed(error: string | null): void;
   /** Every complete reply of a chunk was handled; false when the stream must stop. */
@@ -40,6 +41,19 @@ export abstract class ReplyStream extends StreamReader {
     const rsp = this.rsp;
     while (pos < end) {
       if (this.streamLeft > 0) {
+        if (this.streamLeft < end - pos) {
+          // The streamed data ends in this chunk: when the reply does too, its last part and
+          // its end go on together (one write, not a second one for a few bytes).
+          rsp.resume = this.resume;
+          const next = this.parseReply(buf, pos + this.streamLeft, end, rsp);
+          if (next >= 0) {
+            const streamed = this.streamed;
+            this.streamLeft = this.resume = this.streamed = 0;
+            if (!this.replied(buf, pos, next, streamed)) return FATAL;
+            pos = next;
+            continue;
+          }
+        }
         const n = this.streamLeft < end - pos ? this.streamLeft : end - pos;
         this.passOn(buf, pos, pos + n);
         this.streamLeft -= n;
@@ -66,7 +80,7 @@ export abstract class ReplyStream extends StreamReader {
       const streamed = this.streamed;
       this.resume = 0;
       this.streamed = 0;
-      if (!this.replied(buf, next, streamed)) return FATAL;
+      if (!this.replied(buf, rsp.start, next, streamed)) return FATAL;
     }
     this.need = 0;
     return this.settled() ? pos : FATAL;

@@ -14,6 +14,7 @@ import { resendLost } from "./cluster-resend.ts";
 import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./dedicated.ts";
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
+import type { ClientConn } from "./client.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import { serverAnswered, serverDemoted, serverFailed } from "./health.ts";
 import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
@@ -23,6 +24,10 @@ import type { ConnGroup, Server } from "./server.ts";
 /** A reply whose known-size part (Rsp.opaque) is at least this large is passed on to its client
  *  as its bytes arrive, when that client waits for it next, instead of being gathered first. */
 const STREAM_MIN = 32768;
+
+/** A client streaming a request pauses while its connection holds this many bytes not yet taken
+ *  (ClientConn.streamOn), and resumes below half. */
+export const STREAM_BACKLOG = 1 << 20;
 
 /** Requests of many clients are coalesced every loop turn: keep the buffer warm. */
 const KEEP_OUT_BYTES = 1 << 20;
@@ -80,6 +85,20 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   private queued = 0;
   private unsent = 0;
   private unsentBytes = 0;
+  /** A request streamed onto it as its client sends it (ClientConn.streamOn): it and what was
+   *  written before it go through `held`; what is written after it waits in `out` until it ends.
+   *  One at a time. */
+  private streaming: Msg | null = null;
+  /** The last request streamed, and when its last byte went: its wait for a reply starts there. */
+  private lastStreamed: Msg | null = null;
+  private streamedAt = 0;
+  /** performance.now() of the streaming request's last bytes (a client that stalls). */
+  private streamProgress = 0;
+  /** The streaming client, paused until the connection has taken its bytes. */
+  private streamWaiter: ClientConn | null = null;
+  /** The stream was cut (its client left mid-request): the connection closes once the requests
+   *  before it are answered. */
+  private streamCut = false;
 
   constructor(
     readonly server: Server,
@@ -119,7 +138,123 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
 
   /** Send request bytes (coalesced, or written through when large). */
   send(buf: Uint8Array, start: number, end: number): void {
-    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+    // Behind a request streaming, everything waits in `out`.
+    if (this.streaming !== null) this.out.bytes(buf, start, end);
+    else if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+  }
+
+  /** May a request start streaming onto it? */
+  get canStream(): boolean {
+    return this.streaming === null && !this.closed;
+  }
+
+  /** Bytes written to it that the socket has not taken yet, before any stream's end. */
+  get backlog(): number {
+    return this.held.bytes;
+  }
+
+  /** msg, just pushed with its first bytes written by its Upstream, streams: those bytes and
+   *  everything before them go first (`held`); what is written next waits in `out`. */
+  startStream(msg: Msg): void {
+    this.streaming = msg;
+    this.streamProgress = performance.now();
+    // Nothing may join a line across it (memcached retrievals).
+    this.upstream.sent();
+    if (this.out.len !== this.out.head) this.held.push(this.out.detach());
+  }
+
+  /** More bytes of the streaming request: written through when nothing waits before them, else
+   *  held as a view (never copied). */
+  streamPart(buf: Uint8Array, start: number, end: number): void {
+    if (this.closed || this.streamCut) return;
+    this.streamProgress = performance.now();
+    const s = this.socket;
+    if (s !== null && !this.blocked && this.held.bytes === 0) {
+      const n = s.write(buf, start, end - start);
+      if (n === end - start) return;
+      if (n >= 0) this.blocked = true;
+      this.held.push(buf.subarray(n > 0 ? start + n : start, end));
+      return;
+    }
+    this.held.push(buf.subarray(start, end));
+  }
+
+  /** The streaming client waits for the connection to take its bytes (STREAM_BACKLOG). */
+  waitDrain(client: ClientConn): void {
+    this.streamWaiter = client;
+  }
+
+  /** The streaming request's last bytes were passed on: what waited behind it goes next. */
+  endStream(): void {
+    this.lastStreamed = this.streaming;
+    this.streamedAt = performance.now();
+    this.streaming = null;
+    this.streamWaiter = null;
+    markDirty(this);
+  }
+
+  /** The streaming request cannot be finished (its client left or broke it mid-request): the
+   *  server holds part of it, so nothing more may be written here. Requests written after it
+   *  (still in `out`) move to another connection of the group, and this one closes once the
+   *  requests before it are answered. */
+  cutStream(): void {
+    const msg = this.streaming;
+    if (msg === null || this.closed || this.streamCut) return;
+    this.streamCut = true;
+    this.streamWaiter = null;
+    this.group.release(this, this.slot);
+    const behind = msg.snext;
+    if (behind !== null) {
+      msg.snext = null;
+      this.last = msg;
+      let count = 0;
+      let bytes = 0;
+      for (let m: Msg | null = behind; m !== null; m = m.snext) {
+        count++;
+        bytes += m.bytes;
+      }
+      this.queued -= count;
+      this.unsent -= count;
+      this.unsentBytes -= bytes;
+      this.group.conn().adopt(behind, this.out, count, bytes);
+    }
+    this.upstream.sent();
+    this.out.clear();
+    this.out.release();
+    this.retiring = true;
+    this.server.pool.retiringConns.add(this);
+    if (this.first === msg) this.close("its client left in the middle of a request");
+  }
+
+  /** Requests moved here from a connection whose stream was cut, with the bytes written for
+   *  them (not sent yet), in order after what this one has. */
+  private adopt(first: Msg, from: ByteWriter, count: number, bytes: number): void {
+    this.upstream.sent();
+    this.out.bytes(from.buf, from.head, from.len);
+    if (this.last === null) this.first = first;
+    else this.last.snext = first;
+    let m = first;
+    while (m.snext !== null) m = m.snext;
+    this.last = m;
+    this.queued += count;
+    this.unsent += count;
+    this.unsentBytes += bytes;
+    markDirty(this);
+  }
+
+  /** Since when the oldest request waits for its reply (timeouts): a streamed request from its
+   *  last byte, and none while its client still sends it (Infinity). A stream stalled for
+   *  longer than `timeout` while requests wait behind it is cut, and its client closed: it
+   *  would hold them up for ever. */
+  waitingSince(now: number, timeout: number): number {
+    const head = this.first;
+    const streaming = this.streaming;
+    if (streaming !== null && !this.streamCut && streaming.snext !== null && now - this.streamProgress > timeout) {
+      streaming.client.drop(new Error("stalled in the middle of a request"));
+      return Infinity;
+    }
+    if (head === null || head === this.streaming) return Infinity;
+    return head === this.lastStreamed ? this.streamedAt : head.t0;
   }
 
   /** Queue a request its Upstream has just written (msg.bytes says how much it added). */
@@ -147,6 +282,19 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   flush(): void {
     const s = this.socket;
     if (s === null || this.blocked || this.closed) return;
+    if (this.streaming !== null) {
+      // Up to the stream's bytes so far; what comes after it waits in `out`.
+      if (this.held.bytes !== 0 && !this.held.writeTo(s)) {
+        this.blocked = true;
+        return;
+      }
+      const waiter = this.streamWaiter;
+      if (waiter !== null) {
+        this.streamWaiter = null;
+        waiter.streamDrained();
+      }
+      return;
+    }
     // What the socket takes is final.
     this.upstream.sent();
     if (!writeOut(s, this.out, this.held)) {
@@ -183,7 +331,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.first!.client.writePart(buf, start, end);
   }
 
-  protected replied(buf: Uint8Array, end: number, streamed: number): boolean {
+  protected replied(buf: Uint8Array, start: number, end: number, streamed: number): boolean {
     const rsp = this.rsp;
     const server = this.server;
     if (this.preambleReplies > 0) {
@@ -209,14 +357,14 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
       return false;
     }
     const now = this.now;
-    this.dequeue(head, end - rsp.start + streamed);
+    this.dequeue(head, end - start + streamed);
     if (rsp.failure) serverFailed(pool, server);
     else serverAnswered(server);
     if (rsp.demoted) serverDemoted(pool, server);
     if (rsp.open) head.flags |= MSG_OPEN;
     // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
     if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
-    deliver(pool, head, buf, rsp.start, end, now);
+    deliver(pool, head, buf, start, end, now);
     if (rsp.isError) {
       // The server stopped at the error: requests that went up on the same line get it too
       // (counted once).
@@ -234,6 +382,10 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   }
 
   protected settled(): boolean {
+    if (this.streamCut && this.first === this.streaming) {
+      this.close("its client left in the middle of a request");
+      return false;
+    }
     if (this.retiring && this.first === null) {
       this.close("retired by a reload");
       return false;
@@ -337,6 +489,10 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.out.clear();
     this.out.release();
     this.held.clear();
+    this.streaming = this.lastStreamed = null;
+    const waiter = this.streamWaiter;
+    this.streamWaiter = null;
+    if (waiter !== null) waiter.streamDrained();
     // Part of a reply was passed on: its client's stream cannot be completed.
     if (this.dropStream()) this.first!.client.abort();
     const counters = this.server.stats.counters;

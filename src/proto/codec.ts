@@ -94,6 +94,11 @@ export class Req {
   inline = false;
   /** With NEED_MORE: bytes from `start` needed before the parse can progress. */
   need = 0;
+  /** With NEED_MORE, non-zero when the request is parsed but for the rest of its last data
+   *  block (command, keys and error are final; no key is in that block): the bytes from `start`
+   *  to that block's end. `need` is then the whole request, the block's terminator
+   *  (Codec.dataEnd) included, so the core may forward it as its bytes arrive. */
+  stream = 0;
   /** A well-framed request the proxy rejects: the full reply line without CRLF, in the
    *  protocol's own form ("-ERR unknown command 'x'", "CLIENT_ERROR bad data chunk", "ERROR").
    *  With FATAL: the reply line sent before the connection is closed. */
@@ -108,6 +113,7 @@ export class Req {
     this.noreply = false;
     this.inline = false;
     this.need = 0;
+    this.stream = 0;
     this.error = null;
   }
 
@@ -305,6 +311,16 @@ export interface Codec<S extends Session = Session> {
 
   /** What a reply that ended before its terminator (Rsp.open) lacks; null when no reply does. */
   readonly openEnd: Uint8Array | null;
+
+  /** May a request that is parsed but for the rest of its last data block (Req.stream) go to
+   *  its server as its bytes arrive? Only when nothing about it depends on that block or on a
+   *  plan (redis: not inline, no multi-key role, the client neither subscribed nor in a
+   *  transaction). */
+  streams(req: Req, session: S): boolean;
+
+  /** What ends a streamed request's data block, and the reply line (Req.error style) of a
+   *  client that sends something else there before it is closed. */
+  readonly dataEnd: { readonly bytes: Uint8Array; readonly error: string };
 
   /** The state of a new client of a pool. */
   newSession(pool: PoolConfig): S;

@@ -47,9 +47,9 @@ class Framer extends ReplyStream {
     this.framing.passed += end - start;
   }
 
-  protected replied(_buf: Uint8Array, end: number, streamed: number): boolean {
+  protected replied(_buf: Uint8Array, start: number, end: number, streamed: number): boolean {
     // Replies follow each other in the stream: each starts where the one before ended.
-    const length = end - this.rsp.start + streamed;
+    const length = end - start + streamed;
     this.framing.replies.push([this.at, this.at + length]);
     this.at += length;
     return true;

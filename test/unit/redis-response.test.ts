@@ -196,7 +196,7 @@ describe("streaming large replies (Rsp.opaque / resume)", () => {
     for (const sizes of [[1], [2], [3], [7], [64], [999], [4096], [1, 5000, 3, 17]]) {
       const got = parseStreamed(redisCodec, stream, sizes);
       expect({ sizes, fatal: got.fatal, replies: got.replies }).toEqual({ sizes, fatal: null, replies: whole });
-      expect(got.passed).toBeGreaterThan(10_000);
+      expect(got.passed).toBeGreaterThan(5_000); // (a streamed reply's last part goes on with its end)
     }
   });
 

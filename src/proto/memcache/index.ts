@@ -24,6 +24,10 @@ export const memcacheCodec: Codec = {
   replyLine: (line) => ascii(`${line}\r\n`),
   // What a joined request's reply part lacks (Rsp.open).
   openEnd: ascii("END\r\n"),
+  // Storage commands without noreply (the parser marks no other request, Req.stream).
+  streams: () => true,
+  // memcached itself answers a block not followed by CRLF so, then reads on after it.
+  dataEnd: { bytes: ascii("\r\n"), error: "CLIENT_ERROR bad data chunk" },
   newSession: () => NO_STATE,
   reconfigure() {},
   silent: () => false,

@@ -183,7 +183,11 @@ function storage(buf: Uint8Array, end: number, req: Req, nul: boolean, min: numb
     return req.end;
   }
   const total = swallowData(buf, end, req, length);
-  if (total === NEED_MORE) return NEED_MORE;
+  if (total === NEED_MORE) {
+    // Its data may be streamed (Req.stream), unless it must be rebuilt without noreply.
+    if (valid && !req.noreply) req.stream = req.dataEnd - req.start;
+    return NEED_MORE;
+  }
   if (!valid) req.error = BAD_FORMAT;
   return total;
 }

@@ -20,6 +20,7 @@ import { planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
 import { isPubSubMessage } from "./subscriptions.ts";
 import type { RedisSession } from "./session.ts";
+import type { SupportedCommand } from "./commands.ts";
 
 /** Connection groups: RESP2 clients' connections, and RESP3 clients' (opened with HELLO 3). */
 const RESP2_GROUP = 0;
@@ -83,6 +84,10 @@ export const redisCodec: Codec<RedisSession> = {
   errorReply,
   replyLine: (line) => ascii(`${line}\r\n`),
   openEnd: null,
+  // Plain commands of a client in no special state (planRequest's hot path returns null for them).
+  streams: (req, session) =>
+    !req.inline && (req.command as SupportedCommand).role === null && (session.multikey === null || !session.multikey.busy),
+  dataEnd: { bytes: ascii("\r\n"), error: "-ERR Protocol error: expected CRLF after bulk data" },
   newSession,
   reconfigure,
   silent,

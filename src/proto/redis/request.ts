@@ -96,7 +96,10 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
     const length = start === NUMBER_INVALID ? -1 : numberValue(buf, p + 1);
     if (length < 0 || length > MAX_BULK) return fatal(req, INVALID_BULK);
     const stop = start + length;
-    if (stop + 2 > end) return needMore(req, pos, stop + 2 + unseen(nargs - i - 1));
+    if (stop + 2 > end) {
+      if (i === nargs - 1 && i > 0) markStream(buf, req, start, stop);
+      return needMore(req, pos, stop + 2 + unseen(nargs - i - 1));
+    }
     if (buf[stop] !== CR || buf[stop + 1] !== LF) return fatal(req, MISSING_CRLF);
     req.pushArg(start, stop);
     p = stop + 2;
@@ -104,6 +107,19 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
   req.end = p;
   resolveCommand(buf, req);
   return p;
+}
+
+/** The last argument's data is still arriving: the request may be streamed (Req.stream) when its
+ *  command is known, well formed, and takes no key or key count from that argument. */
+function markStream(buf: Uint8Array, req: Req, start: number, stop: number): void {
+  const command = lookupCommand(buf, req.argStart[0]!, req.argEnd[0]!);
+  const last = req.nargs;
+  if (command === null || command.numkeysAt === last) return;
+  req.pushArg(start, stop);
+  resolveCommand(buf, req);
+  if (req.error !== null) return;
+  for (let k = 0; k < req.nkeys; k++) if (req.keyArg[k] === last) return;
+  req.stream = stop - req.start;
 }
 
 /** The least size of `count` arguments not seen yet (see MAX_UNSEEN). */

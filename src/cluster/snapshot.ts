@@ -24,6 +24,8 @@ interface ServerSnapshot {
 interface PoolSnapshot {
   readonly name: string;
   readonly listening: boolean;
+  /** PoolStats.extended. */
+  readonly extended: boolean;
   readonly counters: number[];
   readonly latency: HistogramSnapshot;
   readonly servers: ServerSnapshot[];
@@ -65,6 +67,7 @@ export function takeSnapshot(
     pools: pools.map((p) => ({
       name: p.stats.name,
       listening: p.listening,
+      extended: p.stats.extended,
       counters: Array.from(p.stats.counters),
       latency: histogram(p.stats.latency),
       servers: p.servers.map((s) => ({
@@ -101,6 +104,7 @@ function addPool(
   p: PoolSnapshot,
   serverFor: (name: string) => ServerStats | undefined,
 ): void {
+  pool.extended ||= p.extended;
   addCounters(pool.counters, p.counters, []);
   addHistogram(pool.latency, p.latency);
   for (const s of p.servers) {

@@ -141,17 +141,22 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   account(): void {
     if (this.closed) return;
     const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
+    const was = this.budgeted;
     bufferBudget.report(this, Math.max(this.buffered, this.partial) + this.inBytes + 2 * owed, this.partial);
+    this.pool.stats.counters[P.client_buffered_bytes]! += this.budgeted - was;
   }
 
   pauseForBudget(): void {
-    this.pool.stats.counters[P.client_budget_paused]!++;
+    const counters = this.pool.stats.counters;
+    counters[P.client_budget_paused]!++;
+    counters[P.client_budget_held]!++;
     if (this.paused) return;
     this.paused = true;
     this.socket.pause();
   }
 
   resumeFromBudget(): void {
+    this.pool.stats.counters[P.client_budget_held]!--;
     markDirty(this);
   }
 
@@ -303,6 +308,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     if (this.pendingOut > SUBSCRIBER_MAX_OUT_BYTES && !this.closing) {
       const unread = `${this.pendingOut} bytes of messages unread, over ${SUBSCRIBER_MAX_OUT_BYTES}`;
       log.warn(`subscriber ${peerOf(this.socket)} of pool '${this.pool.cfg.name}': ${unread}; closing it`);
+      this.pool.stats.counters[P.client_slow_closed]!++;
       this.closing = true;
       // Once the subscriber connection delivering this has returned (closing it is part of the drop).
       queueMicrotask(() => this.drop(new Error("subscriber not reading its messages")));
@@ -318,6 +324,9 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     this.closed = true;
     const pool = this.pool;
     pool.clients.delete(this);
+    const counters = pool.stats.counters;
+    if (this.budgetPaused) counters[P.client_budget_held]!--;
+    counters[P.client_buffered_bytes]! -= this.budgeted;
     bufferBudget.remove(this);
     this.own?.closeAll();
     this.dropPending();
@@ -325,7 +334,6 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     this.out.clear();
     this.out.release();
     this.held.clear();
-    const counters = pool.stats.counters;
     counters[P.client_connections]!--;
     if (err === undefined) counters[P.client_eof]!++;
     else counters[P.client_err]!++;

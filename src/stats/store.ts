@@ -28,6 +28,9 @@ export class PoolStats {
   /** What the client sees: request parsed -> its whole reply ready (fragments merged, local
    *  and error replies included). */
   readonly latency = new Histogram();
+  /** The pool uses keys of ours (tls, server_tls, client_max_request, client_idle_timeout):
+   *  its stats JSON adds our "extended" stats (table.ts). */
+  extended = false;
   constructor(
     readonly name: string,
     public servers: ServerStats[],

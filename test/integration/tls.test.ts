@@ -253,6 +253,31 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     });
   }
 
+  test("SNI and ALPN: a client that names the server and offers ALPN protocols is served, none selected", async () => {
+    const { promise, resolve, reject } = Promise.withResolvers<{ alpn: unknown; reply: string }>();
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port: port.tls,
+      // ALPN in the wire format Bun takes: length-prefixed names.
+      tls: { ca: pem(certs.ca), serverName: "localhost", ALPNProtocols: "\x05redis\x08http/1.1" },
+      socket: {
+        handshake(s, ok, error) {
+          if (!ok) reject(error);
+          else s.write(command("PING"));
+        },
+        data: (s, chunk) => {
+          resolve({ alpn: (s as unknown as { alpnProtocol: unknown }).alpnProtocol, reply: Buffer.from(chunk).toString("latin1") });
+          s.end();
+        },
+        error: (_s, error) => reject(error),
+      },
+    });
+    const { alpn, reply } = await promise;
+    expect(reply).toBe("+PONG\r\n");
+    // The proxy offers no protocol of its own (redis and memcached define none).
+    expect(alpn === false || alpn === null || alpn === undefined).toBe(true);
+  });
+
   test("TLS 1.2 and 1.3 are accepted, 1.1 is refused (openssl s_client)", async () => {
     const sClient = (version: string) =>
       runToEnd(["openssl", "s_client", "-connect", `127.0.0.1:${port.tls}`, version, "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", certs.ca], 10_000);

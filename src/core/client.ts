@@ -96,6 +96,9 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   budgeted = 0;
   budgetedPartial = 0;
   budgetPaused = false;
+  /** What this client adds to its pool's client_buffered_bytes (`budgeted` as of its last
+   *  account(), rounded; a report nested in another client's can change `budgeted` under it). */
+  private pooled = 0;
   /** performance.now() of the last bytes read (client_idle_timeout). */
   lastRead = performance.now();
   /** Server connections of its own (subscriptions, transaction, blocking requests:
@@ -141,9 +144,11 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   account(): void {
     if (this.closed) return;
     const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
-    const was = this.budgeted;
     bufferBudget.report(this, Math.max(this.buffered, this.partial) + this.inBytes + 2 * owed, this.partial);
-    this.pool.stats.counters[P.client_buffered_bytes]! += this.budgeted - was;
+    // Whole bytes (the estimates are averages): the pool's sum stays exact, back to 0 when empty.
+    const held = Math.round(this.budgeted);
+    this.pool.stats.counters[P.client_buffered_bytes]! += held - this.pooled;
+    this.pooled = held;
   }
 
   pauseForBudget(): void {
@@ -326,7 +331,8 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     pool.clients.delete(this);
     const counters = pool.stats.counters;
     if (this.budgetPaused) counters[P.client_budget_held]!--;
-    counters[P.client_buffered_bytes]! -= this.budgeted;
+    counters[P.client_buffered_bytes]! -= this.pooled;
+    this.pooled = 0;
     bufferBudget.remove(this);
     this.own?.closeAll();
     this.dropPending();

@@ -201,6 +201,11 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
       // budget this load holds every value at once (10 x size).
       expect(peak).toBeLessThan(floor + budget + COLLECTOR_SLACK);
       expect(proxy.proxy.stderr()).toContain("request larger than the proxy's buffer budget allows; closing it");
+      // Every client gone: the pool's gauge of what the budget holds is back to 0 (refusals
+      // happen inside another client's report: each client's share is counted once).
+      await eventually("the buffered bytes back to 0", async () =>
+        (await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0 ? true : undefined,
+      );
     } finally {
       await proxy.stop();
     }

@@ -108,6 +108,7 @@ function serve(opts: Options, worker: number | null): void {
       configGeneration: () => proxy.generation,
       configLoadedAt: () => proxy.loadedAt,
       reloads,
+      bufferBudget: opts.bufferBudget,
     });
   }
   proxy.start();

@@ -24,6 +24,8 @@ interface ServerSnapshot {
 interface PoolSnapshot {
   readonly name: string;
   readonly listening: boolean;
+  /** PoolStats.extended. */
+  readonly extended: boolean;
   readonly counters: number[];
   readonly latency: HistogramSnapshot;
   readonly servers: ServerSnapshot[];
@@ -67,6 +69,7 @@ export function takeSnapshot(
     pools: pools.map((p) => ({
       name: p.stats.name,
       listening: p.listening,
+      extended: p.stats.extended,
       counters: Array.from(p.stats.counters),
       latency: histogram(p.stats.latency),
       cluster: p.stats.cluster === null ? null : Array.from(p.stats.cluster),
@@ -119,6 +122,7 @@ function addPool(
   serverFor: (name: string) => ServerStats | undefined,
   live: boolean,
 ): void {
+  pool.extended ||= p.extended;
   addCounters(pool.counters, p.counters, []);
   if (p.cluster !== null) pool.cluster = addCluster(pool.cluster, p.cluster, live);
   addHistogram(pool.latency, p.latency);

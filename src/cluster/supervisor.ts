@@ -160,6 +160,7 @@ export function runSupervisor(
         hostname: opts.statsAddr,
         port: opts.metricsPort,
         stats,
+        bufferBudget: opts.bufferBudget,
         health: {
           health: () => (snapshots.size === 0 ? starting : sumHealth(snapshots.values())),
         },

@@ -91,11 +91,12 @@ export class BufferBudget {
 
   /** `h` is gone: forget what it held. */
   remove(h: BudgetHolder): void {
-    this.report(h, 0, 0);
+    // Out of the paused set first: the report may resume the others, never `h` again.
     if (h.budgetPaused) {
       h.budgetPaused = false;
       this.paused.delete(h);
     }
+    this.report(h, 0, 0);
   }
 
   /** Past the budget now (clients check it before taking another request). */

@@ -103,6 +103,9 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   budgeted = 0;
   budgetedPartial = 0;
   budgetPaused = false;
+  /** What this client adds to its pool's client_buffered_bytes (`budgeted` as of its last
+   *  account(), rounded; a report nested in another client's can change `budgeted` under it). */
+  private pooled = 0;
   /** performance.now() of the last bytes read (client_idle_timeout). */
   lastRead = performance.now();
   /** Server connections of its own (subscriptions, transaction, blocking requests:
@@ -158,16 +161,23 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     if (this.closed) return;
     const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
     bufferBudget.report(this, Math.max(this.buffered, this.partial) + this.inBytes + 2 * owed, this.partial);
+    // Whole bytes (the estimates are averages): the pool's sum stays exact, back to 0 when empty.
+    const held = Math.round(this.budgeted);
+    this.pool.stats.counters[P.client_buffered_bytes]! += held - this.pooled;
+    this.pooled = held;
   }
 
   pauseForBudget(): void {
-    this.pool.stats.counters[P.client_budget_paused]!++;
+    const counters = this.pool.stats.counters;
+    counters[P.client_budget_paused]!++;
+    counters[P.client_budget_held]!++;
     if (this.paused) return;
     this.paused = true;
     this.socket.pause();
   }
 
   resumeFromBudget(): void {
+    this.pool.stats.counters[P.client_budget_held]!--;
     markDirty(this);
   }
 
@@ -409,6 +419,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     if (this.pendingOut > SUBSCRIBER_MAX_OUT_BYTES && !this.closing) {
       const unread = `${this.pendingOut} bytes of messages unread, over ${SUBSCRIBER_MAX_OUT_BYTES}`;
       log.warn(`subscriber ${peerOf(this.socket)} of pool '${this.pool.cfg.name}': ${unread}; closing it`);
+      this.pool.stats.counters[P.client_slow_closed]!++;
       this.closing = true;
       // Once the subscriber connection delivering this has returned (closing it is part of the drop).
       queueMicrotask(() => this.drop(new Error("subscriber not reading its messages")));
@@ -424,6 +435,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     this.closed = true;
     const pool = this.pool;
     pool.clients.delete(this);
+    const counters = pool.stats.counters;
+    if (this.budgetPaused) counters[P.client_budget_held]!--;
+    counters[P.client_buffered_bytes]! -= this.pooled;
+    this.pooled = 0;
     bufferBudget.remove(this);
     this.own?.closeAll();
     this.cutStream();
@@ -432,7 +447,6 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     this.out.clear();
     this.out.release();
     this.held.clear();
-    const counters = pool.stats.counters;
     counters[P.client_connections]!--;
     if (err === undefined) counters[P.client_eof]!++;
     else counters[P.client_err]!++;

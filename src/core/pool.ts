@@ -95,6 +95,7 @@ export class Pool {
    *  server live): at start and after a reload. */
   install(cfg: PoolConfig, router: KeyRouter | null, servers: Server[]): void {
     this.cfg = cfg;
+    this.stats.extended = cfg.tls !== null || cfg.serverTls !== null || cfg.clientMaxRequest > 0 || cfg.clientIdleTimeout !== null;
     this.servers = servers;
     this.stats.servers = servers.map((s) => s.stats);
     this.router = router;
@@ -198,14 +199,19 @@ export class Pool {
   closeIdle(now: number): void {
     const limit = this.cfg.clientIdleTimeout;
     if (limit === null) return;
+    let closed = 0;
+    let first = "";
     for (const c of this.clients) {
       if (c.closing || c.queued !== 0 || c.pendingOut !== 0 || now - c.lastRead < limit) continue;
       if (c.own !== null && c.own.waiting) continue;
       this.stats.counters[P.client_idle_closed]!++;
+      if (closed++ === 0) first = peerOf(c.socket);
       if (log.level >= LOG_INFO) log.info(`client ${peerOf(c.socket)} of pool '${this.cfg.name}' idle for ${limit} ms: closed`);
       c.closing = true;
       c.socket.end();
     }
+    // One line per sweep at the default level (thousands of idle clients would flood it).
+    if (closed > 0) log.notice(`pool '${this.cfg.name}': ${closed} client(s) idle for ${limit} ms closed (client_idle_timeout), ${first} first`);
   }
 
   // ---- the end ----

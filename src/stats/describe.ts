@@ -6,7 +6,7 @@ import { POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
 const section = (title: string, table: readonly StatSpec[]): string =>
   `${title}\n` +
   table
-    .filter((spec) => spec.json)
+    .filter((spec) => spec.json === true)
     .map((spec) => `  ${spec.name.padEnd(20)}"${spec.description}"\n`)
     .join("");
 

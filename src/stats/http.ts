@@ -89,6 +89,8 @@ export interface MetricsServerOptions {
   readonly configLoadedAt?: () => number;
   /** The reloads the dashboard lists; absent: it lists none. */
   readonly reloads?: ReloadHistory;
+  /** --buffer-budget, for /metrics (0 when absent). */
+  readonly bufferBudget?: number;
 }
 
 const TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8";
@@ -154,6 +156,7 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       eventLoopLagSeconds: lag.seconds,
       configGeneration: generation(),
+      bufferBudgetBytes: opts.bufferBudget ?? 0,
     });
     return new Response(body, { headers: { "content-type": TEXT_0_0_4 } });
   };

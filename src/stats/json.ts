@@ -54,10 +54,10 @@ class StatsWriter {
     return this.parts.join("");
   }
 
-  /** Gauges live, everything else as of the last aggregation. */
-  slots(table: readonly StatSpec[], stats: PoolStats | ServerStats): void {
+  /** Gauges live, everything else as of the last aggregation; ours when `extended`. */
+  slots(table: readonly StatSpec[], stats: PoolStats | ServerStats, extended: boolean): void {
     table.forEach((spec, i) => {
-      if (!spec.json) return;
+      if (spec.json === false || (spec.json === "extended" && !extended)) return;
       this.number(spec.name, spec.kind === "gauge" ? stats.counters[i]! : stats.aggregated[i]!);
     });
   }
@@ -80,12 +80,12 @@ export function renderStatsJson(
   w.number("curr_connections", stats.currConnections);
   for (const pool of [...stats.pools].sort(byNutcrackerOrder)) {
     w.begin(pool.name);
-    w.slots(POOL_STATS, pool);
+    w.slots(POOL_STATS, pool, pool.extended);
     // ours, for redis_cluster pools only (live): the slot map and the redirections followed.
     if (pool.cluster !== null) CLUSTER_STATS.forEach((spec, i) => w.number(spec.name, pool.cluster![i]!));
     for (const server of pool.servers) {
       w.begin(server.name);
-      w.slots(SERVER_STATS, server);
+      w.slots(SERVER_STATS, server, pool.extended);
       if (server.address !== null) {
         // ours, for pools that follow sentinels only: where the server is, how often it moved.
         w.string("server_address", server.address);

@@ -14,6 +14,9 @@ export interface RuntimeMetrics {
   readonly cpuSeconds: number;
   readonly eventLoopLagSeconds: number;
   readonly configGeneration: number;
+  /** --buffer-budget (over all workers); the bytes held against it are the pools'
+   *  client_buffered_bytes. */
+  readonly bufferBudgetBytes: number;
 }
 
 export function metricName(scope: "pool" | "server", spec: StatSpec): string {
@@ -137,6 +140,9 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
   x.single("buncracker_config_generation", "gauge",
     "Configuration generation: 1 at start, plus one per successful reload.",
     runtime.configGeneration);
+  x.single("buncracker_buffer_budget_bytes", "gauge",
+    "The buffer budget (--buffer-budget): past it, the clients holding the most are read no further; what is held is buncracker_pool_client_buffered_bytes.",
+    runtime.bufferBudgetBytes);
   x.family("buncracker_build_info", "gauge",
     "Versions of buncracker and of the twemproxy it is compatible with (always 1).");
   x.sample("buncracker_build_info",

@@ -30,6 +30,9 @@ export class PoolStats {
   readonly latency = new Histogram();
   /** distribution redis_cluster: its map and redirections (CLUSTER_STATS, live); else null. */
   cluster: Float64Array | null = null;
+  /** The pool uses keys of ours (tls, server_tls, client_max_request, client_idle_timeout):
+   *  its stats JSON adds our "extended" stats (table.ts). */
+  extended = false;
   constructor(
     readonly name: string,
     public servers: ServerStats[],

@@ -8,11 +8,13 @@ export interface StatSpec {
   readonly name: string;
   readonly kind: StatKind;
   readonly description: string;
-  /** false: ours only (Prometheus and /healthz), kept out of the twemproxy-shaped JSON. */
-  readonly json: boolean;
+  /** false: ours only (Prometheus and /healthz), kept out of the twemproxy-shaped JSON.
+   *  "extended": ours, added (after twemproxy's) to the JSON of pools configured with our keys
+   *  (PoolStats.extended), so a twemproxy config gets twemproxy's document. */
+  readonly json: boolean | "extended";
 }
 
-const s = (name: string, kind: StatKind, description: string, json = true): StatSpec => ({
+const s = (name: string, kind: StatKind, description: string, json: boolean | "extended" = true): StatSpec => ({
   name,
   kind,
   description,
@@ -30,10 +32,13 @@ export const POOL_STATS = [
   s("client_refused", "counter", "# client connections refused over client_connections", false),
   s("requests_local", "counter", "# requests answered by the proxy itself", false),
   s("request_errors", "counter", "# requests rejected with an error reply by the proxy", false),
-  s("client_tls_failed", "counter", "# client connections refused in the TLS handshake", false),
-  s("requests_refused", "counter", "# requests refused over client_max_request or the buffer budget (client closed)", false),
-  s("client_budget_paused", "counter", "# times a client stopped being read for the buffer budget", false),
-  s("client_idle_closed", "counter", "# client connections closed after client_idle_timeout", false),
+  s("client_tls_failed", "counter", "# client connections refused in the TLS handshake", "extended"),
+  s("requests_refused", "counter", "# requests refused over client_max_request or the buffer budget (client closed)", "extended"),
+  s("client_budget_paused", "counter", "# times a client stopped being read for the buffer budget", "extended"),
+  s("client_idle_closed", "counter", "# client connections closed after client_idle_timeout", "extended"),
+  s("client_slow_closed", "counter", "# subscribers closed for not reading their messages", "extended"),
+  s("client_buffered_bytes", "gauge", "bytes held for the pool's clients, as the buffer budget counts them", "extended"),
+  s("client_budget_held", "gauge", "# clients not read now because of the buffer budget", "extended"),
 ] as const satisfies readonly StatSpec[];
 
 /** Per server, in nutcracker's order. */
@@ -51,7 +56,7 @@ export const SERVER_STATS = [
   s("in_queue_bytes", "gauge", "current request bytes in incoming queue"),
   s("out_queue", "gauge", "# requests in outgoing queue"),
   s("out_queue_bytes", "gauge", "current request bytes in outgoing queue"),
-  s("server_tls_failed", "counter", "# server connections that failed the TLS handshake", false),
+  s("server_tls_failed", "counter", "# server connections that failed the TLS handshake", "extended"),
   s("dedicated_connections", "gauge", "# connections of one client alone (subscriptions, transactions, blocking commands)", false),
   s("failovers", "counter", "# times sentinels moved the server to another master", false),
 ] as const satisfies readonly StatSpec[];

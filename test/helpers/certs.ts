@@ -1,6 +1,6 @@
 // Throwaway certificates for the TLS suites, made with the openssl command line in a temp dir:
 // a CA, certificates it signs (a server certificate for 127.0.0.1 and localhost, a client
-// certificate, an expired one, one for a wrong name), and a second, unrelated CA with its own
+// certificate, an expired server and an expired client certificate, one for a wrong name), and a second, unrelated CA with its own
 // server and client certificates (what a peer that trusts only the first CA must refuse).
 // EC P-256 keys: a set is made in well under a second.
 
@@ -26,6 +26,8 @@ export interface CertSet {
   readonly client: CertFiles;
   /** For 127.0.0.1 and localhost, but its validity ended yesterday. */
   readonly expired: CertFiles;
+  /** A client certificate of the CA whose validity ended yesterday. */
+  readonly expiredClient: CertFiles;
   /** Valid, but only for wrong.example (not 127.0.0.1 or localhost). */
   readonly wrongName: CertFiles;
   /** A second CA, and a server and a client certificate it signed. */
@@ -87,11 +89,12 @@ export async function makeCerts(): Promise<CertSet> {
   const dir = makeTempDir("bct-tls-");
   const ca = await makeCa(dir, "ca");
   const other = await makeCa(dir, "other-ca");
-  const [server, server2, client, expired, wrongName, otherServer, otherClient] = await Promise.all([
+  const [server, server2, client, expired, expiredClient, wrongName, otherServer, otherClient] = await Promise.all([
     issue(dir, ca, "server", "localhost", SERVER_EXT),
     issue(dir, ca, "server2", "localhost", SERVER_EXT),
     issue(dir, ca, "client", "buncracker-client", CLIENT_EXT),
     issue(dir, ca, "expired", "localhost", SERVER_EXT, -1),
+    issue(dir, ca, "expired-client", "buncracker-client", CLIENT_EXT, -1),
     issue(dir, ca, "wrong-name", "wrong.example", ["subjectAltName=DNS:wrong.example", "extendedKeyUsage=serverAuth"]),
     issue(dir, other, "other-server", "localhost", SERVER_EXT),
     issue(dir, other, "other-client", "buncracker-client", CLIENT_EXT),
@@ -103,6 +106,7 @@ export async function makeCerts(): Promise<CertSet> {
     server2,
     client,
     expired,
+    expiredClient,
     wrongName,
     otherCa: other.cert,
     otherServer,

@@ -87,6 +87,8 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
       (await metric(proxy, `buncracker_pool_requests_refused_total{pool="capped"}`)) === 1 ? true : undefined,
     );
     expect(proxy.proxy.stderr()).toMatch(/client 127\.0\.0\.1:\d+ of pool 'capped': request of \d+ bytes or more is over client_max_request \(1048576\); closing it/);
+    // In the stats JSON too: the pool uses a key of ours, so its document adds our counts.
+    await proxy.statsWhere("the refusal", (doc) => (doc.capped as Record<string, unknown>).requests_refused === 1);
   });
 
   test("memcached: the same, in memcached's words", async () => {
@@ -110,6 +112,7 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
     await eventually("the idle client counted", async () =>
       (await metric(proxy, `buncracker_pool_client_idle_closed_total{pool="idle"}`)) >= 1 ? true : undefined,
     );
+    expect(proxy.proxy.stderr()).toMatch(/pool 'idle': \d+ client\(s\) idle for 300 ms closed \(client_idle_timeout\), 127\.0\.0\.1:\d+ first/);
   });
 
   test("a subscriber that does not read its messages is closed past 32 MB of them, as redis closes its own; others are served", async () => {
@@ -131,6 +134,9 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
       const numsub = (await redisCall(redis, "PUBSUB", "NUMSUB", "flood")) as unknown[];
       return numsub[1] === 0 ? true : undefined;
     });
+    await eventually("the slow subscriber counted", async () =>
+      (await metric(proxy, `buncracker_pool_client_slow_closed_total{pool="capped"}`)) === 1 ? true : undefined,
+    );
     subscriber.resume();
     await closed;
     const other = await RawClient.connect(at(port.redis));
@@ -195,6 +201,11 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
       // budget this load holds every value at once (10 x size).
       expect(peak).toBeLessThan(floor + budget + COLLECTOR_SLACK);
       expect(proxy.proxy.stderr()).toContain("request larger than the proxy's buffer budget allows; closing it");
+      // Every client gone: the pool's gauge of what the budget holds is back to 0 (refusals
+      // happen inside another client's report: each client's share is counted once).
+      await eventually("the buffered bytes back to 0", async () =>
+        (await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0 ? true : undefined,
+      );
     } finally {
       await proxy.stop();
     }
@@ -230,7 +241,19 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
       await eventually("clients paused by the budget counted", async () =>
         (await metric(proxy, `buncracker_pool_client_budget_paused_total{pool="p"}`)) > 0 ? true : undefined,
       );
+      // What the budget holds, in /metrics: some clients not read now, bytes held near the budget.
+      expect(await metric(proxy, `buncracker_pool_client_budget_held{pool="p"}`)).toBeGreaterThan(0);
+      expect(await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)).toBeGreaterThan(budget / 2);
+      expect(await metric(proxy, "buncracker_buffer_budget_bytes")).toBe(budget);
       good.close();
+      for (const r of readers) r.close();
+      // Once they are gone, nothing is held.
+      await eventually("the budget gauges back to 0", async () =>
+        (await metric(proxy, `buncracker_pool_client_budget_held{pool="p"}`)) === 0 &&
+        (await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0
+          ? true
+          : undefined,
+      );
     } finally {
       for (const r of readers) r.close();
       await proxy.stop();

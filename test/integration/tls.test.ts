@@ -159,11 +159,16 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     }
   });
 
-  test("mutual TLS: a client without a certificate, or with one of another CA, is refused and counted", async () => {
+  test("mutual TLS: a client without a certificate, with one of another CA, or an expired one is refused and counted", async () => {
     const failed = `buncracker_pool_client_tls_failed_total{pool="mtls"}`;
     const before = await metric(failed);
     const from = proxy.proxy.stderr().length;
-    for (const identity of [{}, { cert: pem(certs.otherClient.cert), key: pem(certs.otherClient.key) }]) {
+    const identities = [
+      {},
+      { cert: pem(certs.otherClient.cert), key: pem(certs.otherClient.key) },
+      { cert: pem(certs.expiredClient.cert), key: pem(certs.expiredClient.key) },
+    ];
+    for (const identity of identities) {
       // TLS 1.3 finishes the client's side of the handshake before the server checks its
       // certificate: refused means closed without a reply.
       const client = await RawClient.connectTls(at(port.mtls), { ca: pem(certs.ca), ...identity }).catch((e: Error) => e);
@@ -174,7 +179,13 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     }
     const line = await logged(/client 127\.0\.0\.1:\d+ of pool 'mtls' refused: TLS handshake failed: [^\n]*/, from);
     expect(line).toContain("no client certificate");
-    await eventually("two refusals counted", async () => ((await metric(failed)) >= before + 2 ? true : undefined));
+    await logged(/client 127\.0\.0\.1:\d+ of pool 'mtls' refused: TLS handshake failed: [^\n]*expired/i, from);
+    await eventually("three refusals counted", async () => ((await metric(failed)) >= before + 3 ? true : undefined));
+    // In the stats JSON too (a pool configured with `tls`), after twemproxy's fields.
+    const doc = await proxy.statsWhere("the refusals", (d) => Number((d.mtls as Record<string, unknown>).client_tls_failed) >= before + 3);
+    const keys = Object.keys(doc.mtls as object);
+    expect(keys.indexOf("client_tls_failed")).toBeGreaterThan(keys.indexOf("fragments"));
+    expect(Object.keys(doc.plain as object)).not.toContain("client_tls_failed");
     // The pool still serves a client with the right certificate.
     const ok = await RawClient.connectTls(at(port.mtls), {
       ca: pem(certs.ca),
@@ -186,11 +197,16 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     ok.close();
   });
 
-  test("clients refuse a proxy they cannot verify (another CA, another name); the proxy logs it", async () => {
+  test("clients refuse a proxy they cannot verify (another CA, another name); the proxy logs it and counts it", async () => {
+    const failed = `buncracker_pool_client_tls_failed_total{pool="tls"}`;
+    const before = await metric(failed);
+    const from = proxy.proxy.stderr().length;
     await expect(RawClient.connectTls(at(port.tls), { ca: pem(certs.otherCa) })).rejects.toThrow(/verify|self.signed/);
+    await logged(/client 127\.0\.0\.1:\d+ of pool 'tls' refused: TLS handshake failed: [^\n]*/, from);
     await expect(RawClient.connectTls(at(port.tls), { ca: pem(certs.ca), serverName: "wrong.example" })).rejects.toThrow(
       "altnames",
     );
+    await eventually("both refusals counted", async () => ((await metric(failed)) >= before + 2 ? true : undefined));
   });
 
   test("plaintext on a TLS port is refused, logged and counted; a TLS client on the same port is not disturbed", async () => {
@@ -236,6 +252,31 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
       client.close();
     });
   }
+
+  test("SNI and ALPN: a client that names the server and offers ALPN protocols is served, none selected", async () => {
+    const { promise, resolve, reject } = Promise.withResolvers<{ alpn: unknown; reply: string }>();
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port: port.tls,
+      // ALPN in the wire format Bun takes: length-prefixed names.
+      tls: { ca: pem(certs.ca), serverName: "localhost", ALPNProtocols: "\x05redis\x08http/1.1" },
+      socket: {
+        handshake(s, ok, error) {
+          if (!ok) reject(error);
+          else s.write(command("PING"));
+        },
+        data: (s, chunk) => {
+          resolve({ alpn: (s as unknown as { alpnProtocol: unknown }).alpnProtocol, reply: Buffer.from(chunk).toString("latin1") });
+          s.end();
+        },
+        error: (_s, error) => reject(error),
+      },
+    });
+    const { alpn, reply } = await promise;
+    expect(reply).toBe("+PONG\r\n");
+    // The proxy offers no protocol of its own (redis and memcached define none).
+    expect(alpn === false || alpn === null || alpn === undefined).toBe(true);
+  });
 
   test("TLS 1.2 and 1.3 are accepted, 1.1 is refused (openssl s_client)", async () => {
     const sClient = (version: string) =>

@@ -129,11 +129,30 @@ describe("stats values", () => {
   test("only the twemproxy stats appear, each once", () => {
     const doc = JSON.parse(renderStatsJson(store()));
     expect(Object.keys(doc.p)).toEqual([
-      ...POOL_STATS.filter((s) => s.json).map((s) => s.name),
+      ...POOL_STATS.filter((s) => s.json === true).map((s) => s.name),
       "s1",
       "s2",
     ]);
-    expect(Object.keys(doc.p.s1)).toEqual(SERVER_STATS.filter((s) => s.json).map((s) => s.name));
+    expect(Object.keys(doc.p.s1)).toEqual(SERVER_STATS.filter((s) => s.json === true).map((s) => s.name));
+  });
+
+  test("a pool configured with keys of ours adds our stats after twemproxy's, none changed", () => {
+    const stats = store();
+    const plain = JSON.parse(renderStatsJson(stats));
+    const pool = stats.pools[0]!;
+    pool.extended = true;
+    pool.counters[P.client_tls_failed] = 4;
+    pool.counters[P.client_buffered_bytes] = 5000;
+    pool.servers[0]!.counters[S.server_tls_failed] = 2;
+    stats.aggregate();
+    const doc = JSON.parse(renderStatsJson(stats));
+    const ours = (table: typeof POOL_STATS | typeof SERVER_STATS) => table.filter((s) => s.json === "extended").map((s) => s.name);
+    const poolKeys = Object.keys(plain.p).filter((k) => typeof plain.p[k] === "number");
+    expect(Object.keys(doc.p)).toEqual([...poolKeys, ...ours(POOL_STATS), "s1", "s2"]);
+    expect(Object.keys(doc.p.s1)).toEqual([...Object.keys(plain.p.s1), ...ours(SERVER_STATS)]);
+    for (const k of poolKeys) expect(doc.p[k]).toBe(plain.p[k]);
+    expect([doc.p.client_tls_failed, doc.p.client_buffered_bytes, doc.p.s1.server_tls_failed]).toEqual([4, 5000, 2]);
+    expect(Object.keys(doc).slice(0, 7)).toEqual(Object.keys(plain).slice(0, 7));
   });
 
   test("a redis_cluster pool adds its map and redirections after the pool's stats; other pools do not", () => {
@@ -149,7 +168,7 @@ describe("stats values", () => {
     cluster[C.cluster_map_loads] = 3;
     cluster[C.cluster_moved] = 2;
     const doc = JSON.parse(renderStatsJson(stats));
-    const twemproxy = POOL_STATS.filter((s) => s.json).map((s) => s.name);
+    const twemproxy = POOL_STATS.filter((s) => s.json === true).map((s) => s.name);
     expect(Object.keys(doc.plain)).toEqual([...twemproxy, "s1"]);
     expect(Object.keys(doc.big)).toEqual([...twemproxy, ...CLUSTER_STATS.map((s) => s.name), "127.0.0.1:7000"]);
     expect([doc.big.cluster_map_loaded, doc.big.cluster_epoch, doc.big.cluster_uncovered_slots, doc.big.cluster_map_loads, doc.big.cluster_moved]).toEqual([1, 6, 0, 3, 2]);

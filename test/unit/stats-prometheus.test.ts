@@ -10,7 +10,7 @@ import { PoolStats, ProxyStats, ServerStats } from "../../src/stats/store.ts";
 import { P, POOL_STATS, S, SERVER_STATS } from "../../src/stats/table.ts";
 import { parseExposition, parseValue, type Sample, value } from "../helpers/prometheus.ts";
 
-const RUNTIME = { residentBytes: 12345678, cpuSeconds: 1.5, eventLoopLagSeconds: 0.002, configGeneration: 1 };
+const RUNTIME = { residentBytes: 12345678, cpuSeconds: 1.5, eventLoopLagSeconds: 0.002, configGeneration: 1, bufferBudgetBytes: 2147483648 };
 
 function sampleStats(): ProxyStats {
   const stats = new ProxyStats([
@@ -63,6 +63,7 @@ describe("exposition", () => {
     expect(value(f, "process_resident_memory_bytes", {})).toBe(RUNTIME.residentBytes);
     expect(value(f, "buncracker_event_loop_lag_seconds", {})).toBe(RUNTIME.eventLoopLagSeconds);
     expect(value(f, "buncracker_config_generation", {})).toBe(1);
+    expect(value(f, "buncracker_buffer_budget_bytes", {})).toBe(RUNTIME.bufferBudgetBytes);
     expect(f.get("buncracker_uptime_seconds")?.type).toBe("gauge");
   });
 

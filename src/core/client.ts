@@ -16,6 +16,7 @@ import type { OwnConns } from "./dedicated.ts";
 import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
+import type { Server } from "./server.ts";
 
 /** Backpressure: stop taking requests from a client with this many requests waiting for
  *  replies, this many bytes of such requests (a backend that stops reading), or this many reply
@@ -61,6 +62,13 @@ function releaseHeld(): void {
   holdTimer = kept === 0 ? null : setTimeout(releaseHeld, HOLD_MAX_MS);
 }
 
+/** msg waited for every earlier request of its client to be answered (Msg.onHead): send it. */
+function startHead(msg: Msg): void {
+  const start = msg.onHead!;
+  msg.onHead = null;
+  start();
+}
+
 /** Parsing is synchronous and a request is dispatched before the next is parsed, so every
  *  client shares one scratch Req (per-client memory matters with 10,000s of clients). */
 const scratch = new Req();
@@ -101,6 +109,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   /** Server connections of its own (subscriptions, transaction, blocking requests:
    *  dedicated.ts); null until its first. */
   own: OwnConns | null = null;
+  /** The servers it sent writes to (CommandSpec.writes) since its last WAIT, and the latest
+   *  (checked first: most clients write to one server after another rarely). */
+  wrote: Server[] | null = null;
+  lastWrote: Server | null = null;
 
   constructor(
     readonly pool: Pool,
@@ -203,6 +215,21 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     return this.out.size + this.held.bytes;
   }
 
+  /** A write of this client went to `server` (WAIT asks the servers written to). */
+  noteWrite(server: Server): void {
+    this.lastWrote = server;
+    const wrote = (this.wrote ??= []);
+    if (!wrote.includes(server)) wrote.push(server);
+  }
+
+  /** The servers written to since the last WAIT, forgotten (a WAIT takes them). */
+  takeWrites(): Server[] {
+    const wrote = this.wrote ?? [];
+    this.wrote = null;
+    this.lastWrote = null;
+    return wrote;
+  }
+
   /** Append the reply slot of a request of `inBytes` bytes. */
   enqueue(msg: Msg, inBytes: number): void {
     if (this.last === null) this.first = msg;
@@ -232,6 +259,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     } while (m !== null && m.done);
     this.first = m;
     if (m === null) this.last = null;
+    else if (m.onHead !== null) startHead(m);
     markDirty(this);
   }
 
@@ -247,7 +275,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
       this.last = null;
       markDirty(this);
     } else if (next.done) this.advance();
-    else markDirty(this);
+    else {
+      if (next.onHead !== null) startHead(next);
+      markDirty(this);
+    }
   }
 
   /** msg's reply was put out (but for the terminator a joined reply lacks, added here): it

@@ -35,8 +35,8 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     if (plan !== null) {
       if (req.error !== null) pool.stats.counters[P.request_errors]!++;
       if (silent) msg.flags |= MSG_SILENT;
-      carryOut(pool, c, msg, buf, req, plan);
-      return;
+      // Release: served as usual once the client's own connections are let go.
+      if (carryOut(pool, c, msg, buf, req, plan)) return;
     }
   }
   if (req.error !== null) {
@@ -170,8 +170,10 @@ export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array,
     fail(pool, msg, `no replica of ${master.cfg.name} is in service`);
     return;
   }
-  const own = msg.client.own;
-  const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(msg.client.group);
+  const c = msg.client;
+  if (req.command!.writes === true && c.lastWrote !== master) c.noteWrite(master);
+  const own = c.own;
+  const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(c.group);
   // memcached noreply: the server answers (the request goes without noreply), the client not.
   if (req.noreply) msg.flags |= MSG_SILENT;
   msg.server = server;
@@ -237,9 +239,12 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
   const state = new SplitState(route, buf, n, keys, nfrags);
   msg.split = state;
   pool.stats.counters[P.fragments]! += nfrags;
-  const group = msg.client.group;
+  const c = msg.client;
+  const group = c.group;
+  const writes = req.command!.writes === true;
   for (let f = 0; f < nfrags; f++) {
     const master = servers[plan.fragServer[f]!]!;
+    if (writes && c.lastWrote !== master) c.noteWrite(master);
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;

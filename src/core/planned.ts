@@ -6,7 +6,7 @@
 
 import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../proto/codec.ts";
 import type { ClientConn } from "./client.ts";
-import { DedicatedRole, OwnConns } from "./dedicated.ts";
+import { answeredAll, DedicatedRole, OwnConns, releaseAll } from "./dedicated.ts";
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
@@ -36,34 +36,46 @@ export function poolView(pool: Pool): PoolView {
   };
 }
 
-/** Carry out `plan` for msg (the slot of req, parsed from buf). */
-export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): void {
+/** Carry out `plan` for msg (the slot of req, parsed from buf); false when the request is
+ *  then routed as usual (Release). */
+export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): boolean {
   switch (plan.kind) {
     case PlanKind.Local:
       answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : plan.reply);
-      return;
+      return true;
     case PlanKind.Server: {
       const server = pool.servers[plan.server]!;
       if (server.ejected) fail(pool, msg, REFUSED);
       else forwardTo(pool, msg, server, buf, req);
-      return;
+      return true;
     }
     case PlanKind.All:
       toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected), plan.merge);
-      return;
+      return true;
     case PlanKind.Fanout:
       fanout(pool, c, msg, plan.targets, plan.merge);
-      return;
+      return true;
     case PlanKind.Pinned:
       pinned(pool, c, msg, buf, req, plan.server, plan.before, plan.silent, plan.reply, plan.release);
-      return;
+      return true;
     case PlanKind.Blocking: {
-      const conn = lentConn(pool, c, msg, plan.server);
-      if (conn === null) return;
+      const conn = lentConn(pool, c, msg, pool.servers[plan.server]!);
+      if (conn === null) return true;
       msg.extraWait = plan.waitMs;
       send(msg, conn, buf, req);
-      return;
+      return true;
     }
+    case PlanKind.Wait: {
+      // The servers written to before this WAIT, and only those: later writes are the next one's.
+      const wrote = c.takeWrites().filter((s) => pool.servers[s.index] === s);
+      const start = (): void => waitOn(pool, c, msg, plan, wrote);
+      if (c.first === msg) start();
+      else msg.onHead = start;
+      return true;
+    }
+    case PlanKind.Release:
+      if (c.own !== null) releaseAll(c.own);
+      return false;
   }
 }
 
@@ -111,12 +123,11 @@ function subscriberConn(c: ClientConn, server: Server): ServerConn {
   return conn;
 }
 
-/** The connection lent to the client at server `index` (its own already, or a new loan); null
- *  after answering msg with the reason when the pool's redis_dedicated_connections allows no
- *  more, or the server is out. */
-function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerConn | null {
+/** The connection lent to the client at `server` (its own already, or a new loan); null after
+ *  answering msg with the reason when the pool's redis_dedicated_connections allows no more,
+ *  or the server is out. */
+function lentConn(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
   const own = ownConns(c);
-  const server = pool.servers[index]!;
   const mine = own.lent.get(server);
   if (mine !== undefined) return mine;
   if (server.ejected) {
@@ -131,6 +142,50 @@ function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerCon
   }
   own.lent.set(server, conn);
   return conn;
+}
+
+/** WAIT, every earlier request of the client answered: on a connection lent to it at each
+ *  server it wrote to, the probe (its reply dropped), then WAIT; with none written to, WAIT
+ *  alone at every server in service. Every connection is had before anything is sent. */
+function waitOn(pool: Pool, c: ClientConn, msg: Msg, plan: Extract<Plan, { kind: typeof PlanKind.Wait }>, wrote: Server[]): void {
+  if (c.closed) return;
+  const probe = wrote.length > 0;
+  const servers = probe ? wrote : pool.servers.filter((s) => !s.ejected);
+  if (servers.length === 0) {
+    fail(pool, msg, REFUSED);
+    return;
+  }
+  const conns: ServerConn[] = [];
+  for (const server of servers) {
+    const conn = lentConn(pool, c, msg, server);
+    if (conn === null) {
+      // Answered with why: the loans made for it go back unused.
+      for (const taken of conns) if (taken.first === null) answeredAll(taken, c.group);
+      return;
+    }
+    conns.push(conn);
+  }
+  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, conns.length);
+  split.mergeWith = plan.merge;
+  msg.split = split;
+  conns.forEach((conn, f) => {
+    if (probe) {
+      const m = new Msg(c, msg.t0);
+      m.flags |= MSG_SILENT;
+      m.server = conn.server;
+      conn.send(plan.probe, 0, plan.probe.length);
+      m.bytes = plan.probe.length;
+      conn.push(m);
+    }
+    const child = new Msg(c, msg.t0);
+    child.parent = msg;
+    child.fragIndex = f;
+    child.server = conn.server;
+    child.extraWait = plan.waitMs;
+    conn.send(plan.request, 0, plan.request.length);
+    child.bytes = plan.request.length;
+    conn.push(child);
+  });
 }
 
 /** On the connection the client's transaction is pinned to: `before` (its replies dropped),
@@ -149,7 +204,7 @@ function pinned(
   release: boolean,
 ): void {
   const own = ownConns(c);
-  const conn = own.pinned ?? lentConn(pool, c, msg, index);
+  const conn = own.pinned ?? lentConn(pool, c, msg, pool.servers[index]!);
   if (conn === null) return;
   conn.dedicated!.pinned = !release;
   own.pinned = release ? null : conn;
@@ -169,6 +224,8 @@ function pinned(
 
 /** The request as the client sent it, on conn. */
 function send(msg: Msg, conn: ServerConn, buf: Uint8Array, req: Req): void {
+  const c = msg.client;
+  if (req.command!.writes === true && c.lastWrote !== conn.server) c.noteWrite(conn.server);
   msg.server = conn.server;
   conn.upstream.forward(buf, req, msg, conn);
   conn.push(msg);

@@ -103,7 +103,7 @@ describe("the client's protocol and the commands the proxy answers itself", () =
     expect(text(planIn(false, pool, r2, "GET", "a"))).toStartWith("-ERR Can't execute 'get'");
   });
 
-  test("RESET while subscribed or in a transaction, HELLO 2 while subscribed in RESP3, and handshake commands in a transaction: refused", () => {
+  test("RESET while subscribed or in a transaction releases the client's connections and forgets its state; HELLO 2 while subscribed in RESP3 and handshake commands in a transaction: refused", () => {
     const pool = view();
     const plain: HasMultiKey = { multikey: null };
     expect(planIn(false, pool, plain, "RESET")).toBeNull();
@@ -111,11 +111,44 @@ describe("the client's protocol and the commands the proxy answers itself", () =
     planIn(true, pool, r3, "SUBSCRIBE", "news");
     expect(text(planIn(true, pool, r3, "HELLO", "2"))).toContain("'hello 2'");
     expect(planIn(true, pool, r3, "HELLO", "3")).toBeNull();
-    expect(text(planIn(true, pool, r3, "RESET"))).toContain("'reset'");
+    expect(planIn(true, pool, r3, "RESET")?.kind).toBe(PlanKind.Release);
+    expect(r3.multikey).toBeNull();
+    expect(planIn(true, pool, r3, "HELLO", "2")).toBeNull();
+    const inMulti: HasMultiKey = { multikey: null };
+    planIn(false, pool, inMulti, "MULTI");
+    planIn(false, pool, inMulti, "SET", "a", "1");
+    // A RESET with arguments is refused inside the transaction, as redis queues nothing wrong.
+    expect(text(planIn(false, pool, inMulti, "RESET", "x"))).toContain("wrong number of arguments");
+    expect(planIn(false, pool, inMulti, "RESET")?.kind).toBe(PlanKind.Release);
+    expect(plan(pool, inMulti, "EXEC")).toEqual({ kind: PlanKind.Local, reply: Buffer.from("-ERR EXEC without MULTI\r\n") } as unknown as Plan);
     const tx: HasMultiKey = { multikey: null };
     expect(planIn(false, pool, tx, "MULTI")?.kind).toBe(PlanKind.Local);
     for (const args of [["CLIENT", "SETNAME", "x"], ["SELECT", "0"], ["HELLO", "3"]]) expect(text(planIn(false, pool, tx, ...args))).toContain("not allowed in a transaction");
     // ECHO is queued like any keyless command (held until the server is known).
     expect(text(planIn(false, pool, tx, "ECHO", "x"))).toBe("+QUEUED\r\n");
+  });
+});
+
+describe("WAIT", () => {
+  test("waits on the servers written to (the core knows them), the replies' smallest; arguments redis refuses go to one server", () => {
+    const pool = view("", [false, true, true]);
+    const holder: HasMultiKey = { multikey: null };
+    const p = plan(pool, holder, "WAIT", "2", "150");
+    expect(p?.kind).toBe(PlanKind.Wait);
+    if (p?.kind !== PlanKind.Wait) return;
+    expect(Buffer.from(p.request).toString()).toBe("*3\r\n$4\r\nWAIT\r\n$1\r\n2\r\n$3\r\n150\r\n");
+    expect(Buffer.from(p.probe).toString()).toContain("PUBLISH");
+    expect(p.waitMs).toBe(150);
+    const w = new ByteWriter(16);
+    const replies = [":2\r\n", ":1\r\n", ":3\r\n"].map((r) => Buffer.from(r));
+    const fragPos = new Int32Array(6);
+    replies.forEach((r, i) => (fragPos[2 * i + 1] = r.length));
+    expect(p.merge({ nfrags: 3, fragBuf: replies, fragPos }, w)).toBeNull();
+    expect(Buffer.from(w.take()).toString()).toBe(":1\r\n");
+    const forever = plan(pool, holder, "WAIT", "1", "0");
+    expect(forever?.kind === PlanKind.Wait && forever.waitMs).toBe(Infinity);
+    for (const args of [["WAIT", "x", "10"], ["WAIT", "1", "-1"], ["WAIT", "1", "1.5"]]) expect(plan(pool, holder, ...args)).toEqual({ kind: PlanKind.Server, server: 1 });
+    expect(holder.multikey).not.toBeNull();
+    expect(holder.multikey!.busy).toBe(false);
   });
 });

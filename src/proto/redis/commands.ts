@@ -28,6 +28,7 @@ interface KeyPositions {
 /** A command the proxy serves. */
 export interface SupportedCommand extends CommandSpec, KeyPositions {
   readonly readOnly: boolean;
+  readonly writes: boolean;
   /** What the proxy does with it beyond routing it by key (issue 17); null for none. */
   readonly role: CommandRole | null;
   /** The reply to a call with the wrong number of arguments (redis's own text). */
@@ -342,6 +343,8 @@ export const PoolMerge = {
   PairSum: "pair-sum",
   /** The largest integer (PUBSUB NUMPAT: every pattern subscription is on every server). */
   Max: "max",
+  /** The smallest integer (WAIT: the replicas that acknowledged, on every server asked). */
+  Min: "min",
   /** +OK when every server said +OK (FLUSHDB, FLUSHALL). */
   AllOk: "all-ok",
   /** Not merged: one live server answers (TIME, LASTSAVE). */
@@ -382,7 +385,9 @@ export type CommandRole =
   | { readonly kind: "one-server" }
   | { readonly kind: "pubsub"; readonly op: PubSubOp }
   | { readonly kind: "blocking"; readonly timeout: BlockingTimeout }
-  | { readonly kind: "transaction"; readonly op: TxOp };
+  | { readonly kind: "transaction"; readonly op: TxOp }
+  /** WAIT: on the servers the client wrote to (CommandSpec.writes), the replies' smallest. */
+  | { readonly kind: "wait" };
 
 const LAST_ARG: BlockingTimeout = { at: -1, unit: "s" };
 const SECOND_ARG: BlockingTimeout = { at: 1, unit: "s" };
@@ -427,7 +432,17 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
   ["multi",        { kind: "transaction", op: TxOp.Multi }],
   ["unwatch",      { kind: "transaction", op: TxOp.Unwatch }],
   ["watch",        { kind: "transaction", op: TxOp.Watch }],
+  ["wait",         { kind: "wait" }],
 ];
+
+// Which commands may change data (CommandSpec.writes, for WAIT): those with keys that are not
+// read-only, and these few; redis flags them `write` or `may_replicate`, but for EVAL, EVALSHA
+// and FCALL (scripts that may write) and EXEC (its queued commands may), which it does not
+// (test/unit/redis-commands.test.ts checks the list against a real redis-server).
+const WRITES_WITHOUT_KEYS = new Set(["exec", "flushall", "flushdb", "xreadgroup"]);
+const KEYS_WITHOUT_WRITES = new Set(["watch", "ssubscribe", "sunsubscribe", "spublish"]);
+const writes = (name: string, readOnly: boolean, firstKey: number, numkeysAt: number): boolean =>
+  WRITES_WITHOUT_KEYS.has(name) || (!readOnly && (firstKey > 0 || numkeysAt > 0) && !KEYS_WITHOUT_WRITES.has(name));
 
 const roleByName = new Map<string, CommandRole>(ROLES);
 
@@ -447,7 +462,21 @@ export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, tableR
   const readOnly = READ_ONLY.has(name);
   return route === null
     ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly }
-    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly, role, planned: role !== null && role.kind !== "one-server", flags, arityError: arityError(name) };
+    : {
+        name,
+        route,
+        arity,
+        firstKey,
+        lastKey,
+        keyStep,
+        numkeysAt,
+        readOnly,
+        writes: writes(name, readOnly, firstKey, numkeysAt),
+        role,
+        planned: role !== null && role.kind !== "one-server",
+        flags,
+        arityError: arityError(name),
+      };
 });
 
 /** Redis's reply to a wrong argument count; EXEC's also aborts the transaction, so it says so. */
@@ -455,7 +484,7 @@ function arityError(name: string): string {
   const text = `wrong number of arguments for '${name}' command`;
   return name === "exec" ? `-EXECABORT Transaction discarded because of: ${text}` : `-ERR ${text}`;
 }
-for (const name of [...roleByName.keys(), ...READ_ONLY]) if (!TABLE.some((row) => row[0] === name)) throw new Error(`${name}: not in the command table`);
+for (const name of [...roleByName.keys(), ...READ_ONLY, ...WRITES_WITHOUT_KEYS, ...KEYS_WITHOUT_WRITES]) if (!TABLE.some((row) => row[0] === name)) throw new Error(`${name}: not in the command table`);
 
 
 function supported(name: string): SupportedCommand {

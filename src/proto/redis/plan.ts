@@ -35,7 +35,7 @@ const NO_SERVER = line("-ERR Connection refused");
 const INVALID_CURSOR = line("-ERR invalid cursor");
 const SUBSCRIBERS_FULL = (max: number) => line(`-ERR max number of subscribers reached for this pool (redis_max_subscribers: ${max})`);
 const NOT_IN_TRANSACTION = (name: string) => line(`-ERR '${name}' is not allowed in a transaction through the proxy`);
-const RESET_BUSY = line("-ERR 'reset' is not served through the proxy while subscribed or in a transaction (unsubscribe, or DISCARD / UNWATCH, first)");
+const RELEASE: Plan = { kind: PlanKind.Release };
 const HELLO_2_SUBSCRIBED = line("-ERR 'hello 2' is not served through the proxy while subscribed in RESP3 (unsubscribe first)");
 const DISABLED: Record<string, (name: string) => Uint8Array> = {
   redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
@@ -65,9 +65,13 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   const state = (holder.multikey ??= new MultiKeyState());
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
   if (command === QUIT) return null;
-  // RESET would have to end the subscriptions and the transaction on the servers too.
-  if (command === RESET) return local(RESET_BUSY);
   if (req.error !== null && !state.transaction.active) return null;
+  // RESET ends the subscriptions and the transaction: the client's own connections go (the
+  // servers end them with the connections), then the handshake answers it as always.
+  if (command === RESET && req.error === null) {
+    holder.multikey = null;
+    return RELEASE;
+  }
   const name = command?.name ?? "";
   if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
     // XREAD / XREADGROUP: their keys follow STREAMS.
@@ -87,7 +91,7 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
     const refused =
       req.error !== null
         ? line(req.error)
-        : keptByProxy(command!) || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server")
+        : keptByProxy(command!) || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server" && role.kind !== "wait")
           ? NOT_IN_TRANSACTION(name)
           : null;
     const action = tx.step(
@@ -136,7 +140,53 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
     case "transaction":
       // Decided by the transaction above.
       return null;
+    case "wait":
+      return planWait(buf, req, pool);
   }
+}
+
+/** Published before a WAIT (to a channel nobody needs to hear): the connection's last write
+ *  is then the server's latest, so WAIT there counts the replicas that have everything written
+ *  before, the client's writes on other connections included. */
+const WAIT_PROBE = ascii("*3\r\n$7\r\nPUBLISH\r\n$17\r\n__buncracker:wait\r\n$0\r\n\r\n");
+const MIN_MERGE = (replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null => mergePool(PoolMerge.Min, replies, out);
+
+/** WAIT numreplicas timeout: on the servers the client wrote to (the core knows them); with
+ *  arguments redis refuses, to one server, which says why at once. */
+function planWait(buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  const replicas = integer(buf, req.argStart[1]!, req.argEnd[1]!);
+  const timeout = integer(buf, req.argStart[2]!, req.argEnd[2]!);
+  if (replicas === null || timeout === null || timeout < 0) {
+    const any = firstLive(pool);
+    return any < 0 ? local(NO_SERVER) : { kind: PlanKind.Server, server: any };
+  }
+  const w = new ByteWriter(48);
+  w.text("*3\r\n$4\r\nWAIT\r\n");
+  for (const value of [replicas, timeout]) {
+    const text = String(value);
+    w.byte(36);
+    w.int(text.length);
+    w.crlf();
+    w.text(text);
+    w.crlf();
+  }
+  return { kind: PlanKind.Wait, request: w.take(), probe: WAIT_PROBE, waitMs: timeout === 0 ? Infinity : timeout, merge: MIN_MERGE };
+}
+
+/** A decimal integer as redis reads a long (an optional minus, no leading +), or null. */
+function integer(buf: Uint8Array, start: number, end: number): number | null {
+  if (end - start === 0 || end - start > 18) return null;
+  let i = start;
+  const negative = buf[i] === 45;
+  if (negative) i++;
+  if (i === end || (buf[i] === 48 && end - i > 1)) return null;
+  let n = 0;
+  for (; i < end; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return negative ? -n : n;
 }
 
 function enabled(cfg: PoolConfig, key: "redis_allow_keys" | "redis_allow_flush"): boolean {

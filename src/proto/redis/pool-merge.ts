@@ -1,6 +1,6 @@
 // The client's one reply to a command sent to every live server of a pool (commands.ts,
 // PoolMerge): DBSIZE's counts summed, KEYS's arrays concatenated, PUBSUB CHANNELS's arrays
-// united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, FLUSHDB's
+// united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, WAIT's smallest, FLUSHDB's
 // +OK when every server said it, RANDOMKEY's key from a random server that has one. A server's
 // error reply is the client's reply (the first one, in server order); a server that failed is
 // left out (FLUSHDB / FLUSHALL then answer an error); a reply of the wrong shape gets a proxy
@@ -38,7 +38,8 @@ export function mergePool(how: PoolMerge, all: ServerReplies, out: ByteWriter): 
   switch (how) {
     case PoolMerge.Sum:
     case PoolMerge.Max:
-      ok = mergeIntegers(replies, how === PoolMerge.Max, out);
+    case PoolMerge.Min:
+      ok = mergeIntegers(replies, how, out);
       break;
     case PoolMerge.Concat:
       ok = concat(replies, out);
@@ -91,14 +92,14 @@ function randomValue(replies: ServerReplies): Uint8Array {
   return fragBuf[f]!.subarray(fragPos[2 * f]!, fragPos[2 * f + 1]!);
 }
 
-/** `:n` from every server: their sum, or the largest. */
-function mergeIntegers(replies: ServerReplies, max: boolean, out: ByteWriter): boolean {
+/** `:n` from every server: their sum, the largest or the smallest. */
+function mergeIntegers(replies: ServerReplies, how: PoolMerge, out: ByteWriter): boolean {
   const { fragBuf, fragPos, nfrags } = replies;
   let result = 0;
   for (let f = 0; f < nfrags; f++) {
     const n = integerAt(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
     if (n === null) return false;
-    result = max ? Math.max(result, n) : result + n;
+    result = how === PoolMerge.Max ? Math.max(result, n) : how === PoolMerge.Min ? (f === 0 ? n : Math.min(result, n)) : result + n;
   }
   writeInteger(out, result);
   return true;

@@ -27,8 +27,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const codec = pool.codec;
   const silent = codec.silent(c.session);
   const refused = req.error === null ? codec.admit(req, c.session) : null;
-  // A redis_cluster pool plans nothing beyond one key yet (dispatchBySlot refuses those commands).
-  const planner = pool.cluster === null ? codec.planner : null;
+  const planner = codec.planner;
   if (planner !== null && refused === null) {
     // Beyond one key (a request the parser refused too: in a transaction it aborts it).
     const plan = planner.plan(buf, req, c.session, pool.view);

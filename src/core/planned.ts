@@ -11,22 +11,35 @@ import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
+import { everyPosition, liveServers, serverAt, unservedReason } from "./positions.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
+import { SLOT_COUNT } from "../route/key-slot.ts";
 import { SplitState } from "./split.ts";
 
 const NO_BYTES = new Uint8Array(0);
 const NO_KEYS = new Int32Array(0);
 const REFUSED = "Connection refused";
 
-/** The pool as its codec's planner sees it. */
+/** The pool as its codec's planner sees it: positions are the servers, or a redis_cluster
+ *  pool's slots (positions.ts). */
 export function poolView(pool: Pool): PoolView {
   return {
     get cfg() {
       return pool.cfg;
     },
-    route: (buf, start, end) => pool.router!.route(buf, start, end), // a redis_cluster pool asks no planner
-    live: (index) => !pool.servers[index]!.ejected,
+    get positions() {
+      return pool.cluster === null ? pool.cfg.servers.length : SLOT_COUNT;
+    },
+    get cluster() {
+      return pool.cluster !== null;
+    },
+    route: (buf, start, end) => (pool.cluster === null ? pool.router!.route(buf, start, end) : pool.cluster.slotOf(buf, start, end)),
+    live: (position) => {
+      const server = serverAt(pool, position);
+      return server !== null && !server.ejected;
+    },
+    everyServer: () => everyPosition(pool),
     subscribers() {
       const planner = pool.codec.planner!;
       let n = 0;
@@ -44,13 +57,23 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : plan.reply);
       return true;
     case PlanKind.Server: {
-      const server = pool.servers[plan.server]!;
-      if (server.ejected) fail(pool, msg, REFUSED);
-      else forwardTo(pool, msg, server, buf, req);
+      const server = serverAt(pool, plan.server);
+      if (server === null || server.ejected) {
+        fail(pool, msg, unservedReason(pool, plan.server));
+        return true;
+      }
+      if (pool.cluster !== null) {
+        // On a shared connection: sent again where a node redirects it, as any request by slot.
+        msg.slot = plan.server;
+        msg.sentBuf = buf;
+        msg.sentStart = req.start;
+        msg.sentEnd = req.end;
+      }
+      forwardTo(pool, msg, server, buf, req);
       return true;
     }
     case PlanKind.All:
-      toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected), plan.merge);
+      toAll(pool, msg, buf, req, liveServers(pool), plan.merge);
       return true;
     case PlanKind.Fanout:
       fanout(pool, c, msg, plan.targets, plan.merge);
@@ -59,7 +82,7 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       pinned(pool, c, msg, buf, req, plan.server, plan.before, plan.silent, plan.reply, plan.release);
       return true;
     case PlanKind.Blocking: {
-      const conn = lentConn(pool, c, msg, pool.servers[plan.server]!);
+      const conn = lentConn(pool, c, msg, plan.server);
       if (conn === null) return true;
       msg.extraWait = plan.waitMs;
       send(msg, conn, buf, req);
@@ -81,11 +104,14 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
 
 /** One request per target; the client's reply is merged from theirs. */
 function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTarget[], merge: SplitState["mergeWith"]): void {
+  const servers: Server[] = [];
   for (const t of targets) {
-    if (pool.servers[t.server]!.ejected) {
-      fail(pool, msg, REFUSED);
+    const server = serverAt(pool, t.server);
+    if (server === null || server.ejected) {
+      fail(pool, msg, unservedReason(pool, t.server));
       return;
     }
+    servers.push(server);
   }
   const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, targets.length);
   split.mergeWith = merge;
@@ -95,7 +121,7 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     return;
   }
   targets.forEach((t, f) => {
-    const server = pool.servers[t.server]!;
+    const server = servers[f]!;
     const child = new Msg(c, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
@@ -126,7 +152,17 @@ function subscriberConn(c: ClientConn, server: Server): ServerConn {
 /** The connection lent to the client at `server` (its own already, or a new loan); null after
  *  answering msg with the reason when the pool's redis_dedicated_connections allows no more,
  *  or the server is out. */
-function lentConn(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
+function lentConn(pool: Pool, c: ClientConn, msg: Msg, position: number): ServerConn | null {
+  const server = serverAt(pool, position);
+  if (server === null) {
+    fail(pool, msg, unservedReason(pool, position));
+    return null;
+  }
+  return lentAt(pool, c, msg, server);
+}
+
+/** lentConn of a server. */
+function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
   const own = ownConns(c);
   const mine = own.lent.get(server);
   if (mine !== undefined) return mine;
@@ -150,14 +186,14 @@ function lentConn(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerCo
 function waitOn(pool: Pool, c: ClientConn, msg: Msg, plan: Extract<Plan, { kind: typeof PlanKind.Wait }>, wrote: Server[]): void {
   if (c.closed) return;
   const probe = wrote.length > 0;
-  const servers = probe ? wrote : pool.servers.filter((s) => !s.ejected);
+  const servers = probe ? wrote : liveServers(pool);
   if (servers.length === 0) {
     fail(pool, msg, REFUSED);
     return;
   }
   const conns: ServerConn[] = [];
   for (const server of servers) {
-    const conn = lentConn(pool, c, msg, server);
+    const conn = lentAt(pool, c, msg, server);
     if (conn === null) {
       // Answered with why: the loans made for it go back unused.
       for (const taken of conns) if (taken.first === null) answeredAll(taken, c.group);
@@ -204,7 +240,7 @@ function pinned(
   release: boolean,
 ): void {
   const own = ownConns(c);
-  const conn = own.pinned ?? lentConn(pool, c, msg, pool.servers[index]!);
+  const conn = own.pinned ?? lentConn(pool, c, msg, index);
   if (conn === null) return;
   conn.dedicated!.pinned = !release;
   own.pinned = release ? null : conn;

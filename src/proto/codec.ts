@@ -341,13 +341,21 @@ export interface Codec<S extends Session = Session> {
 
 // ---- requests beyond one key (issue 17): the codec plans, the core carries the plan out ----
 
-/** The pool as a plan sees it. */
+/** The pool as a plan sees it: its servers by position. A redis_cluster pool's positions are
+ *  its 16384 slots; a master is at the lowest slot it serves (everyServer). */
 export interface PoolView {
   readonly cfg: PoolConfig;
-  /** The server of buf[start, end) as a key (-1: none). */
+  /** How many positions there are (the config's servers; a cluster's slots). */
+  readonly positions: number;
+  /** The position of buf[start, end) as a key (-1: none). */
   route(buf: Uint8Array, start: number, end: number): number;
-  /** Whether server `index` (a position in cfg.servers) is in service. */
+  /** Whether position `index` is served by a server in service. */
   live(index: number): boolean;
+  /** The position of every server in service, once each, in order. */
+  everyServer(): number[];
+  /** A redis_cluster pool: a request's (or a transaction's) keys must share a slot, and every
+   *  node hears every PUBLISH (a pattern needs one node). */
+  readonly cluster: boolean;
   /** Clients of the pool in subscribed mode now (counted when asked). */
   subscribers(): number;
 }

@@ -17,7 +17,15 @@ const yaml = (extra: string) =>
 function view(extra = "", live = [true, true, true], subscribers = 0): PoolView {
   const cfg = parseConfig(yaml(extra), "t.yml", () => {}).pools[0]!;
   const router = createRouter(cfg);
-  return { cfg, route: (b, s, e) => router.route(b, s, e), live: (i) => live[i]!, subscribers: () => subscribers };
+  return {
+    cfg,
+    positions: live.length,
+    cluster: false,
+    route: (b, s, e) => router.route(b, s, e),
+    live: (i) => live[i]!,
+    everyServer: () => live.flatMap((l, i) => (l ? [i] : [])),
+    subscribers: () => subscribers,
+  };
 }
 
 function planIn(resp3: boolean, pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null {

@@ -14,13 +14,18 @@ import { mergePool } from "./pool-merge.ts";
 import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
-import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
+import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
 
 /** A client's state beyond its keys (in its session, made when it first needs one: most
  *  clients never do, and per-client memory counts with 10,000s of clients). */
 export class MultiKeyState {
   readonly subscriptions = new Subscriptions();
-  readonly transaction = new Transaction();
+  readonly transaction: Transaction;
+
+  /** `crossSlot`: the pool's refusal of keys on several servers (a cluster's: of several slots). */
+  constructor(readonly crossSlot: Uint8Array) {
+    this.transaction = new Transaction(crossSlot);
+  }
 
   /** In subscribed mode or in a transaction: every request is planned. */
   get busy(): boolean {
@@ -62,7 +67,7 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   const role = command === null ? null : command.role;
   // The hot path: a plain command of a client in no special state.
   if (role === null && (holder.multikey === null || !holder.multikey.busy)) return null;
-  const state = (holder.multikey ??= new MultiKeyState());
+  const state = (holder.multikey ??= new MultiKeyState(pool.cluster ? CLUSTER_CROSSSLOT : CROSSSLOT));
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
   if (command === QUIT) return null;
   if (req.error !== null && !state.transaction.active) return null;
@@ -123,7 +128,7 @@ function isTwo(buf: Uint8Array, start: number, end: number): boolean {
 function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {
   switch (role.kind) {
     case "one-server":
-      return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(CROSSSLOT) : null;
+      return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(state.crossSlot) : null;
     case "pool":
       if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
       return planPool(role.merge, buf, req, pool);
@@ -131,7 +136,7 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
       return planPubSub(role.op, buf, req, state, pool, resp3);
     case "blocking": {
       const server = keysServer(buf, req, pool);
-      if (server === CROSS_SERVER) return local(CROSSSLOT);
+      if (server === CROSS_SERVER) return local(state.crossSlot);
       if (server < 0 || !pool.live(server)) return local(NO_SERVER);
       const timeoutMs = blockingTimeout(buf, req, role.timeout);
       if (timeoutMs === NO_BLOCK || timeoutMs === BAD_TIMEOUT) return { kind: PlanKind.Server, server };
@@ -149,11 +154,14 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
  *  is then the server's latest, so WAIT there counts the replicas that have everything written
  *  before, the client's writes on other connections included. */
 const WAIT_PROBE = ascii("*3\r\n$7\r\nPUBLISH\r\n$17\r\n__buncracker:wait\r\n$0\r\n\r\n");
+const WAIT_IN_CLUSTER = line("-ERR 'wait' is not served with distribution redis_cluster");
 const MIN_MERGE = (replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null => mergePool(PoolMerge.Min, replies, out);
 
 /** WAIT numreplicas timeout: on the servers the client wrote to (the core knows them); with
  *  arguments redis refuses, to one server, which says why at once. */
 function planWait(buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  // A cluster node's PUBLISH is not replicated: no probe can make a connection's writes the latest.
+  if (pool.cluster) return local(WAIT_IN_CLUSTER);
   const replicas = integer(buf, req.argStart[1]!, req.argEnd[1]!);
   const timeout = integer(buf, req.argStart[2]!, req.argEnd[2]!);
   if (replicas === null || timeout === null || timeout < 0) {
@@ -194,18 +202,11 @@ function enabled(cfg: PoolConfig, key: "redis_allow_keys" | "redis_allow_flush")
 }
 
 function firstLive(pool: PoolView): number {
-  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) return s;
-  return -1;
-}
-
-function liveServers(pool: PoolView): number[] {
-  const live: number[] = [];
-  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) live.push(s);
-  return live;
+  return pool.everyServer()[0] ?? -1;
 }
 
 function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Plan {
-  const live = liveServers(pool);
+  const live = pool.everyServer();
   if (live.length === 0) return local(NO_SERVER);
   switch (how) {
     case PoolMerge.AnyOne:
@@ -218,10 +219,12 @@ function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Pl
 }
 
 function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
-  const servers = pool.cfg.servers.length;
+  // A cluster's masters at their lowest slots: the iteration goes over the slots in order.
+  const servers = pool.positions;
   const position = decodeCursor(buf, req.argStart[1]!, req.argEnd[1]!, servers);
   if (position === null) return local(INVALID_CURSOR);
-  const target = scanTarget(position, servers, (s) => pool.live(s));
+  const every = new Set(pool.everyServer());
+  const target = scanTarget(position, servers, (s) => every.has(s));
   if (target === null) {
     return { kind: PlanKind.Fanout, targets: [], merge: (_replies, out) => (writeScanEnd(out), null) };
   }
@@ -261,7 +264,10 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   if (subscribing && !subs.subscribed && max > 0 && pool.subscribers() >= max) return local(SUBSCRIBERS_FULL(max));
   const names: Uint8Array[] = [];
   for (let a = 1; a < req.nargs; a++) names.push(buf.subarray(req.argStart[a]!, req.argEnd[a]!));
-  const live = liveServers(pool);
+  // A cluster sends every PUBLISH to every node: a pattern on one master hears them all (on
+  // each, every message would come once per master).
+  const every = pool.everyServer();
+  const live = pool.cluster ? every.slice(0, 1) : every;
   if (subscribing && op !== PubSubOp.PSubscribe) {
     for (const name of names) {
       const s = pool.route(name, 0, name.length);

@@ -9,6 +9,7 @@ import { planRequest, type HasMultiKey } from "../../src/proto/redis/plan.ts";
 import { parseRequest } from "../../src/proto/redis/request.ts";
 import { createRouter } from "../../src/route/router.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
+import { KeySlots } from "../../src/route/key-slot.ts";
 import { command } from "../helpers/resp.ts";
 
 const yaml = (extra: string) =>
@@ -160,3 +161,62 @@ describe("WAIT", () => {
     expect(holder.multikey!.busy).toBe(false);
   });
 });
+
+describe("a redis_cluster pool: positions are slots, a master at the lowest slot it serves", () => {
+  const slots = new KeySlots();
+  const MASTERS = [0, 5461, 10923];
+  function clusterView(): PoolView {
+    const cfg = parseConfig(yaml("  distribution: redis_cluster\n"), "t.yml", () => {}).pools[0]!;
+    return {
+      cfg,
+      positions: 16384,
+      cluster: true,
+      route: (b, s, e) => slots.slot(b, s, e),
+      live: () => true,
+      everyServer: () => [...MASTERS],
+      subscribers: () => 0,
+    };
+  }
+  const slotOf = (key: string) => slots.slot(Buffer.from(key), 0, key.length);
+
+  test("a transaction's keys must share a slot: redis's own CROSSSLOT, then EXECABORT; a blocking command or a script likewise", () => {
+    const pool = clusterView();
+    const holder: HasMultiKey = { multikey: null };
+    expect(text(plan(pool, holder, "MULTI"))).toBe("+OK\r\n");
+    const pinned = plan(pool, holder, "SET", "{a}x", "1");
+    expect(pinned?.kind === PlanKind.Pinned && pinned.server).toBe(slotOf("a"));
+    expect(text(plan(pool, holder, "SET", "{b}y", "1"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    const exec = plan(pool, holder, "EXEC");
+    expect(exec?.kind === PlanKind.Pinned && Buffer.from(exec.reply!).toString()).toStartWith("-EXECABORT");
+    expect(text(plan(pool, holder, "BLPOP", "{a}1", "{b}2", "0"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    expect(text(plan(pool, holder, "EVAL", "return 1", "2", "{a}1", "{b}2"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    expect(plan(pool, holder, "EVAL", "return 1", "2", "{a}1", "{a}2")).toBeNull();
+    expect(text(plan(pool, holder, "WAIT", "1", "0"))).toContain("redis_cluster");
+  });
+
+  test("SCAN walks the masters by their lowest slots; a pattern goes to one master, a channel to its slot's", () => {
+    const pool = clusterView();
+    const holder: HasMultiKey = { multikey: null };
+    const first = plan(pool, holder, "SCAN", "0");
+    expect(first?.kind === PlanKind.Fanout && first.targets.map((t) => t.server)).toEqual([0]);
+    if (first?.kind !== PlanKind.Fanout) return;
+    const w = new ByteWriter(64);
+    const done = Buffer.from("*2\r\n$1\r\n0\r\n*0\r\n");
+    expect(first.merge({ nfrags: 1, fragBuf: [done], fragPos: new Int32Array([0, done.length]) }, w)).toBeNull();
+    const next = scanCursor(w.take());
+    expect(next).toBe("1");
+    const second = plan(pool, holder, "SCAN", next);
+    expect(second?.kind === PlanKind.Fanout && second.targets.map((t) => t.server)).toEqual([5461]);
+    const pattern = plan(pool, holder, "PSUBSCRIBE", "p*");
+    expect(pattern?.kind === PlanKind.Fanout && pattern.targets.map((t) => t.server)).toEqual([0]);
+    const channel = plan(pool, holder, "SUBSCRIBE", "news");
+    expect(channel?.kind === PlanKind.Fanout && channel.targets.map((t) => t.server)).toEqual([slotOf("news")]);
+    expect(plan(pool, { multikey: null }, "PUBLISH", "news", "x")).toEqual({ kind: PlanKind.Server, server: slotOf("news") });
+  });
+});
+
+/** The cursor of a SCAN reply. */
+function scanCursor(reply: Uint8Array): string {
+  const lines = Buffer.from(reply).toString().split("\r\n");
+  return lines[2]!;
+}

@@ -169,6 +169,24 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster beyond one key", () => {
     }
   });
 
+  test("a client that disconnects while blocked, or RESETs while subscribed, leaves no connection of its own behind", async () => {
+    const onNodes = async (count: (list: Awaited<ReturnType<typeof clientList>>) => number): Promise<number> =>
+      sum(await Promise.all(cluster.nodes.map(async (n) => count(await clientList(n)))));
+    const waiter = await RawClient.connect(pool);
+    await waiter.send(command("BRPOP", "gone:1", "0"));
+    await eventually("the client blocked on its node", async () => ((await onNodes((l) => blocked(l).length)) === 1 ? true : undefined));
+    waiter.close();
+    await eventually("no blocked connection left", async () => ((await onNodes((l) => blocked(l).length)) === 0 ? true : undefined));
+    const sub = await RawClient.connect(pool);
+    try {
+      await sub.send(Buffer.concat([command("SUBSCRIBE", "a:1", "b:2"), command("RESET"), command("SET", "{after}x", "1")]));
+      expect((await sub.readReplies(4, respFrame)).map(decode).slice(2)).toEqual(["RESET", "OK"]);
+      await eventually("its subscriber connections closed", async () => ((await onNodes((l) => subscribers(l).length)) === 0 ? true : undefined));
+    } finally {
+      sub.close();
+    }
+  });
+
   test("MULTI/EXEC and WATCH on one slot; keys of two slots: redis's own CROSSSLOT, then EXECABORT; EVAL likewise", async () => {
     const [a, b] = ["{user1}a", "{user1}b"];
     expect(await run(pool, ["MULTI"], ["SET", a, "1"], ["INCR", b], ["EXEC"], ["GET", a])).toEqual(["OK", "QUEUED", "QUEUED", ["OK", 1], Buffer.from("1")]);

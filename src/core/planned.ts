@@ -1,10 +1,12 @@
 // Carrying out a protocol's plan for a request beyond one key (Codec.planner, issue 17): a
 // local reply, the request to one server, a fan-out whose replies the plan merges (whole-pool
 // commands, SCAN, subscriptions on the client's subscriber connections), a request on the
-// connection the client's transaction is pinned to, or a blocking request on a connection lent
-// to it (dedicated.ts). The core decides nothing here: the plan says where, the connections how.
+// connection the client's transaction is pinned to, a blocking request on a connection lent
+// to it (dedicated.ts), a WAIT on the servers it wrote to, or RESET's letting go of its own
+// connections. The core decides nothing here: the plan says where, the connections how.
 
 import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../proto/codec.ts";
+import { SLOT_COUNT } from "../route/key-slot.ts";
 import type { ClientConn } from "./client.ts";
 import { answeredAll, DedicatedRole, OwnConns, releaseAll } from "./dedicated.ts";
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
@@ -14,7 +16,6 @@ import type { Pool } from "./pool.ts";
 import { everyPosition, liveServers, serverAt, unservedReason } from "./positions.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
-import { SLOT_COUNT } from "../route/key-slot.ts";
 import { SplitState } from "./split.ts";
 
 const NO_BYTES = new Uint8Array(0);

@@ -61,6 +61,16 @@ describe("roles", () => {
     expect(text(plan(view("", [false, false, false]), holder, "DBSIZE"))).toBe("-ERR Connection refused\r\n");
   });
 
+  test("SCRIPT LOAD / EXISTS / FLUSH go to every live server; other subcommands are refused by name", () => {
+    const holder: HasMultiKey = { multikey: null };
+    const pool = view("", [true, false, true]);
+    for (const args of [["SCRIPT", "LOAD", "return 1"], ["script", "exists", "abc"], ["SCRIPT", "Flush", "ASYNC"]]) expect(plan(pool, holder, ...args)?.kind).toBe(PlanKind.All);
+    expect(text(plan(pool, holder, "SCRIPT", "KILL"))).toBe("-ERR 'script kill' is not served through the proxy (served: script load, script exists, script flush)\r\n");
+    expect(text(plan(pool, holder, "SCRIPT", "debug", "yes"))).toStartWith("-ERR 'script debug' is not served");
+    expect(text(plan(pool, holder, "SCRIPT", "x\r\ny"))).toStartWith("-ERR 'script x  y' is not served");
+    expect(text(plan(view("", [false, false, false]), holder, "SCRIPT", "LOAD", "return 1"))).toBe("-ERR Connection refused\r\n");
+  });
+
   test("SCAN goes to the cursor's server, skipping ejected ones; a bad cursor is redis's error", () => {
     const holder: HasMultiKey = { multikey: null };
     const p = plan(view("", [false, true, true]), holder, "SCAN", "0");

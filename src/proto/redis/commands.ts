@@ -325,7 +325,7 @@ const READ_ONLY = new Set([
 // ---- commands beyond one key (issue 17): what the proxy does with them besides routing ----
 //
 // One row per command that is not served by key alone. `pool` commands go to every live server
-// (or to one) and their replies are merged; `pubsub` commands run on the client's own upstream
+// (or to one) and their replies are merged (`pool-subcommand`: by the subcommand's row); `pubsub` commands run on the client's own upstream
 // connections; `blocking` commands wait on a dedicated connection, and their timeout argument
 // says how long the request timeout must let them wait; `transaction` commands pin the client
 // to a dedicated connection to one server; `one-server` commands need all their keys on one.
@@ -345,8 +345,13 @@ export const PoolMerge = {
   Max: "max",
   /** The smallest integer (WAIT: the replicas that acknowledged, on every server asked). */
   Min: "min",
-  /** +OK when every server said +OK (FLUSHDB, FLUSHALL). */
+  /** +OK when every server said +OK (FLUSHDB, FLUSHALL, SCRIPT FLUSH). */
   AllOk: "all-ok",
+  /** The one reply every server gave (SCRIPT LOAD: the script's sha); an error when they differ. */
+  Same: "same",
+  /** Arrays of 0/1 of one length: 1 where every server says 1 (SCRIPT EXISTS: a script is
+   *  usable only if every server a key may route to has it). */
+  And: "and",
   /** Not merged: one live server answers (TIME, LASTSAVE). */
   AnyOne: "any-one",
   /** A reply that is not nil, at random (RANDOMKEY: a random server that has keys). */
@@ -387,7 +392,18 @@ export type CommandRole =
   | { readonly kind: "blocking"; readonly timeout: BlockingTimeout }
   | { readonly kind: "transaction"; readonly op: TxOp }
   /** WAIT: on the servers the client wrote to (CommandSpec.writes), the replies' smallest. */
-  | { readonly kind: "wait" };
+  | { readonly kind: "wait" }
+  /** A whole-pool command by its subcommand (argument 1, lowercase): to every live server,
+   *  merged by the subcommand's row; the subcommands without one are refused. */
+  | { readonly kind: "pool-subcommand"; readonly merges: ReadonlyMap<string, PoolMerge> };
+
+/** SCRIPT's subcommands served: on every server, so EVALSHA finds the script wherever its keys
+ *  route. KILL and DEBUG are about one server's running script: refused. */
+const SCRIPT_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
+  ["load", PoolMerge.Same],
+  ["exists", PoolMerge.And],
+  ["flush", PoolMerge.AllOk],
+]);
 
 const LAST_ARG: BlockingTimeout = { at: -1, unit: "s" };
 const SECOND_ARG: BlockingTimeout = { at: 1, unit: "s" };
@@ -412,6 +428,7 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
   ["randomkey",    { kind: "pool", merge: PoolMerge.RandomOne }],
   ["scan",         { kind: "pool", merge: PoolMerge.Cursor }],
   ["time",         { kind: "pool", merge: PoolMerge.AnyOne }],
+  ["script",       { kind: "pool-subcommand", merges: SCRIPT_MERGE }],
   ["psubscribe",   { kind: "pubsub", op: PubSubOp.PSubscribe }],
   ["publish",      { kind: "pubsub", op: PubSubOp.Publish }],
   ["pubsub",       { kind: "pubsub", op: PubSubOp.Introspect }],

@@ -11,6 +11,7 @@ import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
 import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { mergePool } from "./pool-merge.ts";
+import { errorReply } from "./replies.ts";
 import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
@@ -36,11 +37,21 @@ export class MultiKeyState {
 const local = (reply: Uint8Array): Plan => ({ kind: PlanKind.Local, reply });
 const line = (text: string): Uint8Array => ascii(`${text}\r\n`);
 
+const latin1 = new TextDecoder("latin1");
+
+/** Argument 1, lowercase (PUBSUB's and SCRIPT's subcommand). */
+function subcommand(buf: Uint8Array, req: Req): string {
+  return latin1.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
+}
+
 const NO_SERVER = line("-ERR Connection refused");
 const INVALID_CURSOR = line("-ERR invalid cursor");
 const SUBSCRIBERS_FULL = (max: number) => line(`-ERR max number of subscribers reached for this pool (redis_max_subscribers: ${max})`);
 const NOT_IN_TRANSACTION = (name: string) => line(`-ERR '${name}' is not allowed in a transaction through the proxy`);
 const RELEASE: Plan = { kind: PlanKind.Release };
+/** A subcommand without a row: its name (at most 32 bytes of it) and those served. */
+const SUBCOMMAND_REFUSED = (name: string, buf: Uint8Array, req: Req, served: ReadonlyMap<string, PoolMerge>) =>
+  errorReply(`'${name} ${subcommand(buf, req).slice(0, 32)}' is not served through the proxy (served: ${[...served.keys()].map((s) => `${name} ${s}`).join(", ")})`);
 const HELLO_2_SUBSCRIBED = line("-ERR 'hello 2' is not served through the proxy while subscribed in RESP3 (unsubscribe first)");
 const DISABLED: Record<string, (name: string) => Uint8Array> = {
   redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
@@ -132,6 +143,10 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
     case "pool":
       if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
       return planPool(role.merge, buf, req, pool);
+    case "pool-subcommand": {
+      const merge = role.merges.get(subcommand(buf, req));
+      return merge === undefined ? local(SUBCOMMAND_REFUSED(name, buf, req, role.merges)) : planPool(merge, buf, req, pool);
+    }
     case "pubsub":
       return planPubSub(role.op, buf, req, state, pool, resp3);
     case "blocking": {
@@ -240,8 +255,6 @@ function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
   };
 }
 
-const latin1 = new TextDecoder("latin1");
-
 function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
   switch (op) {
     case PubSubOp.Publish: {
@@ -249,8 +262,7 @@ function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyStat
       return server >= 0 && pool.live(server) ? { kind: PlanKind.Server, server } : local(NO_SERVER);
     }
     case PubSubOp.Introspect: {
-      const sub = latin1.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
-      return planPool(PUBSUB_MERGE.get(sub) ?? PoolMerge.AnyOne, buf, req, pool);
+      return planPool(PUBSUB_MERGE.get(subcommand(buf, req)) ?? PoolMerge.AnyOne, buf, req, pool);
     }
     default:
       return planSubscription(op, buf, req, state, pool, resp3);

@@ -3,9 +3,10 @@
 // and FLUSHDB behind their pool keys; pub/sub with channels by slot, shard channels on their
 // slot's master and a pattern that hears every message once; blocking commands on connections
 // of their own; transactions and scripts on one slot, and redis's own CROSSSLOT (then EXECABORT)
-// for keys of two slots.
+// for keys of two slots; SCRIPT LOAD / EXISTS / FLUSH on every master.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { KeySlots } from "../../src/route/key-slot.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
 import { blocked, clientList, subscribers } from "../helpers/client-list.ts";
@@ -109,6 +110,25 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster beyond one key", () => {
     } finally {
       client.close();
     }
+  });
+
+  test("SCRIPT LOAD, EXISTS and FLUSH on every master: EVALSHA of a key on each master runs it; SCRIPT KILL refused", async () => {
+    const lua = "return redis.call('GET', KEYS[1])";
+    const sha1 = (script: string): string => createHash("sha1").update(script).digest("hex");
+    const keys = Array.from({ length: 100 }, (_, i) => `sc:${i}`);
+    expect(await run(pool, ["MSET", ...keys.flatMap((k) => [k, `v${k}`])])).toEqual(["OK"]);
+    const nodes = await masters();
+    const onEach = await Promise.all(nodes.map(async (m) => text(((await cluster.call(m, "KEYS", "sc:*")) as Buffer[])[0]!)));
+    await Promise.all(nodes.map((m) => cluster.call(m, "SCRIPT", "FLUSH")));
+    const [noscript] = await run(pool, ["EVALSHA", sha1(lua), "1", onEach[0]!]);
+    expect((noscript as RespError).message).toStartWith("NOSCRIPT");
+    expect(await run(pool, ["SCRIPT", "LOAD", lua])).toEqual([Buffer.from(sha1(lua))]);
+    for (const m of nodes) expect(await cluster.call(m, "SCRIPT", "EXISTS", sha1(lua))).toEqual([1]);
+    expect(await run(pool, ...onEach.map((k) => ["EVALSHA", sha1(lua), "1", k]))).toEqual(onEach.map((k) => Buffer.from(`v${k}`)));
+    expect(await run(pool, ["SCRIPT", "EXISTS", sha1(lua), sha1("return 2")], ["SCRIPT", "FLUSH"], ["SCRIPT", "EXISTS", sha1(lua)])).toEqual([[1, 0], "OK", [0]]);
+    for (const m of nodes) expect(await cluster.call(m, "SCRIPT", "EXISTS", sha1(lua))).toEqual([0]);
+    const [kill] = await run(pool, ["SCRIPT", "KILL"]);
+    expect((kill as RespError).message).toStartWith("ERR 'script kill' is not served through the proxy");
   });
 
   test("pub/sub: channels by slot, every message once (a pattern too), shard channels on their slot's master; PUBSUB NUMSUB", async () => {

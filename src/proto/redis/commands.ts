@@ -325,10 +325,11 @@ const READ_ONLY = new Set([
 // ---- commands beyond one key (issue 17): what the proxy does with them besides routing ----
 //
 // One row per command that is not served by key alone. `pool` commands go to every live server
-// (or to one) and their replies are merged (`pool-subcommand`: by the subcommand's row); `pubsub` commands run on the client's own upstream
-// connections; `blocking` commands wait on a dedicated connection, and their timeout argument
-// says how long the request timeout must let them wait; `transaction` commands pin the client
-// to a dedicated connection to one server; `one-server` commands need all their keys on one.
+// (or to one) and their replies are merged (`pool-subcommand`: as their subcommand's row says);
+// `pubsub` commands run on the client's own upstream connections; `blocking` commands wait on a
+// dedicated connection, and their timeout argument says how long the request timeout must let
+// them wait; `transaction` commands pin the client to a dedicated connection to one server;
+// `one-server` commands need all their keys on one.
 
 /** How the replies of a command sent to every live server become the client's one reply. */
 export const PoolMerge = {

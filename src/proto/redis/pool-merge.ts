@@ -5,8 +5,9 @@
 // it, SCRIPT EXISTS's 1 where every server said 1, RANDOMKEY's key from a random server that
 // has one. A server's error reply is the client's reply (the first one, in server order); a
 // server that failed is left out (FLUSHDB / FLUSHALL / SCRIPT then answer an error: they are
-// about every server); a reply of the wrong shape gets a proxy error, never a malformed stream. Replies come in the client's protocol (RESP2 or RESP3: the
-// same shapes here, a RESP3 nil `_` included).
+// about every server); a reply of the wrong shape gets a proxy error, never a malformed stream.
+// Replies come in the client's protocol (RESP2 or RESP3: the same shapes here, a RESP3 nil `_`
+// included).
 
 import type { ByteWriter } from "../../lib/bytes.ts";
 import { Rsp, type Split } from "../codec.ts";

@@ -6,7 +6,7 @@
 // figures are the proxy's JS (plus this harness's fixed share), not the kernel's.
 //
 //   bun bench/core/ab.ts <workload> <tree A> <tree B> [--blocks 30] [--batches 1000]
-//   workloads: get-p1 get-p16 mget10-p16 mc-get-p16 mc-mget10-p1
+//   workloads: get-p1 get-p16 set-p16 mget10-p16 mc-get-p16 mc-mget10-p1
 //
 // A tree is a checkout with src/ and build/hashkit.wasm (e.g. `git archive <commit> | tar -x`
 // into a folder, node_modules linked). Prints one JSON line: per tree the median and the least
@@ -65,6 +65,7 @@ const resp = (...a: string[]): string => `*${a.length}\r\n${a.map((x) => `$${x.l
 const BATCHES: Record<string, () => string> = {
   "get-p1": () => resp("GET", key(1)),
   "get-p16": () => Array.from({ length: 16 }, (_, i) => resp("GET", key(i))).join(""),
+  "set-p16": () => Array.from({ length: 16 }, (_, i) => resp("SET", key(i), VALUE)).join(""),
   "mget10-p16": () => Array.from({ length: 16 }, (_, j) => resp("MGET", ...Array.from({ length: 10 }, (_, i) => key(j * 10 + i)))).join(""),
   "mc-get-p16": () => Array.from({ length: 16 }, (_, i) => `get ${key(i)}\r\n`).join(""),
   "mc-mget10-p1": () => `get ${Array.from({ length: 10 }, (_, i) => key(i)).join(" ")}\r\n`,
@@ -83,7 +84,8 @@ function answer(text: string): Uint8Array {
     lines.forEach((line, i) => {
       if (!line.startsWith("*")) return;
       const n = Number(line.slice(1));
-      out += lines[i + 2]!.toLowerCase() === "get" ? `$32\r\n${VALUE}\r\n` : `*${n - 1}\r\n${`$32\r\n${VALUE}\r\n`.repeat(n - 1)}`;
+      const name = lines[i + 2]!.toLowerCase();
+      out += name === "get" ? `$32\r\n${VALUE}\r\n` : name === "set" ? "+OK\r\n" : `*${n - 1}\r\n${`$32\r\n${VALUE}\r\n`.repeat(n - 1)}`;
     });
   } else {
     for (const line of text.split("\r\n")) {

@@ -18,6 +18,7 @@ import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 import { STREAM_BACKLOG, type ServerConn } from "./server-conn.ts";
+import type { Server } from "./server.ts";
 
 /** Backpressure: stop taking requests from a client with this many requests waiting for
  *  replies, this many bytes of such requests (a backend that stops reading), or this many reply
@@ -66,6 +67,13 @@ function releaseHeld(): void {
   }
   holding.length = kept;
   holdTimer = kept === 0 ? null : setTimeout(releaseHeld, HOLD_MAX_MS);
+}
+
+/** msg waited for every earlier request of its client to be answered (Msg.onHead): send it. */
+function startHead(msg: Msg): void {
+  const start = msg.onHead!;
+  msg.onHead = null;
+  start();
 }
 
 /** Parsing is synchronous and a request is dispatched before the next is parsed, so every
@@ -120,6 +128,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   /** A request that could not stream (its connection streams another one): gathered, then
    *  routed once whole (routeWhole). */
   deferred: Msg | null = null;
+  /** The servers it sent writes to (CommandSpec.writes) since its last WAIT, and the latest
+   *  (checked first: most clients write to one server after another rarely). */
+  wrote: Server[] | null = null;
+  lastWrote: Server | null = null;
 
   constructor(
     readonly pool: Pool,
@@ -319,6 +331,21 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     return this.out.size + this.held.bytes;
   }
 
+  /** A write of this client went to `server` (WAIT asks the servers written to). */
+  noteWrite(server: Server): void {
+    this.lastWrote = server;
+    const wrote = (this.wrote ??= []);
+    if (!wrote.includes(server)) wrote.push(server);
+  }
+
+  /** The servers written to since the last WAIT, forgotten (a WAIT takes them). */
+  takeWrites(): Server[] {
+    const wrote = this.wrote ?? [];
+    this.wrote = null;
+    this.lastWrote = null;
+    return wrote;
+  }
+
   /** Append the reply slot of a request of `inBytes` bytes. */
   enqueue(msg: Msg, inBytes: number): void {
     if (this.last === null) this.first = msg;
@@ -348,6 +375,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     } while (m !== null && m.done);
     this.first = m;
     if (m === null) this.last = null;
+    else if (m.onHead !== null) startHead(m);
     markDirty(this);
   }
 
@@ -363,7 +391,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
       this.last = null;
       markDirty(this);
     } else if (next.done) this.advance();
-    else markDirty(this);
+    else {
+      if (next.onHead !== null) startHead(next);
+      markDirty(this);
+    }
   }
 
   /** msg's reply was put out (but for the terminator a joined reply lacks, added here): it

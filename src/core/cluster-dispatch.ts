@@ -30,7 +30,7 @@ const fragmentSink: UpstreamSink = {
 /** Dispatch of a parsed request of a redis_cluster pool (after Codec.admit let it through). */
 export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, req: Req, route: Route): void {
   if (req.command!.planned === true) {
-    // Pub/sub, transactions, blocking and whole-pool commands are not served by slot yet.
+    // Beyond one key is the planner's (dispatch.ts, positions.ts): one it let through is refused.
     const reason = `unsupported command '${req.command!.name}' with distribution redis_cluster`;
     answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(reason));
     return;

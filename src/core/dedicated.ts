@@ -128,12 +128,34 @@ export class Lending {
   }
 }
 
+const RELEASED = "released by its client";
+
+/** The client lets go of its own connections (redis RESET): none carries its requests or
+ *  brings it messages any more, and each closes once it has answered what it carries (the
+ *  server ends the subscriptions and the transaction on it with it). */
+export function releaseAll(own: OwnConns): void {
+  const all = [...own.subscriber.values(), ...own.lent.values()];
+  own.subscriber.clear();
+  own.lent.clear();
+  own.pinned = null;
+  for (const conn of all) {
+    conn.dedicated!.owner = null;
+    conn.dedicated!.pinned = false;
+    if (conn.first === null) conn.close(RELEASED);
+  }
+}
+
 /** conn (dedicated) has answered everything on it: a lent one its transaction does not hold
  *  goes back to its server. Returns false when it closed. */
 export function answeredAll(conn: ServerConn, group: number): boolean {
   const d = conn.dedicated!;
   const owner = d.owner;
-  if (d.role !== DedicatedRole.Lent || d.pinned || owner === null) return true;
+  if (owner === null) {
+    // Its client let go of it (releaseAll): its subscriptions or transaction end with it.
+    conn.close(RELEASED);
+    return false;
+  }
+  if (d.role !== DedicatedRole.Lent || d.pinned) return true;
   const own = owner.own!;
   if (own.lent.get(conn.server) === conn) own.lent.delete(conn.server);
   return conn.server.lending.giveBack(conn, group);

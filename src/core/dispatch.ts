@@ -27,36 +27,42 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
   const codec = pool.codec;
   const silent = codec.silent(c.session);
   const refused = req.error === null ? codec.admit(req, c.session) : null;
-  // A redis_cluster pool plans nothing beyond one key yet (dispatchBySlot refuses those commands).
-  const planner = pool.cluster === null ? codec.planner : null;
+  const planner = codec.planner;
   if (planner !== null && refused === null) {
     // Beyond one key (a request the parser refused too: in a transaction it aborts it).
     const plan = planner.plan(buf, req, c.session, pool.view);
     if (plan !== null) {
       if (req.error !== null) pool.stats.counters[P.request_errors]!++;
       if (silent) msg.flags |= MSG_SILENT;
-      runPlan(pool, msg, buf, req, plan);
-      return;
+      // Release: served as usual once the client's own connections are let go.
+      if (runPlan(pool, msg, buf, req, plan)) return;
     }
   }
-  if (req.error !== null) {
-    pool.stats.counters[P.request_errors]!++;
-    // A rejected noreply request stays silent, as memcached keeps it.
-    answerLocally(pool, msg, req.noreply || silent ? null : codec.replyLine(req.error));
-    return;
-  }
-  if (refused !== null) {
+  if (req.error === null && refused !== null) {
     local(pool, msg, silent ? { reply: null, close: refused.close } : refused);
     return;
   }
   if (silent) msg.flags |= MSG_SILENT;
+  serve(pool, c, msg, buf, req);
+}
+
+/** A request admitted and not planned (or let go by its plan: PlanKind.Release): its parser's
+ *  error, a local reply or its server(s). */
+export function serve(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req): void {
+  const silent = (msg.flags & MSG_SILENT) !== 0;
+  if (req.error !== null) {
+    pool.stats.counters[P.request_errors]!++;
+    // A rejected noreply request stays silent, as memcached keeps it.
+    answerLocally(pool, msg, req.noreply || silent ? null : pool.codec.replyLine(req.error));
+    return;
+  }
   if (req.command!.route === Route.Local) {
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
     const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.session, c.socket.localAddress, c.socket.localPort);
     if (own !== null) answerLocally(pool, msg, silent ? null : own);
-    else local(pool, msg, codec.local(buf, req, c.session, pool.cfg));
+    else local(pool, msg, pool.codec.local(buf, req, c.session, pool.cfg));
     // The session may have changed, and with it the connections its requests go to.
-    c.group = codec.group(c.session);
+    c.group = pool.codec.group(c.session);
     return;
   }
   routeRequest(pool, msg, buf, req);
@@ -94,11 +100,12 @@ export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): v
   }
 }
 
-/** Carry out a request's plan (planned.ts), unless it has to wait for a failover first. */
-export function runPlan(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): void {
+/** Carry out a request's plan (planned.ts), unless it has to wait for a failover first; false
+ *  when the request is then to be served as usual (carryOut). */
+export function runPlan(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): boolean {
   const failover = pool.failover;
-  if (failover !== null && failover.active && failover.parks(msg, buf, req, plan)) return;
-  carryOut(pool, msg.client, msg, buf, req, plan);
+  if (failover !== null && failover.active && failover.parks(msg, buf, req, plan)) return true;
+  return carryOut(pool, msg.client, msg, buf, req, plan);
 }
 
 /** A request the stream cannot recover from: reply `error` (a line, Req.error; null: none),
@@ -191,12 +198,14 @@ export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array,
     fail(pool, msg, noReplica(master));
     return;
   }
-  const own = msg.client.own;
-  const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(msg.client.group);
+  const c = msg.client;
+  if (req.command!.writes === true && c.lastWrote !== master) c.noteWrite(master);
+  const own = c.own;
+  const conn = (own === null ? undefined : own.lent.get(server)) ?? server.conn(c.group);
   if (req.stream !== 0 && !conn.canStream) {
     // Part of a request that would stream (ClientConn.streamOn) to a connection that streams
     // another: its client gathers it and routes it again once it is whole (routeWhole).
-    msg.client.deferred = msg;
+    c.deferred = msg;
     return;
   }
   // memcached noreply: the server answers (the request goes without noreply), the client not.
@@ -282,9 +291,12 @@ function split(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, route: Route): v
   const state = new SplitState(route, buf, n, keys, nfrags);
   msg.split = state;
   pool.stats.counters[P.fragments]! += nfrags;
-  const group = msg.client.group;
+  const c = msg.client;
+  const group = c.group;
+  const writes = req.command!.writes === true;
   for (let f = 0; f < nfrags; f++) {
     const master = servers[plan.fragServer[f]!]!;
+    if (writes && c.lastWrote !== master) c.noteWrite(master);
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;

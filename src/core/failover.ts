@@ -21,7 +21,7 @@ import { instanceText, type Instance } from "../sentinel/events.ts";
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { fail } from "./deliver.ts";
-import { routeRequest, runPlan } from "./dispatch.ts";
+import { routeRequest, runPlan, serve } from "./dispatch.ts";
 import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { Server } from "./server.ts";
@@ -114,6 +114,8 @@ export class PoolFailover {
     const writes = req.command?.readOnly !== true;
     switch (plan.kind) {
       case PlanKind.Local:
+      case PlanKind.Release:
+      case PlanKind.Wait:
         return false;
       case PlanKind.Pinned:
       case PlanKind.Blocking:
@@ -162,7 +164,7 @@ export class PoolFailover {
       // transaction must not run anywhere else.
       else if (p.plan.kind === PlanKind.Pinned && p.pin !== null && p.pin !== p.msg.client.own?.pinned) {
         fail(this.pool, p.msg, TX_LOST);
-      } else runPlan(this.pool, p.msg, p.buf, req, p.plan);
+      } else if (!runPlan(this.pool, p.msg, p.buf, req, p.plan)) serve(this.pool, p.msg.client, p.msg, p.buf, req);
     }
   }
 

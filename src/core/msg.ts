@@ -50,6 +50,9 @@ export class Msg implements Outbound {
   /** How much longer than the pool's timeout it may wait for its reply, in ms (a blocking
    *  command's own timeout; Infinity: no limit). */
   extraWait = 0;
+  /** Sent only once every earlier request of its client is answered (redis WAIT): called when
+   *  it becomes the head of its client's queue (ClientConn.advance). */
+  onHead: (() => void) | null = null;
   /** performance.now() when parsed: latency and timeouts. */
   readonly t0: number;
 

@@ -1,16 +1,19 @@
 // Carrying out a protocol's plan for a request beyond one key (Codec.planner, issue 17): a
 // local reply, the request to one server, a fan-out whose replies the plan merges (whole-pool
 // commands, SCAN, subscriptions on the client's subscriber connections), a request on the
-// connection the client's transaction is pinned to, or a blocking request on a connection lent
-// to it (dedicated.ts). The core decides nothing here: the plan says where, the connections how.
+// connection the client's transaction is pinned to, a blocking request on a connection lent
+// to it (dedicated.ts), a WAIT on the servers it wrote to, or RESET's letting go of its own
+// connections. The core decides nothing here: the plan says where, the connections how.
 
 import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../proto/codec.ts";
+import { SLOT_COUNT } from "../route/key-slot.ts";
 import type { ClientConn } from "./client.ts";
-import { DedicatedRole, OwnConns } from "./dedicated.ts";
+import { answeredAll, DedicatedRole, OwnConns, releaseAll } from "./dedicated.ts";
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
+import { everyPosition, liveServers, serverAt, unservedReason } from "./positions.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { SplitState } from "./split.ts";
@@ -19,14 +22,25 @@ const NO_BYTES = new Uint8Array(0);
 const NO_KEYS = new Int32Array(0);
 const REFUSED = "Connection refused";
 
-/** The pool as its codec's planner sees it. */
+/** The pool as its codec's planner sees it: positions are the servers, or a redis_cluster
+ *  pool's slots (positions.ts). */
 export function poolView(pool: Pool): PoolView {
   return {
     get cfg() {
       return pool.cfg;
     },
-    route: (buf, start, end) => pool.router!.route(buf, start, end), // a redis_cluster pool asks no planner
-    live: (index) => !pool.servers[index]!.ejected,
+    get positions() {
+      return pool.cluster === null ? pool.cfg.servers.length : SLOT_COUNT;
+    },
+    get cluster() {
+      return pool.cluster !== null;
+    },
+    route: (buf, start, end) => (pool.cluster === null ? pool.router!.route(buf, start, end) : pool.cluster.slotOf(buf, start, end)),
+    live: (position) => {
+      const server = serverAt(pool, position);
+      return server !== null && !server.ejected;
+    },
+    everyServer: () => everyPosition(pool),
     subscribers() {
       const planner = pool.codec.planner!;
       let n = 0;
@@ -36,44 +50,69 @@ export function poolView(pool: Pool): PoolView {
   };
 }
 
-/** Carry out `plan` for msg (the slot of req, parsed from buf). */
-export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): void {
+/** Carry out `plan` for msg (the slot of req, parsed from buf); false when the request is
+ *  then routed as usual (Release). */
+export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): boolean {
   switch (plan.kind) {
     case PlanKind.Local:
       answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : plan.reply);
-      return;
+      return true;
     case PlanKind.Server: {
-      const server = pool.servers[plan.server]!;
-      if (server.ejected) fail(pool, msg, REFUSED);
-      else forwardTo(pool, msg, server, buf, req);
-      return;
+      const server = serverAt(pool, plan.server);
+      if (server === null || server.ejected) {
+        fail(pool, msg, unservedReason(pool, plan.server));
+        return true;
+      }
+      if (pool.cluster !== null) {
+        // On a shared connection: sent again where a node redirects it, as any request by slot.
+        msg.slot = plan.server;
+        msg.sentBuf = buf;
+        msg.sentStart = req.start;
+        msg.sentEnd = req.end;
+      }
+      forwardTo(pool, msg, server, buf, req);
+      return true;
     }
     case PlanKind.All:
-      toAll(pool, msg, buf, req, pool.servers.filter((s) => !s.ejected), plan.merge);
-      return;
+      toAll(pool, msg, buf, req, liveServers(pool), plan.merge);
+      return true;
     case PlanKind.Fanout:
       fanout(pool, c, msg, plan.targets, plan.merge);
-      return;
+      return true;
     case PlanKind.Pinned:
       pinned(pool, c, msg, buf, req, plan.server, plan.before, plan.silent, plan.reply, plan.release);
-      return;
+      return true;
     case PlanKind.Blocking: {
       const conn = lentConn(pool, c, msg, plan.server);
-      if (conn === null) return;
+      if (conn === null) return true;
       msg.extraWait = plan.waitMs;
       send(msg, conn, buf, req);
-      return;
+      return true;
     }
+    case PlanKind.Wait: {
+      // The servers written to before this WAIT, and only those: later writes are the next one's.
+      const wrote = c.takeWrites().filter((s) => pool.servers[s.index] === s);
+      const start = (): void => waitOn(pool, c, msg, plan, wrote);
+      if (c.first === msg) start();
+      else msg.onHead = start;
+      return true;
+    }
+    case PlanKind.Release:
+      if (c.own !== null) releaseAll(c.own);
+      return false;
   }
 }
 
 /** One request per target; the client's reply is merged from theirs. */
 function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTarget[], merge: SplitState["mergeWith"]): void {
+  const servers: Server[] = [];
   for (const t of targets) {
-    if (pool.servers[t.server]!.ejected) {
-      fail(pool, msg, REFUSED);
+    const server = serverAt(pool, t.server);
+    if (server === null || server.ejected) {
+      fail(pool, msg, unservedReason(pool, t.server));
       return;
     }
+    servers.push(server);
   }
   const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, targets.length);
   split.mergeWith = merge;
@@ -83,7 +122,7 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     return;
   }
   targets.forEach((t, f) => {
-    const server = pool.servers[t.server]!;
+    const server = servers[f]!;
     const child = new Msg(c, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
@@ -111,12 +150,21 @@ function subscriberConn(c: ClientConn, server: Server): ServerConn {
   return conn;
 }
 
-/** The connection lent to the client at server `index` (its own already, or a new loan); null
- *  after answering msg with the reason when the pool's redis_dedicated_connections allows no
- *  more, or the server is out. */
-function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerConn | null {
+/** The connection lent to the client at `server` (its own already, or a new loan); null after
+ *  answering msg with the reason when the pool's redis_dedicated_connections allows no more,
+ *  or the server is out. */
+function lentConn(pool: Pool, c: ClientConn, msg: Msg, position: number): ServerConn | null {
+  const server = serverAt(pool, position);
+  if (server === null) {
+    fail(pool, msg, unservedReason(pool, position));
+    return null;
+  }
+  return lentAt(pool, c, msg, server);
+}
+
+/** lentConn of a server. */
+function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
   const own = ownConns(c);
-  const server = pool.servers[index]!;
   const mine = own.lent.get(server);
   if (mine !== undefined) return mine;
   if (server.ejected) {
@@ -131,6 +179,50 @@ function lentConn(pool: Pool, c: ClientConn, msg: Msg, index: number): ServerCon
   }
   own.lent.set(server, conn);
   return conn;
+}
+
+/** WAIT, every earlier request of the client answered: on a connection lent to it at each
+ *  server it wrote to, the probe (its reply dropped), then WAIT; with none written to, WAIT
+ *  alone at every server in service. Every connection is had before anything is sent. */
+function waitOn(pool: Pool, c: ClientConn, msg: Msg, plan: Extract<Plan, { kind: typeof PlanKind.Wait }>, wrote: Server[]): void {
+  if (c.closed) return;
+  const probe = wrote.length > 0;
+  const servers = probe ? wrote : liveServers(pool);
+  if (servers.length === 0) {
+    fail(pool, msg, REFUSED);
+    return;
+  }
+  const conns: ServerConn[] = [];
+  for (const server of servers) {
+    const conn = lentAt(pool, c, msg, server);
+    if (conn === null) {
+      // Answered with why: the loans made for it go back unused.
+      for (const taken of conns) if (taken.first === null) answeredAll(taken, c.group);
+      return;
+    }
+    conns.push(conn);
+  }
+  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, conns.length);
+  split.mergeWith = plan.merge;
+  msg.split = split;
+  conns.forEach((conn, f) => {
+    if (probe) {
+      const m = new Msg(c, msg.t0);
+      m.flags |= MSG_SILENT;
+      m.server = conn.server;
+      conn.send(plan.probe, 0, plan.probe.length);
+      m.bytes = plan.probe.length;
+      conn.push(m);
+    }
+    const child = new Msg(c, msg.t0);
+    child.parent = msg;
+    child.fragIndex = f;
+    child.server = conn.server;
+    child.extraWait = plan.waitMs;
+    conn.send(plan.request, 0, plan.request.length);
+    child.bytes = plan.request.length;
+    conn.push(child);
+  });
 }
 
 /** On the connection the client's transaction is pinned to: `before` (its replies dropped),
@@ -169,6 +261,8 @@ function pinned(
 
 /** The request as the client sent it, on conn. */
 function send(msg: Msg, conn: ServerConn, buf: Uint8Array, req: Req): void {
+  const c = msg.client;
+  if (req.command!.writes === true && c.lastWrote !== conn.server) c.noteWrite(conn.server);
   msg.server = conn.server;
   conn.upstream.forward(buf, req, msg, conn);
   conn.push(msg);

@@ -59,6 +59,9 @@ export interface CommandSpec {
   readonly readOnly?: boolean;
   /** Carried out by Codec.planner (beyond one server); a pool that asks no planner refuses it. */
   readonly planned?: boolean;
+  /** The command may change data on its server (redis: WAIT waits for the servers a client
+   *  sent such commands to). */
+  readonly writes?: boolean;
 }
 
 function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
@@ -354,13 +357,21 @@ export interface Codec<S extends Session = Session> {
 
 // ---- requests beyond one key (issue 17): the codec plans, the core carries the plan out ----
 
-/** The pool as a plan sees it. */
+/** The pool as a plan sees it: its servers by position. A redis_cluster pool's positions are
+ *  its 16384 slots; a master is at the lowest slot it serves (everyServer). */
 export interface PoolView {
   readonly cfg: PoolConfig;
-  /** The server of buf[start, end) as a key (-1: none). */
+  /** How many positions there are (the config's servers; a cluster's slots). */
+  readonly positions: number;
+  /** The position of buf[start, end) as a key (-1: none). */
   route(buf: Uint8Array, start: number, end: number): number;
-  /** Whether server `index` (a position in cfg.servers) is in service. */
+  /** Whether position `index` is served by a server in service. */
   live(index: number): boolean;
+  /** The position of every server in service, once each, in order. */
+  everyServer(): number[];
+  /** A redis_cluster pool: a request's (or a transaction's) keys must share a slot, and every
+   *  node hears every PUBLISH (a pattern needs one node). */
+  readonly cluster: boolean;
   /** Clients of the pool in subscribed mode now (counted when asked). */
   subscribers(): number;
 }
@@ -402,6 +413,16 @@ export const PlanKind = {
   /** On a connection lent to the client at `server` while the request waits; it may wait
    *  `waitMs` beyond the pool's timeout (Infinity: no limit). */
   Blocking: 5,
+  /** Redis WAIT: once every earlier request of the client is answered, on a connection lent to
+   *  the client at each server it sent writes to since its last WAIT (CommandSpec.writes):
+   *  `probe` (its reply dropped: it makes the connection's own writes the server's latest),
+   *  then `request`; with no such server, `request` alone at every server in service. The reply
+   *  is merge(their replies); it may wait `waitMs` beyond the pool's timeout. */
+  Wait: 7,
+  /** The client lets go of its own connections (redis RESET ends its subscriptions and its
+   *  transaction): none carries its requests any more, each closes once it has answered what
+   *  it carries; then the request is routed as usual. */
+  Release: 8,
 } as const;
 export type PlanKind = (typeof PlanKind)[keyof typeof PlanKind];
 
@@ -422,7 +443,15 @@ export type Plan =
       readonly reply: Uint8Array | null;
       readonly release: boolean;
     }
-  | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly waitMs: number };
+  | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly waitMs: number }
+  | {
+      readonly kind: typeof PlanKind.Wait;
+      readonly request: Uint8Array;
+      readonly probe: Uint8Array;
+      readonly waitMs: number;
+      merge(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null;
+    }
+  | { readonly kind: typeof PlanKind.Release };
 
 /** A protocol's requests beyond one key: subscriptions, transactions, blocking and whole-pool
  *  commands (redis: proto/redis/plan.ts). */

@@ -1,17 +1,19 @@
 // Today's redis clients at their newest major versions, with their default options, through
 // buncracker in front of two redis-servers: ioredis, node-redis and iovalkey (which open with
-// HELLO 3, CLIENT SETNAME / SETINFO and an INFO ready check), Debian's redis-py, redis-cli
+// HELLO 3, CLIENT SETNAME / SETINFO and an INFO ready check), Debian's redis-py (and its
+// register_script on three servers that have never seen the script), redis-cli
 // (one-shot, interactive on a terminal, and -3) and redis-benchmark's default test set. What
 // each returns through the proxy must equal what it returns from a redis-server directly (the
 // same workload on a lone server), and keys of the multi-key commands must have spread over
 // both servers. buncracker only: nutcracker 0.5.0 closes on the first handshake command.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import type { Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
-import { endpointOf, redisHolders, redisKeys, stopAll } from "../helpers/direct.ts";
+import { endpointOf, redisCall, redisHolders, redisKeys, stopAll } from "../helpers/direct.ts";
 import { ioredis, iovalkey, nodeRedis, type Workload } from "../helpers/node-clients.ts";
 import { freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
@@ -22,33 +24,38 @@ setDefaultTimeout(60_000);
 
 const PASSWORD = "s3cret";
 let backends: Backend[] = []; // the open pool's
+let scriptBackends: Backend[] = []; // the scripts pool's: fresh, no script cached
 let lockedBackends: Backend[] = []; // the redis_auth pool's (requirepass)
 let direct: Backend; // the independent expectation: a lone redis-server
 let proxy: RunningProxy;
 let open: Endpoint;
 let locked: Endpoint;
+let scripts: Endpoint;
 const tmp = makeTempDir("bct-clients-");
 
 const ours = TARGET === "buncracker";
 
 beforeAll(async () => {
   if (!ours) return;
-  [backends, lockedBackends, direct] = await Promise.all([
+  [backends, lockedBackends, scriptBackends, direct] = await Promise.all([
     Promise.all([startRedis(), startRedis()]),
     Promise.all([startRedis({ password: PASSWORD }), startRedis({ password: PASSWORD })]),
+    Promise.all([startRedis(), startRedis(), startRedis()]),
     startRedis(),
   ]);
   const yaml =
     poolYaml("open", { listen: `127.0.0.1:${freePort()}`, redis: true }, backends.map((b) => serverLine(b.address))) +
-    poolYaml("locked", { listen: `127.0.0.1:${freePort()}`, redis: true, redis_auth: PASSWORD }, lockedBackends.map((b) => serverLine(b.address)));
+    poolYaml("locked", { listen: `127.0.0.1:${freePort()}`, redis: true, redis_auth: PASSWORD }, lockedBackends.map((b) => serverLine(b.address))) +
+    poolYaml("scripts", { listen: `127.0.0.1:${freePort()}`, redis: true }, scriptBackends.map((b) => serverLine(b.address)));
   proxy = await startProxy("buncracker", yaml);
   open = proxy.pools.open!;
   locked = proxy.pools.locked!;
+  scripts = proxy.pools.scripts!;
 });
 
 afterAll(async () => {
   await proxy?.stop();
-  await stopAll([...backends, ...lockedBackends, ...(direct ? [direct] : [])]);
+  await stopAll([...backends, ...lockedBackends, ...scriptBackends, ...(direct ? [direct] : [])]);
   tmp.remove();
 });
 
@@ -138,23 +145,62 @@ out["info_loading"] = r.info().get("loading")
 print(json.dumps(out))
 `;
 
+// register_script on servers that have never seen the script: EVALSHA gets NOSCRIPT, then
+// redis-py sends SCRIPT LOAD (served on every server) and EVALSHA again; a pipeline of scripts
+// asks SCRIPT EXISTS first and loads the missing ones.
+const PYTHON_SCRIPTS = `
+import json, sys, redis
+host, port, prefix = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+keys = [chr(97 + i % 26) + str(i * 7919) + ":" + prefix for i in range(300)]
+r = redis.Redis(host=host, port=port)
+r.mset({k: "v" + k for k in keys})
+get = r.register_script("return redis.call('GET', KEYS[1])")
+out = {}
+out["evalsha"] = [get(keys=[k]).decode() for k in keys] == ["v" + k for k in keys]
+out["exists"] = r.script_exists(get.sha)
+out["flush"] = r.script_flush()
+out["afterFlush"] = r.script_exists(get.sha)
+p = r.pipeline(transaction=False)
+for k in keys[:30]: get(keys=[k], client=p)
+out["pipelined"] = [v.decode() for v in p.execute()] == ["v" + k for k in keys[:30]]
+out["load"] = r.script_load("return 1")
+print(json.dumps(out))
+`;
+
 describe.skipIf(!ours)("redis-py (Debian python3-redis)", () => {
+  /** `program` run by Debian's python against e (its JSON output). */
+  const run = async (program: string, e: Endpoint, prefix: string) => {
+    if ("path" in e) throw new Error("TCP only");
+    const file = tmp.file(`${prefix.replace(/\W/g, "")}.py`);
+    writeFileSync(file, program);
+    // Debian's python, which python3-redis installs into (not a pyenv or venv one on the PATH).
+    const r = await runToEnd(["/usr/bin/python3", file, e.host, String(e.port), prefix], 30_000);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout);
+  };
+
   test("the same results as from redis-server itself", async () => {
-    const script = tmp.file("client.py");
-    writeFileSync(script, PYTHON);
-    const run = async (e: Endpoint) => {
-      if ("path" in e) throw new Error("TCP only");
-      // Debian's python, which python3-redis installs into (not a pyenv or venv one on the PATH).
-      const r = await runToEnd(["/usr/bin/python3", script, e.host, String(e.port), "py:"], 30_000);
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
-      return JSON.parse(r.stdout);
-    };
-    const theirs = await run(endpointOf(direct));
-    const through = await run(open);
+    const theirs = await run(PYTHON, endpointOf(direct), "py:");
+    const through = await run(PYTHON, open, "py:");
     expect(through).toEqual(theirs);
     expect(through.info_loading).toBe(0);
     await expectSpread(spreadKeys("py:"), backends);
+  });
+
+  test("register_script on a fresh pool of three servers: the same results as from redis-server itself", async () => {
+    const sha1 = (lua: string): string => createHash("sha1").update(lua).digest("hex");
+    const sha = sha1("return redis.call('GET', KEYS[1])");
+    for (const b of scriptBackends) expect(await redisCall(b, "SCRIPT", "EXISTS", sha)).toEqual([0]);
+    const theirs = await run(PYTHON_SCRIPTS, endpointOf(direct), "pys:");
+    const through = await run(PYTHON_SCRIPTS, scripts, "pys:");
+    expect(through).toEqual(theirs);
+    expect(through).toEqual({ evalsha: true, exists: [true], flush: true, afterFlush: [false], pipelined: true, load: sha1("return 1") });
+    // The keys were on every server, and the pipeline loaded the script on every one again.
+    for (const b of scriptBackends) {
+      expect(((await redisCall(b, "KEYS", "*:pys:")) as Buffer[]).length).toBeGreaterThan(0);
+      expect(await redisCall(b, "SCRIPT", "EXISTS", sha)).toEqual([1]);
+    }
   });
 });
 

@@ -216,6 +216,39 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     sub.close();
   });
 
+  test("RESET while subscribed: +RESET, the client is out of subscribed mode on the same connection, its subscriber connections close, and no message reaches it any more", async () => {
+    await noSubscribersLeft();
+    const sub = await RawClient.connect(pool);
+    try {
+      await sub.send(Buffer.concat([command("SUBSCRIBE", ...CHANNELS.slice(0, 6)), command("PSUBSCRIBE", "r*"), command("RESET"), command("SET", "after-reset", "1"), command("GET", "after-reset")]));
+      const replies = (await sub.readReplies(10, respFrame)).map(decode);
+      expect(replies.slice(7)).toEqual(["RESET", "OK", Buffer.from("1")]);
+      await noSubscribersLeft();
+      for (const channel of CHANNELS.slice(0, 6)) expect(await call(pool, "PUBLISH", channel, "late")).toBe(0);
+      expect(await call(pool, "PUBLISH", "r1", "late")).toBe(0);
+      // Subscribing again works as for a new client (counts from 1).
+      await sub.send(command("SUBSCRIBE", CHANNELS[0]!));
+      expect((await sub.readReplies(1, respFrame))[0]!.toString()).toBe(confirm("subscribe", CHANNELS[0]!, 1).toString());
+      expect(await call(pool, "PUBLISH", CHANNELS[0]!, "again")).toBe(1);
+      expect((decode((await sub.readReplies(1, respFrame))[0]!) as RespValue[]).map(text)).toEqual(["message", CHANNELS[0]!, "again"]);
+      expect(sub.buffered.length).toBe(0);
+    } finally {
+      sub.close();
+    }
+  });
+
+  test("RESET while subscribed in RESP3: back to RESP2, as redis", async () => {
+    const sub = await RawClient.connect(pool);
+    try {
+      await sub.send(Buffer.concat([command("HELLO", "3"), command("SUBSCRIBE", "chan:9"), command("RESET"), command("GET", "nokey")]));
+      const replies = await sub.readReplies(4, respFrame);
+      expect(replies[2]!.toString()).toBe("+RESET\r\n");
+      expect(replies[3]!.toString()).toBe("$-1\r\n");
+    } finally {
+      sub.close();
+    }
+  });
+
   test("shard channels: SSUBSCRIBE and SPUBLISH meet on the channel's server", async () => {
     const sub = await RawClient.connect(pool);
     await sub.send(command("SSUBSCRIBE", "chan:3", "chan:4"));

@@ -118,6 +118,22 @@ describe.skipIf(TARGET !== "buncracker")("transactions", () => {
     expect((cross as RespError).message).toStartWith("CROSSSLOT ");
   });
 
+  test("RESET in MULTI (and after WATCH): +RESET, nothing written, the pinned connection goes, the client goes on as a new one", async () => {
+    const client = await RawClient.connect(pool);
+    try {
+      const replies = await session(client, ["WATCH", `${tagA}w`], ["MULTI"], ["SET", `${tagA}a`, "1"], ["RESET"], ["EXEC"], ["GET", `${tagA}a`], ["MULTI"], ["INCR", `${tagA}n`], ["EXEC"]);
+      expect(replies.slice(0, 4)).toEqual(["OK", "OK", "QUEUED", "RESET"]);
+      expect((replies[4] as RespError).message).toBe("ERR EXEC without MULTI");
+      expect(replies.slice(5)).toEqual([null, "OK", "QUEUED", [1]]);
+      await eventually("the pinned connection released", async () => ((await inMulti()) === 0 ? true : undefined));
+      // The WATCH went with it: another client's write does not abort a new transaction.
+      expect(await run(["SET", `${tagA}w`, "other"])).toEqual(["OK"]);
+      expect(await session(client, ["MULTI"], ["SET", `${tagA}w`, "mine"], ["EXEC"])).toEqual(["OK", "QUEUED", ["OK"]]);
+    } finally {
+      client.close();
+    }
+  });
+
   test("a client that disconnects in MULTI leaves no transaction behind on the server", async () => {
     const client = await RawClient.connect(pool);
     await session(client, ["MULTI"], ["SET", `${tagA}a`, "1"]);

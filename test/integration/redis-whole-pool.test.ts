@@ -1,9 +1,11 @@
 // Commands that touch every server of a redis pool (issue 17), against three real redis-servers:
 // SCAN over the whole pool (10,000 keys with COUNT 100, each exactly once; across an ejection),
 // DBSIZE summed, KEYS and FLUSHDB/FLUSHALL refused unless the pool enables them, RANDOMKEY,
-// TIME and LASTSAVE from one server.
+// TIME and LASTSAVE from one server; SCRIPT LOAD / EXISTS / FLUSH on every server (so EVALSHA
+// finds a script wherever its keys route), SCRIPT KILL / DEBUG refused.
 
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { createHash } from "node:crypto";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
@@ -11,7 +13,7 @@ import { flushBackends, redisCall, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually } from "../helpers/reload.ts";
-import { command, decode, pipeline, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
+import { command, decode, decode3, pipeline, RespError, respFrame, type Resp3, type RespValue } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -222,5 +224,92 @@ describe.skipIf(TARGET !== "buncracker")("whole-pool commands", () => {
     expect(time.length).toBe(2);
     expect(Math.abs(Number(time[0]) - Date.now() / 1000)).toBeLessThan(3600);
     expect(typeof (await call(plain, "LASTSAVE"))).toBe("number");
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("SCRIPT on every server", () => {
+  const LUA = "return redis.call('GET', KEYS[1])";
+  const sha1 = (script: string): string => createHash("sha1").update(script).digest("hex");
+
+  /** Each server's SCRIPT EXISTS of `shas`, asked directly. */
+  const existsPerServer = (...shas: string[]): Promise<RespValue[]> => Promise.all(backends.map((b) => redisCall(b, "SCRIPT", "EXISTS", ...shas)));
+
+  /** A key set through the proxy (to "v") on each server, in server order (asked directly). */
+  async function oneKeyPerServer(prefix: string): Promise<string[]> {
+    await fill(plain, prefix, 1000);
+    const perServer = await keysPerServer(`${prefix}*`);
+    for (const keys of perServer) expect(keys.length).toBeGreaterThan(0);
+    return perServer.map((keys) => keys[0]!);
+  }
+
+  beforeEach(async () => {
+    await Promise.all(backends.map((b) => redisCall(b, "SCRIPT", "FLUSH")));
+  });
+
+  test("SCRIPT LOAD reaches every server: EVALSHA of a key on each server runs it", async () => {
+    const keys = await oneKeyPerServer("ev:");
+    expect(await existsPerServer(sha1(LUA))).toEqual([[0], [0], [0]]);
+    const noscript = await call(plain, "EVALSHA", sha1(LUA), "1", keys[0]!);
+    expect((noscript as RespError).message).toStartWith("NOSCRIPT");
+    expect(String(await call(plain, "SCRIPT", "LOAD", LUA))).toBe(sha1(LUA));
+    expect(await existsPerServer(sha1(LUA))).toEqual([[1], [1], [1]]);
+    for (const key of keys) expect(await call(plain, "EVALSHA", sha1(LUA), "1", key)).toEqual(Buffer.from("v"));
+    // A script that does not compile: the servers' own error.
+    expect(((await call(plain, "SCRIPT", "LOAD", "return (")) as RespError).message).toStartWith("ERR Error compiling script");
+  });
+
+  test("SCRIPT EXISTS: 1 only for a script every server has", async () => {
+    const everywhere = String(await call(plain, "SCRIPT", "LOAD", LUA));
+    const onOne = String(await redisCall(backends[1]!, "SCRIPT", "LOAD", "return 1"));
+    expect(await call(plain, "SCRIPT", "EXISTS", everywhere, onOne, sha1("return 2"))).toEqual([1, 0, 0]);
+    await Promise.all(backends.map((b) => redisCall(b, "SCRIPT", "LOAD", "return 1")));
+    expect(await call(plain, "SCRIPT", "EXISTS", onOne, everywhere)).toEqual([1, 1]);
+    expect(((await call(plain, "SCRIPT", "EXISTS")) as RespError).message).toContain("wrong number of arguments");
+  });
+
+  test("SCRIPT FLUSH (ASYNC, SYNC) empties every server's scripts: EXISTS is 0, EVALSHA gets NOSCRIPT", async () => {
+    const [key] = await oneKeyPerServer("fl:");
+    for (const mode of [[], ["ASYNC"], ["SYNC"]]) {
+      const sha = String(await call(plain, "SCRIPT", "LOAD", LUA));
+      expect(await call(plain, "SCRIPT", "EXISTS", sha)).toEqual([1]);
+      expect(await call(plain, "SCRIPT", "FLUSH", ...mode)).toBe("OK");
+      expect(await call(plain, "SCRIPT", "EXISTS", sha)).toEqual([0]);
+      expect(await existsPerServer(sha)).toEqual([[0], [0], [0]]);
+      expect(((await call(plain, "EVALSHA", sha, "1", key!)) as RespError).message).toStartWith("NOSCRIPT");
+    }
+    expect(((await call(plain, "SCRIPT", "FLUSH", "NOW")) as RespError).message).toStartWith("ERR ");
+  });
+
+  test("SCRIPT KILL and SCRIPT DEBUG are refused, saying what is served; the connection goes on", async () => {
+    const client = await RawClient.connect(plain);
+    try {
+      await client.send(pipeline([["SCRIPT", "KILL"], ["SCRIPT", "DEBUG", "YES"], ["SCRIPT", "NOSUCH"], ["MULTI"], ["SCRIPT", "LOAD", LUA], ["DISCARD"], ["PING"]]));
+      const [kill, debug, nosuch, multi, inTx, discard, pong] = (await client.readReplies(7, respFrame)).map(decode);
+      expect((kill as RespError).message).toBe("ERR 'script kill' is not served through the proxy (served: script load, script exists, script flush)");
+      expect((debug as RespError).message).toStartWith("ERR 'script debug' is not served through the proxy");
+      expect((nosuch as RespError).message).toStartWith("ERR 'script nosuch' is not served through the proxy");
+      expect([multi, discard, pong]).toEqual(["OK", "OK", "PONG"]);
+      expect((inTx as RespError).message).toContain("not allowed in a transaction");
+    } finally {
+      client.close();
+    }
+    expect(await existsPerServer(sha1(LUA))).toEqual([[0], [0], [0]]);
+  });
+
+  test("a RESP3 client (HELLO 3): the sha and the EXISTS array in RESP3", async () => {
+    const keys = await oneKeyPerServer("r3s:");
+    const client = await RawClient.connect(plain);
+    try {
+      const requests = [["HELLO", "3"], ["SCRIPT", "LOAD", LUA], ["SCRIPT", "EXISTS", sha1(LUA), sha1("return 2")], ...keys.map((k) => ["EVALSHA", sha1(LUA), "1", k]), ["SCRIPT", "FLUSH"], ["SCRIPT", "EXISTS", sha1(LUA)]];
+      await client.send(pipeline(requests));
+      const [hello, load, exists, ...rest] = (await client.readReplies(requests.length, respFrame)).map(decode3);
+      expect(hello!.t).toBe("map");
+      expect(load).toEqual({ t: "bulk", v: sha1(LUA) });
+      expect(exists).toEqual({ t: "array", v: [{ t: "int", v: 1n }, { t: "int", v: 0n }] });
+      const values: Resp3[] = keys.map(() => ({ t: "bulk", v: "v" }));
+      expect(rest).toEqual([...values, { t: "simple", v: "OK" }, { t: "array", v: [{ t: "int", v: 0n }] }]);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -171,10 +171,10 @@ const refusedByPool = (name: string, key: string): Rule => ({
 
 const REDIS_RULES: Record<string, Rule> = {
   ...Object.fromEntries(
-    ["rename", "msetnx", "object", "wait"].map((name) => [`deliberate: unsupported ${name.toUpperCase()}`, unsupported(name)]),
+    ["rename", "msetnx", "object"].map((name) => [`deliberate: unsupported ${name.toUpperCase()}`, unsupported(name)]),
   ),
   // Served beyond one key (issue 17): as a single redis answers, on empty servers.
-  ...Object.fromEntries(["MULTI", "RANDOMKEY", "BLPOP", "SUBSCRIBE", "DBSIZE"].map((n) => [`deliberate: served beyond one key ${n}`, likeRedis])),
+  ...Object.fromEntries(["MULTI", "RANDOMKEY", "BLPOP", "SUBSCRIBE", "DBSIZE", "WAIT", "SCRIPT"].map((n) => [`deliberate: served beyond one key ${n}`, likeRedis])),
   "deliberate: refused by the pool KEYS": refusedByPool("keys", "redis_allow_keys"),
   "deliberate: refused by the pool FLUSHALL": refusedByPool("flushall", "redis_allow_flush"),
   "deliberate: served beyond one key SCAN": {

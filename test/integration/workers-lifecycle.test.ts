@@ -159,6 +159,10 @@ describe.skipIf(TARGET !== "buncracker")("a worker that keeps dying", () => {
     const logPath = dir.file("backoff.log");
     const sup = await startWorkers(config(port), WORKERS, { args: ["-o", logPath] });
     try {
+      // A worker listens before its first report reaches the supervisor, which until every
+      // worker has reported takes one that dies for one that could not start (and exits): the
+      // first kill waits for the supervisor's word that all are listening.
+      await waitForLines(() => fileText(logPath), new RegExp(`all ${WORKERS} workers listening`));
       let workers = await sup.workers();
       for (const [n, delay] of [500, 1000, 2000].entries()) {
         const victim = workers[0]!;

@@ -133,6 +133,16 @@ describe("the command table", () => {
     expect(info.filter((c) => c.flags.includes("write") && byName(c.name).readOnly)).toEqual([]);
   });
 
+  test("marks as writes the served commands redis flags write or may_replicate, and the scripts and EXEC (WAIT)", () => {
+    const theirs = info
+      .filter((c) => byName(c.name).route !== null && (c.flags.includes("write") || c.flags.includes("may_replicate")))
+      .map((c) => c.name);
+    const ours = COMMANDS.filter((c) => c.route !== null && c.writes).map((c) => c.name);
+    expect(theirs.length).toBeGreaterThan(50);
+    expect(ours.filter((n) => !theirs.includes(n)).sort()).toEqual(["eval", "evalsha", "exec", "fcall"]);
+    expect(theirs.filter((n) => !ours.includes(n))).toEqual([]);
+  });
+
   test("serves no command without a way to route it", () => {
     const keyed: (number | null)[] = [Route.Key, Route.Get, Route.Sum, Route.Set];
     for (const c of COMMANDS) {

@@ -9,6 +9,7 @@ import { planRequest, type HasMultiKey } from "../../src/proto/redis/plan.ts";
 import { parseRequest } from "../../src/proto/redis/request.ts";
 import { createRouter } from "../../src/route/router.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
+import { KeySlots } from "../../src/route/key-slot.ts";
 import { command } from "../helpers/resp.ts";
 
 const yaml = (extra: string) =>
@@ -17,7 +18,15 @@ const yaml = (extra: string) =>
 function view(extra = "", live = [true, true, true], subscribers = 0): PoolView {
   const cfg = parseConfig(yaml(extra), "t.yml", () => {}).pools[0]!;
   const router = createRouter(cfg);
-  return { cfg, route: (b, s, e) => router.route(b, s, e), live: (i) => live[i]!, subscribers: () => subscribers };
+  return {
+    cfg,
+    positions: live.length,
+    cluster: false,
+    route: (b, s, e) => router.route(b, s, e),
+    live: (i) => live[i]!,
+    everyServer: () => live.flatMap((l, i) => (l ? [i] : [])),
+    subscribers: () => subscribers,
+  };
 }
 
 function planIn(resp3: boolean, pool: PoolView, holder: HasMultiKey, ...args: string[]): Plan | null {
@@ -50,6 +59,16 @@ describe("roles", () => {
     const open = view("  redis_allow_keys: true\n  redis_allow_flush: true\n", [true, false, true]);
     for (const args of [["KEYS", "*"], ["FLUSHDB"], ["DBSIZE"], ["RANDOMKEY"], ["PUBSUB", "NUMPAT"]]) expect(plan(open, holder, ...args)?.kind).toBe(PlanKind.All);
     expect(text(plan(view("", [false, false, false]), holder, "DBSIZE"))).toBe("-ERR Connection refused\r\n");
+  });
+
+  test("SCRIPT LOAD / EXISTS / FLUSH go to every live server; other subcommands are refused by name", () => {
+    const holder: HasMultiKey = { multikey: null };
+    const pool = view("", [true, false, true]);
+    for (const args of [["SCRIPT", "LOAD", "return 1"], ["script", "exists", "abc"], ["SCRIPT", "Flush", "ASYNC"]]) expect(plan(pool, holder, ...args)?.kind).toBe(PlanKind.All);
+    expect(text(plan(pool, holder, "SCRIPT", "KILL"))).toBe("-ERR 'script kill' is not served through the proxy (served: script load, script exists, script flush)\r\n");
+    expect(text(plan(pool, holder, "SCRIPT", "debug", "yes"))).toStartWith("-ERR 'script debug' is not served");
+    expect(text(plan(pool, holder, "SCRIPT", "x\r\ny"))).toStartWith("-ERR 'script x  y' is not served");
+    expect(text(plan(view("", [false, false, false]), holder, "SCRIPT", "LOAD", "return 1"))).toBe("-ERR Connection refused\r\n");
   });
 
   test("SCAN goes to the cursor's server, skipping ejected ones; a bad cursor is redis's error", () => {
@@ -103,7 +122,7 @@ describe("the client's protocol and the commands the proxy answers itself", () =
     expect(text(planIn(false, pool, r2, "GET", "a"))).toStartWith("-ERR Can't execute 'get'");
   });
 
-  test("RESET while subscribed or in a transaction, HELLO 2 while subscribed in RESP3, and handshake commands in a transaction: refused", () => {
+  test("RESET while subscribed or in a transaction releases the client's connections and forgets its state; HELLO 2 while subscribed in RESP3 and handshake commands in a transaction: refused", () => {
     const pool = view();
     const plain: HasMultiKey = { multikey: null };
     expect(planIn(false, pool, plain, "RESET")).toBeNull();
@@ -111,7 +130,16 @@ describe("the client's protocol and the commands the proxy answers itself", () =
     planIn(true, pool, r3, "SUBSCRIBE", "news");
     expect(text(planIn(true, pool, r3, "HELLO", "2"))).toContain("'hello 2'");
     expect(planIn(true, pool, r3, "HELLO", "3")).toBeNull();
-    expect(text(planIn(true, pool, r3, "RESET"))).toContain("'reset'");
+    expect(planIn(true, pool, r3, "RESET")?.kind).toBe(PlanKind.Release);
+    expect(r3.multikey).toBeNull();
+    expect(planIn(true, pool, r3, "HELLO", "2")).toBeNull();
+    const inMulti: HasMultiKey = { multikey: null };
+    planIn(false, pool, inMulti, "MULTI");
+    planIn(false, pool, inMulti, "SET", "a", "1");
+    // A RESET with arguments is refused inside the transaction, as redis queues nothing wrong.
+    expect(text(planIn(false, pool, inMulti, "RESET", "x"))).toContain("wrong number of arguments");
+    expect(planIn(false, pool, inMulti, "RESET")?.kind).toBe(PlanKind.Release);
+    expect(plan(pool, inMulti, "EXEC")).toEqual({ kind: PlanKind.Local, reply: Buffer.from("-ERR EXEC without MULTI\r\n") } as unknown as Plan);
     const tx: HasMultiKey = { multikey: null };
     expect(planIn(false, pool, tx, "MULTI")?.kind).toBe(PlanKind.Local);
     for (const args of [["CLIENT", "SETNAME", "x"], ["SELECT", "0"], ["HELLO", "3"]]) expect(text(planIn(false, pool, tx, ...args))).toContain("not allowed in a transaction");
@@ -119,3 +147,86 @@ describe("the client's protocol and the commands the proxy answers itself", () =
     expect(text(planIn(false, pool, tx, "ECHO", "x"))).toBe("+QUEUED\r\n");
   });
 });
+
+describe("WAIT", () => {
+  test("waits on the servers written to (the core knows them), the replies' smallest; arguments redis refuses go to one server", () => {
+    const pool = view("", [false, true, true]);
+    const holder: HasMultiKey = { multikey: null };
+    const p = plan(pool, holder, "WAIT", "2", "150");
+    expect(p?.kind).toBe(PlanKind.Wait);
+    if (p?.kind !== PlanKind.Wait) return;
+    expect(Buffer.from(p.request).toString()).toBe("*3\r\n$4\r\nWAIT\r\n$1\r\n2\r\n$3\r\n150\r\n");
+    expect(Buffer.from(p.probe).toString()).toContain("PUBLISH");
+    expect(p.waitMs).toBe(150);
+    const w = new ByteWriter(16);
+    const replies = [":2\r\n", ":1\r\n", ":3\r\n"].map((r) => Buffer.from(r));
+    const fragPos = new Int32Array(6);
+    replies.forEach((r, i) => (fragPos[2 * i + 1] = r.length));
+    expect(p.merge({ nfrags: 3, fragBuf: replies, fragPos }, w)).toBeNull();
+    expect(Buffer.from(w.take()).toString()).toBe(":1\r\n");
+    const forever = plan(pool, holder, "WAIT", "1", "0");
+    expect(forever?.kind === PlanKind.Wait && forever.waitMs).toBe(Infinity);
+    for (const args of [["WAIT", "x", "10"], ["WAIT", "1", "-1"], ["WAIT", "1", "1.5"]]) expect(plan(pool, holder, ...args)).toEqual({ kind: PlanKind.Server, server: 1 });
+    expect(holder.multikey).not.toBeNull();
+    expect(holder.multikey!.busy).toBe(false);
+  });
+});
+
+describe("a redis_cluster pool: positions are slots, a master at the lowest slot it serves", () => {
+  const slots = new KeySlots();
+  const MASTERS = [0, 5461, 10923];
+  function clusterView(): PoolView {
+    const cfg = parseConfig(yaml("  distribution: redis_cluster\n"), "t.yml", () => {}).pools[0]!;
+    return {
+      cfg,
+      positions: 16384,
+      cluster: true,
+      route: (b, s, e) => slots.slot(b, s, e),
+      live: () => true,
+      everyServer: () => [...MASTERS],
+      subscribers: () => 0,
+    };
+  }
+  const slotOf = (key: string) => slots.slot(Buffer.from(key), 0, key.length);
+
+  test("a transaction's keys must share a slot: redis's own CROSSSLOT, then EXECABORT; a blocking command or a script likewise", () => {
+    const pool = clusterView();
+    const holder: HasMultiKey = { multikey: null };
+    expect(text(plan(pool, holder, "MULTI"))).toBe("+OK\r\n");
+    const pinned = plan(pool, holder, "SET", "{a}x", "1");
+    expect(pinned?.kind === PlanKind.Pinned && pinned.server).toBe(slotOf("a"));
+    expect(text(plan(pool, holder, "SET", "{b}y", "1"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    const exec = plan(pool, holder, "EXEC");
+    expect(exec?.kind === PlanKind.Pinned && Buffer.from(exec.reply!).toString()).toStartWith("-EXECABORT");
+    expect(text(plan(pool, holder, "BLPOP", "{a}1", "{b}2", "0"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    expect(text(plan(pool, holder, "EVAL", "return 1", "2", "{a}1", "{b}2"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    expect(plan(pool, holder, "EVAL", "return 1", "2", "{a}1", "{a}2")).toBeNull();
+    expect(text(plan(pool, holder, "WAIT", "1", "0"))).toContain("redis_cluster");
+  });
+
+  test("SCAN walks the masters by their lowest slots; a pattern goes to one master, a channel to its slot's", () => {
+    const pool = clusterView();
+    const holder: HasMultiKey = { multikey: null };
+    const first = plan(pool, holder, "SCAN", "0");
+    expect(first?.kind === PlanKind.Fanout && first.targets.map((t) => t.server)).toEqual([0]);
+    if (first?.kind !== PlanKind.Fanout) return;
+    const w = new ByteWriter(64);
+    const done = Buffer.from("*2\r\n$1\r\n0\r\n*0\r\n");
+    expect(first.merge({ nfrags: 1, fragBuf: [done], fragPos: new Int32Array([0, done.length]) }, w)).toBeNull();
+    const next = scanCursor(w.take());
+    expect(next).toBe("1");
+    const second = plan(pool, holder, "SCAN", next);
+    expect(second?.kind === PlanKind.Fanout && second.targets.map((t) => t.server)).toEqual([5461]);
+    const pattern = plan(pool, holder, "PSUBSCRIBE", "p*");
+    expect(pattern?.kind === PlanKind.Fanout && pattern.targets.map((t) => t.server)).toEqual([0]);
+    const channel = plan(pool, holder, "SUBSCRIBE", "news");
+    expect(channel?.kind === PlanKind.Fanout && channel.targets.map((t) => t.server)).toEqual([slotOf("news")]);
+    expect(plan(pool, { multikey: null }, "PUBLISH", "news", "x")).toEqual({ kind: PlanKind.Server, server: slotOf("news") });
+  });
+});
+
+/** The cursor of a SCAN reply. */
+function scanCursor(reply: Uint8Array): string {
+  const lines = Buffer.from(reply).toString().split("\r\n");
+  return lines[2]!;
+}

@@ -1,5 +1,5 @@
 // Replies of a command sent to every server merged into one (src/proto/redis/pool-merge.ts), on
-// replies taken from three real redis-servers holding known keys and subscribers.
+// replies taken from three real redis-servers holding known keys, subscribers and scripts.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ByteWriter } from "../../src/lib/bytes.ts";
@@ -114,6 +114,24 @@ describe("merged replies from three servers", () => {
     expect(decode(merged(PoolMerge.RandomOne, replies))).toBeNull();
   });
 
+  test("SCRIPT LOAD: the sha every server gave; an error when they differ", async () => {
+    const sha = await everyServer("SCRIPT", "LOAD", "return 1");
+    expect(decode(merged(PoolMerge.Same, sha))).toEqual(decode(sha[0]!));
+    const other = [sha[0]!, sha[1]!, (await everyServer("SCRIPT", "LOAD", "return 2"))[2]!];
+    expect(Buffer.from(merged(PoolMerge.Same, other)).toString()).toBe("-ERR the servers answered differently\r\n");
+  });
+
+  test("SCRIPT EXISTS: 1 where every server says 1", async () => {
+    const sha = String(decode((await everyServer("SCRIPT", "LOAD", "return 'everywhere'"))[0]!));
+    await clients[1]!.send(command("SCRIPT", "LOAD", "return 'on one'"));
+    const onOne = String(decode((await clients[1]!.readReplies(1, respFrame))[0]!));
+    expect(decode(merged(PoolMerge.And, await everyServer("SCRIPT", "EXISTS", onOne, sha, onOne)))).toEqual([0, 1, 0]);
+    const uneven = [...(await everyServer("SCRIPT", "EXISTS", sha, sha))];
+    uneven[1] = (await everyServer("SCRIPT", "EXISTS", sha))[1]!;
+    expect(Buffer.from(merged(PoolMerge.And, uneven)).toString()).toStartWith("-ERR unexpected reply");
+    expect(Buffer.from(merged(PoolMerge.And, await everyServer("KEYS", "s1:*"))).toString()).toStartWith("-ERR unexpected reply");
+  });
+
   test("a server's error is the reply", async () => {
     const replies = await everyServer("DBSIZE");
     replies[1] = Buffer.from("-ERR boom\r\n");
@@ -152,6 +170,7 @@ describe("in RESP3, and with a server that failed", () => {
     const numsub = decode(merged(PoolMerge.PairSum, await everyServer3("PUBSUB", "NUMSUB", "shared")));
     expect(numsub).toEqual([Buffer.from("shared"), 3]);
     expect(Buffer.from(merged(PoolMerge.RandomOne, await everyServer3("GET", "nothing"))).toString()).toBe("_\r\n");
+    expect(decode(merged(PoolMerge.And, await everyServer3("SCRIPT", "EXISTS", "0000000000000000000000000000000000000000")))).toEqual([0]);
     const blobError = await everyServer3("DBSIZE");
     blobError[2] = Buffer.from("!4\r\nboom\r\n");
     expect(Buffer.from(merged(PoolMerge.Sum, blobError)).toString()).toBe("!4\r\nboom\r\n");
@@ -167,5 +186,11 @@ describe("in RESP3, and with a server that failed", () => {
     const ok = await everyServer("SELECT", "0");
     ok[1] = new Uint8Array(0);
     expect(Buffer.from(merged(PoolMerge.AllOk, ok)).toString()).toStartWith("-ERR not every server answered");
+    const sha = await everyServer("SCRIPT", "LOAD", "return 1");
+    sha[2] = new Uint8Array(0);
+    expect(Buffer.from(merged(PoolMerge.Same, sha)).toString()).toStartWith("-ERR not every server answered");
+    const exists = await everyServer("SCRIPT", "EXISTS", String(decode(sha[0]!)));
+    exists[0] = new Uint8Array(0);
+    expect(Buffer.from(merged(PoolMerge.And, exists)).toString()).toStartWith("-ERR not every server answered");
   });
 });

@@ -28,6 +28,7 @@ interface KeyPositions {
 /** A command the proxy serves. */
 export interface SupportedCommand extends CommandSpec, KeyPositions {
   readonly readOnly: boolean;
+  readonly writes: boolean;
   /** What the proxy does with it beyond routing it by key (issue 17); null for none. */
   readonly role: CommandRole | null;
   /** The reply to a call with the wrong number of arguments (redis's own text). */
@@ -324,10 +325,11 @@ const READ_ONLY = new Set([
 // ---- commands beyond one key (issue 17): what the proxy does with them besides routing ----
 //
 // One row per command that is not served by key alone. `pool` commands go to every live server
-// (or to one) and their replies are merged; `pubsub` commands run on the client's own upstream
-// connections; `blocking` commands wait on a dedicated connection, and their timeout argument
-// says how long the request timeout must let them wait; `transaction` commands pin the client
-// to a dedicated connection to one server; `one-server` commands need all their keys on one.
+// (or to one) and their replies are merged (`pool-subcommand`: as their subcommand's row says);
+// `pubsub` commands run on the client's own upstream connections; `blocking` commands wait on a
+// dedicated connection, and their timeout argument says how long the request timeout must let
+// them wait; `transaction` commands pin the client to a dedicated connection to one server;
+// `one-server` commands need all their keys on one.
 
 /** How the replies of a command sent to every live server become the client's one reply. */
 export const PoolMerge = {
@@ -342,8 +344,15 @@ export const PoolMerge = {
   PairSum: "pair-sum",
   /** The largest integer (PUBSUB NUMPAT: every pattern subscription is on every server). */
   Max: "max",
-  /** +OK when every server said +OK (FLUSHDB, FLUSHALL). */
+  /** The smallest integer (WAIT: the replicas that acknowledged, on every server asked). */
+  Min: "min",
+  /** +OK when every server said +OK (FLUSHDB, FLUSHALL, SCRIPT FLUSH). */
   AllOk: "all-ok",
+  /** The one reply every server gave (SCRIPT LOAD: the script's sha); an error when they differ. */
+  Same: "same",
+  /** Arrays of 0/1 of one length: 1 where every server says 1 (SCRIPT EXISTS: a script is
+   *  usable only if every server a key may route to has it). */
+  And: "and",
   /** Not merged: one live server answers (TIME, LASTSAVE). */
   AnyOne: "any-one",
   /** A reply that is not nil, at random (RANDOMKEY: a random server that has keys). */
@@ -382,7 +391,20 @@ export type CommandRole =
   | { readonly kind: "one-server" }
   | { readonly kind: "pubsub"; readonly op: PubSubOp }
   | { readonly kind: "blocking"; readonly timeout: BlockingTimeout }
-  | { readonly kind: "transaction"; readonly op: TxOp };
+  | { readonly kind: "transaction"; readonly op: TxOp }
+  /** WAIT: on the servers the client wrote to (CommandSpec.writes), the replies' smallest. */
+  | { readonly kind: "wait" }
+  /** A whole-pool command by its subcommand (argument 1, lowercase): to every live server,
+   *  merged by the subcommand's row; the subcommands without one are refused. */
+  | { readonly kind: "pool-subcommand"; readonly merges: ReadonlyMap<string, PoolMerge> };
+
+/** SCRIPT's subcommands served: on every server, so EVALSHA finds the script wherever its keys
+ *  route. KILL and DEBUG are about one server's running script: refused. */
+const SCRIPT_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
+  ["load", PoolMerge.Same],
+  ["exists", PoolMerge.And],
+  ["flush", PoolMerge.AllOk],
+]);
 
 const LAST_ARG: BlockingTimeout = { at: -1, unit: "s" };
 const SECOND_ARG: BlockingTimeout = { at: 1, unit: "s" };
@@ -407,6 +429,7 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
   ["randomkey",    { kind: "pool", merge: PoolMerge.RandomOne }],
   ["scan",         { kind: "pool", merge: PoolMerge.Cursor }],
   ["time",         { kind: "pool", merge: PoolMerge.AnyOne }],
+  ["script",       { kind: "pool-subcommand", merges: SCRIPT_MERGE }],
   ["psubscribe",   { kind: "pubsub", op: PubSubOp.PSubscribe }],
   ["publish",      { kind: "pubsub", op: PubSubOp.Publish }],
   ["pubsub",       { kind: "pubsub", op: PubSubOp.Introspect }],
@@ -427,7 +450,17 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
   ["multi",        { kind: "transaction", op: TxOp.Multi }],
   ["unwatch",      { kind: "transaction", op: TxOp.Unwatch }],
   ["watch",        { kind: "transaction", op: TxOp.Watch }],
+  ["wait",         { kind: "wait" }],
 ];
+
+// Which commands may change data (CommandSpec.writes, for WAIT): those with keys that are not
+// read-only, and these few; redis flags them `write` or `may_replicate`, but for EVAL, EVALSHA
+// and FCALL (scripts that may write) and EXEC (its queued commands may), which it does not
+// (test/unit/redis-commands.test.ts checks the list against a real redis-server).
+const WRITES_WITHOUT_KEYS = new Set(["exec", "flushall", "flushdb", "xreadgroup"]);
+const KEYS_WITHOUT_WRITES = new Set(["watch", "ssubscribe", "sunsubscribe", "spublish"]);
+const writes = (name: string, readOnly: boolean, firstKey: number, numkeysAt: number): boolean =>
+  WRITES_WITHOUT_KEYS.has(name) || (!readOnly && (firstKey > 0 || numkeysAt > 0) && !KEYS_WITHOUT_WRITES.has(name));
 
 const roleByName = new Map<string, CommandRole>(ROLES);
 
@@ -447,7 +480,21 @@ export const COMMANDS: readonly RedisCommand[] = TABLE.map(([name, arity, tableR
   const readOnly = READ_ONLY.has(name);
   return route === null
     ? { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly }
-    : { name, route, arity, firstKey, lastKey, keyStep, numkeysAt, readOnly, role, planned: role !== null && role.kind !== "one-server", flags, arityError: arityError(name) };
+    : {
+        name,
+        route,
+        arity,
+        firstKey,
+        lastKey,
+        keyStep,
+        numkeysAt,
+        readOnly,
+        writes: writes(name, readOnly, firstKey, numkeysAt),
+        role,
+        planned: role !== null && role.kind !== "one-server",
+        flags,
+        arityError: arityError(name),
+      };
 });
 
 /** Redis's reply to a wrong argument count; EXEC's also aborts the transaction, so it says so. */
@@ -455,7 +502,7 @@ function arityError(name: string): string {
   const text = `wrong number of arguments for '${name}' command`;
   return name === "exec" ? `-EXECABORT Transaction discarded because of: ${text}` : `-ERR ${text}`;
 }
-for (const name of [...roleByName.keys(), ...READ_ONLY]) if (!TABLE.some((row) => row[0] === name)) throw new Error(`${name}: not in the command table`);
+for (const name of [...roleByName.keys(), ...READ_ONLY, ...WRITES_WITHOUT_KEYS, ...KEYS_WITHOUT_WRITES]) if (!TABLE.some((row) => row[0] === name)) throw new Error(`${name}: not in the command table`);
 
 
 function supported(name: string): SupportedCommand {

@@ -11,16 +11,22 @@ import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
 import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { mergePool } from "./pool-merge.ts";
+import { errorReply } from "./replies.ts";
 import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
-import { CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
+import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
 
 /** A client's state beyond its keys (in its session, made when it first needs one: most
  *  clients never do, and per-client memory counts with 10,000s of clients). */
 export class MultiKeyState {
   readonly subscriptions = new Subscriptions();
-  readonly transaction = new Transaction();
+  readonly transaction: Transaction;
+
+  /** `crossSlot`: the pool's refusal of keys on several servers (a cluster's: of several slots). */
+  constructor(readonly crossSlot: Uint8Array) {
+    this.transaction = new Transaction(crossSlot);
+  }
 
   /** In subscribed mode or in a transaction: every request is planned. */
   get busy(): boolean {
@@ -31,11 +37,21 @@ export class MultiKeyState {
 const local = (reply: Uint8Array): Plan => ({ kind: PlanKind.Local, reply });
 const line = (text: string): Uint8Array => ascii(`${text}\r\n`);
 
+const latin1 = new TextDecoder("latin1");
+
+/** Argument 1, lowercase (PUBSUB's and SCRIPT's subcommand). */
+function subcommand(buf: Uint8Array, req: Req): string {
+  return latin1.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
+}
+
 const NO_SERVER = line("-ERR Connection refused");
 const INVALID_CURSOR = line("-ERR invalid cursor");
 const SUBSCRIBERS_FULL = (max: number) => line(`-ERR max number of subscribers reached for this pool (redis_max_subscribers: ${max})`);
 const NOT_IN_TRANSACTION = (name: string) => line(`-ERR '${name}' is not allowed in a transaction through the proxy`);
-const RESET_BUSY = line("-ERR 'reset' is not served through the proxy while subscribed or in a transaction (unsubscribe, or DISCARD / UNWATCH, first)");
+const RELEASE: Plan = { kind: PlanKind.Release };
+/** A subcommand without a row: its name (at most 32 bytes of it) and those served. */
+const SUBCOMMAND_REFUSED = (name: string, buf: Uint8Array, req: Req, served: ReadonlyMap<string, PoolMerge>) =>
+  errorReply(`'${name} ${subcommand(buf, req).slice(0, 32)}' is not served through the proxy (served: ${[...served.keys()].map((s) => `${name} ${s}`).join(", ")})`);
 const HELLO_2_SUBSCRIBED = line("-ERR 'hello 2' is not served through the proxy while subscribed in RESP3 (unsubscribe first)");
 const DISABLED: Record<string, (name: string) => Uint8Array> = {
   redis_allow_keys: (name) => line(`-ERR '${name}' is refused by this pool: it blocks every server while it runs (enable with redis_allow_keys: true)`),
@@ -62,12 +78,16 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   const role = command === null ? null : command.role;
   // The hot path: a plain command of a client in no special state.
   if (role === null && (holder.multikey === null || !holder.multikey.busy)) return null;
-  const state = (holder.multikey ??= new MultiKeyState());
+  const state = (holder.multikey ??= new MultiKeyState(pool.cluster ? CLUSTER_CROSSSLOT : CROSSSLOT));
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
   if (command === QUIT) return null;
-  // RESET would have to end the subscriptions and the transaction on the servers too.
-  if (command === RESET) return local(RESET_BUSY);
   if (req.error !== null && !state.transaction.active) return null;
+  // RESET ends the subscriptions and the transaction: the client's own connections go (the
+  // servers end them with the connections), then the handshake answers it as always.
+  if (command === RESET && req.error === null) {
+    holder.multikey = null;
+    return RELEASE;
+  }
   const name = command?.name ?? "";
   if (role?.kind === "blocking" && req.error === null && "option" in role.timeout) {
     // XREAD / XREADGROUP: their keys follow STREAMS.
@@ -87,7 +107,7 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
     const refused =
       req.error !== null
         ? line(req.error)
-        : keptByProxy(command!) || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server")
+        : keptByProxy(command!) || (role !== null && role.kind !== "transaction" && role.kind !== "blocking" && role.kind !== "one-server" && role.kind !== "wait")
           ? NOT_IN_TRANSACTION(name)
           : null;
     const action = tx.step(
@@ -119,15 +139,19 @@ function isTwo(buf: Uint8Array, start: number, end: number): boolean {
 function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan | null {
   switch (role.kind) {
     case "one-server":
-      return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(CROSSSLOT) : null;
+      return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(state.crossSlot) : null;
     case "pool":
       if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
       return planPool(role.merge, buf, req, pool);
+    case "pool-subcommand": {
+      const merge = role.merges.get(subcommand(buf, req));
+      return merge === undefined ? local(SUBCOMMAND_REFUSED(name, buf, req, role.merges)) : planPool(merge, buf, req, pool);
+    }
     case "pubsub":
       return planPubSub(role.op, buf, req, state, pool, resp3);
     case "blocking": {
       const server = keysServer(buf, req, pool);
-      if (server === CROSS_SERVER) return local(CROSSSLOT);
+      if (server === CROSS_SERVER) return local(state.crossSlot);
       if (server < 0 || !pool.live(server)) return local(NO_SERVER);
       const timeoutMs = blockingTimeout(buf, req, role.timeout);
       if (timeoutMs === NO_BLOCK || timeoutMs === BAD_TIMEOUT) return { kind: PlanKind.Server, server };
@@ -136,7 +160,56 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
     case "transaction":
       // Decided by the transaction above.
       return null;
+    case "wait":
+      return planWait(buf, req, pool);
   }
+}
+
+/** Published before a WAIT (to a channel nobody needs to hear): the connection's last write
+ *  is then the server's latest, so WAIT there counts the replicas that have everything written
+ *  before, the client's writes on other connections included. */
+const WAIT_PROBE = ascii("*3\r\n$7\r\nPUBLISH\r\n$17\r\n__buncracker:wait\r\n$0\r\n\r\n");
+const WAIT_IN_CLUSTER = line("-ERR 'wait' is not served with distribution redis_cluster");
+const MIN_MERGE = (replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null => mergePool(PoolMerge.Min, replies, out);
+
+/** WAIT numreplicas timeout: on the servers the client wrote to (the core knows them); with
+ *  arguments redis refuses, to one server, which says why at once. */
+function planWait(buf: Uint8Array, req: Req, pool: PoolView): Plan {
+  // A cluster node's PUBLISH is not replicated: no probe can make a connection's writes the latest.
+  if (pool.cluster) return local(WAIT_IN_CLUSTER);
+  const replicas = integer(buf, req.argStart[1]!, req.argEnd[1]!);
+  const timeout = integer(buf, req.argStart[2]!, req.argEnd[2]!);
+  if (replicas === null || timeout === null || timeout < 0) {
+    const any = firstLive(pool);
+    return any < 0 ? local(NO_SERVER) : { kind: PlanKind.Server, server: any };
+  }
+  const w = new ByteWriter(48);
+  w.text("*3\r\n$4\r\nWAIT\r\n");
+  for (const value of [replicas, timeout]) {
+    const text = String(value);
+    w.byte(36);
+    w.int(text.length);
+    w.crlf();
+    w.text(text);
+    w.crlf();
+  }
+  return { kind: PlanKind.Wait, request: w.take(), probe: WAIT_PROBE, waitMs: timeout === 0 ? Infinity : timeout, merge: MIN_MERGE };
+}
+
+/** A decimal integer as redis reads a long (an optional minus, no leading +), or null. */
+function integer(buf: Uint8Array, start: number, end: number): number | null {
+  if (end - start === 0 || end - start > 18) return null;
+  let i = start;
+  const negative = buf[i] === 45;
+  if (negative) i++;
+  if (i === end || (buf[i] === 48 && end - i > 1)) return null;
+  let n = 0;
+  for (; i < end; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return negative ? -n : n;
 }
 
 function enabled(cfg: PoolConfig, key: "redis_allow_keys" | "redis_allow_flush"): boolean {
@@ -144,18 +217,11 @@ function enabled(cfg: PoolConfig, key: "redis_allow_keys" | "redis_allow_flush")
 }
 
 function firstLive(pool: PoolView): number {
-  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) return s;
-  return -1;
-}
-
-function liveServers(pool: PoolView): number[] {
-  const live: number[] = [];
-  for (let s = 0; s < pool.cfg.servers.length; s++) if (pool.live(s)) live.push(s);
-  return live;
+  return pool.everyServer()[0] ?? -1;
 }
 
 function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Plan {
-  const live = liveServers(pool);
+  const live = pool.everyServer();
   if (live.length === 0) return local(NO_SERVER);
   switch (how) {
     case PoolMerge.AnyOne:
@@ -168,10 +234,12 @@ function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Pl
 }
 
 function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
-  const servers = pool.cfg.servers.length;
+  // A cluster's masters at their lowest slots: the iteration goes over the slots in order.
+  const servers = pool.positions;
   const position = decodeCursor(buf, req.argStart[1]!, req.argEnd[1]!, servers);
   if (position === null) return local(INVALID_CURSOR);
-  const target = scanTarget(position, servers, (s) => pool.live(s));
+  const every = new Set(pool.everyServer());
+  const target = scanTarget(position, servers, (s) => every.has(s));
   if (target === null) {
     return { kind: PlanKind.Fanout, targets: [], merge: (_replies, out) => (writeScanEnd(out), null) };
   }
@@ -187,8 +255,6 @@ function planScan(buf: Uint8Array, req: Req, pool: PoolView): Plan {
   };
 }
 
-const latin1 = new TextDecoder("latin1");
-
 function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyState, pool: PoolView, resp3: boolean): Plan {
   switch (op) {
     case PubSubOp.Publish: {
@@ -196,8 +262,7 @@ function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyStat
       return server >= 0 && pool.live(server) ? { kind: PlanKind.Server, server } : local(NO_SERVER);
     }
     case PubSubOp.Introspect: {
-      const sub = latin1.decode(buf.subarray(req.argStart[1]!, req.argEnd[1]!)).toLowerCase();
-      return planPool(PUBSUB_MERGE.get(sub) ?? PoolMerge.AnyOne, buf, req, pool);
+      return planPool(PUBSUB_MERGE.get(subcommand(buf, req)) ?? PoolMerge.AnyOne, buf, req, pool);
     }
     default:
       return planSubscription(op, buf, req, state, pool, resp3);
@@ -211,7 +276,10 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   if (subscribing && !subs.subscribed && max > 0 && pool.subscribers() >= max) return local(SUBSCRIBERS_FULL(max));
   const names: Uint8Array[] = [];
   for (let a = 1; a < req.nargs; a++) names.push(buf.subarray(req.argStart[a]!, req.argEnd[a]!));
-  const live = liveServers(pool);
+  // A cluster sends every PUBLISH to every node: a pattern on one master hears them all (on
+  // each, every message would come once per master).
+  const every = pool.everyServer();
+  const live = pool.cluster ? every.slice(0, 1) : every;
   if (subscribing && op !== PubSubOp.PSubscribe) {
     for (const name of names) {
       const s = pool.route(name, 0, name.length);

@@ -1,11 +1,13 @@
 // The client's one reply to a command sent to every live server of a pool (commands.ts,
 // PoolMerge): DBSIZE's counts summed, KEYS's arrays concatenated, PUBSUB CHANNELS's arrays
-// united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, FLUSHDB's
-// +OK when every server said it, RANDOMKEY's key from a random server that has one. A server's
-// error reply is the client's reply (the first one, in server order); a server that failed is
-// left out (FLUSHDB / FLUSHALL then answer an error); a reply of the wrong shape gets a proxy
-// error, never a malformed stream. Replies come in the client's protocol (RESP2 or RESP3: the
-// same shapes here, a RESP3 nil `_` included).
+// united, PUBSUB NUMSUB's counts summed per channel, PUBSUB NUMPAT's largest count, WAIT's
+// smallest, FLUSHDB's +OK when every server said it, SCRIPT LOAD's sha when every server gave
+// it, SCRIPT EXISTS's 1 where every server said 1, RANDOMKEY's key from a random server that
+// has one. A server's error reply is the client's reply (the first one, in server order); a
+// server that failed is left out (FLUSHDB / FLUSHALL / SCRIPT then answer an error: they are
+// about every server); a reply of the wrong shape gets a proxy error, never a malformed stream.
+// Replies come in the client's protocol (RESP2 or RESP3: the same shapes here, a RESP3 nil `_`
+// included).
 
 import type { ByteWriter } from "../../lib/bytes.ts";
 import { Rsp, type Split } from "../codec.ts";
@@ -19,6 +21,10 @@ export type ServerReplies = Pick<Split, "nfrags" | "fragBuf" | "fragPos">;
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a command sent to every server");
 const NOT_EVERY_SERVER = errorReply("not every server answered: the command may have run on some of them only");
+const DIFFERENT = errorReply("the servers answered differently");
+
+/** The merges whose answer is about every server: one that failed makes them an error. */
+const EVERY_SERVER: ReadonlySet<PoolMerge> = new Set([PoolMerge.AllOk, PoolMerge.Same, PoolMerge.And]);
 
 /**
  * The merged reply of `replies` by `how`: appended to `out` (null returned) or, when it is a
@@ -31,14 +37,14 @@ export function mergePool(how: PoolMerge, all: ServerReplies, out: ByteWriter): 
     const start = fragPos[2 * f]!;
     if (fragBuf[f]![start] === MINUS || fragBuf[f]![start] === BANG) return fragBuf[f]!.subarray(start, fragPos[2 * f + 1]!);
   }
-  // FLUSHDB / FLUSHALL: done only when every server did it.
-  if (how === PoolMerge.AllOk && nfrags < all.nfrags) return NOT_EVERY_SERVER;
+  if (nfrags < all.nfrags && EVERY_SERVER.has(how)) return NOT_EVERY_SERVER;
   const mark = out.size;
   let ok: boolean;
   switch (how) {
     case PoolMerge.Sum:
     case PoolMerge.Max:
-      ok = mergeIntegers(replies, how === PoolMerge.Max, out);
+    case PoolMerge.Min:
+      ok = mergeIntegers(replies, how, out);
       break;
     case PoolMerge.Concat:
       ok = concat(replies, out);
@@ -52,6 +58,11 @@ export function mergePool(how: PoolMerge, all: ServerReplies, out: ByteWriter): 
     case PoolMerge.AllOk:
       for (let f = 0; f < nfrags; f++) if (!isOk(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!)) return UNEXPECTED;
       return OK;
+    case PoolMerge.Same:
+      return same(replies);
+    case PoolMerge.And:
+      ok = and(replies, out);
+      break;
     case PoolMerge.RandomOne:
       return randomValue(replies);
     default:
@@ -91,14 +102,63 @@ function randomValue(replies: ServerReplies): Uint8Array {
   return fragBuf[f]!.subarray(fragPos[2 * f]!, fragPos[2 * f + 1]!);
 }
 
-/** `:n` from every server: their sum, or the largest. */
-function mergeIntegers(replies: ServerReplies, max: boolean, out: ByteWriter): boolean {
+/** The reply when every server's is the same bytes, else an error. */
+function same(replies: ServerReplies): Uint8Array {
+  const { fragBuf, fragPos, nfrags } = replies;
+  if (nfrags === 0) return UNEXPECTED;
+  const first = fragBuf[0]!.subarray(fragPos[0]!, fragPos[1]!);
+  for (let f = 1; f < nfrags; f++) {
+    const reply = fragBuf[f]!.subarray(fragPos[2 * f]!, fragPos[2 * f + 1]!);
+    if (reply.length !== first.length) return DIFFERENT;
+    for (let i = 0; i < first.length; i++) if (reply[i] !== first[i]) return DIFFERENT;
+  }
+  return first;
+}
+
+/** Arrays of `:0` / `:1` of one length from every server: `:1` where all say 1. */
+function and(replies: ServerReplies, out: ByteWriter): boolean {
+  const { fragBuf, fragPos, nfrags } = replies;
+  if (nfrags === 0) return false;
+  let count = -1;
+  const cursor = new Int32Array(nfrags);
+  for (let f = 0; f < nfrags; f++) {
+    const at = elementsAt(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
+    if (at < 0) return false;
+    const n = numberValue(fragBuf[f]!, fragPos[2 * f]! + 1);
+    if (f > 0 && n !== count) return false;
+    count = n;
+    cursor[f] = at;
+  }
+  out.byte(STAR);
+  out.int(count);
+  out.crlf();
+  for (let i = 0; i < count; i++) {
+    let all = 1;
+    for (let f = 0; f < nfrags; f++) {
+      const reply = fragBuf[f]!;
+      const at = cursor[f]!;
+      if (reply[at] !== COLON) return false;
+      const next = readNumber(reply, at + 1, fragPos[2 * f + 1]!);
+      if (next < 0) return false;
+      const n = numberValue(reply, at + 1);
+      if (n !== 0 && n !== 1) return false;
+      all &= n;
+      cursor[f] = next;
+    }
+    writeInteger(out, all);
+  }
+  for (let f = 0; f < nfrags; f++) if (cursor[f] !== fragPos[2 * f + 1]) return false;
+  return true;
+}
+
+/** `:n` from every server: their sum, the largest or the smallest. */
+function mergeIntegers(replies: ServerReplies, how: PoolMerge, out: ByteWriter): boolean {
   const { fragBuf, fragPos, nfrags } = replies;
   let result = 0;
   for (let f = 0; f < nfrags; f++) {
     const n = integerAt(fragBuf[f]!, fragPos[2 * f]!, fragPos[2 * f + 1]!);
     if (n === null) return false;
-    result = max ? Math.max(result, n) : result + n;
+    result = how === PoolMerge.Max ? Math.max(result, n) : how === PoolMerge.Min ? (f === 0 ? n : Math.min(result, n)) : result + n;
   }
   writeInteger(out, result);
   return true;

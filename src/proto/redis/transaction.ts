@@ -24,6 +24,8 @@ const WATCH_IN_MULTI = ascii("-ERR WATCH inside MULTI is not allowed\r\n");
 const EXEC_WITHOUT = ascii("-ERR EXEC without MULTI\r\n");
 const DISCARD_WITHOUT = ascii("-ERR DISCARD without MULTI\r\n");
 export const CROSSSLOT = ascii("-CROSSSLOT Keys in request don't hash to the same server (a transaction runs on one server: use hash tags)\r\n");
+/** A redis_cluster pool's: redis's own (a transaction's keys must share a slot). */
+export const CLUSTER_CROSSSLOT = ascii("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const LOST = ascii("-ERR the connection of this transaction to its server was lost\r\n");
 const MULTI_COMMAND = ascii("*1\r\n$5\r\nMULTI\r\n");
 const DISCARD_COMMAND = ascii("*1\r\n$7\r\nDISCARD\r\n");
@@ -89,6 +91,9 @@ export class Transaction {
   /** Keyless commands after MULTI, before the server was known. */
   private held: Uint8Array[] = [];
 
+  /** `crossSlot`: the refusal of keys elsewhere than the pinned server (or slot). */
+  constructor(private readonly crossSlot: Uint8Array = CROSSSLOT) {}
+
   /** Whether the client is between WATCH or MULTI and the end of its transaction. */
   get active(): boolean {
     return this.multi || this.watching || this.lost;
@@ -143,7 +148,7 @@ export class Transaction {
     if (this.multi) return this.multiSent ? this.forward(false) : local(WATCH_IN_MULTI);
     if (this.lost) return local(LOST);
     if (req.refused !== null) return local(req.refused);
-    if (req.server === CROSS_SERVER || (this.pinned >= 0 && req.server !== this.pinned)) return local(CROSSSLOT);
+    if (req.server === CROSS_SERVER || (this.pinned >= 0 && req.server !== this.pinned)) return local(this.crossSlot);
     this.pinned = req.server;
     this.watching = true;
     return this.forward(false);
@@ -153,7 +158,7 @@ export class Transaction {
   private queue(req: TxRequest): TxAction {
     if (req.refused !== null) return this.refuse(req.refused);
     if (this.lost) return this.refuse(LOST);
-    if (req.server === CROSS_SERVER) return this.refuse(CROSSSLOT);
+    if (req.server === CROSS_SERVER) return this.refuse(this.crossSlot);
     if (req.server === KEYLESS) {
       if (this.pinned >= 0) return this.forward(false);
       this.held.push(req.buf.slice(req.start, req.end));
@@ -163,7 +168,7 @@ export class Transaction {
       this.pinned = req.server;
       return this.sendMulti(false);
     }
-    return req.server === this.pinned ? this.forward(false) : this.refuse(CROSSSLOT);
+    return req.server === this.pinned ? this.forward(false) : this.refuse(this.crossSlot);
   }
 
   private exec(anyServer: number): TxAction {

@@ -8,7 +8,7 @@ import { log } from "../log.ts";
 import { FATAL, NEED_MORE, Req, Route, type Session } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import { bufferBudget, type BudgetHolder } from "./budget.ts";
-import { answerLocally } from "./deliver.ts";
+import { answerLocally, writeMerged } from "./deliver.ts";
 import { dispatch, refuseRequest, rejectFatal, routeWhole } from "./dispatch.ts";
 import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
@@ -364,6 +364,11 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     const now = performance.now();
     do {
       if (m.reply !== null) this.put(m.reply, m.replyStart, m.replyEnd);
+      else if (m.split !== null) {
+        // A split request's replies, merged now that its turn has come (finishSplit).
+        const own = writeMerged(this.pool, m, this.out);
+        if (own.length > 0) this.put(own, 0, own.length);
+      }
       this.completed(m, now);
       if ((m.flags & MSG_CLOSE) !== 0) {
         // Nothing after a close slot is answered (parsing stopped there).

@@ -3,14 +3,12 @@
 // fragment is in. The client then writes out the filled prefix of its queue (ClientConn.advance);
 // a reply to the slot its client waits for next goes straight to its output (writeHead).
 
-import { ByteWriter } from "../lib/bytes.ts";
+import type { ByteWriter } from "../lib/bytes.ts";
 import { P } from "../stats/table.ts";
 import { MSG_SILENT, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 
 const NOTHING = new Uint8Array(0);
-/** A pool's merge buffer grown past this by a huge multi-get is dropped after use. */
-const MERGE_OUT_KEEP = 1 << 20;
 
 /** buf[start, end) is the server's complete reply to msg (a request or a fragment). */
 export function deliver(pool: Pool, msg: Msg, buf: Uint8Array, start: number, end: number, now: number): void {
@@ -54,26 +52,31 @@ export function answerLocally(pool: Pool, msg: Msg, reply: Uint8Array | null): v
 }
 
 /** Every fragment of a split request has its reply: the merged reply goes straight into the
- *  client's output when the client waits for it next, else into the request's slot. */
+ *  client's output when the client waits for it next; else the slot is done with its split kept,
+ *  and merged into the output when its turn comes (ClientConn.advance: writeMerged), not built
+ *  aside and copied. */
 export function finishSplit(pool: Pool, parent: Msg, now: number): void {
   const split = parent.split!;
-  parent.split = null;
   const c = parent.client;
   if (split.error !== null) {
+    parent.split = null;
     parent.setReply((parent.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(split.error));
   } else if (c.closed || (parent.flags & MSG_SILENT) !== 0) {
+    parent.split = null;
     parent.setReply(null);
   } else if (c.first === parent) {
-    const own = (split.mergeWith === null ? pool.codec.merge(split, c.out, c.session) : split.mergeWith(split, c.out)) ?? NOTHING;
+    const own = writeMerged(pool, parent, c.out);
     c.writeHead(parent, own, 0, own.length, now);
     return;
-  } else {
-    // Built aside, then copied out (take()): the slot waits for earlier replies.
-    const w = pool.mergeOut;
-    w.reset();
-    parent.setReply((split.mergeWith === null ? pool.codec.merge(split, w, c.session) : split.mergeWith(split, w)) ?? w.take());
-    if (w.buf.length > MERGE_OUT_KEEP) pool.mergeOut = new ByteWriter(4096);
   }
   parent.done = true;
   c.advance();
+}
+
+/** Merge the replies of parent's split (all in) into `out`; returns what is to be written after
+ *  them (a reply of its own the merge chose, e.g. an error, else nothing). */
+export function writeMerged(pool: Pool, parent: Msg, out: ByteWriter): Uint8Array {
+  const split = parent.split!;
+  parent.split = null;
+  return (split.mergeWith === null ? pool.codec.merge(split, out, parent.client.session) : split.mergeWith(split, out)) ?? NOTHING;
 }

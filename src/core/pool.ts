@@ -4,7 +4,7 @@
 // failover.ts.
 
 import type { Address, PoolConfig, ServerConfig } from "../conf/types.ts";
-import { bufferPool, ByteWriter } from "../lib/bytes.ts";
+import { bufferPool } from "../lib/bytes.ts";
 import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
 import { ClusterRouting } from "../redis-cluster/routing.ts";
@@ -45,8 +45,6 @@ export class Pool {
   readonly retiringConns = new Set<ServerConn>();
   /** Split planning, reused by every split request of the pool (dispatch.ts). */
   splitPlan: SplitPlan;
-  /** Merged replies that must wait for earlier ones are built here, then copied out. */
-  mergeOut = new ByteWriter(4096);
   /** The pool as its codec's planner sees it (planned.ts). */
   readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;

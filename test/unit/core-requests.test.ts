@@ -72,6 +72,24 @@ describe("redis", () => {
     expect(c.take()).toBe(text(Buffer.concat([integer(1), OK])));
   });
 
+  test("split requests whose fragments are all in before an earlier reply wait their turn, then merge", async () => {
+    const { pool: p, net } = pool("");
+    const [a, b, k2] = [keyOn(p, 0), keyOn(p, 1), keyOn(p, 2)];
+    const c = client(p);
+    c.receive(pipeline([["GET", k2], ["MGET", a, b], ["MSET", a, "1", b, "2"], ["DEL", a, b], ["MGET", b, a]]));
+    await turn();
+    const [s0, s1, s2] = [0, 1, 2].map((i) => net.to(portOf(p, i))[0]!);
+    s0.receive(Buffer.concat([array([bulk("A")]), OK, integer(1), array([bulk(null)])]));
+    s1.receive(Buffer.concat([array([bulk(null)]), OK, integer(1), array([bulk("B")])]));
+    await turn();
+    expect(c.take()).toBe("");
+    s2.receive(bulk("first"));
+    await until(() => c.writes > 0);
+    const merged = [bulk("first"), array([bulk("A"), bulk(null)]), OK, integer(2), array([bulk("B"), bulk(null)])];
+    expect(c.take()).toBe(text(Buffer.concat(merged)));
+    expect(p.stats.counters[P.fragments]).toBe(8);
+  });
+
   test("AUTH and NOAUTH are the proxy's; the servers get AUTH and SELECT first, and their replies are swallowed", async () => {
     const { pool: p, net } = pool("  redis_auth: pw\n  redis_db: 2\n");
     const k = keyOn(p, 0);

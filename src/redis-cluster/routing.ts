@@ -114,11 +114,6 @@ export class ClusterRouting {
     return this.keySlots.slot(buf, start, end);
   }
 
-  /** The master serving `slot`; null before the first map, or when the slot is uncovered. */
-  master(slot: number): ClusterNode | null {
-    return this.topology.map?.master(slot) ?? null;
-  }
-
   /** Every master of the map (Route.All: INFO); none before the first map. */
   masters(): ClusterNode[] {
     return this.topology.map?.shards.map((s) => s.master!) ?? [];

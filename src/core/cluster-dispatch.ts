@@ -1,7 +1,7 @@
 // A redis_cluster pool's requests: routed by slot to the slot's master (Pool.slotMaster: the
-// slot map's shard, then that shard's server), multi-key requests split by slot (redis refuses keys of
-// two slots in one command) or refused with CROSSSLOT when they cannot be split, the pool's own
-// CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
+// slot map's shard, then that shard's server), multi-key requests split by slot (redis refuses
+// keys of two slots in one command) or refused with CROSSSLOT when they cannot be split, the
+// pool's own CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
 // CLUSTERDOWN) turned into sending the same bytes again, so the client only ever sees the
 // final reply, in its place in the client's queue.
 

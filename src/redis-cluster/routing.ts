@@ -1,11 +1,11 @@
 // What the core asks of a redis_cluster pool's routing: a key's slot (WASM), the current slot
 // map (topology.map, kept current by ClusterTopology; Pool.slotMaster reads a slot's master
-// from it), what to do with a node's reply that redirects its request (MOVED: the map re-pointed at once and reloaded, then sent to the
-// new owner; ASK: sent to the named node after ASKING; TRYAGAIN, CLUSTERDOWN: sent again after
-// a pause, within the request's time), and the CLUSTER replies the pool makes itself for
-// cluster-aware clients (its INFO is every master's, merged, with cluster_enabled:1; READONLY and
-// READWRITE are the handshake's, as in every redis pool). The core maps the nodes named here to its
-// servers by "host:port".
+// from it), what to do with a node's reply that redirects its request (MOVED: the map
+// re-pointed at once and reloaded, then sent to the new owner; ASK: sent to the named node after
+// ASKING; TRYAGAIN, CLUSTERDOWN: sent again after a pause, within the request's time), and the
+// CLUSTER replies the pool makes itself for cluster-aware clients (its INFO is every master's,
+// merged, with cluster_enabled:1; READONLY and READWRITE are the handshake's, as in every redis
+// pool). The core maps the nodes named here to its servers by "host:port".
 
 import type { PoolConfig } from "../conf/types.ts";
 import type { Req, Session } from "../proto/codec.ts";

@@ -5,7 +5,10 @@
 //
 // - redis-cluster: a 3-master Redis Cluster (test/helpers/redis-cluster.ts), buncracker with a
 //   `distribution: redis_cluster` pool in front of it, against the best a user has without a
-//   proxy: `redis-benchmark --cluster` talking to the masters directly (nutcracker cannot).
+//   proxy: `redis-benchmark --cluster` talking to the masters directly for GET and SET
+//   (nutcracker cannot), and for MGET of 10 keys, which redis-benchmark cannot send across
+//   slots, bench/compare/cluster-mget.ts as a cluster-aware client (keys grouped by slot, one
+//   MGET per slot to its master) against the same program sending the whole MGET to buncracker.
 // - tls: bench/compare/tls.ts (stunnel + nutcracker + stunnel against buncracker doing TLS on
 //   both sides), GET at pipeline 1 and 16, its table copied into the report.
 
@@ -58,6 +61,16 @@ async function redisBenchmark(argv: string[], test: string): Promise<number> {
   return ops;
 }
 
+/** cluster-mget.ts's requests per second (one JSON line), or an error with its output. */
+async function clusterMget(ctx: OptionalContext, args: string[]): Promise<number> {
+  const run = await runTool([ctx.bun, join(ctx.repo, "bench/compare/cluster-mget.ts"), ...args], 120_000);
+  const line = run.stdout.trim().split("\n").pop() ?? "";
+  const report = (line.startsWith("{") ? JSON.parse(line) : {}) as { requestsPerSec?: number; errors?: number; firstError?: string };
+  if (run.code !== 0 || report.requestsPerSec === undefined) throw new Error(`cluster-mget ${args.join(" ")}: ${(run.stdout + run.stderr).slice(-300)}`);
+  if (report.errors !== 0) throw new Error(`cluster-mget ${args.join(" ")}: ${report.errors} error replies, first: ${report.firstError}`);
+  return report.requestsPerSec;
+}
+
 interface ClusterHelper {
   startRedisCluster(opts: { masters?: number; replicas?: number }): Promise<{ seeds: string[]; stop(): Promise<void> }>;
 }
@@ -97,6 +110,12 @@ async function clusterPhase(ctx: OptionalContext): Promise<OptionalResult> {
       buncracker: ["-h", "127.0.0.1", "-p", String(port)],
     };
     const rows: string[] = [];
+    const measured = (label: string, ops: Record<string, number[]>): void => {
+      const direct = median(ops["redis-benchmark --cluster (direct)"]!);
+      const ours = median(ops.buncracker!);
+      const ratios = ops.buncracker!.map((v, r) => (v / ops["redis-benchmark --cluster (direct)"]![r]!).toFixed(2)).join(", ");
+      rows.push(`| ${label} | ${Math.round(direct)} | ${Math.round(ours)} | ${(ours / direct).toFixed(2)}x (${ratios}) |`);
+    };
     for (const [test, pipeline] of [["get", 16], ["set", 16], ["get", 1]] as const) {
       const n = pipeline === 1 ? requests / 8 : requests;
       const ops: Record<string, number[]> = {};
@@ -109,18 +128,35 @@ async function clusterPhase(ctx: OptionalContext): Promise<OptionalResult> {
           console.log(`[${name} ${r + 1}/${ctx.repeats}] ${test.toUpperCase()} P${pipeline} ${target}: ${Math.round(value)} ops/s`);
         }
       }
-      const direct = median(ops["redis-benchmark --cluster (direct)"]!);
-      const ours = median(ops.buncracker!);
-      rows.push(`| ${test.toUpperCase()} P${pipeline} | ${Math.round(direct)} | ${Math.round(ours)} | ${(ours / direct).toFixed(2)}x |`);
+      measured(`${test.toUpperCase()} P${pipeline}`, ops);
     }
+    // MGET of 10 keys, pipeline 16, 50 clients: every key written first (MSET through the pool),
+    // so every MGET reads 10 values. The direct column is cluster-mget.ts as a cluster client.
+    const seconds = ctx.quick ? "1" : "3";
+    const mget = { "redis-benchmark --cluster (direct)": ["--cluster", seedPort], buncracker: ["--proxy", String(port)] };
+    const ops: Record<string, number[]> = {};
+    for (let r = 0; r < ctx.repeats; r++) {
+      const names = Object.keys(mget) as (keyof typeof mget)[];
+      for (const target of r % 2 === 0 ? names : names.reverse()) {
+        const fill = r === 0 && target === "buncracker" ? ["--fill"] : [];
+        const value = await clusterMget(ctx, [...mget[target], "--conns", "50", "--pipeline", "16", "--keys", "10", "--seconds", seconds, ...fill]);
+        (ops[target] ??= []).push(value);
+        console.log(`[${name} ${r + 1}/${ctx.repeats}] MGET10 P16 ${target}: ${Math.round(value)} MGETs/s`);
+      }
+    }
+    measured("MGET 10 keys P16 (direct: cluster-mget.ts)", ops);
     return {
       name,
       lines: [
         `### Redis Cluster (3 masters, no replicas; redis-benchmark -c 50 -d 32 -r 100000, medians of ${ctx.repeats} run(s), ops/s)`,
         "",
-        "nutcracker cannot front a Redis Cluster; the alternative is a cluster-aware client talking to the masters itself.",
+        "nutcracker cannot front a Redis Cluster; the alternative is a cluster-aware client talking to the masters itself:",
+        "`redis-benchmark --cluster` (one thread per master, its 50 clients spread over them, each client's keys tagged to",
+        "its own node) for GET and SET; for MGET of 10 keys, which it cannot send across slots, bench/compare/cluster-mget.ts",
+        "(50 clients, each connected to every master, keys grouped by slot into one MGET per slot, one write per master per",
+        "batch) against the same program sending the whole MGET to buncracker; MGET rows count MGETs/s.",
         "",
-        "| workload | redis-benchmark --cluster (direct) | buncracker redis_cluster pool | buncracker / direct |",
+        "| workload | direct (cluster-aware client) | buncracker redis_cluster pool | buncracker / direct (each repeat) |",
         "|---|---|---|---|",
         ...rows,
       ],

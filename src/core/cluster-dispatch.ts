@@ -1,7 +1,7 @@
-// A redis_cluster pool's requests: routed by slot to the slot's master (Pool.cluster says which
-// node, Pool.serverAt gives its server), multi-key requests split by slot (redis refuses keys of
-// two slots in one command) or refused with CROSSSLOT when they cannot be split, the pool's own
-// CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
+// A redis_cluster pool's requests: routed by slot to the slot's master (Pool.slotMaster: the
+// slot map's shard, then that shard's server), multi-key requests split by slot (redis refuses
+// keys of two slots in one command) or refused with CROSSSLOT when they cannot be split, the
+// pool's own CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
 // CLUSTERDOWN) turned into sending the same bytes again, so the client only ever sees the
 // final reply, in its place in the client's queue.
 
@@ -50,9 +50,9 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
         msg.sentBuf = buf;
         msg.sentStart = req.start;
         msg.sentEnd = req.end;
-        const node = cluster.master(slot);
-        if (node === null) fail(pool, msg, cluster.unserved(slot));
-        else forwardTo(pool, msg, pool.serverAt(node.host, node.port), buf, req);
+        const master = pool.slotMaster(slot);
+        if (master === null) fail(pool, msg, cluster.unserved(slot));
+        else forwardTo(pool, msg, master, buf, req);
       } else if (route === Route.Key) {
         answerLocally(pool, msg, cluster.crossSlot);
       } else {
@@ -75,47 +75,61 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
   }
 }
 
-/** One fragment per slot, each built once and kept (a redirection sends it again). */
+/** One fragment per slot, all built once into one buffer that is kept (a redirection sends a
+ *  fragment again from it), then sent. */
 function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, req: Req, route: Route): void {
   const n = req.nkeys;
   const plan = pool.splitPlan;
   plan.reserve(n);
   const keys = new Int32Array(3 * n);
   for (let i = 0; i < n; i++) {
-    keys[3 * i] = req.keyStart(i);
-    keys[3 * i + 1] = req.keyEnd(i);
-    plan.keyServer[i] = cluster.slotOf(buf, req.keyStart(i), req.keyEnd(i));
+    const start = req.keyStart(i);
+    const end = req.keyEnd(i);
+    keys[3 * i] = start;
+    keys[3 * i + 1] = end;
+    plan.keyServer[i] = cluster.slotOf(buf, start, end);
   }
   const nfrags = plan.plan(n, keys);
   const state = new SplitState(route, buf, n, keys, nfrags);
   msg.split = state;
   pool.stats.counters[P.fragments]! += nfrags;
+  const readOnly = req.command!.readOnly === true;
+  // Fragment f is children[f], to servers[f] (null: failed here), its bytes at
+  // [child.sentStart, child.sentEnd) of the one buffer.
+  const children = new Array<Msg>(nfrags);
+  const servers = new Array<Server | null>(nfrags);
+  fragmentOut.reset();
   for (let f = 0; f < nfrags; f++) {
     const slot = plan.fragServer[f]!;
     const child = new Msg(msg.client, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
     child.slot = slot;
-    if (req.command!.readOnly === true) child.flags |= MSG_READ;
-    const node = cluster.master(slot);
-    if (node === null) {
-      fail(pool, child, cluster.unserved(slot));
-      continue;
-    }
+    if (readOnly) child.flags |= MSG_READ;
+    children[f] = child;
+    servers[f] = null;
+    const master = pool.slotMaster(slot);
+    if (master === null) continue;
     // A read goes to a replica with read_from, as a whole request does (forwardTo).
-    const master = pool.serverAt(node.host, node.port);
-    const server = destination(pool, master, req.command!.readOnly === true);
-    if (server === null) {
-      fail(pool, child, noReplica(master));
+    const server = destination(pool, master, readOnly);
+    if (server === null) continue;
+    servers[f] = server;
+    const from = plan.fragStart[f]!;
+    child.sentStart = fragmentOut.len;
+    server.conn(msg.client.group).upstream.fragment(req, state, f, plan.order, from, plan.fragEnd(f) - from, child, fragmentSink);
+    child.sentEnd = fragmentOut.len;
+  }
+  const bytes = fragmentOut.take();
+  for (let f = 0; f < nfrags; f++) {
+    const child = children[f]!;
+    const server = servers[f]!;
+    if (server !== null) {
+      child.sentBuf = bytes;
+      send(child, server, false, cluster);
       continue;
     }
-    const from = plan.fragStart[f]!;
-    fragmentOut.reset();
-    server.conn(msg.client.group).upstream.fragment(req, state, f, plan.order, from, plan.fragEnd(f) - from, child, fragmentSink);
-    child.sentBuf = fragmentOut.take();
-    child.sentStart = 0;
-    child.sentEnd = child.sentBuf.length;
-    send(child, server, false, cluster);
+    const master = pool.slotMaster(child.slot);
+    fail(pool, child, master === null ? cluster.unserved(child.slot) : noReplica(master));
   }
 }
 
@@ -150,9 +164,9 @@ export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: U
     return true;
   }
   setTimeout(() => {
-    const node = cluster.master(msg.slot);
-    if (node === null) fail(pool, msg, cluster.unserved(msg.slot));
-    else send(msg, pool.serverAt(node.host, node.port), false, cluster);
+    const master = pool.slotMaster(msg.slot);
+    if (master === null) fail(pool, msg, cluster.unserved(msg.slot));
+    else send(msg, master, false, cluster);
   }, to.delayMs);
   return true;
 }

@@ -29,12 +29,11 @@ function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {
     fail(pool, msg, "Connection closed by client");
     return;
   }
-  const node = cluster.master(msg.slot);
-  if (node === null) {
+  const master = pool.slotMaster(msg.slot);
+  if (master === null) {
     fail(pool, msg, cluster.unserved(msg.slot));
     return;
   }
-  const master = pool.serverAt(node.host, node.port);
   const server = destination(pool, master, (msg.flags & MSG_READ) !== 0);
   if (server === null) fail(pool, msg, noReplica(master));
   else send(msg, server, false, cluster);

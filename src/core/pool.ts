@@ -49,6 +49,9 @@ export class Pool {
   readonly view: PoolView = poolView(this);
   private listener: Listener | null = null;
   private readonly errorReplies = new Map<string, Uint8Array>();
+  /** redis_cluster (slotMaster): the server of each shard of the map shardMastersOf. */
+  private shardMasters: Server[] = [];
+  private shardMastersOf: SlotMap | null = null;
   /** Running average of the replies' sizes, counted for each request in flight by the buffer
    *  budget and the per-client bounds. Until replies come it is an mbuf's size (-m), so a
    *  client's first pipeline is bounded too. */
@@ -120,6 +123,24 @@ export class Pool {
     this.stats.servers.push(server.stats);
     log.notice(`pool '${this.cfg.name}': cluster node ${address} added`);
     return server;
+  }
+
+  /** redis_cluster: the server of the master serving `slot`; null before the first map, or
+   *  when the slot is uncovered. A typed-array lookup and an array index per request: the
+   *  servers of the map's shards are found by address once per map (a MOVED may add a shard). */
+  slotMaster(slot: number): Server | null {
+    const map = this.cluster!.topology.map;
+    if (map === null) return null;
+    const shard = map.shardOf(slot);
+    if (shard < 0) return null;
+    if (map !== this.shardMastersOf) {
+      this.shardMastersOf = map;
+      this.shardMasters = [];
+    }
+    const known = this.shardMasters[shard];
+    if (known !== undefined) return known;
+    const node = map.shards[shard]!.master!;
+    return (this.shardMasters[shard] = this.serverAt(node.host, node.port));
   }
 
   /** redis_cluster: a new slot map. Every master gets its server (and stats) at once, connected

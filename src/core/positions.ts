@@ -12,9 +12,7 @@ import type { Server } from "./server.ts";
 /** The server at `position` now; null when none serves it (a slot no master serves). */
 export function serverAt(pool: Pool, position: number): Server | null {
   const cluster = pool.cluster;
-  if (cluster === null) return pool.servers[position] ?? null;
-  const node = cluster.master(position);
-  return node === null ? null : pool.serverAt(node.host, node.port);
+  return cluster === null ? (pool.servers[position] ?? null) : pool.slotMaster(position);
 }
 
 /** Why `position` has no server (serverAt null), or the usual refusal of a server out. */
@@ -44,8 +42,10 @@ export function everyPosition(pool: Pool): number[] {
 function masterSlots(cluster: ClusterRouting): number[] {
   const seen = new Set<string>();
   const slots: number[] = [];
+  const map = cluster.topology.map;
+  if (map === null) return slots;
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
-    const node = cluster.master(slot);
+    const node = map.master(slot);
     if (node === null || seen.has(nodeAddress(node))) continue;
     seen.add(nodeAddress(node));
     slots.push(slot);

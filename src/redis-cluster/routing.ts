@@ -1,11 +1,11 @@
-// What the core asks of a redis_cluster pool's routing: a key's slot (WASM), the master serving
-// a slot (the current slot map, kept current by ClusterTopology), what to do with a node's reply
-// that redirects its request (MOVED: the map re-pointed at once and reloaded, then sent to the
-// new owner; ASK: sent to the named node after ASKING; TRYAGAIN, CLUSTERDOWN: sent again after
-// a pause, within the request's time), and the CLUSTER replies the pool makes itself for
-// cluster-aware clients (its INFO is every master's, merged, with cluster_enabled:1; READONLY and
-// READWRITE are the handshake's, as in every redis pool). The core maps the nodes named here to its
-// servers by "host:port".
+// What the core asks of a redis_cluster pool's routing: a key's slot (WASM), the current slot
+// map (topology.map, kept current by ClusterTopology; Pool.slotMaster reads a slot's master
+// from it), what to do with a node's reply that redirects its request (MOVED: the map
+// re-pointed at once and reloaded, then sent to the new owner; ASK: sent to the named node after
+// ASKING; TRYAGAIN, CLUSTERDOWN: sent again after a pause, within the request's time), and the
+// CLUSTER replies the pool makes itself for cluster-aware clients (its INFO is every master's,
+// merged, with cluster_enabled:1; READONLY and READWRITE are the handshake's, as in every redis
+// pool). The core maps the nodes named here to its servers by "host:port".
 
 import type { PoolConfig } from "../conf/types.ts";
 import type { Req, Session } from "../proto/codec.ts";
@@ -112,11 +112,6 @@ export class ClusterRouting {
   /** The slot of the key buf[start, end). */
   slotOf(buf: Uint8Array, start: number, end: number): number {
     return this.keySlots.slot(buf, start, end);
-  }
-
-  /** The master serving `slot`; null before the first map, or when the slot is uncovered. */
-  master(slot: number): ClusterNode | null {
-    return this.topology.map?.master(slot) ?? null;
   }
 
   /** Every master of the map (Route.All: INFO); none before the first map. */

@@ -102,7 +102,8 @@ export class Server {
   readTarget(): Server | null {
     const replicas = this.replicas;
     for (let n = 0; n < replicas.length; n++) {
-      const i = this.nextReplica;
+      // The list may be shorter than when nextReplica was set (a new slot map, a failover).
+      const i = this.nextReplica < replicas.length ? this.nextReplica : 0;
       this.nextReplica = i + 1 >= replicas.length ? 0 : i + 1;
       const r = replicas[i]!;
       if (!r.ejected) return r;

@@ -55,6 +55,9 @@ export interface CheckOptions {
   window?: number;
   /** After the last reply, how long extra replies are waited for (ms); default 300. */
   quietMs?: number;
+  /** Runs once every request was answered and no more are sent, before the quiet time: for a
+   *  test's fake proxy that misbehaves only then, and waits (on the report) until it shows. */
+  whenQuiet?: (report: Report) => Promise<void>;
   /** A line now and then while it runs. */
   progress?: (line: string) => void;
 }
@@ -125,6 +128,7 @@ export async function check(opts: CheckOptions): Promise<CheckResult> {
     for (const l of lanes) l.stop();
     const deadline = Date.now() + 15_000;
     await Promise.all(lanes.map((l) => l.drain(deadline)));
+    await opts.whenQuiet?.(report);
     await Bun.sleep(opts.quietMs ?? 300);
   } finally {
     running = false;

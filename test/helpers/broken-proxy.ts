@@ -5,7 +5,7 @@
 //   drop-write    every 50th SET is acknowledged (+OK) and never sent
 //   swap          every 200th reply changes place with the next one, when they differ
 //   twice         the 500th reply of the proxy's life is sent twice
-//   twice-idle    once per client, the last reply before it goes quiet is sent again 100 ms later
+//   twice-idle    when told the traffic stopped (repeatLast), each client's last reply is sent again
 //   wrong-server  writes (SET, MSET, DEL) go to the first server, reads to the second
 //   error-some    every 100th request is answered -ERR Connection refused (no server failed)
 //   error-all     every request is
@@ -23,6 +23,9 @@ export interface BrokenProxy {
   readonly endpoint: { host: string; port: number };
   /** How many times the flaw acted. */
   readonly flawed: number;
+  /** twice-idle: once every request was answered, send each client's last reply again (a reply
+   *  that answers nothing, after the last request); the others do nothing. */
+  repeatLast(): void;
   stop(): void;
 }
 
@@ -71,8 +74,6 @@ interface Client {
   slots: Slot[];
   /** Replies framed from each server, not yet matched (bytes not framed yet). */
   serverInput: Buffer[];
-  idleTimer: ReturnType<typeof setTimeout> | null;
-  idleDone: boolean;
   last: Buffer | null;
   closed: boolean;
 }
@@ -111,22 +112,9 @@ export async function startBrokenProxy(servers: Backend[], flaw: Flaw): Promise<
       c.slots.shift();
       send(c, first.reply!);
     }
-    if (flaw === "twice-idle" && c.slots.length === 0 && !c.idleDone && replies > 100) {
-      if (c.idleTimer !== null) clearTimeout(c.idleTimer);
-      c.idleTimer = setTimeout(() => {
-        if (c.closed || c.slots.length > 0 || c.last === null) return;
-        c.idleDone = true;
-        flawed++;
-        c.out.write(c.last);
-      }, 100);
-    }
   };
 
   const request = (c: Client, bytes: Buffer): void => {
-    if (c.idleTimer !== null) {
-      clearTimeout(c.idleTimer);
-      c.idleTimer = null;
-    }
     const args = decode(bytes) as Buffer[];
     const name = args[0]!.toString("latin1").toUpperCase();
     if (flaw === "drop-write" && name === "SET" && ++sets % 50 === 0) {
@@ -179,7 +167,6 @@ export async function startBrokenProxy(servers: Backend[], flaw: Flaw): Promise<
   const close = (c: Client): void => {
     if (c.closed) return;
     c.closed = true;
-    if (c.idleTimer !== null) clearTimeout(c.idleTimer);
     for (const u of c.upstream) u?.end();
     c.socket.end();
     clients.delete(c);
@@ -199,8 +186,6 @@ export async function startBrokenProxy(servers: Backend[], flaw: Flaw): Promise<
           early: [],
           slots: [],
           serverInput: servers.map(() => Buffer.alloc(0)),
-          idleTimer: null,
-          idleDone: false,
           last: null,
           closed: false,
         };
@@ -238,6 +223,14 @@ export async function startBrokenProxy(servers: Backend[], flaw: Flaw): Promise<
     endpoint: { host: "127.0.0.1", port },
     get flawed() {
       return flawed;
+    },
+    repeatLast() {
+      if (flaw !== "twice-idle") return;
+      for (const c of clients) {
+        if (c.slots.length > 0 || c.last === null) throw new Error("broken proxy: repeatLast with requests unanswered");
+        flawed++;
+        c.out.write(c.last);
+      }
     },
     stop() {
       for (const c of [...clients]) close(c);

@@ -125,10 +125,20 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
     subscriber.on("error", () => {});
     const closed = new Promise((resolve) => subscriber.on("close", resolve));
     const message = "m".repeat(MB);
-    for (let i = 0; i < 64; i++) await redisCall(redis, "PUBLISH", "flood", message);
-    await eventually("the subscriber closed by the proxy", () =>
-      /subscriber 127\.0\.0\.1:\d+ of pool 'capped': \d+ bytes of messages unread, over 33554432; closing it/.test(proxy.proxy.stderr()) ? true : undefined,
-    );
+    const closedLog = /subscriber 127\.0\.0\.1:\d+ of pool 'capped': \d+ bytes of messages unread, over 33554432; closing it/;
+    // One message at a time, each once redis has handed the last one to the proxy: redis never
+    // holds a backlog for the proxy's subscriber connection (past its pubsub output limit, 32 MB,
+    // redis would close that connection itself, as it could under load when published at once),
+    // so the backlog is the proxy's, and the proxy must close the subscriber. 64 MB is twice
+    // the limit: the kernel's socket buffers cannot absorb the rest.
+    for (let i = 0; i < 64 && !closedLog.test(proxy.proxy.stderr()); i++) {
+      await redisCall(redis, "PUBLISH", "flood", message);
+      await eventually("redis handed the message to the proxy", async () => {
+        const list = String(await redisCall(redis, "CLIENT", "LIST", "TYPE", "pubsub"));
+        return list.split("\n").every((l) => l.trim() === "" || / obl=0 oll=0 /.test(l)) ? true : undefined;
+      });
+    }
+    await eventually("the subscriber closed by the proxy", () => (closedLog.test(proxy.proxy.stderr()) ? true : undefined));
     // Its subscriber connection closed with it.
     await eventually("no subscriber left on redis", async () => {
       const numsub = (await redisCall(redis, "PUBSUB", "NUMSUB", "flood")) as unknown[];

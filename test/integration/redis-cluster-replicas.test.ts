@@ -56,8 +56,14 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster read_from", () => {
     await Promise.all(cluster.nodes.filter((n) => n.process.running).map((n) => cluster.call(n, "CONFIG", "RESETSTAT")));
   }
 
-  const send = (endpoint: Endpoint, ...commands: Bytes[][]): Promise<Buffer[]> =>
-    exchange(endpoint, Buffer.concat(commands.map((c) => command(...c))), commands.length, respFrame);
+  /** The replies to `commands`; a connection the proxy closes fails the test with its log. */
+  async function send(endpoint: Endpoint, ...commands: Bytes[][]): Promise<Buffer[]> {
+    try {
+      return await exchange(endpoint, Buffer.concat(commands.map((c) => command(...c))), commands.length, respFrame);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; the proxy's log:\n${proxy.stderr()}`);
+    }
+  }
 
   async function moved(): Promise<number> {
     const res = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);

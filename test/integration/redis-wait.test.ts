@@ -10,6 +10,7 @@ import { RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf, redisCall, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
+import { spread } from "../helpers/random.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually, placer } from "../helpers/reload.ts";
 import { command, decode, respFrame, type RespValue } from "../helpers/resp.ts";
@@ -36,7 +37,14 @@ beforeAll(async () => {
   proxy = await startProxy(TARGET, yaml);
   pool = proxy.pools.wait!;
   const serverOf = placer(yaml, "wait");
-  for (const m of masters) keyOn.push(Array.from({ length: 200 }, (_, i) => `k${i}`).find((k) => serverOf(k) === m.address)!);
+  // Spread keys: fnv1a_64 places keys that differ only in their last digits close together, so
+  // k0..k199 could all land on one master for some pairs of ports.
+  const candidates = Array.from({ length: 200 }, (_, i) => `k${spread(i)}`);
+  for (const m of masters) {
+    const key = candidates.find((k) => serverOf(k) === m.address);
+    if (key === undefined) throw new Error(`no key of 200 lands on ${m.address}`);
+    keyOn.push(key);
+  }
 });
 
 afterAll(async () => {

@@ -18,6 +18,7 @@
 // requestsPerSec, errors, firstError, cpuUs (this process's CPU over the measured time).
 
 import type { Socket } from "bun";
+import { LoadWindow } from "./load-window.ts";
 
 const option = (name: string, fallback: string): string => {
   const i = Bun.argv.indexOf(`--${name}`);
@@ -109,8 +110,7 @@ interface Batch {
   replies: number[];
 }
 
-let measuring = false;
-let stopping = false;
+const phase = new LoadWindow();
 let requests = 0;
 /** Requests answered, the settling time's too. */
 let answered = 0;
@@ -172,8 +172,8 @@ function onData(line: Line, chunk: Uint8Array, batches: Batch[]): void {
   const c = line.client;
   if (--c.busy !== 0) return;
   answered += pipeline;
-  if (measuring) requests += pipeline;
-  if (!stopping) sendBatch(c, batches);
+  if (phase.measuring) requests += pipeline;
+  if (!phase.stopping) sendBatch(c, batches);
 }
 
 async function open(ports: number[], batches: Batch[]): Promise<Client[]> {
@@ -255,15 +255,7 @@ const ports = table === null ? [proxyPort] : table.ports;
 const batches = prepare(ports.length, table?.owner ?? null);
 const clients = await open(ports, batches);
 for (const c of clients) sendBatch(c, batches);
-await Bun.sleep(Math.min(1000, seconds * 200)); // settle: every client has had its first replies
-measuring = true;
-const cpuStart = process.cpuUsage();
-const start = performance.now();
-await Bun.sleep(seconds * 1000);
-measuring = false;
-const elapsed = (performance.now() - start) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-stopping = true;
+const { elapsed, cpuUs } = await phase.run(seconds);
 for (const c of clients) for (const l of c.lines) l.socket?.end();
-console.log(JSON.stringify({ requests, answered, seconds: elapsed, requestsPerSec: requests / elapsed, errors, firstError, cpuUs: cpu.user + cpu.system }));
+console.log(JSON.stringify({ requests, answered, seconds: elapsed, requestsPerSec: requests / elapsed, errors, firstError, cpuUs }));
 process.exit(0);

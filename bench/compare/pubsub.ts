@@ -14,6 +14,7 @@
 import type { Socket } from "bun";
 import { newHistogram, quantile, record } from "./histogram.ts";
 import type { LoadReport } from "./mcload.ts";
+import { LoadWindow } from "./load-window.ts";
 
 const CONNECT_AT_ONCE = 64;
 const TIME_DIGITS = 16;
@@ -49,8 +50,7 @@ const firstLine = (buf: Uint8Array): string => decoder.decode(buf.subarray(0, 20
 
 const histogram = newHistogram();
 let deliveries = 0;
-let measuring = false;
-let stopping = false;
+const phase = new LoadWindow();
 
 interface Subscriber {
   socket: Socket<Subscriber> | null;
@@ -75,7 +75,7 @@ function onSubscriberData(s: Subscriber, chunk: Uint8Array): void {
   let p = 0;
   for (; p + MESSAGE_LENGTH <= buf.length; p += MESSAGE_LENGTH) {
     if (buf[p] !== 42 && buf[p] !== 62) fail(`a subscriber got ${JSON.stringify(firstLine(buf.subarray(p)))}`);
-    if (!measuring) continue;
+    if (!phase.measuring) continue;
     deliveries++;
     const at = p + MESSAGE_HEAD.length;
     record(histogram, now - Number(decoder.decode(buf.subarray(at, at + TIME_DIGITS))));
@@ -96,7 +96,7 @@ for (let first = 0; first < subscribers; first += CONNECT_AT_ONCE) {
       socket: {
         data: (sock, chunk) => onSubscriberData(sock.data, chunk),
         close: () => {
-          if (!stopping) fail("a subscriber's connection was closed");
+          if (!phase.stopping) fail("a subscriber's connection was closed");
         },
         error: (_sock, error) => fail(error.message),
       },
@@ -136,21 +136,13 @@ const publisher = await Bun.connect({
       }
       publishPending = buf.slice(p);
       unanswered -= answered;
-      if (!stopping && answered > 0) publish(socket, answered);
+      if (!phase.stopping && answered > 0) publish(socket, answered);
     },
     error: (_socket, error) => fail(error.message),
   },
 });
 publish(publisher, window);
-await Bun.sleep(Math.min(1000, seconds * 200)); // settle
-measuring = true;
-const cpuStart = process.cpuUsage();
-const start = performance.now();
-await Bun.sleep(seconds * 1000);
-measuring = false;
-const elapsed = (performance.now() - start) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-stopping = true;
+const { elapsed, cpuUs } = await phase.run(seconds);
 publisher.end();
 for (const s of subs) s.socket?.end();
 if (deliveries === 0) fail(`no message reached a subscriber in ${seconds} s (${unanswered} PUBLISHes unanswered)`);
@@ -165,7 +157,7 @@ const report: LoadReport = {
   misses: 0,
   errors: 0,
   firstError: "",
-  cpuUs: cpu.user + cpu.system,
+  cpuUs,
   histogram: [],
 };
 console.log(JSON.stringify(report));

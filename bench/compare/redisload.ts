@@ -16,6 +16,7 @@
 import type { Socket } from "bun";
 import { newHistogram, quantile, record } from "./histogram.ts";
 import type { LoadReport } from "./mcload.ts";
+import { LoadWindow } from "./load-window.ts";
 
 const CR = 13;
 const LF = 10;
@@ -75,8 +76,7 @@ let hits = 0;
 let misses = 0;
 let errors = 0;
 let firstError = "";
-let measuring = false;
-let stopping = false;
+const phase = new LoadWindow();
 
 function sendBatch(c: Conn): void {
   const parts: Uint8Array[] = [];
@@ -105,7 +105,7 @@ function onData(c: Conn, chunk: Uint8Array): void {
       if (buf[p] === 36 && buf[p + 1] === 45) misses++;
       else hits++;
     }
-    if (measuring) {
+    if (phase.measuring) {
       requests++;
       record(histogram, (now - c.sentAt) * 1000);
     }
@@ -113,7 +113,7 @@ function onData(c: Conn, chunk: Uint8Array): void {
     p = e;
   }
   c.pending = p < buf.length ? buf.slice(p) : new Uint8Array(0);
-  if (c.awaited === 0 && !stopping) sendBatch(c);
+  if (c.awaited === 0 && !phase.stopping) sendBatch(c);
 }
 
 const all: Conn[] = [];
@@ -138,15 +138,7 @@ for (let first = 0; first < conns; first += CONNECT_AT_ONCE) {
 }
 
 for (const c of all) sendBatch(c);
-await Bun.sleep(Math.min(1000, seconds * 200)); // settle: every connection has had its first replies
-measuring = true;
-const cpuStart = process.cpuUsage();
-const start = performance.now();
-await Bun.sleep(seconds * 1000);
-measuring = false;
-const elapsed = (performance.now() - start) / 1000;
-const cpu = process.cpuUsage(cpuStart);
-stopping = true;
+const { elapsed, cpuUs } = await phase.run(seconds);
 for (const c of all) c.socket?.end();
 
 const report: LoadReport = {
@@ -159,7 +151,7 @@ const report: LoadReport = {
   misses,
   errors,
   firstError,
-  cpuUs: cpu.user + cpu.system,
+  cpuUs,
   histogram: [],
 };
 console.log(JSON.stringify(report));

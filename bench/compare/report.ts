@@ -362,7 +362,8 @@ export function markdown(input: ReportInput): string {
     ...(measured.includes("predixy")
       ? [
           "- predixy (bench/compare/predixy.ts) runs its own config: the `redis4` pool only (the same 4 redis backends, " +
-            "crc16 modula: it has no ketama), one worker thread, no per-request logging; other pools show as not served.",
+            "crc16 modula: it has no ketama), one worker thread, warnings and errors logged only (as nutcracker's `-v 4`); " +
+            "other pools show as not served.",
         ]
       : []),
     `- Load tools: redis-benchmark (run length set with -n from the target's rate in the warm-up), memaslap (memcaslap; -T 2, window 1k), ` +

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Cluster, Proxy } from "./cluster.ts";
 import { commandLine } from "./cpu.ts";
 import { probe } from "./prefill.ts";
-import { freePort, startService, stop, waitListening } from "./procs.ts";
+import { freePort, runTool, startService, stop, waitListening } from "./procs.ts";
 
 /** The pools predixy serves here, and why it serves no other. */
 export const PREDIXY_POOLS = ["redis4"] as const;
@@ -19,6 +19,14 @@ export const PREDIXY_NOT_SERVED = "predixy speaks redis only and is started with
 /** The predixy binary to measure: the --predixy option first, then $PREDIXY_BIN; null for none. */
 export function predixyBinary(option: string | null): string | null {
   return option ?? (process.env.PREDIXY_BIN || null);
+}
+
+/** The report's line for the binary: the version it prints (`-v`), its path, its threads. */
+export async function predixyVersion(binary: string): Promise<string> {
+  const run = await runTool([binary, "-v"], 10_000);
+  // It prints "<argv[0]> predixy-1.0.5", and argv[0] may contain "predixy-" too (predixy-src/).
+  const version = /predixy-\d\S*/.exec(`${run.stdout}${run.stderr}`)?.[0] ?? "version unknown";
+  return `${version} (${binary}, one worker thread)`;
 }
 
 function predixyConfig(cluster: Pick<Cluster, "redis">, port: number, log: string): string {

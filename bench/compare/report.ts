@@ -27,7 +27,10 @@ export interface ReportInput {
   /** Targets not measured, with the reason. */
   skipped: Partial<Record<TargetName, string>>;
   direct: { redis: string; memcached: string };
+  /** nutcracker's and buncracker's config (empty when neither ran). */
   config: string;
+  /** predixy's own config, when it ran. */
+  predixyConfig: string | null;
   svgName: string;
   /** Extra findings to print under "Notes". */
   notes: string[];
@@ -377,13 +380,9 @@ export function markdown(input: ReportInput): string {
     "|---|---|",
     ...input.workloads.map((w) => `| ${w.name} | ${describe(w)} |`),
     "",
-    "Proxy config (nutcracker and buncracker):",
-    "",
-    "```yaml",
-    input.config.trimEnd(),
-    "```",
-    "",
   );
+  if (input.config !== "") out.push("Proxy config (nutcracker and buncracker):", "", "```yaml", input.config.trimEnd(), "```", "");
+  if (input.predixyConfig !== null) out.push("predixy's config:", "", "```", input.predixyConfig.trimEnd(), "```", "");
   if (input.notes.length > 0) out.push("## Notes", "", ...input.notes.map((n) => `- ${n}`), "");
   return out.join("\n");
 }

@@ -24,7 +24,7 @@ import { ensureTools, toolVersions } from "./install.ts";
 import { MEMORY_PHASE, measureMemory, memoryLaunches } from "./memory.ts";
 import { OPTIONAL_PHASES, runOptional } from "./optional.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
-import { PREDIXY_NOT_SERVED, startPredixy } from "./predixy.ts";
+import { PREDIXY_NOT_SERVED, predixyVersion, startPredixy } from "./predixy.ts";
 import { prefill } from "./prefill.ts";
 import { installSignalHandlers, runTool, setNiceness, stopAll } from "./procs.ts";
 import { markdown } from "./report.ts";
@@ -216,7 +216,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
   const cluster: Cluster = { ...(await startBackends(tools, dir)), proxies: {}, skipped: {}, brokenPools: {} };
   await startTargets(cluster, options, tools, dir);
   await startPredixyTarget(cluster, options, dir);
-  if (cluster.proxies.predixy !== undefined) versions.predixy = `${options.predixy} (one worker thread)`;
+  if (cluster.proxies.predixy !== undefined && options.predixy !== null) versions.predixy = await predixyVersion(options.predixy);
   if (cluster.proxies.buncracker !== undefined) {
     const banner = await runTool([BUN, join(REPO, "src/main.ts"), "-V"], 10_000);
     versions.buncracker = `${banner.stdout}${banner.stderr}`.trim().split("\n")[0] ?? "?";
@@ -299,7 +299,8 @@ async function benchmark(options: Options, dir: string, command: string): Promis
       redis: `${cluster.redis[0]!.name} (127.0.0.1:${cluster.redis[0]!.port})`,
       memcached: `${cluster.memcached[0]!.name} (127.0.0.1:${cluster.memcached[0]!.port})`,
     },
-    config: readFileSync(Object.values(cluster.proxies)[0]?.config ?? "/dev/null", "utf8"),
+    config: readFileSync((cluster.proxies.nutcracker ?? cluster.proxies.buncracker)?.config ?? "/dev/null", "utf8"),
+    predixyConfig: cluster.proxies.predixy === undefined ? null : readFileSync(cluster.proxies.predixy.config, "utf8"),
     svgName,
     notes: NOTES,
   });

@@ -63,6 +63,8 @@ export interface RedisCluster {
 }
 
 const SLOTS = 16384;
+/** redis-server's start-up warnings, left out of a diagnosis. */
+const STARTUP_NOISE = /oO0OoO0O|Redis version=|Configuration loaded|Server initialized|overcommit/;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function startRedisCluster(opts: ClusterOptions = {}): Promise<RedisCluster> {
@@ -117,31 +119,56 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     return output;
   };
 
-  const healthy = async (): Promise<string | null> => {
+  /** The first problem found and the node it was found on, or null when healthy. */
+  const healthy = async (): Promise<{ node: Backend; problem: string } | null> => {
     const live = running();
     for (const node of live) {
-      const info = String(await call(node, "CLUSTER", "INFO"));
-      if (!/cluster_state:ok/.test(info)) return `${node.address}: cluster_state is not ok`;
-      const lines = await nodeLines(node);
-      const connected = lines.filter((l) => l.connected && !l.flags.includes("fail")).length;
-      if (connected < live.length) return `${node.address} sees ${connected} of ${live.length} nodes connected`;
-      const me = lines.find((l) => l.flags.includes("myself"))!;
-      if (me.flags.includes("slave")) {
-        const replication = String(await call(node, "INFO", "replication"));
-        if (!/master_link_status:up/.test(replication)) return `${node.address}: replica link not up`;
-      }
-      const covered = lines.reduce((sum, l) => sum + l.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0);
-      if (covered !== SLOTS) return `${node.address} sees ${covered} slots covered`;
+      const problem = await nodeProblem(node, live.length).catch((error: Error) => error.message);
+      if (problem !== null) return { node, problem };
     }
     return null;
+  };
+
+  const nodeProblem = async (node: Backend, live: number): Promise<string | null> => {
+    const info = String(await call(node, "CLUSTER", "INFO"));
+    if (!/cluster_state:ok/.test(info)) return `${node.address}: cluster_state is not ok`;
+    const lines = await nodeLines(node);
+    const connected = lines.filter((l) => l.connected && !l.flags.includes("fail")).length;
+    if (connected < live) return `${node.address} sees ${connected} of ${live} nodes connected`;
+    const me = lines.find((l) => l.flags.includes("myself"))!;
+    if (me.flags.includes("slave")) {
+      const replication = String(await call(node, "INFO", "replication"));
+      if (!/master_link_status:up/.test(replication)) return `${node.address}: replica link not up`;
+    }
+    const covered = lines.reduce((sum, l) => sum + l.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0);
+    if (covered !== SLOTS) return `${node.address} sees ${covered} slots covered`;
+    return null;
+  };
+
+  /** What the nodes say about a problem that lasted: the node's own view and the warnings the
+   *  nodes logged (state changes, FAIL reports, elections), and every node that exited. Such a
+   *  failure came once in many runs; this is what tells its cause next time. */
+  const diagnosis = async (node: Backend): Promise<string> => {
+    const parts: string[] = [];
+    if (node.process.running) {
+      const info = await call(node, "CLUSTER", "INFO").then(String, (error: Error) => error.message);
+      parts.push(`${node.address} CLUSTER INFO: ${info.split("\r\n").filter((l) => /^cluster_(state|slots|known|size|current|my)/.test(l)).join(" ")}`);
+      parts.push(`${node.address} CLUSTER NODES:\n${await call(node, "CLUSTER", "NODES").then(String, (error: Error) => error.message)}`);
+    }
+    for (const n of nodes) {
+      const warnings = n.process.stdout().split("\n").filter((l) => l.includes(" # ") && !STARTUP_NOISE.test(l)).slice(-12);
+      const state = n.process.running ? "running" : `exited (${await n.process.exited})`;
+      parts.push(`${n.address} ${state}; its last warnings:\n  ${warnings.join("\n  ")}`);
+    }
+    return parts.join("\n");
   };
 
   const waitHealthy = async (timeoutMs = 30_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const problem = await healthy().catch((error: Error) => error.message);
-      if (problem === null) return;
-      if (Date.now() > deadline) throw new Error(`cluster not healthy after ${timeoutMs} ms: ${problem}`);
+      const found = await healthy();
+      if (found === null) return;
+      if (Date.now() > deadline) throw new Error(`cluster not healthy after ${timeoutMs} ms: ${found.problem}\n${await diagnosis(found.node)}`);
       await sleep(100);
     }
   };

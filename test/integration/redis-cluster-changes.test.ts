@@ -2,7 +2,8 @@
 // 5,000 slots, a fourth master added and `--cluster rebalance`d, a coordinated failover
 // (CLUSTER FAILOVER) and a master killed. Checker lanes (test/checker/lane.ts with
 // cluster-traffic.ts) pipeline through the proxy and predict every reply; afterwards every
-// acknowledged write is read back from the node that owns it.
+// acknowledged write is read back from the node that owns it. The slot moves and the failovers
+// each run on a cluster of their own.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ClusterTraffic, verifyOnNodes } from "../checker/cluster-traffic.ts";
@@ -31,7 +32,7 @@ let seed = 1;
 describe.skipIf(TARGET !== "buncracker")("redis_cluster while the cluster changes", () => {
   let cluster: RedisCluster;
   let proxy: RunningProxy;
-  const metricsPort = freePort();
+  let metricsPort = 0;
 
   /** The pool's redirection counts, from /healthz. */
   async function followed(): Promise<{ moved: number; asked: number; retried: number; resentLost: number }> {
@@ -39,7 +40,9 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster while the cluster change
     return (await res.json()).pools[0].cluster;
   }
 
-  beforeAll(async () => {
+  /** A fresh cluster (3 masters, a replica each) and the proxy pool in front of it. */
+  async function setUp(): Promise<void> {
+    metricsPort = freePort();
     cluster = await startRedisCluster({ nodeTimeoutMs: 2000 });
     proxy = await startProxy(
       TARGET,
@@ -47,12 +50,12 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster while the cluster change
       { args: ["--metrics-port", String(metricsPort)] },
     );
     await untilRouting(proxy.pools.big!);
-  });
+  }
 
-  afterAll(async () => {
+  async function tearDown(): Promise<void> {
     await proxy?.stop();
     await cluster?.stop();
-  });
+  }
 
   async function startLoad(lanes = 4, window = 8): Promise<Load> {
     const report = new Report();
@@ -95,83 +98,96 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster while the cluster change
     expect(await verifyOnNodes(load.traffic, await ownerFinder())).toEqual([]);
   }
 
-  test("reshard 5,000 slots under load: nothing lost, misordered or duplicated, no redirection seen", async () => {
-    const [from, to] = await masters();
-    const before = await followed();
-    const load = await startLoad();
-    await Bun.sleep(500);
-    const output = await cluster.cli(
-      ["reshard", cluster.seeds[0]!, "--cluster-from", from!.id, "--cluster-to", to!.id, "--cluster-slots", "5000", "--cluster-yes", "--cluster-pipeline", "50"],
-      240_000,
-    );
-    expect(output).toContain("Moving slot");
-    await Bun.sleep(500);
-    await stopLoad(load);
-    const moved = (await masters()).find((m) => m.id === to!.id)!;
-    expect(moved.slots.reduce((n, [a, b]) => n + b - a + 1, 0)).toBeGreaterThanOrEqual(5000 + 5000);
-    expect(load.report.requests).toBeGreaterThan(1000);
-    await expectNothingLost(load);
-    // Clients saw none of it, but the nodes did redirect requests while slots moved.
-    const after = await followed();
-    expect(after.moved + after.asked + after.retried).toBeGreaterThan(before.moved + before.asked + before.retried);
+  // Slots moving and failovers each start from a fresh cluster: neither starts from the other's
+  // aftermath (a fourth master without a replica, epochs moved by the slot moves), and a cluster
+  // that one of them leaves unhealthy fails that block only.
+  describe("slots move", () => {
+    beforeAll(setUp);
+    afterAll(tearDown);
+
+    test("reshard 5,000 slots under load: nothing lost, misordered or duplicated, no redirection seen", async () => {
+      const [from, to] = await masters();
+      const before = await followed();
+      const load = await startLoad();
+      await Bun.sleep(500);
+      const output = await cluster.cli(
+        ["reshard", cluster.seeds[0]!, "--cluster-from", from!.id, "--cluster-to", to!.id, "--cluster-slots", "5000", "--cluster-yes", "--cluster-pipeline", "50"],
+        240_000,
+      );
+      expect(output).toContain("Moving slot");
+      await Bun.sleep(500);
+      await stopLoad(load);
+      const moved = (await masters()).find((m) => m.id === to!.id)!;
+      expect(moved.slots.reduce((n, [a, b]) => n + b - a + 1, 0)).toBeGreaterThanOrEqual(5000 + 5000);
+      expect(load.report.requests).toBeGreaterThan(1000);
+      await expectNothingLost(load);
+      // Clients saw none of it, but the nodes did redirect requests while slots moved.
+      const after = await followed();
+      expect(after.moved + after.asked + after.retried).toBeGreaterThan(before.moved + before.asked + before.retried);
+    });
+
+    test("a fourth master added and rebalanced under load", async () => {
+      const fresh = await cluster.startNode();
+      await cluster.cli(["add-node", fresh.address, cluster.seeds[0]!]);
+      await cluster.waitHealthy();
+      const load = await startLoad();
+      await Bun.sleep(300);
+      await cluster.cli(["rebalance", cluster.seeds[0]!, "--cluster-use-empty-masters", "--cluster-pipeline", "50"], 240_000);
+      await Bun.sleep(500);
+      await stopLoad(load);
+      const added = (await masters()).find((m) => m.address === fresh.address)!;
+      expect(added.slots.length).toBeGreaterThan(0);
+      await expectNothingLost(load);
+    });
   });
 
-  test("a fourth master added and rebalanced under load", async () => {
-    const fresh = await cluster.startNode();
-    await cluster.cli(["add-node", fresh.address, cluster.seeds[0]!]);
-    await cluster.waitHealthy();
-    const load = await startLoad();
-    await Bun.sleep(300);
-    await cluster.cli(["rebalance", cluster.seeds[0]!, "--cluster-use-empty-masters", "--cluster-pipeline", "50"], 240_000);
-    await Bun.sleep(500);
-    await stopLoad(load);
-    const added = (await masters()).find((m) => m.address === fresh.address)!;
-    expect(added.slots.length).toBeGreaterThan(0);
-    await expectNothingLost(load);
-  });
+  describe("failovers", () => {
+    beforeAll(setUp);
+    afterAll(tearDown);
 
-  test("CLUSTER FAILOVER under load: the replica takes over, no request fails or is lost", async () => {
-    const lines = await cluster.nodeLines(cluster.nodes[0]!);
-    const master = lines.find((l) => l.masterId === "-" && lines.some((r) => r.masterId === l.id))!;
-    const replica = cluster.nodes.find((n) => n.address === lines.find((r) => r.masterId === master.id)!.address)!;
-    const load = await startLoad();
-    await Bun.sleep(500);
-    await cluster.call(replica, "CLUSTER", "FAILOVER");
-    for (let i = 0; i < 200 && !(await cluster.nodeLines(replica)).find((l) => l.flags.includes("myself"))!.flags.includes("master"); i++) {
-      await Bun.sleep(50);
-    }
-    await cluster.waitHealthy();
-    await Bun.sleep(1000);
-    await stopLoad(load);
-    expect((await masters()).map((m) => m.address)).toContain(replica.address);
-    await expectNothingLost(load);
-  });
+    test("CLUSTER FAILOVER under load: the replica takes over, no request fails or is lost", async () => {
+      const lines = await cluster.nodeLines(cluster.nodes[0]!);
+      const master = lines.find((l) => l.masterId === "-" && lines.some((r) => r.masterId === l.id))!;
+      const replica = cluster.nodes.find((n) => n.address === lines.find((r) => r.masterId === master.id)!.address)!;
+      const load = await startLoad();
+      await Bun.sleep(500);
+      await cluster.call(replica, "CLUSTER", "FAILOVER");
+      for (let i = 0; i < 200 && !(await cluster.nodeLines(replica)).find((l) => l.flags.includes("myself"))!.flags.includes("master"); i++) {
+        await Bun.sleep(50);
+      }
+      await cluster.waitHealthy();
+      await Bun.sleep(1000);
+      await stopLoad(load);
+      expect((await masters()).map((m) => m.address)).toContain(replica.address);
+      await expectNothingLost(load);
+    });
 
-  test("a master killed under load: only writes in flight on it fail, the rest waits for the failover; then full service", async () => {
-    const lines = await cluster.nodeLines(cluster.nodes[0]!);
-    const master = lines.find((l) => l.masterId === "-" && lines.some((r) => r.masterId === l.id && !r.flags.includes("fail")))!;
-    const victim = cluster.nodes.find((n) => n.address === master.address)!;
-    const lanes = 4;
-    const window = 8;
-    const during = await startLoad(lanes, window);
-    await Bun.sleep(500);
-    await victim.kill();
-    await cluster.waitHealthy(30_000); // a replica promoted (cluster-node-timeout 2 s)
-    await Bun.sleep(1500); // the proxy's next map (it reloads on connection errors and periodically)
-    const after = await startLoad();
-    await Bun.sleep(2000);
-    await Promise.all([stopLoad(during), stopLoad(after)]);
-    // No reply ever goes to the wrong request and no connection is dropped. Requests the dead
-    // master may have run (writes sent before it died) fail; reads and requests that never
-    // reached it wait for the failover's map (the pool's timeout leaves them time): at most
-    // the lanes' windows' worth of errors, where every request to the dead master's slots
-    // failed (thousands) while the cluster took seconds to fail over.
-    const r = during.report;
-    expect([r.misordered, r.foreign, r.duplicated, r.desyncs, r.abandoned, r.disconnects, r.lost]).toEqual([0, 0, 0, 0, 0, 0, 0]);
-    expect(r.errorCount).toBeLessThanOrEqual(lanes * window);
-    expect(r.ok).toBeGreaterThan(1000);
-    expect((await followed()).resentLost).toBeGreaterThan(0);
-    // Then everything works again.
-    await expectNothingLost(after);
+    test("a master killed under load: only writes in flight on it fail, the rest waits for the failover; then full service", async () => {
+      const lines = await cluster.nodeLines(cluster.nodes[0]!);
+      const master = lines.find((l) => l.masterId === "-" && lines.some((r) => r.masterId === l.id && !r.flags.includes("fail")))!;
+      const victim = cluster.nodes.find((n) => n.address === master.address)!;
+      const lanes = 4;
+      const window = 8;
+      const during = await startLoad(lanes, window);
+      await Bun.sleep(500);
+      await victim.kill();
+      await cluster.waitHealthy(30_000); // a replica promoted (cluster-node-timeout 2 s)
+      await Bun.sleep(1500); // the proxy's next map (it reloads on connection errors and periodically)
+      const after = await startLoad();
+      await Bun.sleep(2000);
+      await Promise.all([stopLoad(during), stopLoad(after)]);
+      // No reply ever goes to the wrong request and no connection is dropped. Requests the dead
+      // master may have run (writes sent before it died) fail; reads and requests that never
+      // reached it wait for the failover's map (the pool's timeout leaves them time): at most
+      // the lanes' windows' worth of errors, where every request to the dead master's slots
+      // failed (thousands) while the cluster took seconds to fail over.
+      const r = during.report;
+      expect([r.misordered, r.foreign, r.duplicated, r.desyncs, r.abandoned, r.disconnects, r.lost]).toEqual([0, 0, 0, 0, 0, 0, 0]);
+      expect(r.errorCount).toBeLessThanOrEqual(lanes * window);
+      expect(r.ok).toBeGreaterThan(1000);
+      expect((await followed()).resentLost).toBeGreaterThan(0);
+      // Then everything works again.
+      await expectNothingLost(after);
+    });
   });
 });

@@ -2,30 +2,33 @@
 // keys of an MGET, DEL, UNLINK, TOUCH, EXISTS (the keys) or MSET (each key with its value), as a
 // RESP array of the client's own bulk strings; an inline command as a RESP array.
 
-import { decimalDigits, type ByteWriter } from "../../lib/bytes.ts";
+import type { ByteWriter } from "../../lib/bytes.ts";
 import { Route, type Req } from "../codec.ts";
 import { writeArrayHeader, writeBulk } from "./reply.ts";
-import { STAR } from "./resp.ts";
+import { DOLLAR, STAR } from "./resp.ts";
 
 /** Writes the command name (as the client sent it) and the keys order[from, from + n) (indexes
  *  into req's keys). */
 export function buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
   const withValues = req.command!.route === Route.Set;
+  const { argStart, argEnd, keyArg } = req;
   w.byte(STAR);
   w.int(1 + (withValues ? 2 * n : n));
   w.crlf();
-  bulk(w, buf, req, 0);
-  for (let i = from; i < from + n; i++) {
-    const arg = req.keyArg[order[i]!]!;
-    bulk(w, buf, req, arg);
-    if (withValues) bulk(w, buf, req, arg + 1);
+  if (req.inline) {
+    writeBulk(w, buf, argStart[0]!, argEnd[0]!);
+    for (let i = from; i < from + n; i++) {
+      const arg = keyArg[order[i]!]!;
+      writeBulk(w, buf, argStart[arg]!, argEnd[arg]!);
+      if (withValues) writeBulk(w, buf, argStart[arg + 1]!, argEnd[arg + 1]!);
+    }
+    return;
   }
-}
-
-/** Argument `arg` as a bulk string. */
-function bulk(w: ByteWriter, buf: Uint8Array, req: Req, arg: number): void {
-  if (req.inline) writeBulk(w, buf, req.argStart[arg]!, req.argEnd[arg]!);
-  else copyBulk(w, buf, req, arg);
+  copyBulks(w, buf, argStart[0]!, argEnd[0]!);
+  for (let i = from; i < from + n; i++) {
+    const arg = keyArg[order[i]!]!;
+    copyBulks(w, buf, argStart[arg]!, argEnd[withValues ? arg + 1 : arg]!);
+  }
 }
 
 /** The request as a RESP array of its arguments (an inline command going upstream). */
@@ -34,12 +37,11 @@ export function writeArgs(buf: Uint8Array, req: Req, w: ByteWriter): void {
   for (let i = 0; i < req.nargs; i++) writeBulk(w, buf, req.argStart[i]!, req.argEnd[i]!);
 }
 
-/** Argument `arg` of a RESP request with its framing, copied as the client sent it: the parser
- *  accepted only `$<length>\r\n<bytes>\r\n` with the length in plain decimal (no sign, no
- *  leading zero, as redis-server), so the header is the length's digits plus 3 bytes before
- *  the argument. */
-function copyBulk(w: ByteWriter, buf: Uint8Array, req: Req, arg: number): void {
-  const start = req.argStart[arg]!;
-  const end = req.argEnd[arg]!;
-  w.bytes(buf, start - 3 - decimalDigits(end - start), end + 2);
+/** Arguments of a RESP request with their framing, copied as the client sent them: from the
+ *  `$` of the header of the one that starts at `start` (the parser accepted only
+ *  `$<digits>\r\n` before an argument) to the CRLF after the one that ends at `end`. */
+function copyBulks(w: ByteWriter, buf: Uint8Array, start: number, end: number): void {
+  let header = start - 3;
+  while (buf[header] !== DOLLAR) header--;
+  w.bytes(buf, header, end + 2);
 }

@@ -83,16 +83,19 @@ function mergeValues(split: Split, out: ByteWriter, proto: Proto): Uint8Array | 
 }
 
 /** The end of the value at reply[start] (before `end`): MGET's are bulk strings or nulls;
- *  anything else is parsed in full. -1 when it does not fit. */
+ *  anything else is parsed in full. -1 when it does not fit. The server connection parsed the
+ *  whole reply already, so a bulk string's header is `$<digits>\r\n` or `$-1\r\n`: its
+ *  length is read in one pass. */
 function valueEnd(reply: Uint8Array, start: number, end: number): number {
   if (reply[start] !== DOLLAR) {
     const next = parseResponse(reply, start, end, rsp);
     return next >= 0 ? next : -1;
   }
-  const next = readNumber(reply, start + 1, end);
-  const length = next < 0 ? -2 : numberValue(reply, start + 1);
-  if (length < -1) return -1;
-  const stop = length < 0 ? next : next + length + 2;
+  let p = start + 1;
+  if (reply[p] === MINUS) return p + 4 <= end ? p + 4 : -1;
+  let length = 0;
+  for (let c = reply[p]! - 48; c >= 0 && c <= 9; c = reply[++p]! - 48) length = length * 10 + c;
+  const stop = p + 2 + length + 2;
   return stop <= end ? stop : -1;
 }
 

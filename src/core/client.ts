@@ -14,7 +14,7 @@ import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
 import type { OwnConns } from "./dedicated.ts";
-import { MSG_CLOSE, MSG_OPEN, Msg } from "./msg.ts";
+import { MSG_CLOSE, MSG_OPEN, MSG_PUSH, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 import { STREAM_BACKLOG, type ServerConn } from "./server-conn.ts";
@@ -406,7 +406,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
    *  leaves the queue; client-visible latency. */
   private completed(msg: Msg, now: number): void {
     if ((msg.flags & MSG_OPEN) !== 0) this.putEnd();
-    this.pool.stats.observe((now - msg.t0) * 1000);
+    if ((msg.flags & MSG_PUSH) === 0) this.pool.stats.observe((now - msg.t0) * 1000);
     this.queued--;
     this.inBytes -= msg.inBytes;
   }
@@ -444,14 +444,22 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   }
 
   /** A message its server pushed on one of its subscriber connections: after every reply
-   *  already due (as an answered slot of its own at the end of the queue). */
+   *  already due (as an answered slot of its own at the end of the queue, when any is due). It
+   *  answers no request, so no latency is recorded for it. */
   deliverPush(buf: Uint8Array, start: number, end: number): void {
     if (this.closed) return;
-    const msg = new Msg(this, performance.now());
-    this.enqueue(msg, 0);
-    msg.setReply(buf, start, end);
-    msg.done = true;
-    this.advance();
+    if (this.first === null) {
+      // Nothing is due before it (the usual case): straight to the output.
+      this.put(buf, start, end);
+      markDirty(this);
+    } else {
+      const msg = new Msg(this, 0);
+      msg.flags = MSG_PUSH;
+      this.enqueue(msg, 0);
+      msg.setReply(buf, start, end);
+      msg.done = true;
+      this.advance();
+    }
     if (this.pendingOut > SUBSCRIBER_MAX_OUT_BYTES && !this.closing) {
       const unread = `${this.pendingOut} bytes of messages unread, over ${SUBSCRIBER_MAX_OUT_BYTES}`;
       log.warn(`subscriber ${peerOf(this.socket)} of pool '${this.pool.cfg.name}': ${unread}; closing it`);

@@ -11,6 +11,7 @@ export const MSG_SILENT = 1; // memcached noreply: the reply is dropped
 export const MSG_CLOSE = 2; // QUIT or a fatal protocol error: close the client after this reply
 export const MSG_OPEN = 4; // its reply lacks the terminator (Rsp.open): the client adds Codec.openEnd
 export const MSG_READ = 8; // redis_cluster: a read-only command, safe to send again (cluster-resend.ts)
+export const MSG_PUSH = 16; // a message its server pushed to a subscriber: no request, no latency
 
 export class Msg implements Outbound {
   /** Next in the client's reply queue. */

@@ -26,6 +26,7 @@ let proxy: RunningProxy;
 let pool: Endpoint;
 let limited: Endpoint;
 let serverOf: (key: string) => string;
+const metricsPort = freePort();
 const CHANNELS = Array.from({ length: 30 }, (_, i) => `chan:${spread(i)}`);
 
 beforeAll(async () => {
@@ -35,7 +36,7 @@ beforeAll(async () => {
     poolYaml("pubsub", { listen: `127.0.0.1:${freePort()}`, redis: true }, servers),
     poolYaml("limited", { listen: `127.0.0.1:${freePort()}`, redis: true, redis_max_subscribers: 1 }, servers),
   ].join("");
-  proxy = await startProxy(TARGET, yaml);
+  proxy = await startProxy(TARGET, yaml, { args: TARGET === "buncracker" ? ["--metrics-port", String(metricsPort)] : [] });
   pool = proxy.pools.pubsub!;
   limited = proxy.pools.limited!;
   serverOf = placer(yaml, "pubsub");
@@ -100,6 +101,30 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     expect((decode((await sub.readReplies(1, respFrame))[0]!) as RespValue[]).map(text)).toEqual(["pmessage", "chan:*", CHANNELS[0]!, "last"]);
     pub.close();
     sub.close();
+  });
+
+  test("a message answers no request: the pool's latency histogram counts the requests only", async () => {
+    const requests = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const line = text.split("\n").find((l) => l.startsWith('buncracker_pool_request_duration_seconds_count{pool="pubsub"'));
+      return Number(line!.slice(line!.lastIndexOf(" ") + 1));
+    };
+    const channel = "chan:latency";
+    const sub = await RawClient.connect(pool);
+    const pub = await RawClient.connect(pool);
+    try {
+      await sub.send(command("SUBSCRIBE", channel));
+      await sub.readReplies(1, respFrame);
+      const before = await requests();
+      await pub.send(Buffer.concat(Array.from({ length: 20 }, (_, i) => command("PUBLISH", channel, `m${i}`))));
+      expect((await pub.readReplies(20, respFrame)).map(String)).toEqual(Array.from({ length: 20 }, () => ":1\r\n"));
+      const messages = await sub.readReplies(20, respFrame);
+      expect(messages.map((r) => text((decode(r) as RespValue[])[2]!))).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+      expect(await requests()).toBe(before + 20);
+    } finally {
+      pub.close();
+      sub.close();
+    }
   });
 
   test("a large message (1 MB) arrives whole, also while the subscriber waits for a confirmation", async () => {

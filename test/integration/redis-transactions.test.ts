@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, t
 import Redis from "ioredis";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
+import { spread } from "../helpers/random.ts";
 import { clientList } from "../helpers/client-list.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { flushBackends, stopAll } from "../helpers/direct.ts";
@@ -31,8 +32,13 @@ beforeAll(async () => {
   proxy = await startProxy(TARGET, yaml);
   pool = proxy.pools.tx!;
   const serverOf = placer(yaml, "tx");
-  tagA = "{user1}";
-  tagB = Array.from({ length: 100 }, (_, i) => `{user${i + 2}}`).find((t) => serverOf(t) !== serverOf(tagA))!;
+  // Spread tags: fnv1a_64 places texts that differ only in their last digits close together, so
+  // {user2}..{user101} all landed on {user1}'s server for 28 of 300 random port triples.
+  const tags = Array.from({ length: 100 }, (_, i) => `{user:${spread(i)}}`);
+  tagA = tags[0]!;
+  const other = tags.find((t) => serverOf(t) !== serverOf(tagA));
+  if (other === undefined) throw new Error(`no tag of 100 lands on another server than ${tagA}`);
+  tagB = other;
 });
 
 afterAll(async () => {

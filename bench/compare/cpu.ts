@@ -31,18 +31,20 @@ function children(pid: number): number[] {
 }
 
 function addTreeTicks(pid: number, into: CpuTimes): void {
-  addOwnTicks(pid, into);
-  for (const child of children(pid)) addTreeTicks(child, into);
+  let found: number[];
+  try {
+    addOwnTicks(pid, into);
+    found = children(pid);
+  } catch {
+    return; // gone (a child may exit while the tree is read): the rest of the tree still counts
+  }
+  for (const child of found) addTreeTicks(child, into);
 }
 
 /** CPU time used so far by `pid` and its live descendants; zero for a pid that is gone. */
 export function cpuTimes(pid: number): CpuTimes {
   const times = { userUs: 0, systemUs: 0 };
-  try {
-    addTreeTicks(pid, times);
-  } catch {
-    return { userUs: 0, systemUs: 0 };
-  }
+  addTreeTicks(pid, times);
   return times;
 }
 

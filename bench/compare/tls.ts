@@ -13,11 +13,12 @@
 // as a markdown table and written to bench/TLS-RESULTS.md (`--only get16` runs one workload and
 // writes nothing). Installs stunnel4 when missing.
 
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { makeCerts } from "../../test/helpers/certs.ts";
 import { freePort, waitForPort } from "../../test/helpers/ports.ts";
 import { runToEnd, spawnManaged, type ManagedProcess } from "../../test/helpers/process.ts";
+import { cpuTimes, cpuTotal } from "./cpu.ts";
 
 const REPO = resolve(import.meta.dir, "../..");
 const BUN = join(REPO, "node_modules/.bin/bun");
@@ -43,32 +44,8 @@ async function start(argv: string[], port: number): Promise<number> {
   return proc.pid;
 }
 
-/** /proc/<pid>/stat's fields after the command name. */
-function statFields(pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
-  }
-}
-
-/** CPU seconds (user + system, all threads) of `pids` and of their children (workers). */
-function cpuSeconds(pids: readonly number[]): number {
-  const all = new Set(pids);
-  for (const entry of readdirSync("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    const ppid = Number(statFields(pid)?.[1]);
-    if (pids.includes(ppid)) all.add(pid);
-  }
-  let ticks = 0;
-  for (const pid of all) {
-    const f = statFields(pid);
-    if (f !== null) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks / 100;
-}
+/** CPU seconds (user + system, all threads) of `pids` and their descendants (workers). */
+const cpuSeconds = (pids: readonly number[]): number => pids.reduce((sum, pid) => sum + cpuTotal(cpuTimes(pid)), 0) / 1e6;
 
 if (Bun.which("stunnel4") === null) {
   console.log("installing stunnel4");

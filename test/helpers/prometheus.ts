@@ -143,3 +143,12 @@ export const value = (families: Map<string, Family>, family: string, labels: Rec
     .get(family)
     ?.samples.find((s) => s.name === sample && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     ?.value;
+
+/** The value of one sample of a proxy's /metrics, named with its labels as exposed (e.g.
+ *  `buncracker_pool_client_tls_failed_total{pool="mtls"}`). */
+export async function metricSample(metricsPort: number, sample: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
+  if (line === undefined) throw new Error(`/metrics has no sample ${sample}`);
+  return Number(line.slice(sample.length + 1));
+}

@@ -11,6 +11,7 @@ import type { Backend } from "./backends.ts";
 import { RawClient, type Endpoint } from "./client.ts";
 import { redisCall, redisKeys } from "./direct.ts";
 import { freePort } from "./ports.ts";
+import { metricSample } from "./prometheus.ts";
 import { spread } from "./random.ts";
 import { listenEndpoints, startProxy, type ProxyOptions, type RunningProxy } from "./proxy.ts";
 import { command, decode, respFrame, RespError, type RespValue } from "./resp.ts";
@@ -97,12 +98,9 @@ export class ReloadableProxy {
     return { status: res.status, body: (await res.json()) as Healthz };
   }
 
-  /** The value of an unlabelled sample in /metrics. */
-  async metric(name: string): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
-    const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-    if (line === undefined) throw new Error(`/metrics has no sample ${name}`);
-    return Number(line.slice(name.length + 1));
+  /** The value of a sample in /metrics (see metricSample). */
+  metric(sample: string): Promise<number> {
+    return metricSample(this.metricsPort, sample);
   }
 
   /** The twemproxy stats document. */

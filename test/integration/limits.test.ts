@@ -46,13 +46,6 @@ afterAll(async () => {
 
 const at = (port: number) => ({ host: "127.0.0.1", port });
 
-async function metric(proxy: ReloadableProxy, sample: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
-  if (line === undefined) throw new Error(`/metrics has no sample ${sample}`);
-  return Number(line.slice(sample.length + 1));
-}
-
 describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_timeout", () => {
   let proxy: ReloadableProxy;
   const port = { redis: freePort(), mc: freePort(), idle: freePort() };
@@ -84,7 +77,7 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
     expect((decode(await other.readReply(respFrame)) as Buffer).length).toBe(600 * 1024);
     other.close();
     await eventually("the refusal counted", async () =>
-      (await metric(proxy, `buncracker_pool_requests_refused_total{pool="capped"}`)) === 1 ? true : undefined,
+      (await proxy.metric(`buncracker_pool_requests_refused_total{pool="capped"}`)) === 1 ? true : undefined,
     );
     expect(proxy.proxy.stderr()).toMatch(/client 127\.0\.0\.1:\d+ of pool 'capped': request of \d+ bytes or more is over client_max_request \(1048576\); closing it/);
     // In the stats JSON too: the pool uses a key of ours, so its document adds our counts.
@@ -110,7 +103,7 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
     expect(await idle.closesWithin(5000)).toBe(true);
     busy.close();
     await eventually("the idle client counted", async () =>
-      (await metric(proxy, `buncracker_pool_client_idle_closed_total{pool="idle"}`)) >= 1 ? true : undefined,
+      (await proxy.metric(`buncracker_pool_client_idle_closed_total{pool="idle"}`)) >= 1 ? true : undefined,
     );
     expect(proxy.proxy.stderr()).toMatch(/pool 'idle': \d+ client\(s\) idle for 300 ms closed \(client_idle_timeout\), 127\.0\.0\.1:\d+ first/);
   });
@@ -145,7 +138,7 @@ describe.skipIf(TARGET !== "buncracker")("client_max_request and client_idle_tim
       return numsub[1] === 0 ? true : undefined;
     });
     await eventually("the slow subscriber counted", async () =>
-      (await metric(proxy, `buncracker_pool_client_slow_closed_total{pool="capped"}`)) === 1 ? true : undefined,
+      (await proxy.metric(`buncracker_pool_client_slow_closed_total{pool="capped"}`)) === 1 ? true : undefined,
     );
     subscriber.resume();
     await closed;
@@ -214,7 +207,7 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
       // Every client gone: the pool's gauge of what the budget holds is back to 0 (refusals
       // happen inside another client's report: each client's share is counted once).
       await eventually("the buffered bytes back to 0", async () =>
-        (await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0 ? true : undefined,
+        (await proxy.metric(`buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0 ? true : undefined,
       );
     } finally {
       await proxy.stop();
@@ -249,18 +242,18 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
       expect(peak).toBeLessThan(floor + budget + COLLECTOR_SLACK);
       expect(proxy.proxy.stderr()).toContain("buffer budget reached");
       await eventually("clients paused by the budget counted", async () =>
-        (await metric(proxy, `buncracker_pool_client_budget_paused_total{pool="p"}`)) > 0 ? true : undefined,
+        (await proxy.metric(`buncracker_pool_client_budget_paused_total{pool="p"}`)) > 0 ? true : undefined,
       );
       // What the budget holds, in /metrics: some clients not read now, bytes held near the budget.
-      expect(await metric(proxy, `buncracker_pool_client_budget_held{pool="p"}`)).toBeGreaterThan(0);
-      expect(await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)).toBeGreaterThan(budget / 2);
-      expect(await metric(proxy, "buncracker_buffer_budget_bytes")).toBe(budget);
+      expect(await proxy.metric(`buncracker_pool_client_budget_held{pool="p"}`)).toBeGreaterThan(0);
+      expect(await proxy.metric(`buncracker_pool_client_buffered_bytes{pool="p"}`)).toBeGreaterThan(budget / 2);
+      expect(await proxy.metric("buncracker_buffer_budget_bytes")).toBe(budget);
       good.close();
       for (const r of readers) r.close();
       // Once they are gone, nothing is held.
       await eventually("the budget gauges back to 0", async () =>
-        (await metric(proxy, `buncracker_pool_client_budget_held{pool="p"}`)) === 0 &&
-        (await metric(proxy, `buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0
+        (await proxy.metric(`buncracker_pool_client_budget_held{pool="p"}`)) === 0 &&
+        (await proxy.metric(`buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0
           ? true
           : undefined,
       );

@@ -15,6 +15,7 @@ import { clientList, subscribers } from "../helpers/client-list.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
+import { metricSample } from "../helpers/prometheus.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually, placer } from "../helpers/reload.ts";
 import { array, bulk, command, decode, error, integer, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
@@ -104,11 +105,7 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
   });
 
   test("a message answers no request: the pool's latency histogram counts the requests only", async () => {
-    const requests = async (): Promise<number> => {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      const line = text.split("\n").find((l) => l.startsWith('buncracker_pool_request_duration_seconds_count{pool="pubsub"'));
-      return Number(line!.slice(line!.lastIndexOf(" ") + 1));
-    };
+    const requests = (): Promise<number> => metricSample(metricsPort, 'buncracker_pool_request_duration_seconds_count{pool="pubsub"}');
     const channel = "chan:latency";
     const sub = await RawClient.connect(pool);
     const pub = await RawClient.connect(pool);

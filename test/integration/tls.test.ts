@@ -76,14 +76,6 @@ afterAll(async () => {
   certs?.remove();
 });
 
-/** A labelled sample of /metrics, e.g. `buncracker_pool_client_tls_failed_total{pool="mtls"}`. */
-async function metric(sample: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${proxy.metricsPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${sample} `));
-  if (line === undefined) throw new Error(`/metrics has no sample ${sample}`);
-  return Number(line.slice(sample.length + 1));
-}
-
 /** Waits for a log line matching `pattern` that was not in the log before `from` (its length). */
 function logged(pattern: RegExp, from: number): Promise<string> {
   return eventually(`a log line matching ${pattern}`, () => {
@@ -161,7 +153,7 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
 
   test("mutual TLS: a client without a certificate, with one of another CA, or an expired one is refused and counted", async () => {
     const failed = `buncracker_pool_client_tls_failed_total{pool="mtls"}`;
-    const before = await metric(failed);
+    const before = await proxy.metric(failed);
     const from = proxy.proxy.stderr().length;
     const identities = [
       {},
@@ -180,7 +172,7 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     const line = await logged(/client 127\.0\.0\.1:\d+ of pool 'mtls' refused: TLS handshake failed: [^\n]*/, from);
     expect(line).toContain("no client certificate");
     await logged(/client 127\.0\.0\.1:\d+ of pool 'mtls' refused: TLS handshake failed: [^\n]*expired/i, from);
-    await eventually("three refusals counted", async () => ((await metric(failed)) >= before + 3 ? true : undefined));
+    await eventually("three refusals counted", async () => ((await proxy.metric(failed)) >= before + 3 ? true : undefined));
     // In the stats JSON too (a pool configured with `tls`), after twemproxy's fields.
     const doc = await proxy.statsWhere("the refusals", (d) => Number((d.mtls as Record<string, unknown>).client_tls_failed) >= before + 3);
     const keys = Object.keys(doc.mtls as object);
@@ -199,20 +191,20 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
 
   test("clients refuse a proxy they cannot verify (another CA, another name); the proxy logs it and counts it", async () => {
     const failed = `buncracker_pool_client_tls_failed_total{pool="tls"}`;
-    const before = await metric(failed);
+    const before = await proxy.metric(failed);
     const from = proxy.proxy.stderr().length;
     await expect(RawClient.connectTls(at(port.tls), { ca: pem(certs.otherCa) })).rejects.toThrow(/verify|self.signed/);
     await logged(/client 127\.0\.0\.1:\d+ of pool 'tls' refused: TLS handshake failed: [^\n]*/, from);
     await expect(RawClient.connectTls(at(port.tls), { ca: pem(certs.ca), serverName: "wrong.example" })).rejects.toThrow(
       "altnames",
     );
-    await eventually("both refusals counted", async () => ((await metric(failed)) >= before + 2 ? true : undefined));
+    await eventually("both refusals counted", async () => ((await proxy.metric(failed)) >= before + 2 ? true : undefined));
   });
 
   test("plaintext on a TLS port is refused, logged and counted; a TLS client on the same port is not disturbed", async () => {
     const tlsClient = await RawClient.connectTls(at(port.tls), { ca: pem(certs.ca) });
     const failed = `buncracker_pool_client_tls_failed_total{pool="tls"}`;
-    const before = await metric(failed);
+    const before = await proxy.metric(failed);
     const from = proxy.proxy.stderr().length;
     const plain = await RawClient.connect(at(port.tls));
     await plain.send(command("PING"));
@@ -221,7 +213,7 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     expect(answer.toString("latin1")).not.toContain("PONG");
     const line = await logged(/client 127\.0\.0\.1:\d+ of pool 'tls' refused: TLS handshake failed: [^\n]*/, from);
     expect(line).toContain("plaintext");
-    await eventually("the refusal counted", async () => ((await metric(failed)) > before ? true : undefined));
+    await eventually("the refusal counted", async () => ((await proxy.metric(failed)) > before ? true : undefined));
     await tlsClient.send(command("PING"));
     expect(decode(await tlsClient.readReply(respFrame))).toBe("PONG");
     tlsClient.close();
@@ -235,7 +227,7 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
     test(`a server the proxy cannot verify (${pool}): an error reply, a log line naming it, a count`, async () => {
       const backend = pool === "expired" ? expiredRedis : tlsRedis;
       const sample = `buncracker_server_tls_failed_total{pool="${pool}",server="${backend.address}"}`;
-      const before = await metric(sample);
+      const before = await proxy.metric(sample);
       const from = proxy.proxy.stderr().length;
       const client = await RawClient.connect(at(p()));
       await client.send(command("GET", "k"));
@@ -245,7 +237,7 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
       expect((reply as RespError).message).toMatch(reason);
       const line = await logged(new RegExp(`server ${backend.address}:1 of pool '${pool}': TLS handshake failed: [^\\n]*`), from);
       expect(line).toMatch(reason);
-      await eventually("the failure counted", async () => ((await metric(sample)) > before ? true : undefined));
+      await eventually("the failure counted", async () => ((await proxy.metric(sample)) > before ? true : undefined));
       // The client's connection is still good for the next request.
       await client.send(command("PING"));
       expect(decode(await client.readReply(respFrame))).toBe("PONG");

@@ -21,19 +21,24 @@ async function aptGet(args: string[]): Promise<void> {
   if (run.code !== 0) throw new Error(`apt-get ${args.join(" ")} failed (${run.code}):\n${run.stderr.slice(-2000)}`);
 }
 
-/** Installs the packages of missing tools (apt-get update first, only when something is missing). */
-export async function ensureTools(): Promise<Record<string, string>> {
-  const missing = Object.keys(TOOLS).filter((binary) => locate(binary) === null);
+/** Needed only by --profile (profile.ts). */
+export const PROFILER: Record<string, string> = { perf: "linux-perf" };
+
+/** Installs the packages of missing tools (apt-get update first, only when something is missing);
+ *  `extra`: more binaries -> packages. */
+export async function ensureTools(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  const wanted = { ...TOOLS, ...extra };
+  const missing = Object.keys(wanted).filter((binary) => locate(binary) === null);
   if (missing.length > 0) {
-    const packages = [...new Set(missing.map((binary) => TOOLS[binary]!))];
+    const packages = [...new Set(missing.map((binary) => wanted[binary]!))];
     console.log(`installing ${packages.join(" ")} (missing: ${missing.join(", ")})`);
     await aptGet(["update", "-q"]);
     await aptGet(["install", "-y", "-q", "--no-install-recommends", ...packages]);
   }
   const paths: Record<string, string> = {};
-  for (const binary of Object.keys(TOOLS)) {
+  for (const binary of Object.keys(wanted)) {
     const path = locate(binary);
-    if (path === null) throw new Error(`${binary} is still missing after apt-get install ${TOOLS[binary]}`);
+    if (path === null) throw new Error(`${binary} is still missing after apt-get install ${wanted[binary]}`);
     paths[binary] = path;
   }
   return paths;

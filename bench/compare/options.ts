@@ -25,6 +25,8 @@ export interface Options {
   out: string | null;
   /** The predixy binary to measure beside the others (--predixy, else $PREDIXY_BIN); null: not measured. */
   predixy: string | null;
+  /** One extra run per workload and proxy under `perf record`, split by where the CPU goes (profile.ts). */
+  profile: boolean;
 }
 
 export const USAGE = `usage: bun run bench:compare [options]
@@ -42,6 +44,10 @@ export const USAGE = `usage: bun run bench:compare [options]
   --predixy PATH     also measure this predixy binary (default: $PREDIXY_BIN; neither: predixy is
                      not measured, and the report says so). Build it from predixy's own source
                      by its own instructions; this suite never fetches or builds it
+  --profile          after the measured repeats, one more run per workload and proxy sampled by
+                     perf (Debian: linux-perf, installed when missing; root), and a report section
+                     with each proxy's CPU per request split into kernel, native code, libc,
+                     JavaScript (by function) and WASM
   --list             list the workloads and exit
 workloads: ${[...WORKLOADS.map((w) => w.name), MEMORY_PHASE.name, ...OPTIONAL_PHASES.map((p) => p.name)].join(" ")}`;
 
@@ -61,6 +67,7 @@ export function parseOptions(argv: string[]): Options | "list" {
   let nice = 0;
   let out: string | null = null;
   let predixy: string | null = null;
+  let profile = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string | undefined => argv[++i];
@@ -102,6 +109,9 @@ export function parseOptions(argv: string[]): Options | "list" {
         predixy = path;
         break;
       }
+      case "--profile":
+        profile = true;
+        break;
       case "--list":
         return "list";
       default:
@@ -127,5 +137,6 @@ export function parseOptions(argv: string[]): Options | "list" {
     nice,
     out,
     predixy: predixyBinary(predixy),
+    profile,
   };
 }

@@ -4,6 +4,7 @@ import { cpus, totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { TARGETS, type TargetName } from "./cluster.ts";
 import type { OptionalResult } from "./optional.ts";
+import { type ProfileRow, profileSection } from "./profile.ts";
 import { EXECUTABLE, MEMORY_SETUP, perClient, type CrowdRun, type MemoryPhase, type MemoryRun, type MemoryStatus, type RuntimeRun } from "./memory.ts";
 import { type Cell, type Run, type Spread, cell, cpuOf, opsOf, p99Of, ratio, spread, userCpuOf } from "./summary.ts";
 import { compact } from "./svg.ts";
@@ -24,6 +25,8 @@ export interface ReportInput {
   memory: MemoryPhase;
   /** The optional phases (optional.ts): a table each, or why it was skipped. */
   optional: OptionalResult[];
+  /** --profile's rows (profile.ts), empty without it. */
+  profiles: ProfileRow[];
   /** Targets not measured, with the reason. */
   skipped: Partial<Record<TargetName, string>>;
   direct: { redis: string; memcached: string };
@@ -341,6 +344,7 @@ export function markdown(input: ReportInput): string {
   if (input.optional.length > 0) {
     out.push("## Optional workloads (features that may not be in the tree yet)", "", ...input.optional.flatMap((o) => [...o.lines, ""]));
   }
+  out.push(...profileSection(input.profiles));
   if (input.memory.runs.length > 0) out.push(...memorySection(input.memory), "### Memory targets (issue 24)", "", memoryGoal(input.memory), "");
   const goals = measured.includes("buncracker") ? goalLines(input) : [];
   const ofRatios = measured.includes("buncracker") ? " (throughput: medians of the ratios)" : "";

@@ -20,12 +20,13 @@ import {
   startProxy,
 } from "./cluster.ts";
 import { cpuPer, cpuSince, cpuTimes, cpuTotal } from "./cpu.ts";
-import { ensureTools, toolVersions } from "./install.ts";
+import { PROFILER, ensureTools, toolVersions } from "./install.ts";
 import { MEMORY_PHASE, measureMemory, memoryLaunches } from "./memory.ts";
 import { OPTIONAL_PHASES, runOptional } from "./optional.ts";
 import { type Options, USAGE, parseOptions } from "./options.ts";
 import { PREDIXY_NOT_SERVED, predixyVersion, startPredixy } from "./predixy.ts";
 import { prefill } from "./prefill.ts";
+import { type ProfileRow, analyse, startPerf, stopPerf, withJitDump } from "./profile.ts";
 import { installSignalHandlers, runTool, setNiceness, stopAll } from "./procs.ts";
 import { markdown } from "./report.ts";
 import { type Run, cell } from "./summary.ts";
@@ -166,9 +167,13 @@ async function startPredixyTarget(cluster: Cluster, options: Options, dir: strin
   }
 }
 
+/** Where buncracker writes its jitdump under --profile. */
+const jitDumpDir = (dir: string): string => join(dir, "jitdump");
+
 async function startTargets(cluster: Cluster, options: Options, tools: Record<string, string>, dir: string): Promise<void> {
-  for (const launch of proxyLaunches(tools, REPO, BUN)) {
-    if (!options.targets.includes(launch.target)) continue;
+  for (const plain of proxyLaunches(tools, REPO, BUN)) {
+    if (!options.targets.includes(plain.target)) continue;
+    const launch = options.profile && plain.target === "buncracker" ? withJitDump(plain, jitDumpDir(dir)) : plain;
     const missing = launch.target === "buncracker" ? buncrackerMissing(REPO) : null;
     if (missing !== null) {
       cluster.skipped[launch.target] = missing;
@@ -208,8 +213,46 @@ async function prefillAll(cluster: Cluster, workloads: Workload[]): Promise<void
   console.log(`prefilled ${keySets.size} key set(s) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
+/** --profile: one more run per workload and proxy, sampled by perf (profile.ts); not among `runs`,
+ *  whose median CPU per request the profile's shares are applied to. */
+async function profileAll(
+  bench: Bench,
+  cluster: Cluster,
+  options: Options,
+  targets: TargetName[],
+  runs: Run[],
+  perf: string,
+  dir: string,
+): Promise<ProfileRow[]> {
+  const rows: ProfileRow[] = [];
+  for (const w of options.workloads) {
+    for (const target of targets) {
+      const proxy = target === "direct" ? undefined : cluster.proxies[target];
+      if (proxy === undefined || listenPort(proxy, w.pool) === undefined) continue;
+      const file = join(dir, `perf-${w.name}-${target}.data`);
+      const cpuUs = cell(runs, w.name, target).cpuUsPerRequest?.median ?? null;
+      const recorder = await startPerf(perf, proxy.pid, file, join(dir, "perf.log"));
+      const run = await bench.once(w, target, options.seconds, -1);
+      await stopPerf(recorder);
+      const row: ProfileRow = { workload: w.name, target, cpuUs, profile: null };
+      if (run.measurement === undefined) row.error = run.error;
+      else {
+        try {
+          row.profile = await analyse(perf, file, proxy.pid, target === "buncracker" ? jitDumpDir(dir) : null);
+        } catch (error) {
+          row.error = (error as Error).message;
+        }
+      }
+      rows.push(row);
+      const shares = row.profile === null ? row.error : Object.entries(row.profile.shares).map(([c, v]) => `${c} ${(v * 100).toFixed(0)}%`).join(", ");
+      console.log(`[profile] ${w.name.padEnd(20)} ${target.padEnd(10)} ${shares}`);
+    }
+  }
+  return rows;
+}
+
 async function benchmark(options: Options, dir: string, command: string): Promise<void> {
-  const tools = await ensureTools();
+  const tools = await ensureTools(options.profile ? PROFILER : {});
   setNiceness(options.nice);
   const versions = await toolVersions(tools, BUN);
   const loadStart = loadAverage();
@@ -256,6 +299,8 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     }
   }
 
+  const profiles = options.profile ? await profileAll(bench, cluster, options, targets, runs, tools.perf!, dir) : [];
+
   // Fresh proxies of its own, for the targets that started (see memory.ts).
   const launches = memoryLaunches(proxyLaunches(tools, REPO, BUN).filter((l) => cluster.proxies[l.target] !== undefined), REPO);
   const memory = options.memory ? await measureMemory(cluster, launches, BUN, dir) : { runs: [], runtime: null };
@@ -294,6 +339,7 @@ async function benchmark(options: Options, dir: string, command: string): Promis
     runs,
     memory,
     optional,
+    profiles,
     skipped: cluster.skipped,
     direct: {
       redis: `${cluster.redis[0]!.name} (127.0.0.1:${cluster.redis[0]!.port})`,

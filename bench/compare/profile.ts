@@ -79,7 +79,8 @@ function readJitDumps(dir: string, pid: number): JitCode[] {
   return codes.sort((a, b) => a.start - b.start);
 }
 
-/** The code block holding `ip` (the latest one loaded there when code was freed and reused). */
+/** The code block holding `ip`: of blocks that overlap (code freed and its memory reused), the
+ *  one starting closest below it. */
 function jitName(codes: JitCode[], ip: number): string | null {
   let lo = 0;
   let hi = codes.length;
@@ -88,7 +89,7 @@ function jitName(codes: JitCode[], ip: number): string | null {
     if (codes[mid]!.start <= ip) lo = mid + 1;
     else hi = mid;
   }
-  // Blocks may overlap (recompiled code): look back a little for one that covers ip.
+  // The block starting closest below ip may have ended before it: look back a little.
   for (let i = lo - 1; i >= 0 && i >= lo - 64; i--) if (ip < codes[i]!.end) return codes[i]!.name;
   return null;
 }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import Redis from "ioredis";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { spread } from "../helpers/random.ts";
-import { RawClient, type Endpoint } from "../helpers/client.ts";
+import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
 import { latin1 } from "../helpers/assertions.ts";
 import { clientList, subscribers } from "../helpers/client-list.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
@@ -51,14 +51,20 @@ afterAll(async () => {
 const confirm = (word: string, name: string | null, count: number): Buffer => array([bulk(word), bulk(name), integer(count)]);
 const text = (v: RespValue): string => (Buffer.isBuffer(v) ? v.toString("latin1") : JSON.stringify(v));
 
+/** The first `n` messages ioredis client `sub` receives, as "channel=message", sorted. */
+function messages(sub: Redis, n: number): Promise<string[]> {
+  const got: string[] = [];
+  return new Promise((resolve) => {
+    sub.on("message", (channel: string, message: string) => {
+      got.push(`${channel}=${message}`);
+      if (got.length === n) resolve(got.sort());
+    });
+  });
+}
+
+/** One command on a connection of its own, its reply decoded. */
 async function call(endpoint: Endpoint, ...args: string[]): Promise<RespValue> {
-  const client = await RawClient.connect(endpoint);
-  try {
-    await client.send(command(...args));
-    return decode((await client.readReplies(1, respFrame))[0]!);
-  } finally {
-    client.close();
-  }
+  return decode((await exchange(endpoint, command(...args), 1, respFrame))[0]!);
 }
 
 /** Subscriber connections on every backend (CLIENT LIST). */
@@ -190,19 +196,12 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     try {
       await sub.connect();
       await pub.connect();
-      const got: string[] = [];
-      const all = new Promise<void>((resolve) => {
-        sub.on("message", (channel: string, message: string) => {
-          got.push(`${channel}=${message}`);
-          if (got.length === 5) resolve();
-        });
-      });
+      const got = messages(sub, 5);
       expect(await sub.subscribe(...CHANNELS.slice(10, 15))).toBe(5);
       expect(await sub.set("resp3:k", "v")).toBe("OK");
       expect(await sub.get("resp3:k")).toBe("v");
       for (const c of CHANNELS.slice(10, 15)) expect(await pub.publish(c, c.toUpperCase())).toBe(1);
-      await all;
-      expect(got.sort()).toEqual(CHANNELS.slice(10, 15).map((c) => `${c}=${c.toUpperCase()}`).sort());
+      expect(await got).toEqual(CHANNELS.slice(10, 15).map((c) => `${c}=${c.toUpperCase()}`).sort());
       await pub.del("resp3:k");
     } finally {
       sub.disconnect();
@@ -303,17 +302,10 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
     try {
       await sub.connect();
       await pub.connect();
-      const got: string[] = [];
-      const all = new Promise<void>((resolve) => {
-        sub.on("message", (channel: string, message: string) => {
-          got.push(`${channel}=${message}`);
-          if (got.length === 10) resolve();
-        });
-      });
+      const got = messages(sub, 10);
       expect(await sub.subscribe(...CHANNELS.slice(0, 10))).toBe(10);
       for (const c of CHANNELS.slice(0, 10)) expect(await pub.publish(c, c.toUpperCase())).toBe(1);
-      await all;
-      expect(got.sort()).toEqual(CHANNELS.slice(0, 10).map((c) => `${c}=${c.toUpperCase()}`).sort());
+      expect(await got).toEqual(CHANNELS.slice(0, 10).map((c) => `${c}=${c.toUpperCase()}`).sort());
     } finally {
       sub.disconnect();
       pub.disconnect();

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { startRedis, type Backend } from "../helpers/backends.ts";
-import { RawClient, type Endpoint } from "../helpers/client.ts";
+import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { flushBackends, redisCall, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -50,14 +50,9 @@ beforeEach(async () => {
   await flushBackends(backends);
 });
 
+/** One command on a connection of its own, its reply decoded. */
 async function call(endpoint: Endpoint, ...args: string[]): Promise<RespValue> {
-  const client = await RawClient.connect(endpoint);
-  try {
-    await client.send(command(...args));
-    return decode((await client.readReplies(1, respFrame))[0]!);
-  } finally {
-    client.close();
-  }
+  return decode((await exchange(endpoint, command(...args), 1, respFrame))[0]!);
 }
 
 /** Writes `count` keys `${prefix}${i}` through the proxy. */

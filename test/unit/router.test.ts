@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Distribution, HashName, PoolConfig, ServerConfig } from "../../src/conf/types.ts";
+import { parseConfig } from "../../src/conf/load.ts";
 import { hashKey, Router } from "../../src/route/router.ts";
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -18,6 +19,11 @@ interface TestServer {
   weight: number;
 }
 
+/** Every other pool key at the loader's default (one pool parsed from a minimal config). */
+const DEFAULTS: PoolConfig = parseConfig("test:\n  listen: 127.0.0.1:22121\n  servers:\n   - 127.0.0.1:7000:1\n", "router.test.yml", () => {}).pools[0]!;
+
+/** A pool of `servers` in the given order (the loader would sort them: these tests index the
+ *  reference formulas by the order they give). */
 function testPool(
   distribution: Distribution,
   servers: readonly TestServer[],
@@ -32,36 +38,12 @@ function testPool(
     pname: `127.0.0.1:${7000 + i}:${s.weight}`,
   }));
   return {
-    name: "test",
-    listen: { spec: "127.0.0.1:22121", host: "127.0.0.1", port: 22121, unix: false, perm: null },
+    ...DEFAULTS,
     hash: options.hash ?? "fnv1a_64",
     hashTag: options.hashTag ?? null,
     distribution,
-    timeout: null,
-    backlog: 512,
-    clientConnections: 0,
     redis: true,
-    redisAuth: null,
-    redisDb: 0,
-    preconnect: false,
     autoEjectHosts: true,
-    serverConnections: 1,
-    serverRetryTimeout: 30000,
-    serverFailureLimit: 2,
-    tcpkeepalive: false,
-    reuseport: false,
-    coalesceGets: true,
-    tls: null,
-    serverTls: null,
-    clientMaxRequest: 0,
-    clientIdleTimeout: null,
-    redisAllowKeys: false,
-    redisAllowFlush: false,
-    redisMaxSubscribers: 0,
-    redisDedicatedConnections: 0,
-    sentinels: [],
-    sentinelAuth: null,
-    readFrom: "master",
     servers: configs,
   };
 }

@@ -39,6 +39,7 @@ export class Msg implements Outbound {
   keyGroup = 0;
   keyStart = 0;
   keyEnd = 0;
+  values = 0;
   /** redis_cluster pools (cluster-dispatch.ts): the bytes sent for this request or fragment,
    *  kept to send them again when a node redirects it; its slot; how often it was sent again. */
   sentBuf: Uint8Array | null = null;

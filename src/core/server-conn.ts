@@ -364,6 +364,8 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     if (rsp.open) head.flags |= MSG_OPEN;
     // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
     if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
+    // An error to a command that later requests joined (redis MGET): each goes up again alone.
+    if (rsp.isError && this.first !== null && this.first.joined && this.resendJoined(head)) return true;
     deliver(pool, head, buf, start, end, now);
     if (rsp.isError) {
       // The server stopped at the error: requests that went up on the same line get it too
@@ -389,6 +391,24 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     if (this.retiring && this.first === null) {
       this.close("retired by a reload");
       return false;
+    }
+    return true;
+  }
+
+  /** head's command, with the requests joined to it, got an error: each goes up again alone
+   *  (Upstream.resend), so that the error reaches only the request it is for. False when the
+   *  protocol does not do that (the error then answers them all). */
+  private resendJoined(head: Msg): boolean {
+    if (!this.upstream.resend(head, this)) return false;
+    const joined: Msg[] = [];
+    for (let m = this.first; m !== null && m.joined; m = this.first) {
+      this.dequeue(m, 0);
+      joined.push(m);
+    }
+    this.push(head);
+    for (const m of joined) {
+      this.upstream.resend(m, this);
+      this.push(m);
     }
     return true;
   }

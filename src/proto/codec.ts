@@ -262,6 +262,9 @@ export interface Outbound {
   keyGroup: number;
   keyStart: number;
   keyEnd: number;
+  /** How many values its reply has (a redis MGET fragment: its keys), by which the reply
+   *  parser divides the reply of a command that fragments after it joined. */
+  values: number;
 }
 
 /** Where an Upstream writes: a server connection's output. */
@@ -286,6 +289,10 @@ export interface Upstream {
   /** Parse the reply at buf[pos, end) (Codec.parseResponse) to `head`, the oldest request
    *  waiting on the connection (null: a preamble reply). */
   parseReply(buf: Uint8Array, pos: number, end: number, rsp: Rsp, head: Outbound | null): number;
+  /** The command msg went up in (with requests joined to it) got an error: write msg alone
+   *  again (msg.joined false, msg.bytes set), so that each of them gets its own reply; false
+   *  when the protocol does not (the error then answers them all). */
+  resend(msg: Outbound, sink: UpstreamSink): boolean;
 }
 
 export interface Codec<S extends Session = Session> {

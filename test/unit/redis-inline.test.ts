@@ -138,7 +138,7 @@ describe("inline framing", () => {
     redisCodec.parseRequest(buf, 0, buf.length, req);
     const out = new ByteWriter(64);
     const sink = { out, send: (b: Uint8Array, start: number, end: number) => out.bytes(b, start, end) };
-    const msg = { bytes: 0, joined: false, snext: null, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0 };
+    const msg = { bytes: 0, joined: false, snext: null, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0, values: 0 };
     redisCodec.upstream({} as PoolConfig).forward(buf, req, msg, sink);
     const expected = "*3\r\n$3\r\nSET\r\n$3\r\na b\r\n$3\r\nc'd\r\n";
     expect(Buffer.from(out.view()).toString("latin1")).toBe(expected);

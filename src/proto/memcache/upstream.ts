@@ -48,6 +48,7 @@ const separateLines: Upstream = {
   },
   sent() {},
   parseReply: parseResponse,
+  resend: () => false,
 };
 
 /** coalesce_gets: true. One per server connection: the line at the end of its output. */
@@ -105,6 +106,12 @@ class JoinedLines implements Upstream {
 
   sent(): void {
     this.tailKind = 0;
+  }
+
+  /** A joined line's error answers every request on it: memcached's line errors (a server out
+   *  of memory) do not depend on the keys (the parser already refused bad ones). */
+  resend(): boolean {
+    return false;
   }
 
   parseReply(buf: Uint8Array, pos: number, end: number, rsp: Rsp, head: Outbound | null): number {

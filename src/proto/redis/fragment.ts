@@ -31,6 +31,29 @@ export function buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from
   }
 }
 
+/** Appends the keys order[from, from + n) of req (indexes into its keys), as buildFragment
+ *  writes them: a fragment joined onto the MGET before it. */
+export function appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
+  const { argStart, argEnd, keyArg } = req;
+  for (let i = from; i < from + n; i++) {
+    const arg = keyArg[order[i]!]!;
+    if (req.inline) writeBulk(w, buf, argStart[arg]!, argEnd[arg]!);
+    else copyBulks(w, buf, argStart[arg]!, argEnd[arg]!);
+  }
+}
+
+const MGET = new TextEncoder().encode("$4\r\nMGET\r\n");
+
+/** An MGET of the keys of fragment `group` of a split request (Split.keys: key i is
+ *  bytes[keys[3i], keys[3i + 1]), in fragment keys[3i + 2]), in key order. */
+export function writeMget(bytes: Uint8Array, keys: Int32Array, group: number, w: ByteWriter): void {
+  let n = 0;
+  for (let i = 2; i < keys.length; i += 3) if (keys[i] === group) n++;
+  writeArrayHeader(w, 1 + n);
+  w.bytes(MGET);
+  for (let i = 0; i < keys.length; i += 3) if (keys[i + 2] === group) writeBulk(w, bytes, keys[i]!, keys[i + 1]!);
+}
+
 /** The request as a RESP array of its arguments (an inline command going upstream). */
 export function writeArgs(buf: Uint8Array, req: Req, w: ByteWriter): void {
   writeArrayHeader(w, req.nargs);

@@ -3,12 +3,10 @@
 // interface. A client that said HELLO 3 is in connection group 1, whose server connections open
 // with HELLO 3 (preamble.ts), so its replies come back in RESP3 and pass through unconverted.
 
-import type { PoolConfig } from "../../conf/types.ts";
 import { ascii } from "../../lib/bytes.ts";
 import { VERSION } from "../../lib/version.ts";
-import { Route, type Codec, type Upstream } from "../codec.ts";
+import { Route, type Codec } from "../codec.ts";
 import { factsOf } from "./facts.ts";
-import { buildFragment, writeArgs } from "./fragment.ts";
 import { buildInfo, infoBody, infoField, lowestVersion } from "./info.ts";
 import { admit, local, newSession, reconfigure, silent } from "./local.ts";
 import { merge } from "./merge.ts";
@@ -18,6 +16,7 @@ import { writeVerbatim } from "./reply.ts";
 import { parseRequest } from "./request.ts";
 import { planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
+import { upstreamFor } from "./upstream.ts";
 import { isPubSubMessage } from "./subscriptions.ts";
 import type { RedisSession } from "./session.ts";
 import type { SupportedCommand } from "./commands.ts";
@@ -25,39 +24,6 @@ import type { SupportedCommand } from "./commands.ts";
 /** Connection groups: RESP2 clients' connections, and RESP3 clients' (opened with HELLO 3). */
 const RESP2_GROUP = 0;
 const RESP3_GROUP = 1;
-
-/** Redis requests go upstream as the client sent them (an inline command as a RESP array of its
- *  arguments, a split's fragments as buildFragment writes them), and redis answers a pipeline's
- *  commands with one send already, so a server connection keeps no state of its own. Replies to
- *  the preamble (head null) tell the pool's ServerFacts the server's version. */
-function upstreamFor(pool: PoolConfig): Upstream {
-  const facts = factsOf(pool.name);
-  return {
-    forward(buf, req, msg, sink) {
-      if (req.inline) {
-        const out = sink.out;
-        const before = out.len;
-        writeArgs(buf, req, out);
-        msg.bytes = out.len - before;
-        return;
-      }
-      sink.send(buf, req.start, req.end);
-      msg.bytes = req.end - req.start;
-    },
-    fragment(req, split, _group, order, from, n, msg, sink) {
-      const out = sink.out;
-      const before = out.len;
-      buildFragment(split.bytes, req, order, from, n, out);
-      msg.bytes = out.len - before;
-    },
-    sent() {},
-    parseReply(buf, pos, end, rsp, head) {
-      const next = parseResponse(buf, pos, end, rsp);
-      if (head === null && next > 0) facts.learn(buf, rsp.start, next);
-      return next;
-    },
-  };
-}
 
 const latin1 = new TextDecoder("latin1");
 

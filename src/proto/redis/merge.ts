@@ -9,7 +9,7 @@ import type { ByteWriter } from "../../lib/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
 import { errorReply, OK } from "./replies.ts";
 import { writeNull, type Proto } from "./reply.ts";
-import { BANG, COLON, DOLLAR, MINUS, NUMBER_INVALID, numberValue, readNumber, STAR, UNDERSCORE } from "./resp.ts";
+import { BANG, COLON, DOLLAR, MINUS, numberValue, readNumber, STAR, UNDERSCORE } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a split request");
@@ -51,7 +51,13 @@ function mergeValues(split: Split, out: ByteWriter, proto: Proto): Uint8Array | 
   for (let f = 0; f < nfrags; f++) {
     const reply = fragBuf[f]!;
     const start = fragPos[2 * f]!;
-    const next = reply[start] === STAR ? readNumber(reply, start + 1, fragPos[2 * f + 1]!) : NUMBER_INVALID;
+    if (reply[start] !== STAR) {
+      // A fragment joined with others (coalesce_gets): its values without an array header; the
+      // loops below check that it has exactly one per key.
+      cursor[f] = start;
+      continue;
+    }
+    const next = readNumber(reply, start + 1, fragPos[2 * f + 1]!);
     if (next < 0 || numberValue(reply, start + 1) !== carried[f]) return UNEXPECTED;
     cursor[f] = next;
   }

@@ -80,7 +80,8 @@ function readJitDumps(dir: string, pid: number): JitCode[] {
 }
 
 /** The code block holding `ip`: of blocks that overlap (code freed and its memory reused), the
- *  one starting closest below it. */
+ *  one starting closest below it. Samples' times are not compared with the blocks' load times,
+ *  so a sample in reused memory may get an older block's name (the categories are right). */
 function jitName(codes: JitCode[], ip: number): string | null {
   let lo = 0;
   let hi = codes.length;

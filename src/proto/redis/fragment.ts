@@ -11,12 +11,24 @@ import { DOLLAR, STAR } from "./resp.ts";
  *  into req's keys). */
 export function buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
   const withValues = req.command!.route === Route.Set;
-  const { argStart, argEnd, keyArg } = req;
   w.byte(STAR);
   w.int(1 + (withValues ? 2 * n : n));
   w.crlf();
+  if (req.inline) writeBulk(w, buf, req.argStart[0]!, req.argEnd[0]!);
+  else copyBulks(w, buf, req.argStart[0]!, req.argEnd[0]!);
+  appendArgs(buf, req, order, from, n, withValues, w);
+}
+
+/** Appends the keys order[from, from + n) of req (indexes into its keys), as buildFragment
+ *  writes them: a fragment joined onto the MGET before it. */
+export function appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
+  appendArgs(buf, req, order, from, n, false, w);
+}
+
+/** The keys order[from, from + n) of req, each with its value when `withValues` (MSET). */
+function appendArgs(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, withValues: boolean, w: ByteWriter): void {
+  const { argStart, argEnd, keyArg } = req;
   if (req.inline) {
-    writeBulk(w, buf, argStart[0]!, argEnd[0]!);
     for (let i = from; i < from + n; i++) {
       const arg = keyArg[order[i]!]!;
       writeBulk(w, buf, argStart[arg]!, argEnd[arg]!);
@@ -24,21 +36,9 @@ export function buildFragment(buf: Uint8Array, req: Req, order: Int32Array, from
     }
     return;
   }
-  copyBulks(w, buf, argStart[0]!, argEnd[0]!);
   for (let i = from; i < from + n; i++) {
     const arg = keyArg[order[i]!]!;
     copyBulks(w, buf, argStart[arg]!, argEnd[withValues ? arg + 1 : arg]!);
-  }
-}
-
-/** Appends the keys order[from, from + n) of req (indexes into its keys), as buildFragment
- *  writes them: a fragment joined onto the MGET before it. */
-export function appendKeys(buf: Uint8Array, req: Req, order: Int32Array, from: number, n: number, w: ByteWriter): void {
-  const { argStart, argEnd, keyArg } = req;
-  for (let i = from; i < from + n; i++) {
-    const arg = keyArg[order[i]!]!;
-    if (req.inline) writeBulk(w, buf, argStart[arg]!, argEnd[arg]!);
-    else copyBulks(w, buf, argStart[arg]!, argEnd[arg]!);
   }
 }
 

@@ -17,7 +17,7 @@ import { decimalDigits } from "../../lib/bytes.ts";
 import { FATAL, NEED_MORE, Route, type Outbound, type Req, type Rsp, type Split, type Upstream, type UpstreamSink } from "../codec.ts";
 import { factsOf, type ServerFacts } from "./facts.ts";
 import { appendKeys, buildFragment, writeArgs, writeMget } from "./fragment.ts";
-import { CR, STAR } from "./resp.ts";
+import { MINUS, NUMBER_INCOMPLETE, NUMBER_INVALID, numberValue, readNumber, STAR } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 /** A joined MGET takes no more fragments once it is this long (a few hundred keys). */
@@ -135,11 +135,11 @@ class JoinedMgets implements Upstream {
       const next = head.snext;
       // Not a joined MGET, or its error (which answers every fragment on it).
       if (next === null || !next.joined || buf[pos] !== STAR) return parseResponse(buf, pos, end, rsp);
-      const header = arrayHeader(buf, pos, end);
-      if (header === HEADER_INCOMPLETE) return needMore(rsp, pos);
-      if (header === HEADER_INVALID) return malformed(rsp, pos, "invalid array length");
-      left = header;
-      pos = skipHeader(buf, pos);
+      const values = readNumber(buf, pos + 1, end);
+      if (values === NUMBER_INCOMPLETE) return needMore(rsp, pos);
+      if (values === NUMBER_INVALID || buf[pos + 1] === MINUS) return malformed(rsp, pos, "invalid array length");
+      left = numberValue(buf, pos + 1);
+      pos = values;
     }
     if (left < head.values) return malformed(rsp, pos, "a joined MGET's reply has fewer values than its keys");
     const valuesStart = pos;
@@ -169,29 +169,6 @@ class JoinedMgets implements Upstream {
     this.tailOpen = false;
     return true;
   }
-}
-
-const HEADER_INCOMPLETE = -1;
-const HEADER_INVALID = -2;
-
-/** The count of the array header at buf[pos] (`*<count>\r\n`), or HEADER_INCOMPLETE /
- *  HEADER_INVALID. */
-function arrayHeader(buf: Uint8Array, pos: number, end: number): number {
-  let count = 0;
-  let p = pos + 1;
-  for (; p < end && buf[p] !== CR; p++) {
-    const digit = buf[p]! - 48;
-    if (digit < 0 || digit > 9) return HEADER_INVALID;
-    count = count * 10 + digit;
-  }
-  return p + 2 <= end ? count : HEADER_INCOMPLETE;
-}
-
-/** Where the values after a complete array header at buf[pos] start. */
-function skipHeader(buf: Uint8Array, pos: number): number {
-  let p = pos + 1;
-  while (buf[p] !== CR) p++;
-  return p + 2;
 }
 
 /** A part of a joined reply is not all there: parsed again from `pos` when more bytes came (no

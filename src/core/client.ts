@@ -45,9 +45,10 @@ const BUDGET_SMALL_HOLDER = 64 << 10;
  *  HOLD_MAX_BYTES are ready. */
 const HOLD_MAX_MS = 1;
 const HOLD_MAX_BYTES = 65536;
+/** ClientConn.hold when not holding, and once the hold timer let it write; else the
+ *  performance.now() it started holding at (always above 0). */
 const HOLD_NONE = 0;
-const HOLD_WAITING = 1;
-const HOLD_EXPIRED = 2;
+const HOLD_EXPIRED = -1;
 /** Clients holding replies back, released together by one timer. */
 const holding: ClientConn[] = [];
 let holdTimer: ReturnType<typeof setTimeout> | null = null;
@@ -57,8 +58,8 @@ function releaseHeld(): void {
   const now = performance.now();
   let kept = 0;
   for (const c of holding) {
-    if (c.hold !== HOLD_WAITING) continue;
-    if (now - c.holdSince < HOLD_MAX_MS) {
+    if (c.hold <= HOLD_NONE) continue;
+    if (now - c.hold < HOLD_MAX_MS) {
       holding[kept++] = c;
       continue;
     }
@@ -83,6 +84,15 @@ const scratch = new Req();
 /** Fed to a client that may take requests again: parses what was read before it stopped. */
 const RESUMED = new Uint8Array(0);
 
+/** A request streaming to its server: terminator bytes (Codec.dataEnd) still to check, data
+ *  bytes still to pass on before them, and its connection (null: the request was answered
+ *  without its data, which is dropped). */
+class RequestStream {
+  tail = 0;
+  left = 0;
+  constructor(readonly conn: ServerConn | null) {}
+}
+
 export class ClientConn extends StreamReader implements Flushable, BudgetHolder {
   readonly out = new ByteWriter();
   /** Large replies the socket has not taken yet (written before `out`). */
@@ -99,9 +109,9 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   readonly session: Session;
   /** The connection group its requests go to (Codec.group of the session). */
   group: number;
-  /** Ready replies held back for the rest of the queue (flush()). */
+  /** Ready replies held back for the rest of the queue (flush()): since when, HOLD_NONE or
+   *  HOLD_EXPIRED. */
   hold = HOLD_NONE;
-  holdSince = 0;
   /** Reply queue. */
   first: Msg | null = null;
   last: Msg | null = null;
@@ -119,19 +129,16 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   /** Server connections of its own (subscriptions, transaction, blocking requests:
    *  dedicated.ts); null until its first. */
   own: OwnConns | null = null;
-  /** A request streaming to its server (streamOn): terminator bytes (Codec.dataEnd) still to
-   *  check, 0 when none streams; data bytes still to pass on before them; its connection (null:
-   *  the request was answered without its data, which is dropped). */
-  private streamTail = 0;
-  private streamLeft = 0;
-  streamConn: ServerConn | null = null;
+  /** The request streaming to its server (streamOn), null when none streams. */
+  private stream: RequestStream | null = null;
   /** A request that could not stream (its connection streams another one): gathered, then
    *  routed once whole (routeWhole). */
   deferred: Msg | null = null;
-  /** The servers it sent writes to (CommandSpec.writes) since its last WAIT, and the latest
-   *  (checked first: most clients write to one server after another rarely). */
-  wrote: Server[] | null = null;
+  /** The server it last sent a write to (CommandSpec.writes) since its last WAIT, checked
+   *  first, and all it wrote to since then once that is more than one (null until then: most
+   *  clients write to one server, or to another rarely). */
   lastWrote: Server | null = null;
+  private wrote: Server[] | null = null;
 
   constructor(
     readonly pool: Pool,
@@ -206,8 +213,8 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     // Parsing runs only from onData, which has just read the clock.
     const now = this.lastRead;
     while (pos < end) {
-      if (this.streamTail !== 0) {
-        pos = this.streamOn(buf, pos, end);
+      if (this.stream !== null) {
+        pos = this.streamOn(this.stream, buf, pos, end);
         if (pos === FATAL) return FATAL;
         if (this.paused) break;
         continue;
@@ -224,8 +231,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
           req.end = end;
           dispatch(this.pool, this, buf, req, now);
           if (this.deferred === null) {
-            this.streamLeft = req.start + req.stream - end;
-            this.streamTail = codec.dataEnd.bytes.length;
+            // Not forwarded (answered at once): streamsTo was not called, its data is dropped.
+            const stream = (this.stream ??= new RequestStream(null));
+            stream.left = req.start + req.stream - end;
+            stream.tail = codec.dataEnd.bytes.length;
             this.need = 0;
             return end;
           }
@@ -277,26 +286,26 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
   /** Pass on buf[pos, end) of the request streaming: its data, then its terminator, checked
    *  (Codec.dataEnd) since the server must never get broken framing. Returns where it stopped,
    *  or FATAL. */
-  private streamOn(buf: Uint8Array, pos: number, end: number): number {
-    const conn = this.streamConn;
-    let at = end - pos > this.streamLeft ? pos + this.streamLeft : end;
-    this.streamLeft -= at - pos;
-    if (this.streamLeft === 0) {
+  private streamOn(stream: RequestStream, buf: Uint8Array, pos: number, end: number): number {
+    const conn = stream.conn;
+    let at = end - pos > stream.left ? pos + stream.left : end;
+    stream.left -= at - pos;
+    if (stream.left === 0) {
       const dataEnd = this.pool.codec.dataEnd;
       const bytes = dataEnd.bytes;
-      while (this.streamTail > 0 && at < end) {
-        if (buf[at] !== bytes[bytes.length - this.streamTail]) {
+      while (stream.tail > 0 && at < end) {
+        if (buf[at] !== bytes[bytes.length - stream.tail]) {
           this.cutStream();
           rejectFatal(this.pool, this, dataEnd.error);
           return FATAL;
         }
-        this.streamTail--;
+        stream.tail--;
         at++;
       }
     }
     if (conn !== null) {
       conn.streamPart(buf, pos, at);
-      if (this.streamTail === 0) conn.endStream();
+      if (stream.tail === 0) conn.endStream();
       else if (conn.backlog > STREAM_BACKLOG && !this.paused) {
         // The server takes the bytes slower than the client sends them.
         this.paused = true;
@@ -304,8 +313,19 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
         conn.waitDrain(this);
       }
     }
-    if (this.streamTail === 0) this.streamConn = null;
+    if (stream.tail === 0) this.stream = null;
     return at;
+  }
+
+  /** Its streaming request's server connection has more than half its backlog unsent. */
+  private streamBacklogged(): boolean {
+    const conn = this.stream === null ? null : this.stream.conn;
+    return conn !== null && conn.backlog >= STREAM_BACKLOG / 2;
+  }
+
+  /** The request being dispatched streams to conn (ClientConn.parse sets how much follows). */
+  streamsTo(conn: ServerConn): void {
+    this.stream = new RequestStream(conn);
   }
 
   /** Its server connection took the streamed bytes it held (or closed): read again, unless the
@@ -319,11 +339,10 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
 
   /** The request streaming can never be finished (the client left or broke it). */
   private cutStream(): void {
-    if (this.streamTail === 0) return;
-    this.streamTail = this.streamLeft = 0;
-    const conn = this.streamConn;
-    this.streamConn = null;
-    conn?.cutStream();
+    const stream = this.stream;
+    if (stream === null) return;
+    this.stream = null;
+    stream.conn?.cutStream();
   }
 
   /** Reply bytes not yet taken by the socket. */
@@ -333,14 +352,17 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
 
   /** A write of this client went to `server` (WAIT asks the servers written to). */
   noteWrite(server: Server): void {
+    const last = this.lastWrote;
     this.lastWrote = server;
-    const wrote = (this.wrote ??= []);
+    if (last === null) return;
+    const wrote = (this.wrote ??= [last]);
     if (!wrote.includes(server)) wrote.push(server);
   }
 
   /** The servers written to since the last WAIT, forgotten (a WAIT takes them). */
   takeWrites(): Server[] {
-    const wrote = this.wrote ?? [];
+    const last = this.lastWrote;
+    const wrote = this.wrote ?? (last === null ? [] : [last]);
     this.wrote = null;
     this.lastWrote = null;
     return wrote;
@@ -506,8 +528,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
       // the last arrives (it marks this client dirty again), so the pipeline goes out in one
       // write rather than one per server; the hold timer bounds the wait.
       if (this.hold === HOLD_NONE) {
-        this.hold = HOLD_WAITING;
-        this.holdSince = performance.now();
+        this.hold = performance.now();
         holding.push(this);
         holdTimer ??= setTimeout(releaseHeld, HOLD_MAX_MS);
       }
@@ -525,7 +546,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     if (
       this.paused &&
       !this.budgetPaused &&
-      (this.streamConn === null || this.streamConn.backlog < STREAM_BACKLOG / 2) &&
+      !this.streamBacklogged() &&
       this.queued < CLIENT_MAX_QUEUED / 2 &&
       this.inBytes < CLIENT_MAX_IN_BYTES / 2 &&
       this.pendingOut + this.queued * this.pool.replyEstimate < CLIENT_MAX_OUT_BYTES / 2

@@ -44,20 +44,21 @@ const NOTHING = new Uint8Array(0);
  *  into (read buffers are never reused, so the views stay valid): twemproxy's mbuf chains
  *  without the copying. Written before the connection's `out`. */
 export class HeldViews {
-  private views: Uint8Array[] = [];
+  /** null while none is held (every idle client has a HeldViews). */
+  private views: Uint8Array[] | null = null;
   private head = 0;
   /** Bytes held. */
   bytes = 0;
 
   push(v: Uint8Array): void {
-    this.views.push(v);
+    (this.views ??= []).push(v);
     this.bytes += v.length;
   }
 
   /** Write as much as the socket takes; false when it pushed back (or is closed). */
   writeTo(socket: Socket<any>): boolean {
     const views = this.views;
-    while (this.head < views.length) {
+    while (views !== null && this.head < views.length) {
       const v = views[this.head]!;
       const n = socket.write(v);
       if (n === v.length) {
@@ -76,7 +77,7 @@ export class HeldViews {
   }
 
   clear(): void {
-    this.views.length = 0;
+    this.views = null;
     this.head = 0;
     this.bytes = 0;
   }

@@ -169,7 +169,7 @@ function hello(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalConte
     session.authed = true;
   }
   if (!session.authed) return error(HELLO_NOAUTH);
-  if (name !== null) session.name = name;
+  if (name !== null) session.tell().name = name;
   session.proto = proto;
   return reply((w) => {
     writeMapHeader(w, proto, 7);
@@ -221,19 +221,19 @@ function client(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalCont
     case "setname": {
       const name = argText(buf, req, 2);
       if (!validName(name)) return error(BAD_NAME);
-      session.name = name;
+      session.tell().name = name;
       return OK;
     }
     case "getname":
-      return reply((w) => (session.name === "" ? writeNull(w, proto) : writeBulkText(w, session.name)));
+      return reply((w) => (session.told.name === "" ? writeNull(w, proto) : writeBulkText(w, session.told.name)));
     case "setinfo": {
       const attribute = argText(buf, req, 2);
       const value = argText(buf, req, 3);
       const which = attribute.toLowerCase();
       if (which !== "lib-name" && which !== "lib-ver") return error(`ERR Unrecognized option '${attribute}'`);
       if (!validName(value)) return error(`ERR ${attribute} cannot contain spaces, newlines or special characters.`);
-      if (which === "lib-name") session.libName = value;
-      else session.libVer = value;
+      if (which === "lib-name") session.tell().libName = value;
+      else session.tell().libVer = value;
       return OK;
     }
     case "id":
@@ -244,8 +244,8 @@ function client(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalCont
     case "no-touch": {
       const on = onOff(argText(buf, req, 2));
       if (on === null) return error(SYNTAX);
-      if (sub === "no-evict") session.noEvict = on;
-      else session.noTouch = on;
+      if (sub === "no-evict") session.tell().noEvict = on;
+      else session.tell().noTouch = on;
       return OK;
     }
     default: {
@@ -266,16 +266,17 @@ function client(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalCont
 /** CLIENT INFO's line, with redis 7's fields; what the proxy does not track shows as redis's
  *  idle values. */
 function clientInfo(session: RedisSession, now: number): string {
+  const told = session.told;
   let flags = "";
   if (session.readonly) flags += "r";
-  if (session.noEvict) flags += "e";
-  if (session.noTouch) flags += "T";
+  if (told.noEvict) flags += "e";
+  if (told.noTouch) flags += "T";
   const age = Math.max(0, Math.floor((now - session.since) / 1000));
   return (
-    `id=${session.id} addr=${session.addr} laddr=${session.laddr} fd=-1 name=${session.name} age=${age} idle=0 ` +
+    `id=${session.id} addr= laddr= fd=-1 name=${told.name} age=${age} idle=0 ` +
     `flags=${flags === "" ? "N" : flags} db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 ` +
     `rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=default redir=-1 resp=${session.proto} ` +
-    `lib-name=${session.libName} lib-ver=${session.libVer}\n`
+    `lib-name=${told.libName} lib-ver=${told.libVer}\n`
   );
 }
 

@@ -13,29 +13,35 @@ import type { Proto } from "./reply.ts";
 export const ReplyMode = { On: 0, Off: 1, Skip: 2 } as const;
 export type ReplyMode = (typeof ReplyMode)[keyof typeof ReplyMode];
 
-export class RedisSession {
-  proto: Proto = 2;
-  /** False while the pool has a `redis_auth` the client has not sent yet. */
-  authed: boolean;
+/** What a client told the proxy about itself: shown by CLIENT INFO and GETNAME. */
+export class ClientInfo {
   /** CLIENT SETNAME / HELLO SETNAME; "" for none. */
   name = "";
   /** CLIENT SETINFO LIB-NAME / LIB-VER; "" for none. */
   libName = "";
   libVer = "";
-  reply: ReplyMode = ReplyMode.On;
-  /** The request being dispatched gets no reply (CLIENT REPLY; set by silence()). */
-  silenced = false;
   /** CLIENT NO-EVICT / NO-TOUCH (kept and shown in CLIENT INFO; the proxy evicts no client). */
   noEvict = false;
   noTouch = false;
+}
+
+/** A client's information as it stands (a shared empty one when it told nothing). */
+const NO_INFO: Readonly<ClientInfo> = new ClientInfo();
+
+export class RedisSession {
+  proto: Proto = 2;
+  /** False while the pool has a `redis_auth` the client has not sent yet. */
+  authed: boolean;
+  reply: ReplyMode = ReplyMode.On;
+  /** The request being dispatched gets no reply (CLIENT REPLY; set by silence()). */
+  silenced = false;
   /** READONLY was sent (READWRITE clears it). */
   readonly = false;
   /** Subscriptions and transaction (plan.ts); null until it first needs them. */
   multikey: MultiKeyState | null = null;
-
-  /** The client's address and the listener's, `ip:port` (CLIENT INFO addr, laddr), when known. */
-  addr = "";
-  laddr = "";
+  /** What it told about itself; null until it first does (most clients never do, and a
+   *  session is kept per client). */
+  info: ClientInfo | null = null;
 
   /**
    * @param id    CLIENT ID: unique among the proxy's clients
@@ -58,16 +64,22 @@ export class RedisSession {
     return this.silenced;
   }
 
+  /** Its information, to read. */
+  get told(): Readonly<ClientInfo> {
+    return this.info ?? NO_INFO;
+  }
+
+  /** Its information, to change. */
+  tell(): ClientInfo {
+    return (this.info ??= new ClientInfo());
+  }
+
   /** RESET: back to a new connection's state (authentication included, as redis). */
   reset(): void {
     this.proto = 2;
     this.authed = this.pool.redisAuth === null;
-    this.name = "";
-    this.libName = "";
-    this.libVer = "";
+    this.info = null;
     this.reply = ReplyMode.On;
-    this.noEvict = false;
-    this.noTouch = false;
     this.readonly = false;
   }
 }

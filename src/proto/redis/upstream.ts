@@ -17,7 +17,7 @@ import { decimalDigits } from "../../lib/bytes.ts";
 import { FATAL, NEED_MORE, Route, type Outbound, type Req, type Rsp, type Split, type Upstream, type UpstreamSink } from "../codec.ts";
 import { factsOf, type ServerFacts } from "./facts.ts";
 import { appendKeys, buildFragment, writeArgs, writeMget } from "./fragment.ts";
-import { MINUS, NUMBER_INCOMPLETE, NUMBER_INVALID, numberValue, readNumber, STAR } from "./resp.ts";
+import { CR, DOLLAR, LF, MAX_BULK, MINUS, NUMBER_INCOMPLETE, NUMBER_INVALID, numberValue, readNumber, STAR } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 /** A joined MGET takes no more fragments once it is this long (a few hundred keys). */
@@ -145,8 +145,7 @@ class JoinedMgets implements Upstream {
     const valuesStart = pos;
     let p = pos;
     for (let i = 0; i < head.values; i++) {
-      rsp.resume = 0;
-      const next = parseResponse(buf, p, end, rsp);
+      const next = mgetValueEnd(buf, p, end, rsp);
       if (next === NEED_MORE) return needMore(rsp, valuesStart);
       if (next < 0) return next;
       p = next;
@@ -169,6 +168,22 @@ class JoinedMgets implements Upstream {
     this.tailOpen = false;
     return true;
   }
+}
+
+/** The end of the MGET value at buf[p], NEED_MORE or FATAL: a bulk string is read here (most
+ *  are), anything else (a null, or what a redis that is not one sends) by the general parser. */
+function mgetValueEnd(buf: Uint8Array, p: number, end: number, rsp: Rsp): number {
+  if (buf[p] === DOLLAR && buf[p + 1] !== MINUS) {
+    const data = readNumber(buf, p + 1, end);
+    const length = data < 0 ? -1 : numberValue(buf, p + 1);
+    if (length >= 0 && length <= MAX_BULK) {
+      const stop = data + length + 2;
+      if (stop > end) return NEED_MORE;
+      if (buf[stop - 2] === CR && buf[stop - 1] === LF) return stop;
+    }
+  }
+  rsp.resume = 0;
+  return parseResponse(buf, p, end, rsp);
 }
 
 /** A part of a joined reply is not all there: parsed again from `pos` when more bytes came (no

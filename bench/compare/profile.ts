@@ -36,9 +36,10 @@ export function withJitDump(launch: ProxyLaunch, dir: string): ProxyLaunch {
   return { ...launch, command: ["env", "BUN_JSC_useJITDump=1", `BUN_JSC_jitDumpDirectory=${dir}`, ...launch.command] };
 }
 
-/** Starts sampling `pid` into `file`; resolves once perf had time to attach. */
+/** Starts sampling `pid` into `file`; resolves once perf had time to attach. Samples are timed
+ *  by CLOCK_MONOTONIC (`-k mono`), the clock of JSC's jitdump records. */
 export async function startPerf(perf: string, pid: number, file: string, log: string): Promise<Subprocess> {
-  const proc = startService([perf, "record", "-F", String(PROFILE_HZ), "-p", String(pid), "-o", file], log);
+  const proc = startService([perf, "record", "-k", "mono", "-F", String(PROFILE_HZ), "-p", String(pid), "-o", file], log);
   await Bun.sleep(ATTACH_MS);
   return proc;
 }
@@ -46,11 +47,13 @@ export async function startPerf(perf: string, pid: number, file: string, log: st
 /** Stops perf (SIGTERM: it writes its file and exits; it gets time for that). */
 export const stopPerf = (proc: Subprocess): Promise<void> => stop(proc, 10_000);
 
-/** One compiled code block of a jitdump: [start, end) and its name ("JSC-FTL: parse#Abc"). */
+/** One compiled code block of a jitdump: [start, end), its name ("JSC-FTL: parse#Abc"), and
+ *  when it was loaded (CLOCK_MONOTONIC ns). */
 interface JitCode {
   start: number;
   end: number;
   name: string;
+  loadedAt: number;
 }
 
 const JIT_CODE_LOAD = 0;
@@ -71,7 +74,8 @@ function readJitDumps(dir: string, pid: number): JitCode[] {
         const start = Number(view.getBigUint64(at + 32, true));
         const length = Number(view.getBigUint64(at + 40, true));
         const nameAt = at + 56;
-        codes.push({ start, end: start + length, name: bytes.toString("utf8", nameAt, bytes.indexOf(0, nameAt)) });
+        const name = bytes.toString("utf8", nameAt, bytes.indexOf(0, nameAt));
+        codes.push({ start, end: start + length, name, loadedAt: Number(view.getBigUint64(at + 8, true)) });
       }
       at += size;
     }
@@ -79,10 +83,9 @@ function readJitDumps(dir: string, pid: number): JitCode[] {
   return codes.sort((a, b) => a.start - b.start);
 }
 
-/** The code block holding `ip`: of blocks that overlap (code freed and its memory reused), the
- *  one starting closest below it. Samples' times are not compared with the blocks' load times,
- *  so a sample in reused memory may get an older block's name (the categories are right). */
-function jitName(codes: JitCode[], ip: number): string | null {
+/** The code block holding `ip` at time `at` (ns): of blocks that hold it (JSC frees code and
+ *  reuses its memory), the one loaded last before the sample. */
+function jitName(codes: JitCode[], ip: number, at: number): string | null {
   let lo = 0;
   let hi = codes.length;
   while (lo < hi) {
@@ -90,9 +93,13 @@ function jitName(codes: JitCode[], ip: number): string | null {
     if (codes[mid]!.start <= ip) lo = mid + 1;
     else hi = mid;
   }
-  // The block starting closest below ip may have ended before it: look back a little.
-  for (let i = lo - 1; i >= 0 && i >= lo - 64; i--) if (ip < codes[i]!.end) return codes[i]!.name;
-  return null;
+  // Blocks starting below ip may have ended before it: look back a little.
+  let found: JitCode | null = null;
+  for (let i = lo - 1; i >= 0 && i >= lo - 64; i--) {
+    const code = codes[i]!;
+    if (ip < code.end && code.loadedAt <= at && (found === null || code.loadedAt > found.loadedAt)) found = code;
+  }
+  return found === null ? null : found.name;
 }
 
 /** "JSC-FTL: parseRequest#Corvdk" -> "parseRequest". */
@@ -100,22 +107,23 @@ const functionName = (jit: string): string => jit.replace(/^[^:]*:\s*/, "").repl
 
 /** Splits the samples of `file` (perf record of `pid`); `jitDir` holds its jitdump, if any. */
 export async function analyse(perf: string, file: string, pid: number, jitDir: string | null): Promise<Profile> {
-  const script = await runTool([perf, "script", "-i", file, "-F", "ip,dso"], 120_000);
+  const script = await runTool([perf, "script", "-i", file, "-F", "time,ip,dso", "--ns"], 120_000);
   if (script.code !== 0) throw new Error(`perf script failed (${script.code}): ${script.stderr.slice(-300).trim()}`);
   const codes = jitDir === null ? [] : readJitDumps(jitDir, pid);
   const counts: Record<Category, number> = { kernel: 0, native: 0, libc: 0, js: 0, wasm: 0 };
   const functions = new Map<string, number>();
   let samples = 0;
   for (const line of script.stdout.split("\n")) {
-    // "    7f3eb1a7b092 (/tmp/perf-30954.map)"
-    const match = /^\s*([0-9a-f]+)\s+\((.*)\)\s*$/.exec(line);
+    // "18117.326479583:      7f3eb1a7b092 (/tmp/perf-30954.map)"
+    const match = /^\s*(\d+)\.(\d{9}):\s+([0-9a-f]+)\s+\((.*)\)\s*$/.exec(line);
     if (match === null) continue;
     samples++;
-    const dso = match[2]!;
+    const dso = match[4]!;
     if (dso.startsWith("[kernel")) counts.kernel++;
     else if (/\/libc[.-]/.test(dso)) counts.libc++;
     else if (/\/perf-\d+\.map$/.test(dso)) {
-      const name = jitName(codes, parseInt(match[1]!, 16)) ?? "JIT: (unnamed)";
+      const at = Number(match[1]!) * 1e9 + Number(match[2]!);
+      const name = jitName(codes, parseInt(match[3]!, 16), at) ?? "JIT: (unnamed)";
       if (name.startsWith("JSC-Wasm")) counts.wasm++;
       else {
         counts.js++;

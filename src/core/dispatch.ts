@@ -57,6 +57,10 @@ export function serve(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req:
     return;
   }
   if (req.command!.route === Route.Local) {
+    // Behind its client's requests parked for a failover, since it may change the session they
+    // are sent under (HELLO 3 after a parked HGETALL must not make that reply RESP3).
+    const failover = pool.failover;
+    if (failover !== null && failover.active && failover.parks(msg, buf, req, null)) return;
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
     const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.session, c.socket.localAddress, c.socket.localPort);
     if (own !== null) answerLocally(pool, msg, silent ? null : own);

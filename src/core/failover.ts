@@ -21,7 +21,7 @@ import { instanceText, type Instance } from "../sentinel/events.ts";
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { fail } from "./deliver.ts";
-import { routeRequest, runPlan, serve } from "./dispatch.ts";
+import { runPlan, serve } from "./dispatch.ts";
 import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { Server } from "./server.ts";
@@ -93,9 +93,10 @@ export class PoolFailover {
     return this.holding > 0 || this.parked.length > 0;
   }
 
-  /** A request (parsed into req from buf) about to be routed (plan null) or carried out as
-   *  `plan`: parks it and returns true when it writes to a server whose failover is under way,
-   *  or its client has requests parked. A local reply never waits (its slot keeps its order). */
+  /** A request (parsed into req from buf) about to be served (plan null: routed, or answered by
+   *  the proxy) or carried out as `plan`: parks it and returns true when it writes to a server
+   *  whose failover is under way, or its client has requests parked. A planned local reply never
+   *  waits (its slot keeps its order). */
   parks(msg: Msg, buf: Uint8Array, req: Req, plan: Plan | null): boolean {
     if (plan !== null && plan.kind === PlanKind.Local) return false;
     const c = msg.client;
@@ -159,7 +160,7 @@ export class PoolFailover {
         continue;
       }
       codec.parseRequest(p.buf, p.start, p.end, req);
-      if (p.plan === null) routeRequest(this.pool, p.msg, p.buf, req);
+      if (p.plan === null) serve(this.pool, p.msg.client, p.msg, p.buf, req);
       // Planned on a pinned connection that closed since (its server moved): the rest of the
       // transaction must not run anywhere else.
       else if (p.plan.kind === PlanKind.Pinned && p.pin !== null && p.pin !== p.msg.client.own?.pinned) {

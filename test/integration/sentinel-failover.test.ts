@@ -5,7 +5,7 @@
 // the promotion); every sentinel killed (the last known masters keep serving); read_from: replica (GETs served by the replicas, SETs by the masters, counted
 // on the redis side); -READONLY from a master demoted before the proxy heard of it; a hot reload
 // that adds servers and sentinels; --workers 2; a failover sentinel aborts (held writes go to the
-// old master).
+// old master, and a HELLO sent after held requests waits behind them).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Backend } from "../helpers/backends.ts";
@@ -441,18 +441,29 @@ describe.skipIf(TARGET !== "buncracker")("an aborted failover", () => {
     await d?.stop();
   });
 
-  test("writes held during a failover that sentinel gives up go to the old master", async () => {
+  test("writes held during a failover that sentinel gives up go to the old master; a HELLO waits behind them", async () => {
     const shard = d.shards[0]!;
     // A timeout longer than the failover's, so the held writes outlast it.
     const proxy = await startProxy(TARGET, sentinelPool(d).replace("timeout: 5000", "timeout: 15000"), { args: ["-i", "100"], verbosity: 6 });
     try {
       expect(await call(proxy, "SET", "held", "before")).toBe("OK");
+      expect(await call(proxy, "HSET", "held:hash", "f", "v")).toBe(1);
       await forceFailover(d.sentinels[0]!, shard.name);
       // The replica chosen never answers its promotion: sentinel aborts after failover-timeout.
       await shard.replica.process.freeze();
       await Bun.sleep(500);
       expect(proxy.stderr()).toContain("shard1 failover started");
-      expect(await call(proxy, "SET", "held", "during")).toBe("OK");
+      // A client's HGETALL waits behind its held SET; its HELLO 3 after them must wait too, or
+      // the HGETALL would be sent on a RESP3 connection and answered with a map.
+      const client = await RawClient.connect(proxy.pools.ha!);
+      const pipeline = [command("SET", "held", "during"), command("HGETALL", "held:hash"), command("HELLO", "3"), command("HGETALL", "held:hash")];
+      await client.send(Buffer.concat(pipeline));
+      const replies = (await client.readReplies(4, respFrame)).map((r) => r.toString("latin1"));
+      client.close();
+      expect(replies[0]).toBe("+OK\r\n");
+      expect(replies[1]).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+      expect(replies[2]).toStartWith("%7\r\n");
+      expect(replies[3]).toBe("%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
       expect(proxy.stderr()).toContain("failover aborted");
       expect(String(await redisCall(shard.master, "GET", "held"))).toBe("during");
       const stats = serverOf(await readStats(proxy.statsPort), "ha", shard.name);

@@ -13,7 +13,7 @@ import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
-import { everyPosition, liveServers, serverAt, unservedReason } from "./positions.ts";
+import { everyPosition, liveServers, serverAt, unservedReason, withReadReplicas } from "./positions.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 import { SplitState } from "./split.ts";
@@ -74,7 +74,7 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       return true;
     }
     case PlanKind.All:
-      toAll(pool, msg, buf, req, liveServers(pool), plan.merge);
+      toAll(pool, msg, buf, req, plan.replicas ? withReadReplicas(pool, liveServers(pool)) : liveServers(pool), plan.merge);
       return true;
     case PlanKind.Fanout:
       fanout(pool, c, msg, plan.targets, plan.merge);

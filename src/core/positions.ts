@@ -27,6 +27,13 @@ export function liveServers(pool: Pool): Server[] {
   return cluster.masters().map((node) => pool.serverAt(node.host, node.port));
 }
 
+/** `servers` and, when the pool reads from replicas (read_from), each one's replicas in service
+ *  after it. */
+export function withReadReplicas(pool: Pool, servers: Server[]): Server[] {
+  if (pool.cfg.readFrom === "master") return servers;
+  return servers.flatMap((s) => [s, ...s.replicas.filter((r) => !r.ejected)]);
+}
+
 /** The position of every server in service, in order: a cluster's masters at the lowest slot
  *  each serves, else the indexes of the servers not ejected. */
 export function everyPosition(pool: Pool): number[] {

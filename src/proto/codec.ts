@@ -436,7 +436,12 @@ export type PlanKind = (typeof PlanKind)[keyof typeof PlanKind];
 export type Plan =
   | { readonly kind: typeof PlanKind.Local; readonly reply: Uint8Array }
   | { readonly kind: typeof PlanKind.Server; readonly server: number }
-  | { readonly kind: typeof PlanKind.All; merge(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null }
+  | {
+      readonly kind: typeof PlanKind.All;
+      /** Also to the replicas reads go to (read_from), each in service. */
+      readonly replicas: boolean;
+      merge(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null;
+    }
   | {
       readonly kind: typeof PlanKind.Fanout;
       readonly targets: readonly FanoutTarget[];

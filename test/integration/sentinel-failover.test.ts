@@ -230,6 +230,28 @@ describe.skipIf(TARGET !== "buncracker")("read_from: replica", () => {
     expect(gets).toBeGreaterThanOrEqual(40);
   });
 
+  test("SCRIPT LOAD reaches the replicas too: EVALSHA_RO runs there, SCRIPT EXISTS and FLUSH count them", async () => {
+    const deadline = Date.now() + 15000;
+    while ((await call(proxy, "GET", "probe")) instanceof RespError && Date.now() < deadline) await Bun.sleep(200);
+    const script = "return KEYS[1]";
+    const sha = String(await call(proxy, "SCRIPT", "LOAD", script));
+    expect(sha).toMatch(/^[0-9a-f]{40}$/);
+    for (const b of d.backends) expect(await redisCall(b, "SCRIPT", "EXISTS", sha)).toEqual([1]);
+    // Read-only: sent to a replica, which has it.
+    const ranOn = async (name: string, role: "master" | "replica"): Promise<number> =>
+      (await Promise.all(d.shards.map((s) => calls(s[role], name)))).reduce((a, b) => a + b, 0);
+    const before = await ranOn("evalsha_ro", "replica");
+    expect(String(await call(proxy, "EVALSHA_RO", sha, "1", "script:key"))).toBe("script:key");
+    expect(await ranOn("evalsha_ro", "replica")).toBe(before + 1);
+    // A replica without it makes SCRIPT EXISTS say 0, so a client's script helper loads it again.
+    await redisCall(d.shards[0]!.replica, "SCRIPT", "FLUSH");
+    expect(await call(proxy, "SCRIPT", "EXISTS", sha)).toEqual([0]);
+    expect(String(await call(proxy, "SCRIPT", "LOAD", script))).toBe(sha);
+    expect(await call(proxy, "SCRIPT", "EXISTS", sha)).toEqual([1]);
+    expect(String(await call(proxy, "SCRIPT", "FLUSH"))).toBe("OK");
+    for (const b of d.backends) expect(await redisCall(b, "SCRIPT", "EXISTS", sha)).toEqual([0]);
+  });
+
   test("a replica down: read_from replica answers its reads with an error, prefer-replica sends them to the master", async () => {
     const shard = d.shards[0]!;
     const place = placer(sentinelPool(d), "ha");

@@ -394,12 +394,14 @@ export type CommandRole =
   | { readonly kind: "transaction"; readonly op: TxOp }
   /** WAIT: on the servers the client wrote to (CommandSpec.writes), the replies' smallest. */
   | { readonly kind: "wait" }
-  /** A whole-pool command by its subcommand (argument 1, lowercase): to every live server,
-   *  merged by the subcommand's row; the subcommands without one are refused. */
-  | { readonly kind: "pool-subcommand"; readonly merges: ReadonlyMap<string, PoolMerge> };
+  /** A whole-pool command by its subcommand (argument 1, lowercase): to every live server (and
+   *  with `replicas`, to the replicas reads go to), merged by the subcommand's row; the
+   *  subcommands without one are refused. */
+  | { readonly kind: "pool-subcommand"; readonly merges: ReadonlyMap<string, PoolMerge>; readonly replicas: boolean };
 
-/** SCRIPT's subcommands served: on every server, so EVALSHA finds the script wherever its keys
- *  route. KILL and DEBUG are about one server's running script: refused. */
+/** SCRIPT's subcommands served: on every server and every replica reads go to, so EVALSHA and
+ *  EVALSHA_RO find the script wherever they route. KILL and DEBUG are about one server's
+ *  running script: refused. */
 const SCRIPT_MERGE: ReadonlyMap<string, PoolMerge> = new Map([
   ["load", PoolMerge.Same],
   ["exists", PoolMerge.And],
@@ -429,7 +431,7 @@ const ROLES: readonly (readonly [name: string, role: CommandRole])[] = [
   ["randomkey",    { kind: "pool", merge: PoolMerge.RandomOne }],
   ["scan",         { kind: "pool", merge: PoolMerge.Cursor }],
   ["time",         { kind: "pool", merge: PoolMerge.AnyOne }],
-  ["script",       { kind: "pool-subcommand", merges: SCRIPT_MERGE }],
+  ["script",       { kind: "pool-subcommand", merges: SCRIPT_MERGE, replicas: true }],
   ["psubscribe",   { kind: "pubsub", op: PubSubOp.PSubscribe }],
   ["publish",      { kind: "pubsub", op: PubSubOp.Publish }],
   ["pubsub",       { kind: "pubsub", op: PubSubOp.Introspect }],

@@ -142,10 +142,10 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
       return req.nkeys > 1 && keysServer(buf, req, pool) === CROSS_SERVER ? local(state.crossSlot) : null;
     case "pool":
       if (role.enabledBy !== undefined && !enabled(pool.cfg, role.enabledBy)) return local(DISABLED[role.enabledBy]!(name));
-      return planPool(role.merge, buf, req, pool);
+      return planPool(role.merge, buf, req, pool, false);
     case "pool-subcommand": {
       const merge = role.merges.get(subcommand(buf, req));
-      return merge === undefined ? local(SUBCOMMAND_REFUSED(name, buf, req, role.merges)) : planPool(merge, buf, req, pool);
+      return merge === undefined ? local(SUBCOMMAND_REFUSED(name, buf, req, role.merges)) : planPool(merge, buf, req, pool, role.replicas);
     }
     case "pubsub":
       return planPubSub(role.op, buf, req, state, pool, resp3);
@@ -220,7 +220,7 @@ function firstLive(pool: PoolView): number {
   return pool.everyServer()[0] ?? -1;
 }
 
-function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Plan {
+function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView, replicas: boolean): Plan {
   const live = pool.everyServer();
   if (live.length === 0) return local(NO_SERVER);
   switch (how) {
@@ -229,7 +229,7 @@ function planPool(how: PoolMerge, buf: Uint8Array, req: Req, pool: PoolView): Pl
     case PoolMerge.Cursor:
       return planScan(buf, req, pool);
     default:
-      return { kind: PlanKind.All, merge: (replies, out) => mergePool(how, replies, out) };
+      return { kind: PlanKind.All, replicas, merge: (replies, out) => mergePool(how, replies, out) };
   }
 }
 
@@ -262,7 +262,7 @@ function planPubSub(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiKeyStat
       return server >= 0 && pool.live(server) ? { kind: PlanKind.Server, server } : local(NO_SERVER);
     }
     case PubSubOp.Introspect: {
-      return planPool(PUBSUB_MERGE.get(subcommand(buf, req)) ?? PoolMerge.AnyOne, buf, req, pool);
+      return planPool(PUBSUB_MERGE.get(subcommand(buf, req)) ?? PoolMerge.AnyOne, buf, req, pool, false);
     }
     default:
       return planSubscription(op, buf, req, state, pool, resp3);

@@ -270,6 +270,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.last = msg;
     const c = this.server.stats.counters;
     c[S.requests]!++;
+    if (msg.joined) c[S.requests_joined]!++;
     c[S.request_bytes]! += msg.bytes;
     c[S.in_queue]!++;
     c[S.in_queue_bytes]! += msg.bytes;

@@ -59,6 +59,7 @@ export const SERVER_STATS = [
   s("server_tls_failed", "counter", "# server connections that failed the TLS handshake", "extended"),
   s("dedicated_connections", "gauge", "# connections of one client alone (subscriptions, transactions, blocking commands)", false),
   s("failovers", "counter", "# times sentinels moved the server to another master", false),
+  s("requests_joined", "counter", "# requests and fragments sent joined to the command before them (coalesce_gets)", false),
 ] as const satisfies readonly StatSpec[];
 
 /** Per redis_cluster pool (ours: in the stats JSON of such pools only, after the pool's own

@@ -12,6 +12,7 @@
 import { startMemcached, startRedis, type Backend } from "../helpers/backends.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
+import { parseExposition } from "../helpers/prometheus.ts";
 import { startProxy, type ProxyKind } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
 import { check } from "./check.ts";
@@ -36,6 +37,10 @@ export interface CheckerResult {
   seconds: number;
   /** The proxy was still running at the end. */
   proxyAlive: boolean;
+  /** buncracker: per pool, the requests and fragments its servers got joined to the command
+   *  before them (coalesce_gets: memcached get lines, redis MGET fragments), so a run shows
+   *  those were under its faults too; null for nutcracker. */
+  joined: Record<string, number> | null;
 }
 
 /** The ejecting pool's server_retry_timeout (ms). */
@@ -65,7 +70,9 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerResult> {
     Promise.all([startMemcached(), startMemcached()]),
   ]);
   const backends = [...redis, ...memcached];
-  const proxy = await startProxy(opts.target ?? "buncracker", config(redis, memcached));
+  const target = opts.target ?? "buncracker";
+  const metricsPort = freePort();
+  const proxy = await startProxy(target, config(redis, memcached), { args: target === "buncracker" ? [`--metrics-port=${metricsPort}`] : [] });
   let proxyAlive = false;
   const garbage: Garbage[] = [];
   try {
@@ -91,12 +98,24 @@ export async function runChecker(opts: CheckerOptions): Promise<CheckerResult> {
       },
     });
     proxyAlive = proxy.process.running;
-    return { report, seconds, proxyAlive };
+    const joined = target === "buncracker" && proxyAlive ? await joinedPerPool(metricsPort) : null;
+    return { report, seconds, proxyAlive, joined };
   } finally {
     await Promise.all(garbage.map((g) => g.stop()));
     await proxy.stop();
     await Promise.all(backends.map((b) => b.stop()));
   }
+}
+
+/** buncracker_server_requests_joined_total summed per pool. */
+async function joinedPerPool(metricsPort: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const joined: Record<string, number> = {};
+  for (const s of parseExposition(text).get("buncracker_server_requests_joined_total")?.samples ?? []) {
+    const pool = s.labels["pool"]!;
+    joined[pool] = (joined[pool] ?? 0) + s.value;
+  }
+  return joined;
 }
 
 function flag(argv: string[], name: string, fallback: string): string {
@@ -111,8 +130,9 @@ if (import.meta.main) {
   const target = flag(argv, "--target", "buncracker") as ProxyKind;
   const log = (line: string) => process.stdout.write(`[checker] ${line}\n`);
   log(`${target}, ${durationMs / 1000} s, seed ${seed}`);
-  const { report, seconds, proxyAlive } = await runChecker({ durationMs, seed, target, progress: log });
+  const { report, seconds, proxyAlive, joined } = await runChecker({ durationMs, seed, target, progress: log });
   log(report.summary(seconds));
+  if (joined !== null) log(`sent joined (coalesce_gets), per pool: ${JSON.stringify(joined)}`);
   log(`proxy ${proxyAlive ? "alive" : "DEAD"} at the end`);
   process.stdout.write(JSON.stringify(report) + "\n");
   process.exit(report.clean && proxyAlive ? 0 : 1);

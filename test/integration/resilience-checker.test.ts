@@ -11,7 +11,7 @@ import { testDeliberate } from "../helpers/deliberate.ts";
 
 testDeliberate("nothing lost, misordered or duplicated while backends fail and garbage flows", {
   buncracker: async () => {
-    const { report, proxyAlive } = await runChecker({ durationMs: 20_000, seed: 7 });
+    const { report, proxyAlive, joined } = await runChecker({ durationMs: 20_000, seed: 7 });
     const counts = report.toJSON();
     expect({ ...counts, samples: undefined }).toMatchObject({
       lost: 0,
@@ -39,5 +39,10 @@ testDeliberate("nothing lost, misordered or duplicated while backends fail and g
     expect(report.errorCount).toBeGreaterThan(0);
     expect(Object.values(report.faults).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(4);
     expect(report.garbage).toBeGreaterThan(100);
+    // Joined requests were among them: memcached get lines, and MGET fragments in both redis
+    // pools (coalesce_gets, on by default).
+    expect(joined!["redis"]).toBeGreaterThan(0);
+    expect(joined!["ejecting"]).toBeGreaterThan(0);
+    expect(joined!["memcache"]).toBeGreaterThan(0);
   },
 }, 90_000);

@@ -1,11 +1,13 @@
 // RESP codec microbenchmarks (mitata): parsing typical requests and replies (16-byte keys,
-// 32-byte values), and a 10-key MGET split over 4 servers and merged. Reports only.
+// 32-byte values), and a 10-key MGET split over 4 servers and merged, its fragments joined
+// into one MGET on one connection (coalesce_gets) and that MGET's reply divided among them.
+// Reports only.
 //   bun bench/micro/redis.bench.ts
 
 import { bench, do_not_optimize, group, run } from "mitata";
 import type { PoolConfig } from "../../src/conf/types.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
-import { Req, Rsp, type Split } from "../../src/proto/codec.ts";
+import { Req, Rsp, type Outbound, type Split, type UpstreamSink } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
 import { splitOf } from "../../test/helpers/split.ts";
 import { buildFragment } from "../../src/proto/redis/fragment.ts";
@@ -53,6 +55,24 @@ function splitMget(): { split: Split; fragKeys: Int32Array[] } {
 
 const { split, fragKeys } = splitMget();
 
+/** What a server connection's queue holds for the 4 fragments: the first, then those joined to it. */
+const outbound: Outbound[] = [];
+for (let f = SERVERS - 1; f >= 0; f--) {
+  outbound.unshift({ bytes: 0, joined: f > 0, snext: outbound[0] ?? null, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0, values: fragKeys[f]!.length });
+}
+const joining = redisCodec.upstream({ name: "bench", coalesceGets: true, distribution: "ketama" } as PoolConfig);
+const sink: UpstreamSink = { out, send: (b, start, end) => out.bytes(b, start, end) };
+const JOINED_REPLY = enc.encode(`*10\r\n${bulk(VALUE).repeat(10)}`);
+
+// Both steps do what they are measured for: one MGET of the 10 keys, a reply divided to its end.
+out.reset();
+for (let f = 0; f < SERVERS; f++) joining.fragment(req, split, f, fragKeys[f]!, 0, fragKeys[f]!.length, outbound[f]!, sink);
+joining.sent();
+if (!new TextDecoder().decode(out.view()).startsWith("*11\r\n$4\r\nMGET\r\n")) throw new Error("the fragments were not joined");
+let divided = 0;
+for (let f = 0; f < SERVERS; f++) divided = joining.parseReply(JOINED_REPLY, divided, JOINED_REPLY.length, rsp, outbound[f]!);
+if (divided !== JOINED_REPLY.length) throw new Error(`the joined reply was divided up to ${divided} of ${JOINED_REPLY.length} bytes`);
+
 // The split/merge group runs first: after the single-message groups the JIT has specialised
 // the parsers for them, and the same steps measured later came out several times slower.
 group("MGET of 10 keys over 4 servers", () => {
@@ -63,6 +83,14 @@ group("MGET of 10 keys over 4 servers", () => {
   bench("merge the 4 replies", () => {
     out.reset();
     do_not_optimize(redisCodec.merge(split, out, SESSION));
+  });
+  bench("join the 4 fragments into one MGET (coalesce_gets)", () => {
+    out.reset();
+    for (let f = 0; f < SERVERS; f++) joining.fragment(req, split, f, fragKeys[f]!, 0, fragKeys[f]!.length, outbound[f]!, sink);
+    joining.sent();
+  });
+  bench("divide the joined MGET's reply among the 4", () => {
+    for (let f = 0, p = 0; f < SERVERS; f++) p = joining.parseReply(JOINED_REPLY, p, JOINED_REPLY.length, rsp, outbound[f]!);
   });
   bench("parse + build + parse 4 replies + merge", () => {
     redisCodec.parseRequest(MGET, 0, MGET.length, req);

@@ -12,7 +12,7 @@ import { answerLocally, writeMerged } from "./deliver.ts";
 import { dispatch, refuseRequest, rejectFatal, routeWhole } from "./dispatch.ts";
 import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
-import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
+import { markDirty, pendingBytes, send, writeOut, type Flushable, type HeldViews, type Output } from "./flush.ts";
 import type { OwnConns } from "./dedicated.ts";
 import { MSG_CLOSE, MSG_OPEN, MSG_PUSH, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
@@ -93,10 +93,10 @@ class RequestStream {
   constructor(readonly conn: ServerConn | null) {}
 }
 
-export class ClientConn extends StreamReader implements Flushable, BudgetHolder {
+export class ClientConn extends StreamReader implements Flushable, BudgetHolder, Output {
   readonly out = new ByteWriter();
-  /** Large replies the socket has not taken yet (written before `out`). */
-  readonly held = new HeldViews();
+  /** Large replies the socket has not taken yet (written before `out`; Output). */
+  held: HeldViews | null = null;
   dirty = false;
   /** The socket pushed back: wait for drain before writing again. */
   blocked = false;
@@ -347,7 +347,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
 
   /** Reply bytes not yet taken by the socket. */
   get pendingOut(): number {
-    return this.out.size + this.held.bytes;
+    return pendingBytes(this);
   }
 
   /** A write of this client went to `server` (WAIT asks the servers written to). */
@@ -435,7 +435,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
 
   /** Reply bytes, to the output in order (flush.ts send). */
   private put(buf: Uint8Array, start: number, end: number): void {
-    if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+    if (send(this.socket, this.blocked, this, buf, start, end)) this.blocked = true;
   }
 
   /** The terminator a joined retrieval's reply lacks (Rsp.open). */
@@ -512,7 +512,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
     fdBudget.clients--;
     this.out.clear();
     this.out.release();
-    this.held.clear();
+    this.held?.clear();
     counters[P.client_connections]!--;
     if (err === undefined) counters[P.client_eof]!++;
     else counters[P.client_err]!++;
@@ -535,7 +535,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder 
       return;
     }
     this.hold = HOLD_NONE;
-    if (!writeOut(this.socket, this.out, this.held)) {
+    if (!writeOut(this.socket, this)) {
       this.blocked = true;
       return;
     }

@@ -44,21 +44,20 @@ const NOTHING = new Uint8Array(0);
  *  into (read buffers are never reused, so the views stay valid): twemproxy's mbuf chains
  *  without the copying. Written before the connection's `out`. */
 export class HeldViews {
-  /** null while none is held (every idle client has a HeldViews). */
-  private views: Uint8Array[] | null = null;
+  private views: Uint8Array[] = [];
   private head = 0;
   /** Bytes held. */
   bytes = 0;
 
   push(v: Uint8Array): void {
-    (this.views ??= []).push(v);
+    this.views.push(v);
     this.bytes += v.length;
   }
 
   /** Write as much as the socket takes; false when it pushed back (or is closed). */
   writeTo(socket: Socket<any>): boolean {
     const views = this.views;
-    while (views !== null && this.head < views.length) {
+    while (this.head < views.length) {
       const v = views[this.head]!;
       const n = socket.write(v);
       if (n === v.length) {
@@ -77,35 +76,39 @@ export class HeldViews {
   }
 
   clear(): void {
-    this.views = null;
+    this.views.length = 0;
     this.head = 0;
     this.bytes = 0;
   }
 }
 
+/** A connection's output: coalesced bytes, and the large payloads the socket has not taken
+ *  yet, written before them (null until the first waits: most clients never have one). */
+export interface Output {
+  readonly out: ByteWriter;
+  held: HeldViews | null;
+}
+
+/** Bytes of o's output not taken by its socket yet. */
+export const pendingBytes = (o: Output): number => o.out.size + (o.held === null ? 0 : o.held.bytes);
+
 /** Append buf[start, end) to a connection's output. A large payload is written straight from
  *  where it was read when nothing waits before it, and what the socket does not take is held as
  *  a view, never copied. Returns true when the socket pushed back (wait for `drain`). */
-export function send(
-  socket: Socket<any> | null,
-  blocked: boolean,
-  out: ByteWriter,
-  held: HeldViews,
-  buf: Uint8Array,
-  start: number,
-  end: number,
-): boolean {
+export function send(socket: Socket<any> | null, blocked: boolean, o: Output, buf: Uint8Array, start: number, end: number): boolean {
   const size = end - start;
+  const out = o.out;
   if (size < WRITE_THROUGH_MIN) {
     out.bytes(buf, start, end);
     return false;
   }
-  if (socket !== null && !blocked && out.len === out.head && held.bytes === 0) {
+  if (socket !== null && !blocked && out.len === out.head && (o.held === null || o.held.bytes === 0)) {
     const n = socket.write(buf, start, size);
     if (n === size) return false;
-    held.push(buf.subarray(n > 0 ? start + n : start, end));
+    (o.held ??= new HeldViews()).push(buf.subarray(n > 0 ? start + n : start, end));
     return n >= 0;
   }
+  const held = (o.held ??= new HeldViews());
   // Behind what waits: the bytes coalesced so far go first.
   if (out.len !== out.head) held.push(out.detach());
   held.push(buf.subarray(start, end));
@@ -115,8 +118,10 @@ export function send(
 /** Write out as much of a connection's output (held views, then `out`) as the socket takes.
  *  Returns false when the socket pushed back (the rest stays; the caller waits for `drain`) or
  *  is closed. */
-export function writeOut(socket: Socket<any>, out: ByteWriter, held: HeldViews): boolean {
-  if (held.bytes !== 0 && !held.writeTo(socket)) return false;
+export function writeOut(socket: Socket<any>, o: Output): boolean {
+  const held = o.held;
+  if (held !== null && held.bytes !== 0 && !held.writeTo(socket)) return false;
+  const out = o.out;
   const size = out.len - out.head;
   if (size === 0) return true;
   const n = socket.write(out.buf, out.head, size);

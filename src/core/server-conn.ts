@@ -15,7 +15,7 @@ import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./d
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
 import type { ClientConn } from "./client.ts";
-import { HeldViews, markDirty, send, writeOut, type Flushable } from "./flush.ts";
+import { HeldViews, markDirty, send, writeOut, type Flushable, type Output } from "./flush.ts";
 import { serverAnswered, serverDemoted, serverFailed } from "./health.ts";
 import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
 import { ReplyStream } from "./reply-stream.ts";
@@ -54,11 +54,11 @@ const handlers: SocketHandler<ServerConn> = {
   },
 };
 
-export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
+export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, Output {
   private socket: Socket<ServerConn> | null = null;
   readonly out = new ByteWriter();
-  /** Large requests the socket has not taken yet (written before `out`). */
-  private readonly held = new HeldViews();
+  /** Large requests the socket has not taken yet (written before `out`; Output). */
+  held: HeldViews | null = null;
   /** Writes requests onto `out` and reads the replies (per connection: it may keep state). */
   readonly upstream: Upstream;
   dirty = false;
@@ -140,7 +140,11 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
   send(buf: Uint8Array, start: number, end: number): void {
     // Behind a request streaming, everything waits in `out`.
     if (this.streaming !== null) this.out.bytes(buf, start, end);
-    else if (send(this.socket, this.blocked, this.out, this.held, buf, start, end)) this.blocked = true;
+    else if (send(this.socket, this.blocked, this, buf, start, end)) this.blocked = true;
+  }
+
+  private heldViews(): HeldViews {
+    return (this.held ??= new HeldViews());
   }
 
   /** May a request start streaming onto it? */
@@ -150,7 +154,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
 
   /** Bytes written to it that the socket has not taken yet, before any stream's end. */
   get backlog(): number {
-    return this.held.bytes;
+    return this.held === null ? 0 : this.held.bytes;
   }
 
   /** msg, just pushed with its first bytes written by its Upstream, streams: those bytes and
@@ -160,7 +164,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.streamProgress = performance.now();
     // Nothing may join a line across it (memcached retrievals).
     this.upstream.sent();
-    if (this.out.len !== this.out.head) this.held.push(this.out.detach());
+    if (this.out.len !== this.out.head) this.heldViews().push(this.out.detach());
   }
 
   /** More bytes of the streaming request: written through when nothing waits before them, else
@@ -169,14 +173,14 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     if (this.closed || this.streamCut) return;
     this.streamProgress = performance.now();
     const s = this.socket;
-    if (s !== null && !this.blocked && this.held.bytes === 0) {
+    if (s !== null && !this.blocked && this.backlog === 0) {
       const n = s.write(buf, start, end - start);
       if (n === end - start) return;
       if (n >= 0) this.blocked = true;
-      this.held.push(buf.subarray(n > 0 ? start + n : start, end));
+      this.heldViews().push(buf.subarray(n > 0 ? start + n : start, end));
       return;
     }
-    this.held.push(buf.subarray(start, end));
+    this.heldViews().push(buf.subarray(start, end));
   }
 
   /** The streaming client waits for the connection to take its bytes (STREAM_BACKLOG). */
@@ -285,7 +289,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     if (s === null || this.blocked || this.closed) return;
     if (this.streaming !== null) {
       // Up to the stream's bytes so far; what comes after it waits in `out`.
-      if (this.held.bytes !== 0 && !this.held.writeTo(s)) {
+      if (this.backlog !== 0 && !this.heldViews().writeTo(s)) {
         this.blocked = true;
         return;
       }
@@ -298,7 +302,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     }
     // What the socket takes is final.
     this.upstream.sent();
-    if (!writeOut(s, this.out, this.held)) {
+    if (!writeOut(s, this)) {
       this.blocked = true;
       return;
     }
@@ -509,7 +513,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink {
     this.upstream.sent();
     this.out.clear();
     this.out.release();
-    this.held.clear();
+    this.held?.clear();
     this.streaming = this.lastStreamed = null;
     const waiter = this.streamWaiter;
     this.streamWaiter = null;

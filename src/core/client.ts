@@ -231,7 +231,8 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
           req.end = end;
           dispatch(this.pool, this, buf, req, now);
           if (this.deferred === null) {
-            // Not forwarded (answered at once): streamsTo was not called, its data is dropped.
+            // Forwarded, it streams to its connection (streamsTo); answered at once (an error),
+            // it has none, and the rest of its data is read and dropped.
             const stream = (this.stream ??= new RequestStream(null));
             stream.left = req.start + req.stream - end;
             stream.tail = codec.dataEnd.bytes.length;
@@ -317,7 +318,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
     return at;
   }
 
-  /** Its streaming request's server connection has more than half its backlog unsent. */
+  /** Its streaming request's server connection has half of STREAM_BACKLOG or more unsent. */
   private streamBacklogged(): boolean {
     const conn = this.stream === null ? null : this.stream.conn;
     return conn !== null && conn.backlog >= STREAM_BACKLOG / 2;

@@ -7,9 +7,9 @@
 import { bench, do_not_optimize, group, run } from "mitata";
 import type { PoolConfig } from "../../src/conf/types.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
-import { Req, Rsp, type Outbound, type Split, type UpstreamSink } from "../../src/proto/codec.ts";
+import { Req, Rsp, type Split, type UpstreamSink } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
-import { splitOf } from "../../test/helpers/split.ts";
+import { outbounds, splitOf } from "../../test/helpers/split.ts";
 import { buildFragment } from "../../src/proto/redis/fragment.ts";
 
 const enc = new TextEncoder();
@@ -56,10 +56,7 @@ function splitMget(): { split: Split; fragKeys: Int32Array[] } {
 const { split, fragKeys } = splitMget();
 
 /** What a server connection's queue holds for the 4 fragments: the first, then those joined to it. */
-const outbound: Outbound[] = [];
-for (let f = SERVERS - 1; f >= 0; f--) {
-  outbound.unshift({ bytes: 0, joined: f > 0, snext: outbound[0] ?? null, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0, values: fragKeys[f]!.length });
-}
+const outbound = outbounds(fragKeys.map((keys) => keys.length));
 const joining = redisCodec.upstream({ name: "bench", coalesceGets: true, distribution: "ketama" } as PoolConfig);
 const sink: UpstreamSink = { out, send: (b, start, end) => out.bytes(b, start, end) };
 const JOINED_REPLY = enc.encode(`*10\r\n${bulk(VALUE).repeat(10)}`);

@@ -4,7 +4,19 @@
 
 import { SplitPlan } from "../../src/core/split.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
-import type { Codec, Req, Route, Session, Split } from "../../src/proto/codec.ts";
+import type { Codec, Outbound, Req, Route, Session, Split } from "../../src/proto/codec.ts";
+
+/** Requests as a server connection's queue holds them, oldest first, request i with values[i]
+ *  values in its reply (Outbound.values) and each after the first joined to the one before it
+ *  (coalesce_gets). One entry, 0 values: a request written alone. */
+export function outbounds(values: readonly number[]): Outbound[] {
+  const queue: Outbound[] = [];
+  for (let i = values.length - 1; i >= 0; i--) {
+    const snext = queue[0] ?? null;
+    queue.unshift({ bytes: 0, joined: i > 0, snext, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0, values: values[i]! });
+  }
+  return queue;
+}
 
 /** A split request as the core plans it, before any fragment replied. */
 export interface Planned {

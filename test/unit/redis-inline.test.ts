@@ -12,6 +12,7 @@ import { redisCodec } from "../../src/proto/redis/index.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { decode, respFrame, RespError } from "../helpers/resp.ts";
+import { outbounds } from "../helpers/split.ts";
 import { Rng } from "../fuzz/redis.fuzz.ts";
 
 const PREFIX = `EVAL "return ARGV" 0 `;
@@ -138,7 +139,7 @@ describe("inline framing", () => {
     redisCodec.parseRequest(buf, 0, buf.length, req);
     const out = new ByteWriter(64);
     const sink = { out, send: (b: Uint8Array, start: number, end: number) => out.bytes(b, start, end) };
-    const msg = { bytes: 0, joined: false, snext: null, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0, values: 0 };
+    const msg = outbounds([0])[0]!;
     redisCodec.upstream({} as PoolConfig).forward(buf, req, msg, sink);
     const expected = "*3\r\n$3\r\nSET\r\n$3\r\na b\r\n$3\r\nc'd\r\n";
     expect(Buffer.from(out.view()).toString("latin1")).toBe(expected);

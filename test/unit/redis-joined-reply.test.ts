@@ -5,20 +5,11 @@
 
 import { describe, expect, test } from "bun:test";
 import type { PoolConfig } from "../../src/conf/types.ts";
-import { FATAL, NEED_MORE, Rsp, type Outbound } from "../../src/proto/codec.ts";
+import { FATAL, NEED_MORE, Rsp } from "../../src/proto/codec.ts";
 import { redisCodec } from "../../src/proto/redis/index.ts";
+import { outbounds } from "../helpers/split.ts";
 
 const latin1 = new TextDecoder("latin1");
-
-/** Fragments of `counts` values each, the first the head and the others joined to it. */
-function fragments(counts: number[]): Outbound[] {
-  const frags: Outbound[] = [];
-  for (let i = counts.length - 1; i >= 0; i--) {
-    const next = frags[0] ?? null;
-    frags.unshift({ bytes: 0, joined: i > 0, snext: next, keyBuf: null, keys: null, keyGroup: 0, keyStart: 0, keyEnd: 0, values: counts[i]! });
-  }
-  return frags;
-}
 
 const pool = { name: "joined-reply", coalesceGets: true, distribution: "ketama" } as PoolConfig;
 
@@ -27,7 +18,7 @@ const pool = { name: "joined-reply", coalesceGets: true, distribution: "ketama" 
 function divide(counts: number[], reply: string, cut: number): string[] {
   const upstream = redisCodec.upstream(pool);
   const bytes = Buffer.from(reply, "latin1");
-  const frags = fragments(counts);
+  const frags = outbounds(counts);
   const parts: string[] = [];
   const rsp = new Rsp();
   let pos = 0;

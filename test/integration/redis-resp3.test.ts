@@ -13,6 +13,7 @@ import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf, redisHolders, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { spread } from "../helpers/random.ts";
 import { command, respFrame } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
@@ -63,18 +64,24 @@ async function session(endpoint: Endpoint, requests: Buffer[], silent: ReadonlyS
   }
 }
 
-/** Keys on every server of the pool, found through the servers themselves. */
+/** At least 12 keys, set through the pool, that together are on every server of the pool (the
+ *  servers' ports, and so the placement, change from run to run), found through the servers
+ *  themselves. */
 async function spreadKeys(prefix: string): Promise<string[]> {
-  const keys = Array.from({ length: 12 }, (_, i) => `${String.fromCharCode(97 + i)}${i * 31}:${prefix}`);
+  const keys: string[] = [];
+  const on = new Set<number>();
   const client = await RawClient.connect(pool);
   try {
-    for (const k of keys) await client.send(command("SET", k, "v"));
-    await client.readReplies(keys.length, respFrame);
+    for (let i = 0; i < 200 && (keys.length < 12 || on.size < backends.length); i++) {
+      const key = `${spread(i)}:${prefix}`;
+      await client.send(command("SET", key, "v"));
+      await client.readReplies(1, respFrame);
+      keys.push(key);
+      for (const h of await redisHolders(backends, key)) on.add(h);
+    }
   } finally {
     client.close();
   }
-  const on = new Set<number>();
-  for (const k of keys) for (const h of await redisHolders(backends, k)) on.add(h);
   expect(on.size).toBe(backends.length);
   return keys;
 }

@@ -1,6 +1,6 @@
 // Write coalescing. Each Bun socket.write() is one syscall, so connections only append to their
 // output buffer and mark themselves dirty; one flush per event-loop turn writes every dirty
-// connection's buffer with a single write.
+// connection's buffer with a single write (a server connection may write sooner: ServerConn.push).
 
 import type { Socket } from "bun";
 import type { ByteWriter } from "../lib/bytes.ts";

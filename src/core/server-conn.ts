@@ -32,6 +32,11 @@ export const STREAM_BACKLOG = 1 << 20;
 /** Requests of many clients are coalesced every loop turn: keep the buffer warm. */
 const KEEP_OUT_BYTES = 1 << 20;
 
+/** Requests are written at the loop turn's end, or once this many bytes wait: in a long turn
+ *  (many pipelining clients) the server starts on the first ones while the proxy reads the
+ *  rest. Measured at pipeline 16 against 2 KB, 6 KB, 12 KB and none (bench/README.md). */
+const EARLY_WRITE_BYTES = 4096;
+
 const handlers: SocketHandler<ServerConn> = {
   binaryType: "uint8array",
   open(s) {
@@ -282,6 +287,9 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     this.unsent++;
     this.unsentBytes += msg.bytes;
     markDirty(this);
+    // Not while a request streams: what comes after it waits in `out` anyway, and its flush
+    // may resume the streaming client, whose parsing must not run inside another's.
+    if (this.out.size >= EARLY_WRITE_BYTES && this.streaming === null) this.flush();
   }
 
   flush(): void {

@@ -1,14 +1,16 @@
 // The core's flow control driven without a network (test/helpers/fake-net.ts): large replies
 // streamed to their client as they arrive, a client or server socket that stops taking bytes,
-// a client paused when too much waits for it, ejection after failures and the return, request
-// timeouts, and a server whose address moves (also as Proxy.health() reports it).
+// a client paused when too much waits for it, requests written once per loop turn (and sooner
+// once 4 KB wait), ejection after failures and the return, request timeouts, and a server whose
+// address moves (also as Proxy.health() reports it).
 
 import { describe, expect, test } from "bun:test";
-import { CLIENT_MAX_QUEUED } from "../../src/core/client.ts";
+import { CLIENT_MAX_QUEUED, type ClientConn } from "../../src/core/client.ts";
 import { checkTimeouts } from "../../src/core/health.ts";
 import type { Pool } from "../../src/core/pool.ts";
+import type { ServerConn } from "../../src/core/server-conn.ts";
 import { P, S } from "../../src/stats/table.ts";
-import { client, fakeProxy, turn, until, type FakeNet } from "../helpers/fake-net.ts";
+import { client, fakeProxy, turn, until, type FakeNet, type FakeSocket } from "../helpers/fake-net.ts";
 import { bulk, command, error, pipeline } from "../helpers/resp.ts";
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString("latin1");
@@ -29,6 +31,19 @@ function keyOn(p: Pool, index: number): string {
 }
 
 const portOf = (p: Pool, index: number): number => p.servers[index]!.cfg.addr.port;
+
+/** A pool, a key on its first server, and a client whose GET there has opened that server's
+ *  connection: sent (and taken from the server socket), not answered. */
+async function connected(): Promise<{ p: Pool; k: string; c: FakeSocket<ClientConn>; s: FakeSocket<ServerConn> }> {
+  const { pool: p, net } = pool("");
+  const k = keyOn(p, 0);
+  const c = client(p);
+  c.receive(command("GET", k));
+  await turn();
+  const s = net.to(portOf(p, 0))[0]!;
+  s.take();
+  return { p, k, c, s };
+}
 
 describe("streaming", () => {
   test("a large reply reaches its client before it is complete; a small one after it waits whole", async () => {
@@ -86,13 +101,7 @@ describe("backpressure", () => {
   });
 
   test("a server socket that does not take requests keeps them, and sends them on drain", async () => {
-    const { pool: p, net } = pool("");
-    const k = keyOn(p, 0);
-    const c = client(p);
-    c.receive(command("GET", k));
-    await turn();
-    const s = net.to(portOf(p, 0))[0]!;
-    s.take();
+    const { p, k, c, s } = await connected();
     s.room = 0;
     c.receive(pipeline([["GET", k], ["SET", k, "v"]]));
     await turn();
@@ -134,6 +143,41 @@ describe("backpressure", () => {
       return replies.length === n * bulk("v").length;
     });
     expect(c.paused).toBe(false);
+  });
+});
+
+describe("write coalescing", () => {
+  test("a server's requests go out in one write per loop turn, and at once when 4 KB wait: in order, each answered", async () => {
+    const { k, c, s } = await connected();
+    s.receive(bulk("v"));
+    await until(() => c.writes > 0);
+    c.take();
+
+    // A few requests: nothing is written before the turn ends, then one write.
+    const few = pipeline(Array.from({ length: 10 }, () => ["GET", k]));
+    c.receive(few);
+    expect(s.writes).toBe(0);
+    await turn();
+    expect(s.writes).toBe(1);
+    expect(s.take()).toBe(text(few));
+    s.receive(Buffer.concat(Array.from({ length: 10 }, () => bulk("v"))));
+    let replies = "";
+    await until(() => (replies += c.take()).length === 10 * bulk("v").length);
+
+    // One read of more than 12 KB of requests: written while the read is parsed, each time 4 KB
+    // wait, the rest at the turn's end; the server gets them all, in order.
+    const many = pipeline(Array.from({ length: 400 }, (_, i) => ["SET", k, `value-${i}`]));
+    expect(many.length).toBeGreaterThan(12 * 1024);
+    c.receive(many);
+    const early = s.writes;
+    expect(early).toBeGreaterThanOrEqual(3);
+    await turn();
+    expect(s.writes).toBe(early + 1);
+    expect(s.take()).toBe(text(many));
+    s.receive(Buffer.concat(Array.from({ length: 400 }, () => bulk("OK"))));
+    replies = "";
+    await until(() => (replies += c.take()).length === 400 * bulk("OK").length);
+    expect(replies).toBe(text(Buffer.concat(Array.from({ length: 400 }, () => bulk("OK")))));
   });
 });
 

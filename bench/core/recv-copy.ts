@@ -5,6 +5,7 @@
 //
 //   bun bench/core/recv-copy.ts [--mb 2048] [--rounds 2]
 
+import type { Socket } from "bun";
 import { connect } from "node:net";
 
 const args = process.argv.slice(2);
@@ -18,7 +19,7 @@ if (args[0] === "send") {
   const total = option("bytes", 0);
   const payload = new Uint8Array(1 << 20).fill(0x61);
   const sent = new WeakMap<object, number>();
-  const pump = (s: import("bun").Socket<undefined>): void => {
+  const pump = (s: Socket<undefined>): void => {
     let done = sent.get(s) ?? 0;
     while (done < total) {
       const at = done % payload.length;

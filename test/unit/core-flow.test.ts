@@ -34,7 +34,7 @@ const portOf = (p: Pool, index: number): number => p.servers[index]!.cfg.addr.po
 
 /** A pool, a key on its first server, and a client whose GET there has opened that server's
  *  connection: sent (and taken from the server socket), not answered. */
-async function connected(): Promise<{ p: Pool; k: string; c: FakeSocket<ClientConn>; s: FakeSocket<ServerConn> }> {
+async function connected(): Promise<{ p: Pool; net: FakeNet; k: string; c: FakeSocket<ClientConn>; s: FakeSocket<ServerConn> }> {
   const { pool: p, net } = pool("");
   const k = keyOn(p, 0);
   const c = client(p);
@@ -42,7 +42,7 @@ async function connected(): Promise<{ p: Pool; k: string; c: FakeSocket<ClientCo
   await turn();
   const s = net.to(portOf(p, 0))[0]!;
   s.take();
-  return { p, k, c, s };
+  return { p, net, k, c, s };
 }
 
 describe("streaming", () => {
@@ -243,12 +243,7 @@ describe("health", () => {
   });
 
   test("a server that moves: in-flight requests finish on the old address, new ones go to the new", async () => {
-    const { pool: p, net } = pool("");
-    const k = keyOn(p, 0);
-    const c = client(p);
-    c.receive(command("GET", k));
-    await turn();
-    const old = net.to(portOf(p, 0))[0]!;
+    const { p, net, k, c, s: old } = await connected();
     p.servers[0]!.moveTo({ ...p.servers[0]!.cfg.addr, port: 7009, spec: "127.0.0.1:7009" });
     c.receive(command("GET", k));
     await turn();

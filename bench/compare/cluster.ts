@@ -12,7 +12,11 @@ import { type Pool, isRedis } from "./workloads.ts";
 
 export type TargetName = "direct" | "nutcracker" | "buncracker" | "predixy";
 export const TARGETS: readonly TargetName[] = ["direct", "nutcracker", "buncracker", "predixy"];
+/** Every proxy's pools; buncracker also serves SHARED_POOL. */
 const POOLS: readonly Pool[] = ["redis4", "redis1", "mc4", "mc1"];
+/** redis4 with buncracker's redis_shared_subscriptions: a proxy without it serves its
+ *  workloads on redis4 (listenPort), as its users would. */
+const SHARED_POOL: Pool = "redis4s";
 
 export interface Backend {
   name: string;
@@ -58,8 +62,10 @@ export function endpoint(cluster: Cluster, target: TargetName, pool: Pool): numb
 }
 
 /** The port a proxy listens on for `pool`, or undefined when it does not serve that pool. */
-export const listenPort = (proxy: Proxy | Proxy<"redis4">, pool: Pool): number | undefined =>
-  (proxy.listen as Partial<Record<Pool, number>>)[pool];
+export function listenPort(proxy: Proxy | Proxy<"redis4">, pool: Pool): number | undefined {
+  const listen = proxy.listen as Partial<Record<Pool, number>>;
+  return listen[pool] ?? (pool === SHARED_POOL ? listen.redis4 : undefined);
+}
 
 export async function startBackends(tools: Record<string, string>, dir: string): Promise<Pick<Cluster, "redis" | "memcached">> {
   const redis: Backend[] = [];
@@ -101,6 +107,7 @@ function proxyConfig(cluster: Pick<Cluster, "redis" | "memcached">, listen: Part
       "  preconnect: true",
       "  auto_eject_hosts: false",
       "  server_connections: 1",
+      ...(name === SHARED_POOL ? ["  redis_shared_subscriptions: true"] : []),
       "  servers:",
       ...servers.map((b) => `   - 127.0.0.1:${b.port}:1 ${b.name}`),
     ].join("\n");
@@ -115,6 +122,8 @@ export interface ProxyLaunch {
   cwd?: string;
   /** A string the measured process's command line must contain. */
   mustRun: string;
+  /** The pools its config has. */
+  pools: readonly Pool[];
 }
 
 /** A proxy started apart from the cluster's (e.g. the memory phase's): some of the pools only. */
@@ -131,8 +140,8 @@ export async function startProxy<P extends Pool = Pool>(
   cluster: Pick<Cluster, "redis" | "memcached">,
   launch: ProxyLaunch,
   dir: string,
-  // Without a variant P is Pool, so all of POOLS is a valid readonly P[].
-  variant: ProxyVariant<P> = { tag: launch.target, pools: POOLS as readonly P[], wrap: (argv) => argv },
+  // Without a variant P is Pool, so the launch's pools are a valid readonly P[].
+  variant: ProxyVariant<P> = { tag: launch.target, pools: launch.pools as readonly P[], wrap: (argv) => argv },
 ): Promise<{ proxy: Proxy<P>; broken: Partial<Record<P, string>> }> {
   const pools = variant.pools;
   const listen = Object.fromEntries(pools.map((p) => [p, freePort()])) as Record<P, number>;
@@ -166,8 +175,8 @@ export async function startProxy<P extends Pool = Pool>(
 
 export function proxyLaunches(tools: Record<string, string>, repo: string, bun: string): ProxyLaunch[] {
   return [
-    { target: "nutcracker", command: [tools.nutcracker!], mustRun: "nutcracker" },
-    { target: "buncracker", command: [bun, join(repo, "src/main.ts")], cwd: repo, mustRun: "src/main.ts" },
+    { target: "nutcracker", command: [tools.nutcracker!], mustRun: "nutcracker", pools: POOLS },
+    { target: "buncracker", command: [bun, join(repo, "src/main.ts")], cwd: repo, mustRun: "src/main.ts", pools: [...POOLS, SHARED_POOL] },
   ];
 }
 

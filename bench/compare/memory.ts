@@ -374,7 +374,7 @@ export function memoryLaunches(launches: ProxyLaunch[], repo: string): MemoryLau
     }
     out.push({ ...launch, label: "buncracker (bun src/main.ts)" });
     const exe = join(repo, EXECUTABLE);
-    if (existsSync(exe)) out.push({ target: "buncracker", label: `buncracker (${EXECUTABLE})`, command: [exe], cwd: repo, mustRun: EXECUTABLE });
+    if (existsSync(exe)) out.push({ ...launch, label: `buncracker (${EXECUTABLE})`, command: [exe], cwd: repo, mustRun: EXECUTABLE });
     else console.log(`[memory] ${EXECUTABLE} is not built (npm run build): only the source run is measured`);
   }
   return out;

@@ -2,8 +2,9 @@
 
 import type { TargetName } from "./cluster.ts";
 
-/** The proxy pools (the same four in every proxy's config). */
-export type Pool = "redis4" | "redis1" | "mc4" | "mc1";
+/** The proxy pools (the same four in every proxy's config, and redis4s: redis4 with
+ *  buncracker's redis_shared_subscriptions, which the others serve on redis4). */
+export type Pool = "redis4" | "redis1" | "mc4" | "mc1" | "redis4s";
 /** redisload.ts: a mixed GET/SET generator; pubsub.ts: one publisher, many subscribers. */
 export type Tool = "redis-benchmark" | "memaslap" | "mcload" | "redisload" | "pubsub";
 /** `mix`: GETs and SETs at random, `getShare` of them GETs; `publish`: pub/sub fan-out. */
@@ -48,6 +49,8 @@ const shape = (pool: Pool, tool: Tool, op: Op, more: Partial<Shape> = {}): Shape
   ...more,
 });
 
+const NO_PUBSUB = "nutcracker cannot do it: twemproxy does not proxy pub/sub (it refuses SUBSCRIBE and PUBLISH)";
+
 const TABLE: Array<[name: string, quick: boolean, shape: Shape]> = [
   ["redis-get-p1", true, shape("redis4", "redis-benchmark", "get")],
   ["redis-set-p1", false, shape("redis4", "redis-benchmark", "set")],
@@ -78,20 +81,24 @@ const TABLE: Array<[name: string, quick: boolean, shape: Shape]> = [
     shape("redis4", "pubsub", "publish", {
       clients: 100,
       pipeline: 16,
-      unsupported: { nutcracker: "nutcracker cannot do it: twemproxy does not proxy pub/sub (it refuses SUBSCRIBE and PUBLISH)" },
+      unsupported: { nutcracker: NO_PUBSUB },
     }),
   ],
+  // The same through buncracker's shared subscriptions (redis_shared_subscriptions: true); the
+  // other targets as in redis-pubsub-100.
+  ["redis-pubsub-100-shared", false, shape("redis4s", "pubsub", "publish", { clients: 100, pipeline: 16, unsupported: { nutcracker: NO_PUBSUB } })],
 ];
 
 export const WORKLOADS: readonly Workload[] = TABLE.map(([name, quick, s]) => ({ name, quick, ...s }));
 
-export const isRedis = (pool: Pool): boolean => pool === "redis4" || pool === "redis1";
+export const isRedis = (pool: Pool): boolean => pool.startsWith("redis");
 
 /** One line saying what a workload does, for the report. */
 export function describe(w: Workload): string {
   const size = w.valueSize >= 1024 ? `${w.valueSize / 1024} KB` : `${w.valueSize} B`;
   if (w.op === "publish") {
-    return `${w.tool}: 1 publisher (PUBLISH, ${w.pipeline} in flight) and ${w.clients} subscribers of one channel, ${size} messages; ops/s = messages delivered to subscribers`;
+    const shared = w.pool === "redis4s" ? "; buncracker's pool has redis_shared_subscriptions: true (the others' as in redis-pubsub-100)" : "";
+    return `${w.tool}: 1 publisher (PUBLISH, ${w.pipeline} in flight) and ${w.clients} subscribers of one channel, ${size} messages; ops/s = messages delivered to subscribers${shared}`;
   }
   const command = w.op === "mix"
     ? `${Math.round(w.getShare * 100)}% GET / ${Math.round((1 - w.getShare) * 100)}% SET`

@@ -315,6 +315,10 @@ class ConfigReader {
     if (settings.redisDb !== 0) {
       throw this.error(at("redis_db"), `${pool}: redis_db cannot apply with distribution redis_cluster (a cluster has database 0 only)`);
     }
+    if (settings.redisSharedSubscriptions) {
+      const problem = `redis_shared_subscriptions cannot apply with distribution redis_cluster (each client subscribes on its own connections)`;
+      throw this.error(at("redis_shared_subscriptions"), `${pool}: ${problem}`);
+    }
     if (given.has("hash")) {
       const ignored = `hash ${quote(settings.hash)} is ignored with distribution redis_cluster`;
       this.warn(`${this.where(at("hash"))}: ${pool}: ${ignored} (keys go by the cluster's slots, CRC16)`);

@@ -301,6 +301,9 @@ export const POOL_DIRECTIVES: readonly Directive[] = [
   // ours: clients of the pool in subscribed mode at once (each holds its own connection to
   // every server it subscribes on); 0 = no limit.
   directive("redis_max_subscribers", "redisMaxSubscribers", count, 0),
+  // ours: every client's subscriptions go through one connection per server and protocol,
+  // shared by the pool's clients (PUBSUB NUMSUB and PUBLISH then count the proxy once).
+  directive("redis_shared_subscriptions", "redisSharedSubscriptions", bool, false),
   // ours: dedicated connections (blocking commands, transactions) per server at once; 0 = no
   // limit.
   directive("redis_dedicated_connections", "redisDedicatedConnections", count, 0),

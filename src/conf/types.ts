@@ -111,6 +111,9 @@ export interface PoolConfig {
   readonly redisAllowFlush: boolean;
   /** ours: clients in subscribed mode at once; 0 = no limit. */
   readonly redisMaxSubscribers: number;
+  /** ours: subscriptions go through one connection per server and connection group, shared by
+   *  the pool's clients (core/hub.ts), instead of each client's own. */
+  readonly redisSharedSubscriptions: boolean;
   /** ours: dedicated upstream connections (blocking commands, transactions) per server at
    *  once; 0 = no limit. */
   readonly redisDedicatedConnections: number;

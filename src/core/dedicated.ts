@@ -7,10 +7,12 @@
 // server for the next client (at most IDLE_KEEP idle per server and group). A server has at
 // most the pool's redis_dedicated_connections lent connections at once (0: no limit). Every
 // dedicated connection closes with its client, and counts in the server's
-// dedicated_connections.
+// dedicated_connections; so does a server's shared subscription connection of each connection
+// group (hub.ts), which serves every client of its group.
 
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
+import { SubscriptionHub, type Topic } from "./hub.ts";
 import { ConnGroup, type Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 
@@ -20,6 +22,8 @@ const IDLE_KEEP = 16;
 export const DedicatedRole = {
   Subscriber: 0,
   Lent: 1,
+  /** The shared subscription connection of a connection group (hub.ts); it has no owner. */
+  Hub: 2,
 } as const;
 export type DedicatedRole = (typeof DedicatedRole)[keyof typeof DedicatedRole];
 
@@ -33,7 +37,7 @@ export class Dedicated {
 
   constructor(
     readonly role: DedicatedRole,
-    /** The client it serves now; null while idle. */
+    /** The client it serves now; null while idle, and for a hub's. */
     public owner: ClientConn | null,
   ) {}
 }
@@ -45,22 +49,32 @@ export class OwnConns {
   readonly lent = new Map<Server, ServerConn>();
   /** The lent connection its transaction holds. */
   pinned: ServerConn | null = null;
+  /** What it subscribes to through the servers' shared connections (hub.ts). */
+  readonly topics = new Set<Topic>();
+
+  constructor(private readonly owner: ClientConn) {}
 
   /** Subscribed, or a blocking request waits on one of them: a client that would never be
    *  answered if it went away. */
   get waiting(): boolean {
-    if (this.subscriber.size > 0) return true;
+    if (this.subscriber.size > 0 || this.topics.size > 0) return true;
     for (const conn of this.lent.values()) if (conn.first !== null && conn.first.extraWait !== 0) return true;
     return false;
   }
 
-  /** Close them all (the client is gone). */
+  /** Close them all, and leave its shared topics (the client is gone). */
   closeAll(): void {
     const all = [...this.subscriber.values(), ...this.lent.values()];
     this.subscriber.clear();
     this.lent.clear();
     this.pinned = null;
     for (const conn of all) conn.close("client closed");
+    this.leaveTopics();
+  }
+
+  /** Let go of every shared topic (the last client of one unsubscribes it upstream). */
+  leaveTopics(): void {
+    for (const topic of [...this.topics]) topic.hub.abandon(topic, this.owner);
   }
 }
 
@@ -71,12 +85,15 @@ export class Lending {
   /** Lent connections given back, by connection group. */
   private readonly idle = new Map<number, ServerConn[]>();
   private lent = 0;
+  /** Shared subscription connections, by connection group; made on first use. */
+  private readonly hubs: SubscriptionHub[] = [];
 
   constructor(private readonly server: Server) {}
 
-  /** A new connection for `owner` alone, opened with the preamble of its connection group. */
-  open(owner: ClientConn, role: DedicatedRole): ServerConn {
-    const conn = new ConnGroup(this.server, owner.group, 1).open(0);
+  /** A new connection in `role`, opened with the preamble of connection group `group`, for
+   *  `owner` alone (null: a hub's). */
+  open(group: number, role: DedicatedRole, owner: ClientConn | null): ServerConn {
+    const conn = new ConnGroup(this.server, group, 1).open(0);
     conn.dedicated = new Dedicated(role, owner);
     this.all.add(conn);
     if (role === DedicatedRole.Lent) this.lent++;
@@ -95,7 +112,12 @@ export class Lending {
     }
     const limit = this.server.pool.cfg.redisDedicatedConnections;
     if (limit > 0 && this.lent >= limit) return null;
-    return this.open(owner, DedicatedRole.Lent);
+    return this.open(owner.group, DedicatedRole.Lent, owner);
+  }
+
+  /** The shared subscriptions of connection group `group`. */
+  hub(group: number): SubscriptionHub {
+    return (this.hubs[group] ??= new SubscriptionHub(this.server, group));
   }
 
   /** A lent connection answered everything and nothing holds it: idle until the next client
@@ -143,12 +165,14 @@ export function releaseAll(own: OwnConns): void {
     conn.dedicated!.pinned = false;
     if (conn.first === null) conn.close(RELEASED);
   }
+  own.leaveTopics();
 }
 
 /** conn (dedicated) has answered everything on it: a lent one its transaction does not hold
  *  goes back to its server. Returns false when it closed. */
 export function answeredAll(conn: ServerConn, group: number): boolean {
   const d = conn.dedicated!;
+  if (d.role === DedicatedRole.Hub) return true;
   const owner = d.owner;
   if (owner === null) {
     // Its client let go of it (releaseAll): its subscriptions or transaction end with it.
@@ -161,11 +185,16 @@ export function answeredAll(conn: ServerConn, group: number): boolean {
   return conn.server.lending.giveBack(conn, group);
 }
 
-/** conn (dedicated) closed: its server and its client let go of it. A client whose subscriber
- *  connection closed under it (its server failed) is disconnected: it would wait for messages
- *  that can no longer come, and reconnecting makes it subscribe again. */
-export function dedicatedClosed(conn: ServerConn): void {
+/** conn (dedicated, of connection group `group`) closed: its server and its client let go of
+ *  it. A client whose subscriber connection closed under it (its server failed) is
+ *  disconnected: it would wait for messages that can no longer come, and reconnecting makes it
+ *  subscribe again; for a hub's, every client subscribed through it (SubscriptionHub.lost). */
+export function dedicatedClosed(conn: ServerConn, group: number): void {
   conn.server.lending.forget(conn);
+  if (conn.dedicated!.role === DedicatedRole.Hub) {
+    conn.server.lending.hub(group).lost(conn);
+    return;
+  }
   const owner = conn.dedicated!.owner;
   const own = owner?.own;
   if (own === null || own === undefined || owner!.closed) return;

@@ -103,7 +103,8 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
   }
 }
 
-/** One request per target; the client's reply is merged from theirs. */
+/** One request per target (but a shared topic's unsubscribe for a client other than its last);
+ *  the client's reply is merged from theirs. */
 function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTarget[], merge: SplitState["mergeWith"]): void {
   const servers: Server[] = [];
   for (const t of targets) {
@@ -114,20 +115,29 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     }
     servers.push(server);
   }
-  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, targets.length);
+  const sent: FanoutTarget[] = [];
+  const sentTo: Server[] = [];
+  targets.forEach((t, i) => {
+    // A shared topic's unsubscribe goes up for its last client only.
+    if (t.topic === undefined || t.topic.subscribe || servers[i]!.lending.hub(c.group).leave(t.topic, c)) {
+      sent.push(t);
+      sentTo.push(servers[i]!);
+    }
+  });
+  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, sent.length);
   split.mergeWith = merge;
   msg.split = split;
-  if (targets.length === 0) {
+  if (sent.length === 0) {
     finishSplit(pool, msg, performance.now());
     return;
   }
-  targets.forEach((t, f) => {
-    const server = servers[f]!;
+  sent.forEach((t, f) => {
+    const server = sentTo[f]!;
     const child = new Msg(c, msg.t0);
     child.parent = msg;
     child.fragIndex = f;
     child.server = server;
-    const conn = t.via === Via.Subscriber ? subscriberConn(c, server) : server.conn(c.group);
+    const conn = t.via === Via.Subscriber ? subscriberConn(c, server) : t.via === Via.Hub ? hubConn(c, server, t, child) : server.conn(c.group);
     const before = conn.out.len;
     t.write(conn.out);
     child.bytes = conn.out.len - before;
@@ -136,7 +146,15 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
 }
 
 function ownConns(c: ClientConn): OwnConns {
-  return (c.own ??= new OwnConns());
+  return (c.own ??= new OwnConns(c));
+}
+
+/** The shared subscription connection of `server` for c's target t, sent as `request`: a
+ *  subscribe joins its topic. */
+function hubConn(c: ClientConn, server: Server, t: FanoutTarget, request: Msg): ServerConn {
+  const hub = server.lending.hub(c.group);
+  if (t.topic!.subscribe) hub.join(t.topic!, c, ownConns(c), request);
+  return hub.connection();
 }
 
 /** The client's subscriber connection to `server`, made on first use. */
@@ -144,7 +162,7 @@ function subscriberConn(c: ClientConn, server: Server): ServerConn {
   const own = ownConns(c);
   let conn = own.subscriber.get(server);
   if (conn === undefined) {
-    conn = server.lending.open(c, DedicatedRole.Subscriber);
+    conn = server.lending.open(c.group, DedicatedRole.Subscriber, c);
     own.subscriber.set(server, conn);
   }
   return conn;

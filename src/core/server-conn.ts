@@ -359,11 +359,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     }
     const pool = server.pool;
     const dedicated = this.dedicated;
-    if (dedicated !== null && dedicated.role === DedicatedRole.Subscriber && pool.codec.planner!.isPush(buf, rsp.start, end)) {
-      // A message on a channel its client subscribed to: after the replies already due.
-      dedicated.owner?.deliverPush(buf, rsp.start, end);
-      return true;
-    }
+    if (dedicated !== null && dedicated.role !== DedicatedRole.Lent && this.pushed(dedicated, buf, rsp.start, end)) return true;
     const head = this.first;
     if (head === null) {
       this.broken("sent a reply nobody asked for");
@@ -374,6 +370,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     if (rsp.failure) serverFailed(pool, server);
     else serverAnswered(server);
     if (rsp.demoted) serverDemoted(pool, server);
+    if (dedicated !== null && dedicated.role === DedicatedRole.Hub) server.lending.hub(this.group.id).answered(head, rsp.isError);
     if (rsp.open) head.flags |= MSG_OPEN;
     // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
     if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
@@ -389,6 +386,22 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
       }
     }
     if (dedicated !== null && this.first === null) return answeredAll(this, this.group.id);
+    return true;
+  }
+
+  /** On a subscriber connection (a client's own, or a hub's shared one): if buf[start, end)
+   *  is a message the server pushed, it goes to its clients (after the replies already due to
+   *  each; none when its client let go of the connection) and true is returned. */
+  private pushed(dedicated: Dedicated, buf: Uint8Array, start: number, end: number): boolean {
+    const planner = this.server.pool.codec.planner!;
+    if (dedicated.role === DedicatedRole.Subscriber) {
+      if (!planner.isPush(buf, start, end)) return false;
+      dedicated.owner?.deliverPush(buf, start, end);
+      return true;
+    }
+    const topic = planner.pushTopic(buf, start, end);
+    if (topic === null) return false;
+    this.server.lending.hub(this.group.id).deliver(topic, buf, start, end);
     return true;
   }
 
@@ -546,7 +559,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     counters[S.out_queue]! -= this.queued - this.unsent;
     counters[S.out_queue_bytes]! -= allBytes - this.unsentBytes;
     this.queued = this.unsent = this.unsentBytes = 0;
-    if (this.dedicated !== null) dedicatedClosed(this);
+    if (this.dedicated !== null) dedicatedClosed(this, this.group.id);
     if (failure) serverFailed(pool, this.server);
   }
 }

@@ -390,6 +390,12 @@ export const Via = {
   /** The client's own connection to that server for its subscriptions (made on first use);
    *  the server may send messages on it unasked (Planner.isPush). */
   Subscriber: 1,
+  /** The server's subscription connection shared by the clients of the client's connection
+   *  group (redis_shared_subscriptions, core/hub.ts); the target's `topic` says which of the
+   *  server's messages the client joins or leaves. A subscribe always goes up (its reply
+   *  comes once the server has it); an unsubscribe only for the topic's last client: for the
+   *  others it sends nothing and has no reply among the fan-out's. */
+  Hub: 2,
 } as const;
 export type Via = (typeof Via)[keyof typeof Via];
 
@@ -398,6 +404,10 @@ export interface FanoutTarget {
   readonly server: number;
   readonly via: Via;
   write(w: ByteWriter): void;
+  /** Via.Hub: the topic (as Planner.pushTopic gives it for the messages it names) the client
+   *  joins (`subscribe`) or leaves, and the request that unsubscribes it alone (sent when its
+   *  last client goes away). */
+  readonly topic?: { readonly bytes: Uint8Array; readonly subscribe: boolean; readonly leave: Uint8Array };
 }
 
 export const PlanKind = {
@@ -473,6 +483,10 @@ export interface Planner<S extends Session = Session> {
   /** On a subscriber connection: is buf[start, end) a message the server pushed (not the reply
    *  to a request)? The core passes it to the client after the replies already due. */
   isPush(buf: Uint8Array, start: number, end: number): boolean;
+  /** On a shared subscription connection (Via.Hub): the topic of the message the server pushed
+   *  at buf[start, end), the bytes a FanoutTarget's topic has for the clients it goes to; null
+   *  for the reply to a request. */
+  pushTopic(buf: Uint8Array, start: number, end: number): Uint8Array | null;
   /** The connection the session's transaction is pinned to closed. */
   pinLost(session: S): void;
   /** Whether the session is in subscribed mode. */

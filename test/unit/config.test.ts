@@ -461,6 +461,7 @@ describe("defaults are twemproxy 0.5.0's", () => {
       redisAllowKeys: false,
       redisAllowFlush: false,
       redisMaxSubscribers: 0,
+      redisSharedSubscriptions: false,
       redisDedicatedConnections: 0,
       sentinels: [],
       sentinelAuth: null,

@@ -1,12 +1,13 @@
 // A client's subscriptions across servers (src/proto/redis/subscriptions.ts): the confirmations
 // the proxy writes are compared byte for byte with a real redis-server's for the same requests,
 // and what goes upstream is exactly what changes, on the server each channel routes to (every
-// server for a pattern).
+// server for a pattern); and the topics of shared subscriptions, checked against the messages
+// redis sends.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ByteWriter } from "../../src/lib/bytes.ts";
 import { PubSubOp } from "../../src/proto/redis/commands.ts";
-import { allowedWhileSubscribed, isPubSubMessage, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
+import { allowedWhileSubscribed, isPubSubMessage, notAllowedWhileSubscribed, pushTopic, sharedTopic, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { command, respFrame } from "../helpers/resp.ts";
@@ -146,6 +147,50 @@ describe("messages pushed on a subscriber connection", () => {
     expect(is(pong!)).toBe(false);
     // RESP3: the same messages as pushes.
     for (const p of pushed) expect(is(Buffer.concat([Buffer.from(">"), p.subarray(1)]))).toBe(true);
+    sub.close();
+    pub.close();
+  });
+});
+
+describe("topics of shared subscriptions (redis_shared_subscriptions)", () => {
+  test("a message's topic is the one its subscription was made with, per kind, in RESP2 and RESP3; a confirmation has none; the leave request is redis's unsubscribe", async () => {
+    const sub = await RawClient.connect({ host: redis.host, port: redis.port });
+    const pub = await RawClient.connect({ host: redis.host, port: redis.port });
+    const name = Buffer.from("ch\u00e9:1", "latin1");
+    await sub.send(Buffer.concat([command("SUBSCRIBE", name), command("PSUBSCRIBE", "ch*"), command("SSUBSCRIBE", name)]));
+    const confirmations = await sub.readReplies(3, respFrame);
+    await pub.send(Buffer.concat([command("PUBLISH", name, "x".repeat(300)), command("SPUBLISH", name, "y")]));
+    await pub.readReplies(2, respFrame);
+    const [message, pmessage, smessage] = await sub.readReplies(3, respFrame);
+    const topic = (b: Uint8Array) => pushTopic(b, 0, b.length);
+    const resp3 = (b: Uint8Array) => Buffer.concat([Buffer.from(">"), b.subarray(1)]);
+    const cases: Array<[Uint8Array, PubSubOp, Uint8Array]> = [
+      [message!, PubSubOp.Subscribe, name],
+      [pmessage!, PubSubOp.PSubscribe, Buffer.from("ch*")],
+      [smessage!, PubSubOp.SSubscribe, name],
+    ];
+    const seen = new Set<string>();
+    for (const [pushed, op, subscribed] of cases) {
+      const shared = sharedTopic(op, subscribed);
+      expect(shared.subscribe).toBe(true);
+      expect(Buffer.from(topic(pushed)!)).toEqual(Buffer.from(shared.bytes));
+      expect(Buffer.from(topic(resp3(pushed))!)).toEqual(Buffer.from(shared.bytes));
+      seen.add(Buffer.from(shared.bytes).toString("latin1"));
+    }
+    expect(seen.size).toBe(3); // a channel, a pattern and a shard channel of one name differ
+    for (const c of confirmations) expect(topic(c)).toBeNull();
+    // The leave request, sent to redis, ends each subscription: redis confirms with count 2, 1, 0.
+    const leaves = cases.map(([, op, subscribed]) => sharedTopic(op, subscribed).leave);
+    await sub.send(Buffer.concat([leaves[0]!, leaves[1]!]));
+    const left = await sub.readReplies(2, respFrame);
+    expect(left.map((b) => Buffer.from(b).toString("latin1"))).toEqual([
+      `*3\r\n$11\r\nunsubscribe\r\n$${name.length}\r\n${name.toString("latin1")}\r\n:1\r\n`,
+      "*3\r\n$12\r\npunsubscribe\r\n$3\r\nch*\r\n:0\r\n",
+    ]);
+    await sub.send(leaves[2]!);
+    const [sleft] = await sub.readReplies(1, respFrame);
+    expect(Buffer.from(sleft!).toString("latin1")).toBe(`*3\r\n$12\r\nsunsubscribe\r\n$${name.length}\r\n${name.toString("latin1")}\r\n:0\r\n`);
+    expect(sharedTopic(PubSubOp.Unsubscribe, name).subscribe).toBe(false);
     sub.close();
     pub.close();
   });

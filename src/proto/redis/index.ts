@@ -17,7 +17,7 @@ import { parseRequest } from "./request.ts";
 import { planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
 import { upstreamFor } from "./upstream.ts";
-import { isPubSubMessage } from "./subscriptions.ts";
+import { isPubSubMessage, pushTopic } from "./subscriptions.ts";
 import type { RedisSession } from "./session.ts";
 import type { SupportedCommand } from "./commands.ts";
 
@@ -64,6 +64,7 @@ export const redisCodec: Codec<RedisSession> = {
   planner: {
     plan: (buf, req, session, pool) => planRequest(buf, req, session, pool, session.proto === 3),
     isPush: isPubSubMessage,
+    pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
     subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,
   },

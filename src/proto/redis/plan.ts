@@ -14,7 +14,7 @@ import { mergePool } from "./pool-merge.ts";
 import { errorReply } from "./replies.ts";
 import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
-import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, subscribedPong } from "./subscriptions.ts";
+import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
 import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
 
 /** A client's state beyond its keys (in its session, made when it first needs one: most
@@ -288,11 +288,15 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   } else if (subscribing && live.length === 0) {
     return local(NO_SERVER);
   }
+  if (!subs.subscribed) subs.shared = pool.cfg.redisSharedSubscriptions;
   const change = subs.change(op, names, (name) => pool.route(name, 0, name.length), live, resp3);
   const targets: FanoutTarget[] = [];
-  const word = ascii(op);
   for (const [server, list] of change.upstream) {
-    for (const name of list) targets.push({ server, via: Via.Subscriber, write: (w) => writeCommand(w, word, name) });
+    for (const name of list) {
+      const write = (w: ByteWriter) => writeSubscription(w, op, name);
+      if (!subs.shared) targets.push({ server, via: Via.Subscriber, write });
+      else targets.push({ server, via: Via.Hub, write, topic: sharedTopic(op, name) });
+    }
   }
   if (targets.length === 0) return local(change.reply);
   return { kind: PlanKind.Fanout, targets, merge: (replies) => firstError(replies) ?? change.reply };
@@ -314,16 +318,3 @@ function firstError(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">): Uin
   return null;
 }
 
-/** `*2 $<word> $<name>`: a one-name (un)subscribe, answered by one confirmation. */
-function writeCommand(w: ByteWriter, word: Uint8Array, name: Uint8Array): void {
-  w.text("*2\r\n$");
-  w.int(word.length);
-  w.crlf();
-  w.bytes(word);
-  w.crlf();
-  w.byte(36);
-  w.int(name.length);
-  w.crlf();
-  w.bytes(name);
-  w.crlf();
-}

@@ -14,6 +14,7 @@
 // (RESP2: then only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET are allowed).
 
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
+import type { FanoutTarget } from "../codec.ts";
 import { PubSubOp } from "./commands.ts";
 
 /** A subscription kind: its confirmation words and its set. */
@@ -53,6 +54,10 @@ export interface SubscriptionChange {
 const latin1 = new TextDecoder("latin1");
 
 export class Subscriptions {
+  /** Its subscriptions go through the servers' shared connections (redis_shared_subscriptions):
+   *  the pool's setting when it subscribed first, kept while it holds any (a reload may change
+   *  the setting meanwhile). */
+  shared = false;
   private readonly held: [Map<string, Held>, Map<string, Held>, Map<string, Held>] = [new Map(), new Map(), new Map()];
 
   /** Channels plus patterns (the count of (p)(un)subscribe confirmations). */
@@ -156,20 +161,82 @@ export function subscribedPong(message: Uint8Array | null, w: ByteWriter): void 
   w.crlf();
 }
 
-/** How a pushed message starts: RESP2 arrays, or RESP3 pushes on a RESP3 client's connections. */
-const MESSAGE_HEADS: Uint8Array[] = ["message", "pmessage", "smessage"].flatMap((word) => {
+/** Per subscription kind: the word its messages start with, and the command that ends one. */
+const KINDS: Record<Kind, { readonly message: string; readonly unsubscribe: PubSubOp }> = {
+  [Kind.Channel]: { message: "message", unsubscribe: PubSubOp.Unsubscribe },
+  [Kind.Pattern]: { message: "pmessage", unsubscribe: PubSubOp.PUnsubscribe },
+  [Kind.Shard]: { message: "smessage", unsubscribe: PubSubOp.SUnsubscribe },
+};
+
+/** How a pushed message starts (RESP2 arrays, or RESP3 pushes on a RESP3 client's
+ *  connections), and where its topic starts in it: at the word. */
+const MESSAGE_HEADS: { readonly head: Uint8Array; readonly wordAt: number }[] = Object.values(KINDS).flatMap(({ message: word }) => {
   const n = word === "pmessage" ? 4 : 3;
-  return ["*", ">"].map((type) => ascii(`${type}${n}\r\n$${word.length}\r\n${word}\r\n`));
+  return ["*", ">"].map((type) => {
+    const head = ascii(`${type}${n}\r\n$${word.length}\r\n${word}\r\n`);
+    return { head, wordAt: head.length - word.length - 2 };
+  });
 });
+
+/** The head of the message at buf[start, end) (from a subscriber connection), or -1 for the
+ *  confirmation of a request. */
+function messageHead(buf: Uint8Array, start: number, end: number): number {
+  for (let h = 0; h < MESSAGE_HEADS.length; h++) {
+    const head = MESSAGE_HEADS[h]!.head;
+    if (end - start <= head.length) continue;
+    let i = 0;
+    while (i < head.length && buf[start + i] === head[i]) i++;
+    if (i === head.length) return h;
+  }
+  return -1;
+}
 
 /** Is the reply buf[start, end) (from a subscriber connection) a message pushed to the client
  *  rather than the confirmation of a request? */
 export function isPubSubMessage(buf: Uint8Array, start: number, end: number): boolean {
-  for (const head of MESSAGE_HEADS) {
-    if (end - start <= head.length) continue;
-    let i = 0;
-    while (i < head.length && buf[start + i] === head[i]) i++;
-    if (i === head.length) return true;
-  }
-  return false;
+  return messageHead(buf, start, end) >= 0;
+}
+
+/** A message's topic (Planner.pushTopic): its word and the channel, pattern or shard channel it
+ *  names, `<word>\r\n$<length>\r\n<name>`; null for a confirmation. The message is a whole
+ *  reply the parser checked. */
+export function pushTopic(buf: Uint8Array, start: number, end: number): Uint8Array | null {
+  const h = messageHead(buf, start, end);
+  if (h < 0) return null;
+  const { head, wordAt } = MESSAGE_HEADS[h]!;
+  let p = start + head.length + 1; // past "$"
+  let length = 0;
+  while (buf[p] !== 13) length = length * 10 + buf[p++]! - 48;
+  return buf.subarray(start + wordAt, p + 2 + length);
+}
+
+/** A one-name (P|S)(UN)SUBSCRIBE, answered by one confirmation, written to w. */
+export function writeSubscription(w: ByteWriter, op: PubSubOp, name: Uint8Array): void {
+  w.text("*2\r\n$");
+  w.int(op.length);
+  w.crlf();
+  w.text(op);
+  w.crlf();
+  w.byte(36);
+  w.int(name.length);
+  w.crlf();
+  w.bytes(name);
+  w.crlf();
+}
+
+/** What a (P|S)(UN)SUBSCRIBE of `name` through a shared connection joins or leaves
+ *  (FanoutTarget.topic): the topic of its messages, as pushTopic gives it,
+ *  `<word>\r\n$<length>\r\n<name>`, and the request that ends it. */
+export function sharedTopic(op: PubSubOp, name: Uint8Array): NonNullable<FanoutTarget["topic"]> {
+  const what = KIND_OF[op]!;
+  const kind = KINDS[what.kind];
+  const w = new ByteWriter(name.length + 24);
+  w.text(kind.message);
+  w.text("\r\n$");
+  w.int(name.length);
+  w.crlf();
+  w.bytes(name);
+  const bytes = w.take();
+  writeSubscription(w, kind.unsubscribe, name);
+  return { bytes, subscribe: what.subscribe, leave: w.take() };
 }

@@ -86,6 +86,12 @@ function expireServer(server: Server, now: number, timeout: number): void {
     if (group === undefined) continue;
     for (const conn of group.conns) if (conn !== null) expire(conn, now, timeout);
   }
+  for (const conn of server.lending.all) {
+    // A blocking request may wait its own timeout on top; what is queued behind it, from when
+    // it is answered (Dedicated.headSince).
+    const head = conn.first;
+    if (head !== null && now - Math.max(head.t0, conn.dedicated!.headSince) > timeout + head.extraWait) conn.timedOut();
+  }
 }
 
 function expire(conn: ServerConn, now: number, timeout: number): void {

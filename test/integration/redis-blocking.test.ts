@@ -2,7 +2,8 @@
 // connections of their own, so 50 clients blocked in BLPOP do not hold up 50 others running GET
 // on the same pool; each blocked client then gets exactly the one element pushed for it; the
 // pool's request timeout does not cut a blocking command short of its own timeout; a client
-// that disconnects while blocked leaves no upstream connection behind (CLIENT LIST).
+// that disconnects while blocked leaves no upstream connection behind (CLIENT LIST); a server
+// that stops answering fails what waits on a client's own connections once the timeouts pass.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startRedis, type Backend } from "../helpers/backends.ts";
@@ -97,6 +98,33 @@ describe.skipIf(TARGET !== "buncracker")("blocking commands", () => {
     await client.send(Buffer.concat([command("BRPOP", "empty:a", "empty:a", "1"), command("BLMOVE", "empty:b", "empty:c", "LEFT", "RIGHT", "0.6")]));
     expect((await client.readReplies(2, respFrame)).map(String)).toEqual(["*-1\r\n", "*-1\r\n"]);
     client.close();
+  });
+
+  test("a server that stops answering: a blocking request fails once the pool's timeout and its own have passed, a transaction once the pool's has, a subscriber is disconnected; a BLPOP with no timeout of its own waits", async () => {
+    const redis = await startRedis();
+    const frozen = await startProxy(TARGET, poolYaml("frozen", { listen: `127.0.0.1:${freePort()}`, redis: true, timeout: 300 }, [serverLine(redis.address)]));
+    try {
+      const endpoint = frozen.pools.frozen!;
+      const [blocker, forever, subscriber, tx] = await Promise.all([0, 1, 2, 3].map(() => RawClient.connect(endpoint)));
+      await redis.process.freeze();
+      await blocker.send(command("BLPOP", "frozen:a", "0.5"));
+      await forever.send(command("BLPOP", "frozen:b", "0"));
+      await subscriber.send(command("SUBSCRIBE", "frozen:c"));
+      await tx.send(Buffer.concat([command("MULTI"), command("SET", "frozen:d", "1"), command("EXEC")]));
+      const timedOut = "-ERR Connection timed out\r\n";
+      expect((await blocker.readReplies(1, respFrame)).map(String)).toEqual([timedOut]);
+      // A subscriber whose subscriber connection failed is disconnected (it would wait for ever).
+      expect((await subscriber.readRepliesOrClose(1, respFrame)).closed).toBe(true);
+      expect((await tx.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", timedOut, timedOut]);
+      // The pool's timeout passed many times over by now (0.5 s + 300 ms): BLPOP 0 still waits.
+      redis.process.signal("SIGCONT");
+      await redis.process.stop(); // the blocked BLPOP's connection closes: now it fails
+      expect(String((await forever.readReplies(1, respFrame))[0]).startsWith("-ERR")).toBe(true);
+      for (const c of [blocker, forever, subscriber, tx]) c.close();
+    } finally {
+      await frozen.stop();
+      await redis.stop();
+    }
   });
 
   test("every blocking command of the table is served", async () => {

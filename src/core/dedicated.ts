@@ -7,8 +7,8 @@
 // server for the next client (at most IDLE_KEEP idle per server and group). A server has at
 // most the pool's redis_dedicated_connections lent connections at once (0: no limit). Every
 // dedicated connection closes with its client, and counts in the server's
-// dedicated_connections; so does a server's shared subscription connection of each connection
-// group (hub.ts), which serves every client of its group.
+// dedicated_connections. A server's shared subscription connections (hub.ts) are dedicated ones
+// too, with no owner: one per connection group, serving every client of its group.
 
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
@@ -22,7 +22,7 @@ const IDLE_KEEP = 16;
 export const DedicatedRole = {
   Subscriber: 0,
   Lent: 1,
-  /** The shared subscription connection of a connection group (hub.ts); it has no owner. */
+  /** A hub's shared subscription connection (hub.ts); it has no owner. */
   Hub: 2,
 } as const;
 export type DedicatedRole = (typeof DedicatedRole)[keyof typeof DedicatedRole];
@@ -39,6 +39,8 @@ export class Dedicated {
     readonly role: DedicatedRole,
     /** The client it serves now; null while idle, and for a hub's. */
     public owner: ClientConn | null,
+    /** The hub whose connection it is (role Hub), else null. */
+    readonly hub: SubscriptionHub | null = null,
   ) {}
 }
 
@@ -85,16 +87,17 @@ export class Lending {
   /** Lent connections given back, by connection group. */
   private readonly idle = new Map<number, ServerConn[]>();
   private lent = 0;
-  /** Shared subscription connections, by connection group; made on first use. */
-  private readonly hubs: SubscriptionHub[] = [];
+  /** Shared subscriptions, by connection group; made on first use (and anew after a reload
+   *  retired one). */
+  private readonly hubs: (SubscriptionHub | undefined)[] = [];
 
   constructor(private readonly server: Server) {}
 
   /** A new connection in `role`, opened with the preamble of connection group `group`, for
-   *  `owner` alone (null: a hub's). */
-  open(group: number, role: DedicatedRole, owner: ClientConn | null): ServerConn {
+   *  `owner` alone, or for `hub`. */
+  open(group: number, role: DedicatedRole, owner: ClientConn | null, hub: SubscriptionHub | null = null): ServerConn {
     const conn = new ConnGroup(this.server, group, 1).open(0);
-    conn.dedicated = new Dedicated(role, owner);
+    conn.dedicated = new Dedicated(role, owner, hub);
     this.all.add(conn);
     if (role === DedicatedRole.Lent) this.lent++;
     this.server.stats.counters[S.dedicated_connections]!++;
@@ -117,7 +120,17 @@ export class Lending {
 
   /** The shared subscriptions of connection group `group`. */
   hub(group: number): SubscriptionHub {
-    return (this.hubs[group] ??= new SubscriptionHub(this.server, group));
+    return (this.hubs[group] ??= new SubscriptionHub(this.server, (hub) => this.open(group, DedicatedRole.Hub, null, hub)));
+  }
+
+  /** A reload changed how the connections of the groups `stale` says are opened (every group:
+   *  the server left the pool): later subscribes there go to a new hub. */
+  retireHubs(stale: (group: number) => boolean = () => true): void {
+    this.hubs.forEach((hub, group) => {
+      if (hub === undefined || !stale(group)) return;
+      this.hubs[group] = undefined;
+      hub.retire();
+    });
   }
 
   /** A lent connection answered everything and nothing holds it: idle until the next client
@@ -172,7 +185,7 @@ export function releaseAll(own: OwnConns): void {
  *  goes back to its server. Returns false when it closed. */
 export function answeredAll(conn: ServerConn, group: number): boolean {
   const d = conn.dedicated!;
-  if (d.role === DedicatedRole.Hub) return true;
+  if (d.hub !== null) return d.hub.idle();
   const owner = d.owner;
   if (owner === null) {
     // Its client let go of it (releaseAll): its subscriptions or transaction end with it.
@@ -185,14 +198,14 @@ export function answeredAll(conn: ServerConn, group: number): boolean {
   return conn.server.lending.giveBack(conn, group);
 }
 
-/** conn (dedicated, of connection group `group`) closed: its server and its client let go of
- *  it. A client whose subscriber connection closed under it (its server failed) is
+/** conn (dedicated) closed: its server and its client let go of it. A client whose subscriber connection closed under it (its server failed) is
  *  disconnected: it would wait for messages that can no longer come, and reconnecting makes it
  *  subscribe again; for a hub's, every client subscribed through it (SubscriptionHub.lost). */
-export function dedicatedClosed(conn: ServerConn, group: number): void {
+export function dedicatedClosed(conn: ServerConn): void {
   conn.server.lending.forget(conn);
-  if (conn.dedicated!.role === DedicatedRole.Hub) {
-    conn.server.lending.hub(group).lost(conn);
+  const hub = conn.dedicated!.hub;
+  if (hub !== null) {
+    hub.lost();
     return;
   }
   const owner = conn.dedicated!.owner;

@@ -1,15 +1,17 @@
 // Carrying out a protocol's plan for a request beyond one key (Codec.planner, issue 17): a
 // local reply, the request to one server, a fan-out whose replies the plan merges (whole-pool
-// commands, SCAN, subscriptions on the client's subscriber connections), a request on the
-// connection the client's transaction is pinned to, a blocking request on a connection lent
-// to it (dedicated.ts), a WAIT on the servers it wrote to, or RESET's letting go of its own
-// connections. The core decides nothing here: the plan says where, the connections how.
+// commands, SCAN, subscriptions on the client's subscriber connections or the servers' shared
+// ones, hub.ts), a request on the connection the client's transaction is pinned to, a blocking
+// request on a connection lent to it (dedicated.ts), a WAIT on the servers it wrote to, or
+// RESET's letting go of its own connections. The core decides nothing here: the plan says
+// where, the connections how.
 
-import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../proto/codec.ts";
+import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req, type SharedTopic } from "../proto/codec.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import type { ClientConn } from "./client.ts";
 import { answeredAll, DedicatedRole, OwnConns, releaseAll } from "./dedicated.ts";
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
+import { leaveShared, type Topic } from "./hub.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
 import { MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
@@ -103,57 +105,60 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
   }
 }
 
-/** One request per target (but a shared topic's unsubscribe for a client other than its last);
- *  the client's reply is merged from theirs. */
+/** One request per target, but for a shared topic's unsubscribe, which goes wherever the client
+ *  holds the topic and up only where it was the last (hub.ts); the client's reply is merged
+ *  from theirs. */
 function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTarget[], merge: SplitState["mergeWith"]): void {
+  const sent: FanoutTarget[] = [];
   const servers: Server[] = [];
   for (const t of targets) {
+    if (t.topic !== undefined && !t.topic.subscribe) continue;
     const server = serverAt(pool, t.server);
     if (server === null || server.ejected) {
       fail(pool, msg, unservedReason(pool, t.server));
       return;
     }
+    sent.push(t);
     servers.push(server);
   }
-  const sent: FanoutTarget[] = [];
-  const sentTo: Server[] = [];
-  targets.forEach((t, i) => {
-    // A shared topic's unsubscribe goes up for its last client only.
-    if (t.topic === undefined || t.topic.subscribe || servers[i]!.lending.hub(c.group).leave(t.topic, c)) {
-      sent.push(t);
-      sentTo.push(servers[i]!);
-    }
-  });
-  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, sent.length);
+  const left: Topic[] = [];
+  for (const t of targets) if (t.topic !== undefined && !t.topic.subscribe) left.push(...leaveShared(c, c.own, t.topic.bytes));
+  const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, sent.length + left.length);
   split.mergeWith = merge;
   msg.split = split;
-  if (sent.length === 0) {
+  if (sent.length + left.length === 0) {
     finishSplit(pool, msg, performance.now());
     return;
   }
   sent.forEach((t, f) => {
-    const server = sentTo[f]!;
-    const child = new Msg(c, msg.t0);
-    child.parent = msg;
-    child.fragIndex = f;
-    child.server = server;
-    const conn = t.via === Via.Subscriber ? subscriberConn(c, server) : t.via === Via.Hub ? hubConn(c, server, t, child) : server.conn(c.group);
+    const server = servers[f]!;
+    const child = fragment(c, msg, f, server);
+    const conn = t.via === Via.Subscriber ? subscriberConn(c, server) : t.via === Via.Hub ? hubConn(c, server, t.topic!, child) : server.conn(c.group);
     const before = conn.out.len;
     t.write(conn.out);
     child.bytes = conn.out.len - before;
     conn.push(child);
   });
+  left.forEach((topic, i) => topic.hub.unsubscribe(topic, fragment(c, msg, sent.length + i, topic.hub.server)));
+}
+
+/** Fragment f of parent's fan-out, to `server`. */
+function fragment(c: ClientConn, parent: Msg, f: number, server: Server): Msg {
+  const child = new Msg(c, parent.t0);
+  child.parent = parent;
+  child.fragIndex = f;
+  child.server = server;
+  return child;
 }
 
 function ownConns(c: ClientConn): OwnConns {
   return (c.own ??= new OwnConns(c));
 }
 
-/** The shared subscription connection of `server` for c's target t, sent as `request`: a
- *  subscribe joins its topic. */
-function hubConn(c: ClientConn, server: Server, t: FanoutTarget, request: Msg): ServerConn {
+/** `server`'s shared subscription connection for c's subscribe to `topic`, sent as `request`. */
+function hubConn(c: ClientConn, server: Server, topic: SharedTopic, request: Msg): ServerConn {
   const hub = server.lending.hub(c.group);
-  if (t.topic!.subscribe) hub.join(t.topic!, c, ownConns(c), request);
+  hub.join(topic, c, ownConns(c), request);
   return hub.connection();
 }
 
@@ -232,10 +237,7 @@ function waitOn(pool: Pool, c: ClientConn, msg: Msg, plan: Extract<Plan, { kind:
       m.bytes = plan.probe.length;
       conn.push(m);
     }
-    const child = new Msg(c, msg.t0);
-    child.parent = msg;
-    child.fragIndex = f;
-    child.server = conn.server;
+    const child = fragment(c, msg, f, conn.server);
     child.extraWait = plan.waitMs;
     conn.send(plan.request, 0, plan.request.length);
     child.bytes = plan.request.length;

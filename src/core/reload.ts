@@ -87,12 +87,12 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
     s.retire();
   }
   const serverTls = tlsChanged(old.serverTls, cfg.serverTls);
+  // Connections opened with a preamble (AUTH, SELECT) or TLS settings for the old config:
+  // later requests go to new connections, the old ones close once they have answered theirs.
+  const stale = (group: number) => serverTls || preambleChanged(pool.codec, old, cfg, group);
   for (const s of servers) {
-    // Connections opened with a preamble (AUTH, SELECT) or TLS settings for the old config:
-    // later requests go to new connections, the old ones close once they have answered theirs.
-    for (const g of s.groups) {
-      if (g !== undefined && (serverTls || preambleChanged(pool.codec, old, cfg, g.id))) g.retire();
-    }
+    for (const g of s.groups) if (g !== undefined && stale(g.id)) g.retire();
+    s.lending.retireHubs(stale);
   }
   // New clients and connections get the certificates as read now; open ones keep theirs.
   pool.tls = prepared.tls;

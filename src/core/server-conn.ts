@@ -370,7 +370,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     if (rsp.failure) serverFailed(pool, server);
     else serverAnswered(server);
     if (rsp.demoted) serverDemoted(pool, server);
-    if (dedicated !== null && dedicated.role === DedicatedRole.Hub) server.lending.hub(this.group.id).answered(head, rsp.isError);
+    if (dedicated !== null && dedicated.hub !== null) dedicated.hub.answered(head, rsp.isError);
     if (rsp.open) head.flags |= MSG_OPEN;
     // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
     if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
@@ -401,7 +401,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     }
     const topic = planner.pushTopic(buf, start, end);
     if (topic === null) return false;
-    this.server.lending.hub(this.group.id).deliver(topic, buf, start, end);
+    dedicated.hub!.deliver(topic, buf, start, end);
     return true;
   }
 
@@ -559,7 +559,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     counters[S.out_queue]! -= this.queued - this.unsent;
     counters[S.out_queue_bytes]! -= allBytes - this.unsentBytes;
     this.queued = this.unsent = this.unsentBytes = 0;
-    if (this.dedicated !== null) dedicatedClosed(this, this.group.id);
+    if (this.dedicated !== null) dedicatedClosed(this);
     if (failure) serverFailed(pool, this.server);
   }
 }

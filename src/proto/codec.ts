@@ -393,8 +393,9 @@ export const Via = {
   /** The server's subscription connection shared by the clients of the client's connection
    *  group (redis_shared_subscriptions, core/hub.ts); the target's `topic` says which of the
    *  server's messages the client joins or leaves. A subscribe always goes up (its reply
-   *  comes once the server has it); an unsubscribe only for the topic's last client: for the
-   *  others it sends nothing and has no reply among the fan-out's. */
+   *  comes once the server has it); an unsubscribe goes wherever the client holds the topic
+   *  (`server` aside), and up only where it was the topic's last client: elsewhere it sends
+   *  nothing and has no reply among the fan-out's. */
   Hub: 2,
 } as const;
 export type Via = (typeof Via)[keyof typeof Via];
@@ -404,10 +405,18 @@ export interface FanoutTarget {
   readonly server: number;
   readonly via: Via;
   write(w: ByteWriter): void;
-  /** Via.Hub: the topic (as Planner.pushTopic gives it for the messages it names) the client
-   *  joins (`subscribe`) or leaves, and the request that unsubscribes it alone (sent when its
-   *  last client goes away). */
-  readonly topic?: { readonly bytes: Uint8Array; readonly subscribe: boolean; readonly leave: Uint8Array };
+  /** Via.Hub: what the client joins or leaves. */
+  readonly topic?: SharedTopic;
+}
+
+/** A subscription through a server's shared connection (Via.Hub). */
+export interface SharedTopic {
+  /** The topic of the messages it brings, as Planner.pushTopic gives it. */
+  readonly bytes: Uint8Array;
+  /** The client joins it (else leaves it, wherever it holds it). */
+  readonly subscribe: boolean;
+  /** The request that unsubscribes it alone (sent when its last client goes away). */
+  readonly leave: Uint8Array;
 }
 
 export const PlanKind = {

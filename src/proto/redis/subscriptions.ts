@@ -14,7 +14,7 @@
 // (RESP2: then only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET are allowed).
 
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import type { FanoutTarget } from "../codec.ts";
+import type { SharedTopic } from "../codec.ts";
 import { PubSubOp } from "./commands.ts";
 
 /** A subscription kind: its confirmation words and its set. */
@@ -161,22 +161,22 @@ export function subscribedPong(message: Uint8Array | null, w: ByteWriter): void 
   w.crlf();
 }
 
-/** Per subscription kind: the word its messages start with, and the command that ends one. */
-const KINDS: Record<Kind, { readonly message: string; readonly unsubscribe: PubSubOp }> = {
-  [Kind.Channel]: { message: "message", unsubscribe: PubSubOp.Unsubscribe },
-  [Kind.Pattern]: { message: "pmessage", unsubscribe: PubSubOp.PUnsubscribe },
-  [Kind.Shard]: { message: "smessage", unsubscribe: PubSubOp.SUnsubscribe },
+/** Per subscription kind: the word its messages start with, how many elements they have (a
+ *  pattern's also name the channel), and the command that ends one. */
+const KINDS: Record<Kind, { readonly message: string; readonly elements: number; readonly unsubscribe: PubSubOp }> = {
+  [Kind.Channel]: { message: "message", elements: 3, unsubscribe: PubSubOp.Unsubscribe },
+  [Kind.Pattern]: { message: "pmessage", elements: 4, unsubscribe: PubSubOp.PUnsubscribe },
+  [Kind.Shard]: { message: "smessage", elements: 3, unsubscribe: PubSubOp.SUnsubscribe },
 };
 
 /** How a pushed message starts (RESP2 arrays, or RESP3 pushes on a RESP3 client's
  *  connections), and where its topic starts in it: at the word. */
-const MESSAGE_HEADS: { readonly head: Uint8Array; readonly wordAt: number }[] = Object.values(KINDS).flatMap(({ message: word }) => {
-  const n = word === "pmessage" ? 4 : 3;
-  return ["*", ">"].map((type) => {
-    const head = ascii(`${type}${n}\r\n$${word.length}\r\n${word}\r\n`);
+const MESSAGE_HEADS: { readonly head: Uint8Array; readonly wordAt: number }[] = Object.values(KINDS).flatMap(({ message: word, elements }) =>
+  ["*", ">"].map((type) => {
+    const head = ascii(`${type}${elements}\r\n$${word.length}\r\n${word}\r\n`);
     return { head, wordAt: head.length - word.length - 2 };
-  });
-});
+  }),
+);
 
 /** The head of the message at buf[start, end) (from a subscriber connection), or -1 for the
  *  confirmation of a request. */
@@ -227,7 +227,7 @@ export function writeSubscription(w: ByteWriter, op: PubSubOp, name: Uint8Array)
 /** What a (P|S)(UN)SUBSCRIBE of `name` through a shared connection joins or leaves
  *  (FanoutTarget.topic): the topic of its messages, as pushTopic gives it,
  *  `<word>\r\n$<length>\r\n<name>`, and the request that ends it. */
-export function sharedTopic(op: PubSubOp, name: Uint8Array): NonNullable<FanoutTarget["topic"]> {
+export function sharedTopic(op: PubSubOp, name: Uint8Array): SharedTopic {
   const what = KIND_OF[op]!;
   const kind = KINDS[what.kind];
   const w = new ByteWriter(name.length + 24);

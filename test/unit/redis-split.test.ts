@@ -192,6 +192,20 @@ describe("merged in the client's protocol (RESP3)", () => {
     expect(merged(split, as3, 3)).toContain("_\r\n");
   });
 
+  test("nulls between values a fragment's run copies at once are still the client's", async () => {
+    await load(30);
+    // Fragment 0's keys are consecutive (copied as runs), a null among them; fragment 1 likewise.
+    const request = command("MGET", "k0", "nothing", "k1", "k3", "k4", "none", "k6", "k7");
+    const { split, fragments } = fragment(request, (k) => (k < 4 ? 0 : 1));
+    const as2 = await Promise.all(fragments.map((f) => send(target, f)));
+    const as3 = await Promise.all(fragments.map((f) => send3(target, f)));
+    for (const proto of [2, 3] as const) {
+      const expected = (await (proto === 2 ? send : send3)(reference, request)).toString("latin1");
+      expect(merged(split, as2, proto)).toBe(expected);
+      expect(merged(split, as3, proto)).toBe(expected);
+    }
+  });
+
   test("a RESP3 blob error from a fragment is the reply", () => {
     const request = command("MGET", "a", "b");
     const { split } = fragment(request, (k) => k);

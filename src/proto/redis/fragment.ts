@@ -36,10 +36,19 @@ function appendArgs(buf: Uint8Array, req: Req, order: Int32Array, from: number, 
     }
     return;
   }
+  // Arguments first..last, side by side in the request, are copied as one run: consecutive
+  // keys of one server (an MGET's keys, an MSET's pairs) make one copy, not one each.
+  let first = -1;
+  let last = -1;
   for (let i = from; i < from + n; i++) {
     const arg = keyArg[order[i]!]!;
-    copyBulks(w, buf, argStart[arg]!, argEnd[withValues ? arg + 1 : arg]!);
+    if (first < 0 || arg !== last + 1) {
+      if (first >= 0) copyBulks(w, buf, argStart[first]!, argEnd[last]!);
+      first = arg;
+    }
+    last = withValues ? arg + 1 : arg;
   }
+  if (first >= 0) copyBulks(w, buf, argStart[first]!, argEnd[last]!);
 }
 
 const MGET = new TextEncoder().encode("$4\r\nMGET\r\n");

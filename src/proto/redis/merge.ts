@@ -65,6 +65,11 @@ function mergeValues(split: Split, out: ByteWriter, proto: Proto): Uint8Array | 
   out.byte(STAR);
   out.int(nkeys);
   out.crlf();
+  // Consecutive keys of one fragment have their values side by side in its reply: each run of
+  // them is one copy, fragment run's reply[runStart, cursor[run]) (-1: none open). A null is
+  // written alone, in the client's protocol.
+  let run = -1;
+  let runStart = 0;
   for (let i = 0; i < nkeys; i++) {
     const f = keys[3 * i + 2]!;
     const reply = fragBuf[f]!;
@@ -74,10 +79,19 @@ function mergeValues(split: Split, out: ByteWriter, proto: Proto): Uint8Array | 
       out.truncate(mark);
       return UNEXPECTED;
     }
-    if (isNull(reply, start)) writeNull(out, proto);
-    else out.bytes(reply, start, next);
+    const nil = isNull(reply, start);
+    if (run >= 0 && (f !== run || nil)) {
+      out.bytes(fragBuf[run]!, runStart, cursor[run]!);
+      run = -1;
+    }
+    if (nil) writeNull(out, proto);
+    else if (run < 0) {
+      run = f;
+      runStart = start;
+    }
     cursor[f] = next;
   }
+  if (run >= 0) out.bytes(fragBuf[run]!, runStart, cursor[run]!);
   // Every value of every fragment used exactly once.
   for (let f = 0; f < nfrags; f++) {
     if (cursor[f] !== fragPos[2 * f + 1]) {

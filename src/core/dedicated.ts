@@ -123,9 +123,9 @@ export class Lending {
     return (this.hubs[group] ??= new SubscriptionHub(this.server, (hub) => this.open(group, DedicatedRole.Hub, null, hub)));
   }
 
-  /** A reload changed how the connections of the groups `stale` says are opened (every group:
-   *  the server left the pool): later subscribes there go to a new hub. */
-  retireHubs(stale: (group: number) => boolean = () => true): void {
+  /** A reload changed how the connections of the groups `stale` says are opened: later
+   *  subscribes there go to a new hub. */
+  retireHubs(stale: (group: number) => boolean): void {
     this.hubs.forEach((hub, group) => {
       if (hub === undefined || !stale(group)) return;
       this.hubs[group] = undefined;
@@ -160,6 +160,12 @@ export class Lending {
 
   closeAll(reason: string): void {
     for (const conn of [...this.all]) conn.close(reason);
+  }
+
+  /** Close its subscriber connections, the clients' own and the hubs' (their clients are
+   *  disconnected). */
+  closeSubscriptions(reason: string): void {
+    for (const conn of [...this.all]) if (conn.dedicated!.role !== DedicatedRole.Lent) conn.close(reason);
   }
 }
 

@@ -12,11 +12,11 @@
 // subscribe that leaves nobody holding the topic is followed by an unsubscribe, in case an
 // earlier one had it subscribed; a refused unsubscribe is tried again a second later.
 //
-// A reload that changes how the group's connections are opened (AUTH, SELECT, TLS) or removes
-// the server retires the hub: later subscribes go to a new one; the old one serves the clients
-// it has and closes once none holds any of its topics. When a hub's connection closes, every
-// client subscribed through it is disconnected, as a client whose own subscriber connection
-// closes is.
+// A reload that changes how the group's connections are opened (AUTH, SELECT, TLS) retires the
+// hub: later subscribes go to a new one; the old one serves the clients it has and closes once
+// none holds any of its topics. When a hub's connection closes (its server failed, moved, or
+// left the pool in a reload), every client subscribed through it is disconnected, as a client
+// whose own subscriber connection closes is.
 
 import type { SharedTopic } from "../proto/codec.ts";
 import { equalBytes } from "../lib/bytes.ts";
@@ -145,7 +145,7 @@ export class SubscriptionHub {
     if (topic !== null) for (const c of topic.clients) c.deliverPush(buf, start, end);
   }
 
-  /** A reload changed how its connection is opened, or removed its server. */
+  /** A reload changed how its connection is opened. */
   retire(): void {
     this.retired = true;
     this.idle();

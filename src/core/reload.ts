@@ -70,6 +70,8 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   const cluster = pool.cluster;
   cluster?.reconfigure(cfg);
   const kept = new Map(cluster !== null ? [] : pool.servers.map((s) => [serverIdentity(s.cfg), s]));
+  // A server's position in the new config by its old one (-1: it left); a cluster's stay.
+  const moved = new Int32Array(pool.servers.length).fill(-1);
   const servers = cluster !== null ? pool.servers : cfg.servers.map((sc, i) => {
     const id = serverIdentity(sc);
     const s = kept.get(id);
@@ -79,12 +81,16 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
     }
     kept.delete(id);
     if (s.cfg.weight !== sc.weight) changes.push(`~server ${sc.pname}`);
+    moved[s.index] = i;
     s.reconfigure(i, sc);
     return s;
   });
   for (const s of kept.values()) {
     changes.push(`-server ${s.cfg.pname}`);
     s.retire();
+    // Its subscribers would hear nothing more (its channels are published elsewhere now):
+    // disconnected, as when a server fails, to subscribe again.
+    s.lending.closeSubscriptions(`server ${s.cfg.pname} left the pool`);
   }
   const serverTls = tlsChanged(old.serverTls, cfg.serverTls);
   // Connections opened with a preamble (AUTH, SELECT) or TLS settings for the old config:
@@ -96,7 +102,8 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   }
   // New clients and connections get the certificates as read now; open ones keep theirs.
   pool.tls = prepared.tls;
-  for (const c of pool.clients) pool.codec.reconfigure(c.session, cfg);
+  const position = cluster !== null ? (p: number) => p : (p: number) => (p < moved.length ? moved[p]! : -1);
+  for (const c of pool.clients) pool.codec.reconfigure(c.session, cfg, position);
   pool.install(cfg, prepared.router, servers);
   applyLiveness(pool);
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {

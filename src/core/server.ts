@@ -149,7 +149,6 @@ export class Server {
    *  each connection once its requests are answered; the next request opens a new one. */
   retire(): void {
     for (const g of this.groups) g?.retire();
-    this.lending.retireHubs();
   }
 
   /** Open every connection of group 0 (preconnect). */

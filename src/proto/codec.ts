@@ -335,8 +335,10 @@ export interface Codec<S extends Session = Session> {
   /** The state of a new client of a pool. */
   newSession(pool: PoolConfig): S;
 
-  /** The pool's config changed (hot reload): what a connected client's session keeps. */
-  reconfigure(session: S, pool: PoolConfig): void;
+  /** The pool's config changed (hot reload): what a connected client's session keeps. `moved`
+   *  gives a server position of the old config in the new one (-1: the server left the pool; a
+   *  redis_cluster pool's slots stay). */
+  reconfigure(session: S, pool: PoolConfig, moved: (position: number) => number): void;
 
   /** Called once for each request as it is dispatched, before admit: true when no reply may
    *  reach the client (redis CLIENT REPLY OFF, or SKIP for the request after it). A local reply

@@ -45,7 +45,8 @@ export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: Po
 
 /** A reload: without redis_auth nobody has to authenticate, clients that never did included; a
  *  new password applies to later AUTH commands, and connected clients keep working (issue 10). */
-export function reconfigure(session: RedisSession, pool: PoolConfig): void {
+export function reconfigure(session: RedisSession, pool: PoolConfig, moved: (position: number) => number): void {
   session.pool = pool;
   if (pool.redisAuth === null) session.authed = true;
+  session.multikey?.subscriptions.renumber(moved);
 }

@@ -74,6 +74,14 @@ export class Subscriptions {
     return this.count + this.shardCount > 0;
   }
 
+  /** A reload renumbered the pool's servers (`moved`: a position's new one, -1 for a server
+   *  that left): its subscriptions are on the same servers, now at their new positions. */
+  renumber(moved: (position: number) => number): void {
+    for (const map of this.held) {
+      for (const [key, h] of map) map.set(key, { name: h.name, servers: h.servers.map(moved).filter((s) => s >= 0) });
+    }
+  }
+
   /**
    * Apply a (P|S)(UN)SUBSCRIBE with the names `names` (none: unsubscribe from all of its kind).
    * `route` gives a channel's server (a live one: the caller refuses a request with a channel

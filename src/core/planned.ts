@@ -114,7 +114,9 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
   for (const t of targets) {
     if (t.topic !== undefined && !t.topic.subscribe) continue;
     const server = serverAt(pool, t.server);
-    if (server === null || server.ejected) {
+    // The client's own subscriber connection to an ejected server still holds what it
+    // subscribed there (only an unsubscribe goes there: subscribes go to live servers only).
+    if (server === null || (server.ejected && !(t.via === Via.Subscriber && c.own?.subscriber.has(server) === true))) {
       fail(pool, msg, unservedReason(pool, t.server));
       return;
     }

@@ -3,9 +3,8 @@
 // client's own counts in confirmations, RESP2 subscribed-mode rules, RESP3 pushes (a RESP2 and a
 // RESP3 client on one channel, compared with a single redis), PUBSUB introspection
 // merged, the subscriber limit, and no upstream connection left behind by a subscriber that
-// goes away (checked with CLIENT LIST on the servers); across hot reloads (own and shared
-// connections), an unsubscribe after the servers were renumbered, and a removed server's
-// subscribers disconnected.
+// goes away (checked with CLIENT LIST on the servers); across hot reloads, an unsubscribe after
+// the servers were renumbered, and a removed server's subscribers disconnected.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import Redis from "ioredis";
@@ -368,66 +367,63 @@ describe.skipIf(TARGET !== "buncracker")("pub/sub", () => {
   });
 });
 
-describe.skipIf(TARGET !== "buncracker")("pub/sub across hot reloads, on the clients' own connections and on shared ones", () => {
+// The same through shared connections: redis-pubsub-shared.test.ts.
+describe.skipIf(TARGET !== "buncracker")("pub/sub across hot reloads", () => {
   // Names sort the servers (twemproxy's order): "s0" before "s1" renumbers the others.
   const named = (i: number, name: string) => serverLine(backends[i]!.address, 1, name);
   const numsubOn = async (b: Backend, channel: string) => ((await redisCall(b, "PUBSUB", "NUMSUB", channel)) as RespValue[])[1] as number;
 
-  for (const shared of [false, true]) {
-    const mode = shared ? "shared connections" : "own connections";
+  test("after a reload renumbered the servers, an unsubscribe reaches the server the channel was subscribed on", async () => {
+    const listen = `127.0.0.1:${freePort()}`;
+    const yaml = (servers: string[]) => poolYaml("renumbered", { listen, redis: true }, servers);
+    const before = yaml([named(1, "s1"), named(2, "s2")]);
+    const reloadable = await ReloadableProxy.start(before);
+    const endpoint = reloadable.endpoint("renumbered");
+    const at = placer(before, "renumbered");
+    const channel = Array.from({ length: 50 }, (_, i) => `renum:${spread(i)}`).find((c) => at(c) === backends[2]!.address)!;
+    const sub = await RawClient.connect(endpoint);
+    try {
+      await sub.send(command("SUBSCRIBE", channel));
+      await sub.readReplies(1, respFrame);
+      expect(await numsubOn(backends[2]!, channel)).toBe(1);
+      // s0 sorts first: s1 and s2 move from positions 0 and 1 to 1 and 2.
+      expect((await reloadable.signalReload(yaml([named(0, "s0"), named(1, "s1"), named(2, "s2")])))[0]).toStartWith("reloaded");
+      await sub.send(command("UNSUBSCRIBE", channel));
+      expect((await sub.readReplies(1, respFrame)).map(latin1)).toEqual([latin1(array([bulk("unsubscribe"), bulk(channel), integer(0)]))]);
+      await eventually("NUMSUB 0 on the channel's server", async () => ((await numsubOn(backends[2]!, channel)) === 0 ? true : undefined));
+      // Out of subscribed mode, and no message of the channel comes any more.
+      expect(await redisCall(backends[2]!, "PUBLISH", channel, "late")).toBe(0);
+      await sub.send(command("PING"));
+      expect((await sub.readReplies(1, respFrame)).map(latin1)).toEqual(["+PONG\r\n"]);
+    } finally {
+      sub.close();
+      await reloadable.stop();
+    }
+  });
 
-    test(`${mode}: after a reload renumbered the servers, an unsubscribe reaches the server the channel was subscribed on`, async () => {
-      const listen = `127.0.0.1:${freePort()}`;
-      const yaml = (servers: string[]) => poolYaml("renumbered", { listen, redis: true, redis_shared_subscriptions: shared }, servers);
-      const before = yaml([named(1, "s1"), named(2, "s2")]);
-      const reloadable = await ReloadableProxy.start(before);
-      const endpoint = reloadable.endpoint("renumbered");
-      const at = placer(before, "renumbered");
-      const channel = Array.from({ length: 50 }, (_, i) => `renum:${spread(i)}`).find((c) => at(c) === backends[2]!.address)!;
-      const sub = await RawClient.connect(endpoint);
-      try {
-        await sub.send(command("SUBSCRIBE", channel));
-        await sub.readReplies(1, respFrame);
-        expect(await numsubOn(backends[2]!, channel)).toBe(1);
-        // s0 sorts first: s1 and s2 move from positions 0 and 1 to 1 and 2.
-        expect((await reloadable.signalReload(yaml([named(0, "s0"), named(1, "s1"), named(2, "s2")])))[0]).toStartWith("reloaded");
-        await sub.send(command("UNSUBSCRIBE", channel));
-        expect((await sub.readReplies(1, respFrame)).map(latin1)).toEqual([latin1(array([bulk("unsubscribe"), bulk(channel), integer(0)]))]);
-        await eventually("NUMSUB 0 on the channel's server", async () => ((await numsubOn(backends[2]!, channel)) === 0 ? true : undefined));
-        // Out of subscribed mode, and no message of the channel comes any more.
-        expect(await redisCall(backends[2]!, "PUBLISH", channel, "late")).toBe(0);
-        await sub.send(command("PING"));
-        expect((await sub.readReplies(1, respFrame)).map(latin1)).toEqual(["+PONG\r\n"]);
-      } finally {
-        sub.close();
-        await reloadable.stop();
-      }
-    });
-
-    test(`${mode}: a reload that removes a server disconnects the clients subscribed on it, and only them`, async () => {
-      const listen = `127.0.0.1:${freePort()}`;
-      const yaml = (servers: string[]) => poolYaml("shrunk", { listen, redis: true, redis_shared_subscriptions: shared }, servers);
-      const before = yaml([named(0, "s0"), named(1, "s1"), named(2, "s2")]);
-      const reloadable = await ReloadableProxy.start(before);
-      const endpoint = reloadable.endpoint("shrunk");
-      const at = placer(before, "shrunk");
-      const channelOn = (b: number) => Array.from({ length: 50 }, (_, i) => `shrunk:${spread(i)}`).find((c) => at(c) === backends[b]!.address)!;
-      const [gone, kept] = [channelOn(2), channelOn(0)];
-      const [goneSub, keptSub] = await Promise.all([RawClient.connect(endpoint), RawClient.connect(endpoint)]);
-      try {
-        await goneSub.send(command("SUBSCRIBE", gone));
-        await keptSub.send(command("SUBSCRIBE", kept));
-        await Promise.all([goneSub.readReplies(1, respFrame), keptSub.readReplies(1, respFrame)]);
-        expect((await reloadable.signalReload(yaml([named(0, "s0"), named(1, "s1")])))[0]).toStartWith("reloaded");
-        expect(latin1(await goneSub.readUntilClose())).toBe("");
-        await eventually("no subscriber left on the removed server", async () => ((await numsubOn(backends[2]!, gone)) === 0 ? true : undefined));
-        expect(await redisCall(backends[0]!, "PUBLISH", kept, "still")).toBe(1);
-        expect((await keptSub.readReplies(1, respFrame)).map(latin1)).toEqual([latin1(array([bulk("message"), bulk(kept), bulk("still")]))]);
-      } finally {
-        goneSub.close();
-        keptSub.close();
-        await reloadable.stop();
-      }
-    });
-  }
+  test("a reload that removes a server disconnects the clients subscribed on it, and only them", async () => {
+    const listen = `127.0.0.1:${freePort()}`;
+    const yaml = (servers: string[]) => poolYaml("shrunk", { listen, redis: true }, servers);
+    const before = yaml([named(0, "s0"), named(1, "s1"), named(2, "s2")]);
+    const reloadable = await ReloadableProxy.start(before);
+    const endpoint = reloadable.endpoint("shrunk");
+    const at = placer(before, "shrunk");
+    const channelOn = (b: number) => Array.from({ length: 50 }, (_, i) => `shrunk:${spread(i)}`).find((c) => at(c) === backends[b]!.address)!;
+    const [gone, kept] = [channelOn(2), channelOn(0)];
+    const [goneSub, keptSub] = await Promise.all([RawClient.connect(endpoint), RawClient.connect(endpoint)]);
+    try {
+      await goneSub.send(command("SUBSCRIBE", gone));
+      await keptSub.send(command("SUBSCRIBE", kept));
+      await Promise.all([goneSub.readReplies(1, respFrame), keptSub.readReplies(1, respFrame)]);
+      expect((await reloadable.signalReload(yaml([named(0, "s0"), named(1, "s1")])))[0]).toStartWith("reloaded");
+      expect(latin1(await goneSub.readUntilClose())).toBe("");
+      await eventually("no subscriber left on the removed server", async () => ((await numsubOn(backends[2]!, gone)) === 0 ? true : undefined));
+      expect(await redisCall(backends[0]!, "PUBLISH", kept, "still")).toBe(1);
+      expect((await keptSub.readReplies(1, respFrame)).map(latin1)).toEqual([latin1(array([bulk("message"), bulk(kept), bulk("still")]))]);
+    } finally {
+      goneSub.close();
+      keptSub.close();
+      await reloadable.stop();
+    }
+  });
 });

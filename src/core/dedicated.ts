@@ -204,9 +204,10 @@ export function answeredAll(conn: ServerConn, group: number): boolean {
   return conn.server.lending.giveBack(conn, group);
 }
 
-/** conn (dedicated) closed: its server and its client let go of it. A client whose subscriber connection closed under it (its server failed) is
- *  disconnected: it would wait for messages that can no longer come, and reconnecting makes it
- *  subscribe again; for a hub's, every client subscribed through it (SubscriptionHub.lost). */
+/** conn (dedicated) closed: its server and its client let go of it. A client whose subscriber
+ *  connection closed under it (its server failed) is disconnected: it would wait for messages
+ *  that can no longer come, and reconnecting makes it subscribe again; for a hub's, every
+ *  client subscribed through it (SubscriptionHub.lost). */
 export function dedicatedClosed(conn: ServerConn): void {
   conn.server.lending.forget(conn);
   const hub = conn.dedicated!.hub;

@@ -12,7 +12,8 @@
 // read is closed past 32 MB while the others get everything, and one that does not talk is never
 // idle; redis_max_subscribers still counts clients; a client never gets a message published
 // before it subscribed; a subscribe the server refuses (-BUSY, a long script) while the
-// channel's other holder leaves leaves nothing subscribed upstream; hot reloads turning the
+// channel's other holder leaves leaves nothing subscribed upstream, and one refused by an ACL
+// (-NOPERM) is not counted (compared with redis, also without the option); hot reloads turning the
 // option on and off, changing redis_auth (a rotated password: later subscribers go through a
 // new connection, the old one closes once its clients left), removing a server (its
 // subscribers are disconnected, the proxy's connection to it closes) and renumbering the
@@ -845,8 +846,8 @@ describe.skipIf(TARGET !== "buncracker")("shared subscriptions", () => {
       expect(await listed(channel)).toEqual([]);
       expect(await publish(shared, channel, ["nobody"])).toEqual([0]);
       await nothingPending(a, false);
-      // B lets go too (the proxy still counts the refused channel as B's; redis answers this
-      // UNSUBSCRIBE the same way) and is out of subscribed mode.
+      // The refused channel is not B's, as redis does not count it: B is not in subscribed mode.
+      await nothingPending(b, false);
       await b.send(Buffer.concat([command("UNSUBSCRIBE", channel), command("GET", "busy:nokey")]));
       expect(await take(b, 2)).toEqual([confirm("unsubscribe", channel, 0), "$-1\r\n"]);
       // The connection serves the next subscriber.
@@ -863,6 +864,52 @@ describe.skipIf(TARGET !== "buncracker")("shared subscriptions", () => {
       b.close();
     }
   });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a subscribe the server refuses (an ACL without the channel), through shared connections and without them", () => {
+  for (const shared of [true, false]) {
+    test(`${shared ? "shared" : "own"} connections: the client gets redis's -NOPERM and is not subscribed, as with redis: other commands run, counts leave the channel out, a pattern refused on every server is not held`, async () => {
+      const server = await startRedis();
+      // The default user (the proxy's connections and the direct one alike) may use allowed:* only.
+      expect(await redisCall(server, "ACL", "SETUSER", "default", "resetchannels", "&allowed:*")).toBe("OK");
+      const proxy = await startProxy(TARGET, poolYaml("acl", { listen: `127.0.0.1:${freePort()}`, redis: true, redis_shared_subscriptions: shared }, [serverLine(server.address)]));
+      // One request at a time, each after the reply before it, as clients subscribe. (Pipelined
+      // behind a refused subscribe, a request is planned before the refusal arrives, while the
+      // proxy still counts the channel.)
+      const session = [
+        command("SUBSCRIBE", "forbidden:x"),
+        command("GET", "acl:k"),
+        command("PSUBSCRIBE", "forbidden:*"),
+        command("PING"),
+        command("SUBSCRIBE", "allowed:1"),
+        command("UNSUBSCRIBE"),
+      ];
+      const play = async (endpoint: Endpoint): Promise<string[]> => {
+        const client = await RawClient.connect(endpoint);
+        const replies: string[] = [];
+        try {
+          for (const request of session) {
+            await client.send(request);
+            replies.push(...(await take(client, 1)));
+          }
+        } finally {
+          client.close();
+        }
+        return replies;
+      };
+      try {
+        const through = await play(proxy.pools.acl!);
+        const direct = await play(endpointOf(server));
+        expect(through[0]!).toStartWith("-NOPERM");
+        expect(through[4]).toEqual(confirm("subscribe", "allowed:1", 1));
+        expect(through).toEqual(direct);
+        expect(((await redisCall(server, "PUBSUB", "NUMSUB", "forbidden:x")) as RespValue[])[1]).toBe(0);
+      } finally {
+        await proxy.stop();
+        await server.stop();
+      }
+    });
+  }
 });
 
 describe.skipIf(TARGET !== "buncracker")("redis_shared_subscriptions across hot reloads", () => {

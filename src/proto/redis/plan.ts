@@ -14,7 +14,7 @@ import { mergePool } from "./pool-merge.ts";
 import { errorReply } from "./replies.ts";
 import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
-import { allowedWhileSubscribed, notAllowedWhileSubscribed, Subscriptions, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
+import { allowedWhileSubscribed, type Held, notAllowedWhileSubscribed, Subscriptions, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
 import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
 
 /** A client's state beyond its keys (in its session, made when it first needs one: most
@@ -291,15 +291,27 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   if (!subs.subscribed) subs.shared = pool.cfg.redisSharedSubscriptions;
   const change = subs.change(op, names, (name) => pool.route(name, 0, name.length), live, resp3);
   const targets: FanoutTarget[] = [];
+  // Per target of a subscribe, what it makes (undone where the server refuses it).
+  const made: (Held | undefined)[] = [];
   for (const [server, list] of change.upstream) {
     for (const name of list) {
       const write = (w: ByteWriter) => writeSubscription(w, op, name);
       if (!subs.shared) targets.push({ server, via: Via.Subscriber, write });
       else targets.push({ server, via: Via.Hub, write, topic: sharedTopic(op, name) });
+      made.push(subscribing ? subs.holding(op, name) : undefined);
     }
   }
   if (targets.length === 0) return local(change.reply);
-  return { kind: PlanKind.Fanout, targets, merge: (replies) => firstError(replies) ?? change.reply };
+  const merge = (replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">): Uint8Array => {
+    const error = firstError(replies);
+    if (error === null) return change.reply;
+    targets.forEach((t, f) => {
+      const held = made[f];
+      if (held !== undefined && f < replies.nfrags && replies.fragBuf[f]![replies.fragPos[2 * f]!] === MINUS) subs.refused(op, held, t.server);
+    });
+    return error;
+  };
+  return { kind: PlanKind.Fanout, targets, merge };
 }
 
 /** PING in RESP2 subscribed mode. */

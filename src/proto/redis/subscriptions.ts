@@ -37,9 +37,10 @@ const KIND_OF: Partial<Record<PubSubOp, { kind: Kind; subscribe: boolean }>> = {
 const ALSO_ALLOWED = new Set(["ping", "quit", "reset"]);
 
 /** A subscription the client holds: its name's bytes and the servers it is subscribed on. */
-interface Held {
+export interface Held {
   readonly name: Uint8Array;
-  readonly servers: readonly number[];
+  /** Less a server that refused it (Subscriptions.refused). */
+  servers: number[];
 }
 
 /** What a (un)subscribe request changes. */
@@ -77,9 +78,23 @@ export class Subscriptions {
   /** A reload renumbered the pool's servers (`moved`: a position's new one, -1 for a server
    *  that left): its subscriptions are on the same servers, now at their new positions. */
   renumber(moved: (position: number) => number): void {
-    for (const map of this.held) {
-      for (const [key, h] of map) map.set(key, { name: h.name, servers: h.servers.map(moved).filter((s) => s >= 0) });
-    }
+    for (const map of this.held) for (const h of map.values()) h.servers = h.servers.map(moved).filter((s) => s >= 0);
+  }
+
+  /** What the client holds of `name` by `op`'s kind (after a subscribe: what it made). */
+  holding(op: PubSubOp, name: Uint8Array): Held | undefined {
+    return this.held[KIND_OF[op]!.kind].get(latin1.decode(name));
+  }
+
+  /** Server `server` refused the subscribe that made `held` (an ACL without the channel, a busy
+   *  script): it is not subscribed there, and once nowhere, not held at all, as redis does not
+   *  count it. Nothing when the client has let go of it since. */
+  refused(op: PubSubOp, held: Held, server: number): void {
+    const map = this.held[KIND_OF[op]!.kind];
+    const key = latin1.decode(held.name);
+    if (map.get(key) !== held) return;
+    held.servers = held.servers.filter((s) => s !== server);
+    if (held.servers.length === 0) map.delete(key);
   }
 
   /**

@@ -632,6 +632,8 @@ describe.skipIf(TARGET !== "buncracker")("shared subscriptions", () => {
       expect(await publish(shared, channel, ["four"])).toEqual([1]);
       expect(await take(r2, 1)).toEqual([message(channel, "four")]);
       expect(await take(r2b, 1)).toEqual([message(channel, "four")]);
+      // A message to it would come before the reply to its next request, on its connection.
+      expect(await io.ping()).toBe("PONG");
       expect(got.length).toBe(3);
     } finally {
       io.disconnect();

@@ -57,7 +57,7 @@ export const SERVER_STATS = [
   s("out_queue", "gauge", "# requests in outgoing queue"),
   s("out_queue_bytes", "gauge", "current request bytes in outgoing queue"),
   s("server_tls_failed", "counter", "# server connections that failed the TLS handshake", "extended"),
-  s("dedicated_connections", "gauge", "# connections of one client alone (subscriptions, transactions, blocking commands)", false),
+  s("dedicated_connections", "gauge", "# connections of one client alone (subscriptions, transactions, blocking commands), and shared subscription connections", false),
   s("failovers", "counter", "# times sentinels moved the server to another master", false),
   s("requests_joined", "counter", "# requests and fragments sent joined to the command before them (coalesce_gets)", false),
 ] as const satisfies readonly StatSpec[];

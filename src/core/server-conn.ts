@@ -73,7 +73,8 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
   private closeReason = "";
   /** Messages sent (or queued to send) on this connection, oldest first. */
   first: Msg | null = null;
-  /** A connection of one client alone (dedicated.ts); null for a shared one. */
+  /** A connection of one client alone, or a hub's (dedicated.ts); null for one of the pool's
+   *  connection groups. */
   dedicated: Dedicated | null = null;
   private last: Msg | null = null;
   /** The connection was lost (closed or refused by the server, or failed), not closed by the

@@ -73,7 +73,7 @@ export class ConnGroup {
 export class Server {
   /** By Codec.group id; made on first use. */
   readonly groups: ConnGroup[] = [];
-  /** Connections of one client alone (dedicated.ts). */
+  /** Connections of one client alone, and the shared subscription ones (dedicated.ts). */
   readonly lending: Lending = new Lending(this);
   /** Where new connections go: cfg.addr unless moved (moveTo). */
   addr: Address;

@@ -206,13 +206,13 @@ export class SubscriptionHub {
   }
 }
 
-/** c unsubscribes from the shared topic `bytes` (own: its own connections) wherever it holds
- *  it, whichever servers the pool has now (a pattern: on every server it subscribed on).
- *  Returns the topics it was the last of: their unsubscribe goes up. */
-export function leaveShared(c: ClientConn, own: OwnConns | null, bytes: Uint8Array): Topic[] {
+/** c unsubscribes from the shared topic `bytes` wherever it holds it, whichever servers the
+ *  pool has now (a pattern: on every server it subscribed on). Returns the topics it was the
+ *  last of: their unsubscribe goes up. */
+export function leaveShared(c: ClientConn, bytes: Uint8Array): Topic[] {
   const last: Topic[] = [];
-  if (own === null) return last;
-  for (const topic of [...own.topics]) {
+  if (c.own === null) return last;
+  for (const topic of [...c.own.topics]) {
     if (equalBytes(topic.bytes, 0, topic.bytes.length, bytes, 0, bytes.length) && topic.hub.release(topic, c)) last.push(topic);
   }
   return last;

@@ -124,7 +124,7 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     servers.push(server);
   }
   const left: Topic[] = [];
-  for (const t of targets) if (t.topic !== undefined && !t.topic.subscribe) left.push(...leaveShared(c, c.own, t.topic.bytes));
+  for (const t of targets) if (t.topic !== undefined && !t.topic.subscribe) left.push(...leaveShared(c, t.topic.bytes));
   const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, sent.length + left.length);
   split.mergeWith = merge;
   msg.split = split;

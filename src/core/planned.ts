@@ -112,7 +112,7 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
   const sent: FanoutTarget[] = [];
   const servers: Server[] = [];
   for (const t of targets) {
-    if (t.topic !== undefined && !t.topic.subscribe) continue;
+    if (leavesShared(t)) continue;
     const server = serverAt(pool, t.server);
     // The client's own subscriber connection to an ejected server still holds what it
     // subscribed there (only an unsubscribe goes there: subscribes go to live servers only).
@@ -124,7 +124,7 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     servers.push(server);
   }
   const left: Topic[] = [];
-  for (const t of targets) if (t.topic !== undefined && !t.topic.subscribe) left.push(...leaveShared(c, t.topic.bytes));
+  for (const t of targets) if (leavesShared(t)) left.push(...leaveShared(c, t.topic!.bytes));
   const split = new SplitState(Route.Any, NO_BYTES, 0, NO_KEYS, sent.length + left.length);
   split.mergeWith = merge;
   msg.split = split;
@@ -142,6 +142,11 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     conn.push(child);
   });
   left.forEach((topic, i) => topic.hub.unsubscribe(topic, fragment(c, msg, sent.length + i, topic.hub.server)));
+}
+
+/** A shared topic's unsubscribe: it goes wherever the client holds the topic, not to t.server. */
+function leavesShared(t: FanoutTarget): boolean {
+  return t.topic?.subscribe === false;
 }
 
 /** Fragment f of parent's fan-out, to `server`. */

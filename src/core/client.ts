@@ -12,7 +12,7 @@ import { answerLocally, writeMerged } from "./deliver.ts";
 import { dispatch, refuseRequest, rejectFatal, routeWhole } from "./dispatch.ts";
 import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
-import { markDirty, pendingBytes, send, writeOut, type Flushable, type HeldViews, type Output } from "./flush.ts";
+import { markDirty, noteClientRead, pendingBytes, send, writeOut, type Flushable, type HeldViews, type Output } from "./flush.ts";
 import type { OwnConns } from "./dedicated.ts";
 import { MSG_CLOSE, MSG_OPEN, MSG_PUSH, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
@@ -152,6 +152,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
   onData(chunk: Uint8Array): void {
     if (this.closing) return;
     this.lastRead = performance.now();
+    noteClientRead();
     this.feed(chunk);
     this.account();
     if (!this.paused && this.full()) {

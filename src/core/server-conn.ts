@@ -15,7 +15,7 @@ import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./d
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
 import type { ClientConn } from "./client.ts";
-import { HeldViews, markDirty, send, writeOut, type Flushable, type Output } from "./flush.ts";
+import { HeldViews, markDirty, markQueued, send, writeOut, type Flushable, type Output } from "./flush.ts";
 import { serverAnswered, serverDemoted, serverFailed } from "./health.ts";
 import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
 import { ReplyStream } from "./reply-stream.ts";
@@ -287,7 +287,7 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
     this.queued++;
     this.unsent++;
     this.unsentBytes += msg.bytes;
-    markDirty(this);
+    markQueued(this);
     // Not while a request streams: what comes after it waits in `out` anyway, and its flush
     // may resume the streaming client, whose parsing must not run inside another's.
     if (this.out.size >= EARLY_WRITE_BYTES && this.streaming === null) this.flush();

@@ -2,12 +2,12 @@
 // output buffer and mark themselves dirty; one flush per event-loop turn writes every dirty
 // connection's buffer with a single write (a server connection may write sooner: ServerConn.push).
 //
-// A turn that read two or more clients holds what it queued for servers one turn longer: the
-// pending flush makes the runtime's next poll non-blocking, so the requests that arrived
-// meanwhile go out in the same write. Under concurrent load that cuts the writes to servers,
-// and the reads they cost the servers, by a third (pipeline 1, 50 clients: GET +6-16% and SET a
-// median +8% in alternating runs; bench/README.md "Holding server writes one turn"); a turn
-// that read one client is never held, so a lone client's round trip does not grow.
+// A turn that read two or more clients holds a small write of requests to a server one turn
+// longer: the pending flush makes the runtime's next poll non-blocking, so the requests that
+// arrived meanwhile go out in the same write. Under concurrent load that cuts the writes to
+// servers, and the reads they cost the servers, by a third (pipeline 1, 50 clients: GET +6-16%
+// and SET a median +8% in alternating runs; bench/README.md "Holding server writes one turn").
+// A turn that read one client is never held, so a lone client's round trip does not grow.
 
 import type { Socket } from "bun";
 import type { ByteWriter } from "../lib/bytes.ts";
@@ -17,16 +17,23 @@ export interface Flushable {
   flush(): void;
 }
 
-/** From this many client reads in a turn on, its server writes wait for the next turn. */
+/** A server connection's queued requests: what its write would send now. */
+export interface Queued extends Flushable {
+  readonly unwritten: number;
+}
+
+/** From this many client reads in a turn on, its server writes wait for the next turn... */
 const BUSY_READS = 2;
+/** ...when they are this small: a larger write (pipelined requests) is worth its system call. */
+const HOLD_MAX_BYTES = 1024;
 
 /** Connections to write at this turn's end: clients, and servers with bytes other than new
  *  requests (a stream's end, adopted requests). */
 const dirty: Flushable[] = [];
 /** Server connections with requests queued this turn. */
-let queuedNow: Flushable[] = [];
+const queuedNow: Queued[] = [];
 /** Server connections held from the turn before: written at this turn's end. */
-let queuedBefore: Flushable[] = [];
+const queuedBefore: Queued[] = [];
 /** Client reads since the last flush (a read that made nothing to write counts in the next). */
 let reads = 0;
 let scheduled = false;
@@ -52,13 +59,23 @@ function flushAll(): void {
   const busy = reads >= BUSY_READS;
   reads = 0;
   flushEach(queuedBefore);
-  if (busy && queuedNow.length !== 0) {
-    const empty = queuedBefore;
-    queuedBefore = queuedNow;
-    queuedNow = empty;
-    schedule();
-  } else flushEach(queuedNow);
+  if (busy) holdSmall();
+  else flushEach(queuedNow);
   flushEach(dirty);
+}
+
+/** A busy turn's server writes: the small ones wait for the next turn, the rest go now. */
+function holdSmall(): void {
+  for (let i = 0; i < queuedNow.length; i++) {
+    const c = queuedNow[i]!;
+    if (c.unwritten < HOLD_MAX_BYTES) queuedBefore.push(c);
+    else {
+      c.dirty = false;
+      c.flush();
+    }
+  }
+  queuedNow.length = 0;
+  if (queuedBefore.length !== 0) schedule();
 }
 
 /** A connection has bytes to write: written at this turn's end. */
@@ -70,7 +87,7 @@ export function markDirty(c: Flushable): void {
 }
 
 /** A server connection has requests to write: at this turn's end, or the next's in a busy turn. */
-export function markQueued(c: Flushable): void {
+export function markQueued(c: Queued): void {
   if (c.dirty) return;
   c.dirty = true;
   queuedNow.push(c);

@@ -15,7 +15,7 @@ import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./d
 import { deliver, fail } from "./deliver.ts";
 import { describeError } from "./errors.ts";
 import type { ClientConn } from "./client.ts";
-import { HeldViews, markDirty, markQueued, send, writeOut, type Flushable, type Output } from "./flush.ts";
+import { HeldViews, markDirty, markQueued, send, writeOut, type Output, type Queued } from "./flush.ts";
 import { serverAnswered, serverDemoted, serverFailed } from "./health.ts";
 import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
 import { ReplyStream } from "./reply-stream.ts";
@@ -59,7 +59,7 @@ const handlers: SocketHandler<ServerConn> = {
   },
 };
 
-export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, Output {
+export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Output {
   private socket: Socket<ServerConn> | null = null;
   readonly out = new ByteWriter();
   /** Large requests the socket has not taken yet (written before `out`; Output). */
@@ -156,6 +156,11 @@ export class ServerConn extends ReplyStream implements Flushable, UpstreamSink, 
   /** May a request start streaming onto it? */
   get canStream(): boolean {
     return this.streaming === null && !this.closed;
+  }
+
+  /** Bytes of requests waiting for its next write (flush.ts holds a small one in a busy turn). */
+  get unwritten(): number {
+    return this.out.size;
   }
 
   /** Bytes written to it that the socket has not taken yet, before any stream's end. */

@@ -44,13 +44,14 @@ function schedule(): void {
   setImmediate(flushAll);
 }
 
+function write(c: Flushable): void {
+  c.dirty = false;
+  c.flush();
+}
+
 /** flush() may mark more connections dirty (error replies): the loop sees them too. */
 function flushEach(list: Flushable[]): void {
-  for (let i = 0; i < list.length; i++) {
-    const c = list[i]!;
-    c.dirty = false;
-    c.flush();
-  }
+  for (let i = 0; i < list.length; i++) write(list[i]!);
   list.length = 0;
 }
 
@@ -69,10 +70,7 @@ function holdSmall(): void {
   for (let i = 0; i < queuedNow.length; i++) {
     const c = queuedNow[i]!;
     if (c.unwritten < HOLD_MAX_BYTES) queuedBefore.push(c);
-    else {
-      c.dirty = false;
-      c.flush();
-    }
+    else write(c);
   }
   queuedNow.length = 0;
   if (queuedBefore.length !== 0) schedule();

@@ -36,7 +36,7 @@ const OP: Record<string, PubSubOp> = {
   SUNSUBSCRIBE: PubSubOp.SUnsubscribe,
 };
 const bytes = (s: string) => Buffer.from(s, "latin1");
-const names = (list: Uint8Array[] | undefined) => (list ?? []).map((n) => Buffer.from(n).toString("latin1"));
+const names = (list: readonly { name: Uint8Array }[] | undefined) => (list ?? []).map((h) => Buffer.from(h.name).toString("latin1"));
 
 /** redis's replies to a request, as many as it sends (one per name, or one). */
 async function redisReplies(args: string[], count: number): Promise<Buffer> {

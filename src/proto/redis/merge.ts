@@ -7,9 +7,10 @@
 
 import type { ByteWriter } from "../../lib/bytes.ts";
 import { Route, Rsp, type Split } from "../codec.ts";
+import { firstError } from "./pool-merge.ts";
 import { errorReply, OK } from "./replies.ts";
 import { writeNull, type Proto } from "./reply.ts";
-import { BANG, COLON, DOLLAR, MINUS, numberValue, readNumber, STAR, UNDERSCORE } from "./resp.ts";
+import { COLON, DOLLAR, MINUS, numberValue, readNumber, STAR, UNDERSCORE } from "./resp.ts";
 import { parseResponse } from "./response.ts";
 
 const UNEXPECTED = errorReply("unexpected reply from a server to a split request");
@@ -21,12 +22,9 @@ let cursor = new Int32Array(64);
 
 /** The merged reply for a client speaking `proto`. */
 export function merge(split: Split, out: ByteWriter, proto: Proto = 2): Uint8Array | null {
+  const error = firstError(split);
+  if (error !== null) return error;
   const { fragBuf, fragPos, nfrags } = split;
-  for (let f = 0; f < nfrags; f++) {
-    const reply = fragBuf[f]!;
-    const start = fragPos[2 * f]!;
-    if (reply[start] === MINUS || reply[start] === BANG) return reply.subarray(start, fragPos[2 * f + 1]!);
-  }
   switch (split.route) {
     case Route.Get:
       return mergeValues(split, out, proto);

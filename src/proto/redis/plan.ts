@@ -7,12 +7,11 @@
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req, type Split } from "../codec.ts";
+import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
 import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type CommandRole, type SupportedCommand } from "./commands.ts";
-import { mergePool } from "./pool-merge.ts";
+import { firstError, isError, mergePool, type ServerReplies } from "./pool-merge.ts";
 import { errorReply } from "./replies.ts";
-import { MINUS } from "./resp.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, type Held, notAllowedWhileSubscribed, Subscriptions, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
 import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
@@ -170,7 +169,7 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
  *  before, the client's writes on other connections included. */
 const WAIT_PROBE = ascii("*3\r\n$7\r\nPUBLISH\r\n$17\r\n__buncracker:wait\r\n$0\r\n\r\n");
 const WAIT_IN_CLUSTER = line("-ERR 'wait' is not served with distribution redis_cluster");
-const MIN_MERGE = (replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">, out: ByteWriter): Uint8Array | null => mergePool(PoolMerge.Min, replies, out);
+const MIN_MERGE = (replies: ServerReplies, out: ByteWriter): Uint8Array | null => mergePool(PoolMerge.Min, replies, out);
 
 /** WAIT numreplicas timeout: on the servers the client wrote to (the core knows them); with
  *  arguments redis refuses, to one server, which says why at once. */
@@ -291,24 +290,21 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   if (!subs.subscribed) subs.shared = pool.cfg.redisSharedSubscriptions;
   const change = subs.change(op, names, (name) => pool.route(name, 0, name.length), live, resp3);
   const targets: FanoutTarget[] = [];
-  // Per target of a subscribe, what it makes (undone where the server refuses it).
-  const made: (Held | undefined)[] = [];
+  // Target f's subscription (made[f] for a subscribe: undone where the server refuses it).
+  const made: Held[] = [];
   for (const [server, list] of change.upstream) {
-    for (const name of list) {
-      const write = (w: ByteWriter) => writeSubscription(w, op, name);
+    for (const held of list) {
+      const write = (w: ByteWriter) => writeSubscription(w, op, held.name);
       if (!subs.shared) targets.push({ server, via: Via.Subscriber, write });
-      else targets.push({ server, via: Via.Hub, write, topic: sharedTopic(op, name) });
-      made.push(subscribing ? subs.holding(op, name) : undefined);
+      else targets.push({ server, via: Via.Hub, write, topic: sharedTopic(op, held.name) });
+      made.push(held);
     }
   }
   if (targets.length === 0) return local(change.reply);
-  const merge = (replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">): Uint8Array => {
+  const merge = (replies: ServerReplies): Uint8Array => {
     const error = firstError(replies);
     if (error === null) return change.reply;
-    targets.forEach((t, f) => {
-      const held = made[f];
-      if (held !== undefined && f < replies.nfrags && replies.fragBuf[f]![replies.fragPos[2 * f]!] === MINUS) subs.refused(op, held, t.server);
-    });
+    if (subscribing) targets.forEach((t, f) => f < replies.nfrags && isError(replies, f) && subs.refused(op, made[f]!, t.server));
     return error;
   };
   return { kind: PlanKind.Fanout, targets, merge };
@@ -321,12 +317,4 @@ function pong(buf: Uint8Array, req: Req): Plan {
   return local(w.take());
 }
 
-/** The first error reply among a fan-out's replies (a server refused a subscription), or null. */
-function firstError(replies: Pick<Split, "nfrags" | "fragBuf" | "fragPos">): Uint8Array | null {
-  for (let f = 0; f < replies.nfrags; f++) {
-    const start = replies.fragPos[2 * f]!;
-    if (replies.fragBuf[f]![start] === MINUS) return replies.fragBuf[f]!.subarray(start, replies.fragPos[2 * f + 1]!);
-  }
-  return null;
-}
 

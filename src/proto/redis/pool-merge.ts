@@ -26,6 +26,20 @@ const DIFFERENT = errorReply("the servers answered differently");
 /** The merges whose answer is about every server: one that failed makes them an error. */
 const EVERY_SERVER: ReadonlySet<PoolMerge> = new Set([PoolMerge.AllOk, PoolMerge.Same, PoolMerge.And]);
 
+/** Is fragment f's reply an error (RESP3: also a blob error)? */
+export function isError(replies: ServerReplies, f: number): boolean {
+  const type = replies.fragBuf[f]![replies.fragPos[2 * f]!];
+  return type === MINUS || type === BANG;
+}
+
+/** The first error among the fragments' replies, or null. */
+export function firstError(replies: ServerReplies): Uint8Array | null {
+  for (let f = 0; f < replies.nfrags; f++) {
+    if (isError(replies, f)) return replies.fragBuf[f]!.subarray(replies.fragPos[2 * f]!, replies.fragPos[2 * f + 1]!);
+  }
+  return null;
+}
+
 /**
  * The merged reply of `replies` by `how`: appended to `out` (null returned) or, when it is a
  * reply of its own (a server's error, a constant, a proxy error), returned with `out` as it was.
@@ -33,10 +47,8 @@ const EVERY_SERVER: ReadonlySet<PoolMerge> = new Set([PoolMerge.AllOk, PoolMerge
 export function mergePool(how: PoolMerge, all: ServerReplies, out: ByteWriter): Uint8Array | null {
   const replies = answered(all);
   const { fragBuf, fragPos, nfrags } = replies;
-  for (let f = 0; f < nfrags; f++) {
-    const start = fragPos[2 * f]!;
-    if (fragBuf[f]![start] === MINUS || fragBuf[f]![start] === BANG) return fragBuf[f]!.subarray(start, fragPos[2 * f + 1]!);
-  }
+  const error = firstError(replies);
+  if (error !== null) return error;
   if (nfrags < all.nfrags && EVERY_SERVER.has(how)) return NOT_EVERY_SERVER;
   const mark = out.size;
   let ok: boolean;

@@ -48,8 +48,9 @@ export interface SubscriptionChange {
   /** The client's reply: one confirmation per name (or one with a nil name when an
    *  unsubscribe-all finds nothing). */
   readonly reply: Uint8Array;
-  /** Per server, the names to send up with the same command (each gets one confirmation back). */
-  readonly upstream: ReadonlyMap<number, Uint8Array[]>;
+  /** Per server, the subscriptions to send up with the same command (each name gets one
+   *  confirmation back). A subscribe's are the client's own entries (Subscriptions.refused). */
+  readonly upstream: ReadonlyMap<number, Held[]>;
 }
 
 const latin1 = new TextDecoder("latin1");
@@ -81,11 +82,6 @@ export class Subscriptions {
     for (const map of this.held) for (const h of map.values()) h.servers = h.servers.map(moved).filter((s) => s >= 0);
   }
 
-  /** What the client holds of `name` by `op`'s kind (after a subscribe: what it made). */
-  holding(op: PubSubOp, name: Uint8Array): Held | undefined {
-    return this.held[KIND_OF[op]!.kind].get(latin1.decode(name));
-  }
-
   /** Server `server` refused the subscribe that made `held` (an ACL without the channel, a busy
    *  script): it is not subscribed there, and once nowhere, not held at all, as redis does not
    *  count it. Nothing when the client has let go of it since. */
@@ -107,11 +103,11 @@ export class Subscriptions {
     const what = KIND_OF[op];
     if (what === undefined) throw new Error(`${op} is not a (un)subscribe`);
     const map = this.held[what.kind];
-    const upstream = new Map<number, Uint8Array[]>();
-    const up = (server: number, name: Uint8Array) => {
+    const upstream = new Map<number, Held[]>();
+    const up = (server: number, h: Held) => {
       const list = upstream.get(server);
-      if (list === undefined) upstream.set(server, [name]);
-      else list.push(name);
+      if (list === undefined) upstream.set(server, [h]);
+      else list.push(h);
     };
     const w = new ByteWriter(64);
     const word = ascii(op);
@@ -120,7 +116,7 @@ export class Subscriptions {
       if (map.size === 0) confirmation(w, resp3, word, null, counted());
       for (const [key, h] of [...map]) {
         map.delete(key);
-        for (const s of h.servers) up(s, h.name);
+        for (const s of h.servers) up(s, h);
         confirmation(w, resp3, word, h.name, counted());
       }
       return { reply: w.take(), upstream };
@@ -129,13 +125,12 @@ export class Subscriptions {
       const key = latin1.decode(name);
       const h = map.get(key);
       if (what.subscribe && h === undefined) {
-        const copy = name.slice();
-        const servers = what.kind === Kind.Pattern ? [...everyServer] : [route(name)];
-        map.set(key, { name: copy, servers });
-        for (const s of servers) up(s, copy);
+        const made: Held = { name: name.slice(), servers: what.kind === Kind.Pattern ? [...everyServer] : [route(name)] };
+        map.set(key, made);
+        for (const s of made.servers) up(s, made);
       } else if (!what.subscribe && h !== undefined) {
         map.delete(key);
-        for (const s of h.servers) up(s, h.name);
+        for (const s of h.servers) up(s, h);
       }
       confirmation(w, resp3, word, name, counted());
     }

@@ -215,7 +215,9 @@ export class PoolFailover {
           // The new master is no replica to read from any more.
           this.dropReplica(server, change.to);
         }
-        this.endHold(server);
+        // The first answer (no `from`) says where the master is, not that a failover announced
+        // before it is over: releasing its held writes then sent them to the old master.
+        if (change.from !== null) this.endHold(server);
         return;
       }
       case "failover-started":

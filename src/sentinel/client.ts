@@ -29,7 +29,9 @@ export interface MasterTopology {
 }
 
 export type TopologyChange =
-  /** New writes go to `to`; the master at `from` may be a replica already. */
+  /** New writes go to `to`; the master at `from` may be a replica already, and its failovers
+   *  are over. `from` null: the master's first known address, which ends no failover (one
+   *  announced before the first answer is still under way). */
   | { readonly kind: "master-moved"; readonly name: string; readonly from: Instance | null; readonly to: Instance; readonly source: string }
   /** A failover began: its master will stop being master soon, at a moment no one announces. */
   | { readonly kind: "failover-started"; readonly name: string; readonly source: string }
@@ -166,7 +168,8 @@ export class SentinelClient {
     const source = `${event.channel} from sentinel ${link.addr.spec}`;
     switch (event.meaning) {
       case "switch-master":
-        this.moveMaster(m, event.to!, source);
+        // It names the old master: a failover ends with it even before the first answer.
+        this.moveMaster(m, event.to!, source, m.master ?? event.instance);
         m.pinned = true;
         // Replicas are being pointed at the new master now: ask which are ready.
         this.scheduleQuery();
@@ -193,10 +196,11 @@ export class SentinelClient {
     }
   }
 
-  private moveMaster(m: MasterState, to: Instance, source: string): void {
-    m.failovers.clear();
+  /** The master is at `to` now, moved from `from` (null: the first answer, which only says
+   *  where it is, so the failovers seen before it go on). */
+  private moveMaster(m: MasterState, to: Instance, source: string, from: Instance | null = m.master): void {
+    if (from !== null) m.failovers.clear();
     if (sameInstance(m.master, to)) return;
-    const from = m.master;
     m.master = to;
     m.movedAt = performance.now();
     // The replicas followed the old master; they are asked about again.

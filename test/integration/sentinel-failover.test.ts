@@ -5,7 +5,8 @@
 // the promotion); every sentinel killed (the last known masters keep serving); read_from: replica (GETs served by the replicas, SETs by the masters, counted
 // on the redis side); -READONLY from a master demoted before the proxy heard of it; a hot reload
 // that adds servers and sentinels; --workers 2; a failover sentinel aborts (held writes go to the
-// old master, and a HELLO sent after held requests waits behind them).
+// old master, and a HELLO sent after held requests waits behind them); a failover announced
+// before the proxy's first answer from the sentinels (its held writes still go to the new master).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Backend } from "../helpers/backends.ts";
@@ -491,6 +492,62 @@ describe.skipIf(TARGET !== "buncracker")("an aborted failover", () => {
       const stats = serverOf(await readStats(proxy.statsPort), "ha", shard.name);
       expect([stats["server_address"], stats["failovers"]]).toEqual([shard.master.address, 0]);
     } finally {
+      shard.replica.process.signal("SIGCONT");
+      await proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a failover announced before the proxy's first answer from the sentinels", () => {
+  let d: SentinelDeployment;
+
+  beforeAll(async () => {
+    d = await startSentinels({ shards: ["shard1"] });
+  });
+
+  afterAll(async () => {
+    d?.shards[0]!.replica.process.signal("SIGCONT");
+    d?.sentinels[2]?.process.signal("SIGCONT");
+    await d?.stop();
+  });
+
+  test("a write sent during it still waits for the new master", async () => {
+    const shard = d.shards[0]!;
+    const leader = d.sentinels[0]!;
+    const silent = d.sentinels[2]!;
+    // The proxy's first query waits for every sentinel's answer (up to a second): with one
+    // frozen, the leader's event announces the failover before any answer says where the master
+    // is. That answer once ended the failover's hold and sent the held writes to the old master.
+    await silent.process.freeze();
+    const proxy = await startProxy(TARGET, sentinelPool(d).replace("timeout: 5000", "timeout: 15000"), { args: ["-i", "100"], verbosity: 6 });
+    const clients: RawClient[] = [];
+    try {
+      // A subscriber straight on the old master: a PUBLISH that reached it would count it.
+      const sub = await RawClient.connect({ host: shard.master.host, port: shard.master.port });
+      clients.push(sub);
+      await sub.send(command("SUBSCRIBE", "news"));
+      await sub.readReplies(1, respFrame);
+      const pub = await RawClient.connect(proxy.pools.ha!);
+      clients.push(pub);
+      await eventually("the proxy following the leader", () => (proxy.stderr().includes(`following sentinel ${leader.address}`) ? true : undefined));
+      await forceFailover(leader, shard.name);
+      await eventually("the failover announced", () => (proxy.stderr().includes(`${shard.name} failover started`) ? true : undefined));
+      // The promotion cannot complete while the replica is frozen: the PUBLISH is held, and the
+      // first answer comes while it is.
+      await shard.replica.process.freeze();
+      try {
+        await pub.send(command("PUBLISH", "news", "hello"));
+        silent.process.signal("SIGCONT");
+        await eventually("the proxy's first answer", () => (proxy.stderr().includes(`${shard.name} master (unknown) -> `) ? true : undefined));
+      } finally {
+        shard.replica.process.signal("SIGCONT");
+      }
+      // Published on the new master, where nobody subscribes.
+      expect(decode((await pub.readReplies(1, respFrame, 20000))[0]!)).toBe(0);
+      expect(proxy.stderr()).not.toContain("failover aborted");
+    } finally {
+      for (const c of clients) c.close();
+      silent.process.signal("SIGCONT");
       shard.replica.process.signal("SIGCONT");
       await proxy.stop();
     }

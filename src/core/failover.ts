@@ -4,11 +4,12 @@
 // - A master moved: the server moves (new requests go to the new address, requests already
 //   sent finish or fail on the old connections, which then close), counted in `failovers`.
 // - A failover announced: from then on the server's writes wait here ("parked"), in arrival
-//   order, until the master moved (they go to the new one) or the failover was aborted (they go
-//   to the old one), or the request timeout fails them. Reads go on. A client with a parked
-//   request has all its later requests parked behind it, so its own order holds. A request the
-//   planner planned (planned.ts) keeps its plan, carried out on release: one that writes, and
-//   everything on a transaction's or a blocking request's connection to the server, waits.
+//   order, until the master moved (they go to the new one) or the failover ended with writes
+//   going where they went (given up, or already following the new master), or the request
+//   timeout fails them. Reads go on. A client with a parked request has all its later requests
+//   parked behind it, so its own order holds. A request the planner planned (planned.ts) keeps
+//   its plan, carried out on release: one that writes, and everything on a transaction's or a
+//   blocking request's connection to the server, waits.
 //   A transaction whose pinned connection went with the old master fails instead.
 // - Replicas up or down: the server's replica list, where read_from sends read-only commands.
 // - A master answered -READONLY (demoted before the event arrived): the sentinels are asked again.
@@ -226,7 +227,7 @@ export class PoolFailover {
           this.holding++;
         }
         return;
-      case "failover-aborted":
+      case "failover-ended":
         this.endHold(server);
         return;
       case "replica-up":

@@ -35,8 +35,9 @@ export type TopologyChange =
   | { readonly kind: "master-moved"; readonly name: string; readonly from: Instance | null; readonly to: Instance; readonly source: string }
   /** A failover began: its master will stop being master soon, at a moment no one announces. */
   | { readonly kind: "failover-started"; readonly name: string; readonly source: string }
-  /** Every failover announced was given up: the master stays. */
-  | { readonly kind: "failover-aborted"; readonly name: string; readonly source: string }
+  /** Every failover announced is over and writes stay where they go: given up, or switched to
+   *  the master they already go to (a query saw it before the +switch-master). */
+  | { readonly kind: "failover-ended"; readonly name: string; readonly source: string }
   | { readonly kind: "master-down" | "master-up"; readonly name: string; readonly source: string }
   | { readonly kind: "replica-up" | "replica-down"; readonly name: string; readonly replica: Instance; readonly source: string };
 
@@ -199,8 +200,14 @@ export class SentinelClient {
   /** The master is at `to` now, moved from `from` (null: the first answer, which only says
    *  where it is, so the failovers seen before it go on). */
   private moveMaster(m: MasterState, to: Instance, source: string, from: Instance | null = m.master): void {
+    const failingOver = from !== null && m.failovers.size > 0;
     if (from !== null) m.failovers.clear();
-    if (sameInstance(m.master, to)) return;
+    if (sameInstance(m.master, to)) {
+      // Followed already; a failover announced since (a late event) ends here all the same,
+      // or the writes it holds would wait for an end nothing else announces.
+      if (failingOver) this.emit({ kind: "failover-ended", name: m.name, source });
+      return;
+    }
     m.master = to;
     m.movedAt = performance.now();
     // The replicas followed the old master; they are asked about again.
@@ -222,7 +229,7 @@ export class SentinelClient {
   private failoverEnded(m: MasterState, sentinel: string, source: string): void {
     if (!m.failovers.delete(sentinel) || m.failovers.size > 0) return;
     log.notice(`${this.opts.label}: ${m.name} failover aborted, master stays ${m.master === null ? "(unknown)" : instanceText(m.master)} (${source})`);
-    this.emit({ kind: "failover-aborted", name: m.name, source });
+    this.emit({ kind: "failover-ended", name: m.name, source });
   }
 
   private dropReplica(m: MasterState, replica: Instance, source: string): void {

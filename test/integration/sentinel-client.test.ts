@@ -77,7 +77,7 @@ describe("sentinel client against real sentinels", () => {
     expect(moved).toBeGreaterThan(started);
     expect(mine[moved]).toMatchObject({ from: { port: shard.master.port }, to: { port: shard.replica.port } });
     expect(mine.filter((c) => c.kind === "master-moved")).toHaveLength(1);
-    expect(kinds).not.toContain("failover-aborted");
+    expect(kinds).not.toContain("failover-ended");
     expect(client.topology(shard.name)!.failingOver).toBe(false);
     // The old master becomes a replica of the new one (sentinel converts it after a while) and
     // is read from again only then.

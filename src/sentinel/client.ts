@@ -72,8 +72,8 @@ class MasterState {
   /** Config epoch of the master as last answered. */
   epoch = -1;
   /** `master` came from a +switch-master not yet confirmed by an answer: an answer naming
-   *  another master without a newer epoch is older than the event (the failover leader reports
-   *  the new epoch with the old address until it switches). */
+   *  another master is older than the event when it was asked before it, or has no newer epoch
+   *  (the failover leader reports the new epoch with the old address until it switches). */
   pinned = false;
   replicas: Instance[] = [];
   /** Sentinels running a failover of it (by address), and when each was first seen doing so. */
@@ -302,7 +302,8 @@ export class SentinelClient {
       if (best === null || view.epoch > best.epoch) best = view;
     }
     if (best === null) return;
-    if (m.pinned && best.epoch <= m.epoch && !sameInstance(best.master, m.master)) return;
+    // Asked before the switch: before the first answer there is no epoch to weigh it by.
+    if (m.pinned && !sameInstance(best.master, m.master) && (best.epoch <= m.epoch || sent < m.movedAt)) return;
     m.pinned = false;
     const source = "sentinel query";
     if (!sameInstance(m.master, best.master)) this.moveMaster(m, best.master, source);

@@ -205,7 +205,10 @@ export class SentinelClient {
     if (sameInstance(m.master, to)) {
       // Followed already; a failover announced since (a late event) ends here all the same,
       // or the writes it holds would wait for an end nothing else announces.
-      if (failingOver) this.emit({ kind: "failover-ended", name: m.name, source });
+      if (failingOver) {
+        log.notice(`${this.opts.label}: ${m.name} failover over, writes already go to ${instanceText(to)} (${source})`);
+        this.emit({ kind: "failover-ended", name: m.name, source });
+      }
       return;
     }
     m.master = to;

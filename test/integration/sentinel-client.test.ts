@@ -1,7 +1,8 @@
 // The sentinel client (src/sentinel) against real redis-sentinel processes watching two shards
 // of a master and a replica: the topology at start, a SENTINEL FAILOVER seen as a failover
-// announcement and then the move of the master, a sentinel killed and restarted, and every
-// sentinel killed (the last known topology stays).
+// announcement and then the move of the master, a sentinel killed and restarted, every
+// sentinel killed (the last known topology stays), and a first answer applied only after a
+// failover (asked before it, it must not move the master back).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Address } from "../../src/conf/types.ts";
@@ -174,6 +175,57 @@ describe("sentinel client with sentinel_auth", () => {
       expect(client.topology("nosuch")!.master).toBeNull();
     } finally {
       client.stop();
+    }
+  });
+});
+
+describe("sentinel client whose first answer is applied after a failover", () => {
+  let deployment: SentinelDeployment;
+  // The first query waits for every sentinel's answer (or this long): with one sentinel frozen,
+  // the answers the others gave before the failover are applied only after it.
+  const QUERY_WAIT_MS = 12000;
+
+  beforeAll(async () => {
+    deployment = await startSentinels({ shards: ["shard1"] });
+  });
+
+  afterAll(async () => {
+    deployment?.sentinels[2]?.process.signal("SIGCONT");
+    await deployment?.stop();
+  });
+
+  test("answers asked before the +switch-master never move the master back", async () => {
+    const shard = deployment.shards[0]!;
+    const frozen = deployment.sentinels[2]!;
+    await frozen.process.freeze();
+    const changes: TopologyChange[] = [];
+    const client = new SentinelClient({
+      sentinels: deployment.sentinels.map((s) => address(s.host, s.port)),
+      auth: null,
+      names: ["shard1"],
+      label: "late answer test",
+      onChange: (change) => changes.push(change),
+      framer: redisCodec,
+      sockets: plainSockets,
+      timeoutMs: QUERY_WAIT_MS,
+    });
+    const started = Date.now();
+    client.start();
+    try {
+      await eventually("two sentinels followed", () => client.reachable === 2);
+      await forceFailover(deployment.sentinels[0]!, shard.name);
+      await eventually("the +switch-master", () => changes.some((c) => c.kind === "master-moved"), QUERY_WAIT_MS);
+      // The first move is the event's, from the old master: no answer had been applied yet (an
+      // answer's move would come first, from no known master).
+      expect(changes.find((c) => c.kind === "master-moved")).toMatchObject({ from: { port: shard.master.port }, to: { port: shard.replica.port } });
+      // The first query settles once the frozen sentinel's wait is over, with the other two's
+      // answers, given before the failover: the old master at the old epoch.
+      await Bun.sleep(Math.max(0, started + QUERY_WAIT_MS - Date.now()) + 1000);
+      expect(instanceText(client.topology(shard.name)!.master!)).toBe(shard.replica.address);
+      expect(changes.filter((c) => c.kind === "master-moved")).toHaveLength(1);
+    } finally {
+      client.stop();
+      frozen.process.signal("SIGCONT");
     }
   });
 });

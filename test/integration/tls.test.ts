@@ -275,6 +275,8 @@ describe.skipIf(TARGET !== "buncracker")("TLS listeners and TLS servers", () => 
       runToEnd(["openssl", "s_client", "-connect", `127.0.0.1:${port.tls}`, version, "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", certs.ca], 10_000);
     const old = await sClient("-tls1_1");
     expect(old.stdout + old.stderr).toContain("alert protocol version");
+    // The refusal is logged; its line may reach this process after s_client has exited.
+    await eventually("the TLS 1.1 refusal logged", () => (proxy.proxy.stderr().includes("of pool 'tls' refused") ? true : undefined));
     const from = proxy.proxy.stderr().length;
     for (const [flag, name] of [["-tls1_2", "TLSv1.2"], ["-tls1_3", "TLSv1.3"]] as const) {
       const ok = await sClient(flag);

@@ -219,7 +219,7 @@ export function dedicatedClosed(conn: ServerConn): void {
   const own = owner?.own;
   if (own === null || own === undefined || owner!.closed) return;
   if (conn.dedicated!.role === DedicatedRole.Subscriber) {
-    owner!.drop(new Error(`subscriber connection to ${conn.server.cfg.pname} lost`));
+    owner!.drop(new Error(`subscriber connection to ${conn.name} lost`));
     return;
   }
   const server = conn.server;

@@ -27,7 +27,7 @@ export function serverFailed(pool: Pool, server: Server): void {
   server.ejected = true;
   pool.stats.counters[P.server_ejects]!++;
   server.stats.counters[S.server_ejected_at] = Date.now() * 1000;
-  log.warn(`server ${server.cfg.pname} of pool '${cfg.name}' ejected for ${cfg.serverRetryTimeout} ms`);
+  log.warn(`server ${server.logName} of pool '${cfg.name}' ejected for ${cfg.serverRetryTimeout} ms`);
   applyLiveness(pool);
   setTimeout(() => retry(pool, server), cfg.serverRetryTimeout).unref();
 }
@@ -39,7 +39,7 @@ function replicaFailed(pool: Pool, replica: Server): void {
   if (replica.ejected || ++replica.failures < Math.max(1, cfg.serverFailureLimit)) return;
   replica.failures = 0;
   replica.ejected = true;
-  log.warn(`replica ${replica.cfg.pname} of pool '${cfg.name}' gets no reads for ${cfg.serverRetryTimeout} ms`);
+  log.warn(`replica ${replica.logName} of pool '${cfg.name}' gets no reads for ${cfg.serverRetryTimeout} ms`);
   setTimeout(() => (replica.ejected = false), cfg.serverRetryTimeout).unref();
 }
 
@@ -55,7 +55,7 @@ export function serverAnswered(server: Server): void {
 
 function retry(pool: Pool, server: Server): void {
   server.ejected = false;
-  if (log.level >= LOG_INFO) log.info(`server ${server.cfg.pname} back in pool '${pool.cfg.name}'`);
+  if (log.level >= LOG_INFO) log.info(`server ${server.logName} back in pool '${pool.cfg.name}'`);
   applyLiveness(pool);
 }
 

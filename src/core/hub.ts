@@ -175,7 +175,7 @@ export class SubscriptionHub {
     }
     this.topics.clear();
     this.requests.clear();
-    const why = new Error(`subscriber connection to ${this.server.cfg.pname} lost`);
+    const why = new Error(`subscriber connection to ${this.server.logName} lost`);
     for (const c of clients) if (!c.closed) c.drop(why);
   }
 

@@ -204,7 +204,7 @@ function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn
   const conn = server.lending.borrow(c);
   if (conn === null) {
     const limit = pool.cfg.redisDedicatedConnections;
-    answerLocally(pool, msg, pool.errorReply(`too many dedicated connections to server ${server.cfg.pname} (redis_dedicated_connections: ${limit})`));
+    answerLocally(pool, msg, pool.errorReply(`too many dedicated connections to server ${server.logName} (redis_dedicated_connections: ${limit})`));
     return null;
   }
   own.lent.set(server, conn);

@@ -5,6 +5,7 @@
 // client as they arrive (reply-stream.ts).
 
 import type { Socket, SocketHandler } from "bun";
+import type { Address } from "../conf/types.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { ByteWriter } from "../lib/bytes.ts";
 import type { Rsp, Upstream, UpstreamSink } from "../proto/codec.ts";
@@ -106,14 +107,24 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
    *  before it are answered. */
   private streamCut = false;
 
+  /** Where it connects: its server's address when it was made (a failover moves the server;
+   *  connections made before finish on the old address). */
+  private readonly addr: Address;
+
   constructor(
     readonly server: Server,
     private readonly group: ConnGroup,
     private readonly slot: number,
   ) {
     super(STREAM_MIN);
+    this.addr = server.addr;
     this.out.keep = KEEP_OUT_BYTES;
     this.upstream = server.pool.codec.upstream(server.pool.cfg);
+  }
+
+  /** How logs name it: its server, and the address it went to when a failover moved that. */
+  get name(): string {
+    return this.server.nameAt(this.addr);
   }
 
   connect(): void {
@@ -126,7 +137,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
       this.out.bytes(preamble.bytes);
       this.preambleReplies = preamble.replies;
     }
-    pool.sockets.connect(this.server.addr, handlers, this).catch((err: Error) => this.onClosed(err));
+    pool.sockets.connect(this.addr, handlers, this).catch((err: Error) => this.onClosed(err));
   }
 
   onOpen(s: Socket<ServerConn>): void {
@@ -138,7 +149,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
     s.setNoDelay(true);
     if (this.server.pool.cfg.tcpkeepalive) s.setKeepAlive(true);
     this.server.stats.counters[S.server_connections]!++;
-    if (log.level >= LOG_INFO) log.info(`connected to server ${this.server.cfg.pname}`);
+    if (log.level >= LOG_INFO) log.info(`connected to server ${this.name}`);
     this.flush();
   }
 
@@ -357,7 +368,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
       this.preambleReplies--;
       if (rsp.isError) {
         log.error(
-          `server ${server.cfg.pname} refused the connection handshake: ` +
+          `server ${this.name} refused the connection handshake: ` +
             new TextDecoder().decode(buf.subarray(rsp.start, end)).trim(),
         );
       }
@@ -447,7 +458,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
 
   /** The server's bytes cannot be trusted: log, count and close. */
   private broken(what: string): void {
-    log.error(`server ${this.server.cfg.pname} ${what}`);
+    log.error(`server ${this.name} ${what}`);
     this.server.stats.counters[S.server_err]!++;
     this.close("Invalid response from server", true);
   }
@@ -535,7 +546,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
       this.server.stats.counters[S.server_connections]!--;
       s.terminate();
     }
-    if (log.level >= LOG_INFO) log.info(`closed server ${this.server.cfg.pname}: ${reason}`);
+    if (log.level >= LOG_INFO) log.info(`closed server ${this.name}: ${reason}`);
     this.dropPending();
     this.upstream.sent();
     this.out.clear();

@@ -97,6 +97,17 @@ export class Server {
     this.addr = cfg.addr;
   }
 
+  /** How logs name it when reached at `addr`: as configured ("host:port:weight name"), and
+   *  where a failover moved it. */
+  nameAt(addr: Address): string {
+    return addr === this.cfg.addr ? this.cfg.pname : `${this.cfg.pname} (moved to ${addr.spec})`;
+  }
+
+  /** How logs name it where it is now. */
+  get logName(): string {
+    return this.nameAt(this.addr);
+  }
+
   /** Where a read-only request for this server goes with read_from: round robin over the
    *  replicas in service; with none, the master for prefer-replica, else null. */
   readTarget(): Server | null {

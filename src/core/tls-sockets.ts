@@ -64,6 +64,6 @@ function refuseClient(pool: Pool, s: Socket<unknown>, error: Error | null, spoke
 function serverRefused(pool: Pool, addr: Address, reason: string): void {
   const server = pool.servers.find((s) => s.addr === addr) ?? pool.servers.flatMap((s) => s.replicas).find((r) => r.addr === addr);
   if (server !== undefined) server.stats.counters[S.server_tls_failed]!++;
-  const name = server?.cfg.pname ?? where(addr);
+  const name = server?.nameAt(addr) ?? where(addr);
   log.error(`server ${name} of pool '${pool.cfg.name}': TLS handshake failed: ${reason}`);
 }

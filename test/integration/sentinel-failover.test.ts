@@ -545,6 +545,9 @@ describe.skipIf(TARGET !== "buncracker")("a failover announced before the proxy'
       // Published on the new master, where nobody subscribes.
       expect(decode((await pub.readReplies(1, respFrame, 20000))[0]!)).toBe(0);
       expect(proxy.stderr()).not.toContain("failover aborted");
+      // The logs name the server as configured, and where its connections go now.
+      const connected = proxy.stderr().split("\n").filter((line) => line.includes("connected to server"));
+      expect(connected.some((line) => line.endsWith(`(moved to ${shard.replica.address})`))).toBe(true);
     } finally {
       for (const c of clients) c.close();
       silent.process.signal("SIGCONT");

@@ -100,7 +100,9 @@ export class Server {
   /** How logs name it when reached at `addr`: as configured ("host:port:weight name"), and
    *  where a failover moved it. */
   nameAt(addr: Address): string {
-    return addr === this.cfg.addr ? this.cfg.pname : `${this.cfg.pname} (moved to ${addr.spec})`;
+    const at = this.cfg.addr;
+    // By host and port: a reload gives a server it keeps a new config object.
+    return addr.host === at.host && addr.port === at.port ? this.cfg.pname : `${this.cfg.pname} (moved to ${addr.spec})`;
   }
 
   /** How logs name it where it is now. */

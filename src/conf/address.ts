@@ -6,6 +6,11 @@ import { isIPv4, isIPv6 } from "node:net";
 import type { Address } from "./types.ts";
 import { parsePort, quote, utf8Length, ValueError } from "./value.ts";
 
+/** a and b are the same endpoint: host and port (a config's Address, a moved server's, or a
+ *  sentinel's instance). */
+export const sameEndpoint = (a: { readonly host: string; readonly port: number }, b: { readonly host: string; readonly port: number }): boolean =>
+  a.port === b.port && a.host === b.host;
+
 /** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
 const UNIX_PATH_MAX = 107;
 

@@ -14,6 +14,7 @@
 // - Replicas up or down: the server's replica list, where read_from sends read-only commands.
 // - A master answered -READONLY (demoted before the event arrived): the sentinels are asked again.
 
+import { sameEndpoint } from "../conf/address.ts";
 import type { Address } from "../conf/types.ts";
 import { log } from "../log.ts";
 import { PlanKind, Req, type Plan } from "../proto/codec.ts";
@@ -208,7 +209,7 @@ export class PoolFailover {
     switch (change.kind) {
       case "master-moved": {
         const addr = addressOf(change.to);
-        if (server.addr.host !== addr.host || server.addr.port !== addr.port) {
+        if (!sameEndpoint(server.addr, addr)) {
           log.notice(`pool '${this.pool.cfg.name}': server ${change.name} moves from ${server.addr.spec} to ${addr.spec}`);
           server.moveTo(addr);
           server.stats.address = addr.spec;
@@ -231,7 +232,7 @@ export class PoolFailover {
         this.endHold(server);
         return;
       case "replica-up":
-        if (server.replicas.some((r) => r.addr.host === change.replica.host && r.addr.port === change.replica.port)) return;
+        if (server.replicas.some((r) => sameEndpoint(r.addr, change.replica))) return;
         server.replicas.push(this.replica(server, addressOf(change.replica)));
         return;
       case "replica-down":
@@ -258,7 +259,7 @@ export class PoolFailover {
   }
 
   private dropReplica(server: Server, replica: Instance): void {
-    const i = server.replicas.findIndex((r) => r.addr.host === replica.host && r.addr.port === replica.port);
+    const i = server.replicas.findIndex((r) => sameEndpoint(r.addr, replica));
     if (i < 0) return;
     const [gone] = server.replicas.splice(i, 1);
     gone!.retire();

@@ -6,6 +6,7 @@
 // blocking commands) and closed with it. In a pool that follows sentinels, a master also has
 // its replicas (servers of their own, for read_from) and may hold its writes during a failover.
 
+import { sameEndpoint } from "../conf/address.ts";
 import type { Address, ServerConfig } from "../conf/types.ts";
 import type { ServerStats } from "../stats/store.ts";
 import type { Pool } from "./pool.ts";
@@ -100,9 +101,8 @@ export class Server {
   /** How logs name it when reached at `addr`: as configured ("host:port:weight name"), and
    *  where a failover moved it. */
   nameAt(addr: Address): string {
-    const at = this.cfg.addr;
-    // By host and port: a reload gives a server it keeps a new config object.
-    return addr.host === at.host && addr.port === at.port ? this.cfg.pname : `${this.cfg.pname} (moved to ${addr.spec})`;
+    // By endpoint: a reload gives a server it keeps a new config object.
+    return sameEndpoint(addr, this.cfg.addr) ? this.cfg.pname : `${this.cfg.pname} (moved to ${addr.spec})`;
   }
 
   /** How logs name it where it is now. */

@@ -4,6 +4,8 @@
 // as `<type> <name> <ip> <port>` and, for a replica or a sentinel, add `@ <master> <ip> <port>`;
 // +switch-master is `<master> <old ip> <old port> <new ip> <new port>`.
 
+import { sameEndpoint } from "../conf/address.ts";
+
 /** What an event means for the proxy. */
 export type Meaning =
   /** The master moved: new writes go to the new address. */
@@ -59,8 +61,7 @@ export interface Instance {
 /** "host:port", IPv6 in brackets. */
 export const instanceText = (i: Instance): string => (i.host.includes(":") ? `[${i.host}]:${i.port}` : `${i.host}:${i.port}`);
 
-export const sameInstance = (a: Instance | null, b: Instance | null): boolean =>
-  a !== null && b !== null && a.port === b.port && a.host === b.host;
+export const sameInstance = (a: Instance | null, b: Instance | null): boolean => a !== null && b !== null && sameEndpoint(a, b);
 
 /** One parsed event. */
 export interface SentinelEvent {

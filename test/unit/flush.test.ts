@@ -19,6 +19,12 @@ class Conn implements Queued {
 /** One event-loop turn: flushAll, scheduled before this, runs first. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** The turn read two clients: a busy one. */
+const twoClientReads = (): void => {
+  noteClientRead();
+  noteClientRead();
+};
+
 test("a turn that read one client writes its server connections at its end", async () => {
   const server = new Conn();
   noteClientRead();
@@ -32,16 +38,14 @@ test("a turn that read one client writes its server connections at its end", asy
 test("a turn that read two clients holds a small server write for one more turn, and only one", async () => {
   const server = new Conn();
   const client = new Conn();
-  noteClientRead();
-  noteClientRead();
+  twoClientReads();
   markQueued(server);
   markDirty(client);
   await turn();
   expect(client.writes).toBe(1);
   expect(server.writes).toBe(0);
   // The next turn is busy too: what was held goes anyway, with what joined it.
-  noteClientRead();
-  noteClientRead();
+  twoClientReads();
   markQueued(server);
   await turn();
   expect(server.writes).toBe(1);
@@ -52,8 +56,7 @@ test("a turn that read two clients holds a small server write for one more turn,
 test("a busy turn writes a server connection holding 1 KB or more at once", async () => {
   const small = new Conn(1023);
   const large = new Conn(1024);
-  noteClientRead();
-  noteClientRead();
+  twoClientReads();
   markQueued(small);
   markQueued(large);
   await turn();

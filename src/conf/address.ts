@@ -1,6 +1,6 @@
 // `listen:` addresses and the host part of server addresses. Split from the right like
 // twemproxy 0.5.0 (so `::1:22121` is IPv6 ::1 port 22121), plus the bracketed `[::1]:22121`
-// form that 0.5.0 cannot read.
+// form that 0.5.0 cannot read. And whether two addresses are the same endpoint.
 
 import { isIPv4, isIPv6 } from "node:net";
 import type { Address } from "./types.ts";

@@ -19,7 +19,7 @@ import { unreadBytes } from "../helpers/procfs.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { spread } from "../helpers/random.ts";
 import { bulk, command, error, OK, respFrame, simple, type RespValue } from "../helpers/resp.ts";
-import { makeTempDir } from "../helpers/tmp.ts";
+import { makeTempDir, removeTempDirs } from "../helpers/tmp.ts";
 
 // Every process a test starts is stopped after it, whatever happened.
 const started: { stop(): Promise<unknown> }[] = [];
@@ -27,6 +27,7 @@ const holes: Blackhole[] = [];
 afterEach(async () => {
   await Promise.all(started.splice(0).map((p) => p.stop()));
   for (const h of holes.splice(0)) h.stop();
+  removeTempDirs();
 });
 
 async function redis(args?: string[]): Promise<Backend> {

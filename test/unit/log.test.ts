@@ -1,7 +1,7 @@
 // The logger: nutcracker's line layout and level texts, the level gate, buffering, and
 // re-creating the file after rotation.
 
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, renameSync } from "node:fs";
 import {
   LOG_DEBUG,
@@ -14,7 +14,9 @@ import {
   Logger,
   timestamp,
 } from "../../src/log.ts";
-import { makeTempDir } from "../helpers/tmp.ts";
+import { makeTempDir, removeTempDirs } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 // `[2026-11-26 00:04:42.589] nc.c:182 ...` is nutcracker's; the level name stands for file:line.
 const LINE = /^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3})\] (\w+) (.*)$/;

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } fr
 import { join } from "node:path";
 import { canBind, freePort } from "../helpers/ports.ts";
 import { runToEnd } from "../helpers/process.ts";
-import { makeTempDir } from "../helpers/tmp.ts";
+import { makeTempDir, removeTempDirs } from "../helpers/tmp.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const BUN = join(REPO, "node_modules", ".bin", "bun");
@@ -51,6 +51,7 @@ afterAll(() => {
       // gone
     }
   }
+  removeTempDirs();
 });
 
 /** Alive and not a zombie (an orphan's exit may wait for a reaper). */

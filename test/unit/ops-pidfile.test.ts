@@ -1,10 +1,12 @@
 // -p: the pid file as nutcracker writes it, and its removal (removal at exit is exercised by the
 // signal tests, which run a real process).
 
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { writePidFile } from "../../src/ops/pidfile.ts";
-import { makeTempDir } from "../helpers/tmp.ts";
+import { makeTempDir, removeTempDirs } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 test("holds the pid and nothing else (no newline), mode 0644, and remove() deletes it", () => {
   const path = makeTempDir("bc-pid-").file("buncracker.pid");

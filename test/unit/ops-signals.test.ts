@@ -3,11 +3,13 @@
 // graceful SIGTERM: the drain runs to its end before the process exits 0, a second SIGTERM exits
 // at once. The pid file is gone after every exit.
 
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnManaged, type ManagedProcess } from "../helpers/process.ts";
-import { makeTempDir } from "../helpers/tmp.ts";
+import { makeTempDir, removeTempDirs } from "../helpers/tmp.ts";
+
+afterAll(removeTempDirs);
 
 const REPO = join(import.meta.dir, "..", "..");
 const BUN = join(REPO, "node_modules", ".bin", "bun");

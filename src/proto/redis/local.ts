@@ -48,5 +48,8 @@ export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: Po
 export function reconfigure(session: RedisSession, pool: PoolConfig, moved: (position: number) => number): void {
   session.pool = pool;
   if (pool.redisAuth === null) session.authed = true;
-  session.multikey?.subscriptions.renumber(moved);
+  const state = session.multikey;
+  if (state === null) return;
+  state.subscriptions.renumber(moved);
+  state.transaction.renumber(moved);
 }

@@ -134,6 +134,16 @@ export class Transaction {
     }
   }
 
+  /** A reload renumbered the pool's servers (`moved`: a position's new one, -1 for a server
+   *  that left): the pinned server keeps its connection at its new position; one that left
+   *  took the connection with it. */
+  renumber(moved: (position: number) => number): void {
+    if (this.pinned < 0) return;
+    const now = moved(this.pinned);
+    if (now < 0) this.connectionLost();
+    else this.pinned = now;
+  }
+
   /** The pinned connection closed (its server failed, or it was cut). */
   connectionLost(): void {
     if (this.pinned < 0) return;

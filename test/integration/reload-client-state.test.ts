@@ -1,0 +1,85 @@
+// Hot reload of a redis pool under clients that hold state across requests on connections of
+// their own (dedicated.ts): a transaction pinned to a server (WATCH, MULTI), a blocking
+// command waiting on a server, and the lent connections kept idle for the next client. A
+// reload may renumber the servers, remove the one a client waits on, or change how
+// connections open (redis_db): the client's later requests must still reach the server of
+// their keys, in the database the pool names, and a request waiting on a server that left
+// must be answered.
+
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { startRedis, type Backend } from "../helpers/backends.ts";
+import { RawClient } from "../helpers/client.ts";
+import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
+import { flushBackends, redisCall, stopAll } from "../helpers/direct.ts";
+import { freePort } from "../helpers/ports.ts";
+import { TARGET } from "../helpers/proxy.ts";
+import { spread } from "../helpers/random.ts";
+import { placer, ReloadableProxy } from "../helpers/reload.ts";
+import { command, decode, respFrame, type RespValue } from "../helpers/resp.ts";
+
+setDefaultTimeout(60_000);
+
+let backends: Backend[] = [];
+/** In the order the pool sorts its servers in (by name: shorter first, then bytewise). */
+let A: Backend, B: Backend, C: Backend;
+let proxy: ReloadableProxy;
+const listen = `127.0.0.1:${freePort()}`;
+
+/** Pool alpha on these servers (ketama: a server's keys stay on it whatever the order). */
+const alpha = (servers: Backend[], settings: Record<string, Setting> = {}): string =>
+  poolYaml("alpha", { listen, hash: "fnv1a_64", distribution: "ketama", redis: true, ...settings }, servers.map((b) => serverLine(b.address)));
+
+/** A key `prefix...` that pool alpha of [A, B, C] places on `on`. */
+function keyOn(on: Backend, prefix: string): string {
+  const place = placer(alpha([A, B, C]), "alpha");
+  const key = Array.from({ length: 200 }, (_, i) => `${prefix}${spread(i)}`).find((k) => place(k) === on.address);
+  if (key === undefined) throw new Error(`no key of 200 on ${on.address}`);
+  return key;
+}
+
+/** Sends the requests in one write; every reply decoded. */
+async function session(client: RawClient, ...requests: string[][]): Promise<RespValue[]> {
+  await client.send(Buffer.concat(requests.map((r) => command(...r))));
+  return (await client.readReplies(requests.length, respFrame)).map(decode);
+}
+
+beforeAll(async () => {
+  backends = await Promise.all([startRedis(), startRedis(), startRedis()]);
+  const name = (b: Backend): string => b.address;
+  backends.sort((x, y) => name(x).length - name(y).length || (name(x) < name(y) ? -1 : 1));
+  [A, B, C] = backends as [Backend, Backend, Backend];
+  proxy = await ReloadableProxy.start(alpha([A, B, C]));
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await stopAll(backends);
+});
+
+beforeEach(async () => {
+  await proxy.signalReload(alpha([A, B, C]));
+  await flushBackends(backends);
+});
+
+describe.skipIf(TARGET !== "buncracker")("a reload under clients with connections of their own", () => {
+  test("a server that sorts before a transaction's leaves: the transaction keeps to its server, other keys to theirs", async () => {
+    const onB = keyOn(B, "order.b.");
+    const onC = keyOn(C, "order.c.");
+    const client = await RawClient.connect(proxy.endpoint("alpha"));
+    try {
+      // WATCH pins the client to B (position 1).
+      expect(await session(client, ["WATCH", onB])).toEqual(["OK"]);
+      // ketama: B's and C's keys stay where they are; their positions do not: B is now 0, C 1.
+      await proxy.signalReload(alpha([B, C]));
+      // A write of C's key between WATCH and MULTI goes to C, not onto the pinned connection.
+      expect(await session(client, ["SET", onC, "c"])).toEqual(["OK"]);
+      expect(await redisCall(C, "GET", onC)).toEqual(Buffer.from("c"));
+      expect(await redisCall(B, "EXISTS", onC)).toBe(0);
+      // B's key still belongs to the transaction.
+      expect(await session(client, ["MULTI"], ["SET", onB, "b"], ["EXEC"])).toEqual(["OK", "QUEUED", ["OK"]]);
+      expect(await redisCall(B, "GET", onB)).toEqual(Buffer.from("b"));
+    } finally {
+      client.close();
+    }
+  });
+});

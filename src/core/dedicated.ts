@@ -161,12 +161,6 @@ export class Lending {
   closeAll(reason: string): void {
     for (const conn of [...this.all]) conn.close(reason);
   }
-
-  /** Close its subscriber connections, the clients' own and the hubs' (their clients are
-   *  disconnected). */
-  closeSubscriptions(reason: string): void {
-    for (const conn of [...this.all]) if (conn.dedicated!.role !== DedicatedRole.Lent) conn.close(reason);
-  }
 }
 
 const RELEASED = "released by its client";

@@ -1,7 +1,8 @@
 // Hot reload of one pool, in two steps: prepare() does everything that can fail (the new
 // Router, binding a changed listen address) and changes nothing; apply() then cannot fail: it
 // keeps servers whose name and address stay (with their connections and stats), retires
-// servers that left (their connections close once their queue is empty), swaps in the new
+// servers that left (their shared connections close once their queue is empty, the clients'
+// own ones at once), swaps in the new
 // router, and serves the new listen address without touching connected clients. The proxy
 // prepares every pool before it applies any (Proxy.reload), so a reload applies whole or not
 // at all.
@@ -88,9 +89,12 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   for (const s of kept.values()) {
     changes.push(`-server ${s.cfg.pname}`);
     s.retire();
-    // Its subscribers would hear nothing more (its channels are published elsewhere now):
-    // disconnected, as when a server fails, to subscribe again.
-    s.lending.closeSubscriptions(`server ${s.cfg.pname} left the pool`);
+    // Its keys and channels are served elsewhere now, as when a failover moves a server
+    // (Server.moveTo): a blocking request there would wait for pushes that go elsewhere, a
+    // transaction would write where its keys no longer are, a subscriber would hear nothing
+    // more. Their connections close: the request fails, the transaction is lost (EXEC
+    // -EXECABORT), the subscriber is disconnected to subscribe again.
+    s.lending.closeAll(`server ${s.cfg.pname} left the pool`);
   }
   const serverTls = tlsChanged(old.serverTls, cfg.serverTls);
   // Connections opened with a preamble (AUTH, SELECT) or TLS settings for the old config:

@@ -9,13 +9,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
+import { blocked, clientList } from "../helpers/client-list.ts";
 import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
 import { flushBackends, redisCall, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { spread } from "../helpers/random.ts";
-import { placer, ReloadableProxy } from "../helpers/reload.ts";
-import { command, decode, respFrame, type RespValue } from "../helpers/resp.ts";
+import { eventually, placer, ReloadableProxy } from "../helpers/reload.ts";
+import { command, decode, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
 
 setDefaultTimeout(60_000);
 
@@ -42,6 +43,18 @@ async function session(client: RawClient, ...requests: string[][]): Promise<Resp
   await client.send(Buffer.concat(requests.map((r) => command(...r))));
   return (await client.readReplies(requests.length, respFrame)).map(decode);
 }
+
+/** One request on a connection of its own. */
+async function once(...request: string[]): Promise<RespValue> {
+  const client = await RawClient.connect(proxy.endpoint("alpha"));
+  try {
+    return (await session(client, request))[0]!;
+  } finally {
+    client.close();
+  }
+}
+
+const message = (v: RespValue): string => (v instanceof RespError ? v.message : JSON.stringify(v));
 
 beforeAll(async () => {
   backends = await Promise.all([startRedis(), startRedis(), startRedis()]);
@@ -78,6 +91,43 @@ describe.skipIf(TARGET !== "buncracker")("a reload under clients with connection
       // B's key still belongs to the transaction.
       expect(await session(client, ["MULTI"], ["SET", onB, "b"], ["EXEC"])).toEqual(["OK", "QUEUED", ["OK"]]);
       expect(await redisCall(B, "GET", onB)).toEqual(Buffer.from("b"));
+    } finally {
+      client.close();
+    }
+  });
+
+  test("the server of a transaction leaves the pool: EXEC is refused, nothing is written there", async () => {
+    const onA = keyOn(A, "left.tx.");
+    const client = await RawClient.connect(proxy.endpoint("alpha"));
+    try {
+      expect(await session(client, ["MULTI"], ["SET", onA, "1"])).toEqual(["OK", "QUEUED"]);
+      await proxy.signalReload(alpha([B, C]));
+      const [exec] = await session(client, ["EXEC"]);
+      expect(message(exec!)).toStartWith("EXECABORT");
+      expect(await redisCall(A, "EXISTS", onA)).toBe(0);
+      // The client goes on with the servers that remain.
+      expect(await session(client, ["MULTI"], ["SET", onA, "2"], ["EXEC"])).toEqual(["OK", "QUEUED", ["OK"]]);
+      expect(await once("GET", onA)).toEqual(Buffer.from("2"));
+    } finally {
+      client.close();
+    }
+  });
+
+  test("the server a BLPOP waits on leaves the pool: the BLPOP gets an error, the next one waits where its key is now", async () => {
+    const onA = keyOn(A, "left.bl.");
+    const client = await RawClient.connect(proxy.endpoint("alpha"));
+    try {
+      await client.send(command("BLPOP", onA, "0"));
+      await eventually("the BLPOP blocked on A", async () => (blocked(await clientList(A)).length === 1 ? true : undefined));
+      await proxy.signalReload(alpha([B, C]));
+      // Pushes to its key go elsewhere now: waiting on A, it would never be answered.
+      expect(message(decode(await client.readReply(respFrame)))).toBe(`ERR server ${A.address}:1 left the pool`);
+      await eventually("nothing blocked on A", async () => (blocked(await clientList(A)).length === 0 ? true : undefined));
+      await client.send(command("BLPOP", onA, "0"));
+      const now = placer(alpha([B, C]), "alpha")(onA) === B.address ? B : C;
+      await eventually("the BLPOP blocked where its key is now", async () => (blocked(await clientList(now)).length === 1 ? true : undefined));
+      expect(await once("RPUSH", onA, "x")).toBe(1);
+      expect(decode(await client.readReply(respFrame))).toEqual([Buffer.from(onA), Buffer.from("x")]);
     } finally {
       client.close();
     }

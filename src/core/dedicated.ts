@@ -19,6 +19,8 @@ import type { ServerConn } from "./server-conn.ts";
 /** Idle lent connections kept per server and connection group for the next client. */
 const IDLE_KEEP = 16;
 
+const RETIRED = "retired by a reload";
+
 export const DedicatedRole = {
   Subscriber: 0,
   Lent: 1,
@@ -34,6 +36,9 @@ export class Dedicated {
   /** performance.now() when the oldest request on it became the oldest: a request queued
    *  behind a blocking one waits for it first, so its timeout counts from then. */
   headSince = 0;
+  /** A reload changed how its group's connections open (AUTH, SELECT, TLS): a lent one closes
+   *  when given back instead of serving the next client. */
+  stale = false;
 
   constructor(
     readonly role: DedicatedRole,
@@ -124,19 +129,27 @@ export class Lending {
   }
 
   /** A reload changed how the connections of the groups `stale` says are opened: later
-   *  subscribes there go to a new hub. */
-  retireHubs(stale: (group: number) => boolean): void {
+   *  subscribes there go to a new hub, and no lent connection opened before serves another
+   *  client (it would run that client's transaction or blocking request in the old database,
+   *  or as the old user): idle ones close now, those in use when given back. */
+  retireGroups(stale: (group: number) => boolean): void {
     this.hubs.forEach((hub, group) => {
       if (hub === undefined || !stale(group)) return;
       this.hubs[group] = undefined;
       hub.retire();
     });
+    for (const [group, idle] of this.idle) if (stale(group)) for (const conn of [...idle]) conn.close(RETIRED);
+    for (const conn of this.all) if (conn.dedicated!.role === DedicatedRole.Lent && stale(conn.groupId)) conn.dedicated!.stale = true;
   }
 
   /** A lent connection answered everything and nothing holds it: idle until the next client
    *  (or closed, past IDLE_KEEP). Returns false when it closed. */
   giveBack(conn: ServerConn, group: number): boolean {
     conn.dedicated!.owner = null;
+    if (conn.dedicated!.stale) {
+      conn.close(RETIRED);
+      return false;
+    }
     let idle = this.idle.get(group);
     if (idle === undefined) this.idle.set(group, (idle = []));
     if (idle.length < IDLE_KEEP) {

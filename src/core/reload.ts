@@ -102,7 +102,7 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   const stale = (group: number) => serverTls || preambleChanged(pool.codec, old, cfg, group);
   for (const s of servers) {
     for (const g of s.groups) if (g !== undefined && stale(g.id)) g.retire();
-    s.lending.retireHubs(stale);
+    s.lending.retireGroups(stale);
   }
   // New clients and connections get the certificates as read now; open ones keep theirs.
   pool.tls = prepared.tls;

@@ -122,6 +122,11 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
     this.upstream = server.pool.codec.upstream(server.pool.cfg);
   }
 
+  /** Its connection group's Codec.group id (what it sent first). */
+  get groupId(): number {
+    return this.group.id;
+  }
+
   /** How logs name it: its server, and the address it went to when a failover moved that. */
   get name(): string {
     return this.server.nameAt(this.addr);

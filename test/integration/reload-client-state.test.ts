@@ -11,7 +11,7 @@ import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { blocked, clientList } from "../helpers/client-list.ts";
 import { poolYaml, serverLine, type Setting } from "../helpers/config.ts";
-import { flushBackends, redisCall, stopAll } from "../helpers/direct.ts";
+import { flushBackends, redisCall, redisKeys, stopAll } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { spread } from "../helpers/random.ts";
@@ -130,6 +130,31 @@ describe.skipIf(TARGET !== "buncracker")("a reload under clients with connection
       expect(decode(await client.readReply(respFrame))).toEqual([Buffer.from(onA), Buffer.from("x")]);
     } finally {
       client.close();
+    }
+  });
+
+  test("redis_db changed: a transaction after it runs in the new database, on no connection lent before", async () => {
+    const onA = keyOn(A, "db.");
+    const acrossKey = keyOn(A, "db.across.");
+    // One connection lent across the reload (its transaction began before it), one given back
+    // before it and kept idle for the next client: both opened on database 0.
+    const across = await RawClient.connect(proxy.endpoint("alpha"));
+    const before = await RawClient.connect(proxy.endpoint("alpha"));
+    try {
+      expect(await session(across, ["MULTI"], ["SET", acrossKey, "old"])).toEqual(["OK", "QUEUED"]);
+      expect(await session(before, ["MULTI"], ["SET", onA, "old"], ["EXEC"])).toEqual(["OK", "QUEUED", ["OK"]]);
+      await proxy.signalReload(alpha([A, B, C], { redis_db: 1 }));
+      // Begun before the reload, it ends where it began.
+      expect(await session(across, ["EXEC"])).toEqual([["OK"]]);
+      expect(await redisCall(A, "GET", acrossKey)).toEqual(Buffer.from("old"));
+      for (const client of [across, before]) {
+        expect(await session(client, ["MULTI"], ["SET", onA, "new"], ["EXEC"], ["GET", onA])).toEqual(["OK", "QUEUED", ["OK"], Buffer.from("new")]);
+      }
+      expect((await redisKeys(A, 1)).map(String)).toEqual([onA]);
+      expect(await redisCall(A, "GET", onA)).toEqual(Buffer.from("old"));
+    } finally {
+      across.close();
+      before.close();
     }
   });
 });

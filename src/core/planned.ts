@@ -82,6 +82,7 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       fanout(pool, c, msg, plan.targets, plan.merge);
       return true;
     case PlanKind.Pinned:
+      msg.extraWait = plan.waitMs;
       pinned(pool, c, msg, buf, req, plan.server, plan.before, plan.silent, plan.reply, plan.release);
       return true;
     case PlanKind.Blocking: {

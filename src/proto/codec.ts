@@ -436,7 +436,8 @@ export const PlanKind = {
   Fanout: 3,
   /** On the client's connection pinned to `server` (lent to it on first use): `before` first
    *  (its `silent` replies dropped), then the request, or, with `reply` set, that is its
-   *  reply; `release`: the pin ends (the connection is given back once it has answered). */
+   *  reply; `release`: the pin ends (the connection is given back once it has answered). A
+   *  blocking request there may wait `waitMs` beyond the pool's timeout. */
   Pinned: 4,
   /** On a connection lent to the client at `server` while the request waits; it may wait
    *  `waitMs` beyond the pool's timeout (Infinity: no limit). */
@@ -475,6 +476,7 @@ export type Plan =
       readonly silent: number;
       readonly reply: Uint8Array | null;
       readonly release: boolean;
+      readonly waitMs: number;
     }
   | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly waitMs: number }
   | {

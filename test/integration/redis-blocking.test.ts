@@ -100,6 +100,14 @@ describe.skipIf(TARGET !== "buncracker")("blocking commands", () => {
     client.close();
   });
 
+  test("after WATCH, a BLPOP on the transaction's connection also waits its own timeout, and the watch holds", async () => {
+    const client = await RawClient.connect(pool);
+    // WATCH pins the client to the key's server: BLPOP of a key there goes on that connection.
+    await client.send(pipeline([["WATCH", "watched:a"], ["BLPOP", "watched:a", "1"], ["MULTI"], ["SET", "watched:a", "1"], ["EXEC"]]));
+    expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "*-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+    client.close();
+  });
+
   test("a server that stops answering: a blocking request fails once the pool's timeout and its own have passed, a transaction once the pool's has, a subscriber is disconnected; a BLPOP with no timeout of its own waits", async () => {
     const redis = await startRedis();
     const frozen = await startProxy(TARGET, poolYaml("frozen", { listen: `127.0.0.1:${freePort()}`, redis: true, timeout: 300 }, [serverLine(redis.address)]));

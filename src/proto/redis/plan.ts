@@ -9,7 +9,7 @@ import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
 import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
-import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type CommandRole, type SupportedCommand } from "./commands.ts";
+import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type BlockingTimeout, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { firstError, isError, mergePool, type ServerReplies } from "./pool-merge.ts";
 import { errorReply } from "./replies.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
@@ -115,7 +115,10 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
     );
     if (action.do === TxDo.Reply && action.before === null) return local(action.reply!);
     if (action.do !== TxDo.Pass) {
-      return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release };
+      // Between WATCH and MULTI a blocking command blocks on the pinned connection as on any
+      // (queued after MULTI, it runs without blocking at EXEC).
+      const waitMs = role?.kind === "blocking" && !tx.queueing && action.reply === null ? blockingWait(buf, req, role.timeout) : 0;
+      return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release, waitMs };
     }
   }
   if (req.error !== null || command === null) return null;
@@ -152,9 +155,8 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
       const server = keysServer(buf, req, pool);
       if (server === CROSS_SERVER) return local(state.crossSlot);
       if (server < 0 || !pool.live(server)) return local(NO_SERVER);
-      const timeoutMs = blockingTimeout(buf, req, role.timeout);
-      if (timeoutMs === NO_BLOCK || timeoutMs === BAD_TIMEOUT) return { kind: PlanKind.Server, server };
-      return { kind: PlanKind.Blocking, server, waitMs: timeoutMs === FOREVER ? Infinity : timeoutMs };
+      const waitMs = blockingWait(buf, req, role.timeout);
+      return waitMs === 0 ? { kind: PlanKind.Server, server } : { kind: PlanKind.Blocking, server, waitMs };
     }
     case "transaction":
       // Decided by the transaction above.
@@ -162,6 +164,14 @@ function planRole(role: CommandRole, name: string, buf: Uint8Array, req: Req, st
     case "wait":
       return planWait(buf, req, pool);
   }
+}
+
+/** How much longer than the pool's timeout a blocking command may wait for its reply, in ms
+ *  (Infinity: no limit); 0 when it does not block (XREAD without BLOCK, a timeout redis
+ *  refuses at once). */
+function blockingWait(buf: Uint8Array, req: Req, timeout: BlockingTimeout): number {
+  const ms = blockingTimeout(buf, req, timeout);
+  return ms === FOREVER ? Infinity : ms === NO_BLOCK || ms === BAD_TIMEOUT ? 0 : ms;
 }
 
 /** Published before a WAIT (to a channel nobody needs to hear): the connection's last write

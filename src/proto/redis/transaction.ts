@@ -99,6 +99,11 @@ export class Transaction {
     return this.multi || this.watching || this.lost;
   }
 
+  /** Between MULTI and EXEC / DISCARD: commands are queued, and run at EXEC. */
+  get queueing(): boolean {
+    return this.multi;
+  }
+
   /** What to do with a request. `anyServer`: a live server, for a transaction of keyless
    *  commands only (-1 when none is live). */
   step(req: TxRequest, anyServer: number): TxAction {

@@ -13,6 +13,7 @@ import type { Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats } from "../stats/store.ts";
 import { poolTls, tlsChanged, type PoolTls } from "../tls/context.ts";
+import type { ClientConn } from "./client.ts";
 import { applyLiveness } from "./health.ts";
 import { bind, type Bound } from "./listener.ts";
 import type { Pool } from "./pool.ts";
@@ -107,9 +108,14 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   // New clients and connections get the certificates as read now; open ones keep theirs.
   pool.tls = prepared.tls;
   const position = cluster !== null ? (p: number) => p : (p: number) => (p < moved.length ? moved[p]! : -1);
-  for (const c of pool.clients) pool.codec.reconfigure(c.session, cfg, position);
   pool.install(cfg, prepared.router, servers);
   applyLiveness(pool);
+  // Told once the pool routes by cfg: a client subscribed where its channel is no longer
+  // published would hear nothing more. Disconnected, as when its server leaves, to subscribe
+  // again.
+  const stranded: ClientConn[] = [];
+  for (const c of pool.clients) if (!pool.codec.reconfigure(c.session, cfg, position, pool.view)) stranded.push(c);
+  for (const c of stranded) c.drop(new Error("its subscriptions moved to other servers in a reload"));
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
     // Named as in the config file: redisAuth -> redis_auth.
     const changed =

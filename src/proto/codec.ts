@@ -337,8 +337,10 @@ export interface Codec<S extends Session = Session> {
 
   /** The pool's config changed (hot reload): what a connected client's session keeps. `moved`
    *  gives a server position of the old config in the new one (-1: the server left the pool; a
-   *  redis_cluster pool's slots stay). */
-  reconfigure(session: S, pool: PoolConfig, moved: (position: number) => number): void;
+   *  redis_cluster pool's slots stay); `view` is the pool as it runs now. Returns false when
+   *  the client's state cannot follow (redis: a subscription whose messages are published on
+   *  a server it is not subscribed on now): the client is disconnected. */
+  reconfigure(session: S, pool: PoolConfig, moved: (position: number) => number, view: PoolView): boolean;
 
   /** Called once for each request as it is dispatched, before admit: true when no reply may
    *  reach the client (redis CLIENT REPLY OFF, or SKIP for the request after it). A local reply

@@ -133,6 +133,29 @@ describe.skipIf(TARGET !== "buncracker")("a reload under clients with connection
     }
   });
 
+  test("a server joins and takes a channel: the subscribers on the old servers, of it and of a pattern, are disconnected to subscribe again; the others stay", async () => {
+    const before = alpha([A, C]);
+    await proxy.signalReload(before);
+    const [was, now] = [placer(before, "alpha"), placer(alpha([A, B, C]), "alpha")];
+    const names = Array.from({ length: 200 }, (_, i) => `moved.ch.${spread(i)}`);
+    const channel = names.find((k) => now(k) === B.address)!;
+    const stays = names.find((k) => now(k) === was(k))!;
+    const [subscriber, psubscriber, other] = await Promise.all([0, 1, 2].map(() => RawClient.connect(proxy.endpoint("alpha"))));
+    try {
+      expect(await session(subscriber, ["SUBSCRIBE", channel])).toEqual([[Buffer.from("subscribe"), Buffer.from(channel), 1]]);
+      expect(await session(psubscriber, ["PSUBSCRIBE", "moved.ch.*"])).toEqual([[Buffer.from("psubscribe"), Buffer.from("moved.ch.*"), 1]]);
+      expect(await session(other, ["SUBSCRIBE", stays])).toEqual([[Buffer.from("subscribe"), Buffer.from(stays), 1]]);
+      await proxy.signalReload(alpha([A, B, C]));
+      // The channel is published on B from now on, where neither is subscribed.
+      for (const client of [subscriber, psubscriber]) expect((await client.readRepliesOrClose(1, respFrame)).closed).toBe(true);
+      // A channel that stays where it was keeps its subscriber.
+      expect(await once("PUBLISH", stays, "still")).toBe(1);
+      expect(decode(await other.readReply(respFrame))).toEqual([Buffer.from("message"), Buffer.from(stays), Buffer.from("still")]);
+    } finally {
+      for (const client of [subscriber, psubscriber, other]) client.close();
+    }
+  });
+
   test("redis_db changed: a transaction after it runs in the new database, on no connection lent before", async () => {
     const onA = keyOn(A, "db.");
     const acrossKey = keyOn(A, "db.across.");

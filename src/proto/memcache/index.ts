@@ -29,7 +29,7 @@ export const memcacheCodec: Codec = {
   // memcached itself answers a block not followed by CRLF so, then reads on after it.
   dataEnd: { bytes: ascii("\r\n"), error: "CLIENT_ERROR bad data chunk" },
   newSession: () => NO_STATE,
-  reconfigure() {},
+  reconfigure: () => true,
   silent: () => false,
   admit: () => null,
   // quit and verbosity are routed Local.

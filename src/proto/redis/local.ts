@@ -4,7 +4,7 @@
 // SELECT, ECHO, RESET, READONLY, READWRITE) answered from the session by handshake.ts.
 
 import type { PoolConfig } from "../../conf/types.ts";
-import type { LocalReply, Req } from "../codec.ts";
+import type { LocalReply, PoolView, Req } from "../codec.ts";
 import { Flag, PING, QUIT, type SupportedCommand } from "./commands.ts";
 import { factsOf } from "./facts.ts";
 import { answerLocal } from "./handshake.ts";
@@ -44,12 +44,13 @@ export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: Po
 }
 
 /** A reload: without redis_auth nobody has to authenticate, clients that never did included; a
- *  new password applies to later AUTH commands, and connected clients keep working (issue 10). */
-export function reconfigure(session: RedisSession, pool: PoolConfig, moved: (position: number) => number): void {
+ *  new password applies to later AUTH commands, and connected clients keep working (issue 10).
+ *  False when a subscription of the client's is now published where it is not subscribed. */
+export function reconfigure(session: RedisSession, pool: PoolConfig, moved: (position: number) => number, view: PoolView): boolean {
   session.pool = pool;
   if (pool.redisAuth === null) session.authed = true;
   const state = session.multikey;
-  if (state === null) return;
-  state.subscriptions.renumber(moved);
+  if (state === null) return true;
   state.transaction.renumber(moved);
+  return state.subscriptions.renumber(moved, view);
 }

@@ -14,7 +14,7 @@
 // (RESP2: then only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET are allowed).
 
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import type { SharedTopic } from "../codec.ts";
+import type { PoolView, SharedTopic } from "../codec.ts";
 import { PubSubOp } from "./commands.ts";
 
 /** A subscription kind: its confirmation words and its set. */
@@ -77,9 +77,22 @@ export class Subscriptions {
   }
 
   /** A reload renumbered the pool's servers (`moved`: a position's new one, -1 for a server
-   *  that left): its subscriptions are on the same servers, now at their new positions. */
-  renumber(moved: (position: number) => number): void {
-    for (const map of this.held) for (const h of map.values()) h.servers = h.servers.map(moved).filter((s) => s >= 0);
+   *  that left): its subscriptions are on the same servers, now at their new positions. False
+   *  when one is no longer where `pool` publishes its messages: a channel that routes to
+   *  another server now (a server joined the ring, the hash changed), a pattern without a
+   *  server in service now (one joined). */
+  renumber(moved: (position: number) => number, pool: PoolView): boolean {
+    // A cluster's positions are its slots, which a reload does not move; a pattern is on one node.
+    const every = pool.cluster ? null : pool.everyServer();
+    let kept = true;
+    this.held.forEach((map, kind) => {
+      for (const h of map.values()) {
+        h.servers = h.servers.map(moved).filter((s) => s >= 0);
+        if (kind !== Kind.Pattern) kept &&= h.servers.length === 1 && h.servers[0] === pool.route(h.name, 0, h.name.length);
+        else if (every !== null) kept &&= every.every((s) => h.servers.includes(s));
+      }
+    });
+    return kept;
   }
 
   /** Server `server` refused the subscribe that made `held` (an ACL without the channel, a busy

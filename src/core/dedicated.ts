@@ -13,6 +13,7 @@
 import { S } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { SubscriptionHub, type Topic } from "./hub.ts";
+import type { Msg } from "./msg.ts";
 import { ConnGroup, type Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
 
@@ -140,6 +141,19 @@ export class Lending {
     });
     for (const [group, idle] of this.idle) if (stale(group)) for (const conn of [...idle]) conn.close(RETIRED);
     for (const conn of this.all) if (conn.dedicated!.role === DedicatedRole.Lent && stale(conn.groupId)) conn.dedicated!.stale = true;
+  }
+
+  /** Close the lent connections in use that carry a request `strands` says will wait in vain. */
+  closeStranded(strands: (msg: Msg) => boolean, reason: string): void {
+    for (const conn of [...this.all]) {
+      if (conn.dedicated!.role !== DedicatedRole.Lent || conn.dedicated!.owner === null) continue;
+      for (let msg = conn.first; msg !== null; msg = msg.snext) {
+        if (strands(msg)) {
+          conn.close(reason);
+          break;
+        }
+      }
+    }
   }
 
   /** A lent connection answered everything and nothing holds it: idle until the next client

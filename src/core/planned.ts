@@ -89,6 +89,9 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       const conn = lentConn(pool, c, msg, plan.server);
       if (conn === null) return true;
       msg.extraWait = plan.waitMs;
+      msg.sentBuf = buf;
+      msg.sentStart = req.start;
+      msg.sentEnd = req.end;
       send(msg, conn, buf, req);
       return true;
     }

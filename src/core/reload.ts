@@ -9,13 +9,14 @@
 
 import type { Address, PoolConfig, ServerConfig } from "../conf/types.ts";
 import { equalBytes } from "../lib/bytes.ts";
-import type { Codec } from "../proto/codec.ts";
+import { Reconfigured, type Codec } from "../proto/codec.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats } from "../stats/store.ts";
 import { poolTls, tlsChanged, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
 import { applyLiveness } from "./health.ts";
 import { bind, type Bound } from "./listener.ts";
+import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { Server } from "./server.ts";
 
@@ -113,8 +114,21 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   // Told once the pool routes by cfg: a client subscribed where its channel is no longer
   // published would hear nothing more. Disconnected, as when its server leaves, to subscribe
   // again.
+  // A blocking request waits for pushes to its keys: once they go to another server (one
+  // joined, the hash changed), it would wait in vain. Its connection closes: it fails.
+  const planner = pool.codec.planner;
+  if (cluster === null && planner !== null) {
+    for (const s of servers) {
+      const strands = (msg: Msg): boolean => msg.sentBuf !== null && planner.blockingServer(msg.sentBuf, msg.sentStart, msg.sentEnd, pool.view) !== s.index;
+      s.lending.closeStranded(strands, `its keys moved off server ${s.cfg.pname} in a reload`);
+    }
+  }
   const stranded: ClientConn[] = [];
-  for (const c of pool.clients) if (!pool.codec.reconfigure(c.session, cfg, position, pool.view)) stranded.push(c);
+  for (const c of pool.clients) {
+    const verdict = pool.codec.reconfigure(c.session, cfg, position, pool.view);
+    if (verdict === Reconfigured.Stranded) stranded.push(c);
+    else if (verdict === Reconfigured.PinMoved) c.own?.pinned?.close("its transaction's keys moved to another server in a reload");
+  }
   for (const c of stranded) c.drop(new Error("its subscriptions moved to other servers in a reload"));
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
     // Named as in the config file: redisAuth -> redis_auth.

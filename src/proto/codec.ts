@@ -267,6 +267,19 @@ export interface Outbound {
   values: number;
 }
 
+/** What a reload leaves of a client's state (Codec.reconfigure). */
+export const Reconfigured = {
+  /** Everything follows. */
+  Kept: 0,
+  /** Its transaction's keys are no longer all on the server it is pinned to: the pinned
+   *  connection closes (the transaction is lost, Planner.pinLost). */
+  PinMoved: 1,
+  /** A subscription's messages are published where it is not subscribed now: the client is
+   *  disconnected, to subscribe again. */
+  Stranded: 2,
+} as const;
+export type Reconfigured = (typeof Reconfigured)[keyof typeof Reconfigured];
+
 /** Where an Upstream writes: a server connection's output. */
 export interface UpstreamSink {
   /** Coalesced output, written once per loop turn; an Upstream may append to it. */
@@ -337,10 +350,9 @@ export interface Codec<S extends Session = Session> {
 
   /** The pool's config changed (hot reload): what a connected client's session keeps. `moved`
    *  gives a server position of the old config in the new one (-1: the server left the pool; a
-   *  redis_cluster pool's slots stay); `view` is the pool as it runs now. Returns false when
-   *  the client's state cannot follow (redis: a subscription whose messages are published on
-   *  a server it is not subscribed on now): the client is disconnected. */
-  reconfigure(session: S, pool: PoolConfig, moved: (position: number) => number, view: PoolView): boolean;
+   *  redis_cluster pool's slots stay); `view` is the pool as it runs now. Returns what the
+   *  core does about state that cannot follow. */
+  reconfigure(session: S, pool: PoolConfig, moved: (position: number) => number, view: PoolView): Reconfigured;
 
   /** Called once for each request as it is dispatched, before admit: true when no reply may
    *  reach the client (redis CLIENT REPLY OFF, or SKIP for the request after it). A local reply
@@ -504,6 +516,9 @@ export interface Planner<S extends Session = Session> {
   pushTopic(buf: Uint8Array, start: number, end: number): Uint8Array | null;
   /** The connection the session's transaction is pinned to closed. */
   pinLost(session: S): void;
+  /** The position a blocking request (PlanKind.Blocking), sent as buf[start, end), waits on
+   *  as `pool` routes now; another one (or a negative) once a reload moved its keys. */
+  blockingServer(buf: Uint8Array, start: number, end: number, pool: PoolView): number;
   /** Whether the session is in subscribed mode. */
   subscribed(session: S): boolean;
 }

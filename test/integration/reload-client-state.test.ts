@@ -133,6 +133,64 @@ describe.skipIf(TARGET !== "buncracker")("a reload under clients with connection
     }
   });
 
+  test("a server joins and takes a BLPOP's key: the BLPOP waiting on the old server gets an error; one whose key stays keeps waiting", async () => {
+    const before = alpha([A, C]);
+    await proxy.signalReload(before);
+    const [was, now] = [placer(before, "alpha"), placer(alpha([A, B, C]), "alpha")];
+    const names = Array.from({ length: 200 }, (_, i) => `moved.bl.${spread(i)}`);
+    const movedKey = names.find((k) => now(k) === B.address)!;
+    const stays = names.find((k) => now(k) === was(k))!;
+    const old = was(movedKey) === A.address ? A : C;
+    const [mover, stayer] = await Promise.all([0, 1].map(() => RawClient.connect(proxy.endpoint("alpha"))));
+    try {
+      await mover.send(command("BLPOP", movedKey, "0"));
+      await stayer.send(command("BLPOP", stays, "0"));
+      const blockedOn = async (b: Backend): Promise<number> => blocked(await clientList(b)).length;
+      await eventually("both BLPOPs blocked", async () => ((await blockedOn(A)) + (await blockedOn(C)) === 2 ? true : undefined));
+      await proxy.signalReload(alpha([A, B, C]));
+      // Pushes to its key go to B from now on: waiting on the old server, it would never be answered.
+      expect(message(decode(await mover.readReply(respFrame)))).toBe(`ERR its keys moved off server ${old.address}:1 in a reload`);
+      expect(await once("RPUSH", stays, "x")).toBe(1);
+      expect(decode(await stayer.readReply(respFrame))).toEqual([Buffer.from(stays), Buffer.from("x")]);
+      // Asked again, it waits where its key is now.
+      await mover.send(command("BLPOP", movedKey, "0"));
+      await eventually("the BLPOP blocked on B", async () => ((await blockedOn(B)) === 1 ? true : undefined));
+      expect(await once("RPUSH", movedKey, "y")).toBe(1);
+      expect(decode(await mover.readReply(respFrame))).toEqual([Buffer.from(movedKey), Buffer.from("y")]);
+    } finally {
+      mover.close();
+      stayer.close();
+    }
+  });
+
+  test("a server joins and takes a transaction's key: EXEC is refused, nothing is written on the old server; a transaction whose keys stay runs", async () => {
+    const before = alpha([A, C]);
+    await proxy.signalReload(before);
+    const [was, now] = [placer(before, "alpha"), placer(alpha([A, B, C]), "alpha")];
+    const names = Array.from({ length: 200 }, (_, i) => `moved.tx.${spread(i)}`);
+    const movedKey = names.find((k) => now(k) === B.address)!;
+    const old = was(movedKey) === A.address ? A : C;
+    // Watched, and a second key queued with it, on the same server; only the second moves.
+    const watched = names.find((k) => was(k) === old.address && now(k) === old.address)!;
+    const stays = names.find((k) => k !== watched && now(k) === was(k))!;
+    const [mover, stayer] = await Promise.all([0, 1].map(() => RawClient.connect(proxy.endpoint("alpha"))));
+    try {
+      expect(await session(mover, ["WATCH", watched], ["MULTI"], ["SET", movedKey, "v"])).toEqual(["OK", "OK", "QUEUED"]);
+      expect(await session(stayer, ["WATCH", stays], ["MULTI"], ["SET", stays, "v"])).toEqual(["OK", "OK", "QUEUED"]);
+      await proxy.signalReload(alpha([A, B, C]));
+      // Run on the old server, the SET would land where its key is no longer read.
+      expect(message((await session(mover, ["EXEC"]))[0]!)).toStartWith("EXECABORT");
+      expect(await redisCall(old, "EXISTS", movedKey)).toBe(0);
+      expect(await session(stayer, ["EXEC"], ["GET", stays])).toEqual([["OK"], Buffer.from("v")]);
+      // The client goes on: its next transaction runs where its key is now.
+      expect(await session(mover, ["MULTI"], ["SET", movedKey, "w"], ["EXEC"])).toEqual(["OK", "QUEUED", ["OK"]]);
+      expect(await redisCall(B, "GET", movedKey)).toEqual(Buffer.from("w"));
+    } finally {
+      mover.close();
+      stayer.close();
+    }
+  });
+
   test("a server joins and takes a channel: the subscribers on the old servers, of it and of a pattern, are disconnected to subscribe again; the others stay", async () => {
     const before = alpha([A, C]);
     await proxy.signalReload(before);

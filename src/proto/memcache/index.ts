@@ -4,7 +4,7 @@
 // local commands (quit, verbosity).
 
 import { ascii } from "../../lib/bytes.ts";
-import type { Codec, Session } from "../codec.ts";
+import { Reconfigured, type Codec, type Session } from "../codec.ts";
 import { parseRequest } from "./request.ts";
 import { parseResponse } from "./response.ts";
 import { merge } from "./split.ts";
@@ -29,7 +29,7 @@ export const memcacheCodec: Codec = {
   // memcached itself answers a block not followed by CRLF so, then reads on after it.
   dataEnd: { bytes: ascii("\r\n"), error: "CLIENT_ERROR bad data chunk" },
   newSession: () => NO_STATE,
-  reconfigure: () => true,
+  reconfigure: () => Reconfigured.Kept,
   silent: () => false,
   admit: () => null,
   // quit and verbosity are routed Local.

@@ -4,7 +4,7 @@
 // SELECT, ECHO, RESET, READONLY, READWRITE) answered from the session by handshake.ts.
 
 import type { PoolConfig } from "../../conf/types.ts";
-import type { LocalReply, PoolView, Req } from "../codec.ts";
+import { Reconfigured, type LocalReply, type PoolView, type Req } from "../codec.ts";
 import { Flag, PING, QUIT, type SupportedCommand } from "./commands.ts";
 import { factsOf } from "./facts.ts";
 import { answerLocal } from "./handshake.ts";
@@ -45,12 +45,13 @@ export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: Po
 
 /** A reload: without redis_auth nobody has to authenticate, clients that never did included; a
  *  new password applies to later AUTH commands, and connected clients keep working (issue 10).
- *  False when a subscription of the client's is now published where it is not subscribed. */
-export function reconfigure(session: RedisSession, pool: PoolConfig, moved: (position: number) => number, view: PoolView): boolean {
+ *  Subscriptions and a transaction must still be where their keys and channels are. */
+export function reconfigure(session: RedisSession, pool: PoolConfig, moved: (position: number) => number, view: PoolView): Reconfigured {
   session.pool = pool;
   if (pool.redisAuth === null) session.authed = true;
   const state = session.multikey;
-  if (state === null) return true;
-  state.transaction.renumber(moved);
-  return state.subscriptions.renumber(moved, view);
+  if (state === null) return Reconfigured.Kept;
+  const pinKept = state.transaction.renumber(moved, (key) => view.route(key, 0, key.length));
+  if (!state.subscriptions.renumber(moved, view)) return Reconfigured.Stranded;
+  return pinKept ? Reconfigured.Kept : Reconfigured.PinMoved;
 }

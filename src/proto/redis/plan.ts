@@ -7,11 +7,12 @@
 
 import type { PoolConfig } from "../../conf/types.ts";
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req } from "../codec.ts";
+import { PlanKind, Req, Route, Via, type FanoutTarget, type Plan, type PoolView } from "../codec.ts";
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
-import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, type BlockingTimeout, type CommandRole, type SupportedCommand } from "./commands.ts";
+import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, TxOp, type BlockingTimeout, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { firstError, isError, mergePool, type ServerReplies } from "./pool-merge.ts";
 import { errorReply } from "./replies.ts";
+import { parseRequest } from "./request.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, type Held, notAllowedWhileSubscribed, Subscriptions, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
 import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
@@ -65,6 +66,23 @@ export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
   return first;
 }
 
+/** The server a blocking request sent as buf[start, end) waits on as the pool routes now:
+ *  where pushes to its keys go (CROSS_SERVER once they part, after a reload). */
+export function blockingServer(buf: Uint8Array, start: number, end: number, pool: PoolView): number {
+  const req = new Req();
+  parseRequest(buf, start, end, req);
+  const role = (req.command as SupportedCommand | null)?.role;
+  if (role?.kind === "blocking" && "option" in role.timeout) pushStreamKeys(buf, req);
+  return keysServer(buf, req, pool);
+}
+
+/** Copies of req's keys. */
+function keyCopies(buf: Uint8Array, req: Req): Uint8Array[] {
+  const keys: Uint8Array[] = [];
+  for (let i = 0; i < req.nkeys; i++) keys.push(buf.slice(req.keyStart(i), req.keyEnd(i)));
+  return keys;
+}
+
 /** Where a client keeps its MultiKeyState (its session). */
 export interface HasMultiKey {
   multikey: MultiKeyState | null;
@@ -114,6 +132,7 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
       firstLive(pool),
     );
     if (action.do === TxDo.Reply && action.before === null) return local(action.reply!);
+    if (action.do === TxDo.Forward && req.nkeys > 0 && (tx.queueing || (role?.kind === "transaction" && role.op === TxOp.Watch))) tx.noteKeys(keyCopies(buf, req));
     if (action.do !== TxDo.Pass) {
       // Between WATCH and MULTI a blocking command blocks on the pinned connection as on any
       // (queued after MULTI, it runs without blocking at EXEC).

@@ -90,6 +90,8 @@ export class Transaction {
   private lost = false;
   /** Keyless commands after MULTI, before the server was known. */
   private held: Uint8Array[] = [];
+  /** The keys watched and queued on the pinned server (copies): a reload may move them. */
+  private keys: Uint8Array[] = [];
 
   /** `crossSlot`: the refusal of keys elsewhere than the pinned server (or slot). */
   constructor(private readonly crossSlot: Uint8Array = CROSSSLOT) {}
@@ -139,14 +141,25 @@ export class Transaction {
     }
   }
 
+  /** Keys a request watched or queued on the pinned server (`keys` is the transaction's now). */
+  noteKeys(keys: Uint8Array[]): void {
+    this.keys.push(...keys);
+  }
+
   /** A reload renumbered the pool's servers (`moved`: a position's new one, -1 for a server
-   *  that left): the pinned server keeps its connection at its new position; one that left
-   *  took the connection with it. */
-  renumber(moved: (position: number) => number): void {
-    if (this.pinned < 0) return;
+   *  that left) and may have moved keys (`where`: a key's position now): the pinned server
+   *  keeps its connection at its new position; one that left took the connection with it.
+   *  False when a key watched or queued is on another server now: its writes would land where
+   *  its keys are no longer read (the core closes the pinned connection: the pin is lost). */
+  renumber(moved: (position: number) => number, where: (key: Uint8Array) => number): boolean {
+    if (this.pinned < 0) return true;
     const now = moved(this.pinned);
-    if (now < 0) this.connectionLost();
-    else this.pinned = now;
+    if (now < 0) {
+      this.connectionLost();
+      return true;
+    }
+    this.pinned = now;
+    return this.keys.every((key) => where(key) === now);
   }
 
   /** The pinned connection closed (its server failed, or it was cut). */
@@ -155,6 +168,7 @@ export class Transaction {
     this.pinned = -1;
     this.multiSent = false;
     this.held = [];
+    this.keys = [];
     this.lost = true;
     if (this.multi) this.dirty = true;
   }
@@ -232,6 +246,7 @@ export class Transaction {
     this.pinned = -1;
     this.watching = this.multi = this.multiSent = this.dirty = this.lost = false;
     this.held = [];
+    this.keys = [];
     return action;
   }
 }

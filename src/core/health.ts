@@ -5,6 +5,7 @@
 
 import { LOG_INFO, log } from "../log.ts";
 import { P, S } from "../stats/table.ts";
+import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
@@ -59,13 +60,26 @@ function retry(pool: Pool, server: Server): void {
   applyLiveness(pool);
 }
 
-/** Rebuild the pool's routing over the servers not ejected. */
+/** Rebuild the pool's routing over the servers not ejected (and after a reload). */
 export function applyLiveness(pool: Pool): void {
   if (pool.router === null) return;
   const servers = pool.servers;
   const live = new Uint8Array(servers.length);
   for (let i = 0; i < live.length; i++) live[i] = servers[i]!.ejected ? 0 : 1;
   pool.router.setLive(live);
+  failStrandedWaits(pool);
+}
+
+/** A blocking request waits for pushes to its keys: once they route to another server (one
+ *  ejected or back, one joined in a reload, the hash changed), it would wait in vain. Its
+ *  connection closes, so it fails. */
+function failStrandedWaits(pool: Pool): void {
+  const planner = pool.codec.planner;
+  if (planner === null) return;
+  for (const s of pool.servers) {
+    const strands = (msg: Msg): boolean => msg.sentBuf !== null && planner.blockingServer(msg.sentBuf, msg.sentStart, msg.sentEnd, pool.view) !== s.index;
+    s.lending.closeStranded(strands, `its keys moved off server ${s.cfg.pname}`);
+  }
 }
 
 /** Close every connection of the pool whose oldest request has waited more than the pool's

@@ -16,7 +16,6 @@ import { poolTls, tlsChanged, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
 import { applyLiveness } from "./health.ts";
 import { bind, type Bound } from "./listener.ts";
-import type { Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { Server } from "./server.ts";
 
@@ -114,15 +113,6 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   // Told once the pool routes by cfg: a client subscribed where its channel is no longer
   // published would hear nothing more. Disconnected, as when its server leaves, to subscribe
   // again.
-  // A blocking request waits for pushes to its keys: once they go to another server (one
-  // joined, the hash changed), it would wait in vain. Its connection closes: it fails.
-  const planner = pool.codec.planner;
-  if (cluster === null && planner !== null) {
-    for (const s of servers) {
-      const strands = (msg: Msg): boolean => msg.sentBuf !== null && planner.blockingServer(msg.sentBuf, msg.sentStart, msg.sentEnd, pool.view) !== s.index;
-      s.lending.closeStranded(strands, `its keys moved off server ${s.cfg.pname} in a reload`);
-    }
-  }
   const stranded: ClientConn[] = [];
   for (const c of pool.clients) {
     const verdict = pool.codec.reconfigure(c.session, cfg, position, pool.view);

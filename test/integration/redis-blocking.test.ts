@@ -135,6 +135,43 @@ describe.skipIf(TARGET !== "buncracker")("blocking commands", () => {
     }
   });
 
+  test("a BLPOP that waits where its key went while its server was ejected fails once the server is back; asked again, it waits there", async () => {
+    const [x, y] = await Promise.all([startRedis(), startRedis()]);
+    const yaml = poolYaml(
+      "ejecting",
+      { listen: `127.0.0.1:${freePort()}`, redis: true, auto_eject_hosts: true, server_failure_limit: 1, server_retry_timeout: 1000 },
+      [x, y].map((b) => serverLine(b.address)),
+    );
+    const ejecting = await startProxy(TARGET, yaml);
+    const [asker, waiter] = await Promise.all([0, 1].map(() => RawClient.connect(ejecting.pools.ejecting!)));
+    try {
+      const place = placer(yaml, "ejecting");
+      const key = Array.from({ length: 100 }, (_, i) => `eject.q.${spread(i)}`).find((k) => place(k) === y.address)!;
+      await y.kill();
+      // Refused once: ejected, its keys go to x.
+      await eventually("y ejected, its key served by x", async () => {
+        await asker.send(command("LLEN", key));
+        return decode(await asker.readReply(respFrame)) === 0 ? true : undefined;
+      });
+      await waiter.send(command("BLPOP", key, "0"));
+      await eventually("the BLPOP blocked on x", async () => (blocked(await clientList(x)).length === 1 ? true : undefined));
+      await y.restart();
+      // Back in the pool, y gets the key's pushes: waiting on x, the BLPOP would never be answered.
+      const reply = decode(await waiter.readReply(respFrame));
+      expect(reply instanceof RespError ? reply.message : reply).toBe(`ERR its keys moved off server ${x.address}:1`);
+      await waiter.send(command("BLPOP", key, "0"));
+      await eventually("the BLPOP blocked on y", async () => (blocked(await clientList(y)).length === 1 ? true : undefined));
+      await asker.send(command("RPUSH", key, "job"));
+      expect(decode(await asker.readReply(respFrame))).toBe(1);
+      expect(decode(await waiter.readReply(respFrame))).toEqual([Buffer.from(key), Buffer.from("job")]);
+    } finally {
+      asker.close();
+      waiter.close();
+      await ejecting.stop();
+      await stopAll([x, y]);
+    }
+  });
+
   test("every blocking command of the table is served", async () => {
     const client = await RawClient.connect(pool);
     const requests = [

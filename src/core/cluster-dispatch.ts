@@ -8,7 +8,7 @@
 import { ByteWriter } from "../lib/bytes.ts";
 import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
-import { Resend } from "../redis-cluster/routing.ts";
+import { Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
@@ -158,6 +158,10 @@ export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: U
   if (msg.sentBuf === null) return false; // not sent by slot (a keyless command)
   const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg);
   if (to === null) return false;
+  if (to.how === Resend.Refuse) {
+    fail(pool, msg, TOO_MANY_REDIRECTIONS);
+    return true;
+  }
   msg.resends++;
   if (to.how !== Resend.Later) {
     send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster);

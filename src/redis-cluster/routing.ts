@@ -22,8 +22,11 @@ import type { NodeConnect } from "./topology-loader.ts";
 /** How long a node may take to connect and answer a topology query. */
 const LOAD_TIMEOUT_MS = 2000;
 /** A request is sent again at most this often (a slot moving twice while one request is
- *  redirected is rare; more is a loop). */
+ *  redirected is rare; more is a loop, or a multi-key request bounced between a migration's two
+ *  nodes, ASK then TRYAGAIN, for as long as the migration lasts). */
 const MAX_RESENDS = 16;
+/** The reason a request gets when a MOVED or ASK cannot be followed (Resend.Refuse). */
+export const TOO_MANY_REDIRECTIONS = "too many cluster redirections";
 /** TRYAGAIN / CLUSTERDOWN: the first retry waits this long, each next twice as long, up to
  *  RETRY_MAX_MS, while the request's time allows (the pool's timeout, else RETRY_WINDOW_MS). */
 const RETRY_FIRST_MS = 5;
@@ -40,6 +43,9 @@ export const Resend = {
   Asking: 1,
   /** To the slot's master after delayMs (TRYAGAIN, CLUSTERDOWN). */
   Later: 2,
+  /** Not followed (sent again too often): the client gets the proxy's TOO_MANY_REDIRECTIONS,
+   *  never the node's MOVED or ASK, which would send it past the proxy. */
+  Refuse: 3,
 } as const;
 export type Resend = (typeof Resend)[keyof typeof Resend];
 
@@ -51,6 +57,8 @@ export interface Redirection {
   /** Resend.Later: after how long. */
   readonly delayMs: number;
 }
+
+const REFUSE: Redirection = { how: Resend.Refuse, host: "", port: 0, delayMs: 0 };
 
 /** What a request that went to the cluster carries, for redirection(). */
 export interface SentRequest {
@@ -130,11 +138,13 @@ export class ClusterRouting {
   }
 
   /** What to do with the reply buf[start, end) a node at `fromHost` gave to `sent`: null when it
-   *  is the client's reply (not a redirection, or sent again too often, or out of time). */
+   *  is the client's reply (not a redirection, or a TRYAGAIN/CLUSTERDOWN sent again too often or
+   *  out of time). */
   redirection(buf: Uint8Array, start: number, end: number, fromHost: string, sent: SentRequest): Redirection | null {
     const kind = redirectOf(buf, start, end);
-    if (kind === Redirect.None || sent.resends >= MAX_RESENDS) return null;
+    if (kind === Redirect.None) return null;
     if (kind === Redirect.Moved || kind === Redirect.Ask) {
+      if (sent.resends >= MAX_RESENDS) return REFUSE;
       const target = redirectTarget(buf, start, end);
       if (target === null) return null;
       const host = target.host ?? fromHost;
@@ -148,6 +158,7 @@ export class ClusterRouting {
       this.stats[C.cluster_asked]!++;
       return { how: Resend.Asking, host, port: target.port, delayMs: 0 };
     }
+    if (sent.resends >= MAX_RESENDS) return null;
     const delayMs = Math.min(RETRY_FIRST_MS << sent.resends, RETRY_MAX_MS);
     if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS)) return null;
     this.stats[C.cluster_retried]!++;

@@ -1,12 +1,15 @@
 // A redis_cluster pool at the edges of a real cluster's life (3 masters, a replica each): a
 // slot left half-migrated (redis answers a multi-key request there ASK, then TRYAGAIN after
-// ASKING, for as long as the migration stays open). The client must never see a redirection.
+// ASKING, for as long as the migration stays open), and a master that hangs and is replaced
+// (redis keeps listing it as a failed master without slots until it is forgotten). The client
+// must see neither a redirection nor the failed node.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { KeySlots } from "../../src/route/key-slot.ts";
 import type { Backend } from "../helpers/backends.ts";
 import { exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
+import { poolOf, readStats } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { startRedisCluster, untilRouting, type NodeLine, type RedisCluster } from "../helpers/redis-cluster.ts";
@@ -76,6 +79,50 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     } finally {
       // Close the migration: the slot is the destination's now.
       for (const line of lines) await cluster.call(nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    }
+  });
+
+  test("after a master hangs and is replaced, whole-pool commands leave it out", async () => {
+    // A hung master (SIGSTOP: connections are accepted, nothing is answered), as a host that
+    // stops answering: the cluster fails it over, and keeps listing it as a failed master
+    // without slots. A pool without `timeout` waits for its servers as long as they take.
+    const lines = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+    const victimLine = lines.find((l) => l.masterId === "-" && l.slots.length > 0 && l.address !== cluster.seeds[0] && lines.some((r) => r.masterId === l.id))!;
+    const victim = nodeAt(victimLine.address);
+    const replica = lines.find((l) => l.masterId === victimLine.id)!;
+    const key = Array.from({ length: 100 }, (_, i) => `hung${i}`).find((k) => victimLine.slots.some(([f, l]) => slotOf(k) >= f && slotOf(k) <= l))!;
+    const patient = await startProxy(
+      TARGET,
+      poolYaml("patient", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster" }, [serverLine(cluster.seeds[0]!)]),
+    );
+    try {
+      await untilRouting(patient.pools.patient!);
+      await victim.process.freeze();
+      // Until the replica is promoted, as a live node sees it.
+      for (let i = 0; ; i++) {
+        const view = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+        if (view.find((l) => l.id === replica.id)!.masterId === "-" && view.find((l) => l.id === victimLine.id)!.flags.includes("fail")) break;
+        if (i > 300) throw new Error("the replica is not promoted");
+        await Bun.sleep(100);
+      }
+      // Until the pool's map is the promoted replica's (its periodic reload: nothing else asks).
+      const epoch = Number(/cluster_current_epoch:(\d+)/.exec(String(await cluster.call(nodeAt(cluster.seeds[0]!), "CLUSTER", "INFO")))![1]);
+      for (let i = 0; ; i++) {
+        const doc = poolOf(await readStats(patient.statsPort), "patient");
+        if ((doc.cluster_epoch as number) >= epoch) break;
+        if (i > 300) throw new Error(`the pool's map stays at epoch ${String(doc.cluster_epoch)}`);
+        await Bun.sleep(100);
+      }
+      const [reply] = await exchange(patient.pools.patient!, command("SET", key, "again"), 1, respFrame);
+      expect(reply!.toString()).toBe("+OK\r\n");
+      // Whole-pool commands go to the masters that serve slots: none waits on the hung node.
+      const replies = await exchange(patient.pools.patient!, Buffer.concat([command("DBSIZE"), command("INFO", "keyspace"), command("GET", key)]), 3, respFrame);
+      expect(replies[0]!.toString()).toMatch(/^:\d+\r\n$/);
+      expect(replies[1]!.toString()).toStartWith("$");
+      expect(replies[2]!.toString()).toBe("$5\r\nagain\r\n");
+    } finally {
+      await patient.stop();
+      await victim.kill();
     }
   });
 });

@@ -136,6 +136,18 @@ describe("parsing edge cases", () => {
     expect(map.master(101)).toBeNull();
   });
 
+  test("a failed master without slots (its replica took them over) is no shard's master", () => {
+    const reply = [
+      shard([], [node([["id", "dead"], ["port", 7000], ["ip", "h"], ["role", "master"], ["health", "fail"]])]),
+      shard([0, 16383], [node([["id", "promoted"], ["port", 7001], ["ip", "h"], ["role", "master"], ["health", "online"]])]),
+      shard([], [node([["id", "empty"], ["port", 7002], ["ip", "h"], ["role", "master"], ["health", "online"]])]),
+    ];
+    const map = new SlotMap(parseShards(reply, "x"), 3);
+    // A live master without slots (just added) stays: it may be importing keys.
+    expect(map.shards.map((s) => s.master!.id)).toEqual(["promoted", "empty"]);
+    expect(map.nodes().map((n) => n.id)).not.toContain("dead");
+  });
+
   const bad: [string, () => Topology, RegExp][] = [
     ["an error reply", () => parseShards(new ReplyError("ERR unknown subcommand 'shards'"), "h"), /replied -ERR unknown/],
     ["not an array", () => parseSlots("OK", "h"), /expected an array/],

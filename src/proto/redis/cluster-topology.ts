@@ -14,7 +14,8 @@ export interface ClusterNode {
 }
 
 export interface Shard {
-  /** Null when the reply named no master for the shard (every node of it failing). */
+  /** Null when the reply named no master for the shard, or only a failed one without slots (one
+   *  a replica replaced). */
   readonly master: ClusterNode | null;
   /** Replicas that can serve reads: CLUSTER SHARDS health "online"; CLUSTER SLOTS lists only those. */
   readonly replicas: readonly ClusterNode[];
@@ -83,6 +84,7 @@ export function parseShards(reply: RespValue, fallbackHost: string, tls = false)
     const ranges: [number, number][] = [];
     for (let i = 0; i < slots.length; i += 2) ranges.push(slotRange(slots[i]!, slots[i + 1]!, what));
     let master: ClusterNode | null = null;
+    let masterFailing = false;
     const replicas: ClusterNode[] = [];
     replyArray(shard.get("nodes") ?? null, `${what} nodes`).forEach((item, n) => {
       const node = fields(item, `${what} node ${n}`);
@@ -97,11 +99,18 @@ export function parseShards(reply: RespValue, fallbackHost: string, tls = false)
       const health = textOf(node.get("health") ?? null);
       if (role === "master") {
         // A failed master stays listed (with health "fail") until a replica replaces it.
-        if (master === null || health !== "fail") master = found;
+        if (master === null || health !== "fail") {
+          master = found;
+          masterFailing = health === "fail";
+        }
       } else if (health === "online") {
         replicas.push(found);
       }
     });
+    // A failed master whose slots a replica took over stays listed, without slots, until every
+    // node forgets it: it is no master of anything (whole-pool commands and map loads would
+    // wait on it, for ever on a host that hangs).
+    if (masterFailing && ranges.length === 0) master = null;
     return { master, replicas, ranges };
   });
   return { shards };

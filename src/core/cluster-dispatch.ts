@@ -10,6 +10,7 @@ import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
+import { park } from "./cluster-resend.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
 import { MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
@@ -52,6 +53,8 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
         msg.sentEnd = req.end;
         const master = pool.slotMaster(slot);
         if (master === null) fail(pool, msg, cluster.unserved(slot));
+        // Behind its client's requests waiting to go again, so they reach the nodes in its order.
+        else if (msg.client.parkedFirst !== null) park(pool, cluster, msg, 0);
         else forwardTo(pool, msg, master, buf, req);
       } else if (route === Route.Key) {
         answerLocally(pool, msg, cluster.crossSlot);
@@ -125,7 +128,8 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
     const server = servers[f]!;
     if (server !== null) {
       child.sentBuf = bytes;
-      send(child, server, false, cluster);
+      if (msg.client.parkedFirst !== null) park(pool, cluster, child, 0);
+      else send(child, server, false, cluster);
       continue;
     }
     const master = pool.slotMaster(child.slot);

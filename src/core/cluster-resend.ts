@@ -5,11 +5,15 @@
 // connection asks it to) and goes to the slot's node as the map then says, again and again
 // while the request's time allows; so during a failover a client sees errors only for writes
 // the dead master may have run, or when the cluster takes longer than the request's timeout.
+// A client's waiting requests go again together, in its order, and what it sends by slot
+// meanwhile waits behind them (ClientConn.parked*): each waiting on a timer of its own (half
+// its own age), a later write to a key overtook an earlier one and the key kept the older value.
 
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { send } from "./cluster-dispatch.ts";
 import { fail } from "./deliver.ts";
 import { destination, noReplica } from "./dispatch.ts";
+import type { ClientConn } from "./client.ts";
 import { MSG_READ, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 
@@ -20,8 +24,34 @@ export function resendLost(pool: Pool, cluster: ClusterRouting, msg: Msg, unwrit
   if (msg.sentBuf === null || (!unwritten && (msg.flags & MSG_READ) === 0)) return false;
   const delayMs = cluster.lostDelay(msg);
   if (delayMs < 0) return false;
-  setTimeout(() => again(pool, cluster, msg), delayMs);
+  park(pool, cluster, msg, delayMs);
   return true;
+}
+
+/** msg (its bytes kept, msg.sentBuf) waits at the end of its client's parked requests; the
+ *  first one parked starts the wait (delayMs) after which they all go. */
+export function park(pool: Pool, cluster: ClusterRouting, msg: Msg, delayMs: number): void {
+  const c = msg.client;
+  msg.snext = null;
+  if (c.parkedLast === null) {
+    c.parkedFirst = msg;
+    setTimeout(release, delayMs, pool, cluster, c);
+  } else {
+    c.parkedLast.snext = msg;
+  }
+  c.parkedLast = msg;
+}
+
+/** c's parked requests go, in order (one that fails again parks anew, in order too). */
+function release(pool: Pool, cluster: ClusterRouting, c: ClientConn): void {
+  let msg = c.parkedFirst;
+  c.parkedFirst = c.parkedLast = null;
+  while (msg !== null) {
+    const next = msg.snext;
+    msg.snext = null;
+    again(pool, cluster, msg);
+    msg = next;
+  }
 }
 
 function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {

@@ -1,13 +1,14 @@
 // A redis_cluster pool at the edges of a real cluster's life (3 masters, a replica each): a
 // slot left half-migrated (redis answers a multi-key request there ASK, then TRYAGAIN after
 // ASKING, for as long as the migration stays open), and a master that hangs and is replaced
-// (redis keeps listing it as a failed master without slots until it is forgotten). The client
-// must see neither a redirection nor the failed node.
+// (redis keeps listing it as a failed master without slots until it is forgotten), and a
+// master killed between two writes of one client. The client must see neither a redirection
+// nor the failed node, and its writes must run in its order.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { KeySlots } from "../../src/route/key-slot.ts";
 import type { Backend } from "../helpers/backends.ts";
-import { exchange, type Endpoint } from "../helpers/client.ts";
+import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { poolOf, readStats } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -123,6 +124,42 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     } finally {
       await patient.stop();
       await victim.kill();
+    }
+  });
+
+  test("a client's two writes to one key, around its master's death, run in the client's order", async () => {
+    // The first write finds the master dead (refused: never sent), and waits to go again while
+    // the cluster fails the master over; the second, sent once the replica is promoted, must
+    // not overtake it.
+    const lines = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+    const victimLine = lines.find((l) => l.masterId === "-" && l.slots.length > 0 && l.address !== cluster.seeds[0] && lines.some((r) => r.masterId === l.id && !r.flags.includes("fail")))!;
+    const replica = lines.find((l) => l.masterId === victimLine.id && !l.flags.includes("fail"))!;
+    const key = Array.from({ length: 100 }, (_, i) => `order${i}`).find((k) => victimLine.slots.some(([f, l]) => slotOf(k) >= f && slotOf(k) <= l))!;
+    const resent = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_resent_lost as number;
+    const client = await RawClient.connect(endpoint);
+    try {
+      await client.send(command("GET", key));
+      await client.readReplies(1, respFrame);
+      await nodeAt(victimLine.address).kill();
+      const before = await resent();
+      await client.send(command("SET", key, "first"));
+      // Until the first write has gone again (to the dead master) several times.
+      for (let i = 0; (await resent()) < before + 12; i++) {
+        if (i > 500) throw new Error("the write is not sent again");
+        await Bun.sleep(20);
+      }
+      for (let i = 0; ; i++) {
+        const view = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+        if (view.find((l) => l.id === replica.id)!.masterId === "-") break;
+        if (i > 500) throw new Error("the replica is not promoted");
+        await Bun.sleep(20);
+      }
+      await client.send(command("SET", key, "second"));
+      expect((await client.readReplies(2, respFrame)).map(String)).toEqual(["+OK\r\n", "+OK\r\n"]);
+      await client.send(command("GET", key));
+      expect(String((await client.readReplies(1, respFrame))[0])).toBe("$6\r\nsecond\r\n");
+    } finally {
+      client.close();
     }
   });
 });

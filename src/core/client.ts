@@ -139,11 +139,6 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
    *  clients write to one server, or to another rarely). */
   lastWrote: Server | null = null;
   private wrote: Server[] | null = null;
-  /** redis_cluster: its requests waiting to be sent again after their node was lost, oldest
-   *  first (chained by snext), and the ones by slot it sent meanwhile behind them
-   *  (cluster-resend.ts park); null when none waits. */
-  parkedFirst: Msg | null = null;
-  parkedLast: Msg | null = null;
 
   constructor(
     readonly pool: Pool,

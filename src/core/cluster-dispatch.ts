@@ -10,7 +10,6 @@ import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
-import { park } from "./cluster-resend.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
 import { MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
@@ -54,7 +53,7 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
         const master = pool.slotMaster(slot);
         if (master === null) fail(pool, msg, cluster.unserved(slot));
         // Behind its client's requests waiting to go again, so they reach the nodes in its order.
-        else if (msg.client.parkedFirst !== null) park(pool, cluster, msg, 0);
+        else if (pool.resends!.holds(msg.client)) pool.resends!.park(pool, cluster, msg, 0);
         else forwardTo(pool, msg, master, buf, req);
       } else if (route === Route.Key) {
         answerLocally(pool, msg, cluster.crossSlot);
@@ -128,7 +127,7 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
     const server = servers[f]!;
     if (server !== null) {
       child.sentBuf = bytes;
-      if (msg.client.parkedFirst !== null) park(pool, cluster, child, 0);
+      if (pool.resends!.holds(msg.client)) pool.resends!.park(pool, cluster, child, 0);
       else send(child, server, false, cluster);
       continue;
     }

@@ -6,8 +6,8 @@
 // while the request's time allows; so during a failover a client sees errors only for writes
 // the dead master may have run, or when the cluster takes longer than the request's timeout.
 // A client's waiting requests go again together, in its order, and what it sends by slot
-// meanwhile waits behind them (ClientConn.parked*): each waiting on a timer of its own (half
-// its own age), a later write to a key overtook an earlier one and the key kept the older value.
+// meanwhile waits behind them (ResendQueues): each waiting on a timer of its own (half its own
+// age), a later write to a key overtook an earlier one and the key kept the older value.
 
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { send } from "./cluster-dispatch.ts";
@@ -24,33 +24,51 @@ export function resendLost(pool: Pool, cluster: ClusterRouting, msg: Msg, unwrit
   if (msg.sentBuf === null || (!unwritten && (msg.flags & MSG_READ) === 0)) return false;
   const delayMs = cluster.lostDelay(msg);
   if (delayMs < 0) return false;
-  park(pool, cluster, msg, delayMs);
+  pool.resends!.park(pool, cluster, msg, delayMs);
   return true;
 }
 
-/** msg (its bytes kept, msg.sentBuf) waits at the end of its client's parked requests; the
- *  first one parked starts the wait (delayMs) after which they all go. */
-export function park(pool: Pool, cluster: ClusterRouting, msg: Msg, delayMs: number): void {
-  const c = msg.client;
-  msg.snext = null;
-  if (c.parkedLast === null) {
-    c.parkedFirst = msg;
-    setTimeout(release, delayMs, pool, cluster, c);
-  } else {
-    c.parkedLast.snext = msg;
-  }
-  c.parkedLast = msg;
+/** One client's requests waiting to be sent again, oldest first, chained by Msg.snext. */
+interface Waiting {
+  first: Msg;
+  last: Msg;
 }
 
-/** c's parked requests go, in order (one that fails again parks anew, in order too). */
-function release(pool: Pool, cluster: ClusterRouting, c: ClientConn): void {
-  let msg = c.parkedFirst;
-  c.parkedFirst = c.parkedLast = null;
-  while (msg !== null) {
-    const next = msg.snext;
+/** A redis_cluster pool's requests waiting to be sent again, per client (kept here rather than
+ *  on every ClientConn: only a cluster pool during a node's loss has any). */
+export class ResendQueues {
+  private readonly waiting = new Map<ClientConn, Waiting>();
+
+  /** Has c requests waiting? Its later requests by slot then wait behind them. */
+  holds(c: ClientConn): boolean {
+    return this.waiting.size !== 0 && this.waiting.has(c);
+  }
+
+  /** msg (its bytes kept, msg.sentBuf) waits at the end of its client's queue; the first one
+   *  starts the wait (delayMs) after which they all go. */
+  park(pool: Pool, cluster: ClusterRouting, msg: Msg, delayMs: number): void {
+    const c = msg.client;
     msg.snext = null;
-    again(pool, cluster, msg);
-    msg = next;
+    const queue = this.waiting.get(c);
+    if (queue === undefined) {
+      this.waiting.set(c, { first: msg, last: msg });
+      setTimeout(() => this.release(pool, cluster, c), delayMs);
+    } else {
+      queue.last.snext = msg;
+      queue.last = msg;
+    }
+  }
+
+  /** c's requests go, in order (one that fails again waits anew, in order too). */
+  private release(pool: Pool, cluster: ClusterRouting, c: ClientConn): void {
+    let msg: Msg | null = this.waiting.get(c)!.first;
+    this.waiting.delete(c);
+    while (msg !== null) {
+      const next: Msg | null = msg.snext;
+      msg.snext = null;
+      again(pool, cluster, msg);
+      msg = next;
+    }
   }
 }
 

@@ -8,6 +8,7 @@ import { bufferPool } from "../lib/bytes.ts";
 import { LOG_INFO, log } from "../log.ts";
 import type { Codec, PoolView } from "../proto/codec.ts";
 import { ClusterRouting } from "../redis-cluster/routing.ts";
+import { ResendQueues } from "./cluster-resend.ts";
 import type { SlotMap } from "../redis-cluster/slot-map.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import { createRouter, type KeyRouter } from "../route/router.ts";
@@ -40,6 +41,8 @@ export class Pool {
   /** distribution redis_cluster: slots, the cluster's map and its redirections; the pool's
    *  servers are the cluster's nodes, added as the map names them (serverAt). */
   readonly cluster: ClusterRouting | null;
+  /** redis_cluster: requests waiting to be sent again after their node was lost. */
+  readonly resends: ResendQueues | null;
   readonly clients = new Set<ClientConn>();
   /** Connections taken out of service that still wait for replies (ServerConn.retire). */
   readonly retiringConns = new Set<ServerConn>();
@@ -85,6 +88,7 @@ export class Pool {
           (map) => this.mapped(map),
         )
       : null;
+    this.resends = clustered ? new ResendQueues() : null;
     this.install(
       cfg,
       this.router,

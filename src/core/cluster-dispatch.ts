@@ -170,10 +170,8 @@ export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: U
     send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster);
     return true;
   }
-  setTimeout(() => {
-    const master = pool.slotMaster(msg.slot);
-    if (master === null) fail(pool, msg, cluster.unserved(msg.slot));
-    else send(msg, master, false, cluster);
-  }, to.delayMs);
+  // TRYAGAIN, CLUSTERDOWN: it waits with its client's other requests to go again, so that the
+  // ones the client sends meanwhile do not overtake it.
+  pool.resends!.park(pool, cluster, msg, to.delayMs);
   return true;
 }

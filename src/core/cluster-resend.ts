@@ -5,9 +5,10 @@
 // connection asks it to) and goes to the slot's node as the map then says, again and again
 // while the request's time allows; so during a failover a client sees errors only for writes
 // the dead master may have run, or when the cluster takes longer than the request's timeout.
-// A client's waiting requests go again together, in its order, and what it sends by slot
-// meanwhile waits behind them (ResendQueues): each waiting on a timer of its own (half its own
-// age), a later write to a key overtook an earlier one and the key kept the older value.
+// A client's waiting requests (these, and those a TRYAGAIN or CLUSTERDOWN sends again later,
+// cluster-dispatch.ts) go again together, in its order, and what it sends by slot meanwhile
+// waits behind them (ResendQueues): each waiting on a timer of its own (half its own age), a
+// later write to a key overtook an earlier one and the key kept the older value.
 
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { send } from "./cluster-dispatch.ts";

@@ -111,8 +111,9 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   pool.install(cfg, prepared.router, servers);
   applyLiveness(pool);
   // Told once the pool routes by cfg: a client subscribed where its channel is no longer
-  // published would hear nothing more. Disconnected, as when its server leaves, to subscribe
-  // again.
+  // published would hear nothing more (disconnected, as when its server leaves, to subscribe
+  // again); a transaction whose keys moved would write where they are no longer read (its
+  // pinned connection closes: EXEC gets -EXECABORT).
   const stranded: ClientConn[] = [];
   for (const c of pool.clients) {
     const verdict = pool.codec.reconfigure(c.session, cfg, position, pool.view);

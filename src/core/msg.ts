@@ -42,8 +42,8 @@ export class Msg implements Outbound {
   values = 0;
   /** redis_cluster pools (cluster-dispatch.ts): the bytes sent for this request or fragment,
    *  kept to send them again when a node redirects it; its slot; how often it was sent again.
-   *  Other pools keep a blocking request's bytes here, for a reload to see where its keys
-   *  went (reload.ts). */
+   *  Other pools keep a blocking request's bytes here, for an ejection or a reload to see
+   *  where its keys went (health.ts). */
   sentBuf: Uint8Array | null = null;
   sentStart = 0;
   sentEnd = 0;

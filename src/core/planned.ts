@@ -89,9 +89,14 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       const conn = lentConn(pool, c, msg, plan.server);
       if (conn === null) return true;
       msg.extraWait = plan.waitMs;
-      msg.sentBuf = buf;
-      msg.sentStart = req.start;
-      msg.sentEnd = req.end;
+      if (pool.cluster === null) {
+        // Kept for an ejection or a reload to see where its keys went (health.ts). Not in a
+        // cluster pool, whose slots do not move so, and where bytes kept mean "may be sent
+        // again on a shared connection" (cluster-dispatch.ts), which a blocking one may not.
+        msg.sentBuf = buf;
+        msg.sentStart = req.start;
+        msg.sentEnd = req.end;
+      }
       send(msg, conn, buf, req);
       return true;
     }

@@ -3,7 +3,9 @@
 // ASKING, for as long as the migration stays open), and a master that hangs and is replaced
 // (redis keeps listing it as a failed master without slots until it is forgotten), and a
 // master killed between two writes of one client. The client must see neither a redirection
-// nor the failed node, and its writes must run in its order.
+// nor the failed node, and its writes must run in its order. A blocking command, on a
+// connection of the client's own, gets the node's ASK (README's limits), never a shared
+// connection blocked by it.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { KeySlots } from "../../src/route/key-slot.ts";
@@ -80,6 +82,31 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     } finally {
       // Close the migration: the slot is the destination's now.
       for (const line of lines) await cluster.call(nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    }
+  });
+
+  test("a blocking command that meets ASK gets it, and never blocks a connection other clients share", async () => {
+    const queue = "{blk}q";
+    const slot = slotOf(queue);
+    const source = await cluster.ownerOf(slot);
+    const lines = await masters();
+    const sourceLine = lines.find((l) => l.address === source.address)!;
+    const destLine = lines.find((l) => l.address !== source.address)!;
+    const dest = nodeAt(destLine.address);
+    // A key the destination serves: its requests share the proxy's connection to it.
+    const destKey = Array.from({ length: 500 }, (_, i) => `blk.dest.${i}`).find((k) => destLine.slots.some(([f, l]) => slotOf(k) >= f && slotOf(k) <= l))!;
+    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
+    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    const blocker = await RawClient.connect(endpoint);
+    try {
+      // The source lacks the key: ASK. Followed on a shared connection, the BLPOP would block
+      // it, and every other client's request to the destination behind it.
+      await blocker.send(command("BLPOP", queue, "0"));
+      expect((await blocker.readReply(respFrame)).toString("latin1")).toStartWith(`-ASK ${slot} `);
+      expect(await viaProxy(["SET", destKey, "v"], ["GET", destKey])).toEqual(["+OK\r\n", "$1\r\nv\r\n"]);
+    } finally {
+      blocker.close();
+      for (const line of lines) await cluster.call(nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", sourceLine.id);
     }
   });
 

@@ -263,14 +263,16 @@ export class Pool {
   }
 
   /** Removed by a reload: stop accepting, let in-flight requests finish (at most
-   *  `timeoutMs`), then close clients and servers. */
-  retire(timeoutMs: number): void {
+   *  `timeoutMs`; the proxy's ticker still times them out meanwhile), then close clients and
+   *  servers and call `closed`. */
+  retire(timeoutMs: number, closed: () => void): void {
     this.stopListening();
     const deadline = performance.now() + timeoutMs;
     const check = setInterval(() => {
       if (this.inFlight > 0 && performance.now() < deadline) return;
       clearInterval(check);
       this.close();
+      closed();
     }, 20);
   }
 }

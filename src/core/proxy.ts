@@ -1,5 +1,6 @@
-// The running proxy: one Pool per configured pool, their stats, the request-timeout ticker, a
-// hot reload over all pools (prepared whole before any is changed), and the graceful drain.
+// The running proxy: one Pool per configured pool, their stats, the request-timeout ticker (over
+// the pools a reload removed too, until they close), a hot reload over all pools (prepared whole
+// before any is changed), and the graceful drain.
 
 import type { Config, PoolConfig } from "../conf/types.ts";
 import { log } from "../log.ts";
@@ -19,9 +20,9 @@ export function codecFor(cfg: PoolConfig): Codec {
 }
 
 /** How often request timeouts are checked: a tenth of the shortest timeout, 5..100 ms. */
-function tickFor(config: Config): number | null {
+function tickFor(pools: Iterable<PoolConfig>): number | null {
   let min = Infinity;
-  for (const p of config.pools) if (p.timeout !== null && p.timeout < min) min = p.timeout;
+  for (const p of pools) if (p.timeout !== null && p.timeout < min) min = p.timeout;
   return min === Infinity ? null : Math.min(100, Math.max(5, Math.floor(min / 10)));
 }
 
@@ -42,6 +43,9 @@ export class Proxy {
   generation = 1;
   loadedAt = Date.now();
   private ticker: Timer | null = null;
+  /** Pools a reload removed, until they close (Pool.retire): their clients' requests still
+   *  time out by their pool's timeout, not at the retire deadline. */
+  private readonly retiring = new Set<Pool>();
   /** Closes idle clients, while a pool has client_idle_timeout. */
   private idleTicker: Timer | null = null;
 
@@ -93,11 +97,12 @@ export class Proxy {
       }, IDLE_TICK_MS);
       this.idleTicker.unref();
     }
-    const tick = tickFor(this.config);
+    const tick = tickFor([...this.config.pools, ...[...this.retiring].map((p) => p.cfg)]);
     if (tick === null) return;
     this.ticker = setInterval(() => {
       const now = performance.now();
       for (const pool of this.pools) checkTimeouts(pool, now);
+      for (const pool of this.retiring) checkTimeouts(pool, now);
     }, tick);
     this.ticker.unref();
   }
@@ -157,7 +162,8 @@ export class Proxy {
       if (diff.length > 0) changes.push(`pool ${cfg.name}: ${diff.join(", ")}`);
     }
     for (const pool of leaving) {
-      pool.retire(retireTimeoutMs);
+      this.retiring.add(pool);
+      pool.retire(retireTimeoutMs, () => this.retiring.delete(pool));
       changes.push(`-pool ${pool.cfg.name}`);
     }
     this.pools = plan.map((x) => x.pool);

@@ -2,7 +2,8 @@
 // (the removed pool's requests in flight finish, then its clients are closed), move a pool to
 // another listen address (its clients stay connected), switch a pool's protocol or rename it
 // on the same address, a listen address that cannot be bound (nothing changes), and a request
-// timeout that still holds for requests left on a removed server.
+// timeout that still holds for requests left on a removed server, and for a removed pool's
+// clients.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { TCPSocketListener } from "bun";
@@ -226,6 +227,26 @@ describe.skipIf(TARGET !== "buncracker")("hot reload of pools", () => {
       await client.send(command("SET", key, "2"));
       expect(String(await client.readReply(respFrame))).toBe(String(OK));
       client.close();
+    } finally {
+      await unpause(R3);
+    }
+    await eventually("R3 to be free of proxy connections", async () => ((await clientIds(R3)).length === 0 ? true : undefined));
+  });
+
+  test("a request of a removed pool's client still gets the pool's timeout, not the retire deadline", async () => {
+    const theta = poolYaml("theta", { listen: `127.0.0.1:${port.beta}`, redis: true, timeout: 400 }, [serverLine(R3.address)]);
+    await proxy.signalReload(alpha() + theta);
+    await pauseWrites(R3);
+    try {
+      const client = await RawClient.connect(proxy.endpoint("theta"));
+      await client.send(command("SET", "retiring.slow", "1"));
+      await proxy.statsWhere("the SET in flight on R3", (doc) => (serverStats(doc, "theta", R3.address)?.out_queue ?? 0) >= 1);
+      // The pool goes; its client stays until its requests are answered or the retire deadline
+      // (--drain-timeout, 5 s) passes, which must not stand in for the pool's timeout.
+      expect((await proxy.signalReload(alpha()))[0]).toContain("-pool theta");
+      expect(String(await client.readReply(respFrame))).toBe(String(error("ERR Connection timed out")));
+      // Nothing left in flight: the retiring pool closes its client.
+      expect((await client.readUntilClose()).length).toBe(0);
     } finally {
       await unpause(R3);
     }

@@ -11,6 +11,11 @@
 //   its plan, carried out on release: one that writes, and everything on a transaction's or a
 //   blocking request's connection to the server, waits.
 //   A transaction whose pinned connection went with the old master fails instead.
+// - A reload during a failover (handOver): the failover and the parked requests go on in the
+//   PoolFailover of the new config. A plan was made with the old config's server positions: a
+//   request with keys goes where they are now (a transaction, whole, stays on its server or
+//   fails), one without keeps the servers its plan chose (PUBLISH's, a subscription's), at
+//   their new positions; one whose server left the pool fails.
 // - Replicas up or down: the server's replica list, where read_from sends read-only commands.
 // - A master answered -READONLY (demoted before the event arrived): the sentinels are asked again.
 
@@ -41,7 +46,16 @@ interface Parked {
   readonly pin: ServerConn | null;
 }
 
-const TX_LOST = "the connection of this transaction to its server was lost in a failover";
+const TX_LOST = "the connection of this transaction to its server was lost while it waited for a failover";
+const TX_MOVED = "its transaction's keys moved to another server in a reload";
+
+/** What a reload changed that the parked requests must follow (Pool.follow). */
+export interface Reloaded {
+  /** The servers as they were, by their positions then. */
+  readonly servers: readonly Server[];
+  /** Clients whose transaction the reload ended before a connection was pinned to it. */
+  readonly txLost: ReadonlySet<ClientConn>;
+}
 
 const DEMOTED_ASK_MS = 100;
 
@@ -147,13 +161,133 @@ export class PoolFailover {
     return false;
   }
 
+  /** A reload replaced this by `next` (null: the pool follows no sentinels now), the sessions
+   *  told already: stop following. The failovers under way (by sentinels both follow) go on in
+   *  `next` and the parked requests wait there, their plans renumbered; with none under way they
+   *  go now, by the new config. */
+  handOver(next: PoolFailover | null, reloaded: Reloaded): void {
+    this.client.stop();
+    const failing = new Set(next === null ? [] : next.client.inheritFailovers(this.client));
+    let holding = 0;
+    for (const s of this.pool.servers) {
+      s.holdWrites = failing.has(s.cfg.name!);
+      if (s.holdWrites) holding++;
+    }
+    this.holding = 0;
+    const parked = this.take();
+    const strays = this.strayTransactions(parked, reloaded);
+    const kept: Parked[] = [];
+    for (const p of parked) {
+      const plan = p.plan === null ? null : this.renumbered(p, p.plan, reloaded, strays);
+      if (plan === p.plan) kept.push(p);
+      else if (plan !== null) kept.push({ ...p, plan });
+    }
+    if (next === null || holding === 0) {
+      this.dispatch(kept);
+      return;
+    }
+    next.holding = holding;
+    next.parked = kept;
+    for (const p of kept) next.parkedBy.set(p.msg.client, (next.parkedBy.get(p.msg.client) ?? 0) + 1);
+  }
+
+  /** A server position of the config before a reload, in the one it installed (-1: the server
+   *  left the pool). */
+  private now(reloaded: Reloaded, position: number): number {
+    const s = reloaded.servers[position];
+    return s !== undefined && this.pool.servers[s.index] === s ? s.index : -1;
+  }
+
+  /** Where the keys of a parked request are now (-1: it has none; -2: on several servers). */
+  private keysAt(p: Parked): number {
+    return this.pool.codec.planner!.keysPosition(p.buf, p.start, p.end, this.pool.view);
+  }
+
+  /** The parked plans of transactions that cannot run whole on their server any more: it left
+   *  the pool, or a key of theirs moved off it. A transaction runs whole or not at all: each of
+   *  its plans, up to the one that ends it (`release`), fails. */
+  private strayTransactions(parked: readonly Parked[], reloaded: Reloaded): Set<Parked> {
+    const strays = new Set<Parked>();
+    const open = new Map<ClientConn, { plans: Parked[]; stray: boolean }>();
+    const end = (tx: { plans: Parked[]; stray: boolean }): void => {
+      if (tx.stray) for (const p of tx.plans) strays.add(p);
+    };
+    for (const p of parked) {
+      const plan = p.plan;
+      if (plan === null || plan.kind !== PlanKind.Pinned) continue;
+      const c = p.msg.client;
+      let tx = open.get(c);
+      if (tx === undefined) open.set(c, (tx = { plans: [], stray: reloaded.txLost.has(c) }));
+      tx.plans.push(p);
+      if (plan.server >= 0) {
+        const server = this.now(reloaded, plan.server);
+        const at = this.keysAt(p);
+        if (server < 0 || (at !== -1 && at !== server)) tx.stray = true;
+      }
+      if (plan.release) {
+        end(tx);
+        open.delete(c);
+      }
+    }
+    for (const tx of open.values()) end(tx);
+    return strays;
+  }
+
+  /** A parked request's plan under the config a reload installed, or null when it failed: a
+   *  server it chose left the pool, or its transaction cannot run whole (`strays`). */
+  private renumbered(p: Parked, plan: Plan, reloaded: Reloaded, strays: ReadonlySet<Parked>): Plan | null {
+    const pool = this.pool;
+    const left = (position: number): null => {
+      fail(pool, p.msg, `server ${reloaded.servers[position]!.cfg.name} left the pool in a reload`);
+      return null;
+    };
+    switch (plan.kind) {
+      case PlanKind.Pinned: {
+        if (plan.server < 0) return plan;
+        const server = this.now(reloaded, plan.server);
+        if (server < 0) return left(plan.server);
+        if (!strays.has(p)) return { ...plan, server };
+        fail(pool, p.msg, TX_MOVED);
+        return null;
+      }
+      case PlanKind.Server: {
+        // With keys, where they are now; else the server it chose (PUBLISH's, any server).
+        const at = this.keysAt(p);
+        const server = at >= 0 ? at : this.now(reloaded, plan.server);
+        return server < 0 ? left(plan.server) : { ...plan, server };
+      }
+      case PlanKind.Blocking: {
+        // It waits for pushes to its keys: where they are now.
+        const server = this.keysAt(p);
+        if (server >= 0) return { ...plan, server };
+        fail(pool, p.msg, "its keys are no longer on one server after a reload");
+        return null;
+      }
+      case PlanKind.Fanout: {
+        const gone = plan.targets.find((t) => this.now(reloaded, t.server) < 0);
+        if (gone !== undefined) return left(gone.server);
+        return { ...plan, targets: plan.targets.map((t) => ({ ...t, server: this.now(reloaded, t.server) })) };
+      }
+      default:
+        return plan;
+    }
+  }
+
+  /** The parked requests, none parked any more. */
+  private take(): Parked[] {
+    const parked = this.parked;
+    this.parked = [];
+    this.parkedBy = new Map();
+    return parked;
+  }
+
   /** Dispatch every parked request again, in arrival order (those whose server still holds
    *  park again, and their clients' later ones behind them). */
   private release(): void {
-    const parked = this.parked;
-    if (parked.length === 0) return;
-    this.parked = [];
-    this.parkedBy = new Map();
+    if (this.parked.length > 0) this.dispatch(this.take());
+  }
+
+  private dispatch(parked: readonly Parked[]): void {
     const codec = this.pool.codec;
     const req = this.req;
     for (const p of parked) {

@@ -77,7 +77,7 @@ function failStrandedWaits(pool: Pool): void {
   const planner = pool.codec.planner;
   if (planner === null) return;
   for (const s of pool.servers) {
-    const strands = (msg: Msg): boolean => msg.sentBuf !== null && planner.blockingServer(msg.sentBuf, msg.sentStart, msg.sentEnd, pool.view) !== s.index;
+    const strands = (msg: Msg): boolean => msg.sentBuf !== null && planner.keysPosition(msg.sentBuf, msg.sentStart, msg.sentEnd, pool.view) !== s.index;
     s.lending.closeStranded(strands, `its keys moved off server ${s.cfg.pname}`);
   }
 }

@@ -17,7 +17,7 @@ import { P } from "../stats/table.ts";
 import { poolTls, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
 import { peerOf } from "./errors.ts";
-import { PoolFailover } from "./failover.ts";
+import { PoolFailover, type Reloaded } from "./failover.ts";
 import { bind, Listener, type Bound } from "./listener.ts";
 import { poolView } from "./planned.ts";
 import { Server } from "./server.ts";
@@ -94,10 +94,11 @@ export class Pool {
       this.router,
       cfg.servers.map((s, i) => new Server(this, i, s, stats.servers[i]!)),
     );
+    this.follow(null);
   }
 
   /** Run on `cfg` with these servers (in cfg.servers order) and this router (built on cfg, every
-   *  server live): at start and after a reload. */
+   *  server live): at start and in a reload (which then calls follow()). */
   install(cfg: PoolConfig, router: KeyRouter | null, servers: Server[]): void {
     this.cfg = cfg;
     this.stats.extended = cfg.tls !== null || cfg.serverTls !== null || cfg.clientMaxRequest > 0 || cfg.clientIdleTimeout !== null;
@@ -107,7 +108,6 @@ export class Pool {
     // A cluster's fragments are planned by slot (redis refuses keys of two slots in one command).
     const groups = this.cluster !== null ? SLOT_COUNT : servers.length;
     if (this.splitPlan.fragServer.length !== groups) this.splitPlan = new SplitPlan(groups);
-    this.follow();
   }
 
   /** redis_cluster: the server of the node at host:port, added the first time it is named. */
@@ -163,10 +163,12 @@ export class Pool {
     for (const s of this.servers) if (!masters.has(s)) s.replicas = [];
   }
 
-  /** (Re)start following the sentinels of the config, if it has any: anew after a reload
-   *  (sentinels or servers may have changed); servers that stay keep their address meanwhile. */
-  private follow(): void {
-    this.failover?.stop();
+  /** (Re)start following the sentinels of the config, if it has any: at start, and anew at the
+   *  end of a reload (`reloaded`; sentinels or servers may have changed), which hands the
+   *  failovers under way and the requests waiting for them to the new follower; servers that
+   *  stay keep their address meanwhile. */
+  follow(reloaded: Reloaded | null): void {
+    const previous = this.failover;
     this.failover = null;
     // A cluster's replicas come with its slot map (mapped), and are servers of the pool.
     if (this.cluster !== null) return;
@@ -174,9 +176,9 @@ export class Pool {
       for (const r of s.replicas) r.retire();
       s.replicas = [];
     }
-    if (this.cfg.sentinels.length === 0) return;
-    this.failover = new PoolFailover(this);
-    this.failover.start();
+    if (this.cfg.sentinels.length > 0) this.failover = new PoolFailover(this);
+    if (previous !== null) previous.handOver(this.failover, reloaded!);
+    this.failover?.start();
   }
 
   // ---- listening ----

@@ -2,8 +2,9 @@
 // Router, binding a changed listen address) and changes nothing; apply() then cannot fail: it
 // keeps servers whose name and address stay (with their connections and stats), retires
 // servers that left (their shared connections close once their queue is empty, the clients'
-// own ones at once), swaps in the new
-// router, and serves the new listen address without touching connected clients. The proxy
+// own ones at once), swaps in the new router, hands a failover under way and the requests
+// waiting for it to the sentinels' new follower (failover.ts), and serves the new listen
+// address without touching connected clients. The proxy
 // prepares every pool before it applies any (Proxy.reload), so a reload applies whole or not
 // at all.
 
@@ -65,6 +66,7 @@ export function abandon(prepared: PreparedReload): void {
 export function apply(pool: Pool, prepared: PreparedReload): string[] {
   const old = pool.cfg;
   const cfg = prepared.cfg;
+  const before = pool.servers;
   // First: servers read their connection count from it.
   pool.cfg = cfg;
   const changes: string[] = [];
@@ -115,12 +117,24 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   // again); a transaction whose keys moved would write where they are no longer read (its
   // pinned connection closes: EXEC gets -EXECABORT).
   const stranded: ClientConn[] = [];
+  const txLost = new Set<ClientConn>();
   for (const c of pool.clients) {
     const verdict = pool.codec.reconfigure(c.session, cfg, position, pool.view);
     if (verdict === Reconfigured.Stranded) stranded.push(c);
-    else if (verdict === Reconfigured.PinMoved) c.own?.pinned?.close("its transaction's keys moved to another server in a reload");
+    else if (verdict === Reconfigured.PinMoved) {
+      const pin = c.own?.pinned ?? null;
+      if (pin !== null) pin.close("its transaction's keys moved to another server in a reload");
+      else {
+        // Pinned by a request that has no connection yet (it waits for a failover): the
+        // transaction is lost all the same, and that request fails (PoolFailover.handOver).
+        pool.codec.planner!.pinLost(c.session);
+        txLost.add(c);
+      }
+    }
   }
   for (const c of stranded) c.drop(new Error("its subscriptions moved to other servers in a reload"));
+  // The sessions know the new config: the requests waiting for a failover follow it.
+  pool.follow({ servers: before, txLost });
   for (const key of Object.keys(cfg) as (keyof PoolConfig)[]) {
     // Named as in the config file: redisAuth -> redis_auth.
     const changed =

@@ -516,9 +516,10 @@ export interface Planner<S extends Session = Session> {
   pushTopic(buf: Uint8Array, start: number, end: number): Uint8Array | null;
   /** The connection the session's transaction is pinned to closed. */
   pinLost(session: S): void;
-  /** The position a blocking request (PlanKind.Blocking), sent as buf[start, end), waits on
-   *  as `pool` routes now; another one (or a negative) once a reload moved its keys. */
-  blockingServer(buf: Uint8Array, start: number, end: number, pool: PoolView): number;
+  /** The position of the keys of a planned request buf[start, end) as `pool` routes now (a
+   *  blocking request waits on it: another one once a reload moved its keys); -1 when it has
+   *  none, -2 when they are on several servers. */
+  keysPosition(buf: Uint8Array, start: number, end: number, pool: PoolView): number;
   /** Whether the session is in subscribed mode. */
   subscribed(session: S): boolean;
 }

@@ -114,6 +114,23 @@ export class SentinelClient {
     this.links = opts.sentinels.map((addr) => new SentinelLink(addr, opts.auth, handlers, this.timeoutMs, opts.framer, opts.sockets));
   }
 
+  /** Before start(), when this client replaces `previous` (a reload): the failovers it saw
+   *  under way, of the masters and by the sentinels both follow, go on here until a sentinel
+   *  ends them (the first answers only say where the masters are). Returns the names of the
+   *  masters still failing over. */
+  inheritFailovers(previous: SentinelClient): string[] {
+    const followed = new Set(this.links.map((l) => l.addr.spec));
+    const names: string[] = [];
+    for (const m of this.masters.values()) {
+      const old = previous.masters.get(m.name);
+      if (old === undefined) continue;
+      for (const [sentinel, since] of old.failovers) if (followed.has(sentinel)) m.failovers.set(sentinel, since);
+      m.failoverTimeout = old.failoverTimeout;
+      if (m.failovers.size > 0) names.push(m.name);
+    }
+    return names;
+  }
+
   start(): void {
     this.stopped = false;
     for (const link of this.links) link.start();

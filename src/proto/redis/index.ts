@@ -14,7 +14,7 @@ import { preamble } from "./preamble.ts";
 import { errorReply } from "./replies.ts";
 import { writeVerbatim } from "./reply.ts";
 import { parseRequest } from "./request.ts";
-import { blockingServer, planRequest } from "./plan.ts";
+import { keysPosition, planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
 import { upstreamFor } from "./upstream.ts";
 import { isPubSubMessage, pushTopic } from "./subscriptions.ts";
@@ -66,7 +66,7 @@ export const redisCodec: Codec<RedisSession> = {
     isPush: isPubSubMessage,
     pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
-    blockingServer,
+    keysPosition,
     subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,
   },
 };

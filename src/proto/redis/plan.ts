@@ -66,9 +66,9 @@ export function keysServer(buf: Uint8Array, req: Req, pool: PoolView): number {
   return first;
 }
 
-/** The server a blocking request sent as buf[start, end) waits on as the pool routes now:
- *  where pushes to its keys go (CROSS_SERVER once they part, after a reload). */
-export function blockingServer(buf: Uint8Array, start: number, end: number, pool: PoolView): number {
+/** The server of the keys of a request buf[start, end) as the pool routes now (a blocking one
+ *  waits there for pushes to them; CROSS_SERVER once they part, after a reload). */
+export function keysPosition(buf: Uint8Array, start: number, end: number, pool: PoolView): number {
   const req = new Req();
   parseRequest(buf, start, end, req);
   const role = (req.command as SupportedCommand | null)?.role;

@@ -1,0 +1,182 @@
+// A hot reload while a Sentinel failover is under way, with real redis-sentinels and two shards
+// (s1, s2) of a master and a replica. The replica being promoted is frozen, so the failover
+// waits while requests arrive and the reload happens: the requests wait in the proxy with plans
+// made under the old config (server positions), and the reload renumbers the servers or removes
+// the one failing over. A waiting request goes to the server its plan chose (found again at its
+// new position), or fails with a clear error when that server left or its transaction's keys
+// moved; one routed by its keys goes where they are under the new config; each gets one reply,
+// in order, and the writes still wait for the new master.
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { RawClient } from "../helpers/client.ts";
+import { redisCall } from "../helpers/direct.ts";
+import { freePort } from "../helpers/ports.ts";
+import { TARGET } from "../helpers/proxy.ts";
+import { eventually, placer, ReloadableProxy } from "../helpers/reload.ts";
+import { command, decode, pipeline, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
+import { forceFailover, startSentinels, type SentinelDeployment, type Shard } from "../helpers/sentinel.ts";
+
+setDefaultTimeout(120_000);
+
+/** A reply as plain values: bulk strings as text, errors as "-message". */
+function plain(v: RespValue): unknown {
+  if (Buffer.isBuffer(v)) return v.toString();
+  if (v instanceof RespError) return `-${v.message}`;
+  if (Array.isArray(v)) return v.map(plain);
+  return v;
+}
+
+async function read(c: RawClient, n: number, timeoutMs = 30000): Promise<unknown[]> {
+  return (await c.readReplies(n, respFrame, timeoutMs)).map((r) => plain(decode(r)));
+}
+
+/** A name `place` (a pool's placement) puts on `address`. */
+function nameOn(place: (key: string) => string, address: string, prefix: string): string {
+  for (let i = 0; ; i++) if (place(`${prefix}${i}`) === address) return `${prefix}${i}`;
+}
+
+describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failover", () => {
+  let d: SentinelDeployment;
+  let s1: Shard;
+  let s2: Shard;
+  const listen = `127.0.0.1:${freePort()}`;
+  const pool = (shards: Shard[]) =>
+    [
+      "ha:",
+      `  listen: ${listen}`,
+      "  redis: true",
+      // Longer than the failover, so that nothing held times out.
+      "  timeout: 20000",
+      "  sentinels:",
+      ...d.sentinels.map((s) => `   - ${s.address}`),
+      "  servers:",
+      ...shards.map((s) => `   - ${s.master.address}:1 ${s.name}`),
+    ].join("\n") + "\n";
+
+  beforeAll(async () => {
+    d = await startSentinels({ shards: ["s1", "s2"] });
+    [s1, s2] = d.shards as [Shard, Shard];
+  });
+
+  afterAll(async () => {
+    for (const s of d?.shards ?? []) s.replica.process.signal("SIGCONT");
+    await d?.stop();
+  });
+
+  /** A client of `proxy` and a subscriber of `channel` straight on each of `backends`. */
+  async function clients(proxy: ReloadableProxy, channel: string, backends: Shard["master"][]): Promise<RawClient[]> {
+    const opened: RawClient[] = [];
+    for (const b of backends) {
+      const sub = await RawClient.connect({ host: b.host, port: b.port });
+      opened.push(sub);
+      await sub.send(command("SUBSCRIBE", channel));
+      expect(await read(sub, 1)).toEqual([["subscribe", channel, 1]]);
+    }
+    opened.unshift(await RawClient.connect(proxy.endpoint("ha")));
+    return opened;
+  }
+
+  /** SENTINEL FAILOVER of `shard`, its replica frozen once the proxy holds its writes: the
+   *  promotion waits until SIGCONT. */
+  async function holdFailover(proxy: ReloadableProxy, shard: Shard): Promise<void> {
+    const before = proxy.proxy.stderr().split(`${shard.name} failover started`).length;
+    await forceFailover(d.sentinels[0]!, shard.name);
+    await eventually("the proxy holding the writes", () => (proxy.proxy.stderr().split(`${shard.name} failover started`).length > before ? true : undefined));
+    await shard.replica.process.freeze();
+  }
+
+  test("servers renumbered: the transaction and the PUBLISH waiting for s2 still go to s2, its new master", async () => {
+    // s2 is server 0, then server 1 (servers are sorted by name).
+    const before = pool([s2]);
+    const after = pool([s1, s2]);
+    const place = placer(after, "ha");
+    const txKey = nameOn(place, s2.master.address, "tx:");
+    const setKey = nameOn(place, s2.master.address, "set:");
+    // On s2 when its transaction starts, on s1 after the reload.
+    const movedKey = nameOn(place, s1.master.address, "moved:");
+    const proxy = await ReloadableProxy.start(before, { verbosity: 6 });
+    const opened: RawClient[] = [];
+    try {
+      await eventually("the proxy's first answer", () => (proxy.proxy.stderr().includes(`${s2.name} master (unknown) -> `) ? true : undefined));
+      opened.push(...(await clients(proxy, "news", [s1.master, s2.master])));
+      const client = opened[0]!;
+      const moving = await RawClient.connect(proxy.endpoint("ha"));
+      opened.push(moving);
+      await holdFailover(proxy, s2);
+      try {
+        await client.send(pipeline([["MULTI"], ["INCR", txKey], ["EXEC"], ["SET", setKey, "during"], ["PUBLISH", "news", "hello"]]));
+        await moving.send(pipeline([["MULTI"], ["INCR", movedKey], ["EXEC"]]));
+        // MULTI is answered by the proxy (so the pipeline was read); the rest waits.
+        expect(await read(client, 1)).toEqual(["OK"]);
+        expect(await read(moving, 1)).toEqual(["OK"]);
+        expect((await proxy.signalReload(after))[0]).toContain("+server");
+        // A transaction whose key the reload moved is lost, as one with a connection would be.
+        const lost = "-ERR its transaction's keys moved to another server in a reload";
+        expect(await read(moving, 2)).toEqual([lost, lost]);
+      } finally {
+        s2.replica.process.signal("SIGCONT");
+      }
+      // Published on s2's new master, where nobody subscribes: not on s1 (the position s2 had),
+      // not on s2's old master.
+      expect(await read(client, 4)).toEqual(["QUEUED", [1], "OK", 0]);
+      await d.awaitMaster(s2.name, s2.replica.address, 40000);
+      expect(plain(await redisCall(s2.replica, "GET", txKey))).toBe("1");
+      expect(plain(await redisCall(s2.replica, "GET", setKey))).toBe("during");
+      expect(plain(await redisCall(s1.master, "EXISTS", txKey))).toBe(0);
+      expect(plain(await redisCall(s1.master, "EXISTS", movedKey))).toBe(0);
+      expect(plain(await redisCall(s2.replica, "EXISTS", movedKey))).toBe(0);
+      expect(proxy.proxy.stderr()).not.toContain("failed:");
+    } finally {
+      for (const c of opened) c.close();
+      s2.replica.process.signal("SIGCONT");
+      await proxy.stop();
+    }
+  });
+
+  test("the server failing over removed: what its plans chose fails, what routes by key goes where the keys are now", async () => {
+    const before = pool([s1, s2]);
+    const after = pool([s2]);
+    const place = placer(before, "ha");
+    const txKey = nameOn(place, s1.master.address, "tx2:");
+    const setKey = nameOn(place, s1.master.address, "set2:");
+    const channel = nameOn(place, s1.master.address, "news");
+    const s2master = d.backendAt(s2.name, await d.masterOf(s2.name));
+    const proxy = await ReloadableProxy.start(before, { verbosity: 6 });
+    const opened: RawClient[] = [];
+    try {
+      await eventually("the proxy's first answers", () =>
+        [s1, s2].every((s) => proxy.proxy.stderr().includes(`${s.name} master (unknown) -> `)) ? true : undefined,
+      );
+      opened.push(...(await clients(proxy, channel, [s1.master, s2master])));
+      const client = opened[0]!;
+      await holdFailover(proxy, s1);
+      try {
+        await client.send(
+          pipeline([["MULTI"], ["INCR", txKey], ["EXEC"], ["SET", setKey, "during"], ["PUBLISH", channel, "hello"], ["GET", setKey]]),
+        );
+        expect(await read(client, 1)).toEqual(["OK"]);
+        expect((await proxy.signalReload(after))[0]).toContain("-server");
+        // Nothing waits for s1 any more: the replies come while its failover is still held.
+        const [incr, exec, set, publish, get] = await read(client, 5);
+        expect([incr, exec, publish]).toEqual([
+          "-ERR server s1 left the pool in a reload",
+          "-ERR server s1 left the pool in a reload",
+          "-ERR server s1 left the pool in a reload",
+        ]);
+        expect([set, get]).toEqual(["OK", "during"]);
+      } finally {
+        s1.replica.process.signal("SIGCONT");
+      }
+      expect(plain(await redisCall(s2master, "GET", setKey))).toBe("during");
+      expect(plain(await redisCall(s2master, "EXISTS", txKey))).toBe(0);
+      // The same client goes on under the new config.
+      await client.send(pipeline([["MULTI"], ["INCR", txKey], ["EXEC"]]));
+      expect(await read(client, 3)).toEqual(["OK", "QUEUED", [1]]);
+      expect(proxy.proxy.stderr()).not.toContain("failed:");
+    } finally {
+      for (const c of opened) c.close();
+      s1.replica.process.signal("SIGCONT");
+      await proxy.stop();
+    }
+  });
+});

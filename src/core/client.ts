@@ -496,6 +496,17 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
     this.account();
   }
 
+  /** Its pool closes: write what is due now (the errors of the requests failed just now) and
+   *  end the connection, whatever is left unwritten or unanswered. */
+  finish(): void {
+    if (this.closed) return;
+    this.closing = true;
+    this.hold = HOLD_EXPIRED;
+    // Ends it once nothing is due and all is written.
+    this.flush();
+    if (this.blocked || this.first !== null) this.socket.end();
+  }
+
   /** The connection is gone (closed by either side, or failed): forget its pending replies and
    *  give back what it held. `err` undefined: an orderly close (client_eof). */
   teardown(err?: Error): void {

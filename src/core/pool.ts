@@ -255,13 +255,14 @@ export class Pool {
     this.stopListening();
     this.failover?.stop();
     this.failover = null;
-    for (const c of this.clients) c.socket.end();
+    // Requests in flight fail first, so that their clients get the errors before the end.
     for (const s of this.servers) {
       s.closeAll("Connection closed by proxy");
       for (const r of s.replicas) r.closeAll("Connection closed by proxy");
     }
     // Nothing checks their timeouts once the pool is gone.
     for (const c of [...this.retiringConns]) c.close("Connection closed by proxy");
+    for (const c of [...this.clients]) c.finish();
   }
 
   /** Removed by a reload: stop accepting, let in-flight requests finish (at most

@@ -176,9 +176,11 @@ export class Proxy {
     return changes.length === 0 ? "no changes" : changes.join("; ");
   }
 
+  /** Requests in flight, in the pools a reload removed too. */
   get inFlight(): number {
     let n = 0;
     for (const p of this.pools) n += p.inFlight;
+    for (const p of this.retiring) n += p.inFlight;
     return n;
   }
 
@@ -195,6 +197,7 @@ export class Proxy {
   close(): void {
     this.stopTickers();
     for (const pool of this.pools) pool.close();
+    for (const pool of this.retiring) pool.close();
   }
 
   private stopTickers(): void {

@@ -252,4 +252,23 @@ describe.skipIf(TARGET !== "buncracker")("hot reload of pools", () => {
     }
     await eventually("R3 to be free of proxy connections", async () => ((await clientIds(R3)).length === 0 ? true : undefined));
   });
+
+  test("a request of a removed pool without a timeout, unanswered at the retire deadline, gets an error before its client is closed", async () => {
+    const iota = poolYaml("iota", { listen: `127.0.0.1:${port.beta}`, redis: true }, [serverLine(R3.address)]);
+    await proxy.signalReload(alpha() + iota);
+    await pauseWrites(R3);
+    try {
+      const client = await RawClient.connect(proxy.endpoint("iota"));
+      await client.send(command("SET", "retiring.stuck", "1"));
+      await proxy.statsWhere("the SET in flight on R3", (doc) => (serverStats(doc, "iota", R3.address)?.out_queue ?? 0) >= 1);
+      expect((await proxy.signalReload(alpha()))[0]).toContain("-pool iota");
+      // At the retire deadline (--drain-timeout, 5 s) the pool closes: the request is answered, then the connection ends.
+      const { replies } = await client.readRepliesOrClose(1, respFrame, 15_000);
+      expect(replies.map(String)).toEqual([String(error("ERR Connection closed by proxy"))]);
+      expect((await client.readUntilClose()).length).toBe(0);
+    } finally {
+      await unpause(R3);
+    }
+    await eventually("R3 to be free of proxy connections", async () => ((await clientIds(R3)).length === 0 ? true : undefined));
+  });
 });

@@ -10,6 +10,7 @@ import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
+import { subscriberConn } from "./dedicated.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
 import { MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
@@ -153,6 +154,26 @@ export function send(msg: Msg, server: Server, asking: boolean, cluster: Cluster
   msg.joined = false;
   msg.server = server;
   conn.push(msg);
+}
+
+/** The error reply buf[start, end) came for msg, a one-name (un)subscribe on its client's
+ *  subscriber connection (its bytes in msg.keyBuf): a MOVED (the shard channel's slot has a new
+ *  owner, which the map may not know yet) sends it to that node, on the client's subscriber
+ *  connection there, and true is returned; false when the reply is the client's. */
+export function resubscribed(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number): boolean {
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, true);
+  if (to === null) return false;
+  if (to.how === Resend.Refuse) {
+    fail(pool, msg, TOO_MANY_REDIRECTIONS);
+    return true;
+  }
+  msg.resends++;
+  const server = pool.serverAt(to.host, to.port);
+  const conn = subscriberConn(msg.client, server);
+  conn.out.bytes(msg.keyBuf!, msg.keyStart, msg.keyEnd);
+  msg.server = server;
+  conn.push(msg);
+  return true;
 }
 
 /** The error reply buf[start, end) came for msg: when it redirects msg, send msg again (now, or

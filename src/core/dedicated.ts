@@ -1,6 +1,6 @@
 // Server connections of one client alone (issue 17). A client's subscriber connection to a
 // server carries its (un)subscribe requests, and the server sends it messages unasked on it
-// (Planner.isPush). A lent connection carries a client's blocking requests, or its transaction
+// (Planner.unasked). A lent connection carries a client's blocking requests, or its transaction
 // (which holds it from WATCH / MULTI to EXEC / DISCARD): while it has requests of the client on
 // it, the client's other requests to that server go there too, so they reach the server in the
 // client's order; once it has answered everything and nothing holds it, it goes back to its
@@ -84,6 +84,22 @@ export class OwnConns {
   leaveTopics(): void {
     for (const topic of [...this.topics]) topic.hub.abandon(topic, this.owner);
   }
+}
+
+/** The client's own connections, made on first need. */
+export function ownConns(c: ClientConn): OwnConns {
+  return (c.own ??= new OwnConns(c));
+}
+
+/** The client's subscriber connection to `server`, made on first use. */
+export function subscriberConn(c: ClientConn, server: Server): ServerConn {
+  const own = ownConns(c);
+  let conn = own.subscriber.get(server);
+  if (conn === undefined) {
+    conn = server.lending.open(c.group, DedicatedRole.Subscriber, c);
+    own.subscriber.set(server, conn);
+  }
+  return conn;
 }
 
 /** Per server: its dedicated connections, and the lent ones given back. */

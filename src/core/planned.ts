@@ -9,7 +9,7 @@
 import { PlanKind, Route, Via, type FanoutTarget, type Plan, type PoolView, type Req, type SharedTopic } from "../proto/codec.ts";
 import { SLOT_COUNT } from "../route/key-slot.ts";
 import type { ClientConn } from "./client.ts";
-import { answeredAll, DedicatedRole, OwnConns, releaseAll } from "./dedicated.ts";
+import { answeredAll, ownConns, releaseAll, subscriberConn } from "./dedicated.ts";
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { leaveShared, type Topic } from "./hub.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
@@ -148,7 +148,21 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     const before = conn.out.len;
     t.write(conn.out);
     child.bytes = conn.out.len - before;
+    if (t.request !== undefined) {
+      child.keyBuf = t.request;
+      child.keyEnd = t.request.length;
+    }
     conn.push(child);
+    if (t.after !== undefined) {
+      const mark = new Msg(c, msg.t0);
+      mark.flags |= MSG_SILENT;
+      mark.server = server;
+      mark.keyBuf = t.after;
+      mark.keyEnd = t.after.length;
+      conn.out.bytes(t.after);
+      mark.bytes = t.after.length;
+      conn.push(mark);
+    }
   });
   left.forEach((topic, i) => topic.hub.unsubscribe(topic, fragment(c, msg, sent.length + i, topic.hub.server)));
 }
@@ -167,26 +181,11 @@ function fragment(c: ClientConn, parent: Msg, f: number, server: Server): Msg {
   return child;
 }
 
-function ownConns(c: ClientConn): OwnConns {
-  return (c.own ??= new OwnConns(c));
-}
-
 /** `server`'s shared subscription connection for c's subscribe to `topic`, sent as `request`. */
 function hubConn(c: ClientConn, server: Server, topic: SharedTopic, request: Msg): ServerConn {
   const hub = server.lending.hub(c.group);
   hub.join(topic, c, ownConns(c), request);
   return hub.connection();
-}
-
-/** The client's subscriber connection to `server`, made on first use. */
-function subscriberConn(c: ClientConn, server: Server): ServerConn {
-  const own = ownConns(c);
-  let conn = own.subscriber.get(server);
-  if (conn === undefined) {
-    conn = server.lending.open(c.group, DedicatedRole.Subscriber, c);
-    own.subscriber.set(server, conn);
-  }
-  return conn;
 }
 
 /** The connection lent to the client at `server` (its own already, or a new loan); null after

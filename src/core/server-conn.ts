@@ -8,9 +8,9 @@ import type { Socket, SocketHandler } from "bun";
 import type { Address } from "../conf/types.ts";
 import { LOG_INFO, log } from "../log.ts";
 import { ByteWriter } from "../lib/bytes.ts";
-import type { Rsp, Upstream, UpstreamSink } from "../proto/codec.ts";
+import { Unasked, type Rsp, type Upstream, type UpstreamSink } from "../proto/codec.ts";
 import { S } from "../stats/table.ts";
-import { redirected } from "./cluster-dispatch.ts";
+import { redirected, resubscribed } from "./cluster-dispatch.ts";
 import { resendLost } from "./cluster-resend.ts";
 import { answeredAll, dedicatedClosed, DedicatedRole, type Dedicated } from "./dedicated.ts";
 import { deliver, fail } from "./deliver.ts";
@@ -394,8 +394,15 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
     if (rsp.demoted) serverDemoted(pool, server);
     if (dedicated !== null && dedicated.hub !== null) dedicated.hub.answered(head, rsp.isError);
     if (rsp.open) head.flags |= MSG_OPEN;
-    // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later.
-    if (rsp.isError && pool.cluster !== null && redirected(pool, pool.cluster, head, buf, rsp.start, end)) return true;
+    // A cluster node may send the request elsewhere (MOVED, ASK) or ask for it again later; a
+    // client's (un)subscribe goes on its own connection to the new owner.
+    if (rsp.isError && pool.cluster !== null) {
+      const again =
+        dedicated !== null && dedicated.role === DedicatedRole.Subscriber
+          ? dedicated.owner !== null && resubscribed(pool, pool.cluster, head, buf, rsp.start, end)
+          : redirected(pool, pool.cluster, head, buf, rsp.start, end);
+      if (again) return true;
+    }
     // An error to a command that later requests joined (redis MGET): each goes up again alone.
     if (rsp.isError && this.first !== null && this.first.joined && this.resendJoined(head)) return true;
     deliver(pool, head, buf, start, end, now);
@@ -413,12 +420,22 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
 
   /** On a subscriber connection (a client's own, or a hub's shared one): if buf[start, end)
    *  is a message the server pushed, it goes to its clients (after the replies already due to
-   *  each; none when its client let go of the connection) and true is returned. */
+   *  each; none when its client let go of the connection) and true is returned. On a client's
+   *  own, the server may also end a subscription unasked (a cluster node whose slot moved away):
+   *  never the reply to a request, its client is told as the planner says. */
   private pushed(dedicated: Dedicated, buf: Uint8Array, start: number, end: number): boolean {
     const planner = this.server.pool.codec.planner!;
     if (dedicated.role === DedicatedRole.Subscriber) {
-      if (!planner.isPush(buf, start, end)) return false;
-      dedicated.owner?.deliverPush(buf, start, end);
+      const what = planner.unasked(buf, start, end, this.first);
+      if (what === Unasked.Reply) return false;
+      const owner = dedicated.owner;
+      if (owner === null || what === Unasked.Dropped) return true;
+      if (what === Unasked.Message) {
+        owner.deliverPush(buf, start, end);
+        return true;
+      }
+      const told = planner.ended(buf, start, end, owner.session);
+      if (told !== null) owner.deliverPush(told, 0, told.length);
       return true;
     }
     const topic = planner.pushTopic(buf, start, end);

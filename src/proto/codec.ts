@@ -256,7 +256,9 @@ export interface Outbound {
   readonly snext: Outbound | null;
   /** Its keys, for the reply parser when a later request joined its line: keyBuf[keys[3i],
    *  keys[3i + 1]) for each i with keys[3i + 2] === keyGroup (a fragment: Split.keys), or, with
-   *  keys null, keyBuf[keyStart, keyEnd) separated by spaces (an unsplit request). */
+   *  keys null, keyBuf[keyStart, keyEnd) separated by spaces (an unsplit request). On a
+   *  client's subscriber connection: the request itself, keyBuf[keyStart, keyEnd)
+   *  (FanoutTarget.request). */
   keyBuf: Uint8Array | null;
   keys: Int32Array | null;
   keyGroup: number;
@@ -404,7 +406,7 @@ export const Via = {
   /** The pool's shared connections (the client's connection group). */
   Shared: 0,
   /** The client's own connection to that server for its subscriptions (made on first use);
-   *  the server may send messages on it unasked (Planner.isPush). */
+   *  the server may send messages on it unasked (Planner.unasked). */
   Subscriber: 1,
   /** The server's subscription connection shared by the clients of the client's connection
    *  group (redis_shared_subscriptions, core/hub.ts); the target's `topic` says which of the
@@ -423,7 +425,28 @@ export interface FanoutTarget {
   write(w: ByteWriter): void;
   /** Via.Hub: what the client joins or leaves. */
   readonly topic?: SharedTopic;
+  /** Via.Subscriber: the bytes `write` writes, kept with the request on the connection: the
+   *  server may send unasked what looks like a reply (Planner.unasked), and a redis_cluster
+   *  node's MOVED sends them to the new owner. */
+  readonly request?: Uint8Array;
+  /** Via.Subscriber: sent after the request as a message of its own, its reply dropped: what
+   *  the server sends between the two that is neither a message nor the request's reply is
+   *  stale (Unasked.Dropped). */
+  readonly after?: Uint8Array;
 }
+
+/** What a reply on a client's subscriber connection is (Planner.unasked). */
+export const Unasked = {
+  /** The reply to the oldest request on the connection. */
+  Reply: 0,
+  /** A message the server pushed: the client gets it after the replies already due to it. */
+  Message: 1,
+  /** The server ended one of the client's subscriptions on its own (Planner.ended). */
+  Ended: 2,
+  /** The server's late answer to a request that has had its reply: dropped. */
+  Dropped: 3,
+} as const;
+export type Unasked = (typeof Unasked)[keyof typeof Unasked];
 
 /** A subscription through a server's shared connection (Via.Hub). */
 export interface SharedTopic {
@@ -507,9 +530,13 @@ export type Plan =
 export interface Planner<S extends Session = Session> {
   /** The plan for a request (parsed, Req.error set or not); null: the usual routing. */
   plan(buf: Uint8Array, req: Req, session: S, pool: PoolView): Plan | null;
-  /** On a subscriber connection: is buf[start, end) a message the server pushed (not the reply
-   *  to a request)? The core passes it to the client after the replies already due. */
-  isPush(buf: Uint8Array, start: number, end: number): boolean;
+  /** On a client's subscriber connection: what buf[start, end) is, `head` being the oldest
+   *  request waiting there (its bytes in keyBuf[keyStart, keyEnd): FanoutTarget.request or
+   *  .after), null when none does. */
+  unasked(buf: Uint8Array, start: number, end: number, head: Outbound | null): Unasked;
+  /** The server ended, on its own, the subscription buf[start, end) names (Unasked.Ended): the
+   *  session no longer holds it. What its client is told, or null when it had let go of it. */
+  ended(buf: Uint8Array, start: number, end: number, session: S): Uint8Array | null;
   /** On a shared subscription connection (Via.Hub): the topic of the message the server pushed
    *  at buf[start, end), the bytes a FanoutTarget's topic has for the clients it goes to; null
    *  for the reply to a request. */

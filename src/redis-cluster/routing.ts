@@ -139,10 +139,11 @@ export class ClusterRouting {
 
   /** What to do with the reply buf[start, end) a node at `fromHost` gave to `sent`: null when it
    *  is the client's reply (not a redirection, or a TRYAGAIN/CLUSTERDOWN sent again too often or
-   *  out of time). */
-  redirection(buf: Uint8Array, start: number, end: number, fromHost: string, sent: SentRequest): Redirection | null {
+   *  out of time). `movedOnly`: only a MOVED is followed (a request on a client's subscriber
+   *  connection: redis asks none of those again, and never ASKs for a shard channel). */
+  redirection(buf: Uint8Array, start: number, end: number, fromHost: string, sent: SentRequest, movedOnly = false): Redirection | null {
     const kind = redirectOf(buf, start, end);
-    if (kind === Redirect.None) return null;
+    if (kind === Redirect.None || (movedOnly && kind !== Redirect.Moved)) return null;
     if (kind === Redirect.Moved || kind === Redirect.Ask) {
       if (sent.resends >= MAX_RESENDS) return REFUSE;
       const target = redirectTarget(buf, start, end);

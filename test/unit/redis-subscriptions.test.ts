@@ -7,7 +7,20 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ByteWriter } from "../../src/lib/bytes.ts";
 import { PubSubOp } from "../../src/proto/redis/commands.ts";
-import { allowedWhileSubscribed, isPubSubMessage, notAllowedWhileSubscribed, pushTopic, sharedTopic, Subscriptions, subscribedPong } from "../../src/proto/redis/subscriptions.ts";
+import { Unasked, type Outbound } from "../../src/proto/codec.ts";
+import {
+  allowedWhileSubscribed,
+  endedChannel,
+  isPubSubMessage,
+  notAllowedWhileSubscribed,
+  pushTopic,
+  sharedTopic,
+  SUBSCRIBER_PING,
+  Subscriptions,
+  subscribedPong,
+  unasked,
+  writeSubscription,
+} from "../../src/proto/redis/subscriptions.ts";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { command, respFrame } from "../helpers/resp.ts";
@@ -149,6 +162,57 @@ describe("messages pushed on a subscriber connection", () => {
     for (const p of pushed) expect(is(Buffer.concat([Buffer.from(">"), p.subarray(1)]))).toBe(true);
     sub.close();
     pub.close();
+  });
+});
+
+/** A request on a subscriber connection, as the core keeps it (its bytes in keyBuf). */
+function sent(bytes: Uint8Array): Outbound {
+  return { bytes: bytes.length, joined: false, snext: null, keyBuf: bytes, keys: null, keyGroup: 0, keyStart: 0, keyEnd: bytes.length, values: 0 };
+}
+
+function request(op: PubSubOp, name: string): Outbound {
+  const w = new ByteWriter(64);
+  writeSubscription(w, op, Buffer.from(name, "latin1"));
+  return sent(w.take());
+}
+
+describe("replies a subscriber connection's requests did not ask for", () => {
+  test("a sunsubscribe answers only a SUNSUBSCRIBE of that name; after the PING that follows one, what is not its pong is stale; redis's bytes, RESP2 and RESP3", async () => {
+    const sub = await RawClient.connect({ host: redis.host, port: redis.port });
+    await sub.send(Buffer.concat([command("SSUBSCRIBE", "s", "t"), command("SUNSUBSCRIBE", "s"), command("PING"), command("SUNSUBSCRIBE", "t"), command("PING")]));
+    const [, , endS, pongSubscribed, endT, pong] = await sub.readReplies(6, respFrame);
+    sub.close();
+    const what = (reply: Uint8Array, head: Outbound | null) => unasked(reply, 0, reply.length, head);
+    const resp3 = (b: Uint8Array) => Buffer.concat([Buffer.from(">"), b.subarray(1)]);
+    for (const s of [endS!, resp3(endS!)]) {
+      expect(what(s, request(PubSubOp.SUnsubscribe, "s"))).toBe(Unasked.Reply);
+      expect(what(s, request(PubSubOp.SUnsubscribe, "t"))).toBe(Unasked.Ended);
+      expect(what(s, request(PubSubOp.SUnsubscribe, "ss"))).toBe(Unasked.Ended);
+      expect(what(s, request(PubSubOp.SSubscribe, "s"))).toBe(Unasked.Ended);
+      expect(what(s, null)).toBe(Unasked.Ended);
+      expect(what(s, sent(SUBSCRIBER_PING))).toBe(Unasked.Ended);
+      expect(Buffer.from(endedChannel(s, 0, s.length)).toString()).toBe("s");
+    }
+    // Other confirmations and errors are the head's reply, as before.
+    expect(what(endT!, request(PubSubOp.SUnsubscribe, "t"))).toBe(Unasked.Reply);
+    const moved = Buffer.from("-MOVED 1 127.0.0.1:7000\r\n");
+    expect(what(moved, request(PubSubOp.SSubscribe, "s"))).toBe(Unasked.Reply);
+    // The PING after a SUNSUBSCRIBE: its pong (subscribed or not) is its reply; anything else
+    // before it (the MOVED of a SUNSUBSCRIBE a node's own sunsubscribe answered) is stale.
+    expect(what(pongSubscribed!, sent(SUBSCRIBER_PING))).toBe(Unasked.Reply);
+    expect(what(pong!, sent(SUBSCRIBER_PING))).toBe(Unasked.Reply);
+    expect(what(moved, sent(SUBSCRIBER_PING))).toBe(Unasked.Dropped);
+  });
+
+  test("a shard channel the server ended is no longer held; the client is told with its own count, once", () => {
+    const subs = new Subscriptions();
+    const names = ["a", "b"].map((n) => Buffer.from(n));
+    subs.change(PubSubOp.SSubscribe, names, () => 0, [], false);
+    subs.change(PubSubOp.Subscribe, [Buffer.from("c")], () => 0, [], false);
+    expect(Buffer.from(subs.ended(names[0]!, false)!).toString()).toBe("*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:1\r\n");
+    expect(subs.ended(names[0]!, false)).toBeNull();
+    expect(Buffer.from(subs.ended(names[1]!, true)!).toString()).toBe(">3\r\n$12\r\nsunsubscribe\r\n$1\r\nb\r\n:0\r\n");
+    expect([subs.shardCount, subs.count, subs.subscribed]).toEqual([0, 1, true]);
   });
 });
 

@@ -17,7 +17,7 @@ import { parseRequest } from "./request.ts";
 import { keysPosition, planRequest } from "./plan.ts";
 import { parseResponse } from "./response.ts";
 import { upstreamFor } from "./upstream.ts";
-import { isPubSubMessage, pushTopic } from "./subscriptions.ts";
+import { endedChannel, pushTopic, unasked } from "./subscriptions.ts";
 import type { RedisSession } from "./session.ts";
 import type { SupportedCommand } from "./commands.ts";
 
@@ -63,7 +63,8 @@ export const redisCodec: Codec<RedisSession> = {
   preamble: (pool, group) => preamble(pool, group === RESP3_GROUP ? 3 : 2),
   planner: {
     plan: (buf, req, session, pool) => planRequest(buf, req, session, pool, session.proto === 3),
-    isPush: isPubSubMessage,
+    unasked,
+    ended: (buf, start, end, session) => session.multikey?.subscriptions.ended(endedChannel(buf, start, end), session.proto === 3) ?? null,
     pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
     keysPosition,

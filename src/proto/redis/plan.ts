@@ -14,7 +14,7 @@ import { firstError, isError, mergePool, type ServerReplies } from "./pool-merge
 import { errorReply } from "./replies.ts";
 import { parseRequest } from "./request.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
-import { allowedWhileSubscribed, type Held, notAllowedWhileSubscribed, Subscriptions, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
+import { allowedWhileSubscribed, type Held, notAllowedWhileSubscribed, Subscriptions, SUBSCRIBER_PING, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
 import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
 
 /** A client's state beyond its keys (in its session, made when it first needs one: most
@@ -323,9 +323,17 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
   const made: Held[] = [];
   for (const [server, list] of change.upstream) {
     for (const held of list) {
-      const write = (w: ByteWriter) => writeSubscription(w, op, held.name);
-      if (!subs.shared) targets.push({ server, via: Via.Subscriber, write });
-      else targets.push({ server, via: Via.Hub, write, topic: sharedTopic(op, held.name) });
+      if (!subs.shared) {
+        const w = new ByteWriter(held.name.length + 32);
+        writeSubscription(w, op, held.name);
+        const request = w.take();
+        // A cluster node may end the channel itself before it reads the SUNSUBSCRIBE, which it
+        // then answers with a MOVED: the PING after it says where the request's answers end.
+        const after = pool.cluster && op === PubSubOp.SUnsubscribe ? SUBSCRIBER_PING : undefined;
+        targets.push({ server, via: Via.Subscriber, write: (out) => out.bytes(request), request, after });
+      } else {
+        targets.push({ server, via: Via.Hub, write: (w) => writeSubscription(w, op, held.name), topic: sharedTopic(op, held.name) });
+      }
       made.push(held);
     }
   }

@@ -8,13 +8,18 @@
 // the confirmations itself, in argument order, with the client's counts, once the servers have
 // confirmed theirs. Messages (message, pmessage, smessage) pass through as the servers send
 // them; to a RESP3 client as push messages (`>` for `*`: the rest is the same in RESP3).
+// A redis cluster node that gives a slot away (a reshard, a failover) ends every subscription
+// to that slot's shard channels with an unasked `sunsubscribe`: the client's state drops the
+// channel and the client gets that confirmation with its own count, as redis tells a client of
+// its own (cluster-aware clients subscribe again); it is never taken for the reply to a request.
 //
 // Counts are redis 7's: (un)subscribe and p(un)subscribe count channels plus patterns,
 // s(un)subscribe count shard channels; a client is in subscribed mode while any count is > 0
 // (RESP2: then only (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET are allowed).
 
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
-import type { PoolView, SharedTopic } from "../codec.ts";
+import { equalBytes } from "../../lib/bytes.ts";
+import { Unasked, type Outbound, type PoolView, type SharedTopic } from "../codec.ts";
 import { PubSubOp } from "./commands.ts";
 
 /** A subscription kind: its confirmation words and its set. */
@@ -150,6 +155,65 @@ export class Subscriptions {
     return { reply: w.take(), upstream };
   }
 
+  /** The server ended the shard channel `name` on its own (Unasked.Ended): it is not held any
+   *  more. The confirmation redis would write, with the client's count; null when the client
+   *  had let go of it already (its own SUNSUBSCRIBE crossed the server's). */
+  ended(name: Uint8Array, resp3: boolean): Uint8Array | null {
+    if (!this.held[Kind.Shard].delete(latin1.decode(name))) return null;
+    const w = new ByteWriter(name.length + 32);
+    confirmation(w, resp3, SUNSUBSCRIBE, name, this.shardCount);
+    return w.take();
+  }
+}
+
+const SUNSUBSCRIBE = ascii(PubSubOp.SUnsubscribe);
+/** How a `sunsubscribe` confirmation starts (RESP2, RESP3), up to its name's length. */
+const SUNSUBSCRIBE_HEADS = ["*", ">"].map((type) => ascii(`${type}3\r\n$12\r\nsunsubscribe\r\n$`));
+
+/** The name of the `sunsubscribe` confirmation buf[start, end) (a whole reply the parser
+ *  checked) as [start, end), or null for any other reply. */
+function sunsubscribed(buf: Uint8Array, start: number, end: number): [number, number] | null {
+  for (const head of SUNSUBSCRIBE_HEADS) {
+    if (end - start <= head.length || !equalBytes(buf, start, start + head.length, head, 0, head.length)) continue;
+    let p = start + head.length;
+    let length = 0;
+    while (buf[p] !== 13) length = length * 10 + buf[p++]! - 48;
+    return [p + 2, p + 2 + length];
+  }
+  return null;
+}
+
+/** Sent after a SUNSUBSCRIBE on a cluster node's subscriber connection (FanoutTarget.after). */
+export const SUBSCRIBER_PING = ascii("*1\r\n$4\r\nPING\r\n");
+/** Its replies: subscribed (RESP2), and not subscribed or RESP3. */
+const PONGS = [ascii("*2\r\n$4\r\npong\r\n$0\r\n\r\n"), ascii("+PONG\r\n")];
+
+/** What the reply buf[start, end) on a client's subscriber connection is (Planner.unasked). A
+ *  `sunsubscribe` the oldest request there did not ask for is the server's own: a one-name
+ *  request (writeSubscription) and its confirmation have the same bytes from after the element
+ *  count to the name's end, so a SUNSUBSCRIBE of that very name asked for it. When the node
+ *  sent its own first, that took the request's place, and its reply (a MOVED) comes before the
+ *  PING sent after the request: dropped. */
+export function unasked(buf: Uint8Array, start: number, end: number, head: Outbound | null): Unasked {
+  if (messageHead(buf, start, end) >= 0) return Unasked.Message;
+  const name = sunsubscribed(buf, start, end);
+  if (name !== null) {
+    const request = head?.keyBuf ?? null;
+    if (request === null) return Unasked.Ended;
+    const length = head!.keyEnd - head!.keyStart - 2;
+    const asked = name[1] - start === length && equalBytes(buf, start + 2, start + 2 + length, request, head!.keyStart + 2, head!.keyEnd);
+    return asked ? Unasked.Reply : Unasked.Ended;
+  }
+  if (head !== null && head.keyBuf === SUBSCRIBER_PING) {
+    return PONGS.some((pong) => equalBytes(buf, start, end, pong, 0, pong.length)) ? Unasked.Reply : Unasked.Dropped;
+  }
+  return Unasked.Reply;
+}
+
+/** The shard channel an unasked `sunsubscribe` (Unasked.Ended) names, a view of buf. */
+export function endedChannel(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const [from, to] = sunsubscribed(buf, start, end)!;
+  return buf.subarray(from, to);
 }
 
 /** `*3 <word> <name or nil> :<count>` (RESP3: `>3`). */

@@ -132,6 +132,14 @@ export function decode(reply: Uint8Array): RespValue {
   return value;
 }
 
+/** A decoded reply as plain values: bulk strings as text, errors as "-message". */
+export function plain(v: RespValue): unknown {
+  if (Buffer.isBuffer(v)) return v.toString();
+  if (v instanceof RespError) return `-${v.message}`;
+  if (Array.isArray(v)) return v.map(plain);
+  return v;
+}
+
 function decodeAt(buf: Buffer, start: number): [RespValue, number] {
   const after = lineEnd(buf, start, buf.length);
   if (after < 0) throw new Error("RESP: incomplete reply");

@@ -6,11 +6,11 @@
 
 import { writeFileSync } from "node:fs";
 import { startRedis, type Backend, type BackendTls } from "./backends.ts";
-import { exchange } from "./client.ts";
+import { exchange, type RawClient } from "./client.ts";
 import { redisCall } from "./direct.ts";
 import { freePort, waitForPort } from "./ports.ts";
 import { spawnManaged, type ManagedProcess } from "./process.ts";
-import { command, decode, RespError, respFrame, type RespValue } from "./resp.ts";
+import { command, decode, plain, RespError, respFrame, type RespValue } from "./resp.ts";
 import { makeTempDir, type TempDir } from "./tmp.ts";
 
 export interface Shard {
@@ -324,4 +324,9 @@ export async function startTlsSentinel(
       },
     };
   }
+}
+
+/** The next `n` replies of a client through the proxy, as plain values (resp.ts plain). */
+export async function readPlain(c: RawClient, n: number, timeoutMs = 30_000): Promise<unknown[]> {
+  return (await c.readReplies(n, respFrame, timeoutMs)).map((r) => plain(decode(r)));
 }

@@ -12,22 +12,10 @@ import { redisCall } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET } from "../helpers/proxy.ts";
 import { eventually } from "../helpers/reload.ts";
-import { command, decode, pipeline, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
-import { forceFailover, startSentinels, type SentinelDeployment } from "../helpers/sentinel.ts";
+import { command, pipeline, plain } from "../helpers/resp.ts";
+import { forceFailover, readPlain, startSentinels, type SentinelDeployment } from "../helpers/sentinel.ts";
 
 setDefaultTimeout(120_000);
-
-/** A reply as plain values: bulk strings as text, errors as "-message". */
-function plain(v: RespValue): unknown {
-  if (Buffer.isBuffer(v)) return v.toString();
-  if (v instanceof RespError) return `-${v.message}`;
-  if (Array.isArray(v)) return v.map(plain);
-  return v;
-}
-
-async function read(c: RawClient, n: number, timeoutMs = 20000): Promise<unknown[]> {
-  return (await c.readReplies(n, respFrame, timeoutMs)).map((r) => plain(decode(r)));
-}
 
 describe.skipIf(TARGET !== "buncracker")("planned requests across a sentinel failover", () => {
   let d: SentinelDeployment;
@@ -66,7 +54,7 @@ describe.skipIf(TARGET !== "buncracker")("planned requests across a sentinel fai
       const [tx, pop, push, pub, preTx, prePop] = await Promise.all([open(), open(), open(), open(), open(), open()]);
       // Before the failover: a transaction queued on the old master, a pop blocked there.
       await preTx.send(pipeline([["MULTI"], ["INCR", "pre:tx"]]));
-      expect(await read(preTx, 2)).toEqual(["OK", "QUEUED"]);
+      expect(await readPlain(preTx, 2)).toEqual(["OK", "QUEUED"]);
       await prePop.send(command("BLPOP", "pre:list", "0"));
       await eventually("the pop blocked on the old master", async () =>
         /^blocked_clients:1\r?$/m.test(String(await redisCall(shard.master, "INFO", "clients"))) ? true : undefined,
@@ -74,7 +62,7 @@ describe.skipIf(TARGET !== "buncracker")("planned requests across a sentinel fai
       // A subscriber straight on the old master: a PUBLISH that reached it would count it.
       const sub = await open({ host: shard.master.host, port: shard.master.port });
       await sub.send(command("SUBSCRIBE", "news"));
-      expect(await read(sub, 1)).toEqual([["subscribe", "news", 1]]);
+      expect(await readPlain(sub, 1)).toEqual([["subscribe", "news", 1]]);
 
       await forceFailover(d.sentinels[0]!, shard.name);
       await eventually("the proxy holding the writes", () => (proxy.stderr().includes(`${shard.name} failover started`) ? true : undefined));
@@ -87,24 +75,24 @@ describe.skipIf(TARGET !== "buncracker")("planned requests across a sentinel fai
         await pub.send(command("PUBLISH", "news", "hello"));
         await preTx.send(command("EXEC"));
         // MULTI is answered by the proxy; the rest waits.
-        expect(await read(tx, 1)).toEqual(["OK"]);
+        expect(await readPlain(tx, 1)).toEqual(["OK"]);
         await Bun.sleep(300);
       } finally {
         shard.replica.process.signal("SIGCONT");
       }
 
-      expect(await read(tx, 3)).toEqual(["QUEUED", "QUEUED", [1, 2]]);
-      const [popped] = await read(pop, 1);
+      expect(await readPlain(tx, 3)).toEqual(["QUEUED", "QUEUED", [1, 2]]);
+      const [popped] = await readPlain(pop, 1);
       expect([["list", "a"], ["list", "b"]]).toContainEqual(popped as string[]);
-      expect(await read(push, 1)).toEqual([2]);
+      expect(await readPlain(push, 1)).toEqual([2]);
       // Published on the new master (sentinel disconnected the replica's clients when it promoted
       // it), not on the old one, whose subscriber would count.
-      expect(await read(pub, 1)).toEqual([0]);
+      expect(await readPlain(pub, 1)).toEqual([0]);
       // The transaction queued on the old master cannot finish anywhere; the pop blocked there
       // is told, not left waiting.
-      const [exec] = await read(preTx, 1);
+      const [exec] = await readPlain(preTx, 1);
       expect(String(exec)).toStartWith("-");
-      const [blocked] = await read(prePop, 1);
+      const [blocked] = await readPlain(prePop, 1);
       expect(String(blocked)).toStartWith("-");
 
       // Sentinel has turned the old master into a replica of the new one: what it took is gone.
@@ -119,10 +107,10 @@ describe.skipIf(TARGET !== "buncracker")("planned requests across a sentinel fai
         /^blocked_clients:1\r?$/m.test(String(await redisCall(shard.replica, "INFO", "clients"))) ? true : undefined,
       );
       await push.send(command("LPUSH", "pre:list", "c"));
-      expect(await read(push, 1)).toEqual([1]);
-      expect(await read(prePop, 1)).toEqual([["pre:list", "c"]]);
+      expect(await readPlain(push, 1)).toEqual([1]);
+      expect(await readPlain(prePop, 1)).toEqual([["pre:list", "c"]]);
       await preTx.send(pipeline([["MULTI"], ["INCR", "pre:tx"], ["EXEC"]]));
-      expect(await read(preTx, 3)).toEqual(["OK", "QUEUED", [1]]);
+      expect(await readPlain(preTx, 3)).toEqual(["OK", "QUEUED", [1]]);
       expect(plain(await redisCall(shard.replica, "GET", "pre:tx"))).toBe("1");
     } finally {
       for (const c of clients) c.close();

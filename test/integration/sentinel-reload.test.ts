@@ -13,22 +13,10 @@ import { redisCall } from "../helpers/direct.ts";
 import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { eventually, placer, ReloadableProxy } from "../helpers/reload.ts";
-import { command, decode, pipeline, RespError, respFrame, type RespValue } from "../helpers/resp.ts";
-import { forceFailover, startSentinels, type SentinelDeployment, type Shard } from "../helpers/sentinel.ts";
+import { command, pipeline, plain } from "../helpers/resp.ts";
+import { forceFailover, readPlain, startSentinels, type SentinelDeployment, type Shard } from "../helpers/sentinel.ts";
 
 setDefaultTimeout(120_000);
-
-/** A reply as plain values: bulk strings as text, errors as "-message". */
-function plain(v: RespValue): unknown {
-  if (Buffer.isBuffer(v)) return v.toString();
-  if (v instanceof RespError) return `-${v.message}`;
-  if (Array.isArray(v)) return v.map(plain);
-  return v;
-}
-
-async function read(c: RawClient, n: number, timeoutMs = 30000): Promise<unknown[]> {
-  return (await c.readReplies(n, respFrame, timeoutMs)).map((r) => plain(decode(r)));
-}
 
 /** A name `place` (a pool's placement) puts on `address`. */
 function nameOn(place: (key: string) => string, address: string, prefix: string): string {
@@ -70,7 +58,7 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
       const sub = await RawClient.connect({ host: b.host, port: b.port });
       opened.push(sub);
       await sub.send(command("SUBSCRIBE", channel));
-      expect(await read(sub, 1)).toEqual([["subscribe", channel, 1]]);
+      expect(await readPlain(sub, 1)).toEqual([["subscribe", channel, 1]]);
     }
     opened.unshift(await RawClient.connect(proxy.endpoint("ha")));
     return opened;
@@ -107,18 +95,18 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
         await client.send(pipeline([["MULTI"], ["INCR", txKey], ["EXEC"], ["SET", setKey, "during"], ["PUBLISH", "news", "hello"]]));
         await moving.send(pipeline([["MULTI"], ["INCR", movedKey], ["EXEC"]]));
         // MULTI is answered by the proxy (so the pipeline was read); the rest waits.
-        expect(await read(client, 1)).toEqual(["OK"]);
-        expect(await read(moving, 1)).toEqual(["OK"]);
+        expect(await readPlain(client, 1)).toEqual(["OK"]);
+        expect(await readPlain(moving, 1)).toEqual(["OK"]);
         expect((await proxy.signalReload(after))[0]).toContain("+server");
         // A transaction whose key the reload moved is lost, as one with a connection would be.
         const lost = "-ERR its transaction's keys moved to another server in a reload";
-        expect(await read(moving, 2)).toEqual([lost, lost]);
+        expect(await readPlain(moving, 2)).toEqual([lost, lost]);
       } finally {
         s2.replica.process.signal("SIGCONT");
       }
       // Published on s2's new master, where nobody subscribes: not on s1 (the position s2 had),
       // not on s2's old master.
-      expect(await read(client, 4)).toEqual(["QUEUED", [1], "OK", 0]);
+      expect(await readPlain(client, 4)).toEqual(["QUEUED", [1], "OK", 0]);
       await d.awaitMaster(s2.name, s2.replica.address, 40000);
       expect(plain(await redisCall(s2.replica, "GET", txKey))).toBe("1");
       expect(plain(await redisCall(s2.replica, "GET", setKey))).toBe("during");
@@ -154,10 +142,10 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
         await client.send(
           pipeline([["MULTI"], ["INCR", txKey], ["EXEC"], ["SET", setKey, "during"], ["PUBLISH", channel, "hello"], ["GET", setKey]]),
         );
-        expect(await read(client, 1)).toEqual(["OK"]);
+        expect(await readPlain(client, 1)).toEqual(["OK"]);
         expect((await proxy.signalReload(after))[0]).toContain("-server");
         // Nothing waits for s1 any more: the replies come while its failover is still held.
-        const [incr, exec, set, publish, get] = await read(client, 5);
+        const [incr, exec, set, publish, get] = await readPlain(client, 5);
         expect([incr, exec, publish]).toEqual([
           "-ERR server s1 left the pool in a reload",
           "-ERR server s1 left the pool in a reload",
@@ -171,7 +159,7 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
       expect(plain(await redisCall(s2master, "EXISTS", txKey))).toBe(0);
       // The same client goes on under the new config.
       await client.send(pipeline([["MULTI"], ["INCR", txKey], ["EXEC"]]));
-      expect(await read(client, 3)).toEqual(["OK", "QUEUED", [1]]);
+      expect(await readPlain(client, 3)).toEqual(["OK", "QUEUED", [1]]);
       expect(proxy.proxy.stderr()).not.toContain("failed:");
     } finally {
       for (const c of opened) c.close();

@@ -37,8 +37,7 @@ export function memcacheFrame(buf: Uint8Array, start: number, end: number): numb
       continue;
     }
     // END closes a retrieval/stats reply (or is the whole reply of a miss), and so does an error
-    // line (memcached's "SERVER_ERROR out of memory writing get response" after some items);
-    // any other line is a reply of its own.
+    // line; any other line is a reply of its own.
     if (at !== start && line !== "END" && !/^(SERVER_ERROR|CLIENT_ERROR|ERROR)( |$)/.test(line)) {
       throw new Error(`memcached: ${JSON.stringify(line)} inside a multi-line reply`);
     }

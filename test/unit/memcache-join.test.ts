@@ -139,7 +139,7 @@ describe("the reply of a joined line, divided by keys", () => {
   });
 
   test("an error line ends the part it stops, and says where it starts", () => {
-    const error = "SERVER_ERROR out of memory writing get response\r\n";
+    const error = "SERVER_ERROR out of memory\r\n";
     const buf = bytes(item("a", "1") + error);
     const rsp = joinedRsp({ keys: ["a", "b"], group: 0 });
     expect(codec.parseResponse(buf, 0, buf.length, rsp)).toBe(buf.length);

@@ -82,8 +82,8 @@ describe("merge", () => {
   test("a fragment that failed makes the whole reply its error line", () => {
     const s = split("get a b c\r\n", [0, 1, 0], [value("a", "1") + "END\r\n", "SERVER_ERROR out of memory\r\n"]);
     expect(merged(s)).toBe("SERVER_ERROR out of memory\r\n");
-    const partial = split("get a b\r\n", [0, 1], [value("a", "1") + "SERVER_ERROR out of memory writing get response\r\n", "END\r\n"]);
-    expect(merged(partial)).toBe("SERVER_ERROR out of memory writing get response\r\n");
+    const partial = split("get a b\r\n", [0, 1], [value("a", "1") + "SERVER_ERROR out of memory\r\n", "END\r\n"]);
+    expect(merged(partial)).toBe("SERVER_ERROR out of memory\r\n");
     expect(merged(split("gat 1 a b\r\n", [0, 1], ["END\r\n", "ERROR\r\n"]))).toBe("ERROR\r\n");
   });
 });

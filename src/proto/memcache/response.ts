@@ -47,6 +47,12 @@ export function classifyLine(buf: Uint8Array, start: number, end: number): Line 
   return Line.Invalid;
 }
 
+/** memcached 1.6's answer to a get (gets, gat, gats) it runs out of memory for, sent after it
+ *  discarded every reply still unsent on the connection, those to earlier requests included
+ *  (conn_release_items): which requests it answered cannot be told, so the connection's
+ *  replies can no longer be matched to its requests. */
+const GET_OUT_OF_MEMORY = new TextEncoder().encode("SERVER_ERROR out of memory writing get response");
+
 /** The smallest line that can follow a VALUE item's data (`END\n`): a safe lower bound for need. */
 const MIN_NEXT_LINE = 4;
 
@@ -105,7 +111,12 @@ export function parseResponse(buf: Uint8Array, pos: number, end: number, rsp: Rs
       return invalid(rsp, "unexpected reply line", buf, p, lineEnd);
     }
     rsp.isError = kind === Line.Error;
-    if (rsp.isError) rsp.errorStart = p;
+    if (rsp.isError) {
+      if (tokenEquals(buf, p, lineEnd, GET_OUT_OF_MEMORY)) {
+        return invalid(rsp, "replies dropped: memcached discards every reply it has not sent when a get runs out of memory", buf, p, lineEnd);
+      }
+      rsp.errorStart = p;
+    }
     rsp.end = lf + 1;
     return rsp.end;
   }

@@ -10,6 +10,8 @@ import { poolYaml, serverLine } from "../helpers/config.ts";
 import { endpointOf, stopAll } from "../helpers/direct.ts";
 import { memcacheFrame } from "../helpers/memcache.ts";
 import { freePort } from "../helpers/ports.ts";
+import { unreadBytes } from "../helpers/procfs.ts";
+import { waitFor } from "../helpers/ops.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 
 setDefaultTimeout(60_000);
@@ -24,12 +26,11 @@ const oomGet = `get ${Array.from({ length: OOM_KEYS }, (_, i) => `oom:${i}`).joi
 
 beforeAll(async () => {
   if (TARGET !== "buncracker") return;
-  backends = [await startMemcached({ args: ["-o", "read_buf_mem_limit=1"] })];
-  const pool = (name: string, extra: Record<string, string> = {}) =>
-    poolYaml(name, { listen: `127.0.0.1:${freePort()}`, hash: "fnv1a_64", distribution: "ketama", ...extra }, [
-      serverLine(backends[0]!.address),
-    ]);
-  proxy = await startProxy(TARGET, pool("oom") + "\n" + pool("oomSeparate", { coalesce_gets: "false" }));
+  backends = await Promise.all([startMemcached({ args: ["-o", "read_buf_mem_limit=1"] }), startMemcached()]);
+  const pool = (name: string, backend: Backend, extra: Record<string, string> = {}) =>
+    poolYaml(name, { listen: `127.0.0.1:${freePort()}`, hash: "fnv1a_64", distribution: "ketama", ...extra }, [serverLine(backend.address)]);
+  const [limited, plain] = backends as [Backend, Backend];
+  proxy = await startProxy(TARGET, pool("oom", limited) + "\n" + pool("oomSeparate", limited, { coalesce_gets: "false" }) + "\n" + pool("plain", plain));
 });
 
 afterAll(async () => {
@@ -72,4 +73,40 @@ describe.skipIf(TARGET !== "buncracker")("memcached failures", () => {
       }
     });
   }
+
+  test("a command line memcached could close the connection over is refused, and other clients' requests on that connection are answered", async () => {
+    // memcached 1.6 closes a connection whose read buffer holds over 2048 bytes of a line other
+    // than a get without its LF. A 2048-byte line and its CR at the end of one of its 16 KB reads:
+    // a 100 KB value (read straight into its item, so the next read starts right after it), then
+    // a 14,335-byte set, then the line, all in the socket of a stopped memcached.
+    const plain = backends[1]!;
+    const big = `set fault:big 0 0 100000\r\n${"b".repeat(100_000)}\r\n`;
+    const fill = `set fault:fill 0 0 14307\r\n${"f".repeat(14_307)}\r\n`;
+    const long = `${"set fault:long 0 0 1".padEnd(2048, " ")}\r\nx\r\n`;
+    const get = "get fault:fill\r\n";
+    expect(fill.length + 2049).toBe(16384);
+    const ep = proxy.pools.plain!;
+    expect(await exchange(ep, "get fault:none\r\n", 1, memcacheFrame)).toEqual([Buffer.from("END\r\n")]);
+    const a = await RawClient.connect(ep);
+    const b = await RawClient.connect(ep);
+    try {
+      await plain.process.freeze();
+      try {
+        await a.send(big + fill + long);
+        await waitFor("the set before the long line in memcached's socket", () => unreadBytes(plain.port) >= big.length + fill.length || undefined);
+        await b.send(get);
+        // B's get behind A's requests (with the long line, when it went up, or without it).
+        const behind = [big.length + fill.length + get.length, big.length + fill.length + long.length + get.length];
+        await waitFor("another client's get behind them", () => behind.includes(unreadBytes(plain.port)) || undefined);
+      } finally {
+        plain.process.signal("SIGCONT");
+      }
+      expect((await b.readReplies(1, memcacheFrame)).map(text)).toEqual([`VALUE fault:fill 0 14307\r\n${"f".repeat(14_307)}\r\nEND\r\n`]);
+      const { replies } = await a.readRepliesOrClose(3, memcacheFrame);
+      expect(replies.map(text)).toEqual(["STORED\r\n", "STORED\r\n", "CLIENT_ERROR line too long\r\n"]);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
 });

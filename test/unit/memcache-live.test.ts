@@ -199,14 +199,14 @@ describe("deliberate differences from memcached", () => {
 describe("line limits are memcached's", () => {
   const keys = Array.from({ length: 4000 }, (_, i) => `key:${i}`.padEnd(250, "x")).join(" ");
 
-  /** Sends `line` in two reads (a 2500-byte head first); the reply, or null if memcached closed. */
-  async function sendInTwoReads(line: string): Promise<string | null> {
+  /** Sends `line` in two reads (a `head`-byte head first); the reply, or null if memcached closed. */
+  async function sendInTwoReads(line: string, head = 2500): Promise<string | null> {
     const client = await RawClient.connect(endpointOf(reference));
     try {
-      await client.send(line.slice(0, 2500));
+      await client.send(line.slice(0, head));
       // memcached has read the head when nothing waits unread in its socket.
       await eventually(() => unreadBytes(reference.port) === 0, 5000, "memcached reading the head");
-      await client.send(line.slice(2500)).catch(() => {}); // it may have closed on the head alone
+      await client.send(line.slice(head)).catch(() => {}); // it may have closed on the head alone
       const { replies, closed } = await client.readRepliesOrClose(1, memcacheFrame);
       return closed ? null : latin1(replies[0]!);
     } finally {
@@ -225,6 +225,16 @@ describe("line limits are memcached's", () => {
     expect(await sendInTwoReads(line)).toBeNull();
     const b = bytes(line);
     expect(codec.parseRequest(b, 0, b.length, new Req())).toBe(FATAL);
+  });
+
+  test("so does a 2048-byte line read with its CR but not its LF: the CR counts", async () => {
+    const line = `${"version".padEnd(2048, " ")}\r\n`;
+    expect(await sendInTwoReads(line, 2049)).toBeNull();
+    const b = bytes(line);
+    expect(codec.parseRequest(b, 0, b.length, new Req())).toBe(FATAL);
+    const shorter = `${"version".padEnd(2047, " ")}\r\n`;
+    expect(await sendInTwoReads(shorter, 2048)).toStartWith("VERSION ");
+    expect(ourVerdict(shorter).error).toBeNull();
   });
 
   test("so does a long get line after over 100 spaces", async () => {

@@ -234,14 +234,15 @@ describe("line limits", () => {
   };
   const padded = (head: string, length: number) => head + " ".repeat(length - head.length);
 
-  test(`a command line may be ${MAX_LINE} bytes; a longer one is fatal, with or without its LF`, () => {
-    expect(parse(padded("version", MAX_LINE) + "\r\n")).toBe(MAX_LINE + 2);
-    expect(parse(padded("version", MAX_LINE + 1) + "\r\n")).toBe(FATAL);
+  test(`a command line may have ${MAX_LINE} bytes before its LF, a CR included; a longer one is fatal, with or without its LF`, () => {
+    expect(parse(padded("version", MAX_LINE - 1) + "\r\n")).toBe(MAX_LINE + 1);
+    expect(parse(padded("version", MAX_LINE) + "\n")).toBe(MAX_LINE + 1);
+    // memcached drops a connection when it has read MAX_LINE bytes and the CR, but not the LF.
+    expect(parse(padded("version", MAX_LINE) + "\r\n")).toBe(FATAL);
     expect(req.error).toBe("CLIENT_ERROR line too long");
-    // Without the LF: MAX_LINE + 1 bytes may still be MAX_LINE and a CR.
-    expect(parse(padded("version", MAX_LINE + 1))).toBe(NEED_MORE);
-    expect(parse(padded("version", MAX_LINE + 2))).toBe(FATAL);
-    expect(parse("x".repeat(MAX_LINE + 2))).toBe(FATAL);
+    expect(parse(padded("version", MAX_LINE))).toBe(NEED_MORE);
+    expect(parse(padded("version", MAX_LINE + 1))).toBe(FATAL);
+    expect(parse("x".repeat(MAX_LINE + 1))).toBe(FATAL);
   });
 
   test(`get/gets lines may be ${MAX_GET_LINE} bytes (many keys)`, () => {

@@ -58,7 +58,9 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
   const nameStart = skipSpaces(buf, pos, lineEnd);
   const nameEnd = tokenEnd(buf, nameStart, lineEnd);
   const command = lookupCommand(buf, nameStart, nameEnd);
-  if (lineEnd - pos > lineLimit(command, nameStart - pos)) {
+  // Counted up to the LF, a CR included: memcached's limit is on the bytes of a line it has
+  // read without its LF, and a read may end between the CR and the LF.
+  if (lf - pos > lineLimit(command, nameStart - pos)) {
     req.error = LINE_TOO_LONG;
     return FATAL;
   }
@@ -96,13 +98,12 @@ export function parseRequest(buf: Uint8Array, pos: number, end: number, req: Req
 /** No LF yet: wait for more, unless the line is already longer than any valid one. */
 function incompleteLine(buf: Uint8Array, pos: number, end: number, req: Req): number {
   const avail = end - pos;
-  // The content is at least avail - 1 bytes (the last one may be the CR), so the verdict is
-  // the same as the one parseRequest gives once the LF has arrived.
-  if (avail >= MAX_LINE + 2) {
+  // All of them come before the LF: the verdict parseRequest gives once it has arrived.
+  if (avail > MAX_LINE) {
     const nameStart = skipSpaces(buf, pos, end);
     const nameEnd = tokenEnd(buf, nameStart, end);
     const command = nameEnd < end ? lookupCommand(buf, nameStart, nameEnd) : null;
-    if (avail >= lineLimit(command, nameStart - pos) + 2) {
+    if (avail > lineLimit(command, nameStart - pos)) {
       req.error = LINE_TOO_LONG;
       return FATAL;
     }
@@ -112,8 +113,8 @@ function incompleteLine(buf: Uint8Array, pos: number, end: number, req: Req): nu
 }
 
 /** memcached's own rule, which the proxy must not break on the lines it forwards: past 2048
- *  bytes without a line end, memcached drops the connection unless the line is a get/gets
- *  (not gat/gats) with at most 100 leading spaces. */
+ *  bytes without a LF, memcached drops the connection unless the line is a get/gets (not
+ *  gat/gats) with at most 100 leading spaces. */
 function lineLimit(command: MemcacheCommand | null, leadingSpaces: number): number {
   return command !== null && command.shape === Shape.Retrieval && leadingSpaces <= 100 ? MAX_GET_LINE : MAX_LINE;
 }

@@ -7,8 +7,9 @@ export const SP = 0x20;
 export const CR = 0x0d;
 export const LF = 0x0a;
 
-/** Longest line (without its end) memcached reads before it drops a client (its 2048-byte
- *  read check); also the cap for a reply line. get/gets lines get MAX_GET_LINE. */
+/** Most bytes of a command line before its LF (its CR counts) that memcached takes: it drops a
+ *  client once it has read more than 2048 bytes of a line and no LF (get/gets lines get
+ *  MAX_GET_LINE). Also the cap for a reply line (without its end). */
 export const MAX_LINE = 2048;
 /** Longest get/gets line (memcached has no limit; the proxy must bound what it buffers per
  *  client): 1 MiB, about 4,000 keys of 250 bytes. */

@@ -14,7 +14,7 @@ import { peerOf } from "./errors.ts";
 import { fdBudget } from "./fdlimit.ts";
 import { markDirty, noteClientRead, pendingBytes, send, writeOut, type Flushable, type HeldViews, type Output } from "./flush.ts";
 import type { OwnConns } from "./dedicated.ts";
-import { MSG_CLOSE, MSG_OPEN, MSG_PUSH, Msg } from "./msg.ts";
+import { MSG_CLOSE, MSG_OPEN, MSG_PUSH, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { StreamReader } from "./reader.ts";
 import { STREAM_BACKLOG, type ServerConn } from "./server-conn.ts";
@@ -85,12 +85,15 @@ const scratch = new Req();
 const RESUMED = new Uint8Array(0);
 
 /** A request streaming to its server: terminator bytes (Codec.dataEnd) still to check, data
- *  bytes still to pass on before them, and its connection (null: the request was answered
- *  without its data, which is dropped). */
+ *  bytes still to pass on before them, its connection and its slot (null: the request was
+ *  answered without its data, which is dropped). */
 class RequestStream {
   tail = 0;
   left = 0;
-  constructor(readonly conn: ServerConn | null) {}
+  constructor(
+    readonly conn: ServerConn | null,
+    readonly msg: Msg | null,
+  ) {}
 }
 
 export class ClientConn extends StreamReader implements Flushable, BudgetHolder, Output {
@@ -234,7 +237,7 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
           if (this.deferred === null) {
             // Forwarded, it streams to its connection (streamsTo); answered at once (an error),
             // it has none, and the rest of its data is read and dropped.
-            const stream = (this.stream ??= new RequestStream(null));
+            const stream = (this.stream ??= new RequestStream(null, null));
             stream.left = req.start + req.stream - end;
             stream.tail = codec.dataEnd.bytes.length;
             this.need = 0;
@@ -297,8 +300,12 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
       const bytes = dataEnd.bytes;
       while (stream.tail > 0 && at < end) {
         if (buf[at] !== bytes[bytes.length - stream.tail]) {
+          // One reply for the request, the terminator's error (memcached answers a bad data
+          // chunk so; redis closes after its protocol error): the slot its cut connection fails
+          // stays empty. A request already answered (no connection) gets nothing more.
+          if (stream.msg !== null) stream.msg.flags |= MSG_SILENT;
           this.cutStream();
-          rejectFatal(this.pool, this, dataEnd.error);
+          rejectFatal(this.pool, this, conn === null ? null : dataEnd.error);
           return FATAL;
         }
         stream.tail--;
@@ -326,8 +333,8 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
   }
 
   /** The request being dispatched streams to conn (ClientConn.parse sets how much follows). */
-  streamsTo(conn: ServerConn): void {
-    this.stream = new RequestStream(conn);
+  streamsTo(conn: ServerConn, msg: Msg): void {
+    this.stream = new RequestStream(conn, msg);
   }
 
   /** Its server connection took the streamed bytes it held (or closed): read again, unless the

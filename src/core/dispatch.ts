@@ -224,7 +224,7 @@ export function forwardTo(pool: Pool, msg: Msg, master: Server, buf: Uint8Array,
   msg.bytes = req.need;
   conn.push(msg);
   conn.startStream(msg);
-  msg.client.streamsTo(conn);
+  msg.client.streamsTo(conn, msg);
 }
 
 /** A request deferred while it was incomplete (forwardTo), now whole: routed as if just parsed. */

@@ -143,7 +143,7 @@ describe.skipIf(TARGET !== "buncracker")("redis", () => {
     expect(await redisCall(r, "GET", "victim")).toEqual(Buffer.from("old"));
   }, 60_000);
 
-  test("a streamed value not followed by CRLF: the client gets redis's protocol error and is closed; the value is not written", async () => {
+  test("a streamed value not followed by CRLF: the client gets redis's protocol error, its one reply, and is closed; the value is not written", async () => {
     const r = await track(startRedis());
     await redisCall(r, "SET", "victim", "old");
     const proxy = await track(startProxy(TARGET, pool("r", true, [r], { server_connections: 1 })));
@@ -153,11 +153,12 @@ describe.skipIf(TARGET !== "buncracker")("redis", () => {
     await bad.send(v.subarray(0, 100_000));
     await Bun.sleep(20);
     await bad.send(Buffer.concat([v.subarray(100_000), Buffer.from("XX")]));
-    const replies = (await bad.readReplies(2, respFrame, 10_000)).map((b) => b.toString("latin1"));
-    // The streamed request's connection was cut (its reply says so), then the protocol error.
-    expect(replies[0]!.startsWith("-ERR ")).toBe(true);
-    expect(replies[1]).toBe("-ERR Protocol error: expected CRLF after bulk data\r\n");
-    await eventually(() => bad.closed, 10_000, "the client closed");
+    // As redis itself answers it: the protocol error, then the connection closes.
+    const { replies, closed } = await bad.readRepliesOrClose(2, respFrame, 10_000);
+    expect({ replies: replies.map((b) => b.toString("latin1")), closed }).toEqual({
+      replies: ["-ERR Protocol error: expected CRLF after bulk data\r\n"],
+      closed: true,
+    });
     expect(await redisCall(r, "GET", "victim")).toEqual(Buffer.from("old"));
     const other = await RawClient.connect(proxy.pools.r!);
     await other.send(command("GET", "victim"));
@@ -216,6 +217,26 @@ describe.skipIf(TARGET !== "buncracker")("memcached", () => {
       Buffer.from("STORED\r\n"),
       retrieval([valueBlock("after", "x")]),
     ]);
+    setup.close();
+  }, 60_000);
+
+  test("a streamed value not followed by CRLF: one reply, memcached's own, then the client is closed; nothing is stored, other clients are answered", async () => {
+    const m = await track(startMemcached({ maxItemSize: "8m", memoryMb: 256 }));
+    const proxy = await track(startProxy(TARGET, pool("m", false, [m], { server_connections: 1 })));
+    const setup = await RawClient.connect(proxy.pools.m!);
+    await setup.send(storage("set", "victim", "old"));
+    expect((await setup.readReply(memcacheFrame)).toString("latin1")).toBe("STORED\r\n");
+    const bad = await RawClient.connect(proxy.pools.m!);
+    const request = storage("set", "victim", value(2 << 20, 6));
+    const before = await memcachedBytesIn(m);
+    await bad.send(request.subarray(0, 1 << 20));
+    await eventually(async () => (await memcachedBytesIn(m)) - before > 512 << 10, 10_000, "the stream started at memcached");
+    await setup.send(line("get", "victim"));
+    // memcached itself answers a data block not followed by CRLF with this one reply.
+    await bad.send(Buffer.concat([request.subarray(1 << 20, request.length - 2), Buffer.from("XXget victim\r\n")]));
+    const { replies, closed } = await bad.readRepliesOrClose(2, memcacheFrame);
+    expect({ replies: replies.map((r) => r.toString("latin1")), closed }).toEqual({ replies: ["CLIENT_ERROR bad data chunk\r\n"], closed: true });
+    expectReplies(await setup.readReplies(1, memcacheFrame), [retrieval([valueBlock("victim", "old")])]);
     setup.close();
   }, 60_000);
 });

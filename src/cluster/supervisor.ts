@@ -165,6 +165,8 @@ export function runSupervisor(
           health: () => (snapshots.size === 0 ? starting : sumHealth(snapshots.values())),
         },
         reload: () => {
+          // The workers reject it too (Proxy.reload); say so rather than answer 200.
+          if (stopping) throw new Error("the proxy is draining (SIGTERM)");
           // Validate here so an invalid file answers 500; the workers then re-read it.
           try {
             loadConfig(opts.confFile);

@@ -48,6 +48,8 @@ export class Proxy {
   private readonly retiring = new Set<Pool>();
   /** Closes idle clients, while a pool has client_idle_timeout. */
   private idleTicker: Timer | null = null;
+  /** Set by drain(): a reload then would listen again (new or moved pools) on the way out. */
+  private draining = false;
 
   constructor(
     public config: Config,
@@ -117,6 +119,7 @@ export class Proxy {
    *  prepared (its router built, its new listen address bound) and every new pool made first:
    *  when one cannot be, nothing changes and this throws. Returns the diff. */
   reload(next: Config, retireTimeoutMs: number): string {
+    if (this.draining) throw new Error("the proxy is draining (SIGTERM)");
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
     const plan = next.pools.map((cfg) => {
       const pool = running.get(cfg.name);
@@ -186,6 +189,7 @@ export class Proxy {
 
   /** Stop accepting, let in-flight requests finish for at most `timeoutMs`, then close all. */
   async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
     for (const pool of this.pools) pool.stopListening();
     const deadline = performance.now() + timeoutMs;
     while (this.inFlight > 0 && performance.now() < deadline) await Bun.sleep(5);

@@ -5,7 +5,7 @@ import { parseArgs } from "./cli/args.ts";
 import type { Options } from "./cli/options.ts";
 import { testConf } from "./cli/testconf.ts";
 import { infoText, usage, versionBanner } from "./cli/usage.ts";
-import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
+import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type CatchUp, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
 import { ConfigError, loadConfig } from "./conf/load.ts";
 import { bufferBudget } from "./core/budget.ts";
@@ -71,13 +71,14 @@ function serve(opts: Options, worker: number | null): void {
   if (worker === null && opts.pidFile !== null) writePidFile(opts.pidFile);
   const reloads = new ReloadHistory();
   const reload = reloader(proxy, opts, reloads);
-  process.on("SIGUSR1", () => {
+  const signalled = (): void => {
     try {
       reload();
     } catch {
       // logged by the reloader; the old configuration keeps running
     }
-  });
+  };
+  process.on("SIGUSR1", signalled);
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
     proxy.start();
@@ -86,6 +87,11 @@ function serve(opts: Options, worker: number | null): void {
     const report = (): void => {
       process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt) satisfies WorkerReport);
     };
+    // What the supervisor did not signal while this worker was starting.
+    process.on("message", (m: CatchUp) => {
+      log.level = m.logLevel;
+      if (m.reload) signalled();
+    });
     report();
     setInterval(report, REPORT_INTERVAL_MS).unref();
     // The supervisor is gone (killed): drain and exit rather than serve on unsupervised.

@@ -20,6 +20,14 @@ export const REPORT_INTERVAL_MS = 1000;
 /** What a worker sends over IPC: its counters, or why it could not start. */
 export type WorkerReport = StatsSnapshot | { readonly startError: string };
 
+/** What the supervisor sends a worker once it listens: what it missed while it started (it was
+ *  not signalled then: before its handlers are installed, SIGUSR1 would kill it). */
+export interface CatchUp {
+  readonly logLevel: number;
+  /** A reload was asked for meanwhile (it may have read the file before it changed). */
+  readonly reload: boolean;
+}
+
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 /** A worker that ran this long before dying is restarted without waiting. */
@@ -36,8 +44,10 @@ interface Worker {
   proc: Subprocess | null;
   startedAt: number;
   restarts: number;
-  /** Reported at least once since its last start (so it listens). */
+  /** Reported at least once since its last start (so it listens, and handles signals). */
   reported: boolean;
+  /** A reload was asked for before it reported: it gets a CatchUp. */
+  reloadPending: boolean;
 }
 
 /** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
@@ -60,6 +70,14 @@ export function runSupervisor(
   const each = (signal: NodeJS.Signals): void => {
     for (const w of workers) w.proc?.kill(signal);
   };
+  /** SIGHUP/SIGTTIN/SIGTTOU/SIGUSR1 go to workers that listen: one still starting may not
+   *  handle them yet (SIGUSR1 and SIGHUP would kill it); it catches up when it reports. */
+  const forward = (signal: NodeJS.Signals): void => {
+    for (const w of workers) {
+      if (w.reported) w.proc?.kill(signal);
+      else if (signal === "SIGUSR1") w.reloadPending = true;
+    }
+  };
 
   const refresh = (): void => sumSnapshots(stats, snapshots.values(), retired);
 
@@ -73,6 +91,10 @@ export function runSupervisor(
     snapshots.set(i, report);
     if (w.reported) return;
     w.reported = true;
+    if (w.reloadPending || log.level !== opts.verbosity) {
+      w.proc?.send({ logLevel: log.level, reload: w.reloadPending } satisfies CatchUp);
+      w.reloadPending = false;
+    }
     refresh();
     if (!started && workers.every((x) => x.reported)) {
       started = true;
@@ -94,6 +116,8 @@ export function runSupervisor(
     const w = workers[i]!;
     w.startedAt = Date.now();
     w.reported = false;
+    // It reads the config file as it starts.
+    w.reloadPending = false;
     w.proc = Bun.spawn({
       cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
@@ -132,7 +156,7 @@ export function runSupervisor(
   };
 
   for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false });
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, reloadPending: false });
     spawn(i);
   }
   log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);
@@ -174,7 +198,7 @@ export function runSupervisor(
             log.error(`reload rejected, the running configuration is unchanged: ${(err as Error).message}`);
             throw err;
           }
-          each("SIGUSR1");
+          forward("SIGUSR1");
         },
         configGeneration: () => Math.max(1, ...[...snapshots.values()].map((s) => s.generation)),
         configLoadedAt: () => Math.max(0, ...[...snapshots.values()].map((s) => s.loadedAt)),
@@ -185,17 +209,17 @@ export function runSupervisor(
   // The supervisor logs too (worker exits): it reopens its own log and moves its own level.
   process.on("SIGHUP", () => {
     log.reopen();
-    each("SIGHUP");
+    forward("SIGHUP");
   });
   process.on("SIGTTIN", () => {
     log.levelUp();
-    each("SIGTTIN");
+    forward("SIGTTIN");
   });
   process.on("SIGTTOU", () => {
     log.levelDown();
-    each("SIGTTOU");
+    forward("SIGTTOU");
   });
-  process.on("SIGUSR1", () => each("SIGUSR1"));
+  process.on("SIGUSR1", () => forward("SIGUSR1"));
   process.on("SIGPIPE", () => {});
   process.on("SIGTERM", () => {
     if (stopping) {

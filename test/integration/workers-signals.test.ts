@@ -1,0 +1,125 @@
+// Signals to a `--workers 2` supervisor while a worker is still starting (restarted after a
+// kill, caught with SIGSTOP before it has installed its handlers): SIGUSR1 must not kill it
+// (the default action) and it must still run the reloaded config (it reloads once it listens:
+// it may have read the file before it changed); after SIGTTIN it must log at the level the
+// others were moved to.
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { startRedis, type Backend } from "../helpers/backends.ts";
+import { poolYaml, serverLine } from "../helpers/config.ts";
+import { stopAll } from "../helpers/direct.ts";
+import { waitFor, waitForLines } from "../helpers/ops.ts";
+import { freePort } from "../helpers/ports.ts";
+import { environOf, isAlive } from "../helpers/procfs.ts";
+import { TARGET } from "../helpers/proxy.ts";
+import { command, respFrame } from "../helpers/resp.ts";
+import { makeTempDir, type TempDir } from "../helpers/tmp.ts";
+import { ownedClients, startWorkers, waitForListeners, type Supervised } from "../helpers/workers.ts";
+
+setDefaultTimeout(90_000);
+
+const SIGUSR1 = 10;
+let redis: Backend;
+let other: Backend;
+let dir: TempDir;
+
+beforeAll(async () => {
+  [redis, other] = await Promise.all([startRedis(), startRedis()]);
+  dir = makeTempDir("bct-ws-");
+});
+
+afterAll(async () => {
+  await stopAll([redis, other].filter(Boolean));
+  dir?.remove();
+});
+
+const fileText = (path: string): string => (existsSync(path) ? readFileSync(path, "utf8") : "");
+
+function children(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim();
+  return text === "" ? [] : text.split(" ").map(Number);
+}
+
+/** Whether `pid` has a handler for signal number `signal` (SigCgt in /proc). */
+function catches(pid: number, signal: number): boolean {
+  const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"))![1]!;
+  return (BigInt(`0x${mask}`) & (1n << BigInt(signal - 1))) !== 0n;
+}
+
+/** Kills worker 0 and stops its replacement (SIGSTOP) before it handles signals; returns the
+ *  stopped pid. A replacement that won the race (it handles SIGUSR1 already) is killed again. */
+async function stopWhileStarting(sup: Supervised): Promise<number> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const victim = (await sup.workers())[0]!;
+    process.kill(victim, "SIGKILL");
+    let fresh: number | undefined;
+    while (fresh === undefined) {
+      fresh = children(sup.proxy.pid).find((pid) => pid !== victim && environOf(pid, "BUNCRACKER_WORKER") === "0");
+      if (fresh === undefined) await Bun.sleep(1);
+    }
+    process.kill(fresh, "SIGSTOP");
+    if (!catches(fresh, SIGUSR1)) return fresh;
+    process.kill(fresh, "SIGCONT");
+    await waitForListeners(alphaPort, 2);
+  }
+  throw new Error("every replacement worker handled signals before it could be stopped");
+}
+
+let alphaPort = 0;
+const alpha = () => poolYaml("alpha", { listen: `127.0.0.1:${alphaPort}`, redis: true }, [serverLine(redis.address)]);
+
+describe.skipIf(TARGET !== "buncracker")("signals while a worker starts", () => {
+  test("SIGUSR1: the starting worker is not killed and serves the reloaded config", async () => {
+    alphaPort = freePort();
+    const logPath = dir.file("usr1.log");
+    const sup = await startWorkers(alpha(), 2, { args: ["-o", logPath] });
+    try {
+      await waitForLines(() => fileText(logPath), /all 2 workers listening/);
+      const starting = await stopWhileStarting(sup);
+      const betaPort = freePort();
+      writeFileSync(sup.proxy.configPath, alpha() + poolYaml("beta", { listen: `127.0.0.1:${betaPort}`, redis: true }, [serverLine(other.address)]));
+      sup.proxy.signal("SIGUSR1");
+      await waitForLines(() => fileText(logPath), /reloaded '.*' \(generation 2\): \+pool beta/);
+      process.kill(starting, "SIGCONT");
+      await waitForListeners(betaPort, 2);
+      await waitForListeners(alphaPort, 2);
+      await waitForLines(() => fileText(logPath), /reloaded '.*' \(generation 2\)/, 2);
+      expect(isAlive(starting)).toBe(true);
+      expect(fileText(logPath)).not.toContain("exited (SIGUSR1)");
+      expect((await sup.workers())[0]).toBe(starting);
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+
+  test("SIGTTIN: the starting worker logs at the raised level", async () => {
+    alphaPort = freePort();
+    const logPath = dir.file("ttin.log");
+    const sup = await startWorkers(alpha(), 2, { args: ["-o", logPath] });
+    try {
+      await waitForLines(() => fileText(logPath), /all 2 workers listening/);
+      const starting = await stopWhileStarting(sup);
+      sup.proxy.signal("SIGTTIN");
+      // The supervisor's own line and the running worker's.
+      await waitForLines(() => fileText(logPath), /up log level to 6/, 2);
+      process.kill(starting, "SIGCONT");
+      await waitForListeners(alphaPort, 2);
+      const workers = await sup.workers();
+      expect(workers[0]).toBe(starting);
+      // At 6 (info) a new server connection is logged: the restarted worker's first one.
+      const before = [...fileText(logPath).matchAll(/info connected to server/g)].length;
+      const clients = await ownedClients(alphaPort, 8, workers);
+      const mine = clients.filter((c) => c.owner === starting);
+      expect(mine.length).toBeGreaterThan(0);
+      await mine[0]!.client.send(command("PING"));
+      await mine[0]!.client.send(command("GET", "k"));
+      await mine[0]!.client.readReplies(2, respFrame);
+      for (const c of clients) c.client.close();
+      await waitFor("the restarted worker's connection logged", () =>
+        [...fileText(logPath).matchAll(/info connected to server/g)].length > before);
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+});

@@ -5,7 +5,7 @@ import { parseArgs } from "./cli/args.ts";
 import type { Options } from "./cli/options.ts";
 import { testConf } from "./cli/testconf.ts";
 import { infoText, usage, versionBanner } from "./cli/usage.ts";
-import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type CatchUp, type WorkerReport } from "./cluster/supervisor.ts";
+import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type SupervisorMessage, type WorkerMessage, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
 import { ConfigError, loadConfig } from "./conf/load.ts";
 import { bufferBudget } from "./core/budget.ts";
@@ -25,33 +25,84 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-/** SIGUSR1 / POST /reload: re-read the config and apply it; an invalid file changes nothing.
- *  Every attempt goes into `history` (the dashboard's). */
-function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): () => void {
+/** A reload read and staged (Proxy.stage), logged and recorded whichever way it ends. */
+interface Staged {
+  commit(): void;
+  abandon(reason: string): void;
+}
+
+/** SIGUSR1 / POST /reload (a worker: the supervisor's orders): re-read the config and stage it;
+ *  an invalid file, or one that cannot be applied, changes nothing. Every outcome goes into
+ *  `history` (the dashboard's). */
+function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): () => Staged {
   const rejected = (reason: string): void => {
     log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
     history.record({ at: Date.now(), applied: false, generation: proxy.generation, detail: reason });
   };
   return () => {
-    let next;
+    let staged;
     try {
-      next = loadConfig(opts.confFile);
+      // A listen address that cannot be bound: Proxy.stage changed nothing.
+      staged = proxy.stage(loadConfig(opts.confFile), opts.drainTimeout);
     } catch (err) {
       const reason = err instanceof ConfigError ? err.message : (err as Error).message;
       rejected(reason);
       throw new Error(reason);
     }
-    let summary;
-    try {
-      summary = proxy.reload(next, opts.drainTimeout);
-    } catch (err) {
-      // A listen address that cannot be bound: Proxy.reload changed nothing.
-      rejected((err as Error).message);
-      throw err;
-    }
-    log.notice(`reloaded '${opts.confFile}' (generation ${proxy.generation}): ${summary}`);
-    history.record({ at: Date.now(), applied: true, generation: proxy.generation, detail: summary });
+    return {
+      commit() {
+        let summary;
+        try {
+          summary = staged.commit();
+        } catch (err) {
+          rejected((err as Error).message);
+          throw err;
+        }
+        log.notice(`reloaded '${opts.confFile}' (generation ${proxy.generation}): ${summary}`);
+        history.record({ at: Date.now(), applied: true, generation: proxy.generation, detail: summary });
+      },
+      abandon(reason) {
+        staged.abandon();
+        rejected(reason);
+      },
+    };
   };
+}
+
+/** A worker follows the supervisor's messages: what it missed while starting, and the two
+ *  steps of each reload (cluster/reload-round.ts). */
+function followSupervisor(stage: () => Staged, reloadNow: () => void): void {
+  let staged: Staged | null = null;
+  const reply = (message: WorkerMessage): void => {
+    process.send?.(message);
+  };
+  process.on("message", (m: SupervisorMessage) => {
+    if ("logLevel" in m) {
+      log.level = m.logLevel;
+      if (m.missedReload) reloadNow();
+      return;
+    }
+    if (m.order === "stage") {
+      staged?.abandon("superseded by the next reload");
+      staged = null;
+      try {
+        staged = stage();
+        reply({ reloadId: m.id, error: null });
+      } catch (err) {
+        reply({ reloadId: m.id, error: (err as Error).message });
+      }
+      return;
+    }
+    const s = staged;
+    staged = null;
+    if (s === null) return;
+    try {
+      if (m.order === "commit") s.commit();
+      else s.abandon(m.reason ?? "another worker could not apply it");
+    } catch {
+      // logged by the reloader (the drain gave it up)
+    }
+  });
 }
 
 /** Run the proxy in this process (alone, as the daemon, or as one of the supervisor's workers). */
@@ -70,7 +121,8 @@ function serve(opts: Options, worker: number | null): void {
   // rely on them.
   if (worker === null && opts.pidFile !== null) writePidFile(opts.pidFile);
   const reloads = new ReloadHistory();
-  const reload = reloader(proxy, opts, reloads);
+  const stage = reloader(proxy, opts, reloads);
+  const reload = (): void => stage().commit();
   const signalled = (): void => {
     try {
       reload();
@@ -78,6 +130,7 @@ function serve(opts: Options, worker: number | null): void {
       // logged by the reloader; the old configuration keeps running
     }
   };
+  // A worker reloads on the supervisor's word (its own SIGUSR1 too, sent by hand).
   process.on("SIGUSR1", signalled);
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
@@ -87,11 +140,7 @@ function serve(opts: Options, worker: number | null): void {
     const report = (): void => {
       process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt) satisfies WorkerReport);
     };
-    // What the supervisor did not signal while this worker was starting.
-    process.on("message", (m: CatchUp) => {
-      log.level = m.logLevel;
-      if (m.reload) signalled();
-    });
+    followSupervisor(stage, signalled);
     report();
     setInterval(report, REPORT_INTERVAL_MS).unref();
     // The supervisor is gone (killed): drain and exit rather than serve on unsupervised.

@@ -5,11 +5,11 @@
 import type { Subprocess } from "bun";
 import type { Options } from "../cli/options.ts";
 import type { Config } from "../conf/types.ts";
-import { loadConfig } from "../conf/load.ts";
 import { log } from "../log.ts";
 import { startMetricsServer, type PoolHealth } from "../stats/http.ts";
 import { startStatsServer, type RunningServer } from "../stats/server.ts";
 import { ProxyStats } from "../stats/store.ts";
+import { ReloadRound, type ReloadOrder, type ReloadReply } from "./reload-round.ts";
 import { retire, sumHealth, sumSnapshots, type StatsSnapshot } from "./snapshot.ts";
 
 /** Set in a worker's environment to its index (0..N-1). */
@@ -19,14 +19,17 @@ export const REPORT_INTERVAL_MS = 1000;
 
 /** What a worker sends over IPC: its counters, or why it could not start. */
 export type WorkerReport = StatsSnapshot | { readonly startError: string };
+export type WorkerMessage = WorkerReport | ReloadReply;
 
 /** What the supervisor sends a worker once it listens: what it missed while it started (it was
  *  not signalled then: before its handlers are installed, SIGUSR1 would kill it). */
 export interface CatchUp {
   readonly logLevel: number;
   /** A reload was asked for meanwhile (it may have read the file before it changed). */
-  readonly reload: boolean;
+  readonly missedReload: boolean;
 }
+
+export type SupervisorMessage = CatchUp | ReloadOrder;
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
@@ -70,19 +73,48 @@ export function runSupervisor(
   const each = (signal: NodeJS.Signals): void => {
     for (const w of workers) w.proc?.kill(signal);
   };
-  /** SIGHUP/SIGTTIN/SIGTTOU/SIGUSR1 go to workers that listen: one still starting may not
-   *  handle them yet (SIGUSR1 and SIGHUP would kill it); it catches up when it reports. */
+  /** SIGHUP/SIGTTIN/SIGTTOU go to workers that listen: one still starting may not handle them
+   *  yet (SIGHUP would kill it); it catches up when it reports. */
   const forward = (signal: NodeJS.Signals): void => {
-    for (const w of workers) {
-      if (w.reported) w.proc?.kill(signal);
-      else if (signal === "SIGUSR1") w.reloadPending = true;
-    }
+    for (const w of workers) if (w.reported) w.proc?.kill(signal);
+  };
+
+  let round: ReloadRound | null = null;
+  let rounds = 0;
+  /** The last reload asked for: the next one starts once it is over (one at a time). */
+  let lastReload: Promise<void> = Promise.resolve();
+  const refused = (err: Error): never => {
+    log.error(`reload applied by no worker: ${err.message}`);
+    throw err;
+  };
+  const runRound = async (): Promise<void> => {
+    if (stopping) refused(new Error("the proxy is draining (SIGTERM)"));
+    const listening: number[] = [];
+    workers.forEach((w, i) => {
+      if (w.reported && w.proc !== null) listening.push(i);
+      // One still starting (it may have read the file before it changed) reloads once it reports.
+      else if (w.proc !== null) w.reloadPending = true;
+    });
+    const r = new ReloadRound(++rounds, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
+    round = r;
+    await r.done.catch(refused);
+    log.notice(`reload applied by ${listening.length} workers`);
+  };
+  /** SIGUSR1 / POST /reload: stage the file in every worker that listens, then commit it in
+   *  all or give it up in all (reload-round.ts). */
+  const reload = (): Promise<void> => {
+    lastReload = lastReload.catch(() => {}).then(runRound);
+    return lastReload;
   };
 
   const refresh = (): void => sumSnapshots(stats, snapshots.values(), retired);
 
-  const received = (i: number, report: WorkerReport): void => {
+  const received = (i: number, report: WorkerMessage): void => {
     const w = workers[i]!;
+    if ("reloadId" in report) {
+      round?.replied(i, report);
+      return;
+    }
     if ("startError" in report) {
       log.error(`worker ${i}: ${report.startError}`);
       if (!started) startFailed(`worker ${i} could not start: ${report.startError}`);
@@ -92,7 +124,7 @@ export function runSupervisor(
     if (w.reported) return;
     w.reported = true;
     if (w.reloadPending || log.level !== opts.verbosity) {
-      w.proc?.send({ logLevel: log.level, reload: w.reloadPending } satisfies CatchUp);
+      w.proc?.send({ logLevel: log.level, missedReload: w.reloadPending } satisfies SupervisorMessage);
       w.reloadPending = false;
     }
     refresh();
@@ -122,9 +154,10 @@ export function runSupervisor(
       cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
       stdio: ["ignore", "inherit", "inherit"],
-      ipc: (report: WorkerReport) => received(i, report),
+      ipc: (message: WorkerMessage) => received(i, message),
       onExit(_proc, code, signal) {
         w.proc = null;
+        round?.exited(i);
         const last = snapshots.get(i);
         snapshots.delete(i);
         if (last !== undefined) retired = retire(retired, last);
@@ -188,18 +221,7 @@ export function runSupervisor(
         health: {
           health: () => (snapshots.size === 0 ? starting : sumHealth(snapshots.values())),
         },
-        reload: () => {
-          // The workers reject it too (Proxy.reload); say so rather than answer 200.
-          if (stopping) throw new Error("the proxy is draining (SIGTERM)");
-          // Validate here so an invalid file answers 500; the workers then re-read it.
-          try {
-            loadConfig(opts.confFile);
-          } catch (err) {
-            log.error(`reload rejected, the running configuration is unchanged: ${(err as Error).message}`);
-            throw err;
-          }
-          forward("SIGUSR1");
-        },
+        reload,
         configGeneration: () => Math.max(1, ...[...snapshots.values()].map((s) => s.generation)),
         configLoadedAt: () => Math.max(0, ...[...snapshots.values()].map((s) => s.loadedAt)),
       }),
@@ -219,7 +241,9 @@ export function runSupervisor(
     log.levelDown();
     forward("SIGTTOU");
   });
-  process.on("SIGUSR1", () => forward("SIGUSR1"));
+  process.on("SIGUSR1", () => {
+    reload().catch(() => {}); // logged by runRound
+  });
   process.on("SIGPIPE", () => {});
   process.on("SIGTERM", () => {
     if (stopping) {

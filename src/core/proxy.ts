@@ -26,8 +26,23 @@ function tickFor(pools: Iterable<PoolConfig>): number | null {
   return min === Infinity ? null : Math.min(100, Math.max(5, Math.floor(min / 10)));
 }
 
+/** One pool of a reload: kept (reloaded in place) or new. */
+interface ReloadStep {
+  readonly cfg: PoolConfig;
+  readonly pool: Pool;
+  readonly kept: boolean;
+}
+
 /** How often idle clients are looked for (client_idle_timeout is met within this). */
 const IDLE_TICK_MS = 250;
+
+/** A reload prepared whole (Proxy.stage): nothing has changed yet but the bindings it needs. */
+export interface StagedReload {
+  /** Applies it (cannot fail, but throws when it was given up meanwhile); returns the diff. */
+  commit(): string;
+  /** Gives it up: the proxy runs on as before. */
+  abandon(): void;
+}
 
 export interface ListenOptions {
   /** SO_REUSEPORT on every TCP listener (workers share the ports). */
@@ -50,6 +65,8 @@ export class Proxy {
   private idleTicker: Timer | null = null;
   /** Set by drain(): a reload then would listen again (new or moved pools) on the way out. */
   private draining = false;
+  /** The reload staged and not yet committed or abandoned (one at a time). */
+  private staged: StagedReload | null = null;
 
   constructor(
     public config: Config,
@@ -114,14 +131,21 @@ export class Proxy {
     return !cfg.listen.unix || this.listenOpts.listenUnix;
   }
 
-  /** Hot reload: apply `next` as a diff against the running pools (see reload.ts). Pools are
-   *  matched by name; a pool that changes protocol is replaced. Every kept pool's reload is
-   *  prepared (its router built, its new listen address bound) and every new pool made first:
-   *  when one cannot be, nothing changes and this throws. Returns the diff. */
+  /** Hot reload: apply `next` as a diff against the running pools (see stage). Returns the
+   *  diff; throws, having changed nothing, when it cannot be applied. */
   reload(next: Config, retireTimeoutMs: number): string {
+    return this.stage(next, retireTimeoutMs).commit();
+  }
+
+  /** The first step of a reload (a worker's, which commits only once every worker could stage
+   *  it). Pools are matched by name; a pool that changes protocol is replaced. Every kept
+   *  pool's reload is prepared (its router built, its new listen address bound) and every new
+   *  pool made and listening: when one cannot be, nothing changes and this throws. */
+  stage(next: Config, retireTimeoutMs: number): StagedReload {
     if (this.draining) throw new Error("the proxy is draining (SIGTERM)");
+    if (this.staged !== null) throw new Error("another reload is being applied");
     const running = new Map(this.pools.map((p) => [p.cfg.name, p]));
-    const plan = next.pools.map((cfg) => {
+    const plan = next.pools.map((cfg): ReloadStep => {
       const pool = running.get(cfg.name);
       // A pool that changes protocol, or starts or stops being a redis_cluster, is replaced.
       const clustered = (c: PoolConfig): boolean => c.distribution === "redis_cluster";
@@ -143,17 +167,46 @@ export class Proxy {
         }
       }
     } catch (err) {
-      for (const { pool, kept } of plan) if (!kept) pool.close();
-      for (const p of prepared.values()) abandon(p);
-      for (const pool of wasListening) {
-        try {
-          pool.listen(this.listenOpts.reusePort);
-        } catch (again) {
-          log.error((again as Error).message);
-        }
-      }
+      this.undo(plan, prepared, wasListening);
       throw err;
     }
+    const staged: StagedReload = {
+      commit: () => {
+        if (this.staged !== staged) throw new Error("the reload was given up (the proxy is draining)");
+        this.staged = null;
+        return this.commit(next, plan, leaving, prepared, retireTimeoutMs);
+      },
+      abandon: () => {
+        if (this.staged !== staged) return;
+        this.staged = null;
+        this.undo(plan, prepared, wasListening);
+      },
+    };
+    this.staged = staged;
+    return staged;
+  }
+
+  /** Gives up a staged reload: its new pools close, its bindings are let go, and the pools it
+   *  removed listen again. */
+  private undo(plan: readonly ReloadStep[], prepared: ReadonlyMap<Pool, PreparedReload>, wasListening: readonly Pool[]): void {
+    for (const { pool, kept } of plan) if (!kept) pool.close();
+    for (const p of prepared.values()) abandon(p);
+    for (const pool of wasListening) {
+      try {
+        pool.listen(this.listenOpts.reusePort);
+      } catch (again) {
+        log.error((again as Error).message);
+      }
+    }
+  }
+
+  private commit(
+    next: Config,
+    plan: readonly ReloadStep[],
+    leaving: readonly Pool[],
+    prepared: ReadonlyMap<Pool, PreparedReload>,
+    retireTimeoutMs: number,
+  ): string {
     const changes: string[] = [];
     for (const { cfg, pool, kept } of plan) {
       if (!kept) {
@@ -190,6 +243,7 @@ export class Proxy {
   /** Stop accepting, let in-flight requests finish for at most `timeoutMs`, then close all. */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
+    this.staged?.abandon();
     for (const pool of this.pools) pool.stopListening();
     const deadline = performance.now() + timeoutMs;
     while (this.inFlight > 0 && performance.now() < deadline) await Bun.sleep(5);

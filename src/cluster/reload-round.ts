@@ -1,0 +1,62 @@
+// A reload under --workers, in two steps so that it applies in every worker or in none: each
+// worker that listens stages it (reads the file, binds what it must: Proxy.stage) and says
+// whether it could; only when every one could does each commit it, else each gives it up. A
+// signal to each worker instead let one apply what another rejected (a unix socket only worker
+// 0 binds), and the workers then ran different configs.
+
+/** Supervisor -> worker. */
+export interface ReloadOrder {
+  readonly order: "stage" | "commit" | "abandon";
+  readonly id: number;
+  /** Why it is given up (abandon). */
+  readonly reason: string | null;
+}
+
+/** Worker -> supervisor: whether it staged reload `reloadId` (error null) or why not. */
+export interface ReloadReply {
+  readonly reloadId: number;
+  readonly error: string | null;
+}
+
+/** One reload over the workers that listen now. `done` resolves once every one committed it,
+ *  rejects with the first worker's reason once every one gave it up. */
+export class ReloadRound {
+  readonly done: Promise<void>;
+  private readonly waiting: Set<number>;
+  private readonly staged = new Set<number>();
+  private failure: string | null = null;
+  private settle: (failure: string | null) => void = () => {};
+
+  constructor(
+    readonly id: number,
+    workers: readonly number[],
+    private readonly send: (worker: number, order: ReloadOrder) => void,
+  ) {
+    this.waiting = new Set(workers);
+    this.done = new Promise((resolve, reject) => {
+      this.settle = (failure) => (failure === null ? resolve() : reject(new Error(failure)));
+    });
+    for (const w of workers) send(w, { order: "stage", id, reason: null });
+    this.check();
+  }
+
+  replied(worker: number, reply: ReloadReply): void {
+    if (reply.reloadId !== this.id || !this.waiting.delete(worker)) return;
+    if (reply.error === null) this.staged.add(worker);
+    else this.failure ??= `worker ${worker}: ${reply.error}`;
+    this.check();
+  }
+
+  /** A worker exited: it takes no part (its replacement reads the file as it starts). */
+  exited(worker: number): void {
+    this.staged.delete(worker);
+    if (this.waiting.delete(worker)) this.check();
+  }
+
+  private check(): void {
+    if (this.waiting.size > 0) return;
+    const order = this.failure === null ? "commit" : "abandon";
+    for (const w of this.staged) this.send(w, { order, id: this.id, reason: this.failure });
+    this.settle(this.failure);
+  }
+}

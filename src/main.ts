@@ -5,9 +5,10 @@ import { parseArgs } from "./cli/args.ts";
 import type { Options } from "./cli/options.ts";
 import { testConf } from "./cli/testconf.ts";
 import { infoText, usage, versionBanner } from "./cli/usage.ts";
-import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type SupervisorMessage, type WorkerMessage, type WorkerReport } from "./cluster/supervisor.ts";
+import { followSupervisor, reloader } from "./cluster/reloads.ts";
+import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
-import { ConfigError, loadConfig } from "./conf/load.ts";
+import { loadConfig, parseConfig, readConfigText } from "./conf/load.ts";
 import { bufferBudget } from "./core/budget.ts";
 import { Proxy } from "./core/proxy.ts";
 import { bufferPool } from "./lib/bytes.ts";
@@ -25,89 +26,10 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-/** A reload read and staged (Proxy.stage), logged and recorded whichever way it ends. */
-interface Staged {
-  commit(): void;
-  abandon(reason: string): void;
-}
-
-/** SIGUSR1 / POST /reload (a worker: the supervisor's orders): re-read the config and stage it;
- *  an invalid file, or one that cannot be applied, changes nothing. Every outcome goes into
- *  `history` (the dashboard's). */
-function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): () => Staged {
-  const rejected = (reason: string): void => {
-    log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
-    history.record({ at: Date.now(), applied: false, generation: proxy.generation, detail: reason });
-  };
-  return () => {
-    let staged;
-    try {
-      // A listen address that cannot be bound: Proxy.stage changed nothing.
-      staged = proxy.stage(loadConfig(opts.confFile), opts.drainTimeout);
-    } catch (err) {
-      const reason = err instanceof ConfigError ? err.message : (err as Error).message;
-      rejected(reason);
-      throw new Error(reason);
-    }
-    return {
-      commit() {
-        let summary;
-        try {
-          summary = staged.commit();
-        } catch (err) {
-          rejected((err as Error).message);
-          throw err;
-        }
-        log.notice(`reloaded '${opts.confFile}' (generation ${proxy.generation}): ${summary}`);
-        history.record({ at: Date.now(), applied: true, generation: proxy.generation, detail: summary });
-      },
-      abandon(reason) {
-        staged.abandon();
-        rejected(reason);
-      },
-    };
-  };
-}
-
-/** A worker follows the supervisor's messages: what it missed while starting, and the two
- *  steps of each reload (cluster/reload-round.ts). */
-function followSupervisor(stage: () => Staged, reloadNow: () => void): void {
-  let staged: Staged | null = null;
-  const reply = (message: WorkerMessage): void => {
-    process.send?.(message);
-  };
-  process.on("message", (m: SupervisorMessage) => {
-    if ("logLevel" in m) {
-      log.level = m.logLevel;
-      if (m.missedReload) reloadNow();
-      return;
-    }
-    if (m.order === "stage") {
-      staged?.abandon("superseded by the next reload");
-      staged = null;
-      try {
-        staged = stage();
-        reply({ reloadId: m.id, error: null });
-      } catch (err) {
-        reply({ reloadId: m.id, error: (err as Error).message });
-      }
-      return;
-    }
-    const s = staged;
-    staged = null;
-    if (s === null) return;
-    try {
-      if (m.order === "commit") s.commit();
-      else s.abandon(m.reason ?? "another worker could not apply it");
-    } catch {
-      // logged by the reloader (the drain gave it up)
-    }
-  });
-}
-
-/** Run the proxy in this process (alone, as the daemon, or as one of the supervisor's workers). */
-function serve(opts: Options, worker: number | null): void {
-  const config = loadConfig(opts.confFile);
+/** Run the proxy in this process (alone, as the daemon, or as one of the supervisor's workers,
+ *  on the config text the supervisor gives it). */
+function serve(opts: Options, worker: number | null, text: string | null): void {
+  const config = text === null ? loadConfig(opts.confFile) : parseConfig(text, opts.confFile);
   bufferPool.setSize(opts.mbufSize);
   // Workers share the budget evenly (each runs its own clients).
   bufferBudget.limit = worker === null ? opts.bufferBudget : opts.bufferBudget / opts.workers;
@@ -130,7 +52,7 @@ function serve(opts: Options, worker: number | null): void {
       // logged by the reloader; the old configuration keeps running
     }
   };
-  // A worker reloads on the supervisor's word (its own SIGUSR1 too, sent by hand).
+  // A worker reloads on the supervisor's orders; a SIGUSR1 sent to one by hand reloads it alone.
   process.on("SIGUSR1", signalled);
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
@@ -140,7 +62,7 @@ function serve(opts: Options, worker: number | null): void {
     const report = (): void => {
       process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt) satisfies WorkerReport);
     };
-    followSupervisor(stage, signalled);
+    followSupervisor(stage);
     report();
     setInterval(report, REPORT_INTERVAL_MS).unref();
     // The supervisor is gone (killed): drain and exit rather than serve on unsupervised.
@@ -191,15 +113,17 @@ async function main(argv: readonly string[]): Promise<void> {
     log.open(opts.output);
     if (worker === null) log.always(versionBanner().trimEnd().replaceAll("\n", ", "));
     if (worker === null && opts.workers > 1) {
-      const config = loadConfig(opts.confFile);
+      const text = readConfigText(opts.confFile);
+      const config = parseConfig(text, opts.confFile);
       if (opts.pidFile !== null) writePidFile(opts.pidFile);
       // Ready (for the daemon's parent) once every worker listens.
-      runSupervisor(opts, config, selfCommand(), argv, {
+      runSupervisor(opts, config, text, selfCommand(), argv, {
         ready: () => daemon?.ready(),
         failed: (message) => daemon?.fail(`buncracker: ${message}`),
       });
     } else {
-      serve(opts, worker);
+      // A worker's config text comes on stdin: the supervisor's, not the file as it is now.
+      serve(opts, worker, worker === null ? null : await Bun.stdin.text());
       daemon?.ready();
     }
   } catch (err) {

@@ -8,6 +8,9 @@
 export interface ReloadOrder {
   readonly order: "stage" | "commit" | "abandon";
   readonly id: number;
+  /** The config text every worker stages (stage; read once by the supervisor, so a file that
+   *  changes meanwhile cannot reach one worker and not another), else null. */
+  readonly text: string | null;
   /** Why it is given up (abandon). */
   readonly reason: string | null;
 }
@@ -29,6 +32,7 @@ export class ReloadRound {
 
   constructor(
     readonly id: number,
+    text: string,
     workers: readonly number[],
     private readonly send: (worker: number, order: ReloadOrder) => void,
   ) {
@@ -36,7 +40,7 @@ export class ReloadRound {
     this.done = new Promise((resolve, reject) => {
       this.settle = (failure) => (failure === null ? resolve() : reject(new Error(failure)));
     });
-    for (const w of workers) send(w, { order: "stage", id, reason: null });
+    for (const w of workers) send(w, { order: "stage", id, text, reason: null });
     this.check();
   }
 
@@ -56,7 +60,7 @@ export class ReloadRound {
   private check(): void {
     if (this.waiting.size > 0) return;
     const order = this.failure === null ? "commit" : "abandon";
-    for (const w of this.staged) this.send(w, { order, id: this.id, reason: this.failure });
+    for (const w of this.staged) this.send(w, { order, id: this.id, text: null, reason: this.failure });
     this.settle(this.failure);
   }
 }

@@ -5,6 +5,7 @@
 import type { Subprocess } from "bun";
 import type { Options } from "../cli/options.ts";
 import type { Config } from "../conf/types.ts";
+import { readConfigText } from "../conf/load.ts";
 import { log } from "../log.ts";
 import { startMetricsServer, type PoolHealth } from "../stats/http.ts";
 import { startStatsServer, type RunningServer } from "../stats/server.ts";
@@ -21,12 +22,13 @@ export const REPORT_INTERVAL_MS = 1000;
 export type WorkerReport = StatsSnapshot | { readonly startError: string };
 export type WorkerMessage = WorkerReport | ReloadReply;
 
-/** What the supervisor sends a worker once it listens: what it missed while it started (it was
- *  not signalled then: before its handlers are installed, SIGUSR1 would kill it). */
+/** What the supervisor sends a worker that listens and missed something: a log level moved
+ *  while it started (it was not signalled then: before its handlers are installed, SIGHUP
+ *  would kill it), or a reload committed while it started or took no part. */
 export interface CatchUp {
   readonly logLevel: number;
-  /** A reload was asked for meanwhile (it may have read the file before it changed). */
-  readonly missedReload: boolean;
+  /** The config text the other workers run, when this one runs another; else null. */
+  readonly config: string | null;
 }
 
 export type SupervisorMessage = CatchUp | ReloadOrder;
@@ -49,14 +51,16 @@ interface Worker {
   restarts: number;
   /** Reported at least once since its last start (so it listens, and handles signals). */
   reported: boolean;
-  /** A reload was asked for before it reported: it gets a CatchUp. */
-  reloadPending: boolean;
+  /** The config text it runs (started on, or committed or caught up to since). */
+  runs: string;
 }
 
 /** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
 export function runSupervisor(
   opts: Options,
   config: Config,
+  /** config's text: what every worker starts on until a reload commits another. */
+  configText: string,
   command: readonly string[],
   argv: readonly string[],
   events: SupervisorEvents,
@@ -87,17 +91,29 @@ export function runSupervisor(
     log.error(`reload applied by no worker: ${err.message}`);
     throw err;
   };
+  /** Sends `w` what it missed, if anything (it listens, so it handles it). */
+  const catchUp = (w: Worker): void => {
+    const config = w.runs === configText ? null : configText;
+    if (config === null && log.level === opts.verbosity) return;
+    w.proc?.send({ logLevel: log.level, config } satisfies SupervisorMessage);
+    w.runs = configText;
+  };
   const runRound = async (): Promise<void> => {
     if (stopping) refused(new Error("the proxy is draining (SIGTERM)"));
-    const listening: number[] = [];
-    workers.forEach((w, i) => {
-      if (w.reported && w.proc !== null) listening.push(i);
-      // One still starting (it may have read the file before it changed) reloads once it reports.
-      else if (w.proc !== null) w.reloadPending = true;
-    });
-    const r = new ReloadRound(++rounds, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
+    let text = "";
+    try {
+      text = readConfigText(opts.confFile);
+    } catch (err) {
+      refused(err as Error);
+    }
+    // Workers still starting run configText: they catch up once they report.
+    const listening = [...workers.keys()].filter((i) => workers[i]!.reported && workers[i]!.proc !== null);
+    const r = new ReloadRound(++rounds, text, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
     round = r;
     await r.done.catch(refused);
+    configText = text;
+    for (const i of listening) workers[i]!.runs = text;
+    for (const w of workers) if (w.reported && w.proc !== null && w.runs !== text) catchUp(w);
     log.notice(`reload applied by ${listening.length} workers`);
   };
   /** SIGUSR1 / POST /reload: stage the file in every worker that listens, then commit it in
@@ -123,10 +139,7 @@ export function runSupervisor(
     snapshots.set(i, report);
     if (w.reported) return;
     w.reported = true;
-    if (w.reloadPending || log.level !== opts.verbosity) {
-      w.proc?.send({ logLevel: log.level, missedReload: w.reloadPending } satisfies SupervisorMessage);
-      w.reloadPending = false;
-    }
+    catchUp(w);
     refresh();
     if (!started && workers.every((x) => x.reported)) {
       started = true;
@@ -148,12 +161,12 @@ export function runSupervisor(
     const w = workers[i]!;
     w.startedAt = Date.now();
     w.reported = false;
-    // It reads the config file as it starts.
-    w.reloadPending = false;
+    // Not the file as it is now: an edit not reloaded yet must not reach one worker alone.
+    w.runs = configText;
     w.proc = Bun.spawn({
       cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: [new Blob([configText]), "inherit", "inherit"],
       ipc: (message: WorkerMessage) => received(i, message),
       onExit(_proc, code, signal) {
         w.proc = null;
@@ -189,7 +202,7 @@ export function runSupervisor(
   };
 
   for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, reloadPending: false });
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, runs: configText });
     spawn(i);
   }
   log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);

@@ -42,14 +42,17 @@ const FORBIDDEN_TOKENS: Readonly<Record<string, string>> = {
 const LEXER_CONTROL = new Set(["\x02", "\x18", "\x1f"]);
 
 export function loadConfig(file: string, warn: Warn = logWarning): Config {
-  let text: string;
+  return parseConfig(readConfigText(file), file, warn);
+}
+
+/** The config file's text; throws a ConfigError when it cannot be read. */
+export function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, "utf8");
+    return readFileSync(file, "utf8");
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     throw new ConfigError(`${file}: cannot read the configuration file (${reason})`);
   }
-  return parseConfig(text, file, warn);
 }
 
 export function parseConfig(text: string, file: string, warn: Warn = logWarning): Config {

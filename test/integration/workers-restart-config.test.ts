@@ -1,0 +1,71 @@
+// A worker restarted by the supervisor runs the config the other workers run, not whatever the
+// file holds now: an edit not reloaded yet (valid or not) must not reach one worker alone.
+// Then a reload of the edit applies in both, and the restarted worker follows.
+
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { startRedis, type Backend } from "../helpers/backends.ts";
+import { RawClient } from "../helpers/client.ts";
+import { poolYaml, serverLine } from "../helpers/config.ts";
+import { waitFor, waitForLines } from "../helpers/ops.ts";
+import { freePort } from "../helpers/ports.ts";
+import { listenerCount } from "../helpers/procfs.ts";
+import { TARGET } from "../helpers/proxy.ts";
+import { bulk, OK, pipeline, respFrame } from "../helpers/resp.ts";
+import { startWorkers, waitForListeners, type Supervised } from "../helpers/workers.ts";
+
+setDefaultTimeout(90_000);
+
+let redis: Backend;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** Kills worker `index` and waits for its replacement to listen on `port`. */
+async function restart(sup: Supervised, index: number, port: number): Promise<void> {
+  const victim = (await sup.workers())[index]!;
+  process.kill(victim, "SIGKILL");
+  await waitFor(`a new worker ${index}`, async () => ((await sup.workers())[index] !== victim ? true : undefined), 20_000);
+  await waitForListeners(port, 2);
+}
+
+describe.skipIf(TARGET !== "buncracker")("a restarted worker", () => {
+  test("runs the workers' config, not an edit that was not reloaded", async () => {
+    const alphaPort = freePort();
+    const betaPort = freePort();
+    const alpha = poolYaml("alpha", { listen: `127.0.0.1:${alphaPort}`, redis: true }, [serverLine(redis.address)]);
+    const withBeta = alpha + poolYaml("beta", { listen: `127.0.0.1:${betaPort}`, redis: true }, [serverLine(redis.address)]);
+    const sup = await startWorkers(alpha, 2);
+    const proxy = sup.proxy;
+    try {
+      await waitForLines(proxy.stderr, /all 2 workers listening/);
+
+      // A valid edit, not reloaded: the restarted worker does not serve beta.
+      writeFileSync(proxy.configPath, withBeta);
+      await restart(sup, 1, alphaPort);
+      expect(listenerCount(betaPort)).toBe(0);
+
+      // An invalid edit, not reloaded: the restarted worker still starts.
+      writeFileSync(proxy.configPath, `${withBeta}  bogus: 1\n`);
+      await restart(sup, 1, alphaPort);
+      expect(proxy.stderr()).not.toContain("bogus");
+
+      // Reloaded: both serve beta, the restarted one too.
+      writeFileSync(proxy.configPath, withBeta);
+      proxy.signal("SIGUSR1");
+      await waitForLines(proxy.stderr, /reloaded '.*' \(generation \d+\): \+pool beta\n/, 2);
+      await waitForListeners(betaPort, 2);
+      const client = await RawClient.connect({ host: "127.0.0.1", port: betaPort });
+      await client.send(pipeline([["SET", "restart", "1"], ["GET", "restart"]]));
+      expect((await client.readReplies(2, respFrame)).map(String)).toEqual([String(OK), String(bulk("1"))]);
+      client.close();
+    } finally {
+      await proxy.stop();
+    }
+  });
+});

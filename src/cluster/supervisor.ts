@@ -167,7 +167,11 @@ export function runSupervisor(
       cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
       stdio: [new Blob([configText]), "inherit", "inherit"],
-      ipc: (message: WorkerMessage) => received(i, message),
+      // No report from a worker that has exited (read after its exit, it would count it twice
+      // beside `retired`, and the sum would go back at its successor's first); its reason, yes.
+      ipc: (message: WorkerMessage, from) => {
+        if (from === w.proc || "startError" in message) received(i, message);
+      },
       onExit(_proc, code, signal) {
         w.proc = null;
         round?.exited(i);

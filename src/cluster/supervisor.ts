@@ -236,7 +236,11 @@ export function runSupervisor(
         stats,
         bufferBudget: opts.bufferBudget,
         health: {
-          health: () => (snapshots.size === 0 ? starting : sumHealth(snapshots.values())),
+          health: () => {
+            const pools = snapshots.size === 0 ? starting : sumHealth(snapshots.values());
+            // Draining: every worker stops accepting now, which their reports say a second late.
+            return stopping ? pools.map((p) => ({ ...p, listening: false })) : pools;
+          },
         },
         reload,
         configGeneration: () => Math.max(1, ...[...snapshots.values()].map((s) => s.generation)),

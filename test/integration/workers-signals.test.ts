@@ -3,13 +3,16 @@
 // (the default action) and it must still run the reloaded config (it reloads once it listens:
 // it may have read the file before it changed); after SIGTTIN it must log at the level the
 // others were moved to.
+// A supervisor killed while a worker starts takes that worker down too; SIGTERM to the
+// supervisor turns /healthz to 503 at once (the workers' reports lag by up to a second).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { startRedis, type Backend } from "../helpers/backends.ts";
+import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { stopAll } from "../helpers/direct.ts";
-import { waitFor, waitForLines } from "../helpers/ops.ts";
+import { metricsRequest, readStats, serverOf, waitFor, waitForLines } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { environOf, isAlive } from "../helpers/procfs.ts";
 import { TARGET } from "../helpers/proxy.ts";
@@ -119,6 +122,50 @@ describe.skipIf(TARGET !== "buncracker")("signals while a worker starts", () => 
       await waitFor("the restarted worker's connection logged", () =>
         [...fileText(logPath).matchAll(/info connected to server/g)].length > before);
     } finally {
+      await sup.proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("the supervisor killed while a worker starts", () => {
+  test("the starting worker exits too (it does not serve on unsupervised)", async () => {
+    alphaPort = freePort();
+    const sup = await startWorkers(alpha(), 2);
+    const workers = await sup.workers();
+    let starting = 0;
+    try {
+      await waitForLines(sup.proxy.stderr, /all 2 workers listening/);
+      starting = await stopWhileStarting(sup);
+      sup.proxy.signal("SIGKILL");
+      await waitFor("the supervisor gone", () => !isAlive(sup.proxy.pid));
+      process.kill(starting, "SIGCONT");
+      await waitFor("every worker to exit", () => [starting, ...workers].every((pid) => !isAlive(pid)), 20_000);
+    } finally {
+      for (const pid of [starting, ...workers]) if (pid !== 0 && isAlive(pid)) process.kill(pid, "SIGKILL");
+      await sup.proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("SIGTERM to the supervisor", () => {
+  test("/healthz says 503 from the moment it drains (not only once the workers next report)", async () => {
+    alphaPort = freePort();
+    const metricsPort = freePort();
+    const sup = await startWorkers(alpha(), 2, { args: ["--metrics-port", String(metricsPort), "--drain-timeout", "60000"] });
+    const client = await RawClient.connect({ host: "127.0.0.1", port: alphaPort });
+    try {
+      await waitFor("/healthz 200", async () => (await metricsRequest(metricsPort, "/healthz")).status === 200);
+      await redis.process.freeze();
+      await client.send(command("GET", "k"));
+      await waitFor("the GET forwarded", async () => serverOf(await readStats(sup.proxy.statsPort), "alpha", redis.address).requests === 1);
+      sup.proxy.signal("SIGTERM");
+      await waitForLines(sup.proxy.stderr, /SIGTERM: draining workers/);
+      expect((await metricsRequest(metricsPort, "/healthz")).status).toBe(503);
+      redis.process.signal("SIGCONT");
+      expect(await sup.proxy.process.exited).toBe(0);
+    } finally {
+      redis.process.signal("SIGCONT");
+      client.close();
       await sup.proxy.stop();
     }
   });

@@ -28,6 +28,7 @@ export class ReloadRound {
   private readonly waiting: Set<number>;
   private readonly staged = new Set<number>();
   private failure: string | null = null;
+  private over = false;
   private settle: (failure: string | null) => void = () => {};
 
   constructor(
@@ -51,14 +52,24 @@ export class ReloadRound {
     this.check();
   }
 
-  /** A worker exited: it takes no part (its replacement reads the file as it starts). */
+  /** The supervisor drains (SIGTERM): the workers that staged it give it up now, those still
+   *  staging get no order (their drain gives it up). */
+  giveUp(reason: string): void {
+    this.failure ??= reason;
+    this.waiting.clear();
+    this.check();
+  }
+
+  /** A worker exited: it takes no part (its replacement starts on the config that the round
+   *  ends with). */
   exited(worker: number): void {
     this.staged.delete(worker);
     if (this.waiting.delete(worker)) this.check();
   }
 
   private check(): void {
-    if (this.waiting.size > 0) return;
+    if (this.waiting.size > 0 || this.over) return;
+    this.over = true;
     const order = this.failure === null ? "commit" : "abandon";
     for (const w of this.staged) this.send(w, { order, id: this.id, text: null, reason: this.failure });
     this.settle(this.failure);

@@ -273,6 +273,8 @@ export function runSupervisor(
     }
     stopping = true;
     log.notice("SIGTERM: draining workers");
+    // Not committed now: a worker that has begun draining would refuse it anyway.
+    round?.giveUp("the proxy is draining (SIGTERM)");
     each("SIGTERM");
     if (workers.every((w) => w.proc === null)) finish();
   });

@@ -1,7 +1,7 @@
 // Signals to a `--workers 2` supervisor while a worker is still starting (restarted after a
 // kill, caught with SIGSTOP before it has installed its handlers): SIGUSR1 must not kill it
-// (the default action) and it must still run the reloaded config (it reloads once it listens:
-// it may have read the file before it changed); after SIGTTIN it must log at the level the
+// (the default action) and it must still run the reloaded config (the supervisor sends it the
+// config text the round committed once it listens); after SIGTTIN it must log at the level the
 // others were moved to.
 // A supervisor killed while a worker starts takes that worker down too; SIGTERM to the
 // supervisor turns /healthz to 503 at once (the workers' reports lag by up to a second).

@@ -8,7 +8,8 @@ import { infoText, usage, versionBanner } from "./cli/usage.ts";
 import { followSupervisor, reloader } from "./cluster/reloads.ts";
 import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
-import { loadConfig, parseConfig, readConfigText } from "./conf/load.ts";
+import { loadConfig, parseConfig, parseConfigSource, readConfigText, type ConfigSource } from "./conf/load.ts";
+import { pemTexts } from "./conf/pem.ts";
 import { bufferBudget } from "./core/budget.ts";
 import { Proxy } from "./core/proxy.ts";
 import { bufferPool } from "./lib/bytes.ts";
@@ -27,9 +28,9 @@ function fail(message: string): never {
 }
 
 /** Run the proxy in this process (alone, as the daemon, or as one of the supervisor's workers,
- *  on the config text the supervisor gives it). */
-function serve(opts: Options, worker: number | null, text: string | null): void {
-  const config = text === null ? loadConfig(opts.confFile) : parseConfig(text, opts.confFile);
+ *  on the config the supervisor gives it). */
+function serve(opts: Options, worker: number | null, source: ConfigSource | null): void {
+  const config = source === null ? loadConfig(opts.confFile) : parseConfigSource(source, opts.confFile);
   bufferPool.setSize(opts.mbufSize);
   // Workers share the budget evenly (each runs its own clients).
   bufferBudget.limit = worker === null ? opts.bufferBudget : opts.bufferBudget / opts.workers;
@@ -115,15 +116,16 @@ async function main(argv: readonly string[]): Promise<void> {
     if (worker === null && opts.workers > 1) {
       const text = readConfigText(opts.confFile);
       const config = parseConfig(text, opts.confFile);
+      const source: ConfigSource = { text, pems: pemTexts(config) };
       if (opts.pidFile !== null) writePidFile(opts.pidFile);
       // Ready (for the daemon's parent) once every worker listens.
-      runSupervisor(opts, config, text, selfCommand(), argv, {
+      runSupervisor(opts, config, source, selfCommand(), argv, {
         ready: () => daemon?.ready(),
         failed: (message) => daemon?.fail(`buncracker: ${message}`),
       });
     } else {
-      // A worker's config text comes on stdin: the supervisor's, not the file as it is now.
-      serve(opts, worker, worker === null ? null : await Bun.stdin.text());
+      // A worker's config comes on stdin: the supervisor's, not the files as they are now.
+      serve(opts, worker, worker === null ? null : ((await Bun.stdin.json()) as ConfigSource));
       daemon?.ready();
     }
   } catch (err) {

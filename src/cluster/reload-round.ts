@@ -4,13 +4,15 @@
 // signal to each worker instead let one apply what another rejected (a unix socket only worker
 // 0 binds), and the workers then ran different configs.
 
+import type { ConfigSource } from "../conf/load.ts";
+
 /** Supervisor -> worker. */
 export interface ReloadOrder {
   readonly order: "stage" | "commit" | "abandon";
   readonly id: number;
-  /** The config text every worker stages (stage; read once by the supervisor, so a file that
+  /** The config every worker stages (stage; read once by the supervisor, so a file that
    *  changes meanwhile cannot reach one worker and not another), else null. */
-  readonly text: string | null;
+  readonly source: ConfigSource | null;
   /** Why it is given up (abandon). */
   readonly reason: string | null;
 }
@@ -33,7 +35,7 @@ export class ReloadRound {
 
   constructor(
     readonly id: number,
-    text: string,
+    source: ConfigSource,
     workers: readonly number[],
     private readonly send: (worker: number, order: ReloadOrder) => void,
   ) {
@@ -41,7 +43,7 @@ export class ReloadRound {
     this.done = new Promise((resolve, reject) => {
       this.settle = (failure) => (failure === null ? resolve() : reject(new Error(failure)));
     });
-    for (const w of workers) send(w, { order: "stage", id, text, reason: null });
+    for (const w of workers) send(w, { order: "stage", id, source, reason: null });
     this.check();
   }
 
@@ -71,7 +73,7 @@ export class ReloadRound {
     if (this.waiting.size > 0 || this.over) return;
     this.over = true;
     const order = this.failure === null ? "commit" : "abandon";
-    for (const w of this.staged) this.send(w, { order, id: this.id, text: null, reason: this.failure });
+    for (const w of this.staged) this.send(w, { order, id: this.id, source: null, reason: this.failure });
     this.settle(this.failure);
   }
 }

@@ -3,7 +3,7 @@
 // supervisor's messages it follows (the two steps of a reload round, what it missed while it
 // started).
 
-import { ConfigError, loadConfig, parseConfig } from "../conf/load.ts";
+import { ConfigError, loadConfig, parseConfigSource, type ConfigSource } from "../conf/load.ts";
 import type { Options } from "../cli/options.ts";
 import type { Proxy } from "../core/proxy.ts";
 import { log } from "../log.ts";
@@ -16,20 +16,20 @@ export interface Staged {
   abandon(reason: string): void;
 }
 
-/** SIGUSR1 / POST /reload (a worker: the supervisor's orders, with the text to stage): re-read
+/** SIGUSR1 / POST /reload (a worker: the supervisor's orders, with the config to stage): re-read
  *  the config and stage it;
  *  an invalid file, or one that cannot be applied, changes nothing. Every outcome goes into
  *  `history` (the dashboard's). */
-export function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): (text?: string) => Staged {
+export function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): (source?: ConfigSource) => Staged {
   const rejected = (reason: string): void => {
     log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
     history.record({ at: Date.now(), applied: false, generation: proxy.generation, detail: reason });
   };
-  return (text) => {
+  return (source) => {
     let staged;
     try {
       // A listen address that cannot be bound: Proxy.stage changed nothing.
-      const next = text === undefined ? loadConfig(opts.confFile) : parseConfig(text, opts.confFile);
+      const next = source === undefined ? loadConfig(opts.confFile) : parseConfigSource(source, opts.confFile);
       staged = proxy.stage(next, opts.drainTimeout);
     } catch (err) {
       const reason = err instanceof ConfigError ? err.message : (err as Error).message;
@@ -58,7 +58,7 @@ export function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): (
 
 /** A worker follows the supervisor's messages: what it missed while starting, and the two
  *  steps of each reload (cluster/reload-round.ts). */
-export function followSupervisor(stage: (text?: string) => Staged): void {
+export function followSupervisor(stage: (source?: ConfigSource) => Staged): void {
   let staged: Staged | null = null;
   const reply = (message: WorkerMessage): void => {
     process.send?.(message);
@@ -80,7 +80,7 @@ export function followSupervisor(stage: (text?: string) => Staged): void {
       staged?.abandon("superseded by the next reload");
       staged = null;
       try {
-        staged = stage(m.text ?? undefined);
+        staged = stage(m.source ?? undefined);
         reply({ reloadId: m.id, error: null });
       } catch (err) {
         reply({ reloadId: m.id, error: (err as Error).message });

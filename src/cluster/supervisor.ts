@@ -5,7 +5,7 @@
 import type { Subprocess } from "bun";
 import type { Options } from "../cli/options.ts";
 import type { Config } from "../conf/types.ts";
-import { readConfigText } from "../conf/load.ts";
+import { readConfigSource, type ConfigSource } from "../conf/load.ts";
 import { log } from "../log.ts";
 import { startMetricsServer, type PoolHealth } from "../stats/http.ts";
 import { startStatsServer, type RunningServer } from "../stats/server.ts";
@@ -27,8 +27,8 @@ export type WorkerMessage = WorkerReport | ReloadReply;
  *  would kill it), or a reload committed while it started or took no part. */
 export interface CatchUp {
   readonly logLevel: number;
-  /** The config text the other workers run, when this one runs another; else null. */
-  readonly config: string | null;
+  /** The config the other workers run, when this one runs another; else null. */
+  readonly config: ConfigSource | null;
 }
 
 export type SupervisorMessage = CatchUp | ReloadOrder;
@@ -51,16 +51,16 @@ interface Worker {
   restarts: number;
   /** Reported at least once since its last start (so it listens, and handles signals). */
   reported: boolean;
-  /** The config text it runs (started on, or committed or caught up to since). */
-  runs: string;
+  /** The config it runs (started on, or committed or caught up to since). */
+  runs: ConfigSource;
 }
 
 /** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
 export function runSupervisor(
   opts: Options,
   config: Config,
-  /** config's text: what every worker starts on until a reload commits another. */
-  configText: string,
+  /** config as read: what every worker starts on until a reload commits another. */
+  source: ConfigSource,
   command: readonly string[],
   argv: readonly string[],
   events: SupervisorEvents,
@@ -93,27 +93,27 @@ export function runSupervisor(
   };
   /** Sends `w` what it missed, if anything (it listens, so it handles it). */
   const catchUp = (w: Worker): void => {
-    const config = w.runs === configText ? null : configText;
+    const config = w.runs === source ? null : source;
     if (config === null && log.level === opts.verbosity) return;
     w.proc?.send({ logLevel: log.level, config } satisfies SupervisorMessage);
-    w.runs = configText;
+    w.runs = source;
   };
   const runRound = async (): Promise<void> => {
     if (stopping) refused(new Error("the proxy is draining (SIGTERM)"));
-    let text = "";
+    let next = source;
     try {
-      text = readConfigText(opts.confFile);
+      next = readConfigSource(opts.confFile);
     } catch (err) {
       refused(err as Error);
     }
-    // Workers still starting run configText: they catch up once they report.
+    // Workers still starting run `source`: they catch up once they report.
     const listening = [...workers.keys()].filter((i) => workers[i]!.reported && workers[i]!.proc !== null);
-    const r = new ReloadRound(++rounds, text, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
+    const r = new ReloadRound(++rounds, next, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
     round = r;
     await r.done.catch(refused);
-    configText = text;
-    for (const i of listening) workers[i]!.runs = text;
-    for (const w of workers) if (w.reported && w.proc !== null && w.runs !== text) catchUp(w);
+    source = next;
+    for (const i of listening) workers[i]!.runs = next;
+    for (const w of workers) if (w.reported && w.proc !== null && w.runs !== next) catchUp(w);
     log.notice(`reload applied by ${listening.length} workers`);
   };
   /** SIGUSR1 / POST /reload: stage the file in every worker that listens, then commit it in
@@ -162,11 +162,11 @@ export function runSupervisor(
     w.startedAt = Date.now();
     w.reported = false;
     // Not the file as it is now: an edit not reloaded yet must not reach one worker alone.
-    w.runs = configText;
+    w.runs = source;
     w.proc = Bun.spawn({
       cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
-      stdio: [new Blob([configText]), "inherit", "inherit"],
+      stdio: [new Blob([JSON.stringify(source)]), "inherit", "inherit"],
       // No report from a worker that has exited (read after its exit, it would count it twice
       // beside `retired`, and the sum would go back at its successor's first); its reason, yes.
       ipc: (message: WorkerMessage, from) => {
@@ -206,7 +206,7 @@ export function runSupervisor(
   };
 
   for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, runs: configText });
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, runs: source });
     spawn(i);
   }
   log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);

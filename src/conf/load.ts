@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { CST, isMap, isScalar, isSeq, Lexer, LineCounter, parseDocument, type Node, type Pair } from "yaml";
 import { log } from "../log.ts";
 import { EntryError, ItemError, POOL_DIRECTIVES, SERVER_NAME, type Directive, type PoolSettings } from "./schema.ts";
+import { pemTexts, withPemTexts } from "./pem.ts";
 import { compareServers } from "./server.ts";
 import type { Config, PoolConfig } from "./types.ts";
 import { quote, ValueError } from "./value.ts";
@@ -55,8 +56,32 @@ export function readConfigText(file: string): string {
   }
 }
 
-export function parseConfig(text: string, file: string, warn: Warn = logWarning): Config {
-  return new ConfigReader(text, file, warn).read();
+/** `pems`: PEM file texts to read instead of the files (see ConfigSource). */
+export function parseConfig(text: string, file: string, warn: Warn = logWarning, pems: ReadonlyMap<string, string> | null = null): Config {
+  return withPemTexts(pems, () => new ConfigReader(text, file, warn).read());
+}
+
+/** A config as read at one moment, the YAML and the PEM files it names: what a supervisor hands
+ *  its workers, so that each parses the same thing whenever it starts or reloads. */
+export interface ConfigSource {
+  readonly text: string;
+  /** By path; empty when the text does not parse (each worker then says why). */
+  readonly pems: Readonly<Record<string, string>>;
+}
+
+/** Reads the config file and the PEM files it names; throws a ConfigError when the file cannot
+ *  be read. */
+export function readConfigSource(file: string): ConfigSource {
+  const text = readConfigText(file);
+  try {
+    return { text, pems: pemTexts(parseConfig(text, file, () => {})) };
+  } catch {
+    return { text, pems: {} };
+  }
+}
+
+export function parseConfigSource(source: ConfigSource, file: string, warn: Warn = logWarning): Config {
+  return parseConfig(source.text, file, warn, new Map(Object.entries(source.pems)));
 }
 
 class ConfigReader {

@@ -5,12 +5,39 @@
 
 import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { PemFile } from "./types.ts";
+import type { Config, PemFile } from "./types.ts";
 import { quote, ValueError } from "./value.ts";
 
 const CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
+/** PEM texts read instead of the files, during one parse (withPemTexts): a worker parses the
+ *  config its supervisor read, with the PEM files as they were then. */
+let given: ReadonlyMap<string, string> | null = null;
+
+/** Runs `parse` reading PEM files from `texts` first (null: from disk only). */
+export function withPemTexts<T>(texts: ReadonlyMap<string, string> | null, parse: () => T): T {
+  given = texts;
+  try {
+    return parse();
+  } finally {
+    given = null;
+  }
+}
+
+/** Every PEM file `config` read, by path, as it was read. */
+export function pemTexts(config: Config): Record<string, string> {
+  const texts: Record<string, string> = {};
+  for (const p of config.pools) {
+    for (const f of [p.tls?.cert, p.tls?.key, p.tls?.ca, p.serverTls?.ca, p.serverTls?.cert, p.serverTls?.key]) {
+      if (f !== null && f !== undefined) texts[f.path] = f.text;
+    }
+  }
+  return texts;
+}
+
 function readText(path: string): string {
+  const text = given?.get(path);
+  if (text !== undefined) return text;
   try {
     return readFileSync(path, "utf8");
   } catch (error) {

@@ -205,12 +205,6 @@ export function runSupervisor(
     process.exit(0);
   };
 
-  for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, runs: source });
-    spawn(i);
-  }
-  log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);
-
   // Until the first report, every configured pool is known but not yet listening.
   const starting: PoolHealth[] = config.pools.map((p) => ({
     name: p.name,
@@ -248,6 +242,14 @@ export function runSupervisor(
       }),
     );
   }
+
+  // Workers only once the stats and metrics ports are bound (as a single process binds them
+  // before its pools): one that cannot be fails the start before any pool listens.
+  for (let i = 0; i < opts.workers; i++) {
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, runs: source });
+    spawn(i);
+  }
+  log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);
 
   // The supervisor logs too (worker exits): it reopens its own log and moves its own level.
   process.on("SIGHUP", () => {

@@ -3,7 +3,8 @@
 // brings the unix-socket pool back; SIGHUP makes the supervisor re-create its own log too;
 // SIGTERM drains every worker (requests in flight complete) before the supervisor exits 0; a
 // supervisor that is killed takes its workers down; -d returns once every worker listens; a
-// worker that cannot start stops the supervisor with the reason instead of a restart loop.
+// worker that cannot start stops the supervisor with the reason instead of a restart loop, and a
+// stats port in use stops it before any worker starts.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -253,6 +254,22 @@ describe.skipIf(TARGET !== "buncracker")("starting", () => {
       for (const pid of [supervisor, ...workers]) {
         if (pid !== null && isAlive(pid)) process.kill(pid, "SIGKILL");
       }
+    }
+  });
+
+  test("a stats port in use: the supervisor exits 1 with the reason before it starts any worker", async () => {
+    const port = freePort();
+    const statsPort = freePort();
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: statsPort, socket: { data() {} } });
+    try {
+      const confPath = dir.file("stats-in-use.yml");
+      writeFileSync(confPath, config(port));
+      const run = await runToEnd([...proxyCommand("buncracker"), "--workers", "2", "-c", confPath, "-s", String(statsPort), "-a", "127.0.0.1"], 60_000);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(new RegExp(`stats: cannot listen on 127\\.0\\.0\\.1:${statsPort}`));
+      expect(run.stderr).not.toContain("listening on");
+    } finally {
+      holder.stop(true);
     }
   });
 

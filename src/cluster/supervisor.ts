@@ -83,6 +83,10 @@ export function runSupervisor(
     for (const w of workers) if (w.reported) w.proc?.kill(signal);
   };
 
+  /** The generation of `source` (1, +1 per committed round) and when it was read: the
+   *  workers' own restart at 1 (a restarted one starts on `source`). */
+  let generation = 1;
+  let loadedAt = Date.now();
   let round: ReloadRound | null = null;
   let rounds = 0;
   /** The last reload asked for: the next one starts once it is over (one at a time). */
@@ -112,6 +116,8 @@ export function runSupervisor(
     round = r;
     await r.done.catch(refused);
     source = next;
+    generation++;
+    loadedAt = Date.now();
     for (const i of listening) workers[i]!.runs = next;
     for (const w of workers) if (w.reported && w.proc !== null && w.runs !== next) catchUp(w);
     log.notice(`reload applied by ${listening.length} workers`);
@@ -237,8 +243,8 @@ export function runSupervisor(
           },
         },
         reload,
-        configGeneration: () => Math.max(1, ...[...snapshots.values()].map((s) => s.generation)),
-        configLoadedAt: () => Math.max(0, ...[...snapshots.values()].map((s) => s.loadedAt)),
+        configGeneration: () => generation,
+        configLoadedAt: () => loadedAt,
       }),
     );
   }

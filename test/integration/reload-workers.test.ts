@@ -8,6 +8,7 @@ import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { stopAll } from "../helpers/direct.ts";
+import { waitForLines } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { eventually, holders, misplaced, placer, RedisTraffic, ReloadableProxy } from "../helpers/reload.ts";
@@ -47,6 +48,8 @@ beforeAll(async () => {
     const pids = workers(proxy.proxy.pid);
     return pids.length === 2 && pids.every((p) => catches(p, SIGUSR1)) ? true : undefined;
   });
+  // A reload goes to the workers that have reported (one still starting catches up later).
+  await waitForLines(proxy.proxy.stderr, /all 2 workers listening/);
 });
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
-import { waitFor, waitForLines } from "../helpers/ops.ts";
+import { metricsRequest, waitFor, waitForLines } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { listenerCount } from "../helpers/procfs.ts";
 import { TARGET } from "../helpers/proxy.ts";
@@ -66,6 +66,33 @@ describe.skipIf(TARGET !== "buncracker")("a restarted worker", () => {
       client.close();
     } finally {
       await proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("the config generation under --workers", () => {
+  test("stays what the reloads made it when every worker has been restarted", async () => {
+    const alphaPort = freePort();
+    const metricsPort = freePort();
+    const alpha = poolYaml("alpha", { listen: `127.0.0.1:${alphaPort}`, redis: true }, [serverLine(redis.address)]);
+    const sup = await startWorkers(alpha, 2, { args: ["--metrics-port", String(metricsPort)] });
+    const generation = async (): Promise<number> => {
+      const body = (await (await metricsRequest(metricsPort, "/healthz")).json()) as { config: { generation: number } };
+      return body.config.generation;
+    };
+    try {
+      await waitForLines(sup.proxy.stderr, /all 2 workers listening/);
+      sup.proxy.signal("SIGUSR1");
+      await waitForLines(sup.proxy.stderr, /reloaded '.*' \(generation 2\)/, 2);
+      await waitFor("generation 2 in /healthz", async () => (await generation()) === 2);
+      const before = await sup.workers();
+      for (const pid of before) process.kill(pid, "SIGKILL");
+      await waitFor("two new workers", async () => ((await sup.workers()).every((pid) => !before.includes(pid)) ? true : undefined), 20_000);
+      await waitForListeners(alphaPort, 2);
+      await waitFor("/healthz 200 again", async () => (await metricsRequest(metricsPort, "/healthz")).status === 200);
+      expect(await generation()).toBe(2);
+    } finally {
+      await sup.proxy.stop();
     }
   });
 });

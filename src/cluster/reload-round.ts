@@ -23,6 +23,10 @@ export interface ReloadReply {
   readonly error: string | null;
 }
 
+/** How long a worker may take to stage a reload: one that does not answer (stopped, stuck)
+ *  must not hold every later reload, nor POST /reload (its HTTP connection idles out at 10 s). */
+export const STAGE_ANSWER_MS = 5000;
+
 /** One reload over the workers that listen now. `done` resolves once every one committed it,
  *  rejects with the first worker's reason once every one gave it up. */
 export class ReloadRound {
@@ -32,6 +36,7 @@ export class ReloadRound {
   private failure: string | null = null;
   private over = false;
   private settle: (failure: string | null) => void = () => {};
+  private readonly timer: Timer;
 
   constructor(
     readonly id: number,
@@ -43,19 +48,26 @@ export class ReloadRound {
     this.done = new Promise((resolve, reject) => {
       this.settle = (failure) => (failure === null ? resolve() : reject(new Error(failure)));
     });
+    this.timer = setTimeout(() => this.giveUp(`no answer from worker ${[...this.waiting].join(", ")} within ${STAGE_ANSWER_MS} ms`), STAGE_ANSWER_MS);
+    this.timer.unref();
     for (const w of workers) send(w, { order: "stage", id, source, reason: null });
     this.check();
   }
 
   replied(worker: number, reply: ReloadReply): void {
-    if (reply.reloadId !== this.id || !this.waiting.delete(worker)) return;
+    if (reply.reloadId !== this.id) return;
+    if (!this.waiting.delete(worker)) {
+      // Too late (given up without it): it must not keep what it staged.
+      if (this.over && reply.error === null) this.send(worker, { order: "abandon", id: this.id, source: null, reason: this.failure });
+      return;
+    }
     if (reply.error === null) this.staged.add(worker);
     else this.failure ??= `worker ${worker}: ${reply.error}`;
     this.check();
   }
 
-  /** The supervisor drains (SIGTERM): the workers that staged it give it up now, those still
-   *  staging get no order (their drain gives it up). */
+  /** The supervisor drains (SIGTERM), or a worker did not answer in time: the workers that
+   *  staged it give it up now; one that answers later is told to give it up then. */
   giveUp(reason: string): void {
     this.failure ??= reason;
     this.waiting.clear();
@@ -72,6 +84,7 @@ export class ReloadRound {
   private check(): void {
     if (this.waiting.size > 0 || this.over) return;
     this.over = true;
+    clearTimeout(this.timer);
     const order = this.failure === null ? "commit" : "abandon";
     for (const w of this.staged) this.send(w, { order, id: this.id, source: null, reason: this.failure });
     this.settle(this.failure);

@@ -60,6 +60,8 @@ export function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): (
  *  steps of each reload (cluster/reload-round.ts). */
 export function followSupervisor(stage: (source?: ConfigSource) => Staged): void {
   let staged: Staged | null = null;
+  /** The round `staged` belongs to: orders for another are stale. */
+  let stagedId = 0;
   const reply = (message: WorkerMessage): void => {
     process.send?.(message);
   };
@@ -71,7 +73,7 @@ export function followSupervisor(stage: (source?: ConfigSource) => Staged): void
           stage(m.config).commit();
         } catch {
           // logged by the reloader: this worker alone runs the old config (a bind that failed
-          // here only; every worker reports its generation)
+          // here only)
         }
       }
       return;
@@ -81,6 +83,7 @@ export function followSupervisor(stage: (source?: ConfigSource) => Staged): void
       staged = null;
       try {
         staged = stage(m.source ?? undefined);
+        stagedId = m.id;
         reply({ reloadId: m.id, error: null });
       } catch (err) {
         reply({ reloadId: m.id, error: (err as Error).message });
@@ -88,8 +91,8 @@ export function followSupervisor(stage: (source?: ConfigSource) => Staged): void
       return;
     }
     const s = staged;
+    if (s === null || m.id !== stagedId) return;
     staged = null;
-    if (s === null) return;
     try {
       if (m.order === "commit") s.commit();
       else s.abandon(m.reason ?? "another worker could not apply it");

@@ -134,6 +134,8 @@ export function runSupervisor(
   const received = (i: number, report: WorkerMessage): void => {
     const w = workers[i]!;
     if ("reloadId" in report) {
+      // Only the latest round's; an older one's late answers were given up with it (a worker
+      // staging a new round drops what it staged before).
       round?.replied(i, report);
       return;
     }

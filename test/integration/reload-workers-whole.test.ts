@@ -2,17 +2,19 @@
 // unix-socket pool (served by worker 0 alone) to a path it cannot bind and adds a TCP pool is
 // rejected by worker 0, so worker 1 must not apply it either (before, worker 1 served the new
 // pool and the workers ran different configs). POST /reload says so (500), and a good reload
-// afterwards applies in both.
+// afterwards applies in both. A worker that does not answer (SIGSTOP) makes the reload given up
+// in all, POST /reload answers 500 (it hung, until its connection idled out), and the worker
+// gives it up too once it runs again.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
-import { listenerCount } from "../helpers/procfs.ts";
+import { childPids, listenerCount } from "../helpers/procfs.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { waitForLines } from "../helpers/ops.ts";
-import { ReloadableProxy } from "../helpers/reload.ts";
+import { eventually, ReloadableProxy } from "../helpers/reload.ts";
 import { bulk, OK, pipeline, respFrame } from "../helpers/resp.ts";
 import { makeTempDir, type TempDir } from "../helpers/tmp.ts";
 import { waitForListeners } from "../helpers/workers.ts";
@@ -69,5 +71,32 @@ describe.skipIf(TARGET !== "buncracker")("a reload one worker cannot apply", () 
     await client.send(pipeline([["SET", "whole", "1"], ["GET", "whole"]]));
     expect((await client.readReplies(2, respFrame)).map(String)).toEqual([String(OK), String(bulk("1"))]);
     client.close();
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a reload one worker does not answer", () => {
+  test("a stopped worker: the reload is given up in all (POST /reload answers 500), and in it too once it runs again", async () => {
+    const workers = childPids(proxy.proxy.pid);
+    expect(workers).toHaveLength(2);
+    const stopped = workers[1]!;
+    const betaPort = freePort();
+    const before = proxy.outcomes().length;
+    process.kill(stopped, "SIGSTOP");
+    try {
+      const res = await proxy.postReload(alpha() + sock(dir.file("a.sock")) + beta(betaPort), 1);
+      expect(res.status).toBe(500);
+      expect(String(res.body.error)).toMatch(/no answer from worker/);
+      expect(listenerCount(betaPort)).toBe(0);
+    } finally {
+      process.kill(stopped, "SIGCONT");
+    }
+    // The stopped worker stages it late, is told to give it up, and says so.
+    await eventually("both workers' rejections", () => (proxy.outcomes().length >= before + 2 ? true : undefined));
+    expect(proxy.outcomes().slice(before).every((l) => l.startsWith("reload rejected"))).toBe(true);
+    expect(listenerCount(betaPort)).toBe(0);
+    // Nothing is left staged: the next reload applies in both.
+    const lines = await proxy.signalReload(alpha() + sock(dir.file("a.sock")) + beta(betaPort), 2);
+    expect(lines).toEqual([0, 1].map(() => expect.stringMatching(/^reloaded '/)));
+    await waitForListeners(betaPort, 2);
   });
 });

@@ -104,14 +104,18 @@ export function runSupervisor(
   };
   const runRound = async (): Promise<void> => {
     if (stopping) refused(new Error("the proxy is draining (SIGTERM)"));
-    let next = source;
+    let read: { source: ConfigSource; invalid: string | null } = { source, invalid: null };
     try {
-      next = readConfigSource(opts.confFile);
+      read = readConfigSource(opts.confFile);
     } catch (err) {
       refused(err as Error);
     }
+    const next = read.source;
     // Workers still starting run `source`: they catch up once they report.
     const listening = [...workers.keys()].filter((i) => workers[i]!.reported && workers[i]!.proc !== null);
+    // Each worker says why a file is invalid; with none to ask, the supervisor does (else every
+    // worker would restart on it, and fail).
+    if (listening.length === 0 && read.invalid !== null) refused(new Error(read.invalid));
     const r = new ReloadRound(++rounds, next, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
     round = r;
     await r.done.catch(refused);

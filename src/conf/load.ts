@@ -69,14 +69,14 @@ export interface ConfigSource {
   readonly pems: Readonly<Record<string, string>>;
 }
 
-/** Reads the config file and the PEM files it names; throws a ConfigError when the file cannot
- *  be read. */
-export function readConfigSource(file: string): ConfigSource {
+/** Reads the config file and the PEM files it names, and why it is invalid (null: it is not);
+ *  throws a ConfigError when the file cannot be read. */
+export function readConfigSource(file: string): { source: ConfigSource; invalid: string | null } {
   const text = readConfigText(file);
   try {
-    return { text, pems: pemTexts(parseConfig(text, file, () => {})) };
-  } catch {
-    return { text, pems: {} };
+    return { source: { text, pems: pemTexts(parseConfig(text, file, () => {})) }, invalid: null };
+  } catch (err) {
+    return { source: { text, pems: {} }, invalid: (err as Error).message };
   }
 }
 

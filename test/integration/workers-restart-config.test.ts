@@ -1,6 +1,9 @@
 // A worker restarted by the supervisor runs the config the other workers run, not whatever the
 // file holds now: an edit not reloaded yet (valid or not) must not reach one worker alone.
 // Then a reload of the edit applies in both, and the restarted worker follows.
+// The config generation is the supervisor's count of reloads, whatever worker restarted; and a
+// reload while no worker listens (both restarting) is checked by the supervisor itself, so an
+// invalid file is rejected rather than given to every worker to restart on.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -91,6 +94,30 @@ describe.skipIf(TARGET !== "buncracker")("the config generation under --workers"
       await waitForListeners(alphaPort, 2);
       await waitFor("/healthz 200 again", async () => (await metricsRequest(metricsPort, "/healthz")).status === 200);
       expect(await generation()).toBe(2);
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a reload while no worker listens", () => {
+  test("an invalid file is rejected (no worker could check it) and the workers come back on the running config", async () => {
+    const alphaPort = freePort();
+    const metricsPort = freePort();
+    const alpha = poolYaml("alpha", { listen: `127.0.0.1:${alphaPort}`, redis: true }, [serverLine(redis.address)]);
+    const sup = await startWorkers(alpha, 2, { args: ["--metrics-port", String(metricsPort)] });
+    try {
+      await waitForLines(sup.proxy.stderr, /all 2 workers listening/);
+      const before = await sup.workers();
+      for (const pid of before) process.kill(pid, "SIGKILL");
+      // Both are waiting for their restart (a backoff of 500 ms): none listens now.
+      await waitForLines(sup.proxy.stderr, /worker \d exited \(SIGKILL\); restarting it in 500 ms/, 2);
+      writeFileSync(sup.proxy.configPath, `${alpha}  bogus: 1\n`);
+      const res = await metricsRequest(metricsPort, "/reload", "POST");
+      expect(res.status).toBe(500);
+      await waitFor("two new workers", async () => ((await sup.workers()).every((pid) => !before.includes(pid)) ? true : undefined), 20_000);
+      await waitForListeners(alphaPort, 2);
+      expect(sup.proxy.stderr()).not.toContain("could not start");
     } finally {
       await sup.proxy.stop();
     }

@@ -5,7 +5,9 @@
 // afterwards applies in both. A worker that does not answer (SIGSTOP) makes the reload given up
 // in all, POST /reload answers 500 (it hung, until its connection idled out), and the worker
 // gives it up too once it runs again.
+// Two POST /reload at once run one after the other; both workers end on the last file.
 
+import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
@@ -98,5 +100,22 @@ describe.skipIf(TARGET !== "buncracker")("a reload one worker does not answer", 
     const lines = await proxy.signalReload(alpha() + sock(dir.file("a.sock")) + beta(betaPort), 2);
     expect(lines).toEqual([0, 1].map(() => expect.stringMatching(/^reloaded '/)));
     await waitForListeners(betaPort, 2);
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("two reloads in quick succession", () => {
+  test("they run one after the other and both workers end on the last file", async () => {
+    const gammaPort = freePort();
+    const deltaPort = freePort();
+    const base = alpha() + sock(dir.file("a.sock"));
+    const post = () => fetch(`http://127.0.0.1:${proxy.metricsPort}/reload`, { method: "POST" });
+    writeFileSync(proxy.proxy.configPath, base + poolYaml("gamma", { listen: `127.0.0.1:${gammaPort}`, redis: true }, [serverLine(redis.address)]));
+    const first = post();
+    writeFileSync(proxy.proxy.configPath, base + poolYaml("delta", { listen: `127.0.0.1:${deltaPort}`, redis: true }, [serverLine(redis.address)]));
+    const second = post();
+    expect([(await first).status, (await second).status]).toEqual([200, 200]);
+    await waitForListeners(deltaPort, 2);
+    expect(listenerCount(gammaPort)).toBe(0);
+    proxy.running = base + poolYaml("delta", { listen: `127.0.0.1:${deltaPort}`, redis: true }, [serverLine(redis.address)]);
   });
 });

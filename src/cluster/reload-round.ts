@@ -1,8 +1,8 @@
 // A reload under --workers, in two steps so that it applies in every worker or in none: each
-// worker that listens stages it (reads the file, binds what it must: Proxy.stage) and says
-// whether it could; only when every one could does each commit it, else each gives it up. A
-// signal to each worker instead let one apply what another rejected (a unix socket only worker
-// 0 binds), and the workers then ran different configs.
+// worker that listens stages it (parses the config the supervisor read once, binds what it
+// must: Proxy.stage) and says whether it could; only when every one could does each commit it,
+// else each gives it up. A signal to each worker instead let one apply what another rejected
+// (a unix socket only worker 0 binds), and the workers then ran different configs.
 
 import type { ConfigSource } from "../conf/load.ts";
 

@@ -3,7 +3,7 @@
 // supervisor's messages it follows (the two steps of a reload round, what it missed while it
 // started).
 
-import { ConfigError, loadConfig, parseConfigSource, type ConfigSource } from "../conf/load.ts";
+import { loadConfig, parseConfigSource, type ConfigSource } from "../conf/load.ts";
 import type { Options } from "../cli/options.ts";
 import type { Proxy } from "../core/proxy.ts";
 import { log } from "../log.ts";
@@ -16,10 +16,9 @@ export interface Staged {
   abandon(reason: string): void;
 }
 
-/** SIGUSR1 / POST /reload (a worker: the supervisor's orders, with the config to stage): re-read
- *  the config and stage it;
- *  an invalid file, or one that cannot be applied, changes nothing. Every outcome goes into
- *  `history` (the dashboard's). */
+/** SIGUSR1 / POST /reload: read the config (a worker: parse the one its supervisor read) and
+ *  stage it; an invalid file, or one that cannot be applied, changes nothing. Every outcome goes
+ *  into `history` (the dashboard's). */
 export function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): (source?: ConfigSource) => Staged {
   const rejected = (reason: string): void => {
     log.error(`reload rejected, the running configuration is unchanged: ${reason}`);
@@ -32,7 +31,7 @@ export function reloader(proxy: Proxy, opts: Options, history: ReloadHistory): (
       const next = source === undefined ? loadConfig(opts.confFile) : parseConfigSource(source, opts.confFile);
       staged = proxy.stage(next, opts.drainTimeout);
     } catch (err) {
-      const reason = err instanceof ConfigError ? err.message : (err as Error).message;
+      const reason = (err as Error).message;
       rejected(reason);
       throw new Error(reason);
     }

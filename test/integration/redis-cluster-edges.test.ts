@@ -106,7 +106,10 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       expect(await viaProxy(["SET", destKey, "v"], ["GET", destKey])).toEqual(["+OK\r\n", "$1\r\nv\r\n"]);
     } finally {
       blocker.close();
-      for (const line of lines) await cluster.call(nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", sourceLine.id);
+      // The migration is called off (no key moved): STABLE clears both marks and leaves the slot
+      // where it was. (SETSLOT NODE on every master here left the source's replica unaware of
+      // the slot, so a later failover of that master lost it.)
+      for (const node of [dest, source]) await cluster.call(node, "CLUSTER", "SETSLOT", String(slot), "STABLE");
     }
   });
 

@@ -74,6 +74,7 @@ describe("stats document against nutcracker 0.5.0", () => {
     const dir = makeTempDir();
     writeFileSync(dir.file("proxy.yml"), yaml);
     config = loadConfig(dir.file("proxy.yml"));
+    dir.remove();
   });
 
   afterAll(async () => {

@@ -11,7 +11,6 @@ import { Unasked, type Outbound } from "../../src/proto/codec.ts";
 import {
   allowedWhileSubscribed,
   endedChannel,
-  isPubSubMessage,
   notAllowedWhileSubscribed,
   pushTopic,
   sharedTopic,
@@ -154,7 +153,7 @@ describe("messages pushed on a subscriber connection", () => {
     const pushed = await sub.readReplies(3, respFrame);
     await sub.send(command("PING"));
     const [pong] = await sub.readReplies(1, respFrame);
-    const is = (b: Uint8Array) => isPubSubMessage(b, 0, b.length);
+    const is = (b: Uint8Array) => unasked(b, 0, b.length, null) === Unasked.Message;
     expect(confirmations.map(is)).toEqual([false, false, false]);
     expect(pushed.map(is)).toEqual([true, true, true]);
     expect(is(pong!)).toBe(false);

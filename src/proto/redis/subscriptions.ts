@@ -286,12 +286,6 @@ function messageHead(buf: Uint8Array, start: number, end: number): number {
   return -1;
 }
 
-/** Is the reply buf[start, end) (from a subscriber connection) a message pushed to the client
- *  rather than the confirmation of a request? */
-export function isPubSubMessage(buf: Uint8Array, start: number, end: number): boolean {
-  return messageHead(buf, start, end) >= 0;
-}
-
 /** A message's topic (Planner.pushTopic): its word and the channel, pattern or shard channel it
  *  names, `<word>\r\n$<length>\r\n<name>`; null for a confirmation. The message is a whole
  *  reply the parser checked. */

@@ -19,6 +19,7 @@ import { writePidFile } from "./ops/pidfile.ts";
 import { selfCommand } from "./ops/self.ts";
 import { installSignals } from "./ops/signals.ts";
 import { startMetricsServer } from "./stats/http.ts";
+import { EventLoopLag } from "./stats/loop-lag.ts";
 import { ReloadHistory } from "./stats/reloads.ts";
 import { startStatsServer } from "./stats/server.ts";
 
@@ -58,10 +59,13 @@ function serve(opts: Options, worker: number | null, source: ConfigSource | null
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
     proxy.start();
+    // The supervisor's /metrics shows the workers' loop lag, not its own.
+    const lag = new EventLoopLag();
+    lag.start();
     // The supervisor serves stats and metrics for all workers from these reports; the first,
     // sent now, also tells it this worker listens.
     const report = (): void => {
-      process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt) satisfies WorkerReport);
+      process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt, lag.takeWorst()) satisfies WorkerReport);
     };
     followSupervisor(stage);
     report();

@@ -39,6 +39,8 @@ export interface StatsSnapshot {
   readonly generation: number;
   /** When the worker's config generation was loaded (ms since the epoch). */
   readonly loadedAt: number;
+  /** The worker's worst event-loop lag since its previous report, seconds (EventLoopLag). */
+  readonly loopLagSeconds: number;
   readonly pools: PoolSnapshot[];
 }
 
@@ -60,12 +62,14 @@ export function takeSnapshot(
   pools: readonly PoolView[],
   generation: number,
   loadedAt: number,
+  loopLagSeconds: number,
 ): StatsSnapshot {
   return {
     totalConnections: stats.totalConnections,
     currConnections: stats.currConnections,
     generation,
     loadedAt,
+    loopLagSeconds,
     pools: pools.map((p) => ({
       name: p.stats.name,
       listening: p.listening,
@@ -199,6 +203,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
     currConnections: 0,
     generation: last.generation,
     loadedAt: last.loadedAt,
+    loopLagSeconds: 0,
     pools: last.pools.map((p) => ({
       ...p,
       listening: false,
@@ -219,7 +224,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
     listening: false,
     servers: stats.servers.map((server) => ({ stats: server, ejected: false })),
   }));
-  return takeSnapshot(sum, views, last.generation, last.loadedAt);
+  return takeSnapshot(sum, views, last.generation, last.loadedAt, 0);
 }
 
 /** /healthz over all workers: a pool listens when any worker listens on it; a server is

@@ -249,6 +249,7 @@ export function runSupervisor(
           },
         },
         reload,
+        workerLoopLag: () => new Map([...snapshots].sort(([a], [b]) => a - b).map(([i, s]) => [i, s.loopLagSeconds])),
         configGeneration: () => generation,
         configLoadedAt: () => loadedAt,
       }),

@@ -91,6 +91,9 @@ export interface MetricsServerOptions {
   readonly reloads?: ReloadHistory;
   /** --buffer-budget, for /metrics (0 when absent). */
   readonly bufferBudget?: number;
+  /** The supervisor of --workers: its workers' event-loop lag by index (the workers serve the
+   *  traffic; its own loop says nothing of them). Absent: this process's own. */
+  readonly workerLoopLag?: () => ReadonlyMap<number, number>;
 }
 
 const TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8";
@@ -141,7 +144,7 @@ interface Route {
 
 /** Starts serving; throws when the address cannot be bound. */
 export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
-  const lag = new EventLoopLag();
+  const lag = opts.workerLoopLag === undefined ? new EventLoopLag() : null;
   const generation = opts.configGeneration ?? (() => 1);
   const configInfo = (): ConfigInfo => {
     const loadedAt = opts.configLoadedAt?.();
@@ -151,10 +154,12 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
   };
   const metrics = (): Response => {
     const cpu = process.cpuUsage();
+    const workerLag = opts.workerLoopLag?.();
     const body = renderMetrics(opts.stats, {
       residentBytes: process.memoryUsage.rss(),
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      eventLoopLagSeconds: lag.seconds,
+      eventLoopLagSeconds: workerLag === undefined ? (lag?.seconds ?? 0) : Math.max(0, ...workerLag.values()),
+      workerEventLoopLagSeconds: workerLag,
       configGeneration: generation(),
       bufferBudgetBytes: opts.bufferBudget ?? 0,
     });
@@ -196,13 +201,13 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
       `metrics: cannot listen on ${opts.hostname}:${opts.port}: ${(err as Error).message}`,
     );
   }
-  lag.start();
+  lag?.start();
   dashboard.start();
   const running = server;
   return {
     port: running.port ?? opts.port,
     stop() {
-      lag.stop();
+      lag?.stop();
       dashboard.stop();
       void running.stop(true);
     },

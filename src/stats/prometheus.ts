@@ -13,6 +13,9 @@ export interface RuntimeMetrics {
   readonly residentBytes: number;
   readonly cpuSeconds: number;
   readonly eventLoopLagSeconds: number;
+  /** --workers: each live worker's worst lag in its last report, by worker index
+   *  (eventLoopLagSeconds is their highest); absent in a single process. */
+  readonly workerEventLoopLagSeconds?: ReadonlyMap<number, number>;
   readonly configGeneration: number;
   /** --buffer-budget (over all workers); the bytes held against it are the pools'
    *  client_buffered_bytes. */
@@ -136,7 +139,14 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
   x.single("buncracker_uptime_seconds", "gauge", "Seconds since the proxy started.",
     (Date.now() - stats.startedAt) / 1000);
   x.single("buncracker_event_loop_lag_seconds", "gauge",
-    "How late the last event-loop probe timer fired, in seconds.", runtime.eventLoopLagSeconds);
+    "How late the last event-loop probe timer fired, in seconds (--workers: the highest of buncracker_worker_event_loop_lag_seconds).",
+    runtime.eventLoopLagSeconds);
+  const workerLag = runtime.workerEventLoopLagSeconds;
+  if (workerLag !== undefined) {
+    x.family("buncracker_worker_event_loop_lag_seconds", "gauge",
+      "How late a worker's event-loop probe timer fired at worst between its last two reports, in seconds.");
+    for (const [worker, seconds] of workerLag) x.sample("buncracker_worker_event_loop_lag_seconds", `worker="${worker}"`, seconds);
+  }
   x.single("buncracker_config_generation", "gauge",
     "Configuration generation: 1 at start, plus one per successful reload.",
     runtime.configGeneration);

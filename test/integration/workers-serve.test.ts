@@ -1,6 +1,6 @@
 // `--workers 2` serving for real: both workers accept clients on the shared port (SO_REUSEPORT),
 // each opens its own server connections, the stats port and /metrics of the supervisor show the
-// sum (each request counted once), the unix-socket pool is served by worker 0 alone, and SIGUSR1
+// sum (each request counted once) and each worker's event-loop lag, the unix-socket pool is served by worker 0 alone, and SIGUSR1
 // to the supervisor reaches both workers (a pool added by the reload is served by both).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -12,7 +12,7 @@ import { redisCall, stopAll } from "../helpers/direct.ts";
 import { metricsRequest, readStats, serverOf, waitFor, waitForLines, type StatsDoc } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { environOf, unixListenerOwner } from "../helpers/procfs.ts";
-import { parseExposition, value } from "../helpers/prometheus.ts";
+import { parseExposition, value, type Family } from "../helpers/prometheus.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { bulk, command, OK, pipeline, respFrame, type RespValue, decode } from "../helpers/resp.ts";
 import { makeTempDir, type TempDir } from "../helpers/tmp.ts";
@@ -129,6 +129,23 @@ describe.skipIf(TARGET !== "buncracker")("--workers 2", () => {
       ["alpha", true, ["r1", "r2"]],
       ["sock", true, ["r1"]],
     ]);
+  });
+
+  test("/metrics' event-loop lag is the workers': one stopped for 1.5 s shows it, per worker and as the highest", async () => {
+    // A probe due every 0.5 s fires at least 1 s late after the stop: the worker reports the
+    // worst lag since its last report, so the next report carries it.
+    const stalled = workers[1]!;
+    process.kill(stalled, "SIGSTOP");
+    await Bun.sleep(1500);
+    process.kill(stalled, "SIGCONT");
+    const lagOf = (f: Map<string, Family>, worker: string) => value(f, "buncracker_worker_event_loop_lag_seconds", { worker });
+    const families = await waitFor("worker 1's stall in /metrics", async () => {
+      const f = parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text());
+      return (lagOf(f, "1") ?? 0) >= 1 ? f : undefined;
+    });
+    const perWorker = [lagOf(families, "0"), lagOf(families, "1")];
+    expect(perWorker[0]).toBeNumber();
+    expect(value(families, "buncracker_event_loop_lag_seconds", {})).toBe(Math.max(...(perWorker as number[])));
   });
 
   test("the unix-socket pool is served, by worker 0 alone", async () => {

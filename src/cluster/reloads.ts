@@ -66,6 +66,7 @@ export function followSupervisor(stage: (source?: ConfigSource) => Staged): void
   };
   process.on("message", (m: SupervisorMessage) => {
     if ("logLevel" in m) {
+      if (m.reopenLog) log.reopen();
       log.level = m.logLevel;
       if (m.config !== null) {
         try {

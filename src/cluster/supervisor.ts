@@ -22,11 +22,13 @@ export const REPORT_INTERVAL_MS = 1000;
 export type WorkerReport = StatsSnapshot | { readonly startError: string };
 export type WorkerMessage = WorkerReport | ReloadReply;
 
-/** What the supervisor sends a worker that listens and missed something: a log level moved
- *  while it started (it was not signalled then: before its handlers are installed, SIGHUP
- *  would kill it), or a reload committed while it started or took no part. */
+/** What the supervisor sends a worker that listens and missed something: a log level moved or
+ *  a log rotation (SIGHUP) while it started (it was not signalled then: before its handlers are
+ *  installed, SIGHUP would kill it), or a reload committed while it started or took no part. */
 export interface CatchUp {
   readonly logLevel: number;
+  /** A SIGHUP came after its start: it may have opened the file the rotation moved away. */
+  readonly reopenLog: boolean;
   /** The config the other workers run, when this one runs another; else null. */
   readonly config: ConfigSource | null;
 }
@@ -51,6 +53,8 @@ interface Worker {
   restarts: number;
   /** Reported at least once since its last start (so it listens, and handles signals). */
   reported: boolean;
+  /** A SIGHUP came while it started: it reopens its log once it reports. */
+  missedReopen: boolean;
   /** The config it runs (started on, or committed or caught up to since). */
   runs: ConfigSource;
 }
@@ -80,7 +84,10 @@ export function runSupervisor(
   /** SIGHUP/SIGTTIN/SIGTTOU go to workers that listen: one still starting may not handle them
    *  yet (SIGHUP would kill it); it catches up when it reports. */
   const forward = (signal: NodeJS.Signals): void => {
-    for (const w of workers) if (w.reported) w.proc?.kill(signal);
+    for (const w of workers) {
+      if (w.reported) w.proc?.kill(signal);
+      else if (signal === "SIGHUP") w.missedReopen = true;
+    }
   };
 
   /** The generation of `source` (1, +1 per committed round) and when it was read: the
@@ -98,9 +105,10 @@ export function runSupervisor(
   /** Sends `w` what it missed, if anything (it listens, so it handles it). */
   const catchUp = (w: Worker): void => {
     const config = w.runs === source ? null : source;
-    if (config === null && log.level === opts.verbosity) return;
-    w.proc?.send({ logLevel: log.level, config } satisfies SupervisorMessage);
+    if (config === null && log.level === opts.verbosity && !w.missedReopen) return;
+    w.proc?.send({ logLevel: log.level, reopenLog: w.missedReopen, config } satisfies SupervisorMessage);
     w.runs = source;
+    w.missedReopen = false;
   };
   const runRound = async (): Promise<void> => {
     if (stopping) refused(new Error("the proxy is draining (SIGTERM)"));
@@ -173,6 +181,8 @@ export function runSupervisor(
     const w = workers[i]!;
     w.startedAt = Date.now();
     w.reported = false;
+    // It opens the log file as it is now.
+    w.missedReopen = false;
     // Not the file as it is now: an edit not reloaded yet must not reach one worker alone.
     w.runs = source;
     w.proc = Bun.spawn({
@@ -259,7 +269,7 @@ export function runSupervisor(
   // Workers only once the stats and metrics ports are bound (as a single process binds them
   // before its pools): one that cannot be fails the start before any pool listens.
   for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, runs: source });
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, missedReopen: false, runs: source });
     spawn(i);
   }
   log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);

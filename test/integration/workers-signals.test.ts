@@ -2,12 +2,13 @@
 // kill, caught with SIGSTOP before it has installed its handlers): SIGUSR1 must not kill it
 // (the default action) and it must still run the reloaded config (the supervisor sends it the
 // config text the round committed once it listens); after SIGTTIN it must log at the level the
-// others were moved to.
+// others were moved to; after a log rotation (the file moved, SIGHUP) that it missed with its log
+// already open, it must write to the new file.
 // A supervisor killed while a worker starts takes that worker down too; SIGTERM to the
 // supervisor turns /healthz to 503 at once (the workers' reports lag by up to a second).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
@@ -22,6 +23,7 @@ import { ownedClients, startWorkers, waitForListeners, type Supervised } from ".
 
 setDefaultTimeout(90_000);
 
+const SIGHUP = 1;
 const SIGUSR1 = 10;
 let redis: Backend;
 let other: Backend;
@@ -69,6 +71,46 @@ async function stopWhileStarting(sup: Supervised): Promise<number> {
   throw new Error("every replacement worker handled signals before it could be stopped");
 }
 
+/** The files `pid` has open (where its fds link); [] once it is gone. */
+function openFiles(pid: number): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return ""; // closed meanwhile
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** Kills worker 0 and stops its replacement (SIGSTOP) once it has opened `logPath` but before it
+ *  handles SIGHUP (so before its first report: it installs its handlers first). The window is a
+ *  few ms, so /proc is read in a tight loop; a replacement that won the race is let go and
+ *  killed again. */
+async function stopWithLogOpen(sup: Supervised, logPath: string): Promise<number> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const victim = (await sup.workers())[0]!;
+    process.kill(victim, "SIGKILL");
+    const deadline = Date.now() + 10_000;
+    let fresh: number | undefined;
+    while (fresh === undefined && Date.now() < deadline) {
+      fresh = children(sup.proxy.pid).find((pid) => pid !== victim && environOf(pid, "BUNCRACKER_WORKER") === "0");
+    }
+    if (fresh === undefined) throw new Error("no replacement for worker 0 within 10 s");
+    while (!openFiles(fresh).includes(logPath) && isAlive(fresh) && Date.now() < deadline) {
+      // read /proc again at once
+    }
+    process.kill(fresh, "SIGSTOP");
+    if (openFiles(fresh).includes(logPath) && !catches(fresh, SIGHUP)) return fresh;
+    process.kill(fresh, "SIGCONT");
+    await waitForListeners(alphaPort, 2);
+  }
+  throw new Error("every replacement worker handled SIGHUP before it could be stopped with its log open");
+}
+
 let alphaPort = 0;
 const alpha = () => poolYaml("alpha", { listen: `127.0.0.1:${alphaPort}`, redis: true }, [serverLine(redis.address)]);
 
@@ -91,6 +133,31 @@ describe.skipIf(TARGET !== "buncracker")("signals while a worker starts", () => 
       expect(isAlive(starting)).toBe(true);
       expect(fileText(logPath)).not.toContain("exited (SIGUSR1)");
       expect((await sup.workers())[0]).toBe(starting);
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+
+  test("SIGHUP: a worker that opened its log before the rotation and reports after it reopens it too", async () => {
+    alphaPort = freePort();
+    const logPath = dir.file("hup.log");
+    const sup = await startWorkers(alpha(), 2, { args: ["-o", logPath] });
+    try {
+      await waitForLines(() => fileText(logPath), /all 2 workers listening/);
+      const starting = await stopWithLogOpen(sup, logPath);
+      // logrotate: move the file away, then SIGHUP.
+      renameSync(logPath, `${logPath}.1`);
+      sup.proxy.signal("SIGHUP");
+      // The supervisor's line and the running worker's, in the new file.
+      await waitForLines(() => fileText(logPath), /reopened log file/, 2);
+      process.kill(starting, "SIGCONT");
+      await waitForListeners(alphaPort, 2);
+      expect((await sup.workers())[0]).toBe(starting);
+      await waitFor("the restarted worker logging to the new file, not the rotated one", () => {
+        const files = openFiles(starting);
+        return files.includes(logPath) && !files.includes(`${logPath}.1`);
+      }, 10_000, () => openFiles(starting).filter((f) => f.startsWith(dir.path)).join(", "));
+      await waitForLines(() => fileText(logPath), /reopened log file/, 3);
     } finally {
       await sup.proxy.stop();
     }

@@ -1,7 +1,7 @@
 // A reload under --workers, in two steps so that it applies in every worker or in none: each
-// worker that listens stages it (parses the config the supervisor read once, binds what it
-// must: Proxy.stage) and says whether it could; only when every one could does each commit it,
-// else each gives it up. A signal to each worker instead let one apply what another rejected
+// worker (one still starting once it listens) stages it (parses the config the supervisor read
+// once, binds what it must: Proxy.stage) and says whether it could; only when every one could
+// does each commit it, else each gives it up. A signal to each worker instead let one apply what another rejected
 // (a unix socket only worker 0 binds), and the workers then ran different configs.
 
 import type { ConfigSource } from "../conf/load.ts";
@@ -27,11 +27,15 @@ export interface ReloadReply {
  *  must not hold every later reload, nor POST /reload (its HTTP connection idles out at 10 s). */
 export const STAGE_ANSWER_MS = 5000;
 
-/** One reload over the workers that listen now. `done` resolves once every one committed it,
- *  rejects with the first worker's reason once every one gave it up. */
+/** One reload over the workers that run now: those that listen are told to stage it at once,
+ *  those still starting once they listen (started), so that no worker applies it alone after
+ *  the others. `done` resolves with how many committed it once every one did, rejects with the
+ *  first worker's reason once every one gave it up. */
 export class ReloadRound {
-  readonly done: Promise<void>;
+  readonly done: Promise<number>;
   private readonly waiting: Set<number>;
+  /** Starting workers not told to stage it yet. */
+  private readonly unstarted: Set<number>;
   private readonly staged = new Set<number>();
   private failure: string | null = null;
   private over = false;
@@ -40,18 +44,25 @@ export class ReloadRound {
 
   constructor(
     readonly id: number,
-    source: ConfigSource,
-    workers: readonly number[],
+    private readonly source: ConfigSource,
+    listening: readonly number[],
+    starting: readonly number[],
     private readonly send: (worker: number, order: ReloadOrder) => void,
   ) {
-    this.waiting = new Set(workers);
+    this.waiting = new Set([...listening, ...starting]);
+    this.unstarted = new Set(starting);
     this.done = new Promise((resolve, reject) => {
-      this.settle = (failure) => (failure === null ? resolve() : reject(new Error(failure)));
+      this.settle = (failure) => (failure === null ? resolve(this.staged.size) : reject(new Error(failure)));
     });
     this.timer = setTimeout(() => this.giveUp(`no answer from worker ${[...this.waiting].join(", ")} within ${STAGE_ANSWER_MS} ms`), STAGE_ANSWER_MS);
     this.timer.unref();
-    for (const w of workers) send(w, { order: "stage", id, source, reason: null });
+    for (const w of listening) this.stage(w);
     this.check();
+  }
+
+  /** A worker that was starting listens now (its first report): it stages it too. */
+  started(worker: number): void {
+    if (this.unstarted.delete(worker) && !this.over) this.stage(worker);
   }
 
   replied(worker: number, reply: ReloadReply): void {
@@ -77,8 +88,13 @@ export class ReloadRound {
   /** A worker exited: it takes no part (its replacement starts on the config that the round
    *  ends with). */
   exited(worker: number): void {
+    this.unstarted.delete(worker);
     this.staged.delete(worker);
     if (this.waiting.delete(worker)) this.check();
+  }
+
+  private stage(worker: number): void {
+    this.send(worker, { order: "stage", id: this.id, source: this.source, reason: null });
   }
 
   private check(): void {

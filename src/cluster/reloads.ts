@@ -68,14 +68,6 @@ export function followSupervisor(stage: (source?: ConfigSource) => Staged): void
     if ("logLevel" in m) {
       if (m.reopenLog) log.reopen();
       log.level = m.logLevel;
-      if (m.config !== null) {
-        try {
-          stage(m.config).commit();
-        } catch {
-          // logged by the reloader: this worker alone runs the old config (a bind that failed
-          // here only)
-        }
-      }
       return;
     }
     if (m.order === "stage") {

@@ -22,15 +22,13 @@ export const REPORT_INTERVAL_MS = 1000;
 export type WorkerReport = StatsSnapshot | { readonly startError: string };
 export type WorkerMessage = WorkerReport | ReloadReply;
 
-/** What the supervisor sends a worker that listens and missed something: a log level moved or
- *  a log rotation (SIGHUP) while it started (it was not signalled then: before its handlers are
- *  installed, SIGHUP would kill it), or a reload committed while it started or took no part. */
+/** What the supervisor sends a worker that listens and missed something while it started: a
+ *  log level moved or a log rotation (SIGHUP). It was not signalled then: before its handlers
+ *  are installed, SIGHUP would kill it. (A reload it does not miss: the round waits for it.) */
 export interface CatchUp {
   readonly logLevel: number;
   /** A SIGHUP came after its start: it may have opened the file the rotation moved away. */
   readonly reopenLog: boolean;
-  /** The config the other workers run, when this one runs another; else null. */
-  readonly config: ConfigSource | null;
 }
 
 export type SupervisorMessage = CatchUp | ReloadOrder;
@@ -55,8 +53,6 @@ interface Worker {
   reported: boolean;
   /** A SIGHUP came while it started: it reopens its log once it reports. */
   missedReopen: boolean;
-  /** The config it runs (started on, or committed or caught up to since). */
-  runs: ConfigSource;
 }
 
 /** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
@@ -102,12 +98,10 @@ export function runSupervisor(
     log.error(`reload applied by no worker: ${err.message}`);
     throw err;
   };
-  /** Sends `w` what it missed, if anything (it listens, so it handles it). */
+  /** Sends `w` what it missed while it started, if anything (it listens, so it handles it). */
   const catchUp = (w: Worker): void => {
-    const config = w.runs === source ? null : source;
-    if (config === null && log.level === opts.verbosity && !w.missedReopen) return;
-    w.proc?.send({ logLevel: log.level, reopenLog: w.missedReopen, config } satisfies SupervisorMessage);
-    w.runs = source;
+    if (log.level === opts.verbosity && !w.missedReopen) return;
+    w.proc?.send({ logLevel: log.level, reopenLog: w.missedReopen } satisfies SupervisorMessage);
     w.missedReopen = false;
   };
   const runRound = async (): Promise<void> => {
@@ -119,23 +113,25 @@ export function runSupervisor(
       refused(err as Error);
     }
     const next = read.source;
-    // Workers still starting run `source`: they catch up once they report.
-    const listening = [...workers.keys()].filter((i) => workers[i]!.reported && workers[i]!.proc !== null);
+    // Every running worker takes part, one still starting once it listens (ReloadRound.started):
+    // applied alone after the others, it could fail where they did not. One waiting to restart
+    // starts after the round (restart), on the config the round ends with.
+    const running = [...workers.keys()].filter((i) => workers[i]!.proc !== null);
     // Each worker says why a file is invalid; with none to ask, the supervisor does (else every
     // worker would restart on it, and fail).
-    if (listening.length === 0 && read.invalid !== null) refused(new Error(read.invalid));
-    const r = new ReloadRound(++rounds, next, listening, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
+    if (running.length === 0 && read.invalid !== null) refused(new Error(read.invalid));
+    const listening = running.filter((i) => workers[i]!.reported);
+    const starting = running.filter((i) => !workers[i]!.reported);
+    const r = new ReloadRound(++rounds, next, listening, starting, (i, order) => workers[i]!.proc?.send(order satisfies SupervisorMessage));
     round = r;
-    await r.done.catch(refused);
+    const committed = await r.done.catch(refused);
     source = next;
     generation++;
     loadedAt = Date.now();
-    for (const i of listening) workers[i]!.runs = next;
-    for (const w of workers) if (w.reported && w.proc !== null && w.runs !== next) catchUp(w);
-    log.notice(`reload applied by ${listening.length} workers`);
+    log.notice(`reload applied by ${committed} workers`);
   };
-  /** SIGUSR1 / POST /reload: stage the file in every worker that listens, then commit it in
-   *  all or give it up in all (reload-round.ts). */
+  /** SIGUSR1 / POST /reload: stage the file in every running worker, then commit it in all or
+   *  give it up in all (reload-round.ts). */
   const reload = (): Promise<void> => {
     lastReload = lastReload.catch(() => {}).then(runRound);
     return lastReload;
@@ -160,6 +156,7 @@ export function runSupervisor(
     if (w.reported) return;
     w.reported = true;
     catchUp(w);
+    round?.started(i);
     refresh();
     if (!started && workers.every((x) => x.reported)) {
       started = true;
@@ -183,11 +180,10 @@ export function runSupervisor(
     w.reported = false;
     // It opens the log file as it is now.
     w.missedReopen = false;
-    // Not the file as it is now: an edit not reloaded yet must not reach one worker alone.
-    w.runs = source;
     w.proc = Bun.spawn({
       cmd: [...command, ...argv],
       env: { ...process.env, [WORKER_ENV]: String(i) },
+      // Not the file as it is now: an edit not reloaded yet must not reach one worker alone.
       stdio: [new Blob([JSON.stringify(source)]), "inherit", "inherit"],
       // No report from a worker that has exited (read after its exit, it would count it twice
       // beside `retired`, and the sum would go back at its successor's first); its reason, yes.
@@ -214,10 +210,16 @@ export function runSupervisor(
         const delay =
           w.restarts === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (w.restarts - 1));
         log.error(`worker ${i} exited (${how}); restarting it in ${delay} ms`);
-        setTimeout(() => {
-          if (!stopping) spawn(i);
-        }, delay);
+        setTimeout(() => restart(i), delay);
       },
+    });
+  };
+
+  /** Starts worker `i` again once no reload round runs (one queued too): it starts on the
+   *  config the rounds end with, not on the one they are replacing. */
+  const restart = (i: number): void => {
+    void lastReload.catch(() => {}).then(() => {
+      if (!stopping) spawn(i);
     });
   };
 
@@ -269,7 +271,7 @@ export function runSupervisor(
   // Workers only once the stats and metrics ports are bound (as a single process binds them
   // before its pools): one that cannot be fails the start before any pool listens.
   for (let i = 0; i < opts.workers; i++) {
-    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, missedReopen: false, runs: source });
+    workers.push({ proc: null, startedAt: 0, restarts: 0, reported: false, missedReopen: false });
     spawn(i);
   }
   log.notice(`supervisor ${process.pid} started ${opts.workers} workers`);

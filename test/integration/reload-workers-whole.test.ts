@@ -37,7 +37,7 @@ beforeAll(async () => {
   dir = makeTempDir("bct-rww-");
   proxy = await ReloadableProxy.start(alpha() + sock(dir.file("a.sock")), { args: ["--workers", "2"] });
   await waitForListeners(alphaPort, 2);
-  // A reload goes to the workers that have reported (one still starting catches up later).
+  // Every worker listens: the tests count their log lines from here.
   await waitForLines(proxy.proxy.stderr, /all 2 workers listening/);
 });
 

@@ -48,7 +48,7 @@ beforeAll(async () => {
     const pids = workers(proxy.proxy.pid);
     return pids.length === 2 && pids.every((p) => catches(p, SIGUSR1)) ? true : undefined;
   });
-  // A reload goes to the workers that have reported (one still starting catches up later).
+  // Every worker listens: the tests count their log lines from here.
   await waitForLines(proxy.proxy.stderr, /all 2 workers listening/);
 });
 

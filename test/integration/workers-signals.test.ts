@@ -1,7 +1,9 @@
 // Signals to a `--workers 2` supervisor while a worker is still starting (restarted after a
 // kill, caught with SIGSTOP before it has installed its handlers): SIGUSR1 must not kill it
-// (the default action) and it must still run the reloaded config (the supervisor sends it the
-// config text the round committed once it listens); after SIGTTIN it must log at the level the
+// (the default action), and the reload round waits for it, so it runs the reloaded config with
+// the others, or, when it cannot apply it, neither does any other worker (before, the round went
+// on without it and it caught up alone: a reload it could not apply left the workers on two
+// configs); after SIGTTIN it must log at the level the
 // others were moved to; after a log rotation (the file moved, SIGHUP) that it missed with its log
 // already open, it must write to the new file.
 // A supervisor killed while a worker starts takes that worker down too; SIGTERM to the
@@ -16,6 +18,7 @@ import { stopAll } from "../helpers/direct.ts";
 import { metricsRequest, readStats, serverOf, waitFor, waitForLines } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { environOf, isAlive } from "../helpers/procfs.ts";
+import { metricSample } from "../helpers/prometheus.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { command, respFrame } from "../helpers/resp.ts";
 import { makeTempDir, type TempDir } from "../helpers/tmp.ts";
@@ -115,7 +118,7 @@ let alphaPort = 0;
 const alpha = () => poolYaml("alpha", { listen: `127.0.0.1:${alphaPort}`, redis: true }, [serverLine(redis.address)]);
 
 describe.skipIf(TARGET !== "buncracker")("signals while a worker starts", () => {
-  test("SIGUSR1: the starting worker is not killed and serves the reloaded config", async () => {
+  test("SIGUSR1: the starting worker is not killed, and the round waits for it: both commit it", async () => {
     alphaPort = freePort();
     const logPath = dir.file("usr1.log");
     const sup = await startWorkers(alpha(), 2, { args: ["-o", logPath] });
@@ -125,14 +128,72 @@ describe.skipIf(TARGET !== "buncracker")("signals while a worker starts", () => 
       const betaPort = freePort();
       writeFileSync(sup.proxy.configPath, alpha() + poolYaml("beta", { listen: `127.0.0.1:${betaPort}`, redis: true }, [serverLine(other.address)]));
       sup.proxy.signal("SIGUSR1");
-      await waitForLines(() => fileText(logPath), /reloaded '.*' \(generation 2\): \+pool beta/);
+      // Worker 1 staged it (a new pool listens from the stage on): the round has begun.
+      await waitForListeners(betaPort, 1);
       process.kill(starting, "SIGCONT");
       await waitForListeners(betaPort, 2);
       await waitForListeners(alphaPort, 2);
-      await waitForLines(() => fileText(logPath), /reloaded '.*' \(generation 2\)/, 2);
+      await waitForLines(() => fileText(logPath), /reloaded '.*' \(generation 2\): \+pool beta/, 2);
+      await waitForLines(() => fileText(logPath), /reload applied by \d+ workers/);
+      expect(fileText(logPath)).toContain("reload applied by 2 workers");
       expect(isAlive(starting)).toBe(true);
       expect(fileText(logPath)).not.toContain("exited (SIGUSR1)");
       expect((await sup.workers())[0]).toBe(starting);
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+
+  test("SIGUSR1: a reload the starting worker 0 cannot apply (a unix path only it binds) is applied by neither", async () => {
+    alphaPort = freePort();
+    const logPath = dir.file("whole.log");
+    const metricsPort = freePort();
+    const sock = (path: string) => poolYaml("sock", { listen: path, redis: true }, [serverLine(redis.address)]);
+    const sup = await startWorkers(alpha() + sock(dir.file("w.sock")), 2, { args: ["-o", logPath, "--metrics-port", String(metricsPort)] });
+    try {
+      await waitForLines(() => fileText(logPath), /all 2 workers listening/);
+      const starting = await stopWhileStarting(sup);
+      const betaPort = freePort();
+      writeFileSync(sup.proxy.configPath, alpha() + sock(dir.file("missing/dir/w.sock")) + poolYaml("beta", { listen: `127.0.0.1:${betaPort}`, redis: true }, [serverLine(other.address)]));
+      sup.proxy.signal("SIGUSR1");
+      await waitForListeners(betaPort, 1);
+      process.kill(starting, "SIGCONT");
+      await waitForListeners(alphaPort, 2);
+      await waitForLines(() => fileText(logPath), /reload applied by (no worker: worker 0: |\d+ workers)/);
+      expect(fileText(logPath)).toMatch(/reload applied by no worker: worker 0: /);
+      await waitForListeners(betaPort, 0);
+      expect(await metricSample(metricsPort, "buncracker_config_generation")).toBe(1);
+      expect(fileText(logPath)).not.toMatch(/reloaded '.*' \(generation 2\)/);
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+
+  test("SIGUSR1: a worker restarted while the round runs starts after it, on the config it committed", async () => {
+    alphaPort = freePort();
+    const logPath = dir.file("restart.log");
+    const sup = await startWorkers(alpha(), 2, { args: ["-o", logPath] });
+    try {
+      await waitForLines(() => fileText(logPath), /all 2 workers listening/);
+      const [first, second] = await sup.workers();
+      // Worker 1 cannot answer: the round waits for it (up to 5 s).
+      process.kill(second!, "SIGSTOP");
+      const betaPort = freePort();
+      writeFileSync(sup.proxy.configPath, alpha() + poolYaml("beta", { listen: `127.0.0.1:${betaPort}`, redis: true }, [serverLine(other.address)]));
+      sup.proxy.signal("SIGUSR1");
+      await waitForListeners(betaPort, 1); // worker 0 staged it
+      process.kill(first!, "SIGKILL");
+      await waitForLines(() => fileText(logPath), /worker 0 exited \(SIGKILL\); restarting it in 500 ms/);
+      // Past the backoff: before, worker 0 restarted now, on the config the round replaces.
+      await Bun.sleep(1500);
+      process.kill(second!, "SIGCONT");
+      await waitForLines(() => fileText(logPath), /reload applied by \d+ workers/);
+      await waitForListeners(betaPort, 2);
+      await waitForListeners(alphaPort, 2);
+      // Worker 1 committed it; worker 0 started on it (before, it caught up alone: a second line).
+      await Bun.sleep(500);
+      expect([...fileText(logPath).matchAll(/reloaded '.*' \(generation 2\): \+pool beta/g)]).toHaveLength(1);
+      expect(fileText(logPath)).toContain("reload applied by 1 workers");
     } finally {
       await sup.proxy.stop();
     }

@@ -289,6 +289,16 @@ describe("deliberate differences from nutcracker", () => {
     nutcracker: closesSilently("gat 100 gat:a\r\n"),
   });
 
+  testDeliberate("no key: gat/gats get memcached's END (no server asked), get/gets/touch its ERROR; the connection stays open", {
+    buncracker: async () => {
+      const lines = ["gat 10\r\n", "gats 10\r\n", "get\r\n", "gets\r\n", "touch\r\n"];
+      const fromMemcached = await exchange(endpointOf(backends[0]!), lines.join(""), lines.length, memcacheFrame);
+      expect(fromMemcached.map(latin1)).toEqual(["END\r\n", "END\r\n", "ERROR\r\n", "ERROR\r\n", "ERROR\r\n"]);
+      expectReplies(await roundTrip([...lines.map((l) => Buffer.from(l)), line("get", "nope")], lines.length + 1), [...fromMemcached, END]);
+    },
+    nutcracker: closesSilently("gat 10\r\n"),
+  });
+
   testDeliberate("an unknown command gets ERROR and the connection stays open", {
     buncracker: async () => {
       const [fromMemcached] = await exchange(endpointOf(backends[0]!), "bogus a b\r\n", 1, memcacheFrame);

@@ -163,7 +163,7 @@ describe("memcached request parser", () => {
     }
   });
 
-  test("routes: get family split, storage/arith/delete/touch by key, version any, quit local", () => {
+  test("routes: get family split, storage/arith/delete/touch by key, version any, quit and a keyless gat local", () => {
     const req = new Req();
     const route = (s: string) => {
       const b = bytes(s);
@@ -176,6 +176,8 @@ describe("memcached request parser", () => {
     }
     expect(route("version\r\n")).toBe(Route.Any);
     expect(route("quit\r\n")).toBe(Route.Local);
+    // gat/gats without a key: memcached's END, answered by the proxy.
+    for (const c of ["gat 10", "gats 10", "  gats  -1 "]) expect(route(`${c}\r\n`)).toBe(Route.Local);
   });
 
   test("parses at an offset inside a larger buffer, with absolute offsets", () => {

@@ -99,6 +99,11 @@ export const COMMANDS: readonly MemcacheCommand[] = [
   unsupported("me"),
 ];
 
+/** gat/gats with an exptime and no key: memcached answers an empty result (END), and so does
+ *  the proxy (local.ts) without asking a server. Not a row of COMMANDS: the parser gives it to
+ *  such a line (request.ts retrieval). */
+export const KEYLESS_GAT: RoutedCommand = routed("gat", Shape.Gat, Route.Local);
+
 // Lookup by (length, bytes), derived from COMMANDS: candidates of one length are few, so a
 // byte comparison against each finds the command without building a string.
 const byLength: { bytes: Uint8Array; command: MemcacheCommand }[][] = [];

@@ -6,7 +6,7 @@
 
 import { FATAL, NEED_MORE, type Req } from "../codec.ts";
 import type { ByteWriter } from "../../lib/bytes.ts";
-import { isMemcacheCommand, lookupCommand, Shape, type MemcacheCommand } from "./commands.ts";
+import { isMemcacheCommand, KEYLESS_GAT, lookupCommand, Shape, type MemcacheCommand } from "./commands.ts";
 import {
   CR,
   findLF,
@@ -218,7 +218,9 @@ function retrieval(buf: Uint8Array, req: Req, nul: boolean, firstKey: number): n
     return req.end;
   }
   if (nargs <= firstKey) {
-    req.error = ERROR;
+    // memcached: get/gets without a key is ERROR; gat/gats with an exptime and none, END.
+    if (firstKey === 2 && nargs === 2) req.command = KEYLESS_GAT;
+    else req.error = ERROR;
     return req.end;
   }
   for (let arg = firstKey; arg < nargs; arg++) {

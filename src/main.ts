@@ -20,6 +20,7 @@ import { selfCommand } from "./ops/self.ts";
 import { installSignals } from "./ops/signals.ts";
 import { startMetricsServer } from "./stats/http.ts";
 import { EventLoopLag } from "./stats/loop-lag.ts";
+import { ownProcessFigures } from "./stats/process.ts";
 import { ReloadHistory } from "./stats/reloads.ts";
 import { startStatsServer } from "./stats/server.ts";
 
@@ -59,13 +60,14 @@ function serve(opts: Options, worker: number | null, source: ConfigSource | null
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
     proxy.start();
-    // The supervisor's /metrics shows the workers' loop lag, not its own.
+    // The supervisor's /metrics shows the workers' loop lag, memory and CPU (they serve the
+    // clients); each report carries them.
     const lag = new EventLoopLag();
     lag.start();
     // The supervisor serves stats and metrics for all workers from these reports; the first,
     // sent now, also tells it this worker listens.
     const report = (): void => {
-      process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt, lag.takeWorst()) satisfies WorkerReport);
+      process.send?.(takeSnapshot(proxy.stats, proxy.pools, proxy.generation, proxy.loadedAt, lag.takeWorst(), ownProcessFigures()) satisfies WorkerReport);
     };
     followSupervisor(stage);
     report();

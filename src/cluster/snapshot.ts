@@ -3,6 +3,7 @@
 
 import { clusterHealth, type PoolHealth } from "../stats/http.ts";
 import type { Histogram } from "../stats/histogram.ts";
+import type { ProcessFigures } from "../stats/process.ts";
 import { PoolStats, ProxyStats, ServerStats } from "../stats/store.ts";
 import { C, CLUSTER_STATS, POOL_STATS, S, SERVER_STATS, type StatSpec } from "../stats/table.ts";
 
@@ -41,6 +42,8 @@ export interface StatsSnapshot {
   readonly loadedAt: number;
   /** The worker's worst event-loop lag since its previous report, seconds (EventLoopLag). */
   readonly loopLagSeconds: number;
+  /** The worker's memory and CPU as it reported (retired: the CPU of the workers that died). */
+  readonly process: ProcessFigures;
   readonly pools: PoolSnapshot[];
 }
 
@@ -63,6 +66,7 @@ export function takeSnapshot(
   generation: number,
   loadedAt: number,
   loopLagSeconds: number,
+  process: ProcessFigures,
 ): StatsSnapshot {
   return {
     totalConnections: stats.totalConnections,
@@ -70,6 +74,7 @@ export function takeSnapshot(
     generation,
     loadedAt,
     loopLagSeconds,
+    process,
     pools: pools.map((p) => ({
       name: p.stats.name,
       listening: p.listening,
@@ -195,8 +200,12 @@ export function sumSnapshots(
 const countersOnly = (table: readonly StatSpec[], counters: readonly number[]): number[] =>
   counters.map((v, i) => (table[i]?.kind === "gauge" ? 0 : v));
 
+/** What dead workers' processes leave: the CPU they spent (a counter), no memory (a gauge). */
+const retiredProcess = (cpuSeconds: number): ProcessFigures => ({ residentBytes: 0, heapUsedBytes: 0, cpuSeconds });
+
 /** Adds the last report of a worker that died to `base` (null at first): counters and
- *  histograms are kept, gauges dropped, so the sum over workers never goes back. */
+ *  histograms are kept (and the CPU it spent), gauges dropped, so the sum over workers never
+ *  goes back. */
 export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSnapshot {
   const dead: StatsSnapshot = {
     totalConnections: last.totalConnections,
@@ -204,6 +213,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
     generation: last.generation,
     loadedAt: last.loadedAt,
     loopLagSeconds: 0,
+    process: retiredProcess(last.process.cpuSeconds),
     pools: last.pools.map((p) => ({
       ...p,
       listening: false,
@@ -224,7 +234,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
     listening: false,
     servers: stats.servers.map((server) => ({ stats: server, ejected: false })),
   }));
-  return takeSnapshot(sum, views, last.generation, last.loadedAt, 0);
+  return takeSnapshot(sum, views, last.generation, last.loadedAt, 0, retiredProcess(base.process.cpuSeconds + last.process.cpuSeconds));
 }
 
 /** /healthz over all workers: a pool listens when any worker listens on it; a server is

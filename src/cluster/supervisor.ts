@@ -8,6 +8,7 @@ import type { Config } from "../conf/types.ts";
 import { readConfigSource, type ConfigSource } from "../conf/load.ts";
 import { log } from "../log.ts";
 import { startMetricsServer, type PoolHealth } from "../stats/http.ts";
+import type { WorkerProcesses } from "../stats/process.ts";
 import { startStatsServer, type RunningServer } from "../stats/server.ts";
 import { ProxyStats } from "../stats/store.ts";
 import { ReloadRound, type ReloadOrder, type ReloadReply } from "./reload-round.ts";
@@ -138,6 +139,16 @@ export function runSupervisor(
   };
 
   const refresh = (): void => sumSnapshots(stats, snapshots.values(), retired);
+  /** The live workers' memory, CPU and loop lag as they last reported, and the dead ones' CPU. */
+  const workerProcesses = (): WorkerProcesses => ({
+    live: [...snapshots].sort(([a], [b]) => a - b).map(([index, s]) => ({
+      index,
+      pid: workers[index]!.proc?.pid ?? 0,
+      loopLagSeconds: s.loopLagSeconds,
+      ...s.process,
+    })),
+    retiredCpuSeconds: retired?.process.cpuSeconds ?? 0,
+  });
 
   const received = (i: number, report: WorkerMessage): void => {
     const w = workers[i]!;
@@ -261,7 +272,7 @@ export function runSupervisor(
           },
         },
         reload,
-        workerLoopLag: () => new Map([...snapshots].sort(([a], [b]) => a - b).map(([i, s]) => [i, s.loopLagSeconds])),
+        workers: workerProcesses,
         configGeneration: () => generation,
         configLoadedAt: () => loadedAt,
       }),

@@ -1,6 +1,7 @@
 // The dashboard's data (GET /dashboard.json on the metrics port, which the page at / polls):
 // pools and servers as they are now (state, address, connections), request and error rates and
-// latency percentiles over the last seconds, memory, config generation and reload history.
+// latency percentiles over the last seconds, memory (under --workers: the total and each
+// worker's, with its CPU and event-loop lag), config generation and reload history.
 // Rates and percentiles need the past: a sampler copies the counters and histogram buckets once
 // a second into a short ring (pools and servers matched by name, so reloads keep their history)
 // and answers from the difference between the newest sample and an older one. It only reads the
@@ -9,6 +10,7 @@
 import { VERSION } from "../lib/version.ts";
 import { LATENCY_BOUNDS_US, type Histogram } from "./histogram.ts";
 import type { HealthSource } from "./http.ts";
+import { ownProcessFigures, processTotals, type WorkerFigures, type WorkerProcesses } from "./process.ts";
 import type { ReloadHistory, ReloadRecord } from "./reloads.ts";
 import type { ProxyStats } from "./store.ts";
 import { P, S } from "./table.ts";
@@ -58,6 +60,16 @@ export interface DashboardServer {
   readonly latency: LatencySummary;
 }
 
+/** A worker of --workers, as of its last report. */
+export interface DashboardWorker {
+  readonly index: number;
+  readonly pid: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly cpuSeconds: number;
+  readonly loopLagSeconds: number;
+}
+
 export interface DashboardPool {
   readonly name: string;
   readonly listening: boolean;
@@ -75,7 +87,10 @@ export interface DashboardData {
   /** ISO time of this answer. */
   readonly now: string;
   readonly uptimeSec: number;
+  /** --workers: the supervisor's plus its workers' (stats/process.ts processTotals). */
   readonly memory: { readonly rssBytes: number; readonly heapUsedBytes: number };
+  /** --workers only: the live workers, by index. */
+  readonly workers?: readonly DashboardWorker[];
   readonly connections: { readonly current: number; readonly total: number };
   readonly config: {
     readonly generation: number;
@@ -96,6 +111,8 @@ export interface DashboardSources {
   readonly loadedAt: () => number | undefined;
   /** Absent where reloads are not recorded (the supervisor of --workers). */
   readonly reloads?: ReloadHistory;
+  /** The supervisor of --workers: its workers' processes; absent in a single process. */
+  readonly workers?: () => WorkerProcesses;
 }
 
 const copyBuckets = (h: Histogram): Float64Array => new Float64Array(h.buckets);
@@ -159,6 +176,15 @@ function rates(newer: Sample, older: Sample, key: string): { requestsPerSec: num
   const per = (x: number, y: number): number => Math.max(0, Math.round(((x - y) / seconds) * 10) / 10);
   return { requestsPerSec: per(a.requests, b?.requests ?? a.requests), errorsPerSec: per(a.errors, b?.errors ?? a.errors) };
 }
+
+const dashboardWorker = (w: WorkerFigures): DashboardWorker => ({
+  index: w.index,
+  pid: w.pid,
+  rssBytes: w.residentBytes,
+  heapUsedBytes: w.heapUsedBytes,
+  cpuSeconds: w.cpuSeconds,
+  loopLagSeconds: w.loopLagSeconds,
+});
 
 export class DashboardSampler {
   private readonly ring: Sample[] = [];
@@ -229,14 +255,16 @@ export class DashboardSampler {
       return { at: new Date(sample.at).toISOString(), requestsPerSec, errorsPerSec };
     });
     const loaded = loadedAt();
-    const memory = process.memoryUsage();
+    const workers = this.sources.workers?.();
+    const memory = processTotals(ownProcessFigures(), workers);
     return {
       version: VERSION,
       runtime: `bun ${Bun.version}`,
       pid: process.pid,
       now: new Date(current.at).toISOString(),
       uptimeSec: Math.round((current.at - stats.startedAt) / 1000),
-      memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
+      memory: { rssBytes: memory.residentBytes, heapUsedBytes: memory.heapUsedBytes },
+      ...(workers === undefined ? {} : { workers: workers.live.map(dashboardWorker) }),
       connections: { current: stats.currConnections, total: stats.totalConnections },
       config: {
         generation: generation(),

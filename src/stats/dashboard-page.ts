@@ -1,6 +1,7 @@
 // The dashboard page served at / on the metrics port: one self-contained HTML document (inline
 // style and script, no external assets, no build step) that polls /dashboard.json every second
-// (stats/dashboard-data.ts) and redraws pools, servers, rates, latency, memory and reloads.
+// (stats/dashboard-data.ts) and redraws pools, servers, rates, latency, memory (under --workers
+// also each worker's memory, CPU and event-loop lag) and reloads.
 // Data is written with textContent only (server names come from the config file). Laid out for
 // phones first: cards that wrap, tables that scroll sideways; light and dark colour schemes,
 // each with text contrast of at least 4.5:1; states are spelled out, never colour alone.
@@ -64,6 +65,14 @@ a { color: var(--accent); }
     <div class="card"><dt>Memory (RSS)</dt><dd id="t-rss">–</dd></div>
     <div class="card"><dt>Config generation</dt><dd id="t-gen">–</dd></div>
   </dl>
+  <section aria-labelledby="h-workers" id="workers" hidden>
+    <h2 id="h-workers">Workers</h2>
+    <div class="scroll"><table>
+      <caption>Each worker's process, as of its last report (memory above: supervisor and workers)</caption>
+      <thead><tr><th scope="col">Worker</th><th scope="col" class="num">Pid</th><th scope="col" class="num">Memory (RSS)</th><th scope="col" class="num">Heap used</th><th scope="col" class="num">CPU</th><th scope="col" class="num">Loop lag</th></tr></thead>
+      <tbody></tbody>
+    </table></div>
+  </section>
   <section aria-labelledby="h-rate">
     <h2 id="h-rate">Requests per second, last minute</h2>
     <svg id="spark" viewBox="0 0 600 60" preserveAspectRatio="none" role="img" aria-label="no data yet"><polyline points=""/></svg>
@@ -124,6 +133,10 @@ function render(d) {
   $("t-conns").textContent = String(d.connections.current);
   $("t-rss").textContent = bytes(d.memory.rssBytes);
   $("t-gen").textContent = String(d.config.generation);
+  $("workers").hidden = !d.workers;
+  $("workers").querySelector("tbody").replaceChildren(...(d.workers || []).map((w) => el("tr", { "data-worker": String(w.index) },
+    el("th", { scope: "row" }, String(w.index)), cell(String(w.pid), "num"), cell(bytes(w.rssBytes), "num"),
+    cell(bytes(w.heapUsedBytes), "num"), cell(w.cpuSeconds.toFixed(1) + " s", "num"), cell(us(Math.round(w.loopLagSeconds * 1e6)), "num"))));
   $("pools").replaceChildren(...d.pools.map((p) => poolSection(p, d.windows)));
   const max = Math.max(1, ...d.history.map((h) => h.requestsPerSec));
   const n = Math.max(1, d.history.length - 1);

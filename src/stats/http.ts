@@ -6,6 +6,7 @@ import { DashboardSampler } from "./dashboard-data.ts";
 import { DASHBOARD_HTML } from "./dashboard-page.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { EventLoopLag } from "./loop-lag.ts";
+import { ownProcessFigures, processTotals, type WorkerProcesses } from "./process.ts";
 import type { RunningServer } from "./server.ts";
 import type { ReloadHistory } from "./reloads.ts";
 import type { ProxyStats } from "./store.ts";
@@ -91,9 +92,9 @@ export interface MetricsServerOptions {
   readonly reloads?: ReloadHistory;
   /** --buffer-budget, for /metrics (0 when absent). */
   readonly bufferBudget?: number;
-  /** The supervisor of --workers: its workers' event-loop lag by index (the workers serve the
+  /** The supervisor of --workers: its workers' memory, CPU and event-loop lag (they serve the
    *  traffic; its own loop says nothing of them). Absent: this process's own. */
-  readonly workerLoopLag?: () => ReadonlyMap<number, number>;
+  readonly workers?: () => WorkerProcesses;
 }
 
 const TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8";
@@ -144,7 +145,7 @@ interface Route {
 
 /** Starts serving; throws when the address cannot be bound. */
 export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
-  const lag = opts.workerLoopLag === undefined ? new EventLoopLag() : null;
+  const lag = opts.workers === undefined ? new EventLoopLag() : null;
   const generation = opts.configGeneration ?? (() => 1);
   const configInfo = (): ConfigInfo => {
     const loadedAt = opts.configLoadedAt?.();
@@ -153,13 +154,13 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
       : { generation: generation(), loaded_at: new Date(loadedAt).toISOString() };
   };
   const metrics = (): Response => {
-    const cpu = process.cpuUsage();
-    const workerLag = opts.workerLoopLag?.();
+    const workers = opts.workers?.();
+    const total = processTotals(ownProcessFigures(), workers);
     const body = renderMetrics(opts.stats, {
-      residentBytes: process.memoryUsage.rss(),
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      eventLoopLagSeconds: workerLag === undefined ? (lag?.seconds ?? 0) : Math.max(0, ...workerLag.values()),
-      workerEventLoopLagSeconds: workerLag,
+      residentBytes: total.residentBytes,
+      cpuSeconds: total.cpuSeconds,
+      eventLoopLagSeconds: workers === undefined ? (lag?.seconds ?? 0) : Math.max(0, ...workers.live.map((w) => w.loopLagSeconds)),
+      workers: workers?.live,
       configGeneration: generation(),
       bufferBudgetBytes: opts.bufferBudget ?? 0,
     });
@@ -171,6 +172,7 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
     generation,
     loadedAt: () => opts.configLoadedAt?.(),
     reloads: opts.reloads,
+    workers: opts.workers,
   });
   const routes: Readonly<Record<string, Route>> = {
     "/": { method: "GET", handle: () => new Response(DASHBOARD_HTML, { headers: { "content-type": "text/html; charset=utf-8" } }) },

@@ -5,17 +5,19 @@
 
 import { TWEMPROXY_VERSION, VERSION } from "../lib/version.ts";
 import { type Histogram, LATENCY_BOUNDS_US } from "./histogram.ts";
+import type { WorkerFigures } from "./process.ts";
 import type { ProxyStats } from "./store.ts";
 import { CLUSTER_STATS, POOL_STATS, SERVER_STATS, type StatSpec } from "./table.ts";
 
 /** Process-wide values measured outside the stats store. */
 export interface RuntimeMetrics {
+  /** --workers: the supervisor's plus its workers' (stats/process.ts processTotals). */
   readonly residentBytes: number;
   readonly cpuSeconds: number;
   readonly eventLoopLagSeconds: number;
-  /** --workers: each live worker's worst lag in its last report, by worker index
-   *  (eventLoopLagSeconds is their highest); absent in a single process. */
-  readonly workerEventLoopLagSeconds?: ReadonlyMap<number, number>;
+  /** --workers: each live worker's figures in its last report, by index (eventLoopLagSeconds
+   *  is their highest lag); absent in a single process. */
+  readonly workers?: readonly WorkerFigures[];
   readonly configGeneration: number;
   /** --buffer-budget (over all workers); the bytes held against it are the pools'
    *  client_buffered_bytes. */
@@ -74,6 +76,26 @@ class Exposition {
 
 const POOL_LATENCY = "buncracker_pool_request_duration_seconds";
 const SERVER_LATENCY = "buncracker_request_duration_seconds";
+
+/** One series per worker of --workers, labelled with its index. */
+const WORKER_SERIES: readonly { readonly name: string; readonly type: string; readonly help: string; readonly of: (w: WorkerFigures) => number }[] = [
+  { name: "buncracker_worker_event_loop_lag_seconds", type: "gauge",
+    help: "How late a worker's event-loop probe timer fired at worst between its last two reports, in seconds.",
+    of: (w) => w.loopLagSeconds },
+  { name: "buncracker_worker_resident_memory_bytes", type: "gauge",
+    help: "A worker's resident memory size in bytes, as of its last report.",
+    of: (w) => w.residentBytes },
+  { name: "buncracker_worker_cpu_seconds_total", type: "counter",
+    help: "A worker's user and system CPU time spent in seconds, as of its last report (from 0 again when it is restarted).",
+    of: (w) => w.cpuSeconds },
+];
+
+function perWorker(x: Exposition, workers: readonly WorkerFigures[]): void {
+  for (const series of WORKER_SERIES) {
+    x.family(series.name, series.type, series.help);
+    for (const w of workers) x.sample(series.name, `worker="${w.index}"`, series.of(w));
+  }
+}
 
 /** The whole /metrics body. */
 export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): string {
@@ -141,12 +163,7 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
   x.single("buncracker_event_loop_lag_seconds", "gauge",
     "How late the last event-loop probe timer fired, in seconds (--workers: the highest of buncracker_worker_event_loop_lag_seconds).",
     runtime.eventLoopLagSeconds);
-  const workerLag = runtime.workerEventLoopLagSeconds;
-  if (workerLag !== undefined) {
-    x.family("buncracker_worker_event_loop_lag_seconds", "gauge",
-      "How late a worker's event-loop probe timer fired at worst between its last two reports, in seconds.");
-    for (const [worker, seconds] of workerLag) x.sample("buncracker_worker_event_loop_lag_seconds", `worker="${worker}"`, seconds);
-  }
+  if (runtime.workers !== undefined) perWorker(x, runtime.workers);
   x.single("buncracker_config_generation", "gauge",
     "Configuration generation: 1 at start, plus one per successful reload.",
     runtime.configGeneration);
@@ -157,10 +174,13 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
     "Versions of buncracker and of the twemproxy it is compatible with (always 1).");
   x.sample("buncracker_build_info",
     `version="${labelValue(VERSION)}",twemproxy="${TWEMPROXY_VERSION}"`, 1);
-  x.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+  // --workers: the sums over the supervisor and its workers (README, Workers).
+  x.single("process_resident_memory_bytes", "gauge",
+    runtime.workers === undefined ? "Resident memory size in bytes." : "Resident memory size in bytes, of the supervisor and its workers.",
     runtime.residentBytes);
   x.single("process_cpu_seconds_total", "counter",
-    "Total user and system CPU time spent in seconds.", runtime.cpuSeconds);
+    runtime.workers === undefined ? "Total user and system CPU time spent in seconds." : "Total user and system CPU time spent in seconds, by the supervisor and its workers (those that died included).",
+    runtime.cpuSeconds);
   x.single("process_start_time_seconds", "gauge",
     "Start time of the process since unix epoch in seconds.", stats.startedAt / 1000);
   x.lines.push("");

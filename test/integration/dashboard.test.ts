@@ -5,7 +5,8 @@
 // seconds, all without a reload of the page. Then an accessibility pass (language, labels,
 // captions, header scopes, text contrast in the light and the dark scheme) and a phone-sized
 // viewport with nothing wider than the screen. /dashboard.json is checked on its own as the
-// scripts' endpoint. DASHBOARD_SCREENSHOT=path writes a screenshot (docs/dashboard.png).
+// scripts' endpoint. Under --workers 2 the page also lists each worker (pid, memory, CPU).
+// DASHBOARD_SCREENSHOT=path writes a screenshot (docs/dashboard.png).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -17,6 +18,7 @@ import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { ReloadableProxy } from "../helpers/reload.ts";
 import { pipeline, respFrame, type Bytes } from "../helpers/resp.ts";
+import { startWorkers } from "../helpers/workers.ts";
 
 setDefaultTimeout(60_000);
 
@@ -205,5 +207,27 @@ describe.skipIf(TARGET !== "buncracker")("dashboard in a browser", () => {
     }));
     expect(widths.page).toBeLessThanOrEqual(widths.screen);
     expect(new Set(widths.scrollers)).toEqual(new Set(["auto"]));
+  });
+
+  test("a single process has no Workers table; under --workers 2 it lists each worker: its pid, memory and CPU", async () => {
+    expect(await page.$eval("#workers", (e) => (e as HTMLElement).hidden)).toBe(true);
+    const metricsPort = freePort();
+    const sup = await startWorkers(
+      poolYaml("w", { listen: `127.0.0.1:${freePort()}`, redis: true }, [serverLine(backends[0]!.address, 1, "node-0")]),
+      2,
+      { args: ["--metrics-port", String(metricsPort)] },
+    );
+    try {
+      const pids = await sup.workers();
+      const tab = await browser.newPage();
+      await tab.goto(`http://127.0.0.1:${metricsPort}/`);
+      await tab.waitForSelector('#workers tr[data-worker="1"]', { visible: true, timeout: SHOWS_WITHIN_MS });
+      const rows = await tab.$$eval("#workers tbody tr", (trs) => trs.map((tr) => [...tr.children].map((c) => (c.textContent ?? "").trim())));
+      expect(rows.map((r) => r.slice(0, 2))).toEqual(pids.map((pid, i) => [String(i), String(pid)]));
+      for (const r of rows) expect(r.slice(2, 5)).toEqual([expect.stringMatching(/^\d+\.\d MB$/), expect.stringMatching(/^\d+\.\d MB$/), expect.stringMatching(/^\d+\.\d s$/)]);
+      await tab.close();
+    } finally {
+      await sup.proxy.stop();
+    }
   });
 });

@@ -1,10 +1,10 @@
 // The life of a `--workers 2` supervisor: a killed worker is restarted (logged) while the clients
-// of the other worker are unaffected and the summed counters never go back; worker 0's restart
-// brings the unix-socket pool back; SIGHUP makes the supervisor re-create its own log too;
-// SIGTERM drains every worker (requests in flight complete) before the supervisor exits 0; a
-// supervisor that is killed takes its workers down; -d returns once every worker listens; a
-// worker that cannot start stops the supervisor with the reason instead of a restart loop, and a
-// stats port in use stops it before any worker starts.
+// of the other worker are unaffected and the summed counters (the CPU in /metrics too) never go
+// back; worker 0's restart brings the unix-socket pool back; SIGHUP makes the supervisor
+// re-create its own log too; SIGTERM drains every worker (requests in flight complete) before the
+// supervisor exits 0; a supervisor that is killed takes its workers down; -d returns once every
+// worker listens; a worker that cannot start stops the supervisor with the reason instead of a
+// restart loop, and a stats port in use stops it before any worker starts.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -12,9 +12,10 @@ import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { redisCall } from "../helpers/direct.ts";
-import { readStats, serverOf, waitFor, waitForLines, type StatsDoc } from "../helpers/ops.ts";
+import { metricsRequest, readStats, serverOf, waitFor, waitForLines, type StatsDoc } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { childPids, isAlive, listenerCount, unixListenerOwner } from "../helpers/procfs.ts";
+import { parseExposition, value, type Family } from "../helpers/prometheus.ts";
 import { runToEnd } from "../helpers/process.ts";
 import { proxyCommand, TARGET } from "../helpers/proxy.ts";
 import { bulk, command, respFrame } from "../helpers/resp.ts";
@@ -149,6 +150,30 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
     } finally {
       sampling = false;
       for (const c of clients) c.client.close();
+      await sup.proxy.stop();
+    }
+  });
+  test("process_cpu_seconds_total keeps the CPU a dead worker spent: after its restart, the total less the new worker's is at least the total before", async () => {
+    const port = freePort();
+    const metricsPort = freePort();
+    const sup = await startWorkers(config(port), WORKERS, { args: ["--metrics-port", String(metricsPort)] });
+    try {
+      const workers = await sup.workers();
+      const cpuOf = (f: Map<string, Family>, worker: string) => value(f, "buncracker_worker_cpu_seconds_total", { worker });
+      /** A scrape once both workers have reported (the victim's successor, after the kill). */
+      const scrape = (what: string) => waitFor(what, async () => {
+        const f = parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text());
+        return cpuOf(f, "0") !== undefined && cpuOf(f, "1") !== undefined ? f : undefined;
+      });
+      const total = (f: Map<string, Family>) => value(f, "process_cpu_seconds_total", {})!;
+      const before = await scrape("both workers' CPU");
+      const victim = workers[1]!;
+      process.kill(victim, "SIGKILL");
+      await waitFor("a new worker 1", async () => ((await sup.workers())[1] !== victim ? true : undefined));
+      const after = await scrape("the new worker 1's CPU");
+      // The supervisor's and worker 0's CPU only grew; the victim's stays, beside its successor's.
+      expect(total(after) - cpuOf(after, "1")!).toBeGreaterThanOrEqual(total(before));
+    } finally {
       await sup.proxy.stop();
     }
   });

@@ -1,7 +1,9 @@
 // `--workers 2` serving for real: both workers accept clients on the shared port (SO_REUSEPORT),
 // each opens its own server connections, the stats port and /metrics of the supervisor show the
-// sum (each request counted once) and each worker's event-loop lag, the unix-socket pool is served by worker 0 alone, and SIGUSR1
-// to the supervisor reaches both workers (a pool added by the reload is served by both).
+// sum (each request counted once) and each worker's event-loop lag, memory and CPU (the process
+// totals adding the supervisor's own to the workers'), the unix-socket pool is served by worker 0
+// alone, and SIGUSR1 to the supervisor reaches both workers (a pool added by the reload is served
+// by both).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -9,9 +11,10 @@ import { startRedis, type Backend } from "../helpers/backends.ts";
 import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { redisCall, stopAll } from "../helpers/direct.ts";
+import { residentBytes } from "../helpers/hostile.ts";
 import { metricsRequest, readStats, serverOf, waitFor, waitForLines, type StatsDoc } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
-import { environOf, unixListenerOwner } from "../helpers/procfs.ts";
+import { cpuTicks, environOf, unixListenerOwner } from "../helpers/procfs.ts";
 import { parseExposition, value, type Family } from "../helpers/prometheus.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { bulk, command, OK, pipeline, respFrame, type RespValue, decode } from "../helpers/resp.ts";
@@ -146,6 +149,60 @@ describe.skipIf(TARGET !== "buncracker")("--workers 2", () => {
     const perWorker = [lagOf(families, "0"), lagOf(families, "1")];
     expect(perWorker[0]).toBeNumber();
     expect(value(families, "buncracker_event_loop_lag_seconds", {})).toBe(Math.max(...(perWorker as number[])));
+  });
+
+  test("/metrics shows each worker's memory and CPU, read from the worker; process_* are the supervisor's plus the workers'", async () => {
+    // Worker 1 serves a round of requests first, so the workers' CPU is not near the supervisor's.
+    await Promise.all(clients.filter((c) => c.owner === workers[1]).map((c, i) => useKeys(c.client, `cpu-${i}`)));
+    const pids = [sup.proxy.pid, ...workers];
+    const seconds = (pid: number) => cpuTicks(pid) / 100; // whole ticks: at most the CPU spent so far
+    const before = pids.map(seconds);
+    // A report taken after `before` was read: each worker's CPU is at least what /proc said then.
+    const cpuOf = (f: Map<string, Family>, worker: number) => value(f, "buncracker_worker_cpu_seconds_total", { worker: String(worker) });
+    const families = await waitFor("reports taken after the CPU was read", async () => {
+      const f = parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text());
+      return workers.every((_, i) => (cpuOf(f, i) ?? -1) >= before[i + 1]!) ? f : undefined;
+    });
+    const after = pids.map(seconds);
+    const rss = pids.map(residentBytes);
+    const TICK = 0.01;
+    let workersCpu = 0;
+    let workersRss = 0;
+    workers.forEach((_, i) => {
+      const cpu = cpuOf(families, i)!;
+      expect(cpu).toBeLessThanOrEqual(after[i + 1]! + TICK);
+      const resident = value(families, "buncracker_worker_resident_memory_bytes", { worker: String(i) })!;
+      expect(resident).toBeGreaterThan(rss[i + 1]! / 2);
+      expect(resident).toBeLessThan(rss[i + 1]! * 2);
+      workersCpu += cpu;
+      workersRss += resident;
+    });
+    // The totals are the supervisor's own (measured as it answered) plus the workers'.
+    const supervisorCpu = value(families, "process_cpu_seconds_total", {})! - workersCpu;
+    expect(supervisorCpu).toBeGreaterThanOrEqual(before[0]! - 1e-6);
+    expect(supervisorCpu).toBeLessThanOrEqual(after[0]! + TICK);
+    const supervisorRss = value(families, "process_resident_memory_bytes", {})! - workersRss;
+    expect(supervisorRss).toBeGreaterThan(rss[0]! / 2);
+    expect(supervisorRss).toBeLessThan(rss[0]! * 2);
+  });
+
+  test("/dashboard.json lists each worker (pid, memory, CPU); its memory is the supervisor's plus the workers'", async () => {
+    const d = (await (await metricsRequest(metricsPort, "/dashboard.json")).json()) as {
+      memory: { rssBytes: number };
+      workers?: { index: number; pid: number; rssBytes: number; cpuSeconds: number }[];
+    };
+    const rss = [sup.proxy.pid, ...workers].map(residentBytes);
+    expect(d.workers?.map((w) => [w.index, w.pid])).toEqual(workers.map((pid, i) => [i, pid]));
+    let workersRss = 0;
+    d.workers!.forEach((w, i) => {
+      expect(w.rssBytes).toBeGreaterThan(rss[i + 1]! / 2);
+      expect(w.rssBytes).toBeLessThan(rss[i + 1]! * 2);
+      expect(w.cpuSeconds).toBeLessThanOrEqual(cpuTicks(workers[i]!) / 100 + 0.01);
+      workersRss += w.rssBytes;
+    });
+    const supervisorRss = d.memory.rssBytes - workersRss;
+    expect(supervisorRss).toBeGreaterThan(rss[0]! / 2);
+    expect(supervisorRss).toBeLessThan(rss[0]! * 2);
   });
 
   test("the unix-socket pool is served, by worker 0 alone", async () => {

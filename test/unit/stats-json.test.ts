@@ -187,7 +187,7 @@ describe("stats values", () => {
       pool.cluster[C.cluster_map_loads] = loads;
       pool.cluster[C.cluster_moved] = moved;
       const stats = new ProxyStats([pool]);
-      return takeSnapshot(stats, [{ stats: pool, listening: true, servers: [] }], 1, 0, 0);
+      return takeSnapshot(stats, [{ stats: pool, listening: true, servers: [] }], 1, 0, 0, { residentBytes: 0, heapUsedBytes: 0, cpuSeconds: 0 });
     };
     const a = worker(1, 7, 0, 4, 5);
     const b = worker(1, 6, 10, 2, 1);

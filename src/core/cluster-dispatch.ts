@@ -2,20 +2,23 @@
 // slot map's shard, then that shard's server), multi-key requests split by slot (redis refuses
 // keys of two slots in one command) or refused with CROSSSLOT when they cannot be split, the
 // pool's own CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
-// CLUSTERDOWN) turned into sending the same bytes again, so the client only ever sees the
-// final reply, in its place in the client's queue.
+// CLUSTERDOWN) turned into sending the same bytes again (a blocking request's MOVED or ASK: on
+// a connection of its client's own), so the client only ever sees the final reply, in its
+// place in the client's queue.
 
 import { ByteWriter } from "../lib/bytes.ts";
 import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
-import { Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
+import { Follow, Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { subscriberConn } from "./dedicated.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
-import { MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
+import { MSG_OWN, MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
+import { lentAt } from "./planned.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
+import type { ServerConn } from "./server-conn.ts";
 import { SplitState } from "./split.ts";
 
 /** Fragments are written here by their connection's Upstream, then copied out to be kept
@@ -139,7 +142,12 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
 
 /** msg's kept bytes to `server`, after ASKING when `asking`. */
 export function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting): void {
-  const conn = server.conn(msg.client.group);
+  sendOn(msg, server.conn(msg.client.group), asking, cluster);
+}
+
+/** msg's kept bytes on conn, after ASKING when `asking`. */
+function sendOn(msg: Msg, conn: ServerConn, asking: boolean, cluster: ClusterRouting): void {
+  const server = conn.server;
   if (asking) {
     // Its own silent message: the node's +OK is swallowed.
     const ask = new Msg(msg.client, msg.t0);
@@ -161,7 +169,7 @@ export function send(msg: Msg, server: Server, asking: boolean, cluster: Cluster
  *  owner, which the map may not know yet) sends it to that node, on the client's subscriber
  *  connection there, and true is returned; false when the reply is the client's. */
 export function resubscribed(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number): boolean {
-  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, true);
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, Follow.Moved);
   if (to === null) return false;
   if (to.how === Resend.Refuse) {
     fail(pool, msg, TOO_MANY_REDIRECTIONS);
@@ -180,13 +188,21 @@ export function resubscribed(pool: Pool, cluster: ClusterRouting, msg: Msg, buf:
  *  after a pause) and return true; false when the reply is the client's. */
 export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number): boolean {
   if (msg.sentBuf === null) return false; // not sent by slot (a keyless command)
-  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg);
+  const own = (msg.flags & MSG_OWN) !== 0;
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, own ? Follow.Redirects : Follow.All);
   if (to === null) return false;
   if (to.how === Resend.Refuse) {
     fail(pool, msg, TOO_MANY_REDIRECTIONS);
     return true;
   }
   msg.resends++;
+  if (own) {
+    // A blocking request: on a connection of its client's own there too (on a shared one it
+    // would block every client's requests behind it).
+    const conn = lentAt(pool, msg.client, msg, pool.serverAt(to.host, to.port));
+    if (conn !== null) sendOn(msg, conn, to.how === Resend.Asking, cluster);
+    return true;
+  }
   if (to.how !== Resend.Later) {
     send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster);
     return true;

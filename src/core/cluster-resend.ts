@@ -15,14 +15,15 @@ import { send } from "./cluster-dispatch.ts";
 import { fail } from "./deliver.ts";
 import { destination, noReplica } from "./dispatch.ts";
 import type { ClientConn } from "./client.ts";
-import { MSG_READ, type Msg } from "./msg.ts";
+import { MSG_OWN, MSG_READ, type Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 
 /** msg's connection was lost; `unwritten`: none of its bytes reached the socket. True when msg
  *  will be sent again; false when it must fail. */
 export function resendLost(pool: Pool, cluster: ClusterRouting, msg: Msg, unwritten: boolean): boolean {
-  // Not sent by slot (a keyless command), or a write the node may have run.
-  if (msg.sentBuf === null || (!unwritten && (msg.flags & MSG_READ) === 0)) return false;
+  // Not sent by slot (a keyless command), on a connection of its client's own (a blocking
+  // request: never on a shared one), or a write the node may have run.
+  if (msg.sentBuf === null || (msg.flags & MSG_OWN) !== 0 || (!unwritten && (msg.flags & MSG_READ) === 0)) return false;
   const delayMs = cluster.lostDelay(msg);
   if (delayMs < 0) return false;
   pool.resends!.park(pool, cluster, msg, delayMs);

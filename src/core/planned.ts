@@ -13,7 +13,7 @@ import { answeredAll, ownConns, releaseAll, subscriberConn } from "./dedicated.t
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { leaveShared, type Topic } from "./hub.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
-import { MSG_SILENT, Msg } from "./msg.ts";
+import { MSG_OWN, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { everyPosition, liveServers, serverAt, unservedReason, withReadReplicas } from "./positions.ts";
 import type { Server } from "./server.ts";
@@ -89,13 +89,15 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       const conn = lentConn(pool, c, msg, plan.server);
       if (conn === null) return true;
       msg.extraWait = plan.waitMs;
-      if (pool.cluster === null) {
-        // Kept for an ejection or a reload to see where its keys went (health.ts). Not in a
-        // cluster pool, whose slots do not move so, and where bytes kept mean "may be sent
-        // again on a shared connection" (cluster-dispatch.ts), which a blocking one may not.
-        msg.sentBuf = buf;
-        msg.sentStart = req.start;
-        msg.sentEnd = req.end;
+      // Kept for an ejection or a reload to see where its keys went (health.ts); in a cluster
+      // pool, to send it again where a node redirects it, on a connection of the client's own
+      // (MSG_OWN; cluster-dispatch.ts redirected).
+      msg.sentBuf = buf;
+      msg.sentStart = req.start;
+      msg.sentEnd = req.end;
+      if (pool.cluster !== null) {
+        msg.slot = plan.server;
+        msg.flags |= MSG_OWN;
       }
       send(msg, conn, buf, req);
       return true;
@@ -201,7 +203,7 @@ function lentConn(pool: Pool, c: ClientConn, msg: Msg, position: number): Server
 }
 
 /** lentConn of a server. */
-function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
+export function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
   const own = ownConns(c);
   const mine = own.lent.get(server);
   if (mine !== undefined) return mine;

@@ -401,7 +401,8 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
         dedicated !== null && dedicated.role === DedicatedRole.Subscriber
           ? dedicated.owner !== null && resubscribed(pool, pool.cluster, head, buf, rsp.start, end)
           : redirected(pool, pool.cluster, head, buf, rsp.start, end);
-      if (again) return true;
+      // A lent connection whose last request went elsewhere goes back to its server.
+      if (again) return dedicated === null || this.first !== null || answeredAll(this, this.group.id);
     }
     // An error to a command that later requests joined (redis MGET): each goes up again alone.
     if (rsp.isError && this.first !== null && this.first.joined && this.resendJoined(head)) return true;

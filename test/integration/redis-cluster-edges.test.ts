@@ -3,18 +3,20 @@
 // ASKING, for as long as the migration stays open), and a master that hangs and is replaced
 // (redis keeps listing it as a failed master without slots until it is forgotten), and a
 // master killed between two writes of one client. The client must see neither a redirection
-// nor the failed node, and its writes must run in its order. A blocking command, on a
-// connection of the client's own, gets the node's ASK (README's limits), never a shared
-// connection blocked by it.
+// nor the failed node, and its writes must run in its order. A blocking command that meets ASK
+// or MOVED, on a connection of the client's own, waits again at the node named, on another
+// connection of its own, never on a shared connection it would block.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { KeySlots } from "../../src/route/key-slot.ts";
 import type { Backend } from "../helpers/backends.ts";
+import { blocked, clientList } from "../helpers/client-list.ts";
 import { exchange, RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { poolOf, readStats } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
+import { eventually } from "../helpers/reload.ts";
 import { startRedisCluster, untilRouting, type NodeLine, type RedisCluster } from "../helpers/redis-cluster.ts";
 import { command, respFrame, type Bytes } from "../helpers/resp.ts";
 
@@ -85,7 +87,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     }
   });
 
-  test("a blocking command that meets ASK gets it, and never blocks a connection other clients share", async () => {
+  test("a blocking command that meets ASK waits at the slot's destination, on a connection of the client's own", async () => {
     const queue = "{blk}q";
     const slot = slotOf(queue);
     const source = await cluster.ownerOf(slot);
@@ -102,14 +104,44 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       // The source lacks the key: ASK. Followed on a shared connection, the BLPOP would block
       // it, and every other client's request to the destination behind it.
       await blocker.send(command("BLPOP", queue, "0"));
-      expect((await blocker.readReply(respFrame)).toString("latin1")).toStartWith(`-ASK ${slot} `);
       expect(await viaProxy(["SET", destKey, "v"], ["GET", destKey])).toEqual(["+OK\r\n", "$1\r\nv\r\n"]);
+      // The push meets ASK too, and lands where the BLPOP waits (or waits for it).
+      expect(await viaProxy(["RPUSH", queue, "x"])).toEqual([":1\r\n"]);
+      expect((await blocker.readReply(respFrame)).toString("latin1")).toBe(`*2\r\n$${queue.length}\r\n${queue}\r\n$1\r\nx\r\n`);
     } finally {
       blocker.close();
-      // The migration is called off (no key moved): STABLE clears both marks and leaves the slot
-      // where it was. (SETSLOT NODE on every master here left the source's replica unaware of
-      // the slot, so a later failover of that master lost it.)
+      // The migration is called off (no key left at the destination): STABLE clears both marks
+      // and leaves the slot where it was. (SETSLOT NODE on every master here left the source's
+      // replica unaware of the slot, so a later failover of that master lost it.)
       for (const node of [dest, source]) await cluster.call(node, "CLUSTER", "SETSLOT", String(slot), "STABLE");
+    }
+  });
+
+  test("a blocking command whose slot moves away while it waits waits again at the new owner, on a connection of the client's own", async () => {
+    const queue = "{bmv}q";
+    const slot = slotOf(queue);
+    const source = await cluster.ownerOf(slot);
+    const lines = await masters();
+    const sourceLine = lines.find((l) => l.address === source.address)!;
+    const destLine = lines.find((l) => l.address !== source.address)!;
+    const dest = nodeAt(destLine.address);
+    const blocker = await RawClient.connect(endpoint);
+    try {
+      await blocker.send(command("BLPOP", queue, "0"));
+      await eventually("the BLPOP blocked at its slot's owner", async () => (blocked(await clientList(source)).length > 0 ? true : undefined));
+      // The slot (no key in it) moves; the source answers its blocked client MOVED (redis'
+      // clusterRedirectBlockedClientIfNeeded, from its clients' cron).
+      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
+      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await eventually("the source let its blocked client go", async () => (blocked(await clientList(source)).length === 0 ? true : undefined));
+      expect(await viaProxy(["RPUSH", queue, "y"])).toEqual([":1\r\n"]);
+      expect((await blocker.readReply(respFrame)).toString("latin1")).toBe(`*2\r\n$${queue.length}\r\n${queue}\r\n$1\r\ny\r\n`);
+      // It waited on a connection of its own: the destination has no blocked client left.
+      expect(blocked(await clientList(dest))).toEqual([]);
+    } finally {
+      blocker.close();
     }
   });
 

@@ -7,14 +7,14 @@
 // place in the client's queue.
 
 import { ByteWriter } from "../lib/bytes.ts";
-import { Route, type Req, type UpstreamSink } from "../proto/codec.ts";
+import { Req, Route, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Follow, Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { subscriberConn } from "./dedicated.ts";
 import { answerLocally, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
-import { MSG_OWN, MSG_READ, MSG_SILENT, Msg } from "./msg.ts";
+import { MSG_OWN, MSG_READ, MSG_SILENT, MSG_WATCHED, Msg } from "./msg.ts";
 import { lentAt } from "./planned.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
@@ -145,8 +145,10 @@ export function send(msg: Msg, server: Server, asking: boolean, cluster: Cluster
   sendOn(msg, server.conn(msg.client.group), asking, cluster);
 }
 
-/** msg's kept bytes on conn, after ASKING when `asking`. */
-function sendOn(msg: Msg, conn: ServerConn, asking: boolean, cluster: ClusterRouting): void {
+/** msg's kept bytes on conn, after ASKING when `asking`; `silent`: how many requests of them
+ *  come before msg's own and have their replies dropped (a transaction's MULTI and queued
+ *  commands before its EXEC). */
+function sendOn(msg: Msg, conn: ServerConn, asking: boolean, cluster: ClusterRouting, silent = 0): void {
   const server = conn.server;
   if (asking) {
     // Its own silent message: the node's +OK is swallowed.
@@ -158,6 +160,12 @@ function sendOn(msg: Msg, conn: ServerConn, asking: boolean, cluster: ClusterRou
     conn.push(ask);
   }
   conn.send(msg.sentBuf!, msg.sentStart, msg.sentEnd);
+  for (let i = 0; i < silent; i++) {
+    const before = new Msg(msg.client, msg.t0);
+    before.flags |= MSG_SILENT | MSG_OWN;
+    before.server = server;
+    conn.push(before);
+  }
   msg.bytes = msg.sentEnd - msg.sentStart;
   msg.joined = false;
   msg.server = server;
@@ -184,25 +192,18 @@ export function resubscribed(pool: Pool, cluster: ClusterRouting, msg: Msg, buf:
   return true;
 }
 
-/** The error reply buf[start, end) came for msg: when it redirects msg, send msg again (now, or
- *  after a pause) and return true; false when the reply is the client's. */
-export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number): boolean {
+/** The error reply buf[start, end) came on `conn` for msg: when it redirects msg, send msg again
+ *  (now, or after a pause) and return true; false when the reply is the client's. */
+export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number, conn: ServerConn): boolean {
+  if ((msg.flags & MSG_OWN) !== 0) return ownRedirected(pool, cluster, msg, buf, start, end, conn);
   if (msg.sentBuf === null) return false; // not sent by slot (a keyless command)
-  const own = (msg.flags & MSG_OWN) !== 0;
-  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, own ? Follow.Redirects : Follow.All);
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg);
   if (to === null) return false;
   if (to.how === Resend.Refuse) {
     fail(pool, msg, TOO_MANY_REDIRECTIONS);
     return true;
   }
   msg.resends++;
-  if (own) {
-    // A blocking request: on a connection of its client's own there too (on a shared one it
-    // would block every client's requests behind it).
-    const conn = lentAt(pool, msg.client, msg, pool.serverAt(to.host, to.port));
-    if (conn !== null) sendOn(msg, conn, to.how === Resend.Asking, cluster);
-    return true;
-  }
   if (to.how !== Resend.Later) {
     send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster);
     return true;
@@ -211,4 +212,52 @@ export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: U
   // ones the client sends meanwhile do not overtake it.
   pool.resends!.park(pool, cluster, msg, to.delayMs);
   return true;
+}
+
+/** redirected() of a request on a connection of its client's own (MSG_OWN, on `conn`): a
+ *  blocking request, a transaction's EXEC, one of the commands sent before that EXEC (silent),
+ *  which redirects the whole transaction, or a WATCH or a command between it and MULTI. MOVED
+ *  and ASK send it again on a connection lent to the client at the node named (on a shared one
+ *  a blocking request would block every client's requests behind it), a transaction whole
+ *  (nothing of it ran: this node's EXEC finds it flagged and aborts it). A transaction that
+ *  watches keys (MSG_WATCHED) cannot follow (its watches stay on the node it left): the
+ *  planner fails it and says what the request gets (Planner.watchRedirected). */
+function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number, conn: ServerConn): boolean {
+  const silent = (msg.flags & MSG_SILENT) !== 0;
+  const exec = silent ? execBehind(conn) : msg;
+  if (exec === null) return false;
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, exec, Follow.Redirects);
+  if (to === null) return false;
+  // This node's replies to the rest of the transaction are dropped.
+  if (silent) conn.standIn(exec);
+  const reply = (exec.flags & MSG_WATCHED) === 0 ? null : pool.codec.planner!.watchRedirected(exec.sentBuf!, exec.sentStart, exec.sentEnd, exec.client.session);
+  if (reply !== null) answerLocally(pool, exec, reply);
+  else if (to.how === Resend.Refuse) fail(pool, exec, TOO_MANY_REDIRECTIONS);
+  else {
+    exec.resends++;
+    const lent = lentAt(pool, exec.client, exec, pool.serverAt(to.host, to.port));
+    if (lent !== null) sendOn(exec, lent, to.how === Resend.Asking, cluster, requestsIn(pool, exec) - 1);
+  }
+  return true;
+}
+
+/** The EXEC that the silent requests at the head of conn (a transaction's MULTI and queued
+ *  commands) come before; null when it went elsewhere already (a stand-in is in its place). */
+function execBehind(conn: ServerConn): Msg | null {
+  let m = conn.first;
+  while (m !== null && (m.flags & (MSG_SILENT | MSG_OWN)) === (MSG_SILENT | MSG_OWN)) m = m.snext;
+  return m !== null && (m.flags & (MSG_SILENT | MSG_OWN)) === MSG_OWN && m.sentBuf !== null ? m : null;
+}
+
+const counted = new Req();
+
+/** How many requests msg's kept bytes hold (a transaction's: MULTI, its commands, EXEC). */
+function requestsIn(pool: Pool, msg: Msg): number {
+  let n = 0;
+  for (let pos = msg.sentStart; pos < msg.sentEnd; n++) {
+    const next = pool.codec.parseRequest(msg.sentBuf!, pos, msg.sentEnd, counted);
+    if (next <= pos) break; // cannot be: they were parsed before
+    pos = next;
+  }
+  return n;
 }

@@ -13,6 +13,7 @@ export const MSG_OPEN = 4; // its reply lacks the terminator (Rsp.open): the cli
 export const MSG_READ = 8; // redis_cluster: a read-only command, safe to send again (cluster-resend.ts)
 export const MSG_PUSH = 16; // a message its server pushed to a subscriber: no request, no latency
 export const MSG_OWN = 32; // redis_cluster: on a connection of its client's own, redirected only to another (cluster-dispatch.ts)
+export const MSG_WATCHED = 64; // redis_cluster: the EXEC of a transaction that watches keys: a redirection fails it
 
 export class Msg implements Outbound {
   /** Next in the client's reply queue. */

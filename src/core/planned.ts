@@ -13,7 +13,7 @@ import { answeredAll, ownConns, releaseAll, subscriberConn } from "./dedicated.t
 import { answerLocally, fail, finishSplit } from "./deliver.ts";
 import { leaveShared, type Topic } from "./hub.ts";
 import { forwardTo, toAll } from "./dispatch.ts";
-import { MSG_OWN, MSG_SILENT, Msg } from "./msg.ts";
+import { MSG_OWN, MSG_SILENT, MSG_WATCHED, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import { everyPosition, liveServers, serverAt, unservedReason, withReadReplicas } from "./positions.ts";
 import type { Server } from "./server.ts";
@@ -83,7 +83,7 @@ export function carryOut(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, r
       return true;
     case PlanKind.Pinned:
       msg.extraWait = plan.waitMs;
-      pinned(pool, c, msg, buf, req, plan.server, plan.before, plan.silent, plan.reply, plan.release);
+      pinned(pool, c, msg, buf, req, plan);
       return true;
     case PlanKind.Blocking: {
       const conn = lentConn(pool, c, msg, plan.server);
@@ -265,35 +265,52 @@ function waitOn(pool: Pool, c: ClientConn, msg: Msg, plan: Extract<Plan, { kind:
 /** On the connection the client's transaction is pinned to: `before` (its replies dropped),
  *  then the request or the local reply; `release` lets go of the pin (the connection goes back
  *  once it has answered). */
-function pinned(
-  pool: Pool,
-  c: ClientConn,
-  msg: Msg,
-  buf: Uint8Array,
-  req: Req,
-  index: number,
-  before: Uint8Array | null,
-  silent: number,
-  reply: Uint8Array | null,
-  release: boolean,
-): void {
+function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, plan: Extract<Plan, { kind: typeof PlanKind.Pinned }>): void {
+  const { before, reply, release } = plan;
   const own = ownConns(c);
-  const conn = own.pinned ?? lentConn(pool, c, msg, index);
+  const conn = own.pinned ?? lentConn(pool, c, msg, plan.server);
   if (conn === null) return;
   conn.dedicated!.pinned = !release;
   own.pinned = release ? null : conn;
+  // A cluster pool's EXEC after its MULTI and queued commands: the whole transaction is kept, to
+  // go again where a node redirects it (cluster-dispatch.ts).
+  const whole = pool.cluster !== null && before !== null && reply === null;
   if (before !== null) {
     conn.send(before, 0, before.length);
-    for (let i = 0; i < silent; i++) {
+    for (let i = 0; i < plan.silent; i++) {
       const m = new Msg(c, msg.t0);
-      m.flags |= MSG_SILENT;
+      m.flags |= whole ? MSG_SILENT | MSG_OWN : MSG_SILENT;
       m.server = conn.server;
       m.bytes = i === 0 ? before.length : 0;
       conn.push(m);
     }
   }
-  if (reply !== null) answerLocally(pool, msg, reply);
-  else send(msg, conn, buf, req);
+  if (reply !== null) {
+    answerLocally(pool, msg, reply);
+    return;
+  }
+  if (whole) keepTransaction(msg, before, buf, req, plan.watched);
+  else if (pool.cluster !== null) {
+    // WATCH, or a command between it and MULTI (the rest goes up at EXEC, transaction.ts): a
+    // node's redirection fails the transaction (Planner.watchRedirected).
+    msg.sentBuf = buf;
+    msg.sentStart = req.start;
+    msg.sentEnd = req.end;
+    msg.flags |= MSG_OWN | MSG_WATCHED;
+  }
+  send(msg, conn, buf, req);
+}
+
+/** msg, an EXEC, keeps its transaction's bytes: `before` (MULTI and the queued commands), then
+ *  its own. */
+function keepTransaction(msg: Msg, before: Uint8Array, buf: Uint8Array, req: Req, watched: boolean): void {
+  const bytes = new Uint8Array(before.length + req.end - req.start);
+  bytes.set(before);
+  bytes.set(buf.subarray(req.start, req.end), before.length);
+  msg.sentBuf = bytes;
+  msg.sentStart = 0;
+  msg.sentEnd = bytes.length;
+  msg.flags |= watched ? MSG_OWN | MSG_WATCHED : MSG_OWN;
 }
 
 /** The request as the client sent it, on conn. */

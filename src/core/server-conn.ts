@@ -18,7 +18,7 @@ import { describeError } from "./errors.ts";
 import type { ClientConn } from "./client.ts";
 import { HeldViews, markDirty, markQueued, send, writeOut, type Output, type Queued } from "./flush.ts";
 import { serverAnswered, serverDemoted, serverFailed } from "./health.ts";
-import { MSG_OPEN, MSG_SILENT, type Msg } from "./msg.ts";
+import { MSG_OPEN, MSG_SILENT, Msg } from "./msg.ts";
 import { ReplyStream } from "./reply-stream.ts";
 import type { ConnGroup, Server } from "./server.ts";
 
@@ -288,6 +288,25 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
     return head === this.lastStreamed ? this.streamedAt : head.t0;
   }
 
+  /** msg, queued here behind the head, went elsewhere (a redirected transaction,
+   *  cluster-dispatch.ts): a silent stand-in takes its place, so that this connection's reply
+   *  to it is dropped. */
+  standIn(msg: Msg): void {
+    const stand = new Msg(msg.client, msg.t0);
+    stand.flags = MSG_SILENT;
+    stand.server = this.server;
+    stand.bytes = msg.bytes;
+    stand.snext = msg.snext;
+    msg.snext = null;
+    if (this.first === msg) this.first = stand;
+    else {
+      let m = this.first!;
+      while (m.snext !== msg) m = m.snext!;
+      m.snext = stand;
+    }
+    if (this.last === msg) this.last = stand;
+  }
+
   /** Queue a request its Upstream has just written (msg.bytes says how much it added). */
   push(msg: Msg): void {
     if (this.closed) {
@@ -400,7 +419,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
       const again =
         dedicated !== null && dedicated.role === DedicatedRole.Subscriber
           ? dedicated.owner !== null && resubscribed(pool, pool.cluster, head, buf, rsp.start, end)
-          : redirected(pool, pool.cluster, head, buf, rsp.start, end);
+          : redirected(pool, pool.cluster, head, buf, rsp.start, end, this);
       // A lent connection whose last request went elsewhere goes back to its server.
       if (again) return dedicated === null || this.first !== null || answeredAll(this, this.group.id);
     }

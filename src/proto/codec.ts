@@ -474,7 +474,11 @@ export const PlanKind = {
   /** On the client's connection pinned to `server` (lent to it on first use): `before` first
    *  (its `silent` replies dropped), then the request, or, with `reply` set, that is its
    *  reply; `release`: the pin ends (the connection is given back once it has answered). A
-   *  blocking request there may wait `waitMs` beyond the pool's timeout. */
+   *  blocking request there may wait `waitMs` beyond the pool's timeout. In a redis_cluster
+   *  pool, an EXEC sent after its MULTI and queued commands (`before`) goes again whole where a
+   *  node redirects it, unless `watched` (its transaction watches keys, which cannot follow):
+   *  then Planner.watchRedirected says its reply, as for the requests before it on the
+   *  pinned connection. */
   Pinned: 4,
   /** On a connection lent to the client at `server` while the request waits; it may wait
    *  `waitMs` beyond the pool's timeout (Infinity: no limit). */
@@ -514,6 +518,7 @@ export type Plan =
       readonly reply: Uint8Array | null;
       readonly release: boolean;
       readonly waitMs: number;
+      readonly watched: boolean;
     }
   | { readonly kind: typeof PlanKind.Blocking; readonly server: number; readonly waitMs: number }
   | {
@@ -543,6 +548,11 @@ export interface Planner<S extends Session = Session> {
   pushTopic(buf: Uint8Array, start: number, end: number): Uint8Array | null;
   /** The connection the session's transaction is pinned to closed. */
   pinLost(session: S): void;
+  /** A redis_cluster node redirected a request buf[start, end) (as it was sent) of the
+   *  session's transaction, which watches keys: the watches cannot follow, the transaction
+   *  fails at EXEC. The reply the request gets, or null when it is sent again to the node
+   *  named. */
+  watchRedirected(buf: Uint8Array, start: number, end: number, session: S): Uint8Array | null;
   /** The position of the keys of a planned request buf[start, end) as `pool` routes now (a
    *  blocking request waits on it: another one once a reload moved its keys); -1 when it has
    *  none, -2 when they are on several servers. */

@@ -5,7 +5,8 @@
 // master killed between two writes of one client. The client must see neither a redirection
 // nor the failed node, and its writes must run in its order. A blocking command that meets ASK
 // or MOVED, on a connection of the client's own, waits again at the node named, on another
-// connection of its own, never on a shared connection it would block.
+// connection of its own, never on a shared connection it would block. A transaction that meets
+// them runs whole at the node named; one with WATCH fails at EXEC as after a watched key changed.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { KeySlots } from "../../src/route/key-slot.ts";
@@ -142,6 +143,95 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       expect(blocked(await clientList(dest))).toEqual([]);
     } finally {
       blocker.close();
+    }
+  });
+
+  /** Moves `slot` (no key in it) from its owner to another master, as a reshard's last step
+   *  does, behind the proxy's back; returns the new owner. */
+  async function moveEmptySlot(slot: number): Promise<Backend> {
+    const source = await cluster.ownerOf(slot);
+    const lines = await masters();
+    const sourceLine = lines.find((l) => l.address === source.address)!;
+    const destLine = lines.find((l) => l.address !== source.address)!;
+    const dest = nodeAt(destLine.address);
+    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
+    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    return dest;
+  }
+
+  const moved = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_moved as number;
+  const asked = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_asked as number;
+
+  test("a transaction whose slot moved goes to the new owner whole: one reply per command, as if it had run there", async () => {
+    const key = "{txm}k";
+    await moveEmptySlot(slotOf(key));
+    const before = await moved();
+    // The proxy's map still names the old owner: the transaction meets MOVED there.
+    expect(await viaProxy(["MULTI"], ["SET", key, "1"], ["INCR", key], ["PING"], ["EXEC"], ["GET", key])).toEqual([
+      "+OK\r\n",
+      "+QUEUED\r\n",
+      "+QUEUED\r\n",
+      "+QUEUED\r\n",
+      "*3\r\n+OK\r\n:2\r\n+PONG\r\n",
+      "$1\r\n2\r\n",
+    ]);
+    // It did meet MOVED (the stats are a second behind at most).
+    await eventually("the pool's count of MOVED followed to grow", async () => ((await moved()) > before ? true : undefined));
+  });
+
+  test("a transaction in a slot being migrated, its key gone from the source, runs at the destination after ASKING", async () => {
+    const key = "{txa}k";
+    const slot = slotOf(key);
+    const source = await cluster.ownerOf(slot);
+    const lines = await masters();
+    const sourceLine = lines.find((l) => l.address === source.address)!;
+    const destLine = lines.find((l) => l.address !== source.address)!;
+    const dest = nodeAt(destLine.address);
+    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
+    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    try {
+      const before = await asked();
+      expect(await viaProxy(["MULTI"], ["SET", key, "v"], ["APPEND", key, "w"], ["EXEC"])).toEqual(["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n+OK\r\n:2\r\n"]);
+      await eventually("the pool's count of ASK followed to grow", async () => ((await asked()) > before ? true : undefined));
+    } finally {
+      // The migration ends: the slot, with the key the transaction wrote there, is the destination's.
+      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    }
+    expect(await viaProxy(["GET", key])).toEqual(["$2\r\nvw\r\n"]);
+  });
+
+  test("a WATCH transaction whose slot moves away fails as a WATCH transaction does: EXEC's null reply, nothing run", async () => {
+    const key = "{txw}k";
+    const client = await RawClient.connect(endpoint);
+    try {
+      await client.send(command("WATCH", key));
+      expect((await client.readReplies(1, respFrame)).map(String)).toEqual(["+OK\r\n"]);
+      // The watch cannot follow the slot: the client must read again and retry.
+      await moveEmptySlot(slotOf(key));
+      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "mine"), command("EXEC"), command("GET", key)]));
+      expect((await client.readReplies(4, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "$-1\r\n"]);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a WATCH that meets MOVED gets OK and its transaction fails at EXEC; a read between follows the slot; the retry runs", async () => {
+    const key = "{txv}k";
+    await moveEmptySlot(slotOf(key));
+    const client = await RawClient.connect(endpoint);
+    try {
+      // The proxy's map still names the old owner: WATCH meets MOVED there, the watch is not set.
+      await client.send(Buffer.concat([command("WATCH", key), command("GET", key), command("MULTI"), command("SET", key, "lost"), command("EXEC")]));
+      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n"]);
+      // As a WATCH user does: again from the start.
+      await client.send(Buffer.concat([command("WATCH", key), command("GET", key), command("MULTI"), command("SET", key, "won"), command("EXEC")]));
+      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+      expect(await viaProxy(["GET", key])).toEqual(["$3\r\nwon\r\n"]);
+    } finally {
+      client.close();
     }
   });
 

@@ -193,15 +193,50 @@ describe("a redis_cluster pool: positions are slots, a master at the lowest slot
     const pool = clusterView();
     const holder: HasMultiKey = { multikey: null };
     expect(text(plan(pool, holder, "MULTI"))).toBe("+OK\r\n");
-    const pinned = plan(pool, holder, "SET", "{a}x", "1");
-    expect(pinned?.kind === PlanKind.Pinned && pinned.server).toBe(slotOf("a"));
+    // Held until EXEC: nothing of it went up.
+    expect(text(plan(pool, holder, "SET", "{a}x", "1"))).toBe("+QUEUED\r\n");
     expect(text(plan(pool, holder, "SET", "{b}y", "1"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
-    const exec = plan(pool, holder, "EXEC");
-    expect(exec?.kind === PlanKind.Pinned && Buffer.from(exec.reply!).toString()).toStartWith("-EXECABORT");
+    expect(text(plan(pool, holder, "EXEC"))).toStartWith("-EXECABORT");
     expect(text(plan(pool, holder, "BLPOP", "{a}1", "{b}2", "0"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
     expect(text(plan(pool, holder, "EVAL", "return 1", "2", "{a}1", "{b}2"))).toBe("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
     expect(plan(pool, holder, "EVAL", "return 1", "2", "{a}1", "{a}2")).toBeNull();
     expect(text(plan(pool, holder, "WAIT", "1", "0"))).toContain("redis_cluster");
+  });
+
+  test("a transaction goes up whole at EXEC (a node that redirects it has run none of it); one that watches keys says so", () => {
+    const pool = clusterView();
+    const holder: HasMultiKey = { multikey: null };
+    expect(text(plan(pool, holder, "MULTI"))).toBe("+OK\r\n");
+    expect(text(plan(pool, holder, "PING"))).toBe("+QUEUED\r\n");
+    expect(text(plan(pool, holder, "SET", "{a}x", "1"))).toBe("+QUEUED\r\n");
+    const exec = plan(pool, holder, "EXEC");
+    expect(exec?.kind === PlanKind.Pinned && [exec.server, Buffer.from(exec.before!).toString(), exec.silent, exec.release, exec.watched]).toEqual([
+      slotOf("a"),
+      [["MULTI"], ["PING"], ["SET", "{a}x", "1"]].map((c) => command(...c).toString()).join(""),
+      3,
+      true,
+      false,
+    ]);
+    const watch = plan(pool, holder, "WATCH", "{a}x");
+    expect(watch?.kind === PlanKind.Pinned && [watch.server, watch.before, watch.reply, watch.release]).toEqual([slotOf("a"), null, null, false]);
+    expect(text(plan(pool, holder, "MULTI"))).toBe("+OK\r\n");
+    expect(text(plan(pool, holder, "INCR", "{a}x"))).toBe("+QUEUED\r\n");
+    const watchedExec = plan(pool, holder, "EXEC");
+    expect(watchedExec?.kind === PlanKind.Pinned && [Buffer.from(watchedExec.before!).toString(), watchedExec.silent, watchedExec.release, watchedExec.watched]).toEqual([
+      [["MULTI"], ["INCR", "{a}x"]].map((c) => command(...c).toString()).join(""),
+      2,
+      true,
+      true,
+    ]);
+    // DISCARD of a watching transaction: its watches end upstream.
+    plan(pool, holder, "WATCH", "{a}x");
+    plan(pool, holder, "MULTI");
+    const discard = plan(pool, holder, "DISCARD");
+    expect(discard?.kind === PlanKind.Pinned && [Buffer.from(discard.before!).toString(), Buffer.from(discard.reply!).toString(), discard.release]).toEqual([
+      command("UNWATCH").toString(),
+      "+OK\r\n",
+      true,
+    ]);
   });
 
   test("SCAN walks the masters by their lowest slots; a pattern goes to one master, a channel to its slot's", () => {

@@ -14,7 +14,7 @@ import { preamble } from "./preamble.ts";
 import { errorReply } from "./replies.ts";
 import { writeVerbatim } from "./reply.ts";
 import { parseRequest } from "./request.ts";
-import { keysPosition, planRequest } from "./plan.ts";
+import { keysPosition, planRequest, watchRedirected } from "./plan.ts";
 import { parseResponse } from "./response.ts";
 import { upstreamFor } from "./upstream.ts";
 import { endedChannel, pushTopic, unasked } from "./subscriptions.ts";
@@ -67,6 +67,7 @@ export const redisCodec: Codec<RedisSession> = {
     ended: (buf, start, end, session) => session.multikey?.subscriptions.ended(endedChannel(buf, start, end), session.proto === 3) ?? null,
     pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
+    watchRedirected: (buf, start, end, session) => watchRedirected(buf, start, end, session, session.proto === 3),
     keysPosition,
     subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,
   },

@@ -11,11 +11,11 @@ import { PlanKind, Req, Route, Via, type FanoutTarget, type Plan, type PoolView 
 import { BAD_TIMEOUT, blockingTimeout, FOREVER, NO_BLOCK, pushStreamKeys } from "./blocking.ts";
 import { HELLO, PING, PoolMerge, PUBSUB_MERGE, PubSubOp, QUIT, RESET, TxOp, type BlockingTimeout, type CommandRole, type SupportedCommand } from "./commands.ts";
 import { firstError, isError, mergePool, type ServerReplies } from "./pool-merge.ts";
-import { errorReply } from "./replies.ts";
+import { errorReply, OK } from "./replies.ts";
 import { parseRequest } from "./request.ts";
 import { buildScan, decodeCursor, scanTarget, writeScanEnd, writeScanReply } from "./scan.ts";
 import { allowedWhileSubscribed, type Held, notAllowedWhileSubscribed, Subscriptions, SUBSCRIBER_PING, sharedTopic, subscribedPong, writeSubscription } from "./subscriptions.ts";
-import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo } from "./transaction.ts";
+import { CLUSTER_CROSSSLOT, CROSS_SERVER, CROSSSLOT, KEYLESS, Transaction, TxDo, watchFailed } from "./transaction.ts";
 
 /** A client's state beyond its keys (in its session, made when it first needs one: most
  *  clients never do, and per-client memory counts with 10,000s of clients). */
@@ -23,9 +23,13 @@ export class MultiKeyState {
   readonly subscriptions = new Subscriptions();
   readonly transaction: Transaction;
 
-  /** `crossSlot`: the pool's refusal of keys on several servers (a cluster's: of several slots). */
-  constructor(readonly crossSlot: Uint8Array) {
-    this.transaction = new Transaction(crossSlot);
+  /** `crossSlot`: the pool's refusal of keys on several servers (a cluster's: of several slots);
+   *  `cluster`: a redis_cluster pool's (its transactions go up at EXEC, transaction.ts). */
+  constructor(
+    readonly crossSlot: Uint8Array,
+    cluster = false,
+  ) {
+    this.transaction = new Transaction(crossSlot, cluster);
   }
 
   /** In subscribed mode or in a transaction: every request is planned. */
@@ -76,6 +80,22 @@ export function keysPosition(buf: Uint8Array, start: number, end: number, pool: 
   return keysServer(buf, req, pool);
 }
 
+/** A node redirected a request of a transaction that watches keys, buf[start, end) as it was
+ *  sent (a redis_cluster pool's: the watches cannot follow it): the transaction fails at EXEC
+ *  as after a watched key changed. The request's reply: an EXEC sent with its MULTI and queued
+ *  commands gets the failed WATCH's, a WATCH gets OK (the failure shows at EXEC); null for a command
+ *  between WATCH and MULTI, which runs at once and is sent again to the node named. */
+export function watchRedirected(buf: Uint8Array, start: number, end: number, holder: HasMultiKey, resp3: boolean): Uint8Array | null {
+  const req = new Req();
+  parseRequest(buf, start, end, req);
+  const role = (req.command as SupportedCommand | null)?.role;
+  const op = role?.kind === "transaction" ? role.op : null;
+  const failed = watchFailed(resp3);
+  if (op === TxOp.Multi) return failed;
+  holder.multikey?.transaction.watchMoved(failed);
+  return op === TxOp.Watch ? OK : null;
+}
+
 /** Copies of req's keys. */
 function keyCopies(buf: Uint8Array, req: Req): Uint8Array[] {
   const keys: Uint8Array[] = [];
@@ -95,7 +115,7 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
   const role = command === null ? null : command.role;
   // The hot path: a plain command of a client in no special state.
   if (role === null && (holder.multikey === null || !holder.multikey.busy)) return null;
-  const state = (holder.multikey ??= new MultiKeyState(pool.cluster ? CLUSTER_CROSSSLOT : CROSSSLOT));
+  const state = (holder.multikey ??= new MultiKeyState(pool.cluster ? CLUSTER_CROSSSLOT : CROSSSLOT, pool.cluster));
   // QUIT closes the connection whatever the client is in the middle of, as redis does.
   if (command === QUIT) return null;
   if (req.error !== null && !state.transaction.active) return null;
@@ -137,7 +157,7 @@ export function planRequest(buf: Uint8Array, req: Req, holder: HasMultiKey, pool
       // Between WATCH and MULTI a blocking command blocks on the pinned connection as on any
       // (queued after MULTI, it runs without blocking at EXEC).
       const waitMs = role?.kind === "blocking" && !tx.queueing && action.reply === null ? blockingWait(buf, req, role.timeout) : 0;
-      return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release, waitMs };
+      return { kind: PlanKind.Pinned, server: action.server, before: action.before, silent: action.silent, reply: action.reply, release: action.release, waitMs, watched: action.watched };
     }
   }
   if (req.error !== null || command === null) return null;

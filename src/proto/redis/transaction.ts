@@ -11,6 +11,13 @@
 // and answered +QUEUED, then sent after MULTI once the server is known (their upstream replies
 // and MULTI's are dropped). Protocol texts are redis 7's (checked against redis-server in
 // test/unit/redis-transaction.test.ts).
+//
+// In a redis_cluster pool (`deferred`) every command after MULTI is held so, keyed or not, and
+// MULTI, the held commands and EXEC go up together at EXEC (WATCH and the commands between it
+// and MULTI still go at once): a node that redirects the transaction (its slot moved, or is
+// being moved and its keys are gone) has then run nothing of it, and the core sends it whole
+// to the node named (core/cluster-dispatch.ts); one that watches keys cannot follow (the
+// watches stay behind), so its EXEC gets the null reply of a failed WATCH (`watched`).
 
 import { ascii } from "../../lib/bytes.ts";
 import { TxOp } from "./commands.ts";
@@ -29,6 +36,15 @@ export const CLUSTER_CROSSSLOT = ascii("-CROSSSLOT Keys in request don't hash to
 const LOST = ascii("-ERR the connection of this transaction to its server was lost\r\n");
 const MULTI_COMMAND = ascii("*1\r\n$5\r\nMULTI\r\n");
 const DISCARD_COMMAND = ascii("*1\r\n$7\r\nDISCARD\r\n");
+const UNWATCH_COMMAND = ascii("*1\r\n$7\r\nUNWATCH\r\n");
+/** EXEC's reply when a watched key changed: a null array (RESP3: null). */
+const WATCH_FAILED_RESP2 = ascii("*-1\r\n");
+const WATCH_FAILED_RESP3 = ascii("_\r\n");
+
+/** EXEC's reply when a watched key changed, in RESP3 or RESP2. */
+export function watchFailed(resp3: boolean): Uint8Array {
+  return resp3 ? WATCH_FAILED_RESP3 : WATCH_FAILED_RESP2;
+}
 
 /** A request's keys are on no server in particular (it has none). */
 export const KEYLESS = -1;
@@ -56,11 +72,13 @@ export interface TxAction {
   readonly silent: number;
   /** The pin ends with this request (the dedicated connection is free once its replies are in). */
   readonly release: boolean;
+  /** An EXEC of a transaction that watches keys (WATCH): a redirection fails it (`deferred`). */
+  readonly watched: boolean;
 }
 
-const PASS: TxAction = { do: TxDo.Pass, reply: null, server: -1, before: null, silent: 0, release: false };
+const PASS: TxAction = { do: TxDo.Pass, reply: null, server: -1, before: null, silent: 0, release: false, watched: false };
 
-const local = (reply: Uint8Array): TxAction => ({ do: TxDo.Reply, reply, server: -1, before: null, silent: 0, release: false });
+const local = (reply: Uint8Array): TxAction => ({ do: TxDo.Reply, reply, server: -1, before: null, silent: 0, release: false, watched: false });
 
 /** One request, as the transaction needs to see it. */
 export interface TxRequest {
@@ -88,13 +106,22 @@ export class Transaction {
   private dirty = false;
   /** The pinned connection closed: the watches and queued commands are gone with it. */
   private lost = false;
-  /** Keyless commands after MULTI, before the server was known. */
+  /** Keyless commands after MULTI, before the server was known (`deferred`: every command after
+   *  MULTI). */
   private held: Uint8Array[] = [];
+  /** `deferred`, no WATCH: the server of the held commands' keys, -1 while they have none. */
+  private heldServer = -1;
+  /** EXEC's reply once a node redirected a request of the transaction while it watches keys. */
+  private failedWatch: Uint8Array | null = null;
   /** The keys watched and queued on the pinned server (copies): a reload may move them. */
   private keys: Uint8Array[] = [];
 
-  /** `crossSlot`: the refusal of keys elsewhere than the pinned server (or slot). */
-  constructor(private readonly crossSlot: Uint8Array = CROSSSLOT) {}
+  /** `crossSlot`: the refusal of keys elsewhere than the pinned server (or slot); `deferred`:
+   *  MULTI and the commands after it go up at EXEC (a redis_cluster pool). */
+  constructor(
+    private readonly crossSlot: Uint8Array = CROSSSLOT,
+    private readonly deferred = false,
+  ) {}
 
   /** Whether the client is between WATCH or MULTI and the end of its transaction. */
   get active(): boolean {
@@ -125,20 +152,27 @@ export class Transaction {
         if (this.multi) return local(NESTED);
         this.multi = true;
         this.dirty = this.lost;
-        if (this.pinned < 0) return local(OK);
+        if (this.pinned < 0 || this.deferred) return local(OK);
         this.multiSent = true;
         return this.forward(false);
       case TxOp.Exec:
         return this.exec(anyServer);
       case TxOp.Discard:
         if (!this.multi) return local(DISCARD_WITHOUT);
-        return this.finish(this.multiSent ? this.forward(true) : local(OK));
+        return this.finish(this.multiSent ? this.forward(true) : this.abortUpstream(OK));
       default:
         if (this.multi) return this.queue(req);
         // Between WATCH and MULTI: the pinned server's commands keep to the pinned connection.
         if (this.pinned >= 0 && req.server === this.pinned && req.refused === null) return this.forward(false);
         return PASS;
     }
+  }
+
+  /** A node redirected a request of the transaction while it watches keys (`deferred`): the
+   *  watches cannot follow, so EXEC answers `reply` (watchFailed), as after a watched key
+   *  changed. */
+  watchMoved(reply: Uint8Array): void {
+    if (this.watching) this.failedWatch = reply;
   }
 
   /** Keys a request watched or queued on the pinned server (`keys` is the transaction's now). */
@@ -165,7 +199,7 @@ export class Transaction {
   /** The pinned connection closed (its server failed, or it was cut). */
   connectionLost(): void {
     if (this.pinned < 0) return;
-    this.pinned = -1;
+    this.pinned = this.heldServer = -1;
     this.multiSent = false;
     this.held = [];
     this.keys = [];
@@ -188,6 +222,7 @@ export class Transaction {
     if (req.refused !== null) return this.refuse(req.refused);
     if (this.lost) return this.refuse(LOST);
     if (req.server === CROSS_SERVER) return this.refuse(this.crossSlot);
+    if (this.deferred) return this.hold(req);
     if (req.server === KEYLESS) {
       if (this.pinned >= 0) return this.forward(false);
       this.held.push(req.buf.slice(req.start, req.end));
@@ -200,9 +235,25 @@ export class Transaction {
     return req.server === this.pinned ? this.forward(false) : this.refuse(this.crossSlot);
   }
 
+  /** `deferred`: a command after MULTI is held until EXEC, its keys on the transaction's server. */
+  private hold(req: TxRequest): TxAction {
+    if (req.server !== KEYLESS) {
+      const server = this.pinned >= 0 ? this.pinned : this.heldServer;
+      if (server >= 0 && req.server !== server) return this.refuse(this.crossSlot);
+      if (this.pinned < 0) this.heldServer = req.server;
+    }
+    this.held.push(req.buf.slice(req.start, req.end));
+    return local(QUEUED);
+  }
+
   private exec(anyServer: number): TxAction {
     if (!this.multi) return local(EXEC_WITHOUT);
-    if (this.dirty) return this.finish(this.multiSent ? this.discardUpstream(EXECABORT) : local(EXECABORT));
+    if (this.dirty) return this.finish(this.multiSent ? this.discardUpstream(EXECABORT) : this.abortUpstream(EXECABORT));
+    if (this.failedWatch !== null) return this.finish(this.abortUpstream(this.failedWatch));
+    if (this.deferred && (this.pinned >= 0 || this.heldServer >= 0)) {
+      if (this.pinned < 0) this.pinned = this.heldServer;
+      return this.finish(this.sendMulti(true));
+    }
     if (this.pinned >= 0) return this.finish(this.forward(true));
     if (this.held.length === 0) return this.finish(local(EMPTY_EXEC));
     if (anyServer < 0) return this.finish(local(LOST));
@@ -212,7 +263,14 @@ export class Transaction {
 
   /** Answer `reply` and discard the transaction upstream (DISCARD, its reply dropped). */
   private discardUpstream(reply: Uint8Array): TxAction {
-    return { do: TxDo.Reply, reply, server: this.pinned, before: DISCARD_COMMAND, silent: 1, release: true };
+    return { do: TxDo.Reply, reply, server: this.pinned, before: DISCARD_COMMAND, silent: 1, release: true, watched: false };
+  }
+
+  /** Answer `reply` to a transaction whose MULTI never went up (`deferred`): its watches, if
+   *  any, end upstream (UNWATCH, its reply dropped), as EXEC and DISCARD end them. */
+  private abortUpstream(reply: Uint8Array): TxAction {
+    if (this.pinned < 0) return local(reply);
+    return { do: TxDo.Reply, reply, server: this.pinned, before: UNWATCH_COMMAND, silent: 1, release: true, watched: false };
   }
 
   /** MULTI and the held commands go first on the newly pinned connection. */
@@ -229,7 +287,7 @@ export class Transaction {
     const silent = 1 + this.held.length;
     this.held = [];
     this.multiSent = true;
-    return { do: TxDo.Forward, reply: null, server: this.pinned, before, silent, release };
+    return { do: TxDo.Forward, reply: null, server: this.pinned, before, silent, release, watched: this.watching };
   }
 
   private refuse(reply: Uint8Array): TxAction {
@@ -238,15 +296,16 @@ export class Transaction {
   }
 
   private forward(release: boolean): TxAction {
-    return { do: TxDo.Forward, reply: null, server: this.pinned, before: null, silent: 0, release };
+    return { do: TxDo.Forward, reply: null, server: this.pinned, before: null, silent: 0, release, watched: false };
   }
 
   /** The transaction ends with this action: back to no state at all. */
   private finish(action: TxAction): TxAction {
-    this.pinned = -1;
+    this.pinned = this.heldServer = -1;
     this.watching = this.multi = this.multiSent = this.dirty = this.lost = false;
     this.held = [];
     this.keys = [];
+    this.failedWatch = null;
     return action;
   }
 }

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/conf/load.ts";
 import { PlanKind, Req, type Plan, type PoolView } from "../../src/proto/codec.ts";
-import { planRequest, type HasMultiKey } from "../../src/proto/redis/plan.ts";
+import { planRequest, watchRedirected, type HasMultiKey } from "../../src/proto/redis/plan.ts";
 import { parseRequest } from "../../src/proto/redis/request.ts";
 import { createRouter } from "../../src/route/router.ts";
 import { ByteWriter } from "../../src/lib/bytes.ts";
@@ -237,6 +237,37 @@ describe("a redis_cluster pool: positions are slots, a master at the lowest slot
       "+OK\r\n",
       true,
     ]);
+  });
+
+  test("a redirected request of a transaction that watches keys: EXEC fails as after a watched key changed, in the client's protocol; WATCH gets OK and marks it failed", () => {
+    const pool = clusterView();
+    const bundle = Buffer.concat([command("MULTI"), command("SET", "{a}x", "1"), command("EXEC")]);
+    const holder: HasMultiKey = { multikey: null };
+    expect(Buffer.from(watchRedirected(bundle, 0, bundle.length, holder, false)!).toString()).toBe("*-1\r\n");
+    expect(Buffer.from(watchRedirected(bundle, 0, bundle.length, holder, true)!).toString()).toBe("_\r\n");
+    for (const resp3 of [false, true]) {
+      const client: HasMultiKey = { multikey: null };
+      planIn(resp3, pool, client, "WATCH", "{a}x");
+      const watch = command("WATCH", "{a}x");
+      expect(Buffer.from(watchRedirected(watch, 0, watch.length, client, resp3)!).toString()).toBe("+OK\r\n");
+      // A read between WATCH and MULTI is sent again to the node named.
+      const get = command("GET", "{a}x");
+      expect(watchRedirected(get, 0, get.length, client, resp3)).toBeNull();
+      expect(text(planIn(resp3, pool, client, "MULTI"))).toBe("+OK\r\n");
+      expect(text(planIn(resp3, pool, client, "SET", "{a}x", "1"))).toBe("+QUEUED\r\n");
+      // Answered by the proxy, the watches ended upstream.
+      const exec = planIn(resp3, pool, client, "EXEC");
+      expect(exec?.kind === PlanKind.Pinned && [Buffer.from(exec.reply!).toString(), Buffer.from(exec.before!).toString(), exec.release]).toEqual([
+        resp3 ? "_\r\n" : "*-1\r\n",
+        command("UNWATCH").toString(),
+        true,
+      ]);
+      // The next transaction starts clean.
+      planIn(resp3, pool, client, "WATCH", "{a}x");
+      planIn(resp3, pool, client, "MULTI");
+      const next = planIn(resp3, pool, client, "EXEC");
+      expect(next?.kind === PlanKind.Pinned && [next.reply, next.watched]).toEqual([null, true]);
+    }
   });
 
   test("SCAN walks the masters by their lowest slots; a pattern goes to one master, a channel to its slot's", () => {

@@ -203,6 +203,34 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     expect(await viaProxy(["GET", key])).toEqual(["$2\r\nvw\r\n"]);
   });
 
+  test("a transaction whose keys a migration has split between two nodes runs nowhere: redis's TRYAGAIN at EXEC, never ASK", async () => {
+    const [here, gone] = ["{txs}here", "{txs}gone"];
+    const slot = slotOf(here);
+    const source = await cluster.ownerOf(slot);
+    const lines = await masters();
+    const sourceLine = lines.find((l) => l.address === source.address)!;
+    const destLine = lines.find((l) => l.address !== source.address)!;
+    const dest = nodeAt(destLine.address);
+    expect(await viaProxy(["SET", here, "old"], ["SET", gone, "old"])).toEqual(["+OK\r\n", "+OK\r\n"]);
+    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
+    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    await cluster.call(source, "MIGRATE", dest.host, String(dest.port), gone, "0", "5000");
+    try {
+      // The source queues the first SET (its key is there) and ASKs for the second: sent whole
+      // to the destination, the transaction must not create a second `here` there.
+      const replies = await viaProxy(["MULTI"], ["SET", here, "new"], ["SET", gone, "new"], ["EXEC"]);
+      expect(replies.slice(0, 3)).toEqual(["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n"]);
+      expect(replies[3]).toStartWith("-TRYAGAIN ");
+    } finally {
+      await cluster.call(source, "MIGRATE", dest.host, String(dest.port), here, "0", "5000");
+      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    }
+    // Nothing ran: both keys kept their values (the MIGRATE of `here` would have failed with
+    // BUSYKEY had the transaction written one at the destination).
+    expect(await viaProxy(["GET", here], ["GET", gone])).toEqual(["$3\r\nold\r\n", "$3\r\nold\r\n"]);
+  });
+
   test("a WATCH transaction whose slot moves away fails as a WATCH transaction does: EXEC's null reply, nothing run", async () => {
     const key = "{txw}k";
     const client = await RawClient.connect(endpoint);

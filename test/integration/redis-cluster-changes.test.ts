@@ -2,19 +2,22 @@
 // 5,000 slots, a fourth master added and `--cluster rebalance`d, a coordinated failover
 // (CLUSTER FAILOVER) and a master killed. Checker lanes (test/checker/lane.ts with
 // cluster-traffic.ts) pipeline through the proxy and predict every reply; afterwards every
-// acknowledged write is read back from the node that owns it. The slot moves and the failovers
-// each run on a cluster of their own.
+// acknowledged write is read back from the node that owns it. Another reshard runs under
+// transactions (MULTI/EXEC, and WATCH ones that retry) and blocking pops, each reply known. The
+// slot moves and the failovers each run on a cluster of their own.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ClusterTraffic, verifyOnNodes } from "../checker/cluster-traffic.ts";
 import { Lane } from "../checker/lane.ts";
 import { Report } from "../checker/report.ts";
 import { KeySlots } from "../../src/route/key-slot.ts";
+import { RawClient } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { makeRng } from "../helpers/random.ts";
 import { startRedisCluster, untilRouting, type NodeLine, type RedisCluster } from "../helpers/redis-cluster.ts";
+import { command, respFrame } from "../helpers/resp.ts";
 
 setDefaultTimeout(300_000);
 
@@ -124,6 +127,112 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster while the cluster change
       // Clients saw none of it, but the nodes did redirect requests while slots moved.
       const after = await followed();
       expect(after.moved + after.asked + after.retried).toBeGreaterThan(before.moved + before.asked + before.retried);
+    });
+
+    test("reshard under transactions and blocking pops: each transaction runs once, WATCH ones fail or run, every element popped once; no redirection seen", async () => {
+      const lines = await masters();
+      const total = (l: NodeLine): number => l.slots.reduce((n, [a, b]) => n + b - a + 1, 0);
+      const from = lines.reduce((a, b) => (total(a) >= total(b) ? a : b));
+      const to = lines.find((l) => l.id !== from.id)!;
+      const endpoint = proxy.pools.big!;
+      const problems: string[] = [];
+      let running = true;
+      let transactions = 0;
+      let watchedRuns = 0;
+      let watchedFailures = 0;
+      // MULTI INCR INCR EXEC on 40 keys each (spread over the slots), pipelined: the replies are
+      // known in advance.
+      const plain = async (lane: number): Promise<void> => {
+        const client = await RawClient.connect(endpoint);
+        const counts = new Array<number>(40).fill(0);
+        try {
+          for (let i = 0; running; i++) {
+            const j = i % 40;
+            const key = `{tx${lane}.${j}}n`;
+            await client.send(Buffer.concat([command("MULTI"), command("INCR", key), command("INCR", key), command("EXEC")]));
+            const got = (await client.readReplies(4, respFrame)).map((r) => r.toString("latin1"));
+            const want = ["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", `*2\r\n:${counts[j]! + 1}\r\n:${counts[j]! + 2}\r\n`];
+            if (got.join("") !== want.join("")) {
+              problems.push(`${key}: ${JSON.stringify(got)} for ${JSON.stringify(want)}`);
+              return;
+            }
+            counts[j]! += 2;
+            transactions++;
+          }
+        } finally {
+          client.close();
+        }
+      };
+      // WATCH, GET, MULTI, SET value+1, EXEC: runs (an array) or fails (null), never an error.
+      const watched = async (lane: number): Promise<void> => {
+        const client = await RawClient.connect(endpoint);
+        const key = `{txw${lane}}n`;
+        let value = 0;
+        try {
+          while (running) {
+            await client.send(Buffer.concat([command("WATCH", key), command("GET", key)]));
+            const [watch, read] = (await client.readReplies(2, respFrame)).map((r) => r.toString("latin1"));
+            const seen = read === "$-1\r\n" ? 0 : Number(/^\$\d+\r\n(\d+)\r\n$/.exec(read!)?.[1] ?? NaN);
+            await client.send(Buffer.concat([command("MULTI"), command("SET", key, String(seen + 1)), command("EXEC")]));
+            const [multi, queued, exec] = (await client.readReplies(3, respFrame)).map((r) => r.toString("latin1"));
+            if (watch !== "+OK\r\n" || seen !== value || multi !== "+OK\r\n" || queued !== "+QUEUED\r\n" || (exec !== "*1\r\n+OK\r\n" && exec !== "*-1\r\n")) {
+              problems.push(`${key} at ${value}: ${JSON.stringify([watch, read, multi, queued, exec])}`);
+              return;
+            }
+            if (exec === "*-1\r\n") watchedFailures++;
+            else {
+              value++;
+              watchedRuns++;
+            }
+          }
+        } finally {
+          client.close();
+        }
+      };
+      // A BLPOP waits on its list while another client pushes the next element.
+      let popped = 0;
+      const popper = async (lane: number): Promise<void> => {
+        const client = await RawClient.connect(endpoint);
+        const pusher = await RawClient.connect(endpoint);
+        const list = `{bq${lane}}l`;
+        try {
+          for (let i = 0; running; i++) {
+            await client.send(command("BLPOP", list, "0"));
+            // Mostly blocked by the time the push comes (either order gives the same reply).
+            await Bun.sleep(2);
+            await pusher.send(command("RPUSH", list, String(i)));
+            const pushed = (await pusher.readReplies(1, respFrame))[0]!.toString("latin1");
+            const got = (await client.readReplies(1, respFrame))[0]!.toString("latin1");
+            const want = `*2\r\n$${list.length}\r\n${list}\r\n$${String(i).length}\r\n${i}\r\n`;
+            if (pushed !== ":1\r\n" || got !== want) {
+              problems.push(`${list}: ${JSON.stringify([pushed, got])} for ${JSON.stringify(want)}`);
+              return;
+            }
+            popped++;
+          }
+        } finally {
+          client.close();
+          pusher.close();
+        }
+      };
+      const before = await followed();
+      const lanes = [...[0, 1, 2, 3].map(plain), ...[0, 1].map(watched), ...[0, 1, 2, 3].map(popper)];
+      await Bun.sleep(300);
+      const output = await cluster.cli(
+        ["reshard", cluster.seeds[0]!, "--cluster-from", from.id, "--cluster-to", to.id, "--cluster-slots", "3000", "--cluster-yes", "--cluster-pipeline", "50"],
+        240_000,
+      );
+      expect(output).toContain("Moving slot");
+      await Bun.sleep(300);
+      running = false;
+      await Promise.all(lanes);
+      expect(problems).toEqual([]);
+      expect(transactions).toBeGreaterThan(100);
+      expect(watchedRuns).toBeGreaterThan(10);
+      expect(popped).toBeGreaterThan(10);
+      const after = await followed();
+      expect(after.moved + after.asked).toBeGreaterThan(before.moved + before.asked);
+      console.log(`transactions ${transactions}, WATCH ones run ${watchedRuns} failed ${watchedFailures}, popped ${popped}, MOVED ${after.moved - before.moved} ASK ${after.asked - before.asked}`);
     });
 
     test("a fourth master added and rebalanced under load", async () => {

@@ -12,8 +12,8 @@ export const MSG_CLOSE = 2; // QUIT or a fatal protocol error: close the client 
 export const MSG_OPEN = 4; // its reply lacks the terminator (Rsp.open): the client adds Codec.openEnd
 export const MSG_READ = 8; // redis_cluster: a read-only command, safe to send again (cluster-resend.ts)
 export const MSG_PUSH = 16; // a message its server pushed to a subscriber: no request, no latency
-export const MSG_OWN = 32; // redis_cluster: on a connection of its client's own, redirected only to another (cluster-dispatch.ts)
-export const MSG_WATCHED = 64; // redis_cluster: the EXEC of a transaction that watches keys: a redirection fails it
+export const MSG_OWN = 32; // redis_cluster: on its client's own connection, redirected only to another (cluster-dispatch.ts)
+export const MSG_WATCHED = 64; // redis_cluster: of a transaction that watches keys (WATCH ... EXEC): a redirection fails it
 
 export class Msg implements Outbound {
   /** Next in the client's reply queue. */
@@ -43,9 +43,10 @@ export class Msg implements Outbound {
   keyEnd = 0;
   values = 0;
   /** redis_cluster pools (cluster-dispatch.ts): the bytes sent for this request or fragment,
-   *  kept to send them again when a node redirects it (a blocking request's too, MSG_OWN); its
-   *  slot; how often it was sent again. Other pools keep a blocking request's bytes here, for an ejection or a reload to see
-   *  where its keys went (health.ts). */
+   *  kept to send them again when a node redirects it (with MSG_OWN: a blocking request's, or a
+   *  transaction's, whole with its EXEC); its slot; how often it was sent again. Other pools
+   *  keep a blocking request's bytes here, for an ejection or a reload to see where its keys
+   *  went (health.ts). */
   sentBuf: Uint8Array | null = null;
   sentStart = 0;
   sentEnd = 0;

@@ -83,8 +83,8 @@ export function keysPosition(buf: Uint8Array, start: number, end: number, pool: 
 /** A node redirected a request of a transaction that watches keys, buf[start, end) as it was
  *  sent (a redis_cluster pool's: the watches cannot follow it): the transaction fails at EXEC
  *  as after a watched key changed. The request's reply: an EXEC sent with its MULTI and queued
- *  commands gets the failed WATCH's, a WATCH gets OK (the failure shows at EXEC); null for a command
- *  between WATCH and MULTI, which runs at once and is sent again to the node named. */
+ *  commands gets the failed WATCH's, a WATCH gets OK (the failure shows at EXEC); null for a
+ *  command between WATCH and MULTI, which runs at once and is sent again to the node named. */
 export function watchRedirected(buf: Uint8Array, start: number, end: number, holder: HasMultiKey, resp3: boolean): Uint8Array | null {
   const req = new Req();
   parseRequest(buf, start, end, req);

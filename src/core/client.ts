@@ -183,7 +183,9 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
   account(): void {
     if (this.closed) return;
     const owed = this.pendingOut + this.queued * this.pool.replyEstimate;
-    bufferBudget.report(this, Math.max(this.buffered, this.partial) + this.inBytes + 2 * owed, this.partial);
+    // What its transaction holds cannot leave before it sends more: as an incomplete request's.
+    const kept = this.own === null ? 0 : this.own.held;
+    bufferBudget.report(this, Math.max(this.buffered, this.partial) + kept + this.inBytes + 2 * owed, this.partial + kept);
     // Whole bytes (the estimates are averages): the pool's sum stays exact, back to 0 when empty.
     const held = Math.round(this.budgeted);
     this.pool.stats.counters[P.client_buffered_bytes]! += held - this.pooled;
@@ -206,6 +208,8 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
 
   refuseForBudget(): void {
     this.dropPending();
+    // A transaction it holds is given up with the connection.
+    if (this.own !== null) this.own.held = 0;
     refuseRequest(this.pool, this, "request larger than the proxy's buffer budget allows");
     // Its bytes are gone: the budget must know before it looks for the next largest.
     this.account();

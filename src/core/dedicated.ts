@@ -57,6 +57,8 @@ export class OwnConns {
   readonly lent = new Map<Server, ServerConn>();
   /** The lent connection its transaction holds. */
   pinned: ServerConn | null = null;
+  /** Bytes of its requests the planner holds (Planner.held), for the buffer budget. */
+  held = 0;
   /** What it subscribes to through the servers' shared connections (hub.ts). */
   readonly topics = new Set<Topic>();
 
@@ -265,5 +267,13 @@ export function dedicatedClosed(conn: ServerConn): void {
   if (own.pinned === conn) {
     own.pinned = null;
     owner!.pool.codec.planner?.pinLost(owner!.session);
+    noteHeld(owner!);
   }
+}
+
+/** What the planner holds of c's requests now (Planner.held), for the buffer budget: kept on
+ *  its own connections' state, which a client that never needs one does not have. */
+export function noteHeld(c: ClientConn): void {
+  const held = c.pool.codec.planner?.held(c.session) ?? 0;
+  if (held !== 0 || c.own !== null) ownConns(c).held = held;
 }

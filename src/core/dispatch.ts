@@ -17,6 +17,7 @@ import { peerOf } from "./errors.ts";
 import { MSG_CLOSE, MSG_SILENT, Msg } from "./msg.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
+import { noteHeld } from "./dedicated.ts";
 import { carryOut } from "./planned.ts";
 import { SplitState } from "./split.ts";
 
@@ -32,6 +33,7 @@ export function dispatch(pool: Pool, c: ClientConn, buf: Uint8Array, req: Req, n
     // Beyond one key (a request the parser refused too: in a transaction it aborts it).
     const plan = planner.plan(buf, req, c.session, pool.view);
     if (plan !== null) {
+      noteHeld(c);
       if (req.error !== null) pool.stats.counters[P.request_errors]!++;
       if (silent) msg.flags |= MSG_SILENT;
       // Release: served as usual once the client's own connections are let go.

@@ -15,6 +15,7 @@ import { createRouter, type KeyRouter } from "../route/router.ts";
 import { ServerStats } from "../stats/store.ts";
 import { poolTls, tlsChanged, type PoolTls } from "../tls/context.ts";
 import type { ClientConn } from "./client.ts";
+import { noteHeld } from "./dedicated.ts";
 import { applyLiveness } from "./health.ts";
 import { bind, type Bound } from "./listener.ts";
 import type { Pool } from "./pool.ts";
@@ -128,6 +129,7 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
         // Pinned by a request that has no connection yet (it waits for a failover): the
         // transaction is lost all the same, and that request fails (PoolFailover.handOver).
         pool.codec.planner!.pinLost(c.session);
+        noteHeld(c);
         txLost.add(c);
       }
     }

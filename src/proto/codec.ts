@@ -548,6 +548,10 @@ export interface Planner<S extends Session = Session> {
   pushTopic(buf: Uint8Array, start: number, end: number): Uint8Array | null;
   /** The connection the session's transaction is pinned to closed. */
   pinLost(session: S): void;
+  /** Bytes of the session's requests held until later (a transaction's commands before they go
+   *  up): they cannot leave before the client sends more, so the buffer budget counts them as
+   *  an incomplete request's. */
+  held(session: S): number;
   /** A redis_cluster node redirected a request buf[start, end) (as it was sent) of the
    *  session's transaction, which watches keys: the watches cannot follow, the transaction
    *  fails at EXEC. The reply the request gets, or null when it is sent again to the node

@@ -214,6 +214,51 @@ describe.skipIf(TARGET !== "buncracker")("the buffer budget", () => {
     }
   });
 
+  test("a transaction whose commands the proxy holds (keyless, before its server is known) counts in the budget: refused past it, others served", async () => {
+    // Half the budget is what incomplete requests (and held transactions) may hold together.
+    const budget = 32 * MB;
+    const port = freePort();
+    const proxy = await ReloadableProxy.start(poolYaml("p", { listen: `127.0.0.1:${port}`, redis: true }, [serverLine(redis.address)]), {
+      args: ["--buffer-budget", String(budget)],
+    });
+    try {
+      const other = await RawClient.connect(at(port));
+      // Within the budget, a held transaction runs as usual.
+      await other.send(pipeline([["MULTI"], ["ECHO", "x".repeat(MB)], ["SET", "tx:held", "1"], ["EXEC"]]));
+      const small = (await other.readReplies(4, respFrame)).map((r) => decode(r));
+      expect(small.slice(0, 3)).toEqual(["OK", "QUEUED", "QUEUED"]);
+      expect((small[3] as unknown[]).length).toBe(2);
+      // 40 x 1 MB of ECHO, held by the proxy until a keyed command says where the transaction
+      // goes: past half the budget, the client gets the budget's error and is closed.
+      const greedy = await RawClient.connect(at(port));
+      const chunk = command("ECHO", "y".repeat(MB));
+      await greedy.send(command("MULTI"));
+      expect(decode(await greedy.readReply(respFrame))).toBe("OK");
+      let queued = 0;
+      let refusal: unknown = null;
+      for (let i = 0; i < 40 && refusal === null; i++) {
+        await greedy.send(chunk);
+        const reply = decode(await greedy.readReply(respFrame));
+        if (reply === "QUEUED") queued++;
+        else refusal = reply;
+      }
+      expect(refusal).toBeInstanceOf(RespError);
+      expect((refusal as RespError).message).toBe("ERR request larger than the proxy's buffer budget allows");
+      expect(queued).toBeGreaterThan(0);
+      expect(queued * MB).toBeLessThanOrEqual(budget / 2);
+      expect(await greedy.closesWithin(5000)).toBe(true);
+      // The other client is served, and what the budget holds goes back to 0.
+      await other.send(command("GET", "tx:held"));
+      expect(decode(await other.readReply(respFrame))).toEqual(Buffer.from("1"));
+      other.close();
+      await eventually("the buffered bytes back to 0", async () =>
+        (await proxy.metric(`buncracker_pool_client_buffered_bytes{pool="p"}`)) === 0 ? true : undefined,
+      );
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   test("50 clients pipelining GETs of a 10 KB value and never reading: RSS under the budget over the floor, others served", async () => {
     // Below what the per-client bounds alone would allow (50 x 4 MB), so the budget is what holds.
     const budget = 128 * MB;

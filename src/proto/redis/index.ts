@@ -67,6 +67,7 @@ export const redisCodec: Codec<RedisSession> = {
     ended: (buf, start, end, session) => session.multikey?.subscriptions.ended(endedChannel(buf, start, end), session.proto === 3) ?? null,
     pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
+    held: (session) => session.multikey?.transaction.heldBytes ?? 0,
     watchRedirected: (buf, start, end, session) => watchRedirected(buf, start, end, session, session.proto === 3),
     keysPosition,
     subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,

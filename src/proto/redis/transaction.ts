@@ -109,6 +109,8 @@ export class Transaction {
   /** Keyless commands after MULTI, before the server was known (`deferred`: every command after
    *  MULTI). */
   private held: Uint8Array[] = [];
+  /** Their bytes (the buffer budget counts them: Planner.held). */
+  heldBytes = 0;
   /** `deferred`, no WATCH: the server of the held commands' keys, -1 while they have none. */
   private heldServer = -1;
   /** EXEC's reply once a node redirected a request of the transaction while it watches keys. */
@@ -202,6 +204,7 @@ export class Transaction {
     this.pinned = this.heldServer = -1;
     this.multiSent = false;
     this.held = [];
+    this.heldBytes = 0;
     this.keys = [];
     this.lost = true;
     if (this.multi) this.dirty = true;
@@ -225,7 +228,7 @@ export class Transaction {
     if (this.deferred) return this.hold(req);
     if (req.server === KEYLESS) {
       if (this.pinned >= 0) return this.forward(false);
-      this.held.push(req.buf.slice(req.start, req.end));
+      this.keep(req);
       return local(QUEUED);
     }
     if (this.pinned < 0) {
@@ -242,8 +245,13 @@ export class Transaction {
       if (server >= 0 && req.server !== server) return this.refuse(this.crossSlot);
       if (this.pinned < 0) this.heldServer = req.server;
     }
-    this.held.push(req.buf.slice(req.start, req.end));
+    this.keep(req);
     return local(QUEUED);
+  }
+
+  private keep(req: TxRequest): void {
+    this.held.push(req.buf.slice(req.start, req.end));
+    this.heldBytes += req.end - req.start;
   }
 
   private exec(anyServer: number): TxAction {
@@ -286,6 +294,7 @@ export class Transaction {
     }
     const silent = 1 + this.held.length;
     this.held = [];
+    this.heldBytes = 0;
     this.multiSent = true;
     return { do: TxDo.Forward, reply: null, server: this.pinned, before, silent, release, watched: this.watching };
   }
@@ -304,6 +313,7 @@ export class Transaction {
     this.pinned = this.heldServer = -1;
     this.watching = this.multi = this.multiSent = this.dirty = this.lost = false;
     this.held = [];
+    this.heldBytes = 0;
     this.keys = [];
     this.failedWatch = null;
     return action;

@@ -40,6 +40,27 @@ export interface NodeLine {
   slots: [number, number][];
 }
 
+/** A slot's move from its owner to another master, step by step as redis-cli --cluster moves
+ *  one, behind a proxy's back. */
+export interface SlotMove {
+  readonly slot: number;
+  /** Its owner, and the master it goes to (the first other one serving slots). */
+  readonly source: Backend;
+  readonly dest: Backend;
+  readonly sourceId: string;
+  readonly destId: string;
+  /** The masters serving slots when the move was planned. */
+  readonly masters: readonly NodeLine[];
+  /** SETSLOT IMPORTING at the destination, then MIGRATING at the source: keys may MIGRATE now,
+   *  and the source answers ASK for those it lacks. */
+  begin(): Promise<void>;
+  /** SETSLOT NODE <destination> at the destination, then at the source: the slot is the
+   *  destination's. */
+  finish(): Promise<void>;
+  /** SETSLOT STABLE at both: the move is called off, the slot stays where it was. */
+  cancel(): Promise<void>;
+}
+
 export interface RedisCluster {
   /** Every node started, in start order (added ones at the end); a stopped node stays listed. */
   readonly nodes: Backend[];
@@ -53,6 +74,12 @@ export interface RedisCluster {
   nodeLines(node: Backend): Promise<NodeLine[]>;
   /** The node (among the running ones) that owns `slot` as master, as `via` sees it. */
   ownerOf(slot: number, via?: Backend): Promise<Backend>;
+  /** The masters serving slots, as a running node sees them. */
+  masters(): Promise<NodeLine[]>;
+  /** The node at "host:port". */
+  nodeAt(address: string): Backend;
+  /** Plans moving `slot` from its owner to another master (nothing is sent yet). */
+  slotMove(slot: number): Promise<SlotMove>;
   /** `redis-cli --cluster <args...>`; throws with its output when it fails. */
   cli(args: string[], timeoutMs?: number): Promise<string>;
   /** Resolves when the running nodes are healthy (see the file comment); throws after timeoutMs. */
@@ -193,6 +220,38 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
         const node = running().find((n) => n.address === owner?.address);
         if (node === undefined) throw new Error(`no running master owns slot ${slot}`);
         return node;
+      },
+      async masters() {
+        return (await nodeLines(running()[0]!)).filter((l) => l.masterId === "-" && l.slots.length > 0);
+      },
+      nodeAt: (address) => nodes.find((n) => n.address === address)!,
+      async slotMove(slot) {
+        const source = await cluster.ownerOf(slot);
+        const masters = await cluster.masters();
+        const sourceId = masters.find((l) => l.address === source.address)!.id;
+        const destLine = masters.find((l) => l.address !== source.address)!;
+        const dest = cluster.nodeAt(destLine.address);
+        const setslot = (node: Backend, ...args: string[]) => call(node, "CLUSTER", "SETSLOT", String(slot), ...args);
+        return {
+          slot,
+          source,
+          dest,
+          sourceId,
+          destId: destLine.id,
+          masters,
+          async begin() {
+            await setslot(dest, "IMPORTING", sourceId);
+            await setslot(source, "MIGRATING", destLine.id);
+          },
+          async finish() {
+            await setslot(dest, "NODE", destLine.id);
+            await setslot(source, "NODE", destLine.id);
+          },
+          async cancel() {
+            await setslot(dest, "STABLE");
+            await setslot(source, "STABLE");
+          },
+        };
       },
       cli,
       waitHealthy,

@@ -18,7 +18,7 @@ import { poolOf, readStats } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
 import { eventually } from "../helpers/reload.ts";
-import { startRedisCluster, untilRouting, type NodeLine, type RedisCluster } from "../helpers/redis-cluster.ts";
+import { startRedisCluster, untilRouting, type RedisCluster } from "../helpers/redis-cluster.ts";
 import { command, respFrame, type Bytes } from "../helpers/resp.ts";
 
 setDefaultTimeout(120_000);
@@ -31,8 +31,6 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
   let proxy: RunningProxy;
   let endpoint: Endpoint;
 
-  const nodeAt = (address: string): Backend => cluster.nodes.find((n) => n.address === address)!;
-
   async function viaProxy(...commands: Bytes[][]): Promise<string[]> {
     try {
       const replies = await exchange(endpoint, Buffer.concat(commands.map((c) => command(...c))), commands.length, respFrame);
@@ -40,11 +38,6 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     } catch (err) {
       throw new Error(`${(err as Error).message}; the proxy's log:\n${proxy.stderr()}`);
     }
-  }
-
-  async function masters(): Promise<NodeLine[]> {
-    const lines = await cluster.nodeLines(cluster.nodes.find((n) => n.process.running)!);
-    return lines.filter((l) => l.masterId === "-" && l.slots.length > 0);
   }
 
   beforeAll(async () => {
@@ -66,14 +59,10 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
   test("a multi-key request in a slot left mid-migration never gets ASK or MOVED", async () => {
     const [a, absent] = ["{mig}a", "{mig}absent"];
     const slot = slotOf(a);
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
+    const move = await cluster.slotMove(slot);
+    const { source, dest } = move;
     expect(await viaProxy(["SET", a, "1"])).toEqual(["+OK\r\n"]);
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    await move.begin();
     await cluster.call(source, "MIGRATE", dest.host, String(dest.port), a, "0", "5000");
     try {
       // The source has neither key (ASK); the destination, asked, lacks one of them (TRYAGAIN).
@@ -84,22 +73,17 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       expect(after).toBe("$1\r\n1\r\n");
     } finally {
       // Close the migration: the slot is the destination's now.
-      for (const line of lines) await cluster.call(nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      for (const line of move.masters) await cluster.call(cluster.nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", move.destId);
     }
   });
 
   test("a blocking command that meets ASK waits at the slot's destination, on a connection of the client's own", async () => {
     const queue = "{blk}q";
-    const slot = slotOf(queue);
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
+    const move = await cluster.slotMove(slotOf(queue));
+    const destLine = move.masters.find((l) => l.id === move.destId)!;
     // A key the destination serves: its requests share the proxy's connection to it.
     const destKey = Array.from({ length: 500 }, (_, i) => `blk.dest.${i}`).find((k) => destLine.slots.some(([f, l]) => slotOf(k) >= f && slotOf(k) <= l))!;
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    await move.begin();
     const blocker = await RawClient.connect(endpoint);
     try {
       // The source lacks the key: ASK. Followed on a shared connection, the BLPOP would block
@@ -114,28 +98,22 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       // The migration is called off (no key left at the destination): STABLE clears both marks
       // and leaves the slot where it was. (SETSLOT NODE on every master here left the source's
       // replica unaware of the slot, so a later failover of that master lost it.)
-      for (const node of [dest, source]) await cluster.call(node, "CLUSTER", "SETSLOT", String(slot), "STABLE");
+      await move.cancel();
     }
   });
 
   test("a blocking command whose slot moves away while it waits waits again at the new owner, on a connection of the client's own", async () => {
     const queue = "{bmv}q";
-    const slot = slotOf(queue);
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
+    const move = await cluster.slotMove(slotOf(queue));
+    const { source, dest } = move;
     const blocker = await RawClient.connect(endpoint);
     try {
       await blocker.send(command("BLPOP", queue, "0"));
       await eventually("the BLPOP blocked at its slot's owner", async () => (blocked(await clientList(source)).length > 0 ? true : undefined));
       // The slot (no key in it) moves; the source answers its blocked client MOVED (redis'
       // clusterRedirectBlockedClientIfNeeded, from its clients' cron).
-      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
-      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await move.begin();
+      await move.finish();
       await eventually("the source let its blocked client go", async () => (blocked(await clientList(source)).length === 0 ? true : undefined));
       expect(await viaProxy(["RPUSH", queue, "y"])).toEqual([":1\r\n"]);
       expect((await blocker.readReply(respFrame)).toString("latin1")).toBe(`*2\r\n$${queue.length}\r\n${queue}\r\n$1\r\ny\r\n`);
@@ -149,16 +127,10 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
   /** Moves `slot` (no key in it) from its owner to another master, as a reshard's last step
    *  does, behind the proxy's back; returns the new owner. */
   async function moveEmptySlot(slot: number): Promise<Backend> {
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-    return dest;
+    const move = await cluster.slotMove(slot);
+    await move.begin();
+    await move.finish();
+    return move.dest;
   }
 
   const moved = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_moved as number;
@@ -183,37 +155,25 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
 
   test("a transaction in a slot being migrated, its key gone from the source, runs at the destination after ASKING", async () => {
     const key = "{txa}k";
-    const slot = slotOf(key);
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    const move = await cluster.slotMove(slotOf(key));
+    await move.begin();
     try {
       const before = await asked();
       expect(await viaProxy(["MULTI"], ["SET", key, "v"], ["APPEND", key, "w"], ["EXEC"])).toEqual(["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n+OK\r\n:2\r\n"]);
       await eventually("the pool's count of ASK followed to grow", async () => ((await asked()) > before ? true : undefined));
     } finally {
       // The migration ends: the slot, with the key the transaction wrote there, is the destination's.
-      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await move.finish();
     }
     expect(await viaProxy(["GET", key])).toEqual(["$2\r\nvw\r\n"]);
   });
 
   test("a transaction whose keys a migration has split between two nodes runs nowhere: redis's TRYAGAIN at EXEC, never ASK", async () => {
     const [here, gone] = ["{txs}here", "{txs}gone"];
-    const slot = slotOf(here);
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
+    const move = await cluster.slotMove(slotOf(here));
+    const { source, dest } = move;
     expect(await viaProxy(["SET", here, "old"], ["SET", gone, "old"])).toEqual(["+OK\r\n", "+OK\r\n"]);
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
+    await move.begin();
     await cluster.call(source, "MIGRATE", dest.host, String(dest.port), gone, "0", "5000");
     try {
       // The source queues the first SET (its key is there) and ASKs for the second: sent whole
@@ -223,8 +183,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       expect(replies[3]).toStartWith("-TRYAGAIN ");
     } finally {
       await cluster.call(source, "MIGRATE", dest.host, String(dest.port), here, "0", "5000");
-      await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-      await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+      await move.finish();
     }
     // Nothing ran: both keys kept their values (the MIGRATE of `here` would have failed with
     // BUSYKEY had the transaction written one at the destination).
@@ -267,9 +226,9 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     // A hung master (SIGSTOP: connections are accepted, nothing is answered), as a host that
     // stops answering: the cluster fails it over, and keeps listing it as a failed master
     // without slots. A pool without `timeout` waits for its servers as long as they take.
-    const lines = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+    const lines = await cluster.nodeLines(cluster.nodeAt(cluster.seeds[0]!));
     const victimLine = lines.find((l) => l.masterId === "-" && l.slots.length > 0 && l.address !== cluster.seeds[0] && lines.some((r) => r.masterId === l.id))!;
-    const victim = nodeAt(victimLine.address);
+    const victim = cluster.nodeAt(victimLine.address);
     const replica = lines.find((l) => l.masterId === victimLine.id)!;
     const key = Array.from({ length: 100 }, (_, i) => `hung${i}`).find((k) => victimLine.slots.some(([f, l]) => slotOf(k) >= f && slotOf(k) <= l))!;
     const patient = await startProxy(
@@ -281,13 +240,13 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       await victim.process.freeze();
       // Until the replica is promoted, as a live node sees it.
       for (let i = 0; ; i++) {
-        const view = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+        const view = await cluster.nodeLines(cluster.nodeAt(cluster.seeds[0]!));
         if (view.find((l) => l.id === replica.id)!.masterId === "-" && view.find((l) => l.id === victimLine.id)!.flags.includes("fail")) break;
         if (i > 300) throw new Error("the replica is not promoted");
         await Bun.sleep(100);
       }
       // Until the pool's map is the promoted replica's (its periodic reload: nothing else asks).
-      const epoch = Number(/cluster_current_epoch:(\d+)/.exec(String(await cluster.call(nodeAt(cluster.seeds[0]!), "CLUSTER", "INFO")))![1]);
+      const epoch = Number(/cluster_current_epoch:(\d+)/.exec(String(await cluster.call(cluster.nodeAt(cluster.seeds[0]!), "CLUSTER", "INFO")))![1]);
       for (let i = 0; ; i++) {
         const doc = poolOf(await readStats(patient.statsPort), "patient");
         if ((doc.cluster_epoch as number) >= epoch) break;
@@ -311,7 +270,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     // The first write finds the master dead (refused: never sent), and waits to go again while
     // the cluster fails the master over; the second, sent once the replica is promoted, must
     // not overtake it.
-    const lines = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+    const lines = await cluster.nodeLines(cluster.nodeAt(cluster.seeds[0]!));
     const victimLine = lines.find((l) => l.masterId === "-" && l.slots.length > 0 && l.address !== cluster.seeds[0] && lines.some((r) => r.masterId === l.id && !r.flags.includes("fail")))!;
     const replica = lines.find((l) => l.masterId === victimLine.id && !l.flags.includes("fail"))!;
     const key = Array.from({ length: 100 }, (_, i) => `order${i}`).find((k) => victimLine.slots.some(([f, l]) => slotOf(k) >= f && slotOf(k) <= l))!;
@@ -320,7 +279,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     try {
       await client.send(command("GET", key));
       await client.readReplies(1, respFrame);
-      await nodeAt(victimLine.address).kill();
+      await cluster.nodeAt(victimLine.address).kill();
       const before = await resent();
       await client.send(command("SET", key, "first"));
       // Until the first write has gone again (to the dead master) several times.
@@ -329,7 +288,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
         await Bun.sleep(20);
       }
       for (let i = 0; ; i++) {
-        const view = await cluster.nodeLines(nodeAt(cluster.seeds[0]!));
+        const view = await cluster.nodeLines(cluster.nodeAt(cluster.seeds[0]!));
         if (view.find((l) => l.id === replica.id)!.masterId === "-") break;
         if (i > 500) throw new Error("the replica is not promoted");
         await Bun.sleep(20);

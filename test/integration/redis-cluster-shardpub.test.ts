@@ -16,7 +16,7 @@ import { poolYaml, serverLine } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { unreadBytes } from "../helpers/procfs.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
-import { startRedisCluster, untilRouting, type NodeLine, type RedisCluster } from "../helpers/redis-cluster.ts";
+import { startRedisCluster, untilRouting, type RedisCluster } from "../helpers/redis-cluster.ts";
 import { command, respFrame, type Bytes } from "../helpers/resp.ts";
 
 setDefaultTimeout(120_000);
@@ -33,7 +33,6 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster shard channels whose slo
   let cluster: RedisCluster;
   let proxy: RunningProxy;
   let endpoint: Endpoint;
-  const nodeAt = (address: string): Backend => cluster.nodes.find((n) => n.address === address)!;
 
   beforeAll(async () => {
     cluster = await startRedisCluster();
@@ -50,14 +49,9 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster shard channels whose slo
     await cluster?.stop();
   });
 
-  async function masters(): Promise<NodeLine[]> {
-    const lines = await cluster.nodeLines(cluster.nodes.find((n) => n.process.running)!);
-    return lines.filter((l) => l.masterId === "-" && l.slots.length > 0);
-  }
-
   /** A name of the form `prefix:i` whose slot `owner` serves and that none of `not` has. */
   async function channelOn(owner: Backend, prefix: string, not: readonly string[] = []): Promise<string> {
-    const line = (await masters()).find((l) => l.address === owner.address)!;
+    const line = (await cluster.masters()).find((l) => l.address === owner.address)!;
     const taken = new Set(not.map(slotOf));
     for (let i = 0; ; i++) {
       const name = `${prefix}:${i}`;
@@ -70,18 +64,14 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster shard channels whose slo
    *  does: IMPORTING, MIGRATING, then NODE on the destination and on the other masters.
    *  `atSource` replaces the source's own SETSLOT NODE (it is sent the command to send). */
   async function moveSlot(slot: number, atSource?: (source: Backend, setslot: Buffer) => Promise<void>): Promise<Backend> {
-    const source = await cluster.ownerOf(slot);
-    const lines = await masters();
-    const sourceLine = lines.find((l) => l.address === source.address)!;
-    const destLine = lines.find((l) => l.address !== source.address)!;
-    const dest = nodeAt(destLine.address);
-    await cluster.call(dest, "CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceLine.id);
-    await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "MIGRATING", destLine.id);
-    const setslot = command("CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
+    const move = await cluster.slotMove(slot);
+    const { source, destId } = move;
+    await move.begin();
+    const setslot = command("CLUSTER", "SETSLOT", String(slot), "NODE", destId);
     if (atSource !== undefined) await atSource(source, setslot);
-    else await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-    for (const line of lines) if (line !== sourceLine) await cluster.call(nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", destLine.id);
-    return dest;
+    else await cluster.call(source, "CLUSTER", "SETSLOT", String(slot), "NODE", destId);
+    for (const line of move.masters) if (line.id !== move.sourceId) await cluster.call(cluster.nodeAt(line.address), "CLUSTER", "SETSLOT", String(slot), "NODE", destId);
+    return move.dest;
   }
 
   /** The node's own SETSLOT NODE (`setslot`) and then `requests` from each of `clients` reach
@@ -270,8 +260,8 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster shard channels whose slo
   test("CLUSTER FAILOVER of the channel's master: the subscription ends as redis ends it, and can be made again on the new master", async () => {
     const lines = await cluster.nodeLines(cluster.nodes[0]!);
     const masterLine = lines.find((l) => l.masterId === "-" && l.slots.length > 0 && lines.some((r) => r.masterId === l.id))!;
-    const master = nodeAt(masterLine.address);
-    const replica = nodeAt(lines.find((l) => l.masterId === masterLine.id)!.address);
+    const master = cluster.nodeAt(masterLine.address);
+    const replica = cluster.nodeAt(lines.find((l) => l.masterId === masterLine.id)!.address);
     const x = await channelOn(master, "failover");
     const direct = await RawClient.connect(master);
     const client = await RawClient.connect(endpoint);

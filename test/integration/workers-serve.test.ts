@@ -165,7 +165,9 @@ describe.skipIf(TARGET !== "buncracker")("--workers 2", () => {
     });
     const after = pids.map(seconds);
     const rss = pids.map(residentBytes);
-    const TICK = 0.01;
+    // /proc gives utime and stime each rounded down to a 10 ms tick, the process's own
+    // getrusage() is exact: up to two ticks apart, three allowed.
+    const TICK = 0.03;
     let workersCpu = 0;
     let workersRss = 0;
     workers.forEach((_, i) => {
@@ -197,7 +199,8 @@ describe.skipIf(TARGET !== "buncracker")("--workers 2", () => {
     d.workers!.forEach((w, i) => {
       expect(w.rssBytes).toBeGreaterThan(rss[i + 1]! / 2);
       expect(w.rssBytes).toBeLessThan(rss[i + 1]! * 2);
-      expect(w.cpuSeconds).toBeLessThanOrEqual(cpuTicks(workers[i]!) / 100 + 0.01);
+      // As above: /proc's ticks are up to two behind the worker's own figure.
+      expect(w.cpuSeconds).toBeLessThanOrEqual(cpuTicks(workers[i]!) / 100 + 0.03);
       workersRss += w.rssBytes;
     });
     const supervisorRss = d.memory.rssBytes - workersRss;

@@ -381,6 +381,13 @@ export class ClientConn extends StreamReader implements Flushable, BudgetHolder,
     return wrote;
   }
 
+  /** msg holds `n` more bytes of this client's requests until its reply (a cluster transaction's
+   *  commands, kept to send again). */
+  keepsBytes(msg: Msg, n: number): void {
+    msg.inBytes += n;
+    this.inBytes += n;
+  }
+
   /** Append the reply slot of a request of `inBytes` bytes. */
   enqueue(msg: Msg, inBytes: number): void {
     if (this.last === null) this.first = msg;

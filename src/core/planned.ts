@@ -289,7 +289,7 @@ function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, 
     answerLocally(pool, msg, reply);
     return;
   }
-  if (whole) keepTransaction(msg, before, buf, req, plan.watched);
+  if (whole) keepTransaction(c, msg, before, buf, req, plan.watched);
   else if (pool.cluster !== null) {
     // WATCH, or a command between it and MULTI (the rest goes up at EXEC, transaction.ts): a
     // node's redirection fails the transaction (Planner.watchRedirected).
@@ -302,8 +302,10 @@ function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, 
 }
 
 /** msg, an EXEC, keeps its transaction's bytes: `before` (MULTI and the queued commands), then
- *  its own. */
-function keepTransaction(msg: Msg, before: Uint8Array, buf: Uint8Array, req: Req, watched: boolean): void {
+ *  its own. Until its reply they count as its request's bytes (backpressure, the buffer budget),
+ *  as they did while the transaction held them. */
+function keepTransaction(c: ClientConn, msg: Msg, before: Uint8Array, buf: Uint8Array, req: Req, watched: boolean): void {
+  c.keepsBytes(msg, before.length);
   const bytes = new Uint8Array(before.length + req.end - req.start);
   bytes.set(before);
   bytes.set(buf.subarray(req.start, req.end), before.length);

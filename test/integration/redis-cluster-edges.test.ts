@@ -44,8 +44,10 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     cluster = await startRedisCluster({ masters: 3, replicas: 1, nodeTimeoutMs: 1000 });
     proxy = await startProxy(
       TARGET,
-      // A timeout long enough that the request's time never ends a retry first.
-      poolYaml("edge", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 8000 }, [serverLine(cluster.seeds[0]!)]),
+      // A timeout long enough that the request's time never ends a retry first; a request cap
+      // far above any request here, which adds the pool's own stats (client_buffered_bytes) to
+      // the stats JSON.
+      poolYaml("edge", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 8000, client_max_request: "64mb" }, [serverLine(cluster.seeds[0]!)]),
     );
     endpoint = proxy.pools.edge!;
     await untilRouting(endpoint);
@@ -151,6 +153,32 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     ]);
     // It did meet MOVED (the stats are a second behind at most).
     await eventually("the pool's count of MOVED followed to grow", async () => ((await moved()) > before ? true : undefined));
+  });
+
+  test("a transaction's commands, kept to go again on a redirection, count in the buffer budget until EXEC's reply", async () => {
+    const key = "{txb}k";
+    const owner = await cluster.ownerOf(slotOf(key));
+    const MB = 1024 * 1024;
+    const transaction = Buffer.concat([command("MULTI"), command("SET", key, "v".repeat(MB)), command("EXEC")]);
+    const buffered = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").client_buffered_bytes as number;
+    const client = await RawClient.connect(endpoint);
+    try {
+      // The node processes no command for 5 s (its cluster bus goes on: no failover), so the
+      // four EXECs wait there with the 4 MB of their transactions.
+      await cluster.call(owner, "CLIENT", "PAUSE", "5000", "ALL");
+      await client.send(Buffer.concat([transaction, transaction, transaction, transaction]));
+      await eventually("the kept transactions counted as the client's", async () => ((await buffered()) >= 4 * MB ? true : undefined));
+      const replies = (await client.readReplies(12, respFrame)).map(String);
+      expect(replies).toEqual(Array.from({ length: 4 }, () => ["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]).flat());
+      // Answered, they are let go: after the client's next request (the figure is refreshed as a
+      // client sends) the pool holds what its read buffer grew to for a 1 MB request, not the 4 MB.
+      await client.send(command("PING"));
+      expect(String(await client.readReply(respFrame))).toBe("+PONG\r\n");
+      await eventually("the kept bytes let go", async () => ((await buffered()) < 2 * MB ? true : undefined));
+    } finally {
+      client.close();
+    }
+    await eventually("the buffered bytes back to 0", async () => ((await buffered()) === 0 ? true : undefined));
   });
 
   test("a transaction in a slot being migrated, its key gone from the source, runs at the destination after ASKING", async () => {

@@ -249,13 +249,13 @@ function execBehind(conn: ServerConn): Msg | null {
   return m !== null && (m.flags & (MSG_SILENT | MSG_OWN)) === MSG_OWN && m.sentBuf !== null ? m : null;
 }
 
-const counted = new Req();
-
-/** How many requests msg's kept bytes hold (a transaction's: MULTI, its commands, EXEC). */
+/** How many requests msg's kept bytes hold (a transaction's: MULTI, its commands, EXEC); runs
+ *  per redirection. */
 function requestsIn(pool: Pool, msg: Msg): number {
+  const req = new Req();
   let n = 0;
   for (let pos = msg.sentStart; pos < msg.sentEnd; n++) {
-    const next = pool.codec.parseRequest(msg.sentBuf!, pos, msg.sentEnd, counted);
+    const next = pool.codec.parseRequest(msg.sentBuf!, pos, msg.sentEnd, req);
     if (next <= pos) break; // cannot be: they were parsed before
     pos = next;
   }

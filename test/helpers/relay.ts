@@ -1,7 +1,8 @@
 // A TCP relay in front of a real server whose open connections can be muted: after mute(), what
 // the server sends on connections already open is dropped (they stay open, silent, as over a
 // network that lost them), while new connections are relayed normally. Lets a test make the
-// proxy miss a sentinel's events but still reach it with new queries.
+// proxy miss a sentinel's events but still reach it with new queries, or (muteAfter) see a
+// server stop in the middle of a reply, at a byte the test chose rather than one a race did.
 
 import type { Socket } from "bun";
 import { freePort } from "./ports.ts";
@@ -12,6 +13,8 @@ export interface Relay {
   readonly address: string;
   /** Drop everything the server sends on the connections open now. */
   mute(): void;
+  /** Relay `bytes` more of what the server sends on the connections open now, then drop the rest. */
+  muteAfter(bytes: number): void;
   stop(): void;
 }
 
@@ -20,7 +23,8 @@ interface Pair {
   upstream: Socket<Pair> | null;
   /** Bytes for the upstream that arrived before it connected. */
   early: Uint8Array[];
-  muted: boolean;
+  /** How many more bytes from the server are relayed (Infinity: all, 0: muted). */
+  allowance: number;
 }
 
 export function startRelay(targetHost: string, targetPort: number): Relay {
@@ -28,7 +32,11 @@ export function startRelay(targetHost: string, targetPort: number): Relay {
   const port = freePort();
   const upstreamHandlers = {
     data(s: Socket<Pair>, chunk: Uint8Array) {
-      if (!s.data.muted) s.data.client.write(chunk);
+      const pair = s.data;
+      if (pair.allowance <= 0) return;
+      const n = Math.min(chunk.length, pair.allowance);
+      pair.allowance -= n;
+      pair.client.write(n === chunk.length ? chunk : chunk.subarray(0, n));
     },
     close(s: Socket<Pair>) {
       s.data.client.end();
@@ -42,7 +50,7 @@ export function startRelay(targetHost: string, targetPort: number): Relay {
     port,
     socket: {
       open(client) {
-        const pair: Pair = { client, upstream: null, early: [], muted: false };
+        const pair: Pair = { client, upstream: null, early: [], allowance: Infinity };
         client.data = pair;
         pairs.add(pair);
         Bun.connect<Pair>({ hostname: targetHost, port: targetPort, socket: upstreamHandlers, data: pair })
@@ -73,7 +81,10 @@ export function startRelay(targetHost: string, targetPort: number): Relay {
     port,
     address: `127.0.0.1:${port}`,
     mute() {
-      for (const pair of pairs) pair.muted = true;
+      for (const pair of pairs) pair.allowance = 0;
+    },
+    muteAfter(bytes) {
+      for (const pair of pairs) pair.allowance = bytes;
     },
     stop() {
       listener.stop(true);

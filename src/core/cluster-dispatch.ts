@@ -187,6 +187,7 @@ export function resubscribed(pool: Pool, cluster: ClusterRouting, msg: Msg, buf:
   const server = pool.serverAt(to.host, to.port);
   const conn = subscriberConn(msg.client, server);
   conn.out.bytes(msg.keyBuf!, msg.keyStart, msg.keyEnd);
+  pool.codec.planner!.sentTo(msg.client.session, msg.keyBuf!, server);
   msg.server = server;
   conn.push(msg);
   return true;

@@ -153,6 +153,7 @@ function fanout(pool: Pool, c: ClientConn, msg: Msg, targets: readonly FanoutTar
     if (t.request !== undefined) {
       child.keyBuf = t.request;
       child.keyEnd = t.request.length;
+      pool.codec.planner!.sentTo(c.session, t.request, server);
     }
     conn.push(child);
     if (t.after !== undefined) {

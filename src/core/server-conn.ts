@@ -454,7 +454,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
         owner.deliverPush(buf, start, end);
         return true;
       }
-      const told = planner.ended(buf, start, end, owner.session);
+      const told = planner.ended(buf, start, end, owner.session, this.server);
       if (told !== null) owner.deliverPush(told, 0, told.length);
       return true;
     }

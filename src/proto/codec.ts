@@ -435,6 +435,9 @@ export interface FanoutTarget {
   readonly after?: Uint8Array;
 }
 
+/** A server of the pool as the core knows it: the protocol only compares it with another. */
+export type ServerRef = object;
+
 /** What a reply on a client's subscriber connection is (Planner.unasked). */
 export const Unasked = {
   /** The reply to the oldest request on the connection. */
@@ -539,9 +542,13 @@ export interface Planner<S extends Session = Session> {
    *  request waiting there (its bytes in keyBuf[keyStart, keyEnd): FanoutTarget.request or
    *  .after), null when none does. */
   unasked(buf: Uint8Array, start: number, end: number, head: Outbound | null): Unasked;
-  /** The server ended, on its own, the subscription buf[start, end) names (Unasked.Ended): the
-   *  session no longer holds it. What its client is told, or null when it had let go of it. */
-  ended(buf: Uint8Array, start: number, end: number, session: S): Uint8Array | null;
+  /** The session's (un)subscribe `request` (FanoutTarget.request) went on its subscriber
+   *  connection to `server` (sent, or sent again after a MOVED): where what it subscribes is held. */
+  sentTo(session: S, request: Uint8Array, server: ServerRef): void;
+  /** Server `server` ended, on its own, the subscription buf[start, end) names (Unasked.Ended):
+   *  the session no longer holds it if it holds it there. What its client is told, or null when
+   *  it had let go of it (and may hold it again elsewhere: a late message from an old owner). */
+  ended(buf: Uint8Array, start: number, end: number, session: S, server: ServerRef): Uint8Array | null;
   /** On a shared subscription connection (Via.Hub): the topic of the message the server pushed
    *  at buf[start, end), the bytes a FanoutTarget's topic has for the clients it goes to; null
    *  for the reply to a request. */

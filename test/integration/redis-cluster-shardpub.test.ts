@@ -13,6 +13,7 @@ import { KeySlots } from "../../src/route/key-slot.ts";
 import type { Backend } from "../helpers/backends.ts";
 import { RawClient, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
+import { poolOf, readStats } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
 import { unreadBytes } from "../helpers/procfs.ts";
 import { startProxy, TARGET, type RunningProxy } from "../helpers/proxy.ts";
@@ -225,6 +226,63 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster shard channels whose slo
     } finally {
       direct.close();
       client.close();
+    }
+  });
+
+  /** cluster-node-timeout on every node (a node stopped for longer would be failed over). */
+  async function nodeTimeout(ms: number): Promise<void> {
+    for (const node of cluster.nodes) await cluster.call(node, "CONFIG", "SET", "cluster-node-timeout", String(ms));
+  }
+
+  /** Resolves once the proxy's slot map was read at `epoch` or later (its cluster_epoch gauge). */
+  async function mapAtEpoch(epoch: number): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while ((poolOf(await readStats(proxy.statsPort), "shard").cluster_epoch as number) < epoch) {
+      if (Date.now() > deadline) throw new Error(`the proxy's slot map is not at epoch ${epoch} after 60 s`);
+      await Bun.sleep(100);
+    }
+  }
+
+  test("the old node's sunsubscribe comes after the client subscribed again on the new one: it ends nothing of the client's", async () => {
+    const source = await cluster.ownerOf(slotOf("again:0"));
+    const x = await channelOn(source, "again");
+    const other = await channelOn(source, "there", [x]);
+    const client = await RawClient.connect(endpoint);
+    const admin = await RawClient.connect(source);
+    await nodeTimeout(60_000);
+    try {
+      await send(client, ["SSUBSCRIBE", x]);
+      expect(await read(client, 1)).toEqual([pushed("*", "ssubscribe", x, 1)]);
+      // The slot moves while its old owner is stopped: every other node knows, and so does the
+      // proxy's map; the old owner still holds the client's subscription.
+      const move = await cluster.slotMove(slotOf(x));
+      await move.begin();
+      await send(admin, ["PING"]);
+      expect(await read(admin, 1)).toEqual(["+PONG\r\n"]);
+      await source.process.freeze();
+      await send(admin, ["CLUSTER", "SETSLOT", String(slotOf(x)), "NODE", move.destId]);
+      for (const line of move.masters) if (line.id !== move.sourceId) await cluster.call(cluster.nodeAt(line.address), "CLUSTER", "SETSLOT", String(slotOf(x)), "NODE", move.destId);
+      const info = String(await cluster.call(move.dest, "CLUSTER", "INFO"));
+      await mapAtEpoch(Number(/cluster_current_epoch:(\d+)/.exec(info)![1]));
+      // The client lets go of the channel and subscribes to it again: on the new owner.
+      await send(client, ["SUNSUBSCRIBE", x], ["SSUBSCRIBE", x]);
+      expect(await read(client, 2)).toEqual([pushed("*", "sunsubscribe", x, 0), pushed("*", "ssubscribe", x, 1)]);
+      // The old owner runs again, learns the slot is gone and ends what it held: the client's
+      // first subscription, which the client ended already.
+      source.process.signal("SIGCONT");
+      expect(await read(admin, 1)).toEqual(["+OK\r\n"]);
+      // Its message came on the client's connection to the old owner before this reply.
+      await send(client, ["SSUBSCRIBE", other]);
+      expect(await read(client, 1)).toEqual([pushed("*", "ssubscribe", other, 2)]);
+      expect(await spublish(x, "kept")).toBe(":1\r\n");
+      expect(await read(client, 1)).toEqual([pushed("*", "smessage", x, "kept")]);
+      await send(client, ["SUNSUBSCRIBE"]);
+      expect(await read(client, 2)).toEqual([pushed("*", "sunsubscribe", x, 1), pushed("*", "sunsubscribe", other, 0)]);
+    } finally {
+      source.process.signal("SIGCONT");
+      admin.close();
+      client.close();
+      await nodeTimeout(2000);
     }
   });
 

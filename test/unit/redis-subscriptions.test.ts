@@ -203,15 +203,58 @@ describe("replies a subscriber connection's requests did not ask for", () => {
     expect(what(moved, sent(SUBSCRIBER_PING))).toBe(Unasked.Dropped);
   });
 
-  test("a shard channel the server ended is no longer held; the client is told with its own count, once", () => {
+  /** SSUBSCRIBE `names` as plan.ts sends it: one request per name, each to `node`; the requests. */
+  function shardSubscribe(subs: Subscriptions, names: Buffer[], node: object): Uint8Array[] {
+    const requests: Uint8Array[] = [];
+    for (const list of subs.change(PubSubOp.SSubscribe, names, () => 0, [], false).upstream.values()) {
+      for (const held of list) {
+        const w = new ByteWriter(32);
+        writeSubscription(w, PubSubOp.SSubscribe, held.name);
+        held.request = w.take();
+        subs.sentTo(held.request, node);
+        requests.push(held.request);
+      }
+    }
+    return requests;
+  }
+
+  test("a shard channel the server holding it ended is no longer held; the client is told with its own count, once", () => {
     const subs = new Subscriptions();
+    const node = {};
     const names = ["a", "b"].map((n) => Buffer.from(n));
-    subs.change(PubSubOp.SSubscribe, names, () => 0, [], false);
+    shardSubscribe(subs, names, node);
     subs.change(PubSubOp.Subscribe, [Buffer.from("c")], () => 0, [], false);
-    expect(Buffer.from(subs.ended(names[0]!, false)!).toString()).toBe("*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:1\r\n");
-    expect(subs.ended(names[0]!, false)).toBeNull();
-    expect(Buffer.from(subs.ended(names[1]!, true)!).toString()).toBe(">3\r\n$12\r\nsunsubscribe\r\n$1\r\nb\r\n:0\r\n");
+    expect(Buffer.from(subs.ended(names[0]!, node, false)!).toString()).toBe("*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:1\r\n");
+    expect(subs.ended(names[0]!, node, false)).toBeNull();
+    expect(Buffer.from(subs.ended(names[1]!, node, true)!).toString()).toBe(">3\r\n$12\r\nsunsubscribe\r\n$1\r\nb\r\n:0\r\n");
     expect([subs.shardCount, subs.count, subs.subscribed]).toEqual([0, 1, true]);
+  });
+
+  test("another server's sunsubscribe of a held shard channel ends nothing: the old owner's, once the client subscribed again on the new one", () => {
+    const subs = new Subscriptions();
+    const [oldNode, newNode] = [{}, {}];
+    const name = Buffer.from("a");
+    shardSubscribe(subs, [name], oldNode);
+    subs.change(PubSubOp.SUnsubscribe, [name], () => 0, [], false);
+    shardSubscribe(subs, [name], newNode);
+    expect(subs.ended(name, oldNode, false)).toBeNull();
+    expect(subs.shardCount).toBe(1);
+    // A request of the same bytes that did not make it (an older one) moves nothing.
+    const w = new ByteWriter(32);
+    writeSubscription(w, PubSubOp.SSubscribe, name);
+    subs.sentTo(w.take(), oldNode);
+    expect(subs.ended(name, oldNode, false)).toBeNull();
+    expect(Buffer.from(subs.ended(name, newNode, false)!).toString()).toBe("*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n");
+  });
+
+  test("a shard channel whose SSUBSCRIBE a MOVED sent on is held where it went last", () => {
+    const subs = new Subscriptions();
+    const [oldNode, newNode] = [{}, {}];
+    const name = Buffer.from("a");
+    const [request] = shardSubscribe(subs, [name], oldNode);
+    subs.sentTo(request!, newNode);
+    expect(subs.ended(name, oldNode, false)).toBeNull();
+    expect(Buffer.from(subs.ended(name, newNode, false)!).toString()).toBe("*3\r\n$12\r\nsunsubscribe\r\n$1\r\na\r\n:0\r\n");
   });
 });
 

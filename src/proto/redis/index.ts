@@ -64,7 +64,8 @@ export const redisCodec: Codec<RedisSession> = {
   planner: {
     plan: (buf, req, session, pool) => planRequest(buf, req, session, pool, session.proto === 3),
     unasked,
-    ended: (buf, start, end, session) => session.multikey?.subscriptions.ended(endedChannel(buf, start, end), session.proto === 3) ?? null,
+    sentTo: (session, request, server) => session.multikey?.subscriptions.sentTo(request, server),
+    ended: (buf, start, end, session, server) => session.multikey?.subscriptions.ended(endedChannel(buf, start, end), server, session.proto === 3) ?? null,
     pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
     held: (session) => session.multikey?.transaction.heldBytes ?? 0,

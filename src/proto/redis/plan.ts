@@ -350,6 +350,8 @@ function planSubscription(op: PubSubOp, buf: Uint8Array, req: Req, state: MultiK
         // A cluster node may end the channel itself before it reads the SUNSUBSCRIBE, which it
         // then answers with a MOVED: the PING after it says where the request's answers end.
         const after = pool.cluster && op === PubSubOp.SUnsubscribe ? SUBSCRIBER_PING : undefined;
+        // The node it goes to is the one whose own sunsubscribe ends it (Subscriptions.sentTo).
+        if (op === PubSubOp.SSubscribe) held.request = request;
         targets.push({ server, via: Via.Subscriber, write: (out) => out.bytes(request), request, after });
       } else {
         targets.push({ server, via: Via.Hub, write: (w) => writeSubscription(w, op, held.name), topic: sharedTopic(op, held.name) });

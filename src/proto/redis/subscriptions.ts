@@ -12,6 +12,9 @@
 // to that slot's shard channels with an unasked `sunsubscribe`: the client's state drops the
 // channel and the client gets that confirmation with its own count, as redis tells a client of
 // its own (cluster-aware clients subscribe again); it is never taken for the reply to a request.
+// Only the subscription held on that node's connection ends: one the client made again since on
+// the slot's new owner (its SUNSUBSCRIBE went there too, by the map) stays, and the old node's
+// late message is not the client's.
 //
 // Counts are redis 7's: (un)subscribe and p(un)subscribe count channels plus patterns,
 // s(un)subscribe count shard channels; a client is in subscribed mode while any count is > 0
@@ -19,7 +22,7 @@
 
 import { ascii, ByteWriter } from "../../lib/bytes.ts";
 import { equalBytes } from "../../lib/bytes.ts";
-import { Unasked, type Outbound, type PoolView, type SharedTopic } from "../codec.ts";
+import { Unasked, type Outbound, type PoolView, type ServerRef, type SharedTopic } from "../codec.ts";
 import { PubSubOp } from "./commands.ts";
 
 /** A subscription kind: its confirmation words and its set. */
@@ -46,6 +49,11 @@ export interface Held {
   readonly name: Uint8Array;
   /** Less a server that refused it (Subscriptions.refused). */
   servers: number[];
+  /** A shard channel on a client's subscriber connection: the SSUBSCRIBE that made it (as
+   *  FanoutTarget.request), and the server it last went to (Subscriptions.sentTo), the one
+   *  whose own `sunsubscribe` ends it. */
+  request: Uint8Array | null;
+  node: ServerRef | null;
 }
 
 /** What a (un)subscribe request changes. */
@@ -143,7 +151,7 @@ export class Subscriptions {
       const key = latin1.decode(name);
       const h = map.get(key);
       if (what.subscribe && h === undefined) {
-        const made: Held = { name: name.slice(), servers: what.kind === Kind.Pattern ? [...everyServer] : [route(name)] };
+        const made: Held = { name: name.slice(), servers: what.kind === Kind.Pattern ? [...everyServer] : [route(name)], request: null, node: null };
         map.set(key, made);
         for (const s of made.servers) up(s, made);
       } else if (!what.subscribe && h !== undefined) {
@@ -155,11 +163,24 @@ export class Subscriptions {
     return { reply: w.take(), upstream };
   }
 
-  /** The server ended the shard channel `name` on its own (Unasked.Ended): it is not held any
-   *  more. The confirmation redis would write, with the client's count; null when the client
-   *  had let go of it already (its own SUNSUBSCRIBE crossed the server's). */
-  ended(name: Uint8Array, resp3: boolean): Uint8Array | null {
-    if (!this.held[Kind.Shard].delete(latin1.decode(name))) return null;
+  /** The (un)subscribe `request` went to `server` (Planner.sentTo): an SSUBSCRIBE's shard
+   *  channel, if that request still makes it, is held there. */
+  sentTo(request: Uint8Array, server: ServerRef): void {
+    const name = subscribedShard(request);
+    if (name === null) return;
+    const h = this.held[Kind.Shard].get(name);
+    if (h !== undefined && h.request === request) h.node = server;
+  }
+
+  /** `server` ended the shard channel `name` on its own (Unasked.Ended): held there, it is not
+   *  held any more. The confirmation redis would write, with the client's count; null when the
+   *  client had let go of it already (its own SUNSUBSCRIBE crossed the server's), maybe to
+   *  subscribe to it again on another server (the slot's new owner), which holds it now. */
+  ended(name: Uint8Array, server: ServerRef, resp3: boolean): Uint8Array | null {
+    const map = this.held[Kind.Shard];
+    const key = latin1.decode(name);
+    if (map.get(key)?.node !== server) return null;
+    map.delete(key);
     const w = new ByteWriter(name.length + 32);
     confirmation(w, resp3, SUNSUBSCRIBE, name, this.shardCount);
     return w.take();
@@ -181,6 +202,19 @@ function sunsubscribed(buf: Uint8Array, start: number, end: number): [number, nu
     return [p + 2, p + 2 + length];
   }
   return null;
+}
+
+/** How writeSubscription writes an SSUBSCRIBE, up to its name's length. */
+const SSUBSCRIBE_HEAD = ascii(`*2\r\n$${PubSubOp.SSubscribe.length}\r\n${PubSubOp.SSubscribe}\r\n$`);
+
+/** The shard channel (as a held key) the one-name request (writeSubscription) subscribes to;
+ *  null for another (un)subscribe. */
+function subscribedShard(request: Uint8Array): string | null {
+  const head = SSUBSCRIBE_HEAD;
+  if (request.length <= head.length || !equalBytes(request, 0, head.length, head, 0, head.length)) return null;
+  let p = head.length;
+  while (request[p] !== 13) p++;
+  return latin1.decode(request.subarray(p + 2, request.length - 2));
 }
 
 /** Sent after a SUNSUBSCRIBE on a cluster node's subscriber connection (FanoutTarget.after). */

@@ -162,12 +162,14 @@ export class PoolFailover {
   }
 
   /** A reload replaced this by `next` (null: the pool follows no sentinels now), the sessions
-   *  told already: stop following. The failovers under way (by sentinels both follow) go on in
-   *  `next` and the parked requests wait there, their plans renumbered; with none under way they
-   *  go now, by the new config. */
+   *  told already: stop following. Where the masters of the servers that stayed are, and the
+   *  failovers under way (by sentinels both follow), go on in `next` (SentinelClient.inherit);
+   *  the parked requests wait there, their plans renumbered; with none under way they go now,
+   *  by the new config. */
   handOver(next: PoolFailover | null, reloaded: Reloaded): void {
     this.client.stop();
-    const failing = new Set(next === null ? [] : next.client.inheritFailovers(this.client));
+    const stayed = new Set(this.pool.servers.filter((s) => reloaded.servers.includes(s)).map((s) => s.cfg.name!));
+    const failing = new Set(next === null ? [] : next.client.inherit(this.client, stayed));
     let holding = 0;
     for (const s of this.pool.servers) {
       s.holdWrites = failing.has(s.cfg.name!);

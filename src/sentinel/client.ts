@@ -8,6 +8,8 @@
 // every second while a failover is in progress or a replica is settling, and every 10 s. Answers
 // are weighed by config epoch, and an answer older than a +switch-master already followed is
 // ignored, so a lagging sentinel can never move a master back. With no sentinel reachable the last known topology stays, and is logged.
+// A client that replaces another in a reload starts from where that one knew the same master
+// groups to be (inherit), so dropping the sentinel that led a failover moves nothing back.
 
 import type { Address } from "../conf/types.ts";
 import { log } from "../log.ts";
@@ -114,21 +116,35 @@ export class SentinelClient {
     this.links = opts.sentinels.map((addr) => new SentinelLink(addr, opts.auth, handlers, this.timeoutMs, opts.framer, opts.sockets));
   }
 
-  /** Before start(), when this client replaces `previous` (a reload): the failovers it saw
-   *  under way, of the masters and by the sentinels both follow, go on here until a sentinel
-   *  ends them (the first answers only say where the masters are). Returns the names of the
-   *  masters still failing over. */
-  inheritFailovers(previous: SentinelClient): string[] {
+  /** Before start(), when this client replaces `previous` (a reload). A master of `same` (its
+   *  server kept its name and address) followed by both through a sentinel in common is the same
+   *  master group: where `previous` knew it to be stands, whichever sentinel said so (one this
+   *  client no longer follows included), as after a +switch-master, until an answer names it
+   *  or is newer (its config epoch); the other masters are where the first answers say. The
+   *  failovers `previous` saw under way, by the sentinels both follow, go on here until a
+   *  sentinel ends them. Returns the names of the masters still failing over. */
+  inherit(previous: SentinelClient, same: ReadonlySet<string>): string[] {
     const followed = new Set(this.links.map((l) => l.addr.spec));
+    const shared = previous.links.some((l) => followed.has(l.addr.spec));
     const names: string[] = [];
     for (const m of this.masters.values()) {
       const old = previous.masters.get(m.name);
       if (old === undefined) continue;
+      if (shared && same.has(m.name) && old.master !== null) this.keepMaster(m, old);
       for (const [sentinel, since] of old.failovers) if (followed.has(sentinel)) m.failovers.set(sentinel, since);
       m.failoverTimeout = old.failoverTimeout;
       if (m.failovers.size > 0) names.push(m.name);
     }
     return names;
+  }
+
+  /** m is where `old` knew it to be: pinned there (its replicas are asked about again). */
+  private keepMaster(m: MasterState, old: MasterState): void {
+    m.master = old.master;
+    m.epoch = old.epoch;
+    m.movedAt = old.movedAt;
+    m.pinned = true;
+    log.notice(`${this.opts.label}: ${m.name} master stays ${instanceText(m.master!)} (config epoch ${m.epoch}) until a sentinel names it or a newer one`);
   }
 
   start(): void {
@@ -323,7 +339,10 @@ export class SentinelClient {
     }
     if (best === null) return;
     // Asked before the switch: before the first answer there is no epoch to weigh it by.
-    if (m.pinned && !sameInstance(best.master, m.master) && (best.epoch <= m.epoch || sent < m.movedAt)) return;
+    if (m.pinned && !sameInstance(best.master, m.master) && (best.epoch <= m.epoch || sent < m.movedAt)) {
+      log.info(`${this.opts.label}: ${m.name}: sentinel answer naming ${instanceText(best.master)} (config epoch ${best.epoch}) is older than master ${instanceText(m.master!)}: kept`);
+      return;
+    }
     m.pinned = false;
     const source = "sentinel query";
     if (!sameInstance(m.master, best.master)) this.moveMaster(m, best.master, source);

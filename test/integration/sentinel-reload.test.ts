@@ -5,7 +5,9 @@
 // the one failing over. A waiting request goes to the server its plan chose (found again at its
 // new position), or fails with a clear error when that server left or its transaction's keys
 // moved; one routed by its keys goes where they are under the new config; each gets one reply,
-// in order, and the writes still wait for the new master.
+// in order, and the writes still wait for the new master. A reload that drops the sentinel that
+// led a failover keeps the master that sentinel announced, while the sentinels left still name
+// the old one.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { RawClient } from "../helpers/client.ts";
@@ -14,7 +16,7 @@ import { freePort } from "../helpers/ports.ts";
 import { TARGET } from "../helpers/proxy.ts";
 import { eventually, placer, ReloadableProxy } from "../helpers/reload.ts";
 import { command, pipeline, plain } from "../helpers/resp.ts";
-import { forceFailover, readPlain, startSentinels, type SentinelDeployment, type Shard } from "../helpers/sentinel.ts";
+import { forceFailover, readPlain, sentinelCall, startSentinels, type SentinelDeployment, type SentinelProcess, type Shard } from "../helpers/sentinel.ts";
 
 setDefaultTimeout(120_000);
 
@@ -28,7 +30,7 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
   let s1: Shard;
   let s2: Shard;
   const listen = `127.0.0.1:${freePort()}`;
-  const pool = (shards: Shard[]) =>
+  const pool = (shards: Shard[], sentinels: readonly SentinelProcess[] = d.sentinels) =>
     [
       "ha:",
       `  listen: ${listen}`,
@@ -36,7 +38,7 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
       // Longer than the failover, so that nothing held times out.
       "  timeout: 20000",
       "  sentinels:",
-      ...d.sentinels.map((s) => `   - ${s.address}`),
+      ...sentinels.map((s) => `   - ${s.address}`),
       "  servers:",
       ...shards.map((s) => `   - ${s.master.address}:1 ${s.name}`),
     ].join("\n") + "\n";
@@ -166,5 +168,52 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
       s1.replica.process.signal("SIGCONT");
       await proxy.stop();
     }
+  });
+
+  test("the sentinel that led a failover dropped by a reload: the pool keeps the master it announced, not the old one the others still name", async () => {
+    const [leader, ...others] = d.sentinels as [SentinelProcess, ...SentinelProcess[]];
+    // The failover of s1 an earlier test held is over at every sentinel.
+    const failingOver = async (s: SentinelProcess): Promise<boolean> => {
+      const reply = (await sentinelCall(s, undefined, "SENTINEL", "MASTER", s1.name)) as unknown[];
+      return String(reply[reply.findIndex((v) => String(v) === "flags") + 1]).includes("failover_in_progress");
+    };
+    for (const s of d.sentinels) await eventually(`no failover of ${s1.name} at ${s.address}`, async () => ((await failingOver(s)) ? undefined : true), 60_000);
+    const oldAddress = await d.masterOf(s1.name);
+    await d.awaitMaster(s1.name, oldAddress, 40000);
+    const oldMaster = d.backendAt(s1.name, oldAddress);
+    const newMaster = oldMaster === s1.master ? s1.replica : s1.master;
+    const proxy = await ReloadableProxy.start(pool([s1]), { verbosity: 6 });
+    const client = await RawClient.connect(proxy.endpoint("ha"));
+    try {
+      await eventually("the proxy's first answer", () => (proxy.proxy.stderr().includes(`${s1.name} master (unknown) -> ${oldAddress}`) ? true : undefined));
+      // Only the leader sees the failover; once the proxy follows it, it tells nobody else
+      // (stopped), and the others come back with what they knew before: the old master.
+      for (const s of others) await s.kill();
+      await forceFailover(leader, s1.name);
+      await eventually("the proxy following the failover", () =>
+        proxy.proxy.stderr().includes(`${s1.name} master ${oldAddress} -> ${newMaster.address} (+switch-master`) ? true : undefined,
+      );
+      await leader.process.freeze();
+      for (const s of others) await s.restart();
+      for (const s of others) expect(plain(await sentinelCall(s, undefined, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", s1.name))).toEqual(oldAddress.split(":"));
+      const logged = proxy.proxy.stderr().length;
+      expect((await proxy.signalReload(pool([s1], others)))[0]).toStartWith("reloaded");
+      // The reloaded pool has heard the sentinels left (what it did with their answer is logged).
+      const heard = [`${s1.name} master (unknown) -> ${oldAddress}`, `${s1.name}: sentinel answer naming ${oldAddress}`];
+      await eventually("the reloaded pool's first answer", () => (heard.some((h) => proxy.proxy.stderr().slice(logged).includes(h)) ? true : undefined));
+      // Every write through the proxy is on the new master (the old one, not yet demoted, would
+      // take them and lose them when sentinel makes it a replica).
+      const keys = Array.from({ length: 20 }, (_, i) => `kept:${i}`);
+      await client.send(pipeline(keys.map((k) => ["SET", k, "after"])));
+      expect(await readPlain(client, keys.length)).toEqual(keys.map(() => "OK"));
+      for (const k of keys) expect([k, plain(await redisCall(newMaster, "GET", k))]).toEqual([k, "after"]);
+      expect(proxy.proxy.stderr().slice(logged)).not.toContain(`${s1.name} master (unknown) -> ${oldAddress}`);
+    } finally {
+      client.close();
+      leader.process.signal("SIGCONT");
+      await proxy.stop();
+    }
+    // The leader tells the others again: the deployment settles on the new master.
+    await d.awaitMaster(s1.name, newMaster.address, 40000);
   });
 });

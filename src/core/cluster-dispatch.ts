@@ -2,8 +2,8 @@
 // slot map's shard, then that shard's server), multi-key requests split by slot (redis refuses
 // keys of two slots in one command) or refused with CROSSSLOT when they cannot be split, the
 // pool's own CLUSTER answers; and a node's reply that redirects a request (MOVED, ASK, TRYAGAIN,
-// CLUSTERDOWN) turned into sending the same bytes again (a blocking request's MOVED or ASK: on
-// a connection of its client's own), so the client only ever sees the final reply, in its
+// CLUSTERDOWN) turned into sending the same bytes again (a blocking request or a transaction:
+// on a connection of its client's own), so the client only ever sees the final reply, in its
 // place in the client's queue.
 
 import { ByteWriter } from "../lib/bytes.ts";
@@ -12,7 +12,7 @@ import type { ClusterRouting } from "../redis-cluster/routing.ts";
 import { Follow, Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { subscriberConn } from "./dedicated.ts";
-import { answerLocally, fail } from "./deliver.ts";
+import { answerLocally, deliver, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
 import { MSG_OWN, MSG_READ, MSG_SILENT, MSG_WATCHED, Msg } from "./msg.ts";
 import { lentAt } from "./planned.ts";
@@ -140,9 +140,20 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
   }
 }
 
-/** msg's kept bytes to `server`, after ASKING when `asking`. */
+/** msg's kept bytes to `server`, after ASKING when `asking`: on the connection lent to its
+ *  client there while it has one (its blocking request or transaction is on it, and msg must
+ *  reach the node after them), else on a shared one (forwardTo's choice). */
 export function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting): void {
-  sendOn(msg, server.conn(msg.client.group), asking, cluster);
+  const c = msg.client;
+  sendOn(msg, (c.own === null ? undefined : c.own.lent.get(server)) ?? server.conn(c.group), asking, cluster);
+}
+
+/** msg, a request of its client's own connections (MSG_OWN), sent again to `server` on a
+ *  connection lent to the client there (never a shared one, which a blocking request would
+ *  block), after ASKING when `asking`; a transaction whole, its requests but the EXEC silent. */
+export function sendOwn(pool: Pool, cluster: ClusterRouting, msg: Msg, server: Server, asking: boolean): void {
+  const lent = lentAt(pool, msg.client, msg, server);
+  if (lent !== null) sendOn(msg, lent, asking, cluster, requestsIn(pool, msg) - 1);
 }
 
 /** msg's kept bytes on conn, after ASKING when `asking`; `silent`: how many requests of them
@@ -220,15 +231,25 @@ export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: U
  *  which redirects the whole transaction, or a WATCH or a command between it and MULTI. MOVED
  *  and ASK send it again on a connection lent to the client at the node named (on a shared one
  *  a blocking request would block every client's requests behind it), a transaction whole
- *  (nothing of it ran: this node's EXEC finds it flagged and aborts it). A transaction that
- *  watches keys (MSG_WATCHED) cannot follow (its watches stay on the node it left): the
- *  planner fails it and says what the request gets (Planner.watchRedirected). */
+ *  (nothing of it ran: this node's EXEC finds it flagged and aborts it); TRYAGAIN and
+ *  CLUSTERDOWN the same way to the slot's master after a pause, waiting meanwhile with its
+ *  client's other requests to go again (ResendQueues), as on the shared connections. A
+ *  transaction that watches keys (MSG_WATCHED) cannot follow (its watches stay on the node it
+ *  left, or the node dropped them with the transaction): the planner fails it and says what
+ *  the request gets (Planner.watchRedirected). */
 function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number, conn: ServerConn): boolean {
   const silent = (msg.flags & MSG_SILENT) !== 0;
   const exec = silent ? execBehind(conn) : msg;
   if (exec === null) return false;
-  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, exec, Follow.Redirects);
-  if (to === null) return false;
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, exec);
+  if (to === null) {
+    // A queued command's TRYAGAIN or CLUSTERDOWN past the bound is its EXEC's reply: the node's
+    // EXEC would say EXECABORT, of an error the client never saw.
+    if (!silent || !cluster.retryable(buf, start, end)) return false;
+    conn.standIn(exec);
+    deliver(pool, exec, buf, start, end, performance.now());
+    return true;
+  }
   // This node's replies to the rest of the transaction are dropped.
   if (silent) conn.standIn(exec);
   const reply = (exec.flags & MSG_WATCHED) === 0 ? null : pool.codec.planner!.watchRedirected(exec.sentBuf!, exec.sentStart, exec.sentEnd, exec.client.session);
@@ -236,8 +257,8 @@ function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8
   else if (to.how === Resend.Refuse) fail(pool, exec, TOO_MANY_REDIRECTIONS);
   else {
     exec.resends++;
-    const lent = lentAt(pool, exec.client, exec, pool.serverAt(to.host, to.port));
-    if (lent !== null) sendOn(exec, lent, to.how === Resend.Asking, cluster, requestsIn(pool, exec) - 1);
+    if (to.how === Resend.Later) pool.resends!.park(pool, cluster, exec, to.delayMs);
+    else sendOwn(pool, cluster, exec, pool.serverAt(to.host, to.port), to.how === Resend.Asking);
   }
   return true;
 }

@@ -6,16 +6,19 @@
 // while the request's time allows; so during a failover a client sees errors only for writes
 // the dead master may have run, or when the cluster takes longer than the request's timeout.
 // A client's waiting requests (these, and those a TRYAGAIN or CLUSTERDOWN sends again later,
-// cluster-dispatch.ts) go again together, in its order, and what it sends by slot meanwhile
-// waits behind them (ResendQueues): each waiting on a timer of its own (half its own age), a
-// later write to a key overtook an earlier one and the key kept the older value.
+// cluster-dispatch.ts, its blocking requests and transactions too) go again together, in its
+// order, and what it sends meanwhile waits behind them (ResendQueues: by slot, and planned
+// requests but local replies, with their plans): each waiting on a timer of its own (half its
+// own age), a later write to a key overtook an earlier one and the key kept the older value.
 
+import { Req, type Plan } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
-import { send } from "./cluster-dispatch.ts";
+import { send, sendOwn } from "./cluster-dispatch.ts";
 import { fail } from "./deliver.ts";
-import { destination, noReplica } from "./dispatch.ts";
+import { destination, noReplica, serve } from "./dispatch.ts";
 import type { ClientConn } from "./client.ts";
 import { MSG_OWN, MSG_READ, type Msg } from "./msg.ts";
+import { carryOut } from "./planned.ts";
 import type { Pool } from "./pool.ts";
 
 /** msg's connection was lost; `unwritten`: none of its bytes reached the socket. True when msg
@@ -36,10 +39,21 @@ interface Waiting {
   last: Msg;
 }
 
+/** A planned request parked behind its client's waiting ones: its bytes (the client's read
+ *  buffer, never reused) and its plan, carried out when they go. */
+interface PlannedPark {
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+  readonly plan: Plan;
+}
+
 /** A redis_cluster pool's requests waiting to be sent again, per client (kept here rather than
  *  on every ClientConn: only a cluster pool during a node's loss has any). */
 export class ResendQueues {
   private readonly waiting = new Map<ClientConn, Waiting>();
+  /** Which parked requests are planned ones (parkPlanned), with their plans. */
+  private readonly planned = new Map<Msg, PlannedPark>();
 
   /** Has c requests waiting? Its later requests by slot then wait behind them. */
   holds(c: ClientConn): boolean {
@@ -61,6 +75,14 @@ export class ResendQueues {
     }
   }
 
+  /** msg, planned as `plan` from buf[start, end) (not a local reply), waits behind its client's
+   *  requests that wait (holds() said so): a transaction or a blocking request sent now would
+   *  reach its node before them. */
+  parkPlanned(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number, plan: Plan): void {
+    this.planned.set(msg, { buf, start, end, plan });
+    this.park(pool, cluster, msg, 0);
+  }
+
   /** c's requests go, in order (one that fails again waits anew, in order too). */
   private release(pool: Pool, cluster: ClusterRouting, c: ClientConn): void {
     let msg: Msg | null = this.waiting.get(c)!.first;
@@ -68,10 +90,28 @@ export class ResendQueues {
     while (msg !== null) {
       const next: Msg | null = msg.snext;
       msg.snext = null;
-      again(pool, cluster, msg);
+      const planned = this.planned.get(msg);
+      if (planned === undefined) again(pool, cluster, msg);
+      else {
+        this.planned.delete(msg);
+        carryOutParked(pool, msg, planned);
+      }
       msg = next;
     }
   }
+}
+
+/** A parked planned request, its client's earlier ones sent: its plan carried out (RESET's
+ *  Release: then served as usual), as dispatch would have. */
+function carryOutParked(pool: Pool, msg: Msg, parked: PlannedPark): void {
+  const c = msg.client;
+  if (c.closed) {
+    fail(pool, msg, "Connection closed by client");
+    return;
+  }
+  const req = new Req();
+  pool.codec.parseRequest(parked.buf, parked.start, parked.end, req);
+  if (!carryOut(pool, c, msg, parked.buf, req, parked.plan)) serve(pool, c, msg, parked.buf, req);
 }
 
 function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {
@@ -82,6 +122,11 @@ function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {
   const master = pool.slotMaster(msg.slot);
   if (master === null) {
     fail(pool, msg, cluster.unserved(msg.slot));
+    return;
+  }
+  // A blocking request or a transaction: again on a connection of its client's own.
+  if ((msg.flags & MSG_OWN) !== 0) {
+    sendOwn(pool, cluster, msg, master, false);
     return;
   }
   const server = destination(pool, master, (msg.flags & MSG_READ) !== 0);

@@ -8,7 +8,7 @@
 // routes by slot instead (cluster-dispatch.ts) and answers CLUSTER itself.
 
 import { log } from "../log.ts";
-import { Route, type LocalReply, type Plan, type Req } from "../proto/codec.ts";
+import { PlanKind, Route, type LocalReply, type Plan, type Req } from "../proto/codec.ts";
 import { P } from "../stats/table.ts";
 import type { ClientConn } from "./client.ts";
 import { dispatchBySlot } from "./cluster-dispatch.ts";
@@ -106,11 +106,17 @@ export function routeRequest(pool: Pool, msg: Msg, buf: Uint8Array, req: Req): v
   }
 }
 
-/** Carry out a request's plan (planned.ts), unless it has to wait for a failover first; false
+/** Carry out a request's plan (planned.ts), unless it has to wait for a failover first, or
+ *  (redis_cluster) behind its client's requests waiting to go again (cluster-resend.ts); false
  *  when the request is then to be served as usual (carryOut). */
 export function runPlan(pool: Pool, msg: Msg, buf: Uint8Array, req: Req, plan: Plan): boolean {
   const failover = pool.failover;
   if (failover !== null && failover.active && failover.parks(msg, buf, req, plan)) return true;
+  const resends = pool.resends;
+  if (resends !== null && plan.kind !== PlanKind.Local && resends.holds(msg.client)) {
+    resends.parkPlanned(pool, pool.cluster!, msg, buf, req.start, req.end, plan);
+    return true;
+  }
   return carryOut(pool, msg.client, msg, buf, req, plan);
 }
 

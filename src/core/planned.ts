@@ -290,6 +290,8 @@ function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, 
     answerLocally(pool, msg, reply);
     return;
   }
+  // Its slot's master is where a TRYAGAIN or CLUSTERDOWN sends it again (cluster-resend.ts).
+  if (pool.cluster !== null) msg.slot = plan.server;
   if (whole) keepTransaction(c, msg, before, buf, req, plan.watched);
   else if (pool.cluster !== null) {
     // WATCH, or a command between it and MULTI (the rest goes up at EXEC, transaction.ts): a

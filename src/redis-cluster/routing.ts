@@ -62,15 +62,12 @@ const REFUSE: Redirection = { how: Resend.Refuse, host: "", port: 0, delayMs: 0 
 
 /** Which of a node's redirections the proxy follows for a request. */
 export const Follow = {
-  /** MOVED, ASK, TRYAGAIN and CLUSTERDOWN (a request on the shared connections). */
+  /** MOVED, ASK, TRYAGAIN and CLUSTERDOWN (a request on the shared connections, or on a
+   *  connection lent to its client: a blocking request, a transaction). */
   All: 0,
-  /** MOVED and ASK (a request on a connection of its client's own: a pause and a resend
-   *  there would keep the client's later requests on it waiting, so TRYAGAIN and
-   *  CLUSTERDOWN are the client's). */
-  Redirects: 1,
   /** MOVED alone (an (un)subscribe on a client's subscriber connection: redis asks none of
    *  those again, and never ASKs for a shard channel). */
-  Moved: 2,
+  Moved: 1,
 } as const;
 export type Follow = (typeof Follow)[keyof typeof Follow];
 
@@ -179,6 +176,13 @@ export class ClusterRouting {
     // CLUSTERDOWN: a failover is under way; its end changes the map.
     if (kind === Redirect.ClusterDown) this.topology.refresh();
     return { how: Resend.Later, host: "", port: 0, delayMs };
+  }
+
+  /** Is buf[start, end) a TRYAGAIN or CLUSTERDOWN (sent again while the request's bound
+   *  allows)? */
+  retryable(buf: Uint8Array, start: number, end: number): boolean {
+    const kind = redirectOf(buf, start, end);
+    return kind === Redirect.TryAgain || kind === Redirect.ClusterDown;
   }
 
   /** A request whose connection to a node was lost, to be sent again (core/cluster-resend.ts):

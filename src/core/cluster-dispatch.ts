@@ -252,7 +252,7 @@ function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8
   }
   // This node's replies to the rest of the transaction are dropped.
   if (silent) conn.standIn(exec);
-  const reply = (exec.flags & MSG_WATCHED) === 0 ? null : pool.codec.planner!.watchRedirected(exec.sentBuf!, exec.sentStart, exec.sentEnd, exec.client.session);
+  const reply = (exec.flags & MSG_WATCHED) === 0 ? null : watchRedirected(pool, exec, conn);
   if (reply !== null) answerLocally(pool, exec, reply);
   else if (to.how === Resend.Refuse) fail(pool, exec, TOO_MANY_REDIRECTIONS);
   else {
@@ -261,6 +261,15 @@ function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8
     else sendOwn(pool, cluster, exec, pool.serverAt(to.host, to.port), to.how === Resend.Asking);
   }
   return true;
+}
+
+/** Planner.watchRedirected for exec, a request of a transaction that watches keys, redirected
+ *  on conn: of the client's transaction now while conn is the one it is pinned to (a WATCH pins
+ *  it until EXEC), else of one that has ended, whose EXEC meets the redirection itself. */
+function watchRedirected(pool: Pool, exec: Msg, conn: ServerConn): Uint8Array | null {
+  const c = exec.client;
+  const current = c.own !== null && c.own.pinned === conn;
+  return pool.codec.planner!.watchRedirected(exec.sentBuf!, exec.sentStart, exec.sentEnd, c.session, current);
 }
 
 /** The EXEC that the silent requests at the head of conn (a transaction's MULTI and queued

@@ -559,11 +559,12 @@ export interface Planner<S extends Session = Session> {
    *  up): they cannot leave before the client sends more, so the buffer budget counts them as
    *  an incomplete request's. */
   held(session: S): number;
-  /** A redis_cluster node redirected a request buf[start, end) (as it was sent) of the
-   *  session's transaction, which watches keys: the watches cannot follow, the transaction
-   *  fails at EXEC. The reply the request gets, or null when it is sent again to the node
-   *  named. */
-  watchRedirected(buf: Uint8Array, start: number, end: number, session: S): Uint8Array | null;
+  /** A redis_cluster node redirected a request buf[start, end) (as it was sent) of a
+   *  transaction of the session that watches keys: the watches cannot follow, the transaction
+   *  fails at EXEC; `current`: it is the transaction the session is in now (a later one may
+   *  have started since, which the redirection must not fail). The reply the request gets, or
+   *  null when it is sent again to the node named. */
+  watchRedirected(buf: Uint8Array, start: number, end: number, session: S, current: boolean): Uint8Array | null;
   /** The position of the keys of a planned request buf[start, end) as `pool` routes now (a
    *  blocking request waits on it: another one once a reload moved its keys); -1 when it has
    *  none, -2 when they are on several servers. */

@@ -252,6 +252,43 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     }
   });
 
+  test("a WATCH whose MOVED comes after its transaction's EXEC fails that transaction only, not the client's next one", async () => {
+    const key = "{txl}k";
+    const slot = slotOf(key);
+    const from = await cluster.ownerOf(slot);
+    const fromSlots = (await cluster.masters()).find((l) => l.address === from.address)!.slots;
+    // A list on the same node, in a slot that stays there: a BLPOP on it holds the client's
+    // connection to the node, and the first WATCH waits behind it.
+    const queue = Array.from({ length: 2000 }, (_, i) => `txl.q.${i}`).find((k) => slotOf(k) !== slot && fromSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
+    // Two slots move behind the proxy's back: the key's, and another the proxy will meet MOVED
+    // for, whose map reload then tells it where the key's went.
+    const to = await moveEmptySlot(slot);
+    const other = Array.from({ length: 500 }, (_, i) => `txl.other.${i}`).find((k) => slotOf(k) !== slot && slotOf(k) !== slotOf(queue))!;
+    await moveEmptySlot(slotOf(other));
+    const loads = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_map_loads as number;
+    const watches = async (): Promise<number> => Number(/cmdstat_watch:calls=(\d+)/.exec(String(await cluster.call(to, "INFO", "commandstats")))?.[1] ?? 0);
+    const loadsBefore = await loads();
+    const client = await RawClient.connect(endpoint);
+    try {
+      // The first transaction (WATCH at once, the rest whole at EXEC) waits behind the BLPOP on
+      // the old owner, and meets MOVED there once the BLPOP times out.
+      await client.send(Buffer.concat([command("BLPOP", queue, "3"), command("WATCH", key), command("MULTI"), command("SET", key, "first"), command("EXEC")]));
+      expect(await viaProxy(["GET", other])).toEqual(["$-1\r\n"]);
+      await eventually("the pool's map reloaded after the other key's MOVED", async () => ((await loads()) > loadsBefore ? true : undefined));
+      // Meanwhile the next transaction's WATCH goes to the key's new owner, and is set there.
+      const watchesBefore = await watches();
+      await client.send(command("WATCH", key));
+      await eventually("the second WATCH to reach the new owner", async () => ((await watches()) > watchesBefore ? true : undefined));
+      expect((await client.readReplies(6, respFrame)).map(String)).toEqual(["*-1\r\n", "+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "+OK\r\n"]);
+      // Nobody changed the key since the second WATCH: its transaction runs.
+      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "second"), command("EXEC")]));
+      expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+    } finally {
+      client.close();
+    }
+    expect(await viaProxy(["GET", key])).toEqual(["$6\r\nsecond\r\n"]);
+  });
+
   test("after a master hangs and is replaced, whole-pool commands leave it out", async () => {
     // A hung master (SIGSTOP: connections are accepted, nothing is answered), as a host that
     // stops answering: the cluster fails it over, and keeps listing it as a failed master

@@ -69,7 +69,7 @@ export const redisCodec: Codec<RedisSession> = {
     pushTopic,
     pinLost: (session) => session.multikey?.transaction.connectionLost(),
     held: (session) => session.multikey?.transaction.heldBytes ?? 0,
-    watchRedirected: (buf, start, end, session) => watchRedirected(buf, start, end, session, session.proto === 3),
+    watchRedirected: (buf, start, end, session, current) => watchRedirected(buf, start, end, current ? session : null, session.proto === 3),
     keysPosition,
     subscribed: (session) => session.multikey?.subscriptions.subscribed ?? false,
   },

@@ -82,17 +82,19 @@ export function keysPosition(buf: Uint8Array, start: number, end: number, pool: 
 
 /** A node redirected a request of a transaction that watches keys, buf[start, end) as it was
  *  sent (a redis_cluster pool's: the watches cannot follow it): the transaction fails at EXEC
- *  as after a watched key changed. The request's reply: an EXEC sent with its MULTI and queued
- *  commands gets the failed WATCH's, a WATCH gets OK (the failure shows at EXEC); null for a
- *  command between WATCH and MULTI, which runs at once and is sent again to the node named. */
-export function watchRedirected(buf: Uint8Array, start: number, end: number, holder: HasMultiKey, resp3: boolean): Uint8Array | null {
+ *  as after a watched key changed; `holder`: the client whose transaction it is now, null when
+ *  the redirection came late, for one that has ended (its EXEC meets the redirection itself).
+ *  The request's reply: an EXEC sent with its MULTI and queued commands gets the failed
+ *  WATCH's, a WATCH gets OK (the failure shows at EXEC); null for a command between WATCH and
+ *  MULTI, which runs at once and is sent again to the node named. */
+export function watchRedirected(buf: Uint8Array, start: number, end: number, holder: HasMultiKey | null, resp3: boolean): Uint8Array | null {
   const req = new Req();
   parseRequest(buf, start, end, req);
   const role = (req.command as SupportedCommand | null)?.role;
   const op = role?.kind === "transaction" ? role.op : null;
   const failed = watchFailed(resp3);
   if (op === TxOp.Multi) return failed;
-  holder.multikey?.transaction.watchMoved(failed);
+  holder?.multikey?.transaction.watchMoved(failed);
   return op === TxOp.Watch ? OK : null;
 }
 

@@ -28,7 +28,8 @@ const MAX_RESENDS = 16;
 /** The reason a request gets when a MOVED or ASK cannot be followed (Resend.Refuse). */
 export const TOO_MANY_REDIRECTIONS = "too many cluster redirections";
 /** TRYAGAIN / CLUSTERDOWN: the first retry waits this long, each next twice as long, up to
- *  RETRY_MAX_MS, while the request's time allows (the pool's timeout, else RETRY_WINDOW_MS). */
+ *  RETRY_MAX_MS, while the request's time allows (the pool's timeout, else RETRY_WINDOW_MS,
+ *  beyond a blocking command's own wait). */
 const RETRY_FIRST_MS = 5;
 const RETRY_MAX_MS = 200;
 const RETRY_WINDOW_MS = 2000;
@@ -79,6 +80,10 @@ export interface SentRequest {
   readonly resends: number;
   /** performance.now() when parsed. */
   readonly t0: number;
+  /** How much longer than the pool's timeout it may take (a blocking command's own wait,
+   *  Msg.extraWait): a BLPOP that redis lets go with CLUSTERDOWN after waiting a minute is
+   *  retried as one that just came. */
+  readonly extraWait: number;
 }
 
 export class ClusterRouting {
@@ -171,7 +176,7 @@ export class ClusterRouting {
     }
     if (follow !== Follow.All || sent.resends >= MAX_RESENDS) return null;
     const delayMs = Math.min(RETRY_FIRST_MS << sent.resends, RETRY_MAX_MS);
-    if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS)) return null;
+    if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS) + sent.extraWait) return null;
     this.stats[C.cluster_retried]!++;
     // CLUSTERDOWN: a failover is under way; its end changes the map.
     if (kind === Redirect.ClusterDown) this.topology.refresh();

@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { KeySlots } from "../../src/route/key-slot.ts";
 import type { Backend } from "../helpers/backends.ts";
+import { blocked, clientList } from "../helpers/client-list.ts";
 import { RawClient, exchange, type Endpoint } from "../helpers/client.ts";
 import { poolYaml, serverLine } from "../helpers/config.ts";
 import { poolOf, readStats } from "../helpers/ops.ts";
@@ -127,6 +128,34 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
       expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["*-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*1\r\n:1\r\n", "$1\r\ny\r\n"]);
     } finally {
       client.close();
+    }
+  });
+
+  test("a blocking command that waited longer than the pool's timeout, let go with CLUSTERDOWN when its node's cluster fails, waits again", async () => {
+    const queue = "{rbw}q";
+    const node = await cluster.ownerOf(slotOf(queue));
+    // A pool whose timeout the BLPOP outlasts (its own wait is the client's: no limit).
+    const short = await startProxy(
+      TARGET,
+      poolYaml("short", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 500 }, [serverLine(cluster.seeds[0]!)]),
+    );
+    const client = await RawClient.connect(short.pools.short!);
+    try {
+      await untilRouting(short.pools.short!);
+      await client.send(command("BLPOP", queue, "0"));
+      await eventually("the BLPOP blocked at its node", async () => (blocked(await clientList(node)).length > 0 ? true : undefined));
+      await Bun.sleep(1000);
+      const before = await errors(node, "CLUSTERDOWN");
+      // redis lets its blocked clients go with CLUSTERDOWN once its cluster state is fail.
+      const { restore } = await takeDown(queue);
+      await untilMore(node, "CLUSTERDOWN", before);
+      await restore();
+      // Pushed before or after the BLPOP is back, the value is the BLPOP's.
+      expect(await viaProxy(["RPUSH", queue, "w"])).toEqual([":1\r\n"]);
+      expect(String(await client.readReply(respFrame))).toBe(`*2\r\n$${queue.length}\r\n${queue}\r\n$1\r\nw\r\n`);
+    } finally {
+      client.close();
+      await short.stop();
     }
   });
 

@@ -139,11 +139,13 @@ export function runSupervisor(
   };
 
   const refresh = (): void => sumSnapshots(stats, snapshots.values(), retired);
-  /** The live workers' memory, CPU and loop lag as they last reported, and the dead ones' CPU. */
+  /** The live workers' memory, CPU and loop lag as they last reported, their start times, and
+   *  the dead ones' CPU. */
   const workerProcesses = (): WorkerProcesses => ({
     live: [...snapshots].sort(([a], [b]) => a - b).map(([index, s]) => ({
       index,
       pid: workers[index]!.proc?.pid ?? 0,
+      startedAt: workers[index]!.startedAt,
       loopLagSeconds: s.loopLagSeconds,
       ...s.process,
     })),

@@ -16,6 +16,8 @@ export interface WorkerFigures extends ProcessFigures {
   readonly pid: number;
   /** Its worst event-loop lag between its last two reports (stats/loop-lag.ts takeWorst). */
   readonly loopLagSeconds: number;
+  /** When the supervisor started it (ms since the epoch): a restart moves it. */
+  readonly startedAt: number;
 }
 
 /** What the supervisor of --workers knows of its workers' processes. */

@@ -88,6 +88,9 @@ const WORKER_SERIES: readonly { readonly name: string; readonly type: string; re
   { name: "buncracker_worker_cpu_seconds_total", type: "counter",
     help: "A worker's user and system CPU time spent in seconds, as of its last report (from 0 again when it is restarted).",
     of: (w) => w.cpuSeconds },
+  { name: "buncracker_worker_start_time_seconds", type: "gauge",
+    help: "When the supervisor last started a worker (at a restart too), since unix epoch in seconds.",
+    of: (w) => w.startedAt / 1000 },
 ];
 
 function perWorker(x: Exposition, workers: readonly WorkerFigures[]): void {
@@ -181,8 +184,10 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
   x.single("process_cpu_seconds_total", "counter",
     runtime.workers === undefined ? "Total user and system CPU time spent in seconds." : "Total user and system CPU time spent in seconds, by the supervisor and its workers (those that died included).",
     runtime.cpuSeconds);
+  // --workers: the supervisor's, the process scraped (each worker's has a `worker` label).
   x.single("process_start_time_seconds", "gauge",
-    "Start time of the process since unix epoch in seconds.", stats.startedAt / 1000);
+    runtime.workers === undefined ? "Start time of the process since unix epoch in seconds." : "Start time of the supervisor since unix epoch in seconds (each worker's: buncracker_worker_start_time_seconds).",
+    stats.startedAt / 1000);
   x.lines.push("");
   return x.lines.join("\n");
 }

@@ -1,10 +1,11 @@
 // The life of a `--workers 2` supervisor: a killed worker is restarted (logged) while the clients
 // of the other worker are unaffected and the summed counters (the CPU in /metrics too) never go
-// back; worker 0's restart brings the unix-socket pool back; SIGHUP makes the supervisor
-// re-create its own log too; SIGTERM drains every worker (requests in flight complete) before the
-// supervisor exits 0; a supervisor that is killed takes its workers down; -d returns once every
-// worker listens; a worker that cannot start stops the supervisor with the reason instead of a
-// restart loop, and a stats port in use stops it before any worker starts.
+// back; each worker's start time is labelled (process_start_time_seconds stays the supervisor's);
+// worker 0's restart brings the unix-socket pool back; SIGHUP makes the supervisor re-create its
+// own log too; SIGTERM drains every worker (requests in flight complete) before the supervisor
+// exits 0; a supervisor that is killed takes its workers down; -d returns once every worker
+// listens; a worker that cannot start stops the supervisor with the reason instead of a restart
+// loop, and a stats port in use stops it before any worker starts.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -173,6 +174,49 @@ describe.skipIf(TARGET !== "buncracker")("a worker dies", () => {
       const after = await scrape("the new worker 1's CPU");
       // The supervisor's and worker 0's CPU only grew; the victim's stays, beside its successor's.
       expect(total(after) - cpuOf(after, "1")!).toBeGreaterThanOrEqual(total(before));
+    } finally {
+      await sup.proxy.stop();
+    }
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("the workers' process figures across a restart", () => {
+  const cpuOf = (f: Map<string, Family>, worker: string) => value(f, "buncracker_worker_cpu_seconds_total", { worker });
+  const startOf = (f: Map<string, Family>, worker: string) => value(f, "buncracker_worker_start_time_seconds", { worker });
+  /** A scrape once both workers have reported. */
+  const scrape = (metricsPort: number, what: string) => waitFor(what, async () => {
+    const f = parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text());
+    return cpuOf(f, "0") !== undefined && cpuOf(f, "1") !== undefined ? f : undefined;
+  });
+
+  test("each worker's start time is labelled, process_start_time_seconds stays the supervisor's; a restarted worker's is its new start", async () => {
+    const port = freePort();
+    const metricsPort = freePort();
+    const launched = Date.now() / 1000;
+    const sup = await startWorkers(config(port), WORKERS, { args: ["--metrics-port", String(metricsPort)] });
+    try {
+      const workers = await sup.workers();
+      const listening = Date.now() / 1000;
+      const before = await scrape(metricsPort, "both workers' reports");
+      const supervisor = value(before, "process_start_time_seconds", {})!;
+      expect(supervisor).toBeGreaterThanOrEqual(launched);
+      expect(supervisor).toBeLessThanOrEqual(listening);
+      const starts = ["0", "1"].map((w) => startOf(before, w));
+      expect(starts).toEqual([expect.any(Number), expect.any(Number)]);
+      for (const start of starts) {
+        // Started by the supervisor, after its own start, before they all listened.
+        expect(start).toBeGreaterThanOrEqual(supervisor);
+        expect(start).toBeLessThanOrEqual(listening);
+      }
+      const killedAt = Date.now() / 1000;
+      process.kill(workers[1]!, "SIGKILL");
+      await waitFor("a new worker 1", async () => ((await sup.workers())[1] !== workers[1] ? true : undefined));
+      const after = await scrape(metricsPort, "the new worker 1's report");
+      const restartedSeen = Date.now() / 1000;
+      expect(startOf(after, "0")).toBe(starts[0]!);
+      expect(startOf(after, "1")).toBeGreaterThanOrEqual(killedAt);
+      expect(startOf(after, "1")).toBeLessThanOrEqual(restartedSeen);
+      expect(value(after, "process_start_time_seconds", {})).toBe(supervisor);
     } finally {
       await sup.proxy.stop();
     }

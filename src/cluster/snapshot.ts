@@ -42,7 +42,8 @@ export interface StatsSnapshot {
   readonly loadedAt: number;
   /** The worker's worst event-loop lag since its previous report, seconds (EventLoopLag). */
   readonly loopLagSeconds: number;
-  /** The worker's memory and CPU as it reported (retired: the CPU of the workers that died). */
+  /** The worker's memory and CPU as it reported (retired: none; the supervisor counts the dead
+   *  workers' CPU from their resource usage as it reaps them). */
   readonly process: ProcessFigures;
   readonly pools: PoolSnapshot[];
 }
@@ -200,12 +201,11 @@ export function sumSnapshots(
 const countersOnly = (table: readonly StatSpec[], counters: readonly number[]): number[] =>
   counters.map((v, i) => (table[i]?.kind === "gauge" ? 0 : v));
 
-/** What dead workers' processes leave: the CPU they spent (a counter), no memory (a gauge). */
-const retiredProcess = (cpuSeconds: number): ProcessFigures => ({ residentBytes: 0, heapUsedBytes: 0, cpuSeconds });
+/** What dead workers' processes leave here: no memory (a gauge); their CPU the supervisor keeps. */
+const GONE: ProcessFigures = { residentBytes: 0, heapUsedBytes: 0, cpuSeconds: 0 };
 
 /** Adds the last report of a worker that died to `base` (null at first): counters and
- *  histograms are kept (and the CPU it spent), gauges dropped, so the sum over workers never
- *  goes back. */
+ *  histograms are kept, gauges dropped, so the sum over workers never goes back. */
 export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSnapshot {
   const dead: StatsSnapshot = {
     totalConnections: last.totalConnections,
@@ -213,7 +213,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
     generation: last.generation,
     loadedAt: last.loadedAt,
     loopLagSeconds: 0,
-    process: retiredProcess(last.process.cpuSeconds),
+    process: GONE,
     pools: last.pools.map((p) => ({
       ...p,
       listening: false,
@@ -234,7 +234,7 @@ export function retire(base: StatsSnapshot | null, last: StatsSnapshot): StatsSn
     listening: false,
     servers: stats.servers.map((server) => ({ stats: server, ejected: false })),
   }));
-  return takeSnapshot(sum, views, last.generation, last.loadedAt, 0, retiredProcess(base.process.cpuSeconds + last.process.cpuSeconds));
+  return takeSnapshot(sum, views, last.generation, last.loadedAt, 0, GONE);
 }
 
 /** /healthz over all workers: a pool listens when any worker listens on it; a server is

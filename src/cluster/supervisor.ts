@@ -56,6 +56,13 @@ interface Worker {
   missedReopen: boolean;
 }
 
+/** The CPU a worker that exited spent: its resource usage as it was reaped (its last report is
+ *  up to a second old, and one that never reported has none), else what it last reported. */
+function spentCpuSeconds(proc: Subprocess, reported: number): number {
+  const usage = proc.resourceUsage();
+  return usage === undefined ? reported : Math.max(reported, Number(usage.cpuTime.total) / 1e6);
+}
+
 /** `command` starts this program again (ops/self.ts selfCommand); `argv` are its flags. */
 export function runSupervisor(
   opts: Options,
@@ -70,6 +77,8 @@ export function runSupervisor(
   const snapshots = new Map<number, StatsSnapshot>();
   /** What workers that died had counted: added to the sum so counters never go back. */
   let retired: StatsSnapshot | null = null;
+  /** The CPU workers that died had spent (stats/process.ts WorkerProcesses.retiredCpuSeconds). */
+  let retiredCpuSeconds = 0;
   const stats = new ProxyStats([]);
   let started = false;
   let stopping = false;
@@ -149,7 +158,7 @@ export function runSupervisor(
       loopLagSeconds: s.loopLagSeconds,
       ...s.process,
     })),
-    retiredCpuSeconds: retired?.process.cpuSeconds ?? 0,
+    retiredCpuSeconds,
   });
 
   const received = (i: number, report: WorkerMessage): void => {
@@ -203,12 +212,13 @@ export function runSupervisor(
       ipc: (message: WorkerMessage, from) => {
         if (from === w.proc || "startError" in message) received(i, message);
       },
-      onExit(_proc, code, signal) {
+      onExit(proc, code, signal) {
         w.proc = null;
         round?.exited(i);
         const last = snapshots.get(i);
         snapshots.delete(i);
         if (last !== undefined) retired = retire(retired, last);
+        retiredCpuSeconds += spentCpuSeconds(proc, last?.process.cpuSeconds ?? 0);
         if (stopping) {
           if (workers.every((x) => x.proc === null)) finish();
           return;

@@ -24,8 +24,8 @@ export interface WorkerFigures extends ProcessFigures {
 export interface WorkerProcesses {
   /** By index. */
   readonly live: readonly WorkerFigures[];
-  /** CPU spent by the workers that died (as of their last reports): kept in the total so it
-   *  never goes back when one is restarted. */
+  /** CPU spent by the workers that died (to their end: read as each was reaped): kept in the
+   *  total so it never goes back when one is restarted. */
   readonly retiredCpuSeconds: number;
 }
 

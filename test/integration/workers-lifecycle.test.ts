@@ -1,11 +1,12 @@
 // The life of a `--workers 2` supervisor: a killed worker is restarted (logged) while the clients
 // of the other worker are unaffected and the summed counters (the CPU in /metrics too) never go
-// back; each worker's start time is labelled (process_start_time_seconds stays the supervisor's);
-// worker 0's restart brings the unix-socket pool back; SIGHUP makes the supervisor re-create its
-// own log too; SIGTERM drains every worker (requests in flight complete) before the supervisor
-// exits 0; a supervisor that is killed takes its workers down; -d returns once every worker
-// listens; a worker that cannot start stops the supervisor with the reason instead of a restart
-// loop, and a stats port in use stops it before any worker starts.
+// back; the total CPU has all a killed worker spent, up to its end, and each worker's start time is
+// labelled (process_start_time_seconds stays the supervisor's); worker 0's restart brings the
+// unix-socket pool back; SIGHUP makes the supervisor re-create its own log too; SIGTERM drains
+// every worker (requests in flight complete) before the supervisor exits 0; a supervisor that is
+// killed takes its workers down; -d returns once every worker listens; a worker that cannot start
+// stops the supervisor with the reason instead of a restart loop, and a stats port in use stops it
+// before any worker starts.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -15,7 +16,7 @@ import { poolYaml, serverLine } from "../helpers/config.ts";
 import { redisCall } from "../helpers/direct.ts";
 import { metricsRequest, readStats, serverOf, waitFor, waitForLines, type StatsDoc } from "../helpers/ops.ts";
 import { freePort } from "../helpers/ports.ts";
-import { childPids, isAlive, listenerCount, unixListenerOwner } from "../helpers/procfs.ts";
+import { childPids, cpuTicks, isAlive, listenerCount, unixListenerOwner } from "../helpers/procfs.ts";
 import { parseExposition, value, type Family } from "../helpers/prometheus.ts";
 import { runToEnd } from "../helpers/process.ts";
 import { proxyCommand, TARGET } from "../helpers/proxy.ts";
@@ -218,6 +219,54 @@ describe.skipIf(TARGET !== "buncracker")("the workers' process figures across a 
       expect(startOf(after, "1")).toBeLessThanOrEqual(restartedSeen);
       expect(value(after, "process_start_time_seconds", {})).toBe(supervisor);
     } finally {
+      await sup.proxy.stop();
+    }
+  });
+
+  test("process_cpu_seconds_total has all the CPU a killed worker spent, not only what it had reported", async () => {
+    const port = freePort();
+    const metricsPort = freePort();
+    const sup = await startWorkers(config(port), WORKERS, { args: ["--metrics-port", String(metricsPort)] });
+    let clients: OwnedClient[] = [];
+    let busy = true;
+    try {
+      const workers = await sup.workers();
+      const victim = workers[1]!;
+      clients = await ownedClients(port, 16, workers);
+      const onVictim = clients.filter((c) => c.owner === victim);
+      expect(onVictim.length).toBeGreaterThan(0);
+      // Worker 1 burns CPU serving pipelined GETs until it is stopped.
+      const burn = Promise.all(onVictim.map(async (c) => {
+        const batch = Buffer.concat(Array.from({ length: 200 }, () => command("GET", "k")));
+        try {
+          while (busy) {
+            await c.client.send(batch);
+            await c.client.readReplies(200, respFrame);
+          }
+        } catch {
+          // closed with its worker
+        }
+      }));
+      // Half a second after one of its reports, CPU it has not reported yet: stopped there.
+      const reported = cpuOf(await scrape(metricsPort, "both workers' CPU"), "1")!;
+      await waitFor("a later report of worker 1", async () => (cpuOf(await scrape(metricsPort, "worker 1's CPU"), "1")! > reported ? true : undefined));
+      await Bun.sleep(500);
+      process.kill(victim, "SIGSTOP");
+      const spent = cpuTicks(victim) / 100; // whole ticks: at most what it spent
+      busy = false;
+      process.kill(victim, "SIGKILL");
+      await burn;
+      await waitFor("a new worker 1", async () => ((await sup.workers())[1] !== victim ? true : undefined));
+      const supervisorBefore = cpuTicks(sup.proxy.pid) / 100; // at most its own figure in the scrape
+      const after = await scrape(metricsPort, "the new worker 1's CPU");
+      // The total less the live workers' and what /proc said of the supervisor before the
+      // scrape is the dead worker's CPU plus the supervisor's few ms since (its own figure is
+      // exact, /proc's rounded down): at least what /proc said of the victim as it was stopped.
+      const dead = value(after, "process_cpu_seconds_total", {})! - cpuOf(after, "0")! - cpuOf(after, "1")! - supervisorBefore;
+      expect(dead).toBeGreaterThanOrEqual(spent);
+    } finally {
+      busy = false;
+      for (const c of clients) c.client.close();
       await sup.proxy.stop();
     }
   });

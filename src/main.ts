@@ -6,7 +6,7 @@ import type { Options } from "./cli/options.ts";
 import { testConf } from "./cli/testconf.ts";
 import { infoText, usage, versionBanner } from "./cli/usage.ts";
 import { followSupervisor, reloader } from "./cluster/reloads.ts";
-import { REPORT_INTERVAL_MS, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
+import { REPORT_INTERVAL_MS, RESTART_ENV, WORKER_ENV, runSupervisor, type WorkerReport } from "./cluster/supervisor.ts";
 import { takeSnapshot } from "./cluster/snapshot.ts";
 import { loadConfig, parseConfig, parseConfigSource, readConfigText, type ConfigSource } from "./conf/load.ts";
 import { pemTexts } from "./conf/pem.ts";
@@ -59,7 +59,9 @@ function serve(opts: Options, worker: number | null, source: ConfigSource | null
   process.on("SIGUSR1", signalled);
   installSignals({ drain: () => proxy.drain(opts.drainTimeout) });
   if (worker !== null) {
-    proxy.start();
+    // Restarted: a pool it cannot bind (a reload committed while it was away, a unix socket it
+    // alone binds) must not keep it from serving the rest, in a restart loop.
+    proxy.start(process.env[RESTART_ENV] === "1");
     // The supervisor's /metrics shows the workers' loop lag, memory and CPU (they serve the
     // clients); each report carries them.
     const lag = new EventLoopLag();

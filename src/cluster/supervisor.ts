@@ -16,6 +16,9 @@ import { retire, sumHealth, sumSnapshots, type StatsSnapshot } from "./snapshot.
 
 /** Set in a worker's environment to its index (0..N-1). */
 export const WORKER_ENV = "BUNCRACKER_WORKER";
+/** Set ("1") in the environment of a worker started again after every worker had started: it
+ *  serves what it can bind of the config the others run (Proxy.start partial). */
+export const RESTART_ENV = "BUNCRACKER_RESTART";
 /** How often a worker reports its counters (it also reports once as soon as it listens). */
 export const REPORT_INTERVAL_MS = 1000;
 
@@ -204,7 +207,7 @@ export function runSupervisor(
     w.missedReopen = false;
     w.proc = Bun.spawn({
       cmd: [...command, ...argv],
-      env: { ...process.env, [WORKER_ENV]: String(i) },
+      env: { ...process.env, [WORKER_ENV]: String(i), [RESTART_ENV]: started ? "1" : "0" },
       // Not the file as it is now: an edit not reloaded yet must not reach one worker alone.
       stdio: [new Blob([JSON.stringify(source)]), "inherit", "inherit"],
       // No report from a worker that has exited (read after its exit, it would count it twice

@@ -67,6 +67,8 @@ export class Proxy {
   private draining = false;
   /** The reload staged and not yet committed or abandoned (one at a time). */
   private staged: StagedReload | null = null;
+  /** Pools a partial start could not bind (start): the next reload binds them, or fails. */
+  private readonly unbound = new Set<Pool>();
 
   constructor(
     public config: Config,
@@ -84,8 +86,16 @@ export class Proxy {
     return new Pool(cfg, codecFor(cfg), stats, this.stats, this.sockets);
   }
 
-  private startPool(pool: Pool): void {
-    if (this.serves(pool.cfg)) pool.listen(this.listenOpts.reusePort);
+  private startPool(pool: Pool, partial: boolean): void {
+    if (this.serves(pool.cfg)) {
+      try {
+        pool.listen(this.listenOpts.reusePort);
+      } catch (err) {
+        if (!partial) throw err;
+        this.unbound.add(pool);
+        log.error(`${(err as Error).message}; serving the other pools, this one listens once a reload can bind it`);
+      }
+    }
     if (pool.cfg.preconnect) pool.preconnect();
   }
 
@@ -101,9 +111,12 @@ export class Proxy {
     }));
   }
 
-  start(): void {
+  /** Serves every pool. `partial` (a worker restarted under --workers: the others already run
+   *  this config, which it must not stop) leaves a pool that cannot listen unbound, logged,
+   *  instead of failing the start; /healthz then shows it not listening. */
+  start(partial = false): void {
     fdBudget.plan(this.config);
-    for (const pool of this.pools) this.startPool(pool);
+    for (const pool of this.pools) this.startPool(pool, partial);
     this.startTicker();
   }
 
@@ -163,7 +176,7 @@ export class Proxy {
         if (!kept) {
           if (this.serves(cfg)) pool.listen(this.listenOpts.reusePort);
         } else {
-          prepared.set(pool, prepare(pool, cfg, this.serves(cfg), this.listenOpts.reusePort));
+          prepared.set(pool, prepare(pool, cfg, this.serves(cfg), this.listenOpts.reusePort, this.unbound.has(pool)));
         }
       }
     } catch (err) {
@@ -224,6 +237,8 @@ export class Proxy {
     }
     this.pools = plan.map((x) => x.pool);
     this.stats.pools = this.pools.map((p) => p.stats);
+    // Each bound now (prepare), not served by this process any more, or removed.
+    this.unbound.clear();
     this.config = next;
     this.generation++;
     this.loadedAt = Date.now();

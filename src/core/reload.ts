@@ -28,8 +28,8 @@ export interface PreparedReload {
   readonly router: KeyRouter | null;
   /** TLS contexts from the PEM files as read for this reload (rotation). */
   readonly tls: PoolTls;
-  /** The new listen address, bound, when it changed (null: unchanged, or not served by this
-   *  process). */
+  /** The listen address, bound, when it changed or the pool could not bind it at start (a
+   *  restarted worker's, Proxy.start partial); null: unchanged, or not served by this process. */
   readonly bound: Bound | null;
 }
 
@@ -50,12 +50,13 @@ function serverIdentity(s: ServerConfig): string {
 }
 
 /** Everything that can fail, for pool to run on cfg; throws (and has bound nothing) when
- *  something cannot be done. `serve`: this process serves cfg's listen address. */
-export function prepare(pool: Pool, cfg: PoolConfig, serve: boolean, reusePort: boolean): PreparedReload {
+ *  something cannot be done. `serve`: this process serves cfg's listen address; `unbound`: the
+ *  pool could not bind it at start, so it is bound now even if unchanged. */
+export function prepare(pool: Pool, cfg: PoolConfig, serve: boolean, reusePort: boolean, unbound: boolean): PreparedReload {
   const router = pool.cluster !== null ? null : createRouter(cfg);
   const tls = poolTls(cfg);
   const moved = pool.cfg.listen.spec !== cfg.listen.spec;
-  return { cfg, router, tls, bound: moved && serve ? bind(pool, cfg, reusePort) : null };
+  return { cfg, router, tls, bound: (moved || unbound) && serve ? bind(pool, cfg, reusePort) : null };
 }
 
 /** Give up a prepared reload (another pool's could not be prepared). */
@@ -152,6 +153,9 @@ export function apply(pool: Pool, prepared: PreparedReload): string[] {
   if (old.listen.spec !== cfg.listen.spec) {
     pool.serve(prepared.bound);
     changes.push(`listen ${old.listen.spec} -> ${cfg.listen.spec}`);
+  } else if (prepared.bound !== null) {
+    pool.serve(prepared.bound);
+    changes.push(`listening on ${cfg.listen.spec} (not bound at start)`);
   }
   if (cfg.preconnect) pool.preconnect();
   return changes;

@@ -68,6 +68,8 @@ export interface DashboardWorker {
   readonly heapUsedBytes: number;
   readonly cpuSeconds: number;
   readonly loopLagSeconds: number;
+  /** ISO time the supervisor last started it (a restart moves it). */
+  readonly startedAt: string;
 }
 
 export interface DashboardPool {
@@ -184,6 +186,7 @@ const dashboardWorker = (w: WorkerFigures): DashboardWorker => ({
   heapUsedBytes: w.heapUsedBytes,
   cpuSeconds: w.cpuSeconds,
   loopLagSeconds: w.loopLagSeconds,
+  startedAt: new Date(w.startedAt).toISOString(),
 });
 
 export class DashboardSampler {

@@ -1,7 +1,7 @@
 // The dashboard page served at / on the metrics port: one self-contained HTML document (inline
 // style and script, no external assets, no build step) that polls /dashboard.json every second
 // (stats/dashboard-data.ts) and redraws pools, servers, rates, latency, memory (under --workers
-// also each worker's memory, CPU and event-loop lag) and reloads.
+// also each worker's memory, CPU, event-loop lag and start time) and reloads.
 // Data is written with textContent only (server names come from the config file). Laid out for
 // phones first: cards that wrap, tables that scroll sideways; light and dark colour schemes,
 // each with text contrast of at least 4.5:1; states are spelled out, never colour alone.
@@ -69,7 +69,7 @@ a { color: var(--accent); }
     <h2 id="h-workers">Workers</h2>
     <div class="scroll"><table>
       <caption>Each worker's process, as of its last report (memory above: supervisor and workers)</caption>
-      <thead><tr><th scope="col">Worker</th><th scope="col" class="num">Pid</th><th scope="col" class="num">Memory (RSS)</th><th scope="col" class="num">Heap used</th><th scope="col" class="num">CPU</th><th scope="col" class="num">Loop lag</th></tr></thead>
+      <thead><tr><th scope="col">Worker</th><th scope="col" class="num">Pid</th><th scope="col" class="num">Memory (RSS)</th><th scope="col" class="num">Heap used</th><th scope="col" class="num">CPU</th><th scope="col" class="num">Loop lag</th><th scope="col" class="num">Started</th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>
@@ -136,7 +136,7 @@ function render(d) {
   $("workers").hidden = !d.workers;
   $("workers").querySelector("tbody").replaceChildren(...(d.workers || []).map((w) => el("tr", { "data-worker": String(w.index) },
     el("th", { scope: "row" }, String(w.index)), cell(String(w.pid), "num"), cell(bytes(w.rssBytes), "num"),
-    cell(bytes(w.heapUsedBytes), "num"), cell(w.cpuSeconds.toFixed(1) + " s", "num"), cell(us(Math.round(w.loopLagSeconds * 1e6)), "num"))));
+    cell(bytes(w.heapUsedBytes), "num"), cell(w.cpuSeconds.toFixed(1) + " s", "num"), cell(us(Math.round(w.loopLagSeconds * 1e6)), "num"), cell(time(w.startedAt), "num"))));
   $("pools").replaceChildren(...d.pools.map((p) => poolSection(p, d.windows)));
   const max = Math.max(1, ...d.history.map((h) => h.requestsPerSec));
   const n = Math.max(1, d.history.length - 1);

@@ -209,7 +209,7 @@ describe.skipIf(TARGET !== "buncracker")("dashboard in a browser", () => {
     expect(new Set(widths.scrollers)).toEqual(new Set(["auto"]));
   });
 
-  test("a single process has no Workers table; under --workers 2 it lists each worker: its pid, memory and CPU", async () => {
+  test("a single process has no Workers table; under --workers 2 it lists each worker: its pid, memory, CPU and start time", async () => {
     expect(await page.$eval("#workers", (e) => (e as HTMLElement).hidden)).toBe(true);
     const metricsPort = freePort();
     const sup = await startWorkers(
@@ -225,6 +225,8 @@ describe.skipIf(TARGET !== "buncracker")("dashboard in a browser", () => {
       const rows = await tab.$$eval("#workers tbody tr", (trs) => trs.map((tr) => [...tr.children].map((c) => (c.textContent ?? "").trim())));
       expect(rows.map((r) => r.slice(0, 2))).toEqual(pids.map((pid, i) => [String(i), String(pid)]));
       for (const r of rows) expect(r.slice(2, 5)).toEqual([expect.stringMatching(/^\d+\.\d MB$/), expect.stringMatching(/^\d+\.\d MB$/), expect.stringMatching(/^\d+\.\d s$/)]);
+      // The start time, as the page shows times (the browser's locale): hours, minutes, seconds.
+      for (const r of rows) expect(r[6]).toMatch(/\d{1,2}:\d{2}:\d{2}/);
       await tab.close();
     } finally {
       await sup.proxy.stop();

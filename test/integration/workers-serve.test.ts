@@ -188,11 +188,16 @@ describe.skipIf(TARGET !== "buncracker")("--workers 2", () => {
     expect(supervisorRss).toBeLessThan(rss[0]! * 2);
   });
 
-  test("/dashboard.json lists each worker (pid, memory, CPU); its memory is the supervisor's plus the workers'", async () => {
+  test("/dashboard.json lists each worker (pid, memory, CPU, start time); its memory is the supervisor's plus the workers'", async () => {
     const d = (await (await metricsRequest(metricsPort, "/dashboard.json")).json()) as {
       memory: { rssBytes: number };
-      workers?: { index: number; pid: number; rssBytes: number; cpuSeconds: number }[];
+      workers?: { index: number; pid: number; rssBytes: number; cpuSeconds: number; startedAt: string }[];
     };
+    // The instant /metrics gives as each worker's start time.
+    const families = parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text());
+    expect(d.workers?.map((w) => Date.parse(w.startedAt) / 1000)).toEqual(
+      workers.map((_, i) => value(families, "buncracker_worker_start_time_seconds", { worker: String(i) })!),
+    );
     const rss = [sup.proxy.pid, ...workers].map(residentBytes);
     expect(d.workers?.map((w) => [w.index, w.pid])).toEqual(workers.map((pid, i) => [i, pid]));
     let workersRss = 0;

@@ -163,6 +163,7 @@ export function startMetricsServer(opts: MetricsServerOptions): RunningServer {
       workers: workers?.live,
       configGeneration: generation(),
       bufferBudgetBytes: opts.bufferBudget ?? 0,
+      listeningPools: new Set(opts.health.health().filter((p) => p.listening).map((p) => p.name)),
     });
     return new Response(body, { headers: { "content-type": TEXT_0_0_4 } });
   };

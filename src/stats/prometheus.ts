@@ -22,6 +22,8 @@ export interface RuntimeMetrics {
   /** --buffer-budget (over all workers); the bytes held against it are the pools'
    *  client_buffered_bytes. */
   readonly bufferBudgetBytes: number;
+  /** The pools that accept clients now, as /healthz says (--workers: in any worker). */
+  readonly listeningPools: ReadonlySet<string>;
 }
 
 export function metricName(scope: "pool" | "server", spec: StatSpec): string {
@@ -143,6 +145,10 @@ export function renderMetrics(stats: ProxyStats, runtime: RuntimeMetrics): strin
       }
     }),
   );
+
+  x.family("buncracker_pool_listening", "gauge",
+    "Whether the pool accepts clients now: 1, or 0 when its address is not bound or it drains (--workers: 1 when any worker accepts them), as /healthz says.");
+  pools.forEach((pool, p) => x.sample("buncracker_pool_listening", poolLabels[p]!, runtime.listeningPools.has(pool.name) ? 1 : 0));
 
   x.family(POOL_LATENCY, "histogram",
     "Client-visible request latency: request parsed to reply ready (fragments merged).");

@@ -5,8 +5,8 @@
 // reload while no worker listens (both restarting) is checked by the supervisor itself, so an
 // invalid file is rejected rather than given to every worker to restart on. A reload committed
 // while worker 0 was away (it died during the round) with a unix socket only worker 0 binds and
-// cannot: its restart serves the rest of the config, not a restart loop, /healthz says the pool
-// does not listen, and a reload once the path can be bound makes it listen.
+// cannot: its restart serves the rest of the config, not a restart loop, /healthz and /metrics
+// say the pool does not listen, and a reload once the path can be bound makes it listen.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -172,6 +172,9 @@ describe.skipIf(TARGET !== "buncracker")("a reload committed while worker 0 was 
       expect([...sup.proxy.stderr().matchAll(/worker 0 exited/g)]).toHaveLength(1);
       expect((await sup.workers())[0]).toBe(restarted[0]!);
       expect(await health()).toEqual({ status: 503, pools: [["alpha", true], ["sock", false]] });
+      const listening = async (pool: string) =>
+        value(parseExposition(await (await metricsRequest(metricsPort, "/metrics")).text()), "buncracker_pool_listening", { pool });
+      expect([await listening("alpha"), await listening("sock")]).toEqual([1, 0]);
       const client = await RawClient.connect({ host: "127.0.0.1", port: alphaPort });
       await client.send(pipeline([["SET", "away", "1"], ["GET", "away"]]));
       expect((await client.readReplies(2, respFrame)).map(String)).toEqual([String(OK), String(bulk("1"))]);
@@ -182,6 +185,7 @@ describe.skipIf(TARGET !== "buncracker")("a reload committed while worker 0 was 
       expect((await metricsRequest(metricsPort, "/reload", "POST")).status).toBe(200);
       await waitFor("worker 0 on the unix socket", () => unixListenerOwner(unbindable, restarted) === restarted[0]);
       await waitFor("/healthz 200", async () => ((await health()).status === 200 ? true : undefined));
+      expect(await listening("sock")).toBe(1);
       const viaSocket = await RawClient.connect({ path: unbindable });
       await viaSocket.send(pipeline([["GET", "away"]]));
       expect((await viaSocket.readReplies(1, respFrame)).map(String)).toEqual([String(bulk("1"))]);

@@ -10,7 +10,7 @@ import { PoolStats, ProxyStats, ServerStats } from "../../src/stats/store.ts";
 import { P, POOL_STATS, S, SERVER_STATS } from "../../src/stats/table.ts";
 import { parseExposition, parseValue, type Sample, value } from "../helpers/prometheus.ts";
 
-const RUNTIME = { residentBytes: 12345678, cpuSeconds: 1.5, eventLoopLagSeconds: 0.002, configGeneration: 1, bufferBudgetBytes: 2147483648 };
+const RUNTIME = { residentBytes: 12345678, cpuSeconds: 1.5, eventLoopLagSeconds: 0.002, configGeneration: 1, bufferBudgetBytes: 2147483648, listeningPools: new Set(["alpha"]) };
 
 function sampleStats(): ProxyStats {
   const stats = new ProxyStats([
@@ -54,6 +54,9 @@ describe("exposition", () => {
     expect(value(f, "buncracker_server_requests_total", { server: "127.0.0.1:6379" })).toBe(10);
     expect(value(f, "buncracker_server_request_bytes_total", { server: "127.0.0.1:6379" })).toBe(1234);
     expect(value(f, "buncracker_pool_server_ejects_total", { pool: "alpha" })).toBe(1);
+    // As /healthz's listening: beta is not bound (or drains).
+    expect(value(f, "buncracker_pool_listening", { pool: "alpha" })).toBe(1);
+    expect(value(f, "buncracker_pool_listening", { pool: "beta" })).toBe(0);
     expect(value(f, "buncracker_server_eof_total", { pool: "beta" })).toBe(0);
     expect(value(f, "buncracker_server_connections", { pool: "beta" })).toBe(0);
     // µs since the epoch in the table, seconds here

@@ -135,24 +135,44 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     return move.dest;
   }
 
+  const loads = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_map_loads as number;
+
+  /** Runs `scenario` (attempt 0, 1, 2) until it finds the pool's map stale: a scenario moves
+   *  slots behind the proxy's back, then asks `stillStale()` right before sending through the
+   *  map that still names the old owners, and returns false (try again, with keys of another
+   *  slot) when it is not: the pool's periodic reload (every 10 s) can fall between the moves
+   *  and the send on a busy machine, and the request would then never meet the redirection the
+   *  test is about. */
+  async function onStaleMap(scenario: (attempt: number, stillStale: () => Promise<boolean>) => Promise<boolean>): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const before = await loads();
+      if (await scenario(attempt, async () => (await loads()) === before)) return;
+    }
+    throw new Error("the pool's map was reloaded between the slot moves and the send, 3 times in a row");
+  }
+
   const moved = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_moved as number;
   const asked = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_asked as number;
 
   test("a transaction whose slot moved goes to the new owner whole: one reply per command, as if it had run there", async () => {
-    const key = "{txm}k";
-    await moveEmptySlot(slotOf(key));
-    const before = await moved();
-    // The proxy's map still names the old owner: the transaction meets MOVED there.
-    expect(await viaProxy(["MULTI"], ["SET", key, "1"], ["INCR", key], ["PING"], ["EXEC"], ["GET", key])).toEqual([
-      "+OK\r\n",
-      "+QUEUED\r\n",
-      "+QUEUED\r\n",
-      "+QUEUED\r\n",
-      "*3\r\n+OK\r\n:2\r\n+PONG\r\n",
-      "$1\r\n2\r\n",
-    ]);
-    // It did meet MOVED (the stats are a second behind at most).
-    await eventually("the pool's count of MOVED followed to grow", async () => ((await moved()) > before ? true : undefined));
+    await onStaleMap(async (attempt, stillStale) => {
+      const key = `{txm${attempt}}k`;
+      await moveEmptySlot(slotOf(key));
+      const before = await moved();
+      if (!(await stillStale())) return false;
+      // The proxy's map still names the old owner: the transaction meets MOVED there.
+      expect(await viaProxy(["MULTI"], ["SET", key, "1"], ["INCR", key], ["PING"], ["EXEC"], ["GET", key])).toEqual([
+        "+OK\r\n",
+        "+QUEUED\r\n",
+        "+QUEUED\r\n",
+        "+QUEUED\r\n",
+        "*3\r\n+OK\r\n:2\r\n+PONG\r\n",
+        "$1\r\n2\r\n",
+      ]);
+      // It did meet MOVED (the stats are a second behind at most).
+      await eventually("the pool's count of MOVED followed to grow", async () => ((await moved()) > before ? true : undefined));
+      return true;
+    });
   });
 
   test("a transaction's commands, kept to go again on a redirection, count in the buffer budget until EXEC's reply", async () => {
@@ -236,57 +256,64 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
   });
 
   test("a WATCH that meets MOVED gets OK and its transaction fails at EXEC; a read between follows the slot; the retry runs", async () => {
-    const key = "{txv}k";
-    await moveEmptySlot(slotOf(key));
-    const client = await RawClient.connect(endpoint);
-    try {
-      // The proxy's map still names the old owner: WATCH meets MOVED there, the watch is not set.
-      await client.send(Buffer.concat([command("WATCH", key), command("GET", key), command("MULTI"), command("SET", key, "lost"), command("EXEC")]));
-      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n"]);
-      // As a WATCH user does: again from the start.
-      await client.send(Buffer.concat([command("WATCH", key), command("GET", key), command("MULTI"), command("SET", key, "won"), command("EXEC")]));
-      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
-      expect(await viaProxy(["GET", key])).toEqual(["$3\r\nwon\r\n"]);
-    } finally {
-      client.close();
-    }
+    await onStaleMap(async (attempt, stillStale) => {
+      const key = `{txv${attempt}}k`;
+      await moveEmptySlot(slotOf(key));
+      const client = await RawClient.connect(endpoint);
+      try {
+        if (!(await stillStale())) return false;
+        // The proxy's map still names the old owner: WATCH meets MOVED there, the watch is not set.
+        await client.send(Buffer.concat([command("WATCH", key), command("GET", key), command("MULTI"), command("SET", key, "lost"), command("EXEC")]));
+        expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n"]);
+        // As a WATCH user does: again from the start.
+        await client.send(Buffer.concat([command("WATCH", key), command("GET", key), command("MULTI"), command("SET", key, "won"), command("EXEC")]));
+        expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "$-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+        expect(await viaProxy(["GET", key])).toEqual(["$3\r\nwon\r\n"]);
+        return true;
+      } finally {
+        client.close();
+      }
+    });
   });
 
   test("a WATCH whose MOVED comes after its transaction's EXEC fails that transaction only, not the client's next one", async () => {
-    const key = "{txl}k";
-    const slot = slotOf(key);
-    const from = await cluster.ownerOf(slot);
-    const fromSlots = (await cluster.masters()).find((l) => l.address === from.address)!.slots;
-    // A list on the same node, in a slot that stays there: a BLPOP on it holds the client's
-    // connection to the node, and the first WATCH waits behind it.
-    const queue = Array.from({ length: 2000 }, (_, i) => `txl.q.${i}`).find((k) => slotOf(k) !== slot && fromSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
-    // Two slots move behind the proxy's back: the key's, and another the proxy will meet MOVED
-    // for, whose map reload then tells it where the key's went.
-    const to = await moveEmptySlot(slot);
-    const other = Array.from({ length: 500 }, (_, i) => `txl.other.${i}`).find((k) => slotOf(k) !== slot && slotOf(k) !== slotOf(queue))!;
-    await moveEmptySlot(slotOf(other));
-    const loads = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_map_loads as number;
-    const watches = async (): Promise<number> => Number(/cmdstat_watch:calls=(\d+)/.exec(String(await cluster.call(to, "INFO", "commandstats")))?.[1] ?? 0);
-    const loadsBefore = await loads();
-    const client = await RawClient.connect(endpoint);
-    try {
-      // The first transaction (WATCH at once, the rest whole at EXEC) waits behind the BLPOP on
-      // the old owner, and meets MOVED there once the BLPOP times out.
-      await client.send(Buffer.concat([command("BLPOP", queue, "3"), command("WATCH", key), command("MULTI"), command("SET", key, "first"), command("EXEC")]));
-      expect(await viaProxy(["GET", other])).toEqual(["$-1\r\n"]);
-      await eventually("the pool's map reloaded after the other key's MOVED", async () => ((await loads()) > loadsBefore ? true : undefined));
-      // Meanwhile the next transaction's WATCH goes to the key's new owner, and is set there.
-      const watchesBefore = await watches();
-      await client.send(command("WATCH", key));
-      await eventually("the second WATCH to reach the new owner", async () => ((await watches()) > watchesBefore ? true : undefined));
-      expect((await client.readReplies(6, respFrame)).map(String)).toEqual(["*-1\r\n", "+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "+OK\r\n"]);
-      // Nobody changed the key since the second WATCH: its transaction runs.
-      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "second"), command("EXEC")]));
-      expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
-    } finally {
-      client.close();
-    }
-    expect(await viaProxy(["GET", key])).toEqual(["$6\r\nsecond\r\n"]);
+    await onStaleMap(async (attempt, stillStale) => {
+      const key = `{txl${attempt}}k`;
+      const slot = slotOf(key);
+      const from = await cluster.ownerOf(slot);
+      const fromSlots = (await cluster.masters()).find((l) => l.address === from.address)!.slots;
+      // A list on the same node, in a slot that stays there: a BLPOP on it holds the client's
+      // connection to the node, and the first WATCH waits behind it.
+      const queue = Array.from({ length: 2000 }, (_, i) => `txl${attempt}.q.${i}`).find((k) => slotOf(k) !== slot && fromSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
+      // Two slots move behind the proxy's back: the key's, and another the proxy will meet MOVED
+      // for, whose map reload then tells it where the key's went.
+      const to = await moveEmptySlot(slot);
+      const other = Array.from({ length: 500 }, (_, i) => `txl${attempt}.other.${i}`).find((k) => slotOf(k) !== slot && slotOf(k) !== slotOf(queue))!;
+      await moveEmptySlot(slotOf(other));
+      const watches = async (): Promise<number> => Number(/cmdstat_watch:calls=(\d+)/.exec(String(await cluster.call(to, "INFO", "commandstats")))?.[1] ?? 0);
+      const loadsBefore = await loads();
+      const client = await RawClient.connect(endpoint);
+      try {
+        if (!(await stillStale())) return false;
+        // The first transaction (WATCH at once, the rest whole at EXEC) waits behind the BLPOP on
+        // the old owner, and meets MOVED there once the BLPOP times out.
+        await client.send(Buffer.concat([command("BLPOP", queue, "3"), command("WATCH", key), command("MULTI"), command("SET", key, "first"), command("EXEC")]));
+        expect(await viaProxy(["GET", other])).toEqual(["$-1\r\n"]);
+        await eventually("the pool's map reloaded after the other key's MOVED", async () => ((await loads()) > loadsBefore ? true : undefined));
+        // Meanwhile the next transaction's WATCH goes to the key's new owner, and is set there.
+        const watchesBefore = await watches();
+        await client.send(command("WATCH", key));
+        await eventually("the second WATCH to reach the new owner", async () => ((await watches()) > watchesBefore ? true : undefined));
+        expect((await client.readReplies(6, respFrame)).map(String)).toEqual(["*-1\r\n", "+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "+OK\r\n"]);
+        // Nobody changed the key since the second WATCH: its transaction runs.
+        await client.send(Buffer.concat([command("MULTI"), command("SET", key, "second"), command("EXEC")]));
+        expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+      } finally {
+        client.close();
+      }
+      expect(await viaProxy(["GET", key])).toEqual(["$6\r\nsecond\r\n"]);
+      return true;
+    });
   });
 
   test("after a master hangs and is replaced, whole-pool commands leave it out", async () => {

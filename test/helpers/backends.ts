@@ -80,6 +80,9 @@ export function startRedis(opts: RedisOptions = {}): Promise<Backend> {
       "--daemonize", "no",
       "--protected-mode", "no",
       "--logfile", "",
+      // A replica's full sync starts at once: redis 7 waits 5 s by default for more replicas to
+      // share it, which every sentinel and cluster deployment (and each failover in them) paid.
+      "--repl-diskless-sync-delay", "0",
     ];
     if (opts.unixSocket) argv.push("--unixsocket", dir.file("redis.sock"), "--unixsocketperm", "700");
     if (opts.password !== undefined) argv.push("--requirepass", opts.password);

@@ -153,6 +153,16 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       const problem = await nodeProblem(node, live.length).catch((error: Error) => error.message);
       if (problem !== null) return { node, problem };
     }
+    // Every node sees the role each node gives itself: gossip carries a new replica's role (or
+    // a failover's) to the others a moment after the node has it.
+    const selves = await Promise.all(live.map(async (n) => (await nodeLines(n)).find((l) => l.flags.includes("myself"))!));
+    for (const node of live) {
+      const lines = await nodeLines(node);
+      for (const self of selves) {
+        const seen = lines.find((l) => l.id === self.id);
+        if (seen?.masterId !== self.masterId) return { node, problem: `${node.address} does not see ${self.address} as ${self.masterId === "-" ? "a master" : `a replica of ${self.masterId}`} yet` };
+      }
+    }
     return null;
   };
 

@@ -265,11 +265,19 @@ function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8
 
 /** Planner.watchRedirected for exec, a request of a transaction that watches keys, redirected
  *  on conn: of the client's transaction now while conn is the one it is pinned to (a WATCH pins
- *  it until EXEC), else of one that has ended, whose EXEC meets the redirection itself. */
+ *  it until EXEC) and the request that took the pin is not queued behind exec there (the client's
+ *  next transaction, pinned to the same connection), else of one that has ended, whose EXEC
+ *  meets the redirection itself. */
 function watchRedirected(pool: Pool, exec: Msg, conn: ServerConn): Uint8Array | null {
-  const c = exec.client;
-  const current = c.own !== null && c.own.pinned === conn;
-  return pool.codec.planner!.watchRedirected(exec.sentBuf!, exec.sentStart, exec.sentEnd, c.session, current);
+  const own = exec.client.own;
+  const current = own !== null && own.pinned === conn && !queuedOn(conn, own.pinnedBy);
+  return pool.codec.planner!.watchRedirected(exec.sentBuf!, exec.sentStart, exec.sentEnd, exec.client.session, current);
+}
+
+/** Is msg waiting for its reply on conn (behind the head just answered)? */
+function queuedOn(conn: ServerConn, msg: Msg | null): boolean {
+  for (let m = conn.first; m !== null; m = m.snext) if (m === msg) return true;
+  return false;
 }
 
 /** The EXEC that the silent requests at the head of conn (a transaction's MULTI and queued

@@ -57,6 +57,9 @@ export class OwnConns {
   readonly lent = new Map<Server, ServerConn>();
   /** The lent connection its transaction holds. */
   pinned: ServerConn | null = null;
+  /** The request that took the pin (its transaction's first on that connection): a redirection
+   *  of a request queued before it there is of an earlier transaction (cluster-dispatch.ts). */
+  pinnedBy: Msg | null = null;
   /** Bytes of its requests the planner holds (Planner.held), for the buffer budget. */
   held = 0;
   /** What it subscribes to through the servers' shared connections (hub.ts). */

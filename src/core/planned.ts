@@ -272,6 +272,7 @@ function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, 
   const conn = own.pinned ?? lentConn(pool, c, msg, plan.server);
   if (conn === null) return;
   conn.dedicated!.pinned = !release;
+  own.pinnedBy = release ? null : own.pinned === null ? msg : own.pinnedBy;
   own.pinned = release ? null : conn;
   // A cluster pool's EXEC after its MULTI and queued commands: the whole transaction is kept, to
   // go again where a node redirects it (cluster-dispatch.ts).

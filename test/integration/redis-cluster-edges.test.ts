@@ -316,6 +316,29 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     });
   });
 
+  test("a WATCH whose MOVED comes after the client's next WATCH, on the same node, fails its own transaction only", async () => {
+    const key = "{txn}k";
+    const slot = slotOf(key);
+    const from = await cluster.ownerOf(slot);
+    const fromSlots = (await cluster.masters()).find((l) => l.address === from.address)!.slots;
+    // The next transaction's key stays on the old owner: its WATCH goes on the connection the
+    // first transaction's requests are still on.
+    const stays = Array.from({ length: 2000 }, (_, i) => `txn.s.${i}`).find((k) => slotOf(k) !== slot && fromSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
+    await moveEmptySlot(slot);
+    const client = await RawClient.connect(endpoint);
+    try {
+      // One write: the second WATCH is planned before the old owner's MOVED for the first.
+      await client.send(Buffer.concat([command("WATCH", key), command("MULTI"), command("SET", key, "first"), command("EXEC"), command("WATCH", stays)]));
+      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "+OK\r\n"]);
+      // Nobody changed `stays` since its WATCH: its transaction runs.
+      await client.send(Buffer.concat([command("MULTI"), command("SET", stays, "second"), command("EXEC")]));
+      expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+    } finally {
+      client.close();
+    }
+    expect(await viaProxy(["GET", stays])).toEqual(["$6\r\nsecond\r\n"]);
+  });
+
   test("after a master hangs and is replaced, whole-pool commands leave it out", async () => {
     // A hung master (SIGSTOP: connections are accepted, nothing is answered), as a host that
     // stops answering: the cluster fails it over, and keeps listing it as a failed master

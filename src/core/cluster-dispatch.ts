@@ -15,7 +15,7 @@ import { subscriberConn } from "./dedicated.ts";
 import { answerLocally, deliver, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
 import { MSG_OWN, MSG_READ, MSG_SILENT, MSG_WATCHED, Msg } from "./msg.ts";
-import { lentAt } from "./planned.ts";
+import { lentApart, lentAt } from "./planned.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
@@ -152,8 +152,17 @@ export function send(msg: Msg, server: Server, asking: boolean, cluster: Cluster
  *  connection lent to the client there (never a shared one, which a blocking request would
  *  block), after ASKING when `asking`; a transaction whole, its requests but the EXEC silent. */
 export function sendOwn(pool: Pool, cluster: ClusterRouting, msg: Msg, server: Server, asking: boolean): void {
+  const silent = requestsIn(pool, msg) - 1;
+  const lent = silent > 0 ? transactionConn(pool, msg, server) : lentAt(pool, msg.client, msg, server);
+  if (lent !== null) sendOn(msg, lent, asking, cluster, silent);
+}
+
+/** The connection for msg, a transaction sent whole again, at `server`: the one lent to its
+ *  client there, unless a later transaction of the client is pinned to it (a WATCH sent since:
+ *  this EXEC would end its watches), then one lent for msg alone. */
+function transactionConn(pool: Pool, msg: Msg, server: Server): ServerConn | null {
   const lent = lentAt(pool, msg.client, msg, server);
-  if (lent !== null) sendOn(msg, lent, asking, cluster, requestsIn(pool, msg) - 1);
+  return lent === null || !lent.dedicated!.pinned ? lent : lentApart(pool, msg.client, msg, server);
 }
 
 /** msg's kept bytes on conn, after ASKING when `asking`; `silent`: how many requests of them

@@ -208,6 +208,22 @@ export function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): Ser
   const own = ownConns(c);
   const mine = own.lent.get(server);
   if (mine !== undefined) return mine;
+  const conn = borrow(pool, c, msg, server);
+  if (conn !== null) own.lent.set(server, conn);
+  return conn;
+}
+
+/** A connection lent to c at `server` for msg alone, not the one its later requests there go
+ *  on (OwnConns.lent): it goes back once it has answered (answeredAll). Null after answering
+ *  msg with the reason. */
+export function lentApart(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
+  ownConns(c);
+  return borrow(pool, c, msg, server);
+}
+
+/** A new loan to c at `server`; null after answering msg with the reason when the server is
+ *  out or the pool's redis_dedicated_connections allows no more. */
+function borrow(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
   if (server.ejected) {
     fail(pool, msg, REFUSED);
     return null;
@@ -216,9 +232,7 @@ export function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): Ser
   if (conn === null) {
     const limit = pool.cfg.redisDedicatedConnections;
     answerLocally(pool, msg, pool.errorReply(`too many dedicated connections to server ${server.logName} (redis_dedicated_connections: ${limit})`));
-    return null;
   }
-  own.lent.set(server, conn);
   return conn;
 }
 

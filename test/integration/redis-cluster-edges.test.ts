@@ -339,6 +339,28 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     expect(await viaProxy(["GET", stays])).toEqual(["$6\r\nsecond\r\n"]);
   });
 
+  test("a transaction sent again after MOVED does not end the watches of the client's next transaction at the node named", async () => {
+    const key = "{txw}k";
+    const to = await moveEmptySlot(slotOf(key));
+    const toSlots = (await cluster.masters()).find((l) => l.address === to.address)!.slots;
+    // The next transaction watches a key of the node the first one moved to.
+    const watched = Array.from({ length: 2000 }, (_, i) => `txw.w.${i}`).find((k) => slotOf(k) !== slotOf(key) && toSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
+    const client = await RawClient.connect(endpoint);
+    try {
+      // One write: the WATCH is at the new owner before the first transaction, MOVED there by
+      // the old owner, is sent to it again.
+      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "first"), command("EXEC"), command("WATCH", watched)]));
+      expect((await client.readReplies(4, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n", "+OK\r\n"]);
+      // Another client changes the watched key: the transaction must fail.
+      expect(await viaProxy(["SET", watched, "theirs"])).toEqual(["+OK\r\n"]);
+      await client.send(Buffer.concat([command("MULTI"), command("SET", watched, "mine"), command("EXEC")]));
+      expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*-1\r\n"]);
+    } finally {
+      client.close();
+    }
+    expect(await viaProxy(["GET", watched], ["GET", key])).toEqual(["$6\r\ntheirs\r\n", "$5\r\nfirst\r\n"]);
+  });
+
   test("after a master hangs and is replaced, whole-pool commands leave it out", async () => {
     // A hung master (SIGSTOP: connections are accepted, nothing is answered), as a host that
     // stops answering: the cluster fails it over, and keeps listing it as a failed master

@@ -7,9 +7,10 @@
 // the dead master may have run, or when the cluster takes longer than the request's timeout.
 // A client's waiting requests (these, and those a TRYAGAIN or CLUSTERDOWN sends again later,
 // cluster-dispatch.ts, its blocking requests and transactions too) go again together, in its
-// order, and what it sends meanwhile waits behind them (ResendQueues: by slot, and planned
-// requests but local replies, with their plans): each waiting on a timer of its own (half its
-// own age), a later write to a key overtook an earlier one and the key kept the older value.
+// order, and what it sends meanwhile waits behind them (ResendQueues: by slot, planned
+// requests but local replies, with their plans, and those the proxy answers, which may change
+// the session): each waiting on a timer of its own (half its own age), a later write to a key
+// overtook an earlier one and the key kept the older value.
 
 import { Req, type Plan } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
@@ -40,12 +41,14 @@ interface Waiting {
 }
 
 /** A planned request parked behind its client's waiting ones: its bytes (the client's read
- *  buffer, never reused) and its plan, carried out when they go. */
+ *  buffer, never reused) and its plan, carried out when they go; plan null: a request the
+ *  proxy answers itself (dispatch.ts serve), which may change the session they were sent under
+ *  (HELLO 3 must not make an earlier HGETALL's reply RESP3). */
 interface PlannedPark {
   readonly buf: Uint8Array;
   readonly start: number;
   readonly end: number;
-  readonly plan: Plan;
+  readonly plan: Plan | null;
 }
 
 /** A redis_cluster pool's requests waiting to be sent again, per client (kept here rather than
@@ -77,8 +80,8 @@ export class ResendQueues {
 
   /** msg, planned as `plan` from buf[start, end) (not a local reply), waits behind its client's
    *  requests that wait (holds() said so): a transaction or a blocking request sent now would
-   *  reach its node before them. */
-  parkPlanned(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number, plan: Plan): void {
+   *  reach its node before them. Plan null: a request the proxy answers (Route.Local). */
+  parkPlanned(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number, plan: Plan | null): void {
     this.planned.set(msg, { buf, start, end, plan });
     this.park(pool, cluster, msg, 0);
   }
@@ -102,7 +105,7 @@ export class ResendQueues {
 }
 
 /** A parked planned request, its client's earlier ones sent: its plan carried out (RESET's
- *  Release: then served as usual), as dispatch would have. */
+ *  Release, or none: then served as usual), as dispatch would have. */
 function carryOutParked(pool: Pool, msg: Msg, parked: PlannedPark): void {
   const c = msg.client;
   if (c.closed) {
@@ -111,7 +114,7 @@ function carryOutParked(pool: Pool, msg: Msg, parked: PlannedPark): void {
   }
   const req = new Req();
   pool.codec.parseRequest(parked.buf, parked.start, parked.end, req);
-  if (!carryOut(pool, c, msg, parked.buf, req, parked.plan)) serve(pool, c, msg, parked.buf, req);
+  if (parked.plan === null || !carryOut(pool, c, msg, parked.buf, req, parked.plan)) serve(pool, c, msg, parked.buf, req);
 }
 
 function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {

@@ -63,6 +63,12 @@ export function serve(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req:
     // are sent under (HELLO 3 after a parked HGETALL must not make that reply RESP3).
     const failover = pool.failover;
     if (failover !== null && failover.active && failover.parks(msg, buf, req, null)) return;
+    // Likewise behind its client's requests waiting to go again (redis_cluster, cluster-resend.ts).
+    const resends = pool.resends;
+    if (resends !== null && resends.holds(c)) {
+      resends.parkPlanned(pool, pool.cluster!, msg, buf, req.start, req.end, null);
+      return;
+    }
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
     const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.session, c.socket.localAddress, c.socket.localPort);
     if (own !== null) answerLocally(pool, msg, silent ? null : own);

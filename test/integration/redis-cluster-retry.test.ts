@@ -96,6 +96,24 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     }
   });
 
+  test("a request sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 the client sent after it", async () => {
+    const hash = "{rhl}h";
+    expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
+    const { node, restore } = await takeDown(hash);
+    const client = await RawClient.connect(endpoint);
+    try {
+      const before = await errors(node, "CLUSTERDOWN");
+      await client.send(command("HGETALL", hash));
+      await untilMore(node, "CLUSTERDOWN", before);
+      await client.send(command("HELLO", "3"));
+      await restore();
+      const [hgetall] = (await client.readReplies(2, respFrame)).map(String);
+      expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
   test("a blocking command that meets CLUSTERDOWN waits again once the node serves; the client's next requests stay behind it", async () => {
     const queue = "{rbl}q";
     const { node, restore } = await takeDown(queue);

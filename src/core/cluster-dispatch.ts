@@ -142,10 +142,11 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
 
 /** msg's kept bytes to `server`, after ASKING when `asking`: on the connection lent to its
  *  client there while it has one (its blocking request or transaction is on it, and msg must
- *  reach the node after them), else on a shared one (forwardTo's choice). */
-export function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting): void {
+ *  reach the node after them), else on a shared one (forwardTo's choice) of connection group
+ *  `group` (sent again: the one it was sent in, whose protocol its reply is awaited in). */
+export function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting, group = msg.client.group): void {
   const c = msg.client;
-  sendOn(msg, (c.own === null ? undefined : c.own.lent.get(server)) ?? server.conn(c.group), asking, cluster);
+  sendOn(msg, (c.own === null ? undefined : c.own.lent.get(server)) ?? server.conn(group), asking, cluster);
 }
 
 /** msg, a request of its client's own connections (MSG_OWN), sent again to `server` on a
@@ -225,13 +226,14 @@ export function redirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: U
     return true;
   }
   msg.resends++;
+  // In the connection group it went in: a HELLO 3 answered since must not make its reply RESP3.
   if (to.how !== Resend.Later) {
-    send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster);
+    send(msg, pool.serverAt(to.host, to.port), to.how === Resend.Asking, cluster, conn.group.id);
     return true;
   }
   // TRYAGAIN, CLUSTERDOWN: it waits with its client's other requests to go again, so that the
   // ones the client sends meanwhile do not overtake it.
-  pool.resends!.park(pool, cluster, msg, to.delayMs);
+  pool.resends!.park(pool, cluster, msg, to.delayMs, conn.group.id);
   return true;
 }
 

@@ -22,15 +22,15 @@ import { MSG_OWN, MSG_READ, type Msg } from "./msg.ts";
 import { carryOut } from "./planned.ts";
 import type { Pool } from "./pool.ts";
 
-/** msg's connection was lost; `unwritten`: none of its bytes reached the socket. True when msg
- *  will be sent again; false when it must fail. */
-export function resendLost(pool: Pool, cluster: ClusterRouting, msg: Msg, unwritten: boolean): boolean {
+/** msg's connection (of connection group `group`) was lost; `unwritten`: none of its bytes
+ *  reached the socket. True when msg will be sent again; false when it must fail. */
+export function resendLost(pool: Pool, cluster: ClusterRouting, msg: Msg, unwritten: boolean, group: number): boolean {
   // Not sent by slot (a keyless command), on a connection of its client's own (a blocking
   // request: never on a shared one), or a write the node may have run.
   if (msg.sentBuf === null || (msg.flags & MSG_OWN) !== 0 || (!unwritten && (msg.flags & MSG_READ) === 0)) return false;
   const delayMs = cluster.lostDelay(msg);
   if (delayMs < 0) return false;
-  pool.resends!.park(pool, cluster, msg, delayMs);
+  pool.resends!.park(pool, cluster, msg, delayMs, group);
   return true;
 }
 
@@ -57,16 +57,22 @@ export class ResendQueues {
   private readonly waiting = new Map<ClientConn, Waiting>();
   /** Which parked requests are planned ones (parkPlanned), with their plans. */
   private readonly planned = new Map<Msg, PlannedPark>();
+  /** The connection group of a parked request sent in another than its client's now (a HELLO
+   *  answered after it was sent): it goes again in that one. Its client's cannot change while
+   *  it waits (what the proxy answers waits too). */
+  private readonly groups = new Map<Msg, number>();
 
   /** Has c requests waiting? Its later requests by slot then wait behind them. */
   holds(c: ClientConn): boolean {
     return this.waiting.size !== 0 && this.waiting.has(c);
   }
 
-  /** msg (its bytes kept, msg.sentBuf) waits at the end of its client's queue; the first one
-   *  starts the wait (delayMs) after which they all go. */
-  park(pool: Pool, cluster: ClusterRouting, msg: Msg, delayMs: number): void {
+  /** msg (its bytes kept, msg.sentBuf; sent in connection group `group`, or not yet) waits at
+   *  the end of its client's queue; the first one starts the wait (delayMs) after which they all
+   *  go. */
+  park(pool: Pool, cluster: ClusterRouting, msg: Msg, delayMs: number, group = msg.client.group): void {
     const c = msg.client;
+    if (group !== c.group) this.groups.set(msg, group);
     msg.snext = null;
     const queue = this.waiting.get(c);
     if (queue === undefined) {
@@ -94,13 +100,21 @@ export class ResendQueues {
       const next: Msg | null = msg.snext;
       msg.snext = null;
       const planned = this.planned.get(msg);
-      if (planned === undefined) again(pool, cluster, msg);
+      if (planned === undefined) again(pool, cluster, msg, this.sentIn(msg));
       else {
         this.planned.delete(msg);
         carryOutParked(pool, msg, planned);
       }
       msg = next;
     }
+  }
+
+  /** The connection group msg goes again in (park). */
+  private sentIn(msg: Msg): number {
+    const group = this.groups.get(msg);
+    if (group === undefined) return msg.client.group;
+    this.groups.delete(msg);
+    return group;
   }
 }
 
@@ -117,7 +131,7 @@ function carryOutParked(pool: Pool, msg: Msg, parked: PlannedPark): void {
   if (parked.plan === null || !carryOut(pool, c, msg, parked.buf, req, parked.plan)) serve(pool, c, msg, parked.buf, req);
 }
 
-function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {
+function again(pool: Pool, cluster: ClusterRouting, msg: Msg, group: number): void {
   if (msg.client.closed) {
     fail(pool, msg, "Connection closed by client");
     return;
@@ -134,5 +148,5 @@ function again(pool: Pool, cluster: ClusterRouting, msg: Msg): void {
   }
   const server = destination(pool, master, (msg.flags & MSG_READ) !== 0);
   if (server === null) fail(pool, msg, noReplica(master));
-  else send(msg, server, false, cluster);
+  else send(msg, server, false, cluster, group);
 }

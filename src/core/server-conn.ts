@@ -113,7 +113,8 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
 
   constructor(
     readonly server: Server,
-    private readonly group: ConnGroup,
+    /** Its requests' connection group (Codec.group: the protocol they are answered in). */
+    readonly group: ConnGroup,
     private readonly slot: number,
   ) {
     super(STREAM_MIN);
@@ -612,7 +613,7 @@ export class ServerConn extends ReplyStream implements Queued, UpstreamSink, Out
       const next = m.snext;
       m.snext = null;
       allBytes += m.bytes;
-      if (cluster === null || !resendLost(pool, cluster, m, s === null)) fail(pool, m, reason);
+      if (cluster === null || !resendLost(pool, cluster, m, s === null, this.group.id)) fail(pool, m, reason);
       m = next;
     }
     counters[S.out_queue]! -= this.queued - this.unsent;

@@ -339,6 +339,21 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     expect(await viaProxy(["GET", stays])).toEqual(["$6\r\nsecond\r\n"]);
   });
 
+  test("a request sent again after MOVED is answered in the protocol it was sent in, not that of a HELLO 3 right after it", async () => {
+    const hash = "{hlm}h";
+    const to = await moveEmptySlot(slotOf(hash));
+    await cluster.call(to, "HSET", hash, "f", "v");
+    // One write: the HELLO 3 is answered before the old owner's MOVED for the HGETALL comes.
+    const client = await RawClient.connect(endpoint);
+    try {
+      await client.send(Buffer.concat([command("HGETALL", hash), command("HELLO", "3")]));
+      const [hgetall] = (await client.readReplies(2, respFrame)).map(String);
+      expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
   test("a transaction sent again after MOVED does not end the watches of the client's next transaction at the node named", async () => {
     const key = "{txw}k";
     const to = await moveEmptySlot(slotOf(key));

@@ -30,6 +30,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
   let cluster: RedisCluster;
   let proxy: RunningProxy;
   let endpoint: Endpoint;
+  const metricsPort = freePort();
 
   async function viaProxy(...commands: Bytes[][]): Promise<string[]> {
     try {
@@ -48,6 +49,8 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
       // far above any request here, which adds the pool's own stats (client_buffered_bytes) to
       // the stats JSON.
       poolYaml("edge", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 8000, client_max_request: "64mb" }, [serverLine(cluster.seeds[0]!)]),
+      // /healthz: the map loads as they are now (the stats JSON is up to a report behind).
+      { args: ["--metrics-port", String(metricsPort)] },
     );
     endpoint = proxy.pools.edge!;
     await untilRouting(endpoint);
@@ -135,7 +138,11 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
     return move.dest;
   }
 
-  const loads = async (): Promise<number> => poolOf(await readStats(proxy.statsPort), "edge").cluster_map_loads as number;
+  /** How often the pool has loaded its map, now (/healthz). */
+  const loads = async (): Promise<number> => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/healthz`);
+    return ((await res.json()) as { pools: { cluster: { mapLoads: number } }[] }).pools[0]!.cluster.mapLoads;
+  };
 
   /** Runs `scenario` (attempt 0, 1, 2) until it finds the pool's map stale: a scenario moves
    *  slots behind the proxy's back, then asks `stillStale()` right before sending through the
@@ -317,63 +324,75 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster at the edges", () => {
   });
 
   test("a WATCH whose MOVED comes after the client's next WATCH, on the same node, fails its own transaction only", async () => {
-    const key = "{txn}k";
-    const slot = slotOf(key);
-    const from = await cluster.ownerOf(slot);
-    const fromSlots = (await cluster.masters()).find((l) => l.address === from.address)!.slots;
-    // The next transaction's key stays on the old owner: its WATCH goes on the connection the
-    // first transaction's requests are still on.
-    const stays = Array.from({ length: 2000 }, (_, i) => `txn.s.${i}`).find((k) => slotOf(k) !== slot && fromSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
-    await moveEmptySlot(slot);
-    const client = await RawClient.connect(endpoint);
-    try {
-      // One write: the second WATCH is planned before the old owner's MOVED for the first.
-      await client.send(Buffer.concat([command("WATCH", key), command("MULTI"), command("SET", key, "first"), command("EXEC"), command("WATCH", stays)]));
-      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "+OK\r\n"]);
-      // Nobody changed `stays` since its WATCH: its transaction runs.
-      await client.send(Buffer.concat([command("MULTI"), command("SET", stays, "second"), command("EXEC")]));
-      expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
-    } finally {
-      client.close();
-    }
-    expect(await viaProxy(["GET", stays])).toEqual(["$6\r\nsecond\r\n"]);
+    await onStaleMap(async (attempt, stillStale) => {
+      const key = `{txn${attempt}}k`;
+      const slot = slotOf(key);
+      const from = await cluster.ownerOf(slot);
+      const fromSlots = (await cluster.masters()).find((l) => l.address === from.address)!.slots;
+      // The next transaction's key stays on the old owner: its WATCH goes on the connection the
+      // first transaction's requests are still on.
+      const stays = Array.from({ length: 2000 }, (_, i) => `txn${attempt}.s.${i}`).find((k) => slotOf(k) !== slot && fromSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
+      await moveEmptySlot(slot);
+      const client = await RawClient.connect(endpoint);
+      try {
+        if (!(await stillStale())) return false;
+        // One write: the second WATCH is planned before the old owner's MOVED for the first.
+        await client.send(Buffer.concat([command("WATCH", key), command("MULTI"), command("SET", key, "first"), command("EXEC"), command("WATCH", stays)]));
+        expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "+OK\r\n", "+QUEUED\r\n", "*-1\r\n", "+OK\r\n"]);
+        // Nobody changed `stays` since its WATCH: its transaction runs.
+        await client.send(Buffer.concat([command("MULTI"), command("SET", stays, "second"), command("EXEC")]));
+        expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n"]);
+      } finally {
+        client.close();
+      }
+      expect(await viaProxy(["GET", stays])).toEqual(["$6\r\nsecond\r\n"]);
+      return true;
+    });
   });
 
   test("a request sent again after MOVED is answered in the protocol it was sent in, not that of a HELLO 3 right after it", async () => {
-    const hash = "{hlm}h";
-    const to = await moveEmptySlot(slotOf(hash));
-    await cluster.call(to, "HSET", hash, "f", "v");
-    // One write: the HELLO 3 is answered before the old owner's MOVED for the HGETALL comes.
-    const client = await RawClient.connect(endpoint);
-    try {
-      await client.send(Buffer.concat([command("HGETALL", hash), command("HELLO", "3")]));
-      const [hgetall] = (await client.readReplies(2, respFrame)).map(String);
-      expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
-    } finally {
-      client.close();
-    }
+    await onStaleMap(async (attempt, stillStale) => {
+      const hash = `{hlm${attempt}}h`;
+      const to = await moveEmptySlot(slotOf(hash));
+      await cluster.call(to, "HSET", hash, "f", "v");
+      // One write: the HELLO 3 is answered before the old owner's MOVED for the HGETALL comes.
+      const client = await RawClient.connect(endpoint);
+      try {
+        if (!(await stillStale())) return false;
+        await client.send(Buffer.concat([command("HGETALL", hash), command("HELLO", "3")]));
+        const [hgetall] = (await client.readReplies(2, respFrame)).map(String);
+        expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+      } finally {
+        client.close();
+      }
+      return true;
+    });
   });
 
   test("a transaction sent again after MOVED does not end the watches of the client's next transaction at the node named", async () => {
-    const key = "{txw}k";
-    const to = await moveEmptySlot(slotOf(key));
-    const toSlots = (await cluster.masters()).find((l) => l.address === to.address)!.slots;
-    // The next transaction watches a key of the node the first one moved to.
-    const watched = Array.from({ length: 2000 }, (_, i) => `txw.w.${i}`).find((k) => slotOf(k) !== slotOf(key) && toSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
-    const client = await RawClient.connect(endpoint);
-    try {
-      // One write: the WATCH is at the new owner before the first transaction, MOVED there by
-      // the old owner, is sent to it again.
-      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "first"), command("EXEC"), command("WATCH", watched)]));
-      expect((await client.readReplies(4, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n", "+OK\r\n"]);
-      // Another client changes the watched key: the transaction must fail.
-      expect(await viaProxy(["SET", watched, "theirs"])).toEqual(["+OK\r\n"]);
-      await client.send(Buffer.concat([command("MULTI"), command("SET", watched, "mine"), command("EXEC")]));
-      expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*-1\r\n"]);
-    } finally {
-      client.close();
-    }
-    expect(await viaProxy(["GET", watched], ["GET", key])).toEqual(["$6\r\ntheirs\r\n", "$5\r\nfirst\r\n"]);
+    await onStaleMap(async (attempt, stillStale) => {
+      const key = `{txw${attempt}}k`;
+      const to = await moveEmptySlot(slotOf(key));
+      const toSlots = (await cluster.masters()).find((l) => l.address === to.address)!.slots;
+      // The next transaction watches a key of the node the first one moved to.
+      const watched = Array.from({ length: 2000 }, (_, i) => `txw${attempt}.w.${i}`).find((k) => slotOf(k) !== slotOf(key) && toSlots.some(([f, e]) => slotOf(k) >= f && slotOf(k) <= e))!;
+      const client = await RawClient.connect(endpoint);
+      try {
+        if (!(await stillStale())) return false;
+        // One write: the WATCH is at the new owner before the first transaction, MOVED there by
+        // the old owner, is sent to it again.
+        await client.send(Buffer.concat([command("MULTI"), command("SET", key, "first"), command("EXEC"), command("WATCH", watched)]));
+        expect((await client.readReplies(4, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*1\r\n+OK\r\n", "+OK\r\n"]);
+        // Another client changes the watched key: the transaction must fail.
+        expect(await viaProxy(["SET", watched, "theirs"])).toEqual(["+OK\r\n"]);
+        await client.send(Buffer.concat([command("MULTI"), command("SET", watched, "mine"), command("EXEC")]));
+        expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "*-1\r\n"]);
+      } finally {
+        client.close();
+      }
+      expect(await viaProxy(["GET", watched], ["GET", key])).toEqual(["$6\r\ntheirs\r\n", "$5\r\nfirst\r\n"]);
+      return true;
+    });
   });
 
   test("after a master hangs and is replaced, whole-pool commands leave it out", async () => {

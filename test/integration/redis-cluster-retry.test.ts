@@ -33,8 +33,9 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     cluster = await startRedisCluster({ masters: 3, replicas: 0 });
     proxy = await startProxy(
       TARGET,
-      // A timeout longer than the retries take: the bound they meet is the count (16).
-      poolYaml("retry", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 8000 }, [serverLine(cluster.seeds[0]!)]),
+      // A timeout longer than the retries take: the bound they meet is the count (16). FLUSHALL
+      // allowed, for the keyless request that must wait.
+      poolYaml("retry", { listen: `127.0.0.1:${freePort()}`, redis: true, distribution: "redis_cluster", timeout: 8000, redis_allow_flush: true }, [serverLine(cluster.seeds[0]!)]),
     );
     endpoint = proxy.pools.retry!;
     await untilRouting(endpoint);
@@ -109,6 +110,27 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
       await restore();
       const [hgetall] = (await client.readReplies(2, respFrame)).map(String);
       expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a whole-pool request (FLUSHALL) sent while the client's write waits to go again runs after that write", async () => {
+    const key = "{rkl}k";
+    const { node, restore } = await takeDown(key);
+    const client = await RawClient.connect(endpoint);
+    try {
+      const before = await errors(node, "CLUSTERDOWN");
+      // The SET is refused, and waits to go again; FLUSHALL comes then. In the client's order
+      // the SET runs first; FLUSHALL sent at once would leave the key. (One sent with the SET,
+      // before its refusal came back, reaches the nodes first: already on its way, as on any
+      // connection.)
+      await client.send(command("SET", key, "v"));
+      await untilMore(node, "CLUSTERDOWN", before);
+      await client.send(command("FLUSHALL"));
+      await restore();
+      expect((await client.readReplies(2, respFrame)).map(String)).toEqual(["+OK\r\n", "+OK\r\n"]);
+      expect(await viaProxy(["GET", key])).toEqual(["$-1\r\n"]);
     } finally {
       client.close();
     }

@@ -9,13 +9,13 @@
 import { ByteWriter } from "../lib/bytes.ts";
 import { Req, Route, type UpstreamSink } from "../proto/codec.ts";
 import type { ClusterRouting } from "../redis-cluster/routing.ts";
-import { Follow, Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
+import { Resend, TOO_MANY_REDIRECTIONS } from "../redis-cluster/routing.ts";
 import { P } from "../stats/table.ts";
 import { subscriberConn } from "./dedicated.ts";
 import { answerLocally, deliver, fail } from "./deliver.ts";
 import { destination, forwardTo, noReplica, toAll } from "./dispatch.ts";
 import { MSG_OWN, MSG_READ, MSG_SILENT, MSG_WATCHED, Msg } from "./msg.ts";
-import { lentApart, lentAt } from "./planned.ts";
+import { lentApart, lentAt, pushSilent } from "./planned.ts";
 import type { Pool } from "./pool.ts";
 import type { Server } from "./server.ts";
 import type { ServerConn } from "./server-conn.ts";
@@ -173,20 +173,12 @@ function sendOn(msg: Msg, conn: ServerConn, asking: boolean, cluster: ClusterRou
   const server = conn.server;
   if (asking) {
     // Its own silent message: the node's +OK is swallowed.
-    const ask = new Msg(msg.client, msg.t0);
-    ask.flags |= MSG_SILENT;
-    ask.server = server;
     conn.send(cluster.asking, 0, cluster.asking.length);
-    ask.bytes = cluster.asking.length;
-    conn.push(ask);
+    pushSilent(conn, msg, 1, MSG_SILENT, cluster.asking.length);
   }
   conn.send(msg.sentBuf!, msg.sentStart, msg.sentEnd);
-  for (let i = 0; i < silent; i++) {
-    const before = new Msg(msg.client, msg.t0);
-    before.flags |= MSG_SILENT | MSG_OWN;
-    before.server = server;
-    conn.push(before);
-  }
+  // Their bytes are msg's (it holds the whole transaction).
+  pushSilent(conn, msg, silent, MSG_SILENT | MSG_OWN, 0);
   msg.bytes = msg.sentEnd - msg.sentStart;
   msg.joined = false;
   msg.server = server;
@@ -198,7 +190,7 @@ function sendOn(msg: Msg, conn: ServerConn, asking: boolean, cluster: ClusterRou
  *  owner, which the map may not know yet) sends it to that node, on the client's subscriber
  *  connection there, and true is returned; false when the reply is the client's. */
 export function resubscribed(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Array, start: number, end: number): boolean {
-  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, Follow.Moved);
+  const to = cluster.redirection(buf, start, end, msg.server!.addr.host, msg, true);
   if (to === null) return false;
   if (to.how === Resend.Refuse) {
     fail(pool, msg, TOO_MANY_REDIRECTIONS);

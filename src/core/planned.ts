@@ -262,12 +262,8 @@ function waitOn(pool: Pool, c: ClientConn, msg: Msg, plan: Extract<Plan, { kind:
   msg.split = split;
   conns.forEach((conn, f) => {
     if (probe) {
-      const m = new Msg(c, msg.t0);
-      m.flags |= MSG_SILENT;
-      m.server = conn.server;
       conn.send(plan.probe, 0, plan.probe.length);
-      m.bytes = plan.probe.length;
-      conn.push(m);
+      pushSilent(conn, msg, 1, MSG_SILENT, plan.probe.length);
     }
     const child = fragment(c, msg, f, conn.server);
     child.extraWait = plan.waitMs;
@@ -293,13 +289,7 @@ function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, 
   const whole = pool.cluster !== null && before !== null && reply === null;
   if (before !== null) {
     conn.send(before, 0, before.length);
-    for (let i = 0; i < plan.silent; i++) {
-      const m = new Msg(c, msg.t0);
-      m.flags |= whole ? MSG_SILENT | MSG_OWN : MSG_SILENT;
-      m.server = conn.server;
-      m.bytes = i === 0 ? before.length : 0;
-      conn.push(m);
-    }
+    pushSilent(conn, msg, plan.silent, whole ? MSG_SILENT | MSG_OWN : MSG_SILENT, before.length);
   }
   if (reply !== null) {
     answerLocally(pool, msg, reply);
@@ -317,6 +307,19 @@ function pinned(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req: Req, 
     msg.flags |= MSG_OWN | MSG_WATCHED;
   }
   send(msg, conn, buf, req);
+}
+
+/** `n` requests of msg's client written on conn ahead of msg (a transaction's MULTI and queued
+ *  commands, ASKING, WAIT's probe), each queued with `flags` (MSG_SILENT: their replies are
+ *  dropped); the first counts their `bytes`. */
+export function pushSilent(conn: ServerConn, msg: Msg, n: number, flags: number, bytes: number): void {
+  for (let i = 0; i < n; i++) {
+    const m = new Msg(msg.client, msg.t0);
+    m.flags = flags;
+    m.server = conn.server;
+    m.bytes = i === 0 ? bytes : 0;
+    conn.push(m);
+  }
 }
 
 /** msg, an EXEC, keeps its transaction's bytes: `before` (MULTI and the queued commands), then

@@ -61,17 +61,6 @@ export interface Redirection {
 
 const REFUSE: Redirection = { how: Resend.Refuse, host: "", port: 0, delayMs: 0 };
 
-/** Which of a node's redirections the proxy follows for a request. */
-export const Follow = {
-  /** MOVED, ASK, TRYAGAIN and CLUSTERDOWN (a request on the shared connections, or on a
-   *  connection lent to its client: a blocking request, a transaction). */
-  All: 0,
-  /** MOVED alone (an (un)subscribe on a client's subscriber connection: redis asks none of
-   *  those again, and never ASKs for a shard channel). */
-  Moved: 1,
-} as const;
-export type Follow = (typeof Follow)[keyof typeof Follow];
-
 /** What a request that went to the cluster carries, for redirection(). */
 export interface SentRequest {
   /** Its slot. */
@@ -155,10 +144,11 @@ export class ClusterRouting {
 
   /** What to do with the reply buf[start, end) a node at `fromHost` gave to `sent`: null when it
    *  is the client's reply (not a redirection, or a TRYAGAIN/CLUSTERDOWN sent again too often or
-   *  out of time), or one `follow` leaves to the client. */
-  redirection(buf: Uint8Array, start: number, end: number, fromHost: string, sent: SentRequest, follow: Follow = Follow.All): Redirection | null {
+   *  out of time). `movedOnly`: only a MOVED is followed (a request on a client's subscriber
+   *  connection: redis asks none of those again, and never ASKs for a shard channel). */
+  redirection(buf: Uint8Array, start: number, end: number, fromHost: string, sent: SentRequest, movedOnly = false): Redirection | null {
     const kind = redirectOf(buf, start, end);
-    if (kind === Redirect.None || (follow === Follow.Moved && kind !== Redirect.Moved)) return null;
+    if (kind === Redirect.None || (movedOnly && kind !== Redirect.Moved)) return null;
     if (kind === Redirect.Moved || kind === Redirect.Ask) {
       if (sent.resends >= MAX_RESENDS) return REFUSE;
       const target = redirectTarget(buf, start, end);
@@ -174,7 +164,7 @@ export class ClusterRouting {
       this.stats[C.cluster_asked]!++;
       return { how: Resend.Asking, host, port: target.port, delayMs: 0 };
     }
-    if (follow !== Follow.All || sent.resends >= MAX_RESENDS) return null;
+    if (sent.resends >= MAX_RESENDS) return null;
     const delayMs = Math.min(RETRY_FIRST_MS << sent.resends, RETRY_MAX_MS);
     if (performance.now() + delayMs - sent.t0 > (this.cfg.timeout ?? RETRY_WINDOW_MS) + sent.extraWait) return null;
     this.stats[C.cluster_retried]!++;

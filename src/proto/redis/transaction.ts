@@ -271,14 +271,19 @@ export class Transaction {
 
   /** Answer `reply` and discard the transaction upstream (DISCARD, its reply dropped). */
   private discardUpstream(reply: Uint8Array): TxAction {
-    return { do: TxDo.Reply, reply, server: this.pinned, before: DISCARD_COMMAND, silent: 1, release: true, watched: false };
+    return this.endUpstream(reply, DISCARD_COMMAND);
   }
 
   /** Answer `reply` to a transaction whose MULTI never went up (`deferred`): its watches, if
    *  any, end upstream (UNWATCH, its reply dropped), as EXEC and DISCARD end them. */
   private abortUpstream(reply: Uint8Array): TxAction {
-    if (this.pinned < 0) return local(reply);
-    return { do: TxDo.Reply, reply, server: this.pinned, before: UNWATCH_COMMAND, silent: 1, release: true, watched: false };
+    return this.pinned < 0 ? local(reply) : this.endUpstream(reply, UNWATCH_COMMAND);
+  }
+
+  /** Answer `reply` once `command` (its reply dropped) has ended the transaction on the pinned
+   *  connection, which is then let go. */
+  private endUpstream(reply: Uint8Array, command: Uint8Array): TxAction {
+    return { do: TxDo.Reply, reply, server: this.pinned, before: command, silent: 1, release: true, watched: false };
   }
 
   /** MULTI and the held commands go first on the newly pinned connection. */

@@ -39,8 +39,9 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
     answerLocally(pool, msg, (msg.flags & MSG_SILENT) !== 0 ? null : pool.errorReply(reason));
     return;
   }
-  // A keyed command given no key (EVAL with numkeys 0) goes to any master.
-  switch (req.nkeys === 0 && route !== Route.All ? Route.Any : route) {
+  // A keyed route has at least one key here: the codec refuses a numkeys of 0 (twemproxy's
+  // "without keys" error).
+  switch (route) {
     case Route.Key:
     case Route.Get:
     case Route.Sum:
@@ -67,6 +68,7 @@ export function dispatchBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, bu
       return;
     }
     case Route.Any: {
+      // Keyless and touching no data (COMMAND, LOLWUT): any master.
       const node = cluster.anyMaster();
       if (node === null) fail(pool, msg, cluster.unserved(0));
       else forwardTo(pool, msg, pool.serverAt(node.host, node.port), buf, req);

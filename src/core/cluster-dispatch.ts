@@ -142,13 +142,16 @@ function splitBySlot(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8Ar
   }
 }
 
-/** msg's kept bytes to `server`, after ASKING when `asking`: on the connection lent to its
- *  client there while it has one (its blocking request or transaction is on it, and msg must
- *  reach the node after them), else on a shared one (forwardTo's choice) of connection group
- *  `group` (sent again: the one it was sent in, whose protocol its reply is awaited in). */
+/** msg's kept bytes to `server`, after ASKING when `asking`, in connection group `group` (sent
+ *  again: the one it was sent in, whose protocol its reply is awaited in): on the connection
+ *  lent to its client there while it has one of that group (its blocking request or
+ *  transaction is on it, and msg must reach the node after them), else on a shared one
+ *  (forwardTo's choice). One lent after a HELLO that changed the client's group speaks the
+ *  other protocol; it carries only requests sent after msg, so msg need not follow them. */
 export function send(msg: Msg, server: Server, asking: boolean, cluster: ClusterRouting, group = msg.client.group): void {
   const c = msg.client;
-  sendOn(msg, (c.own === null ? undefined : c.own.lent.get(server)) ?? server.conn(group), asking, cluster);
+  const lent = c.own === null ? undefined : c.own.lent.get(server);
+  sendOn(msg, lent !== undefined && lent.groupId === group ? lent : server.conn(group), asking, cluster);
 }
 
 /** msg, a request of its client's own connections (MSG_OWN), sent again to `server` on a

@@ -115,6 +115,25 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     }
   });
 
+  test("a request sent again after CLUSTERDOWN keeps its protocol when the client has since borrowed a connection in RESP3 at its node (HELLO 3, WATCH)", async () => {
+    const hash = "{rhw}h";
+    expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
+    const { node, restore } = await takeDown(hash);
+    const client = await RawClient.connect(endpoint);
+    try {
+      const before = await errors(node, "CLUSTERDOWN");
+      // Sent together, before the HGETALL's refusal is back: the HELLO 3 is answered at once,
+      // and the WATCH borrows a connection at the HGETALL's node, opened in RESP3.
+      await client.send(Buffer.concat([command("HGETALL", hash), command("HELLO", "3"), command("WATCH", `${hash}w`)]));
+      await untilMore(node, "CLUSTERDOWN", before);
+      await restore();
+      const [hgetall] = (await client.readReplies(3, respFrame)).map(String);
+      expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
   test("a whole-pool request (FLUSHALL) sent while the client's write waits to go again runs after that write", async () => {
     const key = "{rkl}k";
     const { node, restore } = await takeDown(key);

@@ -156,10 +156,16 @@ export function send(msg: Msg, server: Server, asking: boolean, cluster: Cluster
 
 /** msg, a request of its client's own connections (MSG_OWN), sent again to `server` on a
  *  connection lent to the client there (never a shared one, which a blocking request would
- *  block), after ASKING when `asking`; a transaction whole, its requests but the EXEC silent. */
-export function sendOwn(pool: Pool, cluster: ClusterRouting, msg: Msg, server: Server, asking: boolean): void {
+ *  block) of connection group `group` (the one it was sent in), after ASKING when `asking`; a
+ *  transaction whole, its requests but the EXEC silent. */
+export function sendOwn(pool: Pool, cluster: ClusterRouting, msg: Msg, server: Server, asking: boolean, group = msg.client.group): void {
   const silent = requestsIn(pool, msg) - 1;
-  const lent = silent > 0 ? transactionConn(pool, msg, server) : lentAt(pool, msg.client, msg, server);
+  const c = msg.client;
+  const mine = c.own === null ? undefined : c.own.lent.get(server);
+  // A HELLO answered since it was sent moved its client to another group: one lent for it alone
+  // (its client's lent connections there are the other group's).
+  const otherGroup = mine !== undefined ? mine.groupId !== group : group !== c.group;
+  const lent = otherGroup ? lentApart(pool, c, msg, server, group) : silent > 0 ? transactionConn(pool, msg, server) : lentAt(pool, c, msg, server);
   if (lent !== null) sendOn(msg, lent, asking, cluster, silent);
 }
 
@@ -265,8 +271,9 @@ function ownRedirected(pool: Pool, cluster: ClusterRouting, msg: Msg, buf: Uint8
   else if (to.how === Resend.Refuse) fail(pool, exec, TOO_MANY_REDIRECTIONS);
   else {
     exec.resends++;
-    if (to.how === Resend.Later) pool.resends!.park(pool, cluster, exec, to.delayMs);
-    else sendOwn(pool, cluster, exec, pool.serverAt(to.host, to.port), to.how === Resend.Asking);
+    // In the connection group it went in, as on the shared connections (redirected).
+    if (to.how === Resend.Later) pool.resends!.park(pool, cluster, exec, to.delayMs, conn.group.id);
+    else sendOwn(pool, cluster, exec, pool.serverAt(to.host, to.port), to.how === Resend.Asking, conn.group.id);
   }
   return true;
 }

@@ -143,7 +143,7 @@ function again(pool: Pool, cluster: ClusterRouting, msg: Msg, group: number): vo
   }
   // A blocking request or a transaction: again on a connection of its client's own.
   if ((msg.flags & MSG_OWN) !== 0) {
-    sendOwn(pool, cluster, msg, master, false);
+    sendOwn(pool, cluster, msg, master, false, group);
     return;
   }
   const server = destination(pool, master, (msg.flags & MSG_READ) !== 0);

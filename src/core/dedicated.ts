@@ -55,6 +55,8 @@ export class Dedicated {
 export class OwnConns {
   readonly subscriber = new Map<Server, ServerConn>();
   readonly lent = new Map<Server, ServerConn>();
+  /** Connections lent for one request alone (planned.ts lentApart), until it is answered. */
+  readonly apart = new Set<ServerConn>();
   /** The lent connection its transaction holds. */
   pinned: ServerConn | null = null;
   /** The request that took the pin (its transaction's first on that connection): a redirection
@@ -72,14 +74,16 @@ export class OwnConns {
   get waiting(): boolean {
     if (this.subscriber.size > 0 || this.topics.size > 0) return true;
     for (const conn of this.lent.values()) if (conn.first !== null && conn.first.extraWait !== 0) return true;
+    for (const conn of this.apart) if (conn.first !== null && conn.first.extraWait !== 0) return true;
     return false;
   }
 
   /** Close them all, and leave its shared topics (the client is gone). */
   closeAll(): void {
-    const all = [...this.subscriber.values(), ...this.lent.values()];
+    const all = [...this.subscriber.values(), ...this.lent.values(), ...this.apart];
     this.subscriber.clear();
     this.lent.clear();
+    this.apart.clear();
     this.pinned = null;
     for (const conn of all) conn.close("client closed");
     this.leaveTopics();
@@ -131,10 +135,10 @@ export class Lending {
     return conn;
   }
 
-  /** A connection lent to `owner`: an idle one of its group, or a new one while the pool's
-   *  redis_dedicated_connections allows; null when it does not. */
-  borrow(owner: ClientConn): ServerConn | null {
-    const idle = this.idle.get(owner.group);
+  /** A connection lent to `owner`, of connection group `group`: an idle one, or a new one while
+   *  the pool's redis_dedicated_connections allows; null when it does not. */
+  borrow(owner: ClientConn, group = owner.group): ServerConn | null {
+    const idle = this.idle.get(group);
     const conn = idle?.pop();
     if (conn !== undefined) {
       conn.dedicated!.owner = owner;
@@ -142,7 +146,7 @@ export class Lending {
     }
     const limit = this.server.pool.cfg.redisDedicatedConnections;
     if (limit > 0 && this.lent >= limit) return null;
-    return this.open(owner.group, DedicatedRole.Lent, owner);
+    return this.open(group, DedicatedRole.Lent, owner);
   }
 
   /** The shared subscriptions of connection group `group`. */
@@ -243,6 +247,7 @@ export function answeredAll(conn: ServerConn, group: number): boolean {
   if (d.role !== DedicatedRole.Lent || d.pinned) return true;
   const own = owner.own!;
   if (own.lent.get(conn.server) === conn) own.lent.delete(conn.server);
+  own.apart.delete(conn);
   return conn.server.lending.giveBack(conn, group);
 }
 
@@ -266,6 +271,7 @@ export function dedicatedClosed(conn: ServerConn): void {
   }
   const server = conn.server;
   if (own.lent.get(server) === conn) own.lent.delete(server);
+  own.apart.delete(conn);
   if (own.subscriber.get(server) === conn) own.subscriber.delete(server);
   if (own.pinned === conn) {
     own.pinned = null;

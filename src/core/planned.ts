@@ -214,21 +214,23 @@ export function lentAt(pool: Pool, c: ClientConn, msg: Msg, server: Server): Ser
 }
 
 /** A connection lent to c at `server` for msg alone, not the one its later requests there go
- *  on (OwnConns.lent): it goes back once it has answered (answeredAll). Null after answering
- *  msg with the reason. */
-export function lentApart(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
-  ownConns(c);
-  return borrow(pool, c, msg, server);
+ *  on (OwnConns.lent), of connection group `group`: it goes back once it has answered
+ *  (answeredAll). Null after answering msg with the reason. */
+export function lentApart(pool: Pool, c: ClientConn, msg: Msg, server: Server, group = c.group): ServerConn | null {
+  const own = ownConns(c);
+  const conn = borrow(pool, c, msg, server, group);
+  if (conn !== null) own.apart.add(conn);
+  return conn;
 }
 
-/** A new loan to c at `server`; null after answering msg with the reason when the server is
- *  out or the pool's redis_dedicated_connections allows no more. */
-function borrow(pool: Pool, c: ClientConn, msg: Msg, server: Server): ServerConn | null {
+/** A new loan to c at `server`, of connection group `group`; null after answering msg with the
+ *  reason when the server is out or the pool's redis_dedicated_connections allows no more. */
+function borrow(pool: Pool, c: ClientConn, msg: Msg, server: Server, group = c.group): ServerConn | null {
   if (server.ejected) {
     fail(pool, msg, REFUSED);
     return null;
   }
-  const conn = server.lending.borrow(c);
+  const conn = server.lending.borrow(c, group);
   if (conn === null) {
     const limit = pool.cfg.redisDedicatedConnections;
     answerLocally(pool, msg, pool.errorReply(`too many dedicated connections to server ${server.logName} (redis_dedicated_connections: ${limit})`));

@@ -134,6 +134,39 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     }
   });
 
+  test("a blocking command sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 sent after it", async () => {
+    const queue = "{rbh}q";
+    const { node, restore } = await takeDown(queue);
+    const client = await RawClient.connect(endpoint);
+    try {
+      const before = await errors(node, "CLUSTERDOWN");
+      await client.send(Buffer.concat([command("BLPOP", queue, "1"), command("HELLO", "3")]));
+      await untilMore(node, "CLUSTERDOWN", before);
+      await restore();
+      const [blpop] = (await client.readReplies(2, respFrame)).map(String);
+      expect(blpop).toBe("*-1\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a transaction sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 sent after it", async () => {
+    const hash = "{rth}h";
+    expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
+    const { node, restore } = await takeDown(hash);
+    const client = await RawClient.connect(endpoint);
+    try {
+      const before = await errors(node, "CLUSTERDOWN");
+      await client.send(Buffer.concat([command("MULTI"), command("HGETALL", hash), command("EXEC"), command("HELLO", "3")]));
+      await untilMore(node, "CLUSTERDOWN", before);
+      await restore();
+      const [, , exec] = (await client.readReplies(4, respFrame)).map(String);
+      expect(exec).toBe("*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
   test("a whole-pool request (FLUSHALL) sent while the client's write waits to go again runs after that write", async () => {
     const key = "{rkl}k";
     const { node, restore } = await takeDown(key);

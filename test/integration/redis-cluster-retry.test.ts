@@ -150,6 +150,24 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     }
   });
 
+  test("a blocking command sent again in the protocol it was sent in, after a HELLO 3, stops blocking at its node when its client goes", async () => {
+    const queue = "{rbc}q";
+    const { node, restore } = await takeDown(queue);
+    const client = await RawClient.connect(endpoint);
+    try {
+      const before = await errors(node, "CLUSTERDOWN");
+      // Sent again on a connection lent for it alone (RESP2; the client's group is RESP3 now).
+      await client.send(Buffer.concat([command("BLPOP", queue, "0"), command("HELLO", "3")]));
+      await untilMore(node, "CLUSTERDOWN", before);
+      await restore();
+      await eventually("the BLPOP blocked at its node again", async () => (blocked(await clientList(node)).length > 0 ? true : undefined));
+    } finally {
+      client.close();
+    }
+    // Left blocked, it would pop the next value pushed, for no one.
+    await eventually("the BLPOP's connection to close with its client", async () => (blocked(await clientList(node)).length === 0 ? true : undefined), 5000);
+  });
+
   test("a transaction sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 sent after it", async () => {
     const hash = "{rth}h";
     expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);

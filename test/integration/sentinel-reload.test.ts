@@ -7,7 +7,10 @@
 // moved; one routed by its keys goes where they are under the new config; each gets one reply,
 // in order, and the writes still wait for the new master. A reload that drops the sentinel that
 // led a failover keeps the master that sentinel announced, while the sentinels left still name
-// the old one.
+// the old one. A reload to another deployment (no sentinel kept) or a server line whose address
+// changed keeps nothing: the pool goes where the sentinels now followed say, even when their
+// answer is no newer than the master it knew (two one-sentinel deployments watching a master
+// group of the same name at different redis-servers).
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { RawClient } from "../helpers/client.ts";
@@ -215,5 +218,78 @@ describe.skipIf(TARGET !== "buncracker")("a hot reload during a sentinel failove
     }
     // The leader tells the others again: the deployment settles on the new master.
     await d.awaitMaster(s1.name, newMaster.address, 40000);
+  });
+});
+
+describe.skipIf(TARGET !== "buncracker")("a hot reload that does not keep the master group", () => {
+  // Two deployments watching a master "g" each, at different redis-servers: every config epoch 0.
+  let one: SentinelDeployment;
+  let two: SentinelDeployment;
+  const listen = `127.0.0.1:${freePort()}`;
+  const pool = (sentinel: SentinelProcess, server: Shard["master"]) =>
+    ["ha:", `  listen: ${listen}`, "  redis: true", "  sentinels:", `   - ${sentinel.address}`, "  servers:", `   - ${server.address}:1 g`].join("\n") + "\n";
+
+  beforeAll(async () => {
+    [one, two] = await Promise.all([startSentinels({ shards: ["g"], sentinels: 1 }), startSentinels({ shards: ["g"], sentinels: 1 })]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([one?.stop(), two?.stop()]);
+  });
+
+  /** Reloads `proxy` to `yaml`, waits until the new pool knows where g is (a sentinel's answer,
+   *  or a master inherited from the old pool: logged at once, no answer awaited), then checks
+   *  that writes through it land on `on` and not on `off`. */
+  async function reloadWritesTo(proxy: ReloadableProxy, yaml: string, on: Shard["master"], off: Shard["master"], prefix: string): Promise<void> {
+    const logged = proxy.proxy.stderr().length;
+    expect((await proxy.signalReload(yaml))[0]).toStartWith("reloaded");
+    const known = ["g master (unknown) -> ", "g master stays "];
+    await eventually("the reloaded pool's master of g", () => (known.some((k) => proxy.proxy.stderr().slice(logged).includes(k)) ? true : undefined));
+    await writesLandOn(proxy, on, off, prefix);
+  }
+
+  /** Five SETs through the proxy: each on `on`, none on `off`. */
+  async function writesLandOn(proxy: ReloadableProxy, on: Shard["master"], off: Shard["master"], prefix: string): Promise<void> {
+    const keys = Array.from({ length: 5 }, (_, i) => `${prefix}:${i}`);
+    const client = await RawClient.connect(proxy.endpoint("ha"));
+    try {
+      await client.send(pipeline(keys.map((k) => ["SET", k, prefix])));
+      expect(await readPlain(client, keys.length)).toEqual(keys.map(() => "OK"));
+    } finally {
+      client.close();
+    }
+    for (const k of keys) {
+      expect([k, on.address, plain(await redisCall(on, "GET", k))]).toEqual([k, on.address, prefix]);
+      expect([k, off.address, plain(await redisCall(off, "EXISTS", k))]).toEqual([k, off.address, 0]);
+    }
+  }
+
+  test("no sentinel kept (another deployment): the pool follows the new sentinels' master, not the one it knew", async () => {
+    const [a, b] = [one.shards[0]!.master, two.shards[0]!.master];
+    const proxy = await ReloadableProxy.start(pool(one.sentinels[0]!, a), { verbosity: 6 });
+    try {
+      await eventually("the proxy's first answer", () => (proxy.proxy.stderr().includes(`g master (unknown) -> ${a.address}`) ? true : undefined));
+      await writesLandOn(proxy, a, b, "before1");
+      // The same server line (name and address): only the sentinels changed.
+      await reloadWritesTo(proxy, pool(two.sentinels[0]!, a), b, a, "after1");
+      expect(proxy.proxy.stderr()).toContain(`server g moves from ${a.address} to ${b.address}`);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test("the sentinel kept, the server's address changed: the pool goes where the sentinel says, not to the new line's address", async () => {
+    const [a, b] = [one.shards[0]!.master, two.shards[0]!.master];
+    const sentinel = one.sentinels[0]!;
+    const proxy = await ReloadableProxy.start(pool(sentinel, a), { verbosity: 6 });
+    try {
+      await eventually("the proxy's first answer", () => (proxy.proxy.stderr().includes(`g master (unknown) -> ${a.address}`) ? true : undefined));
+      await writesLandOn(proxy, a, b, "before2");
+      // g now starts at b (a redis-server the sentinel does not watch), until the sentinel answers.
+      await reloadWritesTo(proxy, pool(sentinel, b), a, b, "after2");
+      expect(proxy.proxy.stderr()).toContain(`server g moves from ${b.address} to ${a.address}`);
+    } finally {
+      await proxy.stop();
+    }
   });
 });

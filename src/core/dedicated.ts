@@ -69,6 +69,13 @@ export class OwnConns {
 
   constructor(private readonly owner: ClientConn) {}
 
+  /** A connection lent to it carries requests of it (a blocking one still waiting, or one lent
+   *  for it alone), or its transaction holds one: such a connection speaks the protocol it was
+   *  lent in (its connection group), whatever the client says since. */
+  get carrying(): boolean {
+    return this.pinned !== null || this.lent.size > 0 || this.apart.size > 0;
+  }
+
   /** Subscribed, or a blocking request waits on one of them: a client that would never be
    *  answered if it went away. */
   get waiting(): boolean {

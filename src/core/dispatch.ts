@@ -72,7 +72,8 @@ export function serve(pool: Pool, c: ClientConn, msg: Msg, buf: Uint8Array, req:
     // A redis_cluster pool answers CLUSTER itself, as the one node its clients see.
     const own = pool.cluster === null ? null : pool.cluster.local(buf, req, c.session, c.socket.localAddress, c.socket.localPort);
     if (own !== null) answerLocally(pool, msg, silent ? null : own);
-    else local(pool, msg, pool.codec.local(buf, req, c.session, pool.cfg));
+    // Asked here, past the waits above: a connection of its own keeps the protocol it was lent in.
+    else local(pool, msg, pool.codec.local(buf, req, c.session, pool.cfg, c.own !== null && c.own.carrying));
     // The session may have changed, and with it the connections its requests go to.
     c.group = pool.codec.group(c.session);
     return;

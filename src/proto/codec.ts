@@ -366,8 +366,11 @@ export interface Codec<S extends Session = Session> {
   admit(req: Req, session: S): LocalReply | null;
 
   /** The reply to a request routed Route.Local, decided from the request and the session,
-   *  which it may change (AUTH). */
-  local(buf: Uint8Array, req: Req, session: S, pool: PoolConfig): LocalReply;
+   *  which it may change (AUTH). `ownConnection`: a server connection of the client's own
+   *  carries its requests now (core/dedicated.ts OwnConns.carrying: lent for a blocking
+   *  request still waiting, or held by its transaction), in the connection group it was lent
+   *  in (redis: HELLO may not change the client's protocol meanwhile). */
+  local(buf: Uint8Array, req: Req, session: S, pool: PoolConfig, ownConnection: boolean): LocalReply;
 
   /** The connection group a client's requests go to (redis: 0 for RESP2, 1 for RESP3 clients,
    *  on connections opened with HELLO 3). Read again after every local reply. */

@@ -3,7 +3,10 @@
 // nulls inside a merged MGET), CLIENT REPLY silences what redis silences, RESET returns to RESP2;
 // INFO is the pool's, in RESP3 a verbatim string, and a dead server is left out of it; a pool
 // with a server that does not know HELLO (redis before 6; here HELLO renamed away) says so in
-// the log and answers later HELLO 3 with -NOPROTO, so clients stay on RESP2. buncracker only.
+// the log and answers later HELLO 3 with -NOPROTO, so clients stay on RESP2; a HELLO that would
+// change the protocol of a client whose blocking command or transaction holds a connection of
+// its own (which speaks the protocol it was opened in) is refused, and the client keeps its
+// protocol. buncracker only.
 
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { latin1 } from "../helpers/assertions.ts";
@@ -25,6 +28,7 @@ let oracle: Backend;
 let proxy: RunningProxy;
 let pool: Endpoint;
 let oldPool: Endpoint;
+let tagged: Endpoint; // the same servers, with hash tags: {k}q and {k}h share a server
 
 beforeAll(async () => {
   if (!ours) return;
@@ -35,10 +39,12 @@ beforeAll(async () => {
   ]);
   const yaml =
     poolYaml("main", { listen: `127.0.0.1:${freePort()}`, redis: true }, backends.map((b) => serverLine(b.address))) +
-    poolYaml("old", { listen: `127.0.0.1:${freePort()}`, redis: true }, [serverLine(old.address)]);
+    poolYaml("old", { listen: `127.0.0.1:${freePort()}`, redis: true }, [serverLine(old.address)]) +
+    poolYaml("tagged", { listen: `127.0.0.1:${freePort()}`, redis: true, hash_tag: "{}" }, backends.map((b) => serverLine(b.address)));
   proxy = await startProxy("buncracker", yaml);
   pool = proxy.pools.main!;
   oldPool = proxy.pools.old!;
+  tagged = proxy.pools.tagged!;
 });
 
 afterAll(async () => {
@@ -176,5 +182,88 @@ describe.skipIf(!ours)("HELLO's version", () => {
     const [info, hello] = await session(pool, [command("INFO", "server"), command("HELLO")]);
     const version = /redis_version:([\d.]+)/.exec(info!)![1]!;
     expect(hello).toContain(`$7\r\nversion\r\n$${version.length}\r\n${version}\r\n`);
+  });
+});
+
+const HELD = "-ERR HELLO changing the protocol is not served through the proxy while a blocking command or transaction of this client holds a connection (retry after it)\r\n";
+
+/** `requests` in one write on a new connection of the tagged pool, then their `count` replies. */
+async function oneWrite(requests: Buffer[], count = requests.length): Promise<string[]> {
+  const client = await RawClient.connect(tagged);
+  try {
+    await client.send(Buffer.concat(requests));
+    return (await client.readReplies(count, respFrame)).map(latin1);
+  } finally {
+    client.close();
+  }
+}
+
+describe.skipIf(!ours)("HELLO while a connection of the client's own carries its requests", () => {
+  test("HELLO 2 behind a RESP3 client's BLPOP still waiting is refused; its HGETALL there is answered in RESP3, and HELLO 2 once the BLPOP is answered", async () => {
+    const client = await RawClient.connect(tagged);
+    try {
+      await client.send(
+        Buffer.concat([command("HSET", "{b3}h", "f", "v"), command("HELLO", "3"), command("BLPOP", "{b3}q", "1"), command("HELLO", "2"), command("HGETALL", "{b3}h")]),
+      );
+      const replies = (await client.readReplies(5, respFrame)).map(latin1);
+      expect(replies[1]).toStartWith("%7\r\n");
+      expect(replies.slice(2)).toEqual(["_\r\n", HELD, "%1\r\n$1\r\nf\r\n$1\r\nv\r\n"]);
+      // The BLPOP is answered: nothing holds a connection of the client's any more.
+      await client.send(Buffer.concat([command("HELLO", "2"), command("HGETALL", "{b3}h")]));
+      const [hello, hgetall] = (await client.readReplies(2, respFrame)).map(latin1);
+      expect(hello).toStartWith("*14\r\n");
+      expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("HELLO 3 behind a RESP2 client's BLPOP still waiting is refused; its HGETALL there is answered in RESP2", async () => {
+    const replies = await oneWrite([
+      command("HSET", "{b2}h", "f", "v"),
+      command("BLPOP", "{b2}q", "1"),
+      command("HELLO", "3"),
+      command("HGETALL", "{b2}h"),
+    ]);
+    expect(replies.slice(1)).toEqual(["*-1\r\n", HELD, "*2\r\n$1\r\nf\r\n$1\r\nv\r\n"]);
+  });
+
+  test("HELLO 2 between a RESP3 client's WATCH and UNWATCH is refused; its HGETALL on the watching connection is answered in RESP3; HELLO 3 in RESP2 likewise", async () => {
+    const client = await RawClient.connect(tagged);
+    try {
+      const ask = async (...args: string[]): Promise<string> => {
+        await client.send(command(...args));
+        return latin1(await client.readReply(respFrame));
+      };
+      expect(await ask("HSET", "{w}h", "f", "v")).toBe(":1\r\n");
+      expect(await ask("HELLO", "3")).toStartWith("%7\r\n");
+      expect(await ask("WATCH", "{w}w")).toBe("+OK\r\n");
+      expect(await ask("HELLO", "2")).toBe(HELD);
+      expect(await ask("HGETALL", "{w}h")).toBe("%1\r\n$1\r\nf\r\n$1\r\nv\r\n");
+      expect(await ask("UNWATCH")).toBe("+OK\r\n");
+      expect(await ask("HELLO", "2")).toStartWith("*14\r\n");
+      expect(await ask("WATCH", "{w}w")).toBe("+OK\r\n");
+      expect(await ask("HELLO", "3")).toBe(HELD);
+      expect(await ask("HGETALL", "{w}h")).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+      expect(await ask("UNWATCH")).toBe("+OK\r\n");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a HELLO that keeps the protocol is answered as always behind a BLPOP still waiting (HELLO 3 in RESP3, HELLO, HELLO with SETNAME)", async () => {
+    const replies = await oneWrite([
+      command("HELLO", "3"),
+      command("BLPOP", "{k3}q", "1"),
+      command("HELLO", "3"),
+      command("HELLO"),
+      command("HELLO", "3", "SETNAME", "kept"),
+      command("CLIENT", "GETNAME"),
+      command("HGETALL", "{k3}h"),
+    ]);
+    expect(replies[1]).toBe("_\r\n");
+    for (const hello of replies.slice(2, 5)) expect(hello).toStartWith("%7\r\n");
+    expect(replies[2]).toContain("$5\r\nproto\r\n:3\r\n");
+    expect(replies.slice(5)).toEqual(["$4\r\nkept\r\n", "%0\r\n"]);
   });
 });

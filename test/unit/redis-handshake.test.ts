@@ -19,6 +19,7 @@ const context = (redisAuth: string | null, redisDb = 0): LocalContext => ({
   pool: pool(redisAuth, redisDb),
   serverVersion: "7.0.15",
   resp3Refusal: null,
+  ownConnection: false,
   now: Date.now(),
 });
 
@@ -210,6 +211,26 @@ describe("the proxy's own answers", () => {
     expect(ask(session, ctx, ["HELLO", "3"])).toBe("-NOPROTO unsupported protocol version: server 127.0.0.1:6379 does not know HELLO\r\n");
     expect(session.proto).toBe(2);
     expect(ask(session, ctx, ["HELLO", "2"])).toStartWith("*14\r\n");
+  });
+
+  test("a HELLO that would change the protocol is refused while a connection of the client's own carries its requests, and changes nothing; one that keeps it is answered", () => {
+    const session = new RedisSession(1, pool("secret"), 0);
+    const ctx = context("secret");
+    expect(ask(session, ctx, ["HELLO", "3", "AUTH", "default", "secret"])).toStartWith("%7\r\n");
+    session.reset();
+    const held = { ...ctx, ownConnection: true };
+    const refused = "-ERR HELLO changing the protocol is not served through the proxy while a blocking command or transaction of this client holds a connection (retry after it)\r\n";
+    expect(ask(session, held, ["HELLO", "3", "AUTH", "default", "secret", "SETNAME", "x"])).toBe(refused);
+    expect([session.proto, session.authed, session.told.name]).toEqual([2, false, ""]);
+    // Errors that say something else about the request come first, as before.
+    expect(ask(session, held, ["HELLO", "3"])).toStartWith("-NOAUTH ");
+    expect(ask(session, held, ["HELLO", "3", "AUTH", "default", "wrong"])).toStartWith("-WRONGPASS ");
+    expect(ask(session, held, ["HELLO", "4"])).toBe("-NOPROTO unsupported protocol version\r\n");
+    expect(ask(session, held, ["HELLO", "2", "AUTH", "default", "secret", "SETNAME", "y"])).toStartWith("*14\r\n");
+    expect([session.proto, session.authed, session.told.name]).toEqual([2, true, "y"]);
+    expect(ask(session, held, ["HELLO"])).toStartWith("*14\r\n");
+    expect(ask(session, held, ["HELLO", "3"])).toBe(refused);
+    expect(session.proto).toBe(2);
   });
 
   test("CLIENT REPLY OFF and SKIP answer nothing, and set the mode the core applies", () => {

@@ -27,7 +27,7 @@ function ours(redisAuth: string | null, requests: Bytes[][]): (string | null)[] 
     const buf = command(...args);
     const req = new Req();
     expect(redisCodec.parseRequest(buf, 0, buf.length, req)).toBe(buf.length);
-    const local = redisCodec.admit(req, session) ?? (req.command!.route === Route.Local ? redisCodec.local(buf, req, session, pool) : null);
+    const local = redisCodec.admit(req, session) ?? (req.command!.route === Route.Local ? redisCodec.local(buf, req, session, pool, false) : null);
     return local?.reply == null ? null : text(local.reply);
   });
 }

@@ -34,6 +34,10 @@ export interface LocalContext {
   /** Why the pool cannot serve RESP3 (a server without HELLO), or null: HELLO 3 then gets
    *  -NOPROTO, which clients take as "use RESP2". */
   readonly resp3Refusal: string | null;
+  /** A server connection of the client's own carries its requests (a blocking one still
+   *  waiting, its transaction's): its requests there are answered in the protocol that
+   *  connection was opened in, so HELLO may not change the client's. */
+  readonly ownConnection: boolean;
   /** Now, in ms since the epoch (CLIENT INFO age). */
   readonly now: number;
 }
@@ -45,6 +49,9 @@ const HELLO_NOAUTH =
 const BAD_NAME = "ERR Client names cannot contain spaces, newlines or special characters.";
 const SYNTAX = "ERR syntax error";
 const NOT_INTEGER = "ERR value is not an integer or out of range";
+const HELLO_HELD =
+  "ERR HELLO changing the protocol is not served through the proxy while a blocking command or transaction " +
+  "of this client holds a connection (retry after it)";
 
 const latin1 = new TextDecoder("latin1");
 const scratch = new ByteWriter(256);
@@ -166,9 +173,12 @@ function hello(buf: Uint8Array, req: Req, session: RedisSession, ctx: LocalConte
   if (userArg !== 0) {
     const refused = checkUser(buf, req, userArg, ctx.pool);
     if (refused !== null) return refused;
-    session.authed = true;
+  } else if (!session.authed) {
+    return error(HELLO_NOAUTH);
   }
-  if (!session.authed) return error(HELLO_NOAUTH);
+  // Refused whole: its AUTH and SETNAME do not apply either.
+  if (proto !== session.proto && ctx.ownConnection) return error(HELLO_HELD);
+  if (userArg !== 0) session.authed = true;
   if (name !== null) session.tell().name = name;
   session.proto = proto;
   return reply((w) => {

@@ -34,12 +34,12 @@ export function silent(session: RedisSession): boolean {
   return session.silence();
 }
 
-export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: PoolConfig): LocalReply {
+export function local(buf: Uint8Array, req: Req, session: RedisSession, pool: PoolConfig, ownConnection: boolean): LocalReply {
   const command = req.command;
   if (command === QUIT) return QUIT_REPLY;
   if (command === PING) return session.silenced ? NO_REPLY : PONG_REPLY;
   const facts = factsOf(pool.name);
-  const ctx = { pool, serverVersion: facts.version, resp3Refusal: facts.resp3Refusal, now: Date.now() };
+  const ctx = { pool, serverVersion: facts.version, resp3Refusal: facts.resp3Refusal, ownConnection, now: Date.now() };
   return reply(answerLocal(buf, req, session, ctx));
 }
 

@@ -162,8 +162,9 @@ export function sendOwn(pool: Pool, cluster: ClusterRouting, msg: Msg, server: S
   const silent = requestsIn(pool, msg) - 1;
   const c = msg.client;
   const mine = c.own === null ? undefined : c.own.lent.get(server);
-  // A HELLO answered since it was sent moved its client to another group: one lent for it alone
-  // (its client's lent connections there are the other group's).
+  // A RESET answered since it was sent moved its client to another group (a HELLO that would is
+  // refused meanwhile): one lent for it alone (its client's lent connections there are the
+  // other group's).
   const otherGroup = mine !== undefined ? mine.groupId !== group : group !== c.group;
   const lent = otherGroup ? lentApart(pool, c, msg, server, group) : silent > 0 ? transactionConn(pool, msg, server) : lentAt(pool, c, msg, server);
   if (lent !== null) sendOn(msg, lent, asking, cluster, silent);

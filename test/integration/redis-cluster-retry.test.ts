@@ -134,30 +134,58 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     }
   });
 
-  test("a blocking command sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 sent after it", async () => {
+  test("a blocking command sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a RESET back to RESP2 sent after it", async () => {
     const queue = "{rbh}q";
     const { node, restore } = await takeDown(queue);
     const client = await RawClient.connect(endpoint);
     try {
+      await client.send(command("HELLO", "3"));
+      expect(String(await client.readReply(respFrame))).toStartWith("%7\r\n");
       const before = await errors(node, "CLUSTERDOWN");
-      await client.send(Buffer.concat([command("BLPOP", queue, "1"), command("HELLO", "3")]));
+      // (A HELLO 2 would be refused while the BLPOP waits; RESET lets its connection go.)
+      await client.send(Buffer.concat([command("BLPOP", queue, "1"), command("RESET")]));
       await untilMore(node, "CLUSTERDOWN", before);
       await restore();
-      const [blpop] = (await client.readReplies(2, respFrame)).map(String);
-      expect(blpop).toBe("*-1\r\n");
+      expect((await client.readReplies(2, respFrame)).map(String)).toEqual(["_\r\n", "+RESET\r\n"]);
     } finally {
       client.close();
     }
   });
 
-  test("a blocking command sent again in the protocol it was sent in, after a HELLO 3, stops blocking at its node when its client goes", async () => {
-    const queue = "{rbc}q";
+  test("a HELLO 3 sent while a blocking command waits to go again after CLUSTERDOWN waits behind it, and is refused once the command is sent again; the client stays in RESP2", async () => {
+    const queue = "{rbp}q";
+    const hash = "{rbp}h";
+    expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
     const { node, restore } = await takeDown(queue);
     const client = await RawClient.connect(endpoint);
     try {
       const before = await errors(node, "CLUSTERDOWN");
-      // Sent again on a connection lent for it alone (RESP2; the client's group is RESP3 now).
-      await client.send(Buffer.concat([command("BLPOP", queue, "0"), command("HELLO", "3")]));
+      await client.send(command("BLPOP", queue, "1"));
+      // Refused by the node: the BLPOP holds no connection while it waits to go again.
+      await untilMore(node, "CLUSTERDOWN", before);
+      await client.send(Buffer.concat([command("HELLO", "3"), command("HGETALL", hash)]));
+      await restore();
+      expect((await client.readReplies(3, respFrame)).map(String)).toEqual([
+        "*-1\r\n",
+        "-ERR HELLO changing the protocol is not served through the proxy while a blocking command or transaction of this client holds a connection (retry after it)\r\n",
+        "*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+      ]);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a blocking command sent again in the protocol it was sent in, after a RESET back to RESP2, stops blocking at its node when its client goes", async () => {
+    const queue = "{rbc}q";
+    const { node, restore } = await takeDown(queue);
+    const client = await RawClient.connect(endpoint);
+    try {
+      await client.send(command("HELLO", "3"));
+      expect(String(await client.readReply(respFrame))).toStartWith("%7\r\n");
+      const before = await errors(node, "CLUSTERDOWN");
+      // Sent again on a connection lent for it alone (RESP3; the client's group is RESP2's now:
+      // a HELLO 2 would be refused while the BLPOP waits, a RESET lets its connection go).
+      await client.send(Buffer.concat([command("BLPOP", queue, "0"), command("RESET")]));
       await untilMore(node, "CLUSTERDOWN", before);
       await restore();
       await eventually("the BLPOP blocked at its node again", async () => (blocked(await clientList(node)).length > 0 ? true : undefined));
@@ -168,18 +196,21 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
     await eventually("the BLPOP's connection to close with its client", async () => (blocked(await clientList(node)).length === 0 ? true : undefined), 5000);
   });
 
-  test("a transaction sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 sent after it", async () => {
+  test("a transaction sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a RESET back to RESP2 sent after it", async () => {
     const hash = "{rth}h";
     expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
     const { node, restore } = await takeDown(hash);
     const client = await RawClient.connect(endpoint);
     try {
+      await client.send(command("HELLO", "3"));
+      expect(String(await client.readReply(respFrame))).toStartWith("%7\r\n");
       const before = await errors(node, "CLUSTERDOWN");
-      await client.send(Buffer.concat([command("MULTI"), command("HGETALL", hash), command("EXEC"), command("HELLO", "3")]));
+      // (A HELLO 2 would be refused while the EXEC waits; RESET lets its connection go.)
+      await client.send(Buffer.concat([command("MULTI"), command("HGETALL", hash), command("EXEC"), command("RESET")]));
       await untilMore(node, "CLUSTERDOWN", before);
       await restore();
-      const [, , exec] = (await client.readReplies(4, respFrame)).map(String);
-      expect(exec).toBe("*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+      const [, , exec, reset] = (await client.readReplies(4, respFrame)).map(String);
+      expect([exec, reset]).toEqual(["*1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n", "+RESET\r\n"]);
     } finally {
       client.close();
     }

@@ -228,6 +228,14 @@ describe.skipIf(!ours)("HELLO while a connection of the client's own carries its
     expect(replies.slice(1)).toEqual(["*-1\r\n", HELD, "*2\r\n$1\r\nf\r\n$1\r\nv\r\n"]);
   });
 
+  test("HELLO 3 behind a WAIT still waiting (on connections lent to the client) is refused; the HGETALL after it is answered in RESP2", async () => {
+    expect(await oneWrite([command("HSET", "{wt}h", "f", "v")])).toEqual([":1\r\n"]);
+    // No replica: WAIT 1 300 waits its 300 ms, then says 0. (First in its client's queue, it
+    // borrows its connections at once; behind other requests, once they are answered.)
+    const replies = await oneWrite([command("WAIT", "1", "300"), command("HELLO", "3"), command("HGETALL", "{wt}h")]);
+    expect(replies).toEqual([":0\r\n", HELD, "*2\r\n$1\r\nf\r\n$1\r\nv\r\n"]);
+  });
+
   test("HELLO 2 between a RESP3 client's WATCH and UNWATCH is refused; its HGETALL on the watching connection is answered in RESP3; HELLO 3 in RESP2 likewise", async () => {
     const client = await RawClient.connect(tagged);
     try {

@@ -82,87 +82,81 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
   const untilMore = (node: Backend, code: string, before: number): Promise<true> =>
     eventually(`the node to answer ${code}`, async () => ((await errors(node, code)) > before ? true : undefined), 5000);
 
-  test("a transaction that meets CLUSTERDOWN runs once the node serves again; a GET after it comes after it", async () => {
-    const key = "{rtx}k";
+  /** A test's time with `key`'s node down (takeDown): the node, how to bring it back, a client
+   *  (closed after), the node's count of CLUSTERDOWN before, and `refused()`, which resolves once
+   *  the node has refused one more request since. */
+  async function whileDown(
+    key: string,
+    body: (down: { node: Backend; restore: () => Promise<void>; client: RawClient; before: number; refused: () => Promise<true> }) => Promise<void>,
+  ): Promise<void> {
     const { node, restore } = await takeDown(key);
     const client = await RawClient.connect(endpoint);
     try {
       const before = await errors(node, "CLUSTERDOWN");
-      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "v"), command("INCR", `${key}n`), command("EXEC"), command("GET", key)]));
-      await untilMore(node, "CLUSTERDOWN", before);
-      await restore();
-      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n+OK\r\n:1\r\n", "$1\r\nv\r\n"]);
+      await body({ node, restore, client, before, refused: () => untilMore(node, "CLUSTERDOWN", before) });
     } finally {
       client.close();
     }
+  }
+
+  test("a transaction that meets CLUSTERDOWN runs once the node serves again; a GET after it comes after it", async () => {
+    const key = "{rtx}k";
+    await whileDown(key, async ({ restore, client, refused }) => {
+      await client.send(Buffer.concat([command("MULTI"), command("SET", key, "v"), command("INCR", `${key}n`), command("EXEC"), command("GET", key)]));
+      await refused();
+      await restore();
+      expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n+OK\r\n:1\r\n", "$1\r\nv\r\n"]);
+    });
   });
 
   test("a request sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a HELLO 3 the client sent after it", async () => {
     const hash = "{rhl}h";
     expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
-    const { node, restore } = await takeDown(hash);
-    const client = await RawClient.connect(endpoint);
-    try {
-      const before = await errors(node, "CLUSTERDOWN");
+    await whileDown(hash, async ({ restore, client, refused }) => {
       await client.send(command("HGETALL", hash));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await client.send(command("HELLO", "3"));
       await restore();
       const [hgetall] = (await client.readReplies(2, respFrame)).map(String);
       expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a request sent again after CLUSTERDOWN keeps its protocol when the client has since borrowed a connection in RESP3 at its node (HELLO 3, WATCH)", async () => {
     const hash = "{rhw}h";
     expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
-    const { node, restore } = await takeDown(hash);
-    const client = await RawClient.connect(endpoint);
-    try {
-      const before = await errors(node, "CLUSTERDOWN");
+    await whileDown(hash, async ({ restore, client, refused }) => {
       // Sent together, before the HGETALL's refusal is back: the HELLO 3 is answered at once,
       // and the WATCH borrows a connection at the HGETALL's node, opened in RESP3.
       await client.send(Buffer.concat([command("HGETALL", hash), command("HELLO", "3"), command("WATCH", `${hash}w`)]));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await restore();
       const [hgetall] = (await client.readReplies(3, respFrame)).map(String);
       expect(hgetall).toBe("*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a blocking command sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a RESET back to RESP2 sent after it", async () => {
     const queue = "{rbh}q";
-    const { node, restore } = await takeDown(queue);
-    const client = await RawClient.connect(endpoint);
-    try {
+    await whileDown(queue, async ({ restore, client, refused }) => {
       await client.send(command("HELLO", "3"));
       expect(String(await client.readReply(respFrame))).toStartWith("%7\r\n");
-      const before = await errors(node, "CLUSTERDOWN");
       // (A HELLO 2 would be refused while the BLPOP waits; RESET lets its connection go.)
       await client.send(Buffer.concat([command("BLPOP", queue, "1"), command("RESET")]));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await restore();
       expect((await client.readReplies(2, respFrame)).map(String)).toEqual(["_\r\n", "+RESET\r\n"]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a HELLO 3 sent while a blocking command waits to go again after CLUSTERDOWN waits behind it, and is refused once the command is sent again; the client stays in RESP2", async () => {
     const queue = "{rbp}q";
     const hash = "{rbp}h";
     expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
-    const { node, restore } = await takeDown(queue);
-    const client = await RawClient.connect(endpoint);
-    try {
-      const before = await errors(node, "CLUSTERDOWN");
+    await whileDown(queue, async ({ restore, client, refused }) => {
       await client.send(command("BLPOP", queue, "1"));
       // Refused by the node: the BLPOP holds no connection while it waits to go again.
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await client.send(Buffer.concat([command("HELLO", "3"), command("HGETALL", hash)]));
       await restore();
       expect((await client.readReplies(3, respFrame)).map(String)).toEqual([
@@ -170,28 +164,22 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
         "-ERR HELLO changing the protocol is not served through the proxy while a blocking command or transaction of this client holds a connection (retry after it)\r\n",
         "*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
       ]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a blocking command sent again in the protocol it was sent in, after a RESET back to RESP2, stops blocking at its node when its client goes", async () => {
     const queue = "{rbc}q";
-    const { node, restore } = await takeDown(queue);
-    const client = await RawClient.connect(endpoint);
-    try {
+    const node = await cluster.ownerOf(slotOf(queue));
+    await whileDown(queue, async ({ restore, client, refused }) => {
       await client.send(command("HELLO", "3"));
       expect(String(await client.readReply(respFrame))).toStartWith("%7\r\n");
-      const before = await errors(node, "CLUSTERDOWN");
       // Sent again on a connection lent for it alone (RESP3; the client's group is RESP2's now:
       // a HELLO 2 would be refused while the BLPOP waits, a RESET lets its connection go).
       await client.send(Buffer.concat([command("BLPOP", queue, "0"), command("RESET")]));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await restore();
       await eventually("the BLPOP blocked at its node again", async () => (blocked(await clientList(node)).length > 0 ? true : undefined));
-    } finally {
-      client.close();
-    }
+    });
     // Left blocked, it would pop the next value pushed, for no one.
     await eventually("the BLPOP's connection to close with its client", async () => (blocked(await clientList(node)).length === 0 ? true : undefined), 5000);
   });
@@ -199,67 +187,49 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
   test("a transaction sent again after CLUSTERDOWN is answered in the protocol it was sent in, not that of a RESET back to RESP2 sent after it", async () => {
     const hash = "{rth}h";
     expect(await viaProxy(["HSET", hash, "f", "v"])).toEqual([":1\r\n"]);
-    const { node, restore } = await takeDown(hash);
-    const client = await RawClient.connect(endpoint);
-    try {
+    await whileDown(hash, async ({ restore, client, refused }) => {
       await client.send(command("HELLO", "3"));
       expect(String(await client.readReply(respFrame))).toStartWith("%7\r\n");
-      const before = await errors(node, "CLUSTERDOWN");
       // (A HELLO 2 would be refused while the EXEC waits; RESET lets its connection go.)
       await client.send(Buffer.concat([command("MULTI"), command("HGETALL", hash), command("EXEC"), command("RESET")]));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await restore();
       const [, , exec, reset] = (await client.readReplies(4, respFrame)).map(String);
       expect([exec, reset]).toEqual(["*1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n", "+RESET\r\n"]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a whole-pool request (FLUSHALL) sent while the client's write waits to go again runs after that write", async () => {
     const key = "{rkl}k";
-    const { node, restore } = await takeDown(key);
-    const client = await RawClient.connect(endpoint);
-    try {
-      const before = await errors(node, "CLUSTERDOWN");
+    await whileDown(key, async ({ restore, client, refused }) => {
       // The SET is refused, and waits to go again; FLUSHALL comes then. In the client's order
       // the SET runs first; FLUSHALL sent at once would leave the key. (One sent with the SET,
       // before its refusal came back, reaches the nodes first: already on its way, as on any
       // connection.)
       await client.send(command("SET", key, "v"));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await client.send(command("FLUSHALL"));
       await restore();
       expect((await client.readReplies(2, respFrame)).map(String)).toEqual(["+OK\r\n", "+OK\r\n"]);
       expect(await viaProxy(["GET", key])).toEqual(["$-1\r\n"]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a blocking command that meets CLUSTERDOWN waits again once the node serves; the client's next requests stay behind it", async () => {
     const queue = "{rbl}q";
-    const { node, restore } = await takeDown(queue);
-    const client = await RawClient.connect(endpoint);
-    try {
-      const before = await errors(node, "CLUSTERDOWN");
+    await whileDown(queue, async ({ restore, client, refused }) => {
       // In the client's order the BLPOP finds the list empty and times out (1 s), then the push
       // and the pop run; a push that overtook it would be popped by the BLPOP instead.
       await client.send(Buffer.concat([command("BLPOP", queue, "1"), command("RPUSH", queue, "y"), command("LPOP", queue)]));
-      await untilMore(node, "CLUSTERDOWN", before);
+      await refused();
       await restore();
       expect((await client.readReplies(3, respFrame)).map(String)).toEqual(["*-1\r\n", ":1\r\n", "$1\r\ny\r\n"]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a transaction sent while the client's blocking command waits to go again runs after it", async () => {
     const queue = "{rbt}q";
-    const { node, restore } = await takeDown(queue);
-    const client = await RawClient.connect(endpoint);
-    try {
-      const before = await errors(node, "CLUSTERDOWN");
+    await whileDown(queue, async ({ node, restore, client, before }) => {
       await client.send(command("BLPOP", queue, "1"));
       // Seven refusals: the BLPOP now waits 200 ms between tries. The node serves again, and
       // the transaction comes at once: sent then, its push would reach the node first.
@@ -267,9 +237,7 @@ describe.skipIf(TARGET !== "buncracker")("redis_cluster: TRYAGAIN and CLUSTERDOW
       await restore();
       await client.send(Buffer.concat([command("MULTI"), command("RPUSH", queue, "y"), command("EXEC"), command("LPOP", queue)]));
       expect((await client.readReplies(5, respFrame)).map(String)).toEqual(["*-1\r\n", "+OK\r\n", "+QUEUED\r\n", "*1\r\n:1\r\n", "$1\r\ny\r\n"]);
-    } finally {
-      client.close();
-    }
+    });
   });
 
   test("a blocking command that waited longer than the pool's timeout, let go with CLUSTERDOWN when its node's cluster fails, waits again", async () => {
